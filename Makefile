@@ -1,0 +1,37 @@
+# Two entry points: `make demo` and `make test`. Both create .venv if missing and install
+# the CPU torch pin first (a bare `torch` would pull a multi-GB CUDA build), then the package.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# What the napari tests need from Debian: a virtual X server, Mesa OpenGL, Qt's xcb libraries.
+DEBIAN_PACKAGES := make xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 \
+	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libdbus-1-3 libfontconfig1
+
+.PHONY: setup system-deps demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+system-deps:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$(DEBIAN_PACKAGES) >/dev/null
+
+demo: $(STAMP)
+	$(BIN)/var-emitter demo --out demo_output
+
+# Qt/OpenGL tests need a display: without one, run under Xvfb (installed here if missing).
+test: $(STAMP)
+	@if [ -z "$$DISPLAY" ] && ! command -v xvfb-run >/dev/null; then $(MAKE) system-deps; fi
+	if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest; else xvfb-run -a $(BIN)/python -m pytest; fi
+
+clean:
+	rm -rf $(VENV) demo_output

@@ -1,0 +1,64 @@
+"""Localisation tables as CSV in ThunderSTORM's layout (frames 1-based, positions in nm)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from .atomic import atomic_path
+from .table import validate_table
+
+# internal column -> ThunderSTORM header, in the order they are written
+HEADERS = {
+    "id": "id",
+    "frame": "frame",
+    "x_nm": "x [nm]",
+    "y_nm": "y [nm]",
+    "z_nm": "z [nm]",
+    "sigma_nm": "sigma [nm]",
+    "photons": "intensity [photon]",
+    "background": "offset [photon]",
+    "uncertainty_nm": "uncertainty [nm]",
+    "probability": "probability",
+}
+_COLUMNS = {header: column for column, header in HEADERS.items()}
+
+
+def write_localizations_csv(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    """Write a localisation table (0-based frames inside) as ThunderSTORM CSV, atomically.
+
+    Columns the table lacks are left out; `id` is numbered 1..n when absent.
+    """
+    table = validate_table(table, "localisation table")
+    out = pd.DataFrame({
+        header: table[column] for column, header in HEADERS.items() if column in table.columns
+    })
+    out["frame"] = table["frame"] + 1
+    if "id" not in out.columns:
+        out.insert(0, "id", range(1, len(table) + 1))
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(f'"{header}"' for header in out.columns) + "\n")
+        out.to_csv(f, index=False, header=False, float_format="%.7g")
+
+
+def read_localizations_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ThunderSTORM-layout CSV into the internal table (0-based frames)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({exc})") from exc
+    pixel_units = [h for h in raw.columns if h.strip() in ("x [px]", "y [px]")]
+    if pixel_units:
+        raise InputError(f"{path}: positions are in pixels ({pixel_units}); export them in nm")
+    renamed = raw.rename(columns=lambda header: _COLUMNS.get(header.strip(), header))
+    table = validate_table(renamed[[c for c in HEADERS if c in renamed.columns]], str(path))
+    if (table["frame"] < 1).any():
+        raise InputError(f"{path}: ThunderSTORM frames are 1-based; found frame 0")
+    table["frame"] -= 1
+    return table

@@ -1,0 +1,55 @@
+"""Fluorophore positions: uniform, on worm-like filaments, or on rings (nm, in the frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import StructureConfig
+
+_STEP_NM = 20.0
+
+
+def sample_positions(
+    structure: StructureConfig, n: int, field_nm: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """n positions (x_nm, y_nm) inside a field of (height_nm, width_nm)."""
+    height, width = field_nm
+    if structure.kind == "uniform":
+        return rng.uniform(0, width, n), rng.uniform(0, height, n)
+    sample = _on_filaments if structure.kind == "filaments" else _on_rings
+    points = sample(structure, field_nm, rng)  # (M, 2) points densely along the structure
+    x, y = np.empty(0), np.empty(0)
+    while x.size < n:  # labels jitter off the structure; keep those inside the field
+        chosen = points[rng.integers(0, len(points), 2 * (n - x.size) + 16)]
+        jitter = rng.normal(0.0, structure.label_sd_nm, chosen.shape)
+        cx, cy = (chosen + jitter).T
+        inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
+        x, y = np.concatenate([x, cx[inside]]), np.concatenate([y, cy[inside]])
+    return x[:n], y[:n]
+
+
+def _on_filaments(structure: StructureConfig, field_nm, rng) -> np.ndarray:
+    """Worm-like chains: heading changes by N(0, step / persistence length) per step."""
+    height, width = field_nm
+    n_steps = max(2, int(structure.filament_length_nm / _STEP_NM))
+    n_filaments = max(1, int(structure.n_filaments))
+    turn = rng.normal(0, np.sqrt(_STEP_NM / structure.persistence_length_nm), (n_filaments, n_steps))
+    heading = rng.uniform(0, 2 * np.pi, (n_filaments, 1)) + np.cumsum(turn, axis=1)
+    start = rng.uniform((0, 0), (width, height), (n_filaments, 2))
+    x = start[:, :1] + np.cumsum(_STEP_NM * np.cos(heading), axis=1)
+    y = start[:, 1:] + np.cumsum(_STEP_NM * np.sin(heading), axis=1)
+    points = np.column_stack([x.ravel(), y.ravel()])
+    inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+    return points[inside] if inside.any() else points
+
+
+def _on_rings(structure: StructureConfig, field_nm, rng) -> np.ndarray:
+    """Circles of radius drawn from ring_radius_nm, sampled every ~STEP along the rim."""
+    height, width = field_nm
+    n_rings = max(1, int(structure.n_rings))
+    radius = rng.uniform(*structure.ring_radius_nm, n_rings)
+    centre = rng.uniform(radius[:, None], np.array([width, height]) - radius[:, None])
+    angle = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    x = centre[:, :1] + radius[:, None] * np.cos(angle)
+    y = centre[:, 1:] + radius[:, None] * np.sin(angle)
+    return np.column_stack([x.ravel(), y.ravel()])

@@ -1,0 +1,14 @@
+import numpy as np
+import pytest
+
+from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
+
+
+@pytest.fixture(scope="session")
+def small_stack():
+    """A 20-frame 64x64 simulated stack and its ground truth."""
+    config = SimulationConfig(frame_size=64, n_frames=20, density_per_um2=0.5,
+                              camera=Camera(baseline_adu=100, e_per_adu=2.0, em_gain=1.0))
+    return simulate_stack(config, np.random.default_rng(7))

@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from napari_var_emitter.cli import main
+from napari_var_emitter.io.emitters_h5 import read_emitters_h5
+from napari_var_emitter.io.localizations_csv import read_localizations_csv
+
+
+@pytest.mark.parametrize("command", ["simulate", "localize", "evaluate", "demo"])
+def test_help_for_each_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"var-emitter {command}" in capsys.readouterr().out
+
+
+def test_module_entry_point():
+    result = subprocess.run([sys.executable, "-m", "napari_var_emitter", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "simulate" in result.stdout and "evaluate" in result.stdout
+
+
+def test_simulate_localize_evaluate(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["simulate", str(out), "--n-samples", "1", "--n-frames", "10", "--frame-size", "48",
+                 "--density", "0.3", "--photons", "4000", "--background", "20",
+                 "--set", "camera.baseline_adu=50", "--seed", "3"]) == 0
+    sample = out / "sample_48_000"
+    assert read_emitters_h5(sample / "emitters.h5").camera.baseline_adu == 50
+    csv = tmp_path / "loc.csv"
+    assert main(["localize", str(sample / "sample_48_000.ome.tiff"), "--out", str(csv)]) == 0
+    assert len(read_localizations_csv(csv)) > 0
+    capsys.readouterr()
+    assert main(["evaluate", str(csv), str(sample / "emitters.h5"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["jaccard"] > 50 and abs(report["bias_x_nm"]) < 10
+    assert main(["evaluate", str(csv), str(sample / "emitters.h5")]) == 0
+    assert "jaccard" in capsys.readouterr().out
+
+
+def test_print_config_and_config_file(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("psf:\n  sigma_nm: 150\nstructure:\n  kind: rings\n")
+    assert main(["simulate", str(tmp_path / "o"), "--config", str(config), "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["psf"]["sigma_nm"] == 150 and printed["structure"]["kind"] == "rings"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["localize", "missing.tif", "--out", "x.csv"], "no such file"),
+    (["simulate", "o", "--set", "psf.sigmaa=3", "--print-config"], "unknown key"),
+    (["simulate", "o", "--set", "camera.qe=2", "--print-config"], "qe must be in"),
+])
+def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from napari_var_emitter.classical.mle import fit_spots
+from napari_var_emitter.evaluate.crlb import crlb_nm
+from napari_var_emitter.psf import render_spots
+from napari_var_emitter.simulate.camera_noise import expose
+from napari_var_emitter.io.camera import Camera
+
+
+def test_limits_of_the_formula():
+    a, sigma, n = 100.0, 130.0, 1000.0
+    sigma_a2 = sigma**2 + a**2 / 12
+    # no background: the MLE bound is sigma_a^2 / N
+    assert crlb_nm(n, 1e-12, sigma, a) == pytest.approx(np.sqrt(sigma_a2 / n), rel=1e-3)
+    assert crlb_nm(n, 50, sigma, a, 2.0) == pytest.approx(np.sqrt(2) * crlb_nm(n, 50, sigma, a))
+    assert crlb_nm(n, 100, sigma, a) > crlb_nm(n, 10, sigma, a) > crlb_nm(4 * n, 10, sigma, a)
+
+
+def _fit_precision(photons, background, camera, n_spots=3000, seed=0):
+    """Std of MLE x estimates over simulated spots (sigma 130 nm, pixel size from camera)."""
+    rng = np.random.default_rng(seed)
+    px, sigma_px, size = camera.pixel_size_nm, 130.0 / camera.pixel_size_nm, 9
+    x = 4.0 + rng.uniform(0, 1, n_spots)
+    y = 4.0 + rng.uniform(0, 1, n_spots)
+    expected = render_spots((n_spots, size, size), np.arange(n_spots), x, y,
+                            np.full(n_spots, sigma_px), np.full(n_spots, sigma_px),
+                            np.full(n_spots, photons)) + background
+    rois = camera.adu_to_photons(expose(expected, camera, rng))
+    fit = fit_spots(rois, sigma_px)
+    return np.std(fit["x_px"] - x) * px, np.std(fit["y_px"] - y) * px
+
+
+@pytest.mark.parametrize("photons, background", [(5000, 20), (2000, 50), (1000, 10)])
+def test_crlb_matches_monte_carlo_mle(photons, background):
+    camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.05, read_noise_e=0.0)
+    sx, sy = _fit_precision(photons, background, camera)
+    bound = crlb_nm(photons, background, 130.0, 100.0)
+    assert sx == pytest.approx(bound, rel=0.10)
+    assert sy == pytest.approx(bound, rel=0.10)
+
+
+def test_emccd_excess_noise_doubles_variance():
+    camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=5.0, em_gain=100.0,
+                    read_noise_e=0.0, type="EMCCD")
+    sx, sy = _fit_precision(3000, 20, camera, seed=1)
+    bound = crlb_nm(3000, 20, 130.0, 100.0, camera.excess_noise_factor)
+    assert np.hypot(sx, sy) / np.sqrt(2) == pytest.approx(bound, rel=0.10)

@@ -1,0 +1,99 @@
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.io.emitters_h5 import read_emitters_h5, write_emitters_h5
+from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
+
+TABLE = pd.DataFrame({
+    "frame": [0, 0, 3], "x_nm": [50.0, 1234.5, 9.25], "y_nm": [60.0, 70.5, 8000.0],
+    "sigma_nm": [130.0, 128.0, 131.0], "photons": [2000.0, 1500.5, 800.0],
+    "background": [50.0, 49.0, 51.0], "uncertainty_nm": [8.0, 9.5, 20.0],
+    "probability": [0.99, 0.75, 0.5],
+})
+
+
+def test_csv_round_trip_and_thunderstorm_header(tmp_path):
+    path = tmp_path / "loc.csv"
+    write_localizations_csv(path, TABLE)
+    header = path.read_text().splitlines()[0]
+    assert header == ('"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
+                      '"offset [photon]","uncertainty [nm]","probability"')
+    back = read_localizations_csv(path)
+    pd.testing.assert_frame_equal(back.drop(columns="id"), TABLE, check_dtype=False)
+    assert back["id"].tolist() == [1, 2, 3]
+
+
+def test_independent_thunderstorm_reader(tmp_path):
+    locan = pytest.importorskip("locan")
+    path = tmp_path / "loc.csv"
+    write_localizations_csv(path, TABLE.assign(z_nm=[1.0, 2.0, 3.0]))
+    data = locan.load_thunderstorm_file(path).data
+    np.testing.assert_allclose(data["position_x"], TABLE["x_nm"])
+    np.testing.assert_allclose(data["position_y"], TABLE["y_nm"])
+    np.testing.assert_allclose(data["position_z"], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(data["frame"], TABLE["frame"] + 1)
+    np.testing.assert_allclose(data["intensity"], TABLE["photons"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('"id","frame","x [nm]"\n1,1,3\n', r"missing column\(s\) \['y_nm'\]"),
+    ('"frame","x [nm]","y [nm]"\n1,1,nan\n', "'y_nm' has 1 missing/NaN"),
+    ('"frame","x [nm]","y [nm]"\n1,1,abc\n', "'y_nm' has 1 missing/NaN/non-numeric"),
+    ('"frame","x [px]","y [px]"\n1,1,2\n', "positions are in pixels"),
+    ('"frame","x [nm]","y [nm]"\n0,1,2\n', "1-based"),
+    ('"frame","x [nm]","y [nm]"\n1.5,1,2\n', "whole numbers"),
+    ("", "not a readable CSV"),
+])
+def test_bad_csv(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_localizations_csv(path)
+
+
+def test_h5_round_trip(tmp_path, small_stack):
+    _, truth = small_stack
+    write_emitters_h5(tmp_path / "e.h5", truth)
+    back = read_emitters_h5(tmp_path / "e.h5")
+    pd.testing.assert_frame_equal(back.emitters, truth.emitters, check_dtype=False)
+    assert back.camera == truth.camera and back.psf == truth.psf
+    assert back.frame_shape == truth.frame_shape and back.n_frames == truth.n_frames
+    with h5py.File(tmp_path / "e.h5") as f:
+        assert f.attrs["pixel_size_nm"] == truth.camera.pixel_size_nm
+        assert f.attrs["schema_version"] == 1
+
+
+def _damage(path, how):
+    with h5py.File(path, "a") as f:
+        if how == "nan":
+            f["emitters/x_nm"][1] = np.nan
+        elif how == "missing":
+            del f["emitters/photons"]
+        elif how == "newer":
+            f.attrs["schema_version"] = 99
+        elif how == "schema":
+            del f.attrs["schema"]
+        elif how == "length":
+            del f["emitters/id"]
+            f["emitters/id"] = np.arange(3)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("nan", "'x_nm' has 1 missing/NaN"), ("missing", r"lacks column\(s\) \['photons'\]"),
+    ("newer", "newer than"), ("schema", "not an emitters file"), ("length", "equal length"),
+])
+def test_bad_h5(tmp_path, small_stack, how, message):
+    path = tmp_path / "e.h5"
+    write_emitters_h5(path, small_stack[1])
+    _damage(path, how)
+    with pytest.raises(InputError, match=message):
+        read_emitters_h5(path)
+
+
+def test_not_hdf5(tmp_path):
+    (tmp_path / "e.h5").write_text("hello")
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        read_emitters_h5(tmp_path / "e.h5")

@@ -1,0 +1,144 @@
+import json
+
+import numpy as np
+import pytest
+from scipy.special import erf
+
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.io.emitters_h5 import read_emitters_h5
+from napari_var_emitter.io.tiff import read_stack
+from napari_var_emitter.psf import PSF, render_spots
+from napari_var_emitter.simulate.camera_noise import expose
+from napari_var_emitter.simulate.config import (KineticsConfig, SimulationConfig, StructureConfig,
+                                                apply_overrides, draw_parameters)
+from napari_var_emitter.simulate.dataset import simulate_dataset
+from napari_var_emitter.simulate.stack import simulate_stack
+from napari_var_emitter.simulate.structures import sample_positions
+
+
+@pytest.mark.parametrize("density", [0.1, 1.0, 3.0])
+def test_measured_density_matches_request(density):
+    config = SimulationConfig(frame_size=128, n_frames=300, density_per_um2=density)
+    _, truth = simulate_stack(config, np.random.default_rng(1))
+    per_frame = truth.emitters.groupby("frame").size().reindex(range(300), fill_value=0)
+    assert per_frame.mean() / config.field_um2 == pytest.approx(density, rel=0.08)
+
+
+def test_photons_and_blinking():
+    config = SimulationConfig(frame_size=128, n_frames=300, density_per_um2=1.0, photons_mean=3000,
+                              photons_cv=0.3, kinetics=KineticsConfig(on_time_frames=4, blinks_mean=1))
+    _, truth = simulate_stack(config, np.random.default_rng(2))
+    emitters = truth.emitters
+    runs = emitters.groupby("id").agg(first=("frame", "min"), last=("frame", "max"),
+                                      count=("frame", "size"), peak=("photons", "max"))
+    assert (runs["last"] - runs["first"] + 1 == runs["count"]).all()  # one blink: consecutive frames
+    assert runs["count"].mean() > 2  # on for several frames, with a persistent id
+    # a blink over >= 3 frames has a fully-on middle frame: its peak is the brightness
+    full = runs[(runs["count"] >= 3) & (runs["first"] > 0) & (runs["last"] < 299)]["peak"]
+    assert full.mean() == pytest.approx(3000, rel=0.03)
+    assert full.std() / full.mean() == pytest.approx(0.3, rel=0.1)
+    partial = emitters["photons"] < 0.5 * emitters.groupby("id")["photons"].transform("max")
+    assert partial.mean() > 0.1  # blinks starting or ending mid-frame are dimmer, and kept
+
+
+def test_psf_integral_and_photon_totals():
+    image = render_spots((1, 40, 40), np.array([0]), np.array([20.3]), np.array([19.7]),
+                         np.array([1.3]), np.array([1.3]), np.array([2500.0]))
+    assert image.sum() == pytest.approx(2500.0, rel=1e-3)
+    config = SimulationConfig(frame_size=64, n_frames=50, density_per_um2=0.3, background_photons=0,
+                              camera=Camera(read_noise_e=0.0))
+    frames, truth = simulate_stack(config, np.random.default_rng(3))
+    collected = config.camera.adu_to_photons(frames).astype(np.float64).sum()
+    # light of spots near the edge partly falls outside the frame: expected in-frame share
+    scale = np.sqrt(2) * config.psf.sigma_nm
+    inside = [0.5 * (erf((64 * 100 - v) / scale) - erf(-v / scale))
+              for v in (truth.emitters["x_nm"], truth.emitters["y_nm"])]
+    expected = (truth.emitters["photons"] * inside[0] * inside[1]).sum()
+    assert collected == pytest.approx(expected, rel=0.005)
+
+
+@pytest.mark.parametrize("camera", [
+    Camera(baseline_adu=100, e_per_adu=2.0, read_noise_e=1.5),
+    Camera(baseline_adu=100, e_per_adu=10.0, em_gain=100.0, read_noise_e=20.0, qe=0.9, type="EMCCD"),
+])
+def test_noise_variance(camera):
+    background = 40.0
+    adu = expose(np.full((64, 128, 128), background), camera, np.random.default_rng(4)).astype(float)
+    electrons = background * camera.qe
+    expected = (camera.excess_noise_factor * camera.em_gain**2 * electrons + camera.read_noise_e**2) \
+        / camera.e_per_adu**2 + 1 / 12  # + rounding to whole ADU
+    assert adu.var() == pytest.approx(expected, rel=0.03)
+    assert camera.adu_to_photons(adu).mean() == pytest.approx(background, rel=0.01)
+
+
+def test_clipping_to_uint16():
+    adu = expose(np.full((1, 4, 4), 1e6), Camera(e_per_adu=1.0), np.random.default_rng(0))
+    assert adu.dtype == np.uint16 and (adu == 65535).all()
+
+
+def test_deterministic_for_a_seed():
+    config = SimulationConfig(frame_size=32, n_frames=10)
+    a, ta = simulate_stack(config, np.random.default_rng(11))
+    b, tb = simulate_stack(config, np.random.default_rng(11))
+    np.testing.assert_array_equal(a, b)
+    assert ta.emitters.equals(tb.emitters)
+
+
+def test_astigmatic_psf_widths_follow_z():
+    psf = PSF(sigma_nm=130, astigmatism=True, focal_offset_nm=300, depth_nm=500)
+    sx, sy = psf.sigmas_nm(np.array([300.0, 0.0, -300.0]))
+    assert sx[0] == pytest.approx(130) and sy[2] == pytest.approx(130)
+    assert sx[1] == pytest.approx(sy[1]) and sx[2] > sy[2]
+    config = SimulationConfig(frame_size=32, n_frames=5, psf=psf)
+    _, truth = simulate_stack(config, np.random.default_rng(5))
+    z = truth.emitters["z_nm"]
+    assert z.min() >= -500 and z.max() <= 500 and z.std() > 100
+
+
+@pytest.mark.parametrize("structure", [
+    StructureConfig(kind="filaments", n_filaments=3),
+    StructureConfig(kind="rings", n_rings=1, ring_radius_nm=(200, 200), label_sd_nm=0.0),
+])
+def test_structures_stay_in_field(structure):
+    x, y = sample_positions(structure, 2000, (6400.0, 6400.0), np.random.default_rng(6))
+    assert len(x) == 2000 and x.min() >= 0 and x.max() < 6400 and y.min() >= 0 and y.max() < 6400
+    if structure.kind == "rings":
+        radius = np.hypot(x - x.mean(), y - y.mean())
+        np.testing.assert_allclose(radius, 200.0, rtol=0.01)
+    else:  # points on curves: nearest neighbours far closer than in a uniform spread
+        step = np.sort(np.hypot(np.diff(np.sort(x)), 0))[len(x) // 2]
+        assert step < 6400 / 2000
+
+
+def test_config_overrides_and_ranges():
+    raw = apply_overrides({"psf": {"sigma_nm": 120}}, ["psf.astigmatism=true", "structure.kind=rings",
+                                                        'density_per_um2={"uniform": [0.5, 1.5]}'])
+    drawn = draw_parameters(raw, np.random.default_rng(0))
+    config = SimulationConfig.from_dict(drawn)
+    assert config.psf.astigmatism and config.psf.sigma_nm == 120 and config.structure.kind == "rings"
+    assert 0.5 <= config.density_per_um2 <= 1.5
+    with pytest.raises(InputError, match="unknown key.*sigma"):
+        SimulationConfig.from_dict({"sigma": 3})
+    with pytest.raises(InputError, match="draw ranges"):
+        SimulationConfig.from_dict(raw)
+
+
+def test_dataset_layout_and_resume(tmp_path):
+    raw = {"frame_size": 32, "n_frames": 4, "photons_mean": {"uniform": [1000, 3000]}}
+    status = simulate_dataset(raw, tmp_path, n_samples=2, seed=9, log=lambda _: None)
+    for index in range(2):
+        sample = tmp_path / f"sample_32_{index:03d}"
+        assert read_stack(sample / f"sample_32_{index:03d}.ome.tiff").frames.shape == (4, 32, 32)
+        assert read_emitters_h5(sample / "emitters.h5").n_frames == 4
+    on_disk = json.loads((tmp_path / "batch_status.json").read_text())
+    assert on_disk == status
+    assert [s["status"] for s in on_disk["samples"]] == ["done", "done"]
+    photons = [s["parameters"]["photons_mean"] for s in on_disk["samples"]]
+    assert photons[0] != photons[1] and all(1000 <= p <= 3000 for p in photons)
+    stamp = (tmp_path / "sample_32_000" / "emitters.h5").stat().st_mtime_ns
+    simulate_dataset(raw, tmp_path, n_samples=3, seed=9, log=lambda _: None)  # resumes
+    assert (tmp_path / "sample_32_000" / "emitters.h5").stat().st_mtime_ns == stamp
+    assert (tmp_path / "sample_32_002" / "emitters.h5").exists()
+    with pytest.raises(InputError, match="another config or seed"):
+        simulate_dataset(raw, tmp_path, n_samples=1, seed=10, log=lambda _: None)
