@@ -2,11 +2,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from napari_var_emitter.cli import main
+from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import read_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
+from napari_var_emitter.io.tiff import write_ome_tiff
 
 
 @pytest.mark.parametrize("command", ["simulate", "localize", "evaluate", "demo"])
@@ -47,6 +50,16 @@ def test_print_config_and_config_file(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "o"), "--config", str(config), "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["psf"]["sigma_nm"] == 150 and printed["structure"]["kind"] == "rings"
+
+
+def test_nan_frame_fails_clearly_and_writes_nothing(tmp_path, capsys):
+    frames = np.full((4, 16, 16), 120.0, dtype=np.float32)
+    frames[2, 5, 5] = np.nan
+    write_ome_tiff(tmp_path / "f.ome.tiff", frames, Camera())
+    out = tmp_path / "loc.csv"
+    assert main(["localize", str(tmp_path / "f.ome.tiff"), "--out", str(out)]) == 2
+    assert "frame 2 (0-based) contains NaN" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -9,7 +9,8 @@ from napari_var_emitter.io.emitters_h5 import GroundTruth
 from napari_var_emitter.psf import PSF
 
 
-def _truth(rows, psf=PSF()):
+def _truth(rows, psf=None):
+    psf = psf or PSF()
     table = pd.DataFrame(rows, columns=["frame", "x_nm", "y_nm", "z_nm"])
     table = table.assign(photons=2000.0, id=np.arange(len(table)), background=50.0)
     return GroundTruth(table, Camera(), psf.to_dict(), (64, 64), 10)
@@ -50,7 +51,7 @@ def test_hungarian_beats_greedy():
     truth = _truth([(0, 0, 0, 0), (0, 200, 0, 0)])
     pred = _pred([(0, 190, 0), (0, 400, 0)])
     p, t = match_frames(pred, truth.emitters, 230)
-    assert sorted(zip(p, t)) == [(0, 0), (1, 1)]
+    assert sorted(zip(p, t, strict=True)) == [(0, 0), (1, 1)]
 
 
 def test_axial_tolerance_in_3d():

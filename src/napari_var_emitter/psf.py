@@ -46,6 +46,13 @@ class PSF:
     def to_dict(self) -> dict[str, Any]:
         return {"model": "gaussian", **dataclasses.asdict(self), "z_range_nm": list(self.z_range_nm)}
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PSF:
+        """Inverse of `to_dict`."""
+        if values.get("model", "gaussian") != "gaussian":
+            raise ValueError(f"unsupported PSF model {values['model']!r}")
+        return cls(**{k: v for k, v in values.items() if k != "model"})
+
 
 def pixel_fractions(lo_px: np.ndarray, centre_px: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
     """Fraction of a 1-D Gaussian falling in the pixel [lo, lo + 1).

@@ -23,7 +23,7 @@ def evaluate(pred: pd.DataFrame, truth: GroundTruth, lateral_tol_nm: float = 250
     3-D (axial tolerance, axial RMSE and efficiency) applies when the truth PSF is
     astigmatic and `pred` has z_nm. Returns a flat dict of numbers (JSON-ready).
     """
-    psf = PSF(**{k: v for k, v in truth.psf.items() if k != "model"})
+    psf = PSF.from_dict(truth.psf)
     is_3d = psf.astigmatism and "z_nm" in pred.columns
     emitters = truth.emitters
     p_idx, t_idx = match_frames(pred, emitters, lateral_tol_nm, axial_tol_nm if is_3d else None)

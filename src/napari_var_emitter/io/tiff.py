@@ -111,7 +111,7 @@ def _check_complete(series: Any, path: Path) -> None:
         page = series.pages[len(series.pages) - 1]
         if page is None:
             raise InputError(f"{path}: file is truncated (its last page is missing)")
-        end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts))
+        end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True))
     if end > size:
         raise InputError(f"{path}: file is truncated ({size} bytes, image data needs {end})")
 
