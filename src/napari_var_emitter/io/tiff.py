@@ -48,23 +48,25 @@ def read_stack(path: str | os.PathLike) -> Stack:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    tif = None
     try:
         with _tifffile_complaints() as complaints:
             tif = tifffile.TiffFile(path)
             series = tif.series[0]
-        axes, shape, dtype = series.axes, series.shape, series.dtype
         if complaints:
             raise InputError(f"{path}: file is truncated or damaged ({complaints[0]})")
         _check_complete(series, path)
-        metadata = _camera_metadata(tif)
+        if np.dtype(series.dtype).kind not in "uif":
+            raise InputError(f"{path}: pixel type {series.dtype} is not a camera image")
         array = da.from_zarr(zarr.open(tif.aszarr(series=0, level=0), mode="r"))
-    except InputError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
+        return Stack(path, _as_frames(array, series.axes, series.shape, path), _camera_metadata(tif))
+    except Exception as exc:
+        if tif is not None:
+            tif.close()
+        if isinstance(exc, InputError):
+            raise
+        # tifffile raises many exception types for damaged files
         raise InputError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
-    if np.dtype(dtype).kind not in "uif":
-        raise InputError(f"{path}: pixel type {dtype} is not a camera image")
-    return Stack(path, _as_frames(array, axes, shape, path), metadata)
 
 
 def _as_frames(array: da.Array, axes: str, shape: tuple[int, ...], path: Path) -> da.Array:
