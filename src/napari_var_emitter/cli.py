@@ -83,6 +83,31 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(run=_evaluate)
 
+    pred = commands.add_parser("predict", help="localise a stack with the VAR model -> CSV (+ maps)")
+    pred.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
+    pred.add_argument("--out", type=Path, required=True, help="output CSV (ThunderSTORM layout)")
+    _add_camera_flags(pred)
+    pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
+    pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pred.add_argument("--threshold", type=float, default=0.5, help="detection probability")
+    pred.add_argument("--maps", type=Path, help="write probability maps to this HDF5 file")
+    pred.add_argument("--mode", choices=("progressive", "super_resolution"), default="progressive",
+                      help="maps: every scale's map, or also the output-grid (2x) map")
+    pred.add_argument("--batch-size", type=int, default=4)
+    pred.set_defaults(run=_predict)
+
+    tr = commands.add_parser("train", help="train (or fine-tune) the VAR model")
+    tr.add_argument("--config", type=Path, required=True, help="training config JSON")
+    tr.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model)")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    tr.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    tr.add_argument("--data", type=Path, help="simulated dataset folder (default: simulate on the fly)")
+    tr.add_argument("--stack", type=Path, action="append", default=[], help="labelled stack (repeatable)")
+    tr.add_argument("--labels", type=Path, action="append", default=[],
+                    help="emitters.h5 or CSV for each --stack")
+    tr.set_defaults(run=_train)
+
     demo = commands.add_parser("demo", help="simulate a stack, localise it, evaluate")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
     demo.set_defaults(run=_demo)
@@ -119,6 +144,61 @@ def _localize(args) -> int:
     table = localize_stack(stack.frames, camera, sigma_nm=args.psf_sigma_nm, snr=args.snr)
     write_localizations_csv(args.out, table)
     print(f"{len(table)} localisations in {stack.frames.shape[0]} frames -> {args.out}")
+    return 0
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available (use cpu or auto)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return name
+
+
+def _predict(args) -> int:
+    from .io.maps_h5 import write_maps_h5
+    from .model.checkpoint import load_model
+    from .model.inference import predict_frames
+
+    stack = read_stack(args.stack)
+    cli = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
+    camera = resolve_camera(stack.camera_metadata, cli, context=str(args.stack))
+    device = _device(args.device)
+    model, _ = load_model(args.model, device)
+    n = stack.frames.shape[0]
+    report = lambda done, total: print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
+    result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=device,
+                            batch_size=args.batch_size, output_map=args.mode == "super_resolution",
+                            progress=report)
+    print(file=sys.stderr)
+    write_localizations_csv(args.out, result.table)
+    if args.maps:
+        write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,
+                      output_map=result.output_map, upscale=model.config.upscale)
+    print(f"{len(result.table)} localisations in {n} frames -> {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from .train.config import TrainConfig
+    from .train.data import LabelledSource, SimulatedSource
+    from .train.loop import train
+
+    config = TrainConfig.from_file(args.config)
+    t = config.training
+    if args.stack or args.labels:
+        if len(args.stack) != len(args.labels):
+            raise InputError("give one --labels for each --stack")
+        source = LabelledSource(list(zip(args.stack, args.labels)), config.model, t.tile_px, t.seed)
+    elif args.data:
+        source = LabelledSource.from_dataset_folder(args.data, config.model, t.tile_px, t.seed)
+    else:
+        source = SimulatedSource(config.simulation, config.model, t.tile_px, t.seed)
+    train(config, args.out, source, device=_device(args.device), resume=args.resume, init_weights=args.init)
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..io.camera import Camera
 from ..psf import PSF
@@ -97,31 +97,7 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SimulationConfig:
-        return _build(cls, values, "")
-
-
-def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    """Build a (nested) config dataclass, naming unknown or ill-typed keys."""
-    if not isinstance(values, Mapping):
-        raise InputError(f"config{where or ''}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise InputError(f"config{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    kwargs = {}
-    for key, value in values.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{where}.{key}")
-        elif isinstance(value, Mapping):
-            raise InputError(f"config{where}.{key}: draw ranges must be resolved first ({value})")
-        else:
-            kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"config{where}: {exc}") from exc
+        return build_dataclass(cls, values)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

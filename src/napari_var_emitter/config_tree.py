@@ -1,0 +1,38 @@
+"""Build nested config dataclasses from plain mappings (JSON/YAML), naming bad keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InputError
+
+
+def build_dataclass(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """Build `cls` (a dataclass, possibly with dataclass fields) from `values`.
+
+    Unknown keys, nested values that are not mappings, and values the dataclass rejects
+    are InputErrors naming the dotted key path.
+    """
+    if not isinstance(values, Mapping):
+        raise InputError(f"config{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(f"config{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = build_dataclass(hint, value, f"{where}.{key}")
+        elif isinstance(value, Mapping):
+            raise InputError(f"config{where}.{key}: draw ranges must be resolved first ({value})")
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"config{where}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""Model files: weights in safetensors (never unpickled) + a JSON card beside them.
+
+MODEL.safetensors holds the weights; MODEL.json holds {"format", "format_version",
+"config": ModelConfig, "card": free-form facts (training, data ranges, results)}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+
+from ..errors import InputError
+from ..io.atomic import atomic_path, write_text_atomic
+from .config import ModelConfig
+from .predictor import VAREmitterPredictor
+
+FORMAT = "napari-var-emitter/model"
+FORMAT_VERSION = 1
+BUNDLED = Path(__file__).resolve().parent.parent / "weights" / "var_emitter.safetensors"
+
+
+def card_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def save_model(weights: str | Path, model: VAREmitterPredictor, card: dict[str, Any]) -> None:
+    """Write weights and card atomically."""
+    weights = Path(weights)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        safetensors.torch.save_file(state, str(tmp))
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
+            "card": card}
+    write_text_atomic(card_path(weights), json.dumps(meta, indent=2))
+
+
+def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
+    """Load a model (the bundled one when `weights` is None). Every problem is an InputError."""
+    weights = Path(weights) if weights is not None else BUNDLED
+    meta_path = card_path(weights)
+    if not weights.is_file() or not meta_path.is_file():
+        raise InputError(f"{weights}: model needs both {weights.name} and {meta_path.name}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{meta_path}: not a model card ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{meta_path}: not a napari-var-emitter model (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"{meta_path}: model format {meta['format_version']} is newer than this program")
+    config = ModelConfig(**meta["config"])
+    model = VAREmitterPredictor(config)
+    try:
+        state = safetensors.torch.load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise InputError(f"{weights}: damaged or not a safetensors file ({exc})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise InputError(f"{weights}: weights do not fit the architecture in {meta_path.name}: "
+                         + " ".join(first)) from exc
+    return model.to(device).eval(), meta.get("card", {})
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """Optimizer/step state for resuming (torch.load with weights_only=True)."""
+    return torch.load(path, map_location="cpu", weights_only=True)

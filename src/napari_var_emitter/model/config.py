@@ -1,0 +1,68 @@
+"""Model hyper-parameters (the `model` section of a training config)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """`patch_nums` are tokens per side of each scale for a `reference_frame_px` frame, so
+    the token stride of scale s is reference_frame_px / patch_nums[s] camera pixels; any tile
+    whose sides are multiples of the coarsest stride works. The emitter map (output grid) is
+    `upscale` times the camera grid."""
+
+    patch_nums: tuple[int, ...] = (5, 10, 20, 40)
+    reference_frame_px: int = 160
+    upscale: int = 2
+    vocab_size: int = 1024
+    cvq: int = 32
+    embed_dim: int = 128
+    num_heads: int = 4
+    num_layers: int = 4
+    mlp_ratio: float = 4.0
+    image_channels: int = 32
+    tokenizer_channels: int = 32
+    quant_resi: float = 0.5
+    beta: float = 0.25
+    with_z: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patch_nums", tuple(int(p) for p in self.patch_nums))
+        strides = [self.reference_frame_px / p for p in self.patch_nums]
+        if any(s != int(s) for s in strides) or any(a % b for a, b in zip(strides, strides[1:])):
+            raise InputError(f"patch_nums {self.patch_nums} must divide {self.reference_frame_px} "
+                             "into strides that are multiples of each other")
+        if self.embed_dim % self.num_heads:
+            raise InputError("embed_dim must be a multiple of num_heads")
+        down = self.token_strides_px[-1] * self.upscale
+        if down & (down - 1):
+            raise InputError(f"finest stride x upscale must be a power of two, got {down}")
+
+    @property
+    def token_strides_px(self) -> tuple[int, ...]:
+        """Camera pixels per token side at each scale, coarse to fine."""
+        return tuple(self.reference_frame_px // p for p in self.patch_nums)
+
+    @property
+    def latent_down(self) -> int:
+        """Output-grid cells per side of one finest-scale token (the tokenizer's down factor)."""
+        return self.token_strides_px[-1] * self.upscale
+
+    @property
+    def map_channels(self) -> int:
+        """Emitter-map channels: occupancy, dx, dy, photons (, z)."""
+        return 5 if self.with_z else 4
+
+    def grids(self, height_px: int, width_px: int) -> list[tuple[int, int]]:
+        """(h, w) tokens per scale for a tile of height_px x width_px camera pixels."""
+        coarsest = self.token_strides_px[0]
+        if height_px % coarsest or width_px % coarsest:
+            raise InputError(f"tile {height_px}x{width_px} px is not a multiple of {coarsest} px")
+        return [(height_px // s, width_px // s) for s in self.token_strides_px]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "patch_nums": list(self.patch_nums)}

@@ -1,0 +1,98 @@
+"""Whole frames -> localisations and per-scale maps, tile by tile.
+
+Frames are cut into tiles of `tile_px` camera pixels plus a `margin_px` border of context
+(both multiples of the coarsest token stride; frames are reflect-padded to fit). A
+detection is kept only by the tile whose core holds it, so tiles stitch without seams or
+duplicates; maps are stitched from the tiles' cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from ..io.camera import Camera, frames_to_photons
+from .postprocess import head_maps, maps_to_table
+from .predictor import VAREmitterPredictor
+
+
+@dataclasses.dataclass
+class Prediction:
+    """table: localisations (frame, x_nm, y_nm, photons, background, uncertainty_nm,
+    probability); scale_maps: per scale, (T, h, w) probabilities with token stride
+    `strides_px[s]` camera pixels (cell (0, 0) covers [0, stride) px); output_map: the
+    detection probability on the output grid (T, H * upscale, W * upscale), if asked for."""
+
+    table: pd.DataFrame
+    scale_maps: list[np.ndarray]
+    strides_px: tuple[int, ...]
+    output_map: np.ndarray | None = None
+
+
+def _tiles(length: int, core: int) -> list[int]:
+    return list(range(0, length, core))
+
+
+@torch.no_grad()
+def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = 0.5,
+                   tile_px: int = 128, margin_px: int = 32, batch_size: int = 4, device: str = "cpu",
+                   first_frame: int = 0, prior_scale: float = 1.0, output_map: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> Prediction:
+    """Localise (T, H, W) ADU frames (numpy or dask) with `model`. prior_scale = 0 runs the
+    ablation without the VAR prior; output_map keeps the output-grid probability map."""
+    config = model.config
+    step = config.token_strides_px[0]
+    if tile_px % step or margin_px % step:
+        raise ValueError(f"tile_px and margin_px must be multiples of {step}")
+    n, height, width = frames_adu.shape
+    cell_nm = camera.pixel_size_nm / config.upscale
+    strides = config.token_strides_px
+    # tile cores: whole frame if it fits in one tile
+    core_h = min(tile_px, -(-height // step) * step)
+    core_w = min(tile_px, -(-width // step) * step)
+    margin = margin_px if (core_h < height or core_w < width) else 0
+    origins = [(r, c) for r in _tiles(height, core_h) for c in _tiles(width, core_w)]
+    pad_h = origins[-1][0] + core_h - height
+    pad_w = origins[-1][1] + core_w - width
+    maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
+    up = config.upscale
+    fine = np.zeros((n, height * up, width * up), np.float32) if output_map else None
+    tables = []
+    for start in range(0, n, batch_size):
+        chunk = frames_to_photons(np.asarray(frames_adu[start:start + batch_size]), camera, first_frame + start)
+        image = torch.from_numpy(chunk)[:, None].to(device)
+        image = F.pad(image, (margin, margin + pad_w, margin, margin + pad_h), mode="reflect") \
+            if (margin or pad_h or pad_w) else image
+        for r, c in origins:
+            tile = image[..., r:r + core_h + 2 * margin, c:c + core_w + 2 * margin]
+            probs, head = model.generate(tile, prior_scale=prior_scale)
+            px = camera.pixel_size_nm
+            named = head_maps(head)
+            if fine is not None:
+                cut = margin * up
+                block = named["prob"][:, cut:, cut:].cpu().numpy()
+                target = fine[start:start + len(chunk), r * up:(r + core_h) * up, c * up:(c + core_w) * up]
+                target[...] = block[:, :target.shape[1], :target.shape[2]]
+            table = maps_to_table(named, threshold, cell_nm, np.arange(start, start + len(chunk)),
+                                  origin_nm=((c - margin) * px, (r - margin) * px))
+            x, y = table["x_nm"], table["y_nm"]  # keep what lies in this tile's core and the frame
+            core = ((x >= c * px) & (x < min(c + core_w, width) * px)
+                    & (y >= r * px) & (y < min(r + core_h, height) * px))
+            tables.append(table[core])
+            for si, (p, s) in enumerate(zip(probs, strides)):
+                m, (r0, c0) = margin // s, (r // s, c // s)
+                block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
+                target = maps[si][start:start + len(chunk), r0:r0 + block.shape[1], c0:c0 + block.shape[2]]
+                target[...] = block[:, :target.shape[1], :target.shape[2]]
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if len(table):
+        table["frame"] += first_frame
+        table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
+    return Prediction(table, maps, strides, fine)

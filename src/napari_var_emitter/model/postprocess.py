@@ -1,0 +1,73 @@
+"""Output-grid maps -> localisations: local maxima with 3x3 probability integration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from .targets import Z_SCALE_NM, map_to_photons
+
+# localisation head channels
+LOGIT, DX, DY, PHOTONS, BACKGROUND, SIG_DX, SIG_DY, SIG_PHOTONS, Z, SIG_Z = range(10)
+
+
+def head_maps(head_BKHW: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Name the localisation head's channels (each (B, H, W))."""
+    maps = {
+        "prob": torch.sigmoid(head_BKHW[:, LOGIT]), "dx": head_BKHW[:, DX], "dy": head_BKHW[:, DY],
+        "photons": head_BKHW[:, PHOTONS], "background": head_BKHW[:, BACKGROUND] * 100.0,
+        "sigma_dx": torch.exp(head_BKHW[:, SIG_DX]), "sigma_dy": torch.exp(head_BKHW[:, SIG_DY]),
+    }
+    if head_BKHW.shape[1] > Z:
+        maps["z"] = head_BKHW[:, Z]
+    return maps
+
+
+def tokenizer_maps(map_BCHW: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Name the tokenizer decoder's channels: occupancy logit, dx, dy, photons (, z)."""
+    maps = {"prob": torch.sigmoid(map_BCHW[:, 0]), "dx": map_BCHW[:, 1], "dy": map_BCHW[:, 2],
+            "photons": map_BCHW[:, 3]}
+    if map_BCHW.shape[1] > 4:
+        maps["z"] = map_BCHW[:, 4]
+    return maps
+
+
+def find_detections(prob_BHW: torch.Tensor, threshold: float):
+    """Cells that are 3x3 local maxima of the probability whose 3x3 sum >= threshold.
+
+    Returns (batch, row, col, integrated probability) as 1-D tensors.
+    """
+    prob = prob_BHW[:, None]
+    summed = F.avg_pool2d(prob, 3, stride=1, padding=1) * 9
+    peak = prob == F.max_pool2d(prob, 3, stride=1, padding=1)
+    b, _, r, c = torch.nonzero(peak & (summed >= threshold) & (prob > 0), as_tuple=True)
+    return b, r, c, summed[b, 0, r, c].clamp(max=1.0)
+
+
+def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: float, frames,
+                  origin_nm=(0.0, 0.0)) -> pd.DataFrame:
+    """Localisations from named output-grid maps (see head_maps).
+
+    dx, dy are in cells from the cell centre; frames (B,) gives each map's frame index;
+    origin_nm (x, y) is where the maps' cell (0, 0) corner lies in the frame.
+    """
+    b, r, c, p = find_detections(maps["prob"], threshold)
+    at = {name: m[b, r, c].cpu().numpy() for name, m in maps.items() if name != "prob"}
+    col, row = c.cpu().numpy(), r.cpu().numpy()
+    table = pd.DataFrame({
+        "frame": np.asarray(frames)[b.cpu().numpy()],
+        "x_nm": origin_nm[0] + (col + 0.5 + at["dx"]) * cell_nm,
+        "y_nm": origin_nm[1] + (row + 0.5 + at["dy"]) * cell_nm,
+        "photons": map_to_photons(at["photons"]),
+        "probability": p.cpu().numpy(),
+    })
+    if "z" in at:
+        table["z_nm"] = at["z"] * Z_SCALE_NM
+    if "background" in at:
+        table["background"] = at["background"]
+    if "sigma_dx" in at:
+        table["uncertainty_nm"] = np.sqrt((at["sigma_dx"] ** 2 + at["sigma_dy"] ** 2) / 2) * cell_nm
+    return table
+

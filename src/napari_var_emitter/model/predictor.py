@@ -1,0 +1,163 @@
+"""The conditional VAR emitter predictor.
+
+image (photons) -> image encoder (full camera resolution) -> features pooled to each scale's
+grid -> scale-wise transformer predicts the emitter map's tokens coarse to fine, each scale
+conditioned on the image and on all coarser scales (residual accumulation in f_hat) ->
+per-scale probability maps from f_hat so far -> localisation head on the final f_hat and the
+image features (output grid = `upscale` x camera grid).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ModelConfig
+from .layers import ResBlock, conv_stack
+from .quantizer import Grids
+from .tokenizer import EmitterTokenizer
+from .transformer import AdaLNBlock, AdaLNHead, block_causal_mask, sincos_2d, token_levels
+
+PHOTON_NORM = 100.0
+TRAIN_TILE_PX = 64
+# localisation head channels: detection logit, dx, dy, photons, background, log-sigma of
+# dx, dy and photons (then z and its log-sigma with a 3D PSF)
+HEAD_CHANNELS_2D = 8
+DETECTION_PRIOR_LOGIT = -6.0
+
+
+def normalise(photons_B1HW: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) photons -> (B, 2, H, W): photons above the frame median, and the median."""
+    median = photons_B1HW.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
+    return torch.cat([(photons_B1HW - median) / PHOTON_NORM,
+                      (median / PHOTON_NORM).expand_as(photons_B1HW)], dim=1)
+
+
+class VAREmitterPredictor(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        dim, c_img, n_scales = config.embed_dim, config.image_channels, len(config.patch_nums)
+        self.tokenizer = EmitterTokenizer(config)
+        self.image_encoder = conv_stack(2, c_img, 2)
+        self.image_to_token = nn.Linear(c_img, dim)
+        self.global_embed = nn.Sequential(nn.Linear(c_img, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.word_embed = nn.Linear(config.cvq, dim)
+        self.level_embed = nn.Embedding(n_scales, dim)
+        self.scale_cond = nn.Embedding(n_scales, dim)
+        self.pos_embeds = nn.ParameterList(
+            nn.Parameter(sincos_2d(dim, h, w).T.reshape(1, dim, h, w))
+            for h, w in config.grids(TRAIN_TILE_PX, TRAIN_TILE_PX)
+        )
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(dim, config.num_heads, config.mlp_ratio) for _ in range(config.num_layers)
+        )
+        self.head = AdaLNHead(dim, config.vocab_size)
+        self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
+        # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
+        self.head_out = HEAD_CHANNELS_2D + (2 if config.with_z else 0)
+        width = 48
+        self.loc_head = nn.Sequential(
+            nn.Conv2d(c_img + config.tokenizer_channels + 2, width, 1), nn.GELU(), ResBlock(width),
+            nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
+            nn.Conv2d(width, self.head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
+        )
+        with torch.no_grad():  # start from a low detection prior: emitters are sparse
+            self.loc_head[-2].bias.view(self.head_out, -1)[0] = DETECTION_PRIOR_LOGIT
+
+    # ---------------------------------------------------------------- shared
+    def encode_image(self, photons_B1HW: torch.Tensor):
+        """Returns (normalised input (B, 2, H, W), features (B, C_img, H, W))."""
+        x = normalise(photons_B1HW)
+        return x, self.image_encoder(x)
+
+    def token_conditions(self, feats_BCHW: torch.Tensor, grids: Grids):
+        """Image tokens per scale [(B, l, D)] (features + level + position) and the AdaLN
+        condition of each scale (B, S, D): global frame embedding + scale embedding."""
+        global_BD = self.global_embed(feats_BCHW.mean(dim=(2, 3)))
+        tokens = []
+        for si, grid in enumerate(grids):
+            pooled = F.adaptive_avg_pool2d(feats_BCHW, grid).flatten(2).transpose(1, 2)
+            pos = self.pos_embeds[si]
+            if pos.shape[-2:] != grid:
+                pos = F.interpolate(pos, size=grid, mode="bilinear", align_corners=False)
+            level = self.level_embed.weight[si] + pos.flatten(2).transpose(1, 2)
+            tokens.append(self.image_to_token(pooled) + level)
+        return tokens, global_BD[:, None] + self.scale_cond.weight[None, : len(grids)]
+
+    def scale_probability(self, si: int, f_hat: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(B, 1, h, w) probability that a cell of scale si's grid holds an emitter, from f_hat
+        so far: each latent cell predicts an expected count; P = 1 - exp(-sum of counts)."""
+        rate = F.softplus(self.rate_heads[si](f_hat))
+        cells = (rate.shape[-2] // grid[0]) * (rate.shape[-1] // grid[1])
+        return 1 - torch.exp(-F.adaptive_avg_pool2d(rate, grid) * cells)
+
+    def localise(self, x_B2HW, feats_BCHW, f_hat, prior_scale: float = 1.0) -> torch.Tensor:
+        """Localisation head output (B, K, H * upscale, W * upscale) from the image features and
+        the decoded VAR prior. prior_scale = 0 zeroes the prior (the ablation)."""
+        prior = self.tokenizer.decode_features(f_hat) * prior_scale
+        return self.loc_head(torch.cat([feats_BCHW, x_B2HW, prior], dim=1))
+
+    def latent_hw(self, grids: Grids) -> tuple[int, int]:
+        return grids[-1]
+
+    # ---------------------------------------------------------------- only used in training
+    def forward(self, photons_B1HW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids):
+        """Teacher forcing. Returns (code logits (B, L, V), per-scale probabilities [(B,1,h,w)],
+        localisation head output (B, K, H_o, W_o))."""
+        x, feats = self.encode_image(photons_B1HW)
+        tokens, cond_BSD = self.token_conditions(feats, grids)
+        quantizer = self.tokenizer.quantizer
+        with torch.no_grad():
+            teacher = quantizer.teacher_inputs(idx_list, grids, self.latent_hw(grids))
+        words = torch.cat([torch.zeros_like(tokens[0]), self.word_embed(teacher)], dim=1)
+        h = torch.cat(tokens, dim=1) + words
+        level = token_levels([a * b for a, b in grids], device=h.device)
+        mask = block_causal_mask(level)
+        for block in self.blocks:
+            h = block(h, cond_BSD, level, mask)
+        logits = self.head(h, cond_BSD, level)
+        with torch.no_grad():  # the map as inference would build it: predicted codes per scale
+            predicted = self._split(logits.argmax(-1), grids)
+            f_hats = quantizer.f_hats(predicted, self.latent_hw(grids))
+        probs = [self.scale_probability(si, f, g) for si, (f, g) in enumerate(zip(f_hats, grids))]
+        return logits, probs, self.localise(x, feats, f_hats[-1])
+
+    @staticmethod
+    def _split(idx_BL: torch.Tensor, grids: Grids) -> list[torch.Tensor]:
+        parts = idx_BL.split([a * b for a, b in grids], dim=1)
+        return [p.reshape(-1, *g) for p, g in zip(parts, grids)]
+
+    # ---------------------------------------------------------------- only used in inference
+    @torch.no_grad()
+    def generate(self, photons_B1HW: torch.Tensor, temperature: float = 0.0, generator=None,
+                 prior_scale: float = 1.0):
+        """Predict scale by scale with a KV cache. temperature 0 = argmax (deterministic).
+        Returns (per-scale probability maps [(B, 1, h, w)], head output (B, K, H_o, W_o))."""
+        grids = self.config.grids(*photons_B1HW.shape[-2:])
+        x, feats = self.encode_image(photons_B1HW)
+        tokens, cond_BSD = self.token_conditions(feats, grids)
+        quantizer = self.tokenizer.quantizer
+        f_hat = feats.new_zeros(feats.shape[0], self.config.cvq, *self.latent_hw(grids))
+        words, probs = None, []
+        for block in self.blocks:
+            block.attn.caching, block.attn.cache = True, None
+        try:
+            for si, grid in enumerate(grids):
+                h = tokens[si] if words is None else tokens[si] + self.word_embed(words)
+                level = torch.full((h.shape[1],), si, dtype=torch.long, device=h.device)
+                for block in self.blocks:
+                    h = block(h, cond_BSD, level, None)
+                logits = self.head(h, cond_BSD, level)
+                if temperature > 0:
+                    p = torch.softmax(logits / temperature, -1).flatten(0, 1)
+                    idx = torch.multinomial(p, 1, generator=generator).view(logits.shape[:2])
+                else:
+                    idx = logits.argmax(-1)
+                f_hat, words = quantizer.next_input(si, f_hat, idx.view(-1, *grid), grids)
+                probs.append(self.scale_probability(si, f_hat, grid))
+        finally:
+            for block in self.blocks:
+                block.attn.caching, block.attn.cache = False, None
+        return probs, self.localise(x, feats, f_hat, prior_scale)

@@ -1,0 +1,137 @@
+"""Training batches: camera tiles in photons with their target maps.
+
+Sources: fresh simulations on the fly (`SimulatedSource`), or labelled stacks
+(`LabelledSource`: OME-TIFF + emitters.h5 or CSV, e.g. a simulated dataset folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import InputError
+from ..io.camera import Camera, frames_to_photons, resolve_camera
+from ..io.emitters_h5 import read_emitters_h5
+from ..io.localizations_csv import read_localizations_csv
+from ..io.tiff import read_stack
+from ..model.config import ModelConfig
+from ..model.targets import render_target
+from ..psf import PSF
+from ..simulate.config import SimulationConfig
+from ..simulate.stack import simulate_stack
+from .config import SimulationRanges
+
+
+@dataclasses.dataclass
+class Batch:
+    """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B,)
+    photons/px (NaN when unknown); tables: the emitters of each tile (nm, tile origin)."""
+
+    photons: torch.Tensor
+    token_map: torch.Tensor
+    dense_map: torch.Tensor
+    background: torch.Tensor
+    tables: list[pd.DataFrame]
+
+
+def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
+               pixel_size_nm: np.ndarray, config: ModelConfig) -> Batch:
+    """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner) and
+    pixel sizes (B,) in nm."""
+    tile = photons.shape[1:]
+    maps = {False: [], True: []}
+    for table, px in zip(tables, pixel_size_nm, strict=True):
+        args = (table["x_nm"].to_numpy() / px, table["y_nm"].to_numpy() / px,
+                table["photons"].to_numpy(), table["z_nm"].to_numpy() if "z_nm" in table else
+                np.zeros(len(table)), tile, config.upscale, config.with_z)
+        for dense in maps:
+            maps[dense].append(render_target(*args, dense=dense))
+    return Batch(torch.from_numpy(np.asarray(photons, np.float32))[:, None],
+                 torch.from_numpy(np.stack(maps[False])), torch.from_numpy(np.stack(maps[True])),
+                 torch.as_tensor(background, dtype=torch.float32), tables)
+
+
+class SimulatedSource:
+    """Fresh simulations: each batch draws its conditions from `ranges`."""
+
+    def __init__(self, ranges: SimulationRanges, config: ModelConfig, tile_px: int, seed: int):
+        self.ranges, self.config, self.tile_px = ranges, config, tile_px
+        self.rng = np.random.default_rng(seed)
+
+    def simulation_config(self, n_frames: int) -> SimulationConfig:
+        r, rng = self.ranges, self.rng
+        emccd = rng.uniform() < r.emccd_fraction
+        camera = Camera(pixel_size_nm=r.pixel_size_nm, baseline_adu=100.0,
+                        e_per_adu=5.0 if emccd else 0.5, em_gain=100.0 if emccd else 1.0,
+                        read_noise_e=30.0 if emccd else 1.5, type="EMCCD" if emccd else "sCMOS")
+        return SimulationConfig(
+            frame_size=self.tile_px, n_frames=n_frames,
+            density_per_um2=rng.uniform(*r.density_per_um2), photons_mean=rng.uniform(*r.photons_mean),
+            background_photons=rng.uniform(*r.background_photons),
+            psf=PSF(sigma_nm=rng.uniform(*r.psf_sigma_nm)), camera=camera,
+        )
+
+    def batch(self, batch_size: int) -> Batch:
+        sim = self.simulation_config(batch_size)
+        frames, truth = simulate_stack(sim, self.rng)
+        photons = sim.camera.adu_to_photons(frames)
+        groups = truth.emitters.groupby("frame")
+        tables = [groups.get_group(f) if f in groups.groups else truth.emitters.iloc[:0]
+                  for f in range(batch_size)]
+        return make_batch(photons, tables, np.full(batch_size, sim.background_photons),
+                          np.full(batch_size, sim.camera.pixel_size_nm), self.config)
+
+
+class LabelledSource:
+    """Random tiles of labelled stacks: (stack path, labels path: emitters.h5 or CSV)."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]], config: ModelConfig, tile_px: int, seed: int,
+                 camera_overrides: dict | None = None):
+        if not pairs:
+            raise InputError("no labelled stacks given")
+        self.items = []
+        for stack_path, label_path in pairs:
+            stack = read_stack(stack_path)
+            if str(label_path).endswith(".csv"):
+                labels, file_camera = read_localizations_csv(label_path), {}
+                if "photons" not in labels:
+                    raise InputError(f"{label_path}: training labels need "
+                                     '"intensity [photon]" as well as positions')
+            else:
+                truth = read_emitters_h5(label_path)
+                labels, file_camera = truth.emitters, truth.camera.to_dict()
+            camera = resolve_camera(stack.camera_metadata, file_camera, camera_overrides or {},
+                                    context=str(stack_path))
+            if min(stack.frames.shape[1:]) < tile_px:
+                raise InputError(f"{stack_path}: frames smaller than the {tile_px}-px training tile")
+            self.items.append((stack, labels, camera))
+        self.config, self.tile_px = config, tile_px
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def from_dataset_folder(folder: Path, config: ModelConfig, tile_px: int, seed: int) -> LabelledSource:
+        """All samples of a simulated dataset folder (the seeds' layout)."""
+        samples = sorted(p for p in Path(folder).glob("sample_*") if (p / "emitters.h5").exists())
+        return LabelledSource([(p / f"{p.name}.ome.tiff", p / "emitters.h5") for p in samples],
+                              config, tile_px, seed)
+
+    def batch(self, batch_size: int) -> Batch:
+        tiles, tables, pixels = [], [], []
+        for _ in range(batch_size):
+            stack, labels, camera = self.items[self.rng.integers(len(self.items))]
+            n, height, width = stack.frames.shape
+            t, r, c = (self.rng.integers(n), self.rng.integers(height - self.tile_px + 1),
+                       self.rng.integers(width - self.tile_px + 1))
+            frame = np.asarray(stack.frames[t, r:r + self.tile_px, c:c + self.tile_px])[None]
+            tiles.append(frames_to_photons(frame, camera, int(t))[0])
+            px = camera.pixel_size_nm
+            rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= c * px)
+                          & (labels["x_nm"] < (c + self.tile_px) * px) & (labels["y_nm"] >= r * px)
+                          & (labels["y_nm"] < (r + self.tile_px) * px)]
+            tables.append(rows.assign(x_nm=rows["x_nm"] - c * px, y_nm=rows["y_nm"] - r * px))
+            pixels.append(px)
+        return make_batch(np.stack(tiles), tables, np.full(batch_size, np.nan), np.array(pixels), self.config)

@@ -1,0 +1,214 @@
+"""`var-emitter train`: tokenizer first, then transformer + heads with the tokenizer frozen."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io.atomic import atomic_path, write_text_atomic
+from ..model.checkpoint import load_model, load_training_state, save_model
+from ..model.predictor import VAREmitterPredictor
+from .config import TrainConfig
+from .heldout import evaluate_heldout, heldout_stacks
+from .losses import ProgressiveScaleWeights, localisation_loss, scale_map_loss, token_loss, tokenizer_loss
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "log.csv"
+
+
+def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu", resume: bool = False,
+          init_weights: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Train and return the path of the final weights (OUT/model.safetensors + model.json).
+
+    `source` gives batches (SimulatedSource or LabelledSource). With `init_weights` the model
+    starts from that checkpoint (fine-tuning: the tokenizer stage is skipped).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_cfg = config.training
+    torch.manual_seed(t_cfg.seed)
+    if init_weights is not None:
+        model, _ = load_model(init_weights, device)
+        if model.config != config.model:
+            config = TrainConfig(model=model.config, training=config.training, simulation=config.simulation)
+        model.train()
+    else:
+        model = VAREmitterPredictor(config.model).to(device)
+    tokenizer_steps = 0 if init_weights is not None else t_cfg.tokenizer_steps
+    tok_opt = torch.optim.AdamW(model.tokenizer.parameters(), lr=t_cfg.tokenizer_lr, weight_decay=0.0)
+    main_params = [p for n, p in model.named_parameters() if not n.startswith("tokenizer.")]
+    opt = torch.optim.AdamW(main_params, lr=t_cfg.lr, weight_decay=t_cfg.weight_decay)
+    weights = ProgressiveScaleWeights(t_cfg.scale_weights, t_cfg.progressive)
+    step, wall = 0, 0.0
+    state_path = out_dir / STATE_FILE
+    if resume and state_path.exists():
+        state = load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        tok_opt.load_state_dict(state["tok_opt"])
+        opt.load_state_dict(state["opt"])
+        step, wall = int(state["step"]), float(state["wall_s"])
+        source.rng.bit_generator.state = json.loads(state["rng"])
+        log(f"resumed at step {step}")
+    grids = config.model.grids(t_cfg.tile_px, t_cfg.tile_px)
+    heldout = heldout_stacks()
+    total = tokenizer_steps + t_cfg.steps
+    logger = _CsvLog(out_dir / LOG_FILE, append=resume and step > 0)
+    model.train()
+    while step < total:
+        started = time.perf_counter()
+        batch = source.batch(t_cfg.batch_size)
+        row: dict[str, Any] = {"step": step}
+        model.tokenizer.requires_grad_(step < tokenizer_steps)  # frozen after its stage
+        if step < tokenizer_steps:
+            row.update(_tokenizer_step(model, tok_opt, batch, grids, step, tokenizer_steps, t_cfg, device))
+        else:
+            main_step = step - tokenizer_steps
+            weights.set_epoch(main_step, t_cfg.steps)
+            row.update(_main_step(model, opt, batch, grids, weights, main_step, t_cfg, device))
+        wall += time.perf_counter() - started
+        row["wall_s"] = round(wall, 2)
+        step += 1
+        if step >= tokenizer_steps and (step - tokenizer_steps) % t_cfg.eval_every == 0 and step > tokenizer_steps:
+            row.update(evaluate_heldout(model, heldout, device))
+            log("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        elif step % 50 == 0:
+            log(f"step {step}/{total} " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                    if isinstance(v, float) and k != "wall_s"))
+        logger.write(row)
+        if step % t_cfg.checkpoint_every == 0 or step == total:
+            _save_state(state_path, model, tok_opt, opt, step, wall, source)
+    final = out_dir / "model.safetensors"
+    card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
+                         "wall_s": round(wall, 1), "device": device, "commit": _commit()},
+            "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout, device)}
+    save_model(final, model, card)
+    plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
+    log(f"saved {final} ({card['heldout']})")
+    return final
+
+
+def _tokenizer_step(model, opt, batch, grids, step, total, t_cfg, device) -> dict[str, float]:
+    tokenizer = model.tokenizer
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(step, total, t_cfg.tokenizer_lr, t_cfg.warmup_steps)
+    target = batch.token_map.to(device)
+    pred, vq_loss, usage, _ = tokenizer(target, grids)
+    loss, parts = tokenizer_loss(pred, target, vq_loss)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), t_cfg.grad_clip)
+    opt.step()
+    if step % 100 == 99 and step < total * 0.8:
+        with torch.no_grad():
+            tokenizer.quantizer.restart_dead_codes(tokenizer.encode(target))
+    return {"stage": "tokenizer", "loss": loss.item(), "code_usage": usage.item(),
+            **{k: v.item() for k, v in parts.items()}}
+
+
+def _main_step(model, opt, batch, grids, weights, step, t_cfg, device) -> dict[str, float]:
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(step, t_cfg.steps, t_cfg.lr, t_cfg.warmup_steps)
+    with torch.no_grad():
+        tokenizer = model.tokenizer.eval()
+        idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map.to(device)), grids)
+    logits, probs, head = model(batch.photons.to(device), idx_list, grids)
+    w = weights.weights
+    tok, ce, acc = token_loss(logits, idx_list, w)
+    maps, _ = scale_map_loss(probs, batch.token_map[:, :1].to(device), w)
+    loc, parts = localisation_loss(head, batch.dense_map.to(device), batch.background.to(device),
+                                   model.config.with_z)
+    loss = tok + maps + loc
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], t_cfg.grad_clip)
+    opt.step()
+    row = {"stage": "main", "loss": loss.item(), "tokens": tok.item(), "maps": maps.item(),
+           **{k: v.item() for k, v in parts.items()}}
+    row.update({f"ce_s{i}": c.item() for i, c in enumerate(ce)})
+    row.update({f"acc_s{i}": a.item() for i, a in enumerate(acc)})
+    return row
+
+
+def _save_state(path: Path, model, tok_opt, opt, step: int, wall: float, source) -> None:
+    state = {"model": model.state_dict(), "tok_opt": tok_opt.state_dict(), "opt": opt.state_dict(),
+             "step": step, "wall_s": wall, "rng": json.dumps(source.rng.bit_generator.state)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class _CsvLog:
+    """Rows with varying keys -> CSV with the union of columns (rewritten atomically)."""
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        self.rows = list(csv.DictReader(path.open())) if append and path.exists() else []
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) % 25 and "low_jaccard" not in row:
+            return
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def plot_log(log_csv: Path, png: Path) -> None:
+    """Training curves: tokenizer loss and code usage; per-scale CE and accuracy; held-out JI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    log = pd.read_csv(log_csv)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    tok = log[log["stage"] == "tokenizer"]
+    main = log[log["stage"] == "main"]
+    if len(tok):
+        axes[0].plot(tok["step"], tok["loss"].rolling(20, min_periods=1).mean(), label="tokenizer loss")
+        axes[0].plot(tok["step"], tok["code_usage"], label="code usage (batch)")
+        axes[0].set_yscale("log")
+        axes[0].legend()
+    for column in [c for c in log.columns if c.startswith("ce_s")]:
+        axes[1].plot(main["step"], main[column].rolling(20, min_periods=1).mean(), label=column)
+    for column in [c for c in log.columns if c.startswith("acc_s")]:
+        axes[2].plot(main["step"], main[column].rolling(20, min_periods=1).mean(), label=column)
+    for column in [c for c in log.columns if c.endswith("_jaccard")]:
+        points = log.dropna(subset=[column])
+        axes[3].plot(points["step"], points[column], "o-", label=column)
+    for ax, title in zip(axes, ["tokenizer", "token cross-entropy", "token accuracy", "held-out Jaccard (%)"]):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
