@@ -67,3 +67,14 @@ def test_empty_prediction():
     report = evaluate(_pred([]), _truth([(0, 1000, 1000, 0)]))
     assert (report["tp"], report["fp"], report["fn"], report["jaccard"]) == (0, 0, 1, 0.0)
     assert np.isnan(report["rmse_lateral_nm"])
+
+
+def test_min_photons_leaves_dim_emitters_out_without_penalty():
+    truth = _truth([(0, 1000, 1000, 0), (0, 3000, 3000, 0), (0, 6000, 6000, 0)])
+    truth.emitters.loc[1, "photons"] = 300.0  # dim
+    pred = _pred([(0, 1010, 1000), (0, 3000, 3010), (0, 9000, 9000)])  # TP, TP on dim, FP
+    everything = evaluate(pred, truth)
+    assert (everything["tp"], everything["fp"], everything["fn"]) == (2, 1, 1)
+    bright = evaluate(pred, truth, min_photons=1000)
+    assert (bright["n_truth"], bright["n_pred"]) == (2, 2)
+    assert (bright["tp"], bright["fp"], bright["fn"]) == (1, 1, 1)

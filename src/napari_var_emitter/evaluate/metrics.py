@@ -17,28 +17,38 @@ ALPHA_AXIAL = 0.5  # nm^-1, efficiency weight of axial RMSE
 
 
 def evaluate(pred: pd.DataFrame, truth: GroundTruth, lateral_tol_nm: float = 250.0,
-             axial_tol_nm: float = 500.0) -> dict[str, Any]:
+             axial_tol_nm: float = 500.0, min_photons: float | None = None) -> dict[str, Any]:
     """Match `pred` to `truth` per frame and score the result.
 
     3-D (axial tolerance, axial RMSE and efficiency) applies when the truth PSF is
-    astigmatic and `pred` has z_nm. Returns a flat dict of numbers (JSON-ready).
+    astigmatic and `pred` has z_nm. With `min_photons`, matching still uses every true
+    emitter, then dimmer true emitters and the predictions matched to them are left out
+    (finding a dim emitter is no false positive). Returns a flat dict (JSON-ready).
     """
     psf = PSF.from_dict(truth.psf)
     is_3d = psf.astigmatism and "z_nm" in pred.columns
     emitters = truth.emitters
     p_idx, t_idx = match_frames(pred, emitters, lateral_tol_nm, axial_tol_nm if is_3d else None)
+    if min_photons is not None:
+        bright = emitters["photons"].to_numpy() >= min_photons
+        keep = bright[t_idx]
+        n_pred = len(pred) - int((~keep).sum())
+        p_idx, t_idx = p_idx[keep], t_idx[keep]
+        emitters_counted = int(bright.sum())
+    else:
+        n_pred, emitters_counted = len(pred), len(emitters)
     tp = len(p_idx)
-    fp, fn = len(pred) - tp, len(emitters) - tp
+    fp, fn = n_pred - tp, emitters_counted - tp
     matched_pred, matched_truth = pred.iloc[p_idx], emitters.iloc[t_idx]
     dx = matched_pred["x_nm"].to_numpy() - matched_truth["x_nm"].to_numpy()
     dy = matched_pred["y_nm"].to_numpy() - matched_truth["y_nm"].to_numpy()
     jaccard = 100.0 * tp / max(tp + fp + fn, 1)
     rmse_lateral = _rms(np.hypot(dx, dy))
     report: dict[str, Any] = {
-        "n_truth": len(emitters), "n_pred": len(pred), "tp": tp, "fp": fp, "fn": fn,
+        "n_truth": emitters_counted, "n_pred": n_pred, "tp": tp, "fp": fp, "fn": fn,
         "jaccard": jaccard,
-        "recall": tp / max(len(emitters), 1),
-        "precision": tp / max(len(pred), 1),
+        "recall": tp / max(emitters_counted, 1),
+        "precision": tp / max(n_pred, 1),
         "rmse_lateral_nm": rmse_lateral, "rmse_x_nm": _rms(dx), "rmse_y_nm": _rms(dy),
         "bias_x_nm": _mean(dx), "bias_y_nm": _mean(dy),
         "efficiency_lateral": _efficiency(jaccard, rmse_lateral, ALPHA_LATERAL),

@@ -25,7 +25,7 @@ class ModelConfig:
     num_layers: int = 4
     mlp_ratio: float = 4.0
     image_channels: int = 32
-    tokenizer_channels: int = 32
+    tokenizer_channels: int = 48
     quant_resi: float = 0.5
     beta: float = 0.25
     with_z: bool = False

@@ -34,10 +34,6 @@ class Prediction:
     output_map: np.ndarray | None = None
 
 
-def _tiles(length: int, core: int) -> list[int]:
-    return list(range(0, length, core))
-
-
 @torch.no_grad()
 def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = 0.5,
                    tile_px: int = 128, margin_px: int = 32, batch_size: int = 4, device: str = "cpu",
@@ -56,7 +52,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
     core_h = min(tile_px, -(-height // step) * step)
     core_w = min(tile_px, -(-width // step) * step)
     margin = margin_px if (core_h < height or core_w < width) else 0
-    origins = [(r, c) for r in _tiles(height, core_h) for c in _tiles(width, core_w)]
+    origins = [(r, c) for r in range(0, height, core_h) for c in range(0, width, core_w)]
     pad_h = origins[-1][0] + core_h - height
     pad_w = origins[-1][1] + core_w - width
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
@@ -66,8 +62,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
     for start in range(0, n, batch_size):
         chunk = frames_to_photons(np.asarray(frames_adu[start:start + batch_size]), camera, first_frame + start)
         image = torch.from_numpy(chunk)[:, None].to(device)
-        image = F.pad(image, (margin, margin + pad_w, margin, margin + pad_h), mode="reflect") \
-            if (margin or pad_h or pad_w) else image
+        pads = (margin, margin + pad_w, margin, margin + pad_h)
+        if any(pads):  # reflect where the frame is large enough, else repeat the edge
+            image = F.pad(image, pads, mode="reflect" if max(pads) < min(height, width) else "replicate")
         for r, c in origins:
             tile = image[..., r:r + core_h + 2 * margin, c:c + core_w + 2 * margin]
             probs, head = model.generate(tile, prior_scale=prior_scale)
@@ -96,3 +93,14 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def predict(frames_adu, camera: Camera, model: VAREmitterPredictor | str | None = None, device: str = "cpu",
+            **options) -> Prediction:
+    """Localise (T, H, W) ADU frames: `model` is a loaded model, a weights path, or None for
+    the bundled model; options go to `predict_frames` (threshold, tile_px, output_map, ...)."""
+    from .checkpoint import load_model
+
+    if not isinstance(model, VAREmitterPredictor):
+        model = load_model(model, device)[0]
+    return predict_frames(model, frames_adu, camera, device=device, **options)

@@ -24,6 +24,7 @@ TRAIN_TILE_PX = 64
 # localisation head channels: detection logit, dx, dy, photons, background, log-sigma of
 # dx, dy and photons (then z and its log-sigma with a 3D PSF)
 HEAD_CHANNELS_2D = 8
+HEAD_WIDTH = 48
 DETECTION_PRIOR_LOGIT = -6.0
 
 
@@ -56,15 +57,14 @@ class VAREmitterPredictor(nn.Module):
         self.head = AdaLNHead(dim, config.vocab_size)
         self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
         # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
-        self.head_out = HEAD_CHANNELS_2D + (2 if config.with_z else 0)
-        width = 48
+        head_out = HEAD_CHANNELS_2D + (2 if config.with_z else 0)
         self.loc_head = nn.Sequential(
-            nn.Conv2d(c_img + config.tokenizer_channels + 2, width, 1), nn.GELU(), ResBlock(width),
-            nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
-            nn.Conv2d(width, self.head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
+            nn.Conv2d(c_img + config.tokenizer_channels + 2, HEAD_WIDTH, 1), nn.GELU(), ResBlock(HEAD_WIDTH),
+            nn.Conv2d(HEAD_WIDTH, HEAD_WIDTH, 3, padding=1), nn.GELU(),
+            nn.Conv2d(HEAD_WIDTH, head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
         )
         with torch.no_grad():  # start from a low detection prior: emitters are sparse
-            self.loc_head[-2].bias.view(self.head_out, -1)[0] = DETECTION_PRIOR_LOGIT
+            self.loc_head[-2].bias.view(head_out, -1)[0] = DETECTION_PRIOR_LOGIT
 
     # ---------------------------------------------------------------- shared
     def encode_image(self, photons_B1HW: torch.Tensor):

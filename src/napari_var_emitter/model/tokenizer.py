@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import ModelConfig
 from .layers import ResBlock, conv_stack
@@ -46,7 +47,9 @@ class EmitterTokenizer(nn.Module):
             self.to_map[0].bias.view(config.map_channels, -1)[0] = OCCUPANCY_PRIOR_LOGIT
 
     def encode(self, map_BCHW: torch.Tensor) -> torch.Tensor:
-        return self.encoder(map_BCHW)
+        """Latent (B, Cvq, h, w), each cell's vector l2-normalised: a fixed scale keeps the
+        residual quantiser from chasing a drifting latent."""
+        return F.normalize(self.encoder(map_BCHW), dim=1)
 
     def decode(self, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(camera-grid features, output-grid map prediction)."""

@@ -31,13 +31,13 @@ class SimulationRanges:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    tokenizer_steps: int = 1500
-    steps: int = 4000
+    tokenizer_steps: int = 4000
+    steps: int = 2700
     batch_size: int = 8
     tile_px: int = 64
     lr: float = 1e-3
     tokenizer_lr: float = 2e-3
-    warmup_steps: int = 200
+    warmup_steps: int = 300
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     scale_weights: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0)

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..io.atomic import atomic_path, write_text_atomic
+from ..io.atomic import atomic_path
 from ..model.checkpoint import load_model, load_training_state, save_model
 from ..model.predictor import VAREmitterPredictor
 from .config import TrainConfig
@@ -69,7 +68,7 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
     grids = config.model.grids(t_cfg.tile_px, t_cfg.tile_px)
     heldout = heldout_stacks()
     total = tokenizer_steps + t_cfg.steps
-    logger = _CsvLog(out_dir / LOG_FILE, append=resume and step > 0)
+    logger = _CsvLog(out_dir / LOG_FILE, resume_step=step)
     model.train()
     while step < total:
         started = time.perf_counter()
@@ -93,6 +92,7 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
                                                     if isinstance(v, float) and k != "wall_s"))
         logger.write(row)
         if step % t_cfg.checkpoint_every == 0 or step == total:
+            logger.flush()
             _save_state(state_path, model, tok_opt, opt, step, wall, source)
     final = out_dir / "model.safetensors"
     card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
@@ -162,16 +162,22 @@ def _commit() -> str:
 
 
 class _CsvLog:
-    """Rows with varying keys -> CSV with the union of columns (rewritten atomically)."""
+    """Rows with varying keys -> CSV with the union of columns (rewritten atomically).
 
-    def __init__(self, path: Path, append: bool):
+    Resuming at step k keeps the rows before k: rows logged after the last checkpoint are
+    dropped, since those steps run again."""
+
+    def __init__(self, path: Path, resume_step: int):
         self.path = path
-        self.rows = list(csv.DictReader(path.open())) if append and path.exists() else []
+        rows = list(csv.DictReader(path.open())) if resume_step > 0 and path.exists() else []
+        self.rows = [r for r in rows if int(r["step"]) < resume_step]
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        if len(self.rows) % 25 and "low_jaccard" not in row:
-            return
+        if len(self.rows) % 25 == 0 or "low_jaccard" in row:
+            self.flush()
+
+    def flush(self) -> None:
         columns = list(dict.fromkeys(k for r in self.rows for k in r))
         with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, columns)

@@ -61,7 +61,7 @@ def scale_map_loss(probs, occupancy_B1HW, weights: torch.Tensor):
     """BCE of each scale's probability map against 'this cell holds an emitter'."""
     losses = [F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), occupancy_at(occupancy_B1HW, p.shape[-2:]))
               for p in probs]
-    return sum(w * l for w, l in zip(weights, losses)) / weights.sum(), losses
+    return sum(w * loss for w, loss in zip(weights, losses)) / weights.sum(), losses
 
 
 def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
@@ -76,7 +76,8 @@ def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
     nll = ((mean - truth) ** 2 / (2 * torch.exp(2 * log_sigma)) + log_sigma) * near
     nll = nll.sum() / (near.sum() + 1.0)
     known = torch.isfinite(background_B)  # labelled user data may not know it
-    background = F.mse_loss(head_BKHW[known, BACKGROUND],
-                            (background_B[known] / 100.0).view(-1, 1, 1).expand_as(head_BKHW[known, BACKGROUND])) \
-        if known.any() else head_BKHW.new_zeros(())
+    background = head_BKHW.new_zeros(())
+    if known.any():
+        predicted = head_BKHW[known, BACKGROUND]
+        background = F.mse_loss(predicted, (background_B[known] / 100.0).view(-1, 1, 1).expand_as(predicted))
     return detect + nll + background, {"loc_detect": detect, "loc_nll": nll, "loc_bg": background}

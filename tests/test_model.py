@@ -1,0 +1,175 @@
+"""The VAR predictor's parts, on a tiny configuration (fast, untrained unless stated)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.model.checkpoint import load_model, save_model
+from napari_var_emitter.model.config import ModelConfig
+from napari_var_emitter.model.postprocess import find_detections, maps_to_table
+from napari_var_emitter.model.predictor import VAREmitterPredictor
+from napari_var_emitter.model.quantizer import ResidualQuantizer
+from napari_var_emitter.model.targets import map_to_photons, render_target
+from napari_var_emitter.model.transformer import block_causal_mask, token_levels
+from napari_var_emitter.train.losses import ProgressiveScaleWeights
+
+TINY = ModelConfig(vocab_size=64, cvq=8, embed_dim=32, num_heads=2, num_layers=2, image_channels=8,
+                   tokenizer_channels=8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = VAREmitterPredictor(TINY).eval()
+    with torch.no_grad():  # non-trivial weights everywhere (AdaLN starts at zero)
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.1)
+    return m
+
+
+def test_config_strides_and_grids():
+    config = ModelConfig()
+    assert config.token_strides_px == (32, 16, 8, 4)
+    assert config.grids(160, 160) == [(5, 5), (10, 10), (20, 20), (40, 40)]
+    assert config.grids(64, 96) == [(2, 3), (4, 6), (8, 12), (16, 24)]
+    assert ModelConfig(patch_nums=(10, 20, 40, 80)).token_strides_px == (16, 8, 4, 2)
+    with pytest.raises(InputError, match="multiple of 32"):
+        config.grids(100, 100)
+    with pytest.raises(InputError, match="patch_nums"):
+        ModelConfig(patch_nums=(3, 10, 20, 40))
+
+
+def test_block_causal_mask():
+    mask = block_causal_mask(token_levels([1, 4, 16]))
+    assert mask.shape == (21, 21)
+    assert mask[0, :1].all() and not mask[0, 1:].any()  # coarsest sees only itself
+    assert mask[1:5, :5].all() and not mask[1:5, 5:].any()  # scale 1 sees 0 and 1
+    assert mask[5:].all()  # finest sees everything
+
+
+def test_residual_quantisation(model):
+    torch.manual_seed(1)
+    grids = TINY.grids(64, 64)
+    # identity Phi and a codebook holding the zero vector: the finest scale (per-cell nearest
+    # code, no resampling) can only lower the residual
+    quantizer = ResidualQuantizer(TINY.vocab_size, TINY.cvq, len(grids), quant_resi=0.0)
+    with torch.no_grad():
+        quantizer.codebook.weight.copy_(torch.randn(TINY.vocab_size, TINY.cvq) * 0.5)
+        quantizer.codebook.weight[0] = 0
+    f = torch.randn(2, TINY.cvq, 16, 16)
+    idx = quantizer.tokens(f, grids)
+    assert [tuple(i.shape[1:]) for i in idx] == grids
+    f_hats = quantizer.f_hats(idx, (16, 16))
+    errors = [(f - fh).square().sum().item() for fh in f_hats]
+    assert errors[-1] <= errors[-2] and errors[-1] < f.square().sum().item()
+    # inference's next_input accumulates exactly like f_hats (the trained model's Phi too)
+    trained = model.tokenizer.quantizer
+    idx = trained.tokens(f, grids)
+    f_hat = torch.zeros_like(f)
+    for si in range(len(grids)):
+        f_hat, nxt = trained.next_input(si, f_hat, idx[si], grids)
+        if nxt is not None:
+            assert nxt.shape == (2, grids[si + 1][0] * grids[si + 1][1], TINY.cvq)
+    assert torch.allclose(f_hat, trained.f_hats(idx, (16, 16))[-1])
+
+
+def test_kv_cache_generation_equals_teacher_forcing(model):
+    x = torch.rand(2, 1, 64, 64) * 200 + 30
+    quantizer = model.tokenizer.quantizer
+    seen, original = [], quantizer.next_input
+
+    def spy(si, f_hat, idx, grids):
+        seen.append(idx.clone())
+        return original(si, f_hat, idx, grids)
+
+    quantizer.next_input = spy
+    try:
+        probs_g, head_g = model.generate(x)
+    finally:
+        quantizer.next_input = original
+    with torch.no_grad():
+        logits, probs_t, head_t = model(x, seen, TINY.grids(64, 64))
+    predicted = model._split(logits.argmax(-1), TINY.grids(64, 64))
+    assert all(torch.equal(a, b) for a, b in zip(predicted, seen))
+    assert torch.allclose(head_g, head_t, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(probs_g, probs_t))
+
+
+def test_generation_is_deterministic_and_sampling_varies(model):
+    x = torch.rand(1, 1, 64, 64) * 200 + 30
+    a, b = model.generate(x)[1], model.generate(x)[1]
+    assert torch.equal(a, b)
+    g = torch.Generator().manual_seed(0)
+    sampled = [model.generate(x, temperature=1.0, generator=g)[1] for _ in range(2)]
+    assert not torch.equal(sampled[0], sampled[1])
+
+
+def test_any_tile_size_and_scale_maps(model):
+    probs, head = model.generate(torch.rand(1, 1, 96, 160) * 100)
+    assert [tuple(p.shape[-2:]) for p in probs] == TINY.grids(96, 160)
+    assert head.shape[-2:] == (192, 320)
+    assert all(((p >= 0) & (p <= 1)).all() for p in probs)
+
+
+def test_target_rendering_and_decoding_round_trip():
+    x_px, y_px = np.array([10.26, 40.9]), np.array([5.5, 60.01])
+    target = render_target(x_px, y_px, np.array([2000.0, 500.0]), np.zeros(2), (64, 64), 2, False, dense=True)
+    assert target[0].sum() == 2 and target[0, 11, 20] == 1 and target[0, 120, 81] == 1
+    maps = {"prob": torch.from_numpy(target[None, 0]), "dx": torch.from_numpy(target[None, 1]),
+            "dy": torch.from_numpy(target[None, 2]), "photons": torch.from_numpy(target[None, 3])}
+    table = maps_to_table(maps, 0.5, cell_nm=50.0, frames=[7])
+    table = table.sort_values("x_nm", ignore_index=True)
+    np.testing.assert_allclose(table["x_nm"], x_px * 100, atol=1e-3)
+    np.testing.assert_allclose(table["y_nm"], y_px * 100, atol=1e-3)
+    np.testing.assert_allclose(table["photons"], [2000, 500], rtol=1e-5)
+    assert (table["frame"] == 7).all()
+    assert map_to_photons(target[3, 11, 20]) == pytest.approx(2000)
+
+
+def test_probability_integration_in_detections():
+    prob = torch.zeros(1, 8, 8)
+    prob[0, 3, 3], prob[0, 3, 4] = 0.3, 0.28  # one emitter split over two cells
+    b, r, c, p = find_detections(prob, threshold=0.5)
+    assert (r.tolist(), c.tolist()) == ([3], [3]) and p.item() == pytest.approx(0.58)
+
+
+def test_progressive_scale_weights():
+    weights = ProgressiveScaleWeights((0.5, 0.7, 0.9, 1.0))
+    assert weights.weights.tolist() == pytest.approx([1.0, 0.9, 0.7, 0.5])
+    weights.set_epoch(50, 100)
+    assert weights.weights.tolist() == pytest.approx([0.75, 0.8, 0.8, 0.75])
+    weights.set_epoch(100, 100)
+    assert weights.weights.tolist() == pytest.approx([0.5, 0.7, 0.9, 1.0])
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    save_model(path, model, {"note": "test"})
+    loaded, card = load_model(path)
+    assert card == {"note": "test"} and loaded.config == TINY
+    x = torch.rand(1, 1, 64, 64) * 100
+    assert torch.equal(loaded.generate(x)[1], model.generate(x)[1])
+    # another architecture: the card says one thing, the weights are another's
+    other = tmp_path / "other.safetensors"
+    save_model(other, VAREmitterPredictor(ModelConfig(vocab_size=32, cvq=8, embed_dim=32, num_heads=2,
+                                                      num_layers=1, image_channels=8, tokenizer_channels=8)), {})
+    other.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(InputError, match="do not fit the architecture"):
+        load_model(other)
+    # damaged weights
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="damaged or not a safetensors"):
+        load_model(path)
+    # a JSON from elsewhere
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(data)
+    foreign.with_suffix(".json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(InputError, match="not a napari-var-emitter model"):
+        load_model(foreign)
+    with pytest.raises(InputError, match="needs both"):
+        load_model(tmp_path / "missing.safetensors")

@@ -1,0 +1,81 @@
+"""`var-emitter train` end to end on a tiny model for a few steps (fast, not for accuracy)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from napari_var_emitter.cli import main
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.train.config import TrainConfig
+
+TINY = {
+    "model": {"vocab_size": 32, "cvq": 8, "embed_dim": 32, "num_heads": 2, "num_layers": 1,
+              "image_channels": 8, "tokenizer_channels": 8},
+    "training": {"tokenizer_steps": 3, "steps": 4, "batch_size": 2, "warmup_steps": 1, "eval_every": 4,
+                 "checkpoint_every": 2},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def test_train_on_the_fly_writes_model_log_and_curves(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--device", "cpu"]) == 0
+    model, card = load_model(out / "model.safetensors")
+    assert model.config.embed_dim == 32 and card["training"]["steps"] == 4
+    assert {"low_jaccard", "medium_jaccard", "high_jaccard"} <= set(card["heldout"])
+    log = pd.read_csv(out / "log.csv")
+    assert list(log["step"]) == list(range(7))
+    assert {"code_usage", "ce_s0", "ce_s3", "acc_s3", "low_jaccard"} <= set(log.columns)
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+
+def test_resume_continues_without_repeating_steps(tmp_path):
+    short, longer = tmp_path / "short.json", tmp_path / "long.json"
+    short.write_text(json.dumps({**TINY, "training": {**TINY["training"], "steps": 2, "checkpoint_every": 4}}))
+    longer.write_text(json.dumps(TINY))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(short), "--out", str(out)]) == 0  # steps 0..4, saved at 4 and 5
+    assert main(["train", "--config", str(longer), "--out", str(out), "--resume"]) == 0
+    assert pd.read_csv(out / "log.csv")["step"].tolist() == list(range(7))
+
+
+def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
+    data = tmp_path / "data"
+    assert main(["simulate", str(data), "--n-samples", "2", "--n-frames", "4", "--frame-size", "64"]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--data", str(data)]) == 0
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--config", str(tiny_config), "--out", str(tuned), "--data", str(data),
+                 "--init", str(out / "model.safetensors")]) == 0
+    log = pd.read_csv(tuned / "log.csv")
+    assert (log["stage"] == "main").all()  # fine-tuning skips the tokenizer stage
+
+
+def test_train_from_labelled_stack_and_csv(tmp_path, tiny_config):
+    data = tmp_path / "data"
+    main(["simulate", str(data), "--n-samples", "1", "--n-frames", "3", "--frame-size", "64"])
+    sample = data / "sample_64_000"
+    csv = tmp_path / "labels.csv"
+    assert main(["localize", str(sample / "sample_64_000.ome.tiff"), "--out", str(csv)]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--out", str(out),
+                 "--stack", str(sample / "sample_64_000.ome.tiff"), "--labels", str(csv)]) == 0
+    assert (out / "model.safetensors").exists()
+
+
+def test_bad_training_config(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"model": {"patch_nums": [5, 10]}, "training": {}}))
+    with pytest.raises(InputError, match="one weight per"):
+        TrainConfig.from_file(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="cannot read training config"):
+        TrainConfig.from_file(path)
