@@ -97,3 +97,12 @@ def test_not_hdf5(tmp_path):
     (tmp_path / "e.h5").write_text("hello")
     with pytest.raises(InputError, match="not a readable HDF5"):
         read_emitters_h5(tmp_path / "e.h5")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_localizations_csv(tmp_path / "a.csv", TABLE)
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -16,6 +16,7 @@ from .io.camera import resolve_camera
 from .io.emitters_h5 import read_emitters_h5
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.tiff import read_stack
+from .model.config import DEFAULT_THRESHOLD
 from .simulate.config import SimulationConfig, apply_overrides, load_config_file
 from .simulate.dataset import simulate_dataset
 
@@ -91,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_camera_flags(pred)
     pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    pred.add_argument("--threshold", type=float, default=0.5, help="detection probability")
+    pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                      help="detection probability (integrated over 3x3 output cells)")
     pred.add_argument("--maps", type=Path, help="write probability maps to this HDF5 file")
     pred.add_argument("--mode", choices=("progressive", "super_resolution"), default="progressive",
                       help="maps: every scale's map, or also the output-grid (2x) map")

@@ -1,7 +1,8 @@
 """Whole frames -> localisations and per-scale maps, tile by tile.
 
-Frames are cut into tiles of `tile_px` camera pixels plus a `margin_px` border of context
-(both multiples of the coarsest token stride; frames are reflect-padded to fit). A
+A frame up to tile_px + 2 * margin_px (192 px by default) is processed whole; larger frames
+are cut into tiles of `tile_px` camera pixels plus a `margin_px` border of context (both
+multiples of the coarsest token stride; frames are reflect-padded to fit). A
 detection is kept only by the tile whose core holds it, so tiles stitch without seams or
 duplicates; maps are stitched from the tiles' cores.
 """
@@ -17,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..io.camera import Camera, frames_to_photons
+from .config import DEFAULT_THRESHOLD
 from .postprocess import head_maps, maps_to_table
 from .predictor import VAREmitterPredictor
 
@@ -35,7 +37,7 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = 0.5,
+def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = DEFAULT_THRESHOLD,
                    tile_px: int = 128, margin_px: int = 32, batch_size: int = 4, device: str = "cpu",
                    first_frame: int = 0, prior_scale: float = 1.0, output_map: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Prediction:
@@ -48,9 +50,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
     n, height, width = frames_adu.shape
     cell_nm = camera.pixel_size_nm / config.upscale
     strides = config.token_strides_px
-    # tile cores: whole frame if it fits in one tile
-    core_h = min(tile_px, -(-height // step) * step)
-    core_w = min(tile_px, -(-width // step) * step)
+    # a frame that fits in one tile with its context margins is processed whole
+    rounded_h, rounded_w = -(-height // step) * step, -(-width // step) * step
+    core_h = rounded_h if rounded_h <= tile_px + 2 * margin_px else tile_px
+    core_w = rounded_w if rounded_w <= tile_px + 2 * margin_px else tile_px
     margin = margin_px if (core_h < height or core_w < width) else 0
     origins = [(r, c) for r in range(0, height, core_h) for c in range(0, width, core_w)]
     pad_h = origins[-1][0] + core_h - height
