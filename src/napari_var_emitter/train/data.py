@@ -29,13 +29,12 @@ from .config import SimulationRanges
 @dataclasses.dataclass
 class Batch:
     """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B,)
-    photons/px (NaN when unknown); tables: the emitters of each tile (nm, tile origin)."""
+    photons/px (NaN when unknown)."""
 
     photons: torch.Tensor
     token_map: torch.Tensor
     dense_map: torch.Tensor
     background: torch.Tensor
-    tables: list[pd.DataFrame]
 
 
 def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
@@ -52,7 +51,7 @@ def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.n
             maps[dense].append(render_target(*args, dense=dense))
     return Batch(torch.from_numpy(np.asarray(photons, np.float32))[:, None],
                  torch.from_numpy(np.stack(maps[False])), torch.from_numpy(np.stack(maps[True])),
-                 torch.as_tensor(background, dtype=torch.float32), tables)
+                 torch.as_tensor(background, dtype=torch.float32))
 
 
 class SimulatedSource:
