@@ -15,32 +15,22 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from napari_var_emitter.classical.localize import localize_stack
 from napari_var_emitter.evaluate.calibration import calibration, occupancy_grid
 from napari_var_emitter.evaluate.metrics import evaluate
-from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.atomic import write_text_atomic
 from napari_var_emitter.model.checkpoint import BUNDLED, card_path, load_model
 from napari_var_emitter.model.inference import predict_frames
-from napari_var_emitter.psf import PSF
-from napari_var_emitter.simulate.config import SimulationConfig
-from napari_var_emitter.simulate.stack import simulate_stack
-from napari_var_emitter.train.heldout import tokenizer_ceiling
+from napari_var_emitter.train.heldout import heldout_stacks, tokenizer_ceiling
 
 BENCH_SEED = 9_000_000  # training uses small seeds, its held-out checks 7,000,000+
-CONDITIONS = (("low", 0.1, 5000.0, 20.0), ("medium", 0.5, 2000.0, 50.0), ("high", 2.0, 2000.0, 50.0))
 
 
 def run(model_path, n_frames: int) -> dict:
-    model, card = load_model(model_path)
+    model, _ = load_model(model_path)
     results = {"model": str(model_path or "bundled"), "frames_per_condition": n_frames, "conditions": {}}
-    for i, (name, density, photons, background) in enumerate(CONDITIONS):
-        config = SimulationConfig(frame_size=160, n_frames=n_frames, density_per_um2=density,
-                                  photons_mean=photons, background_photons=background,
-                                  psf=PSF(sigma_nm=130.0), camera=Camera(e_per_adu=0.5, read_noise_e=1.5))
-        frames, truth = simulate_stack(config, np.random.default_rng(BENCH_SEED + i))
+    for name, frames, truth in heldout_stacks(n_frames, frame_px=160, seed=BENCH_SEED):
         camera = truth.camera
         started = time.perf_counter()
         prediction = predict_frames(model, frames, camera)

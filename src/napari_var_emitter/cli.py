@@ -141,10 +141,15 @@ def _simulate(args) -> int:
     return 0
 
 
-def _localize(args) -> int:
+def _stack_and_camera(args):
+    """Open args.stack lazily; its camera from the file's metadata, then the camera flags."""
     stack = read_stack(args.stack)
-    cli = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
-    camera = resolve_camera(stack.camera_metadata, cli, context=str(args.stack))
+    flags = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
+    return stack, resolve_camera(stack.camera_metadata, flags, context=str(args.stack))
+
+
+def _localize(args) -> int:
+    stack, camera = _stack_and_camera(args)
     table = localize_stack(stack.frames, camera, sigma_nm=args.psf_sigma_nm, snr=args.snr)
     write_localizations_csv(args.out, table)
     print(f"{len(table)} localisations in {stack.frames.shape[0]} frames -> {args.out}")
@@ -156,10 +161,10 @@ def _device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not name.startswith("cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available (use cpu or auto)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
     return name
 
 
@@ -168,9 +173,7 @@ def _predict(args) -> int:
     from .model.checkpoint import load_model
     from .model.inference import predict_frames
 
-    stack = read_stack(args.stack)
-    cli = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
-    camera = resolve_camera(stack.camera_metadata, cli, context=str(args.stack))
+    stack, camera = _stack_and_camera(args)
     device = _device(args.device)
     model, _ = load_model(args.model, device)
     n = stack.frames.shape[0]

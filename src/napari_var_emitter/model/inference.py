@@ -75,9 +75,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
             named = head_maps(head)
             if fine is not None:
                 cut = margin * up
-                block = named["prob"][:, cut:, cut:].cpu().numpy()
-                target = fine[start:start + len(chunk), r * up:(r + core_h) * up, c * up:(c + core_w) * up]
-                target[...] = block[:, :target.shape[1], :target.shape[2]]
+                _paste(fine[start:start + len(chunk), r * up:(r + core_h) * up, c * up:(c + core_w) * up],
+                       named["prob"][:, cut:, cut:].cpu().numpy())
             table = maps_to_table(named, threshold, cell_nm, np.arange(start, start + len(chunk)),
                                   origin_nm=((c - margin) * px, (r - margin) * px))
             x, y = table["x_nm"], table["y_nm"]  # keep what lies in this tile's core and the frame
@@ -87,8 +86,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
             for si, (p, s) in enumerate(zip(probs, strides)):
                 m, (r0, c0) = margin // s, (r // s, c // s)
                 block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
-                target = maps[si][start:start + len(chunk), r0:r0 + block.shape[1], c0:c0 + block.shape[2]]
-                target[...] = block[:, :target.shape[1], :target.shape[2]]
+                _paste(maps[si][start:start + len(chunk), r0:r0 + block.shape[1], c0:c0 + block.shape[2]], block)
         if progress is not None:
             progress(min(start + batch_size, n), n)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -96,6 +94,11 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def _paste(target: np.ndarray, block: np.ndarray) -> None:
+    """Copy a tile's core block into its place in a stitched map (cut where the frame ends)."""
+    target[...] = block[:, :target.shape[1], :target.shape[2]]
 
 
 def predict(frames_adu, camera: Camera, model: VAREmitterPredictor | str | None = None, device: str = "cpu",

@@ -37,6 +37,12 @@ class Batch:
     background: torch.Tensor
 
 
+def tables_per_frame(emitters: pd.DataFrame, n_frames: int) -> list[pd.DataFrame]:
+    """The emitters of each frame 0..n_frames-1 (an empty table where a frame has none)."""
+    groups = emitters.groupby("frame")
+    return [groups.get_group(f) if f in groups.groups else emitters.iloc[:0] for f in range(n_frames)]
+
+
 def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
                pixel_size_nm: np.ndarray, config: ModelConfig) -> Batch:
     """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner) and
@@ -78,9 +84,7 @@ class SimulatedSource:
         sim = self.simulation_config(batch_size)
         frames, truth = simulate_stack(sim, self.rng)
         photons = sim.camera.adu_to_photons(frames)
-        groups = truth.emitters.groupby("frame")
-        tables = [groups.get_group(f) if f in groups.groups else truth.emitters.iloc[:0]
-                  for f in range(batch_size)]
+        tables = tables_per_frame(truth.emitters, batch_size)
         return make_batch(photons, tables, np.full(batch_size, sim.background_photons),
                           np.full(batch_size, sim.camera.pixel_size_nm), self.config)
 

@@ -12,21 +12,22 @@ from ..model.postprocess import maps_to_table, tokenizer_maps
 from ..psf import PSF
 from ..simulate.config import SimulationConfig
 from ..simulate.stack import simulate_stack
-from .data import make_batch
+from .data import make_batch, tables_per_frame
 
 HELD_OUT_SEED = 7_000_000  # training streams start from the config's seed (small integers)
 # (name, density /µm², photons, background): the acceptance conditions of docs/benchmarks.md
 CONDITIONS = (("low", 0.1, 5000.0, 20.0), ("medium", 0.5, 2000.0, 50.0), ("high", 2.0, 2000.0, 50.0))
 
 
-def heldout_stacks(n_frames: int = 16, frame_px: int = 64):
-    """[(name, frames, truth)] for the three conditions, σ = 130 nm, 100 nm pixels."""
+def heldout_stacks(n_frames: int = 16, frame_px: int = 64, seed: int = HELD_OUT_SEED):
+    """[(name, frames, truth)] for the three conditions, σ = 130 nm, 100 nm pixels, sCMOS;
+    condition i is simulated from seed + i."""
     stacks = []
     for i, (name, density, photons, background) in enumerate(CONDITIONS):
         config = SimulationConfig(frame_size=frame_px, n_frames=n_frames, density_per_um2=density,
                                   photons_mean=photons, background_photons=background,
                                   psf=PSF(sigma_nm=130.0), camera=Camera(e_per_adu=0.5, read_noise_e=1.5))
-        frames, truth = simulate_stack(config, np.random.default_rng(HELD_OUT_SEED + i))
+        frames, truth = simulate_stack(config, np.random.default_rng(seed + i))
         stacks.append((name, frames, truth))
     return stacks
 
@@ -53,9 +54,8 @@ def tokenizer_ceiling(model, stacks, threshold: float = 0.5) -> dict[str, float]
     for name, frames, truth in stacks:
         px = truth.camera.pixel_size_nm
         n, height, width = frames.shape
-        groups = truth.emitters.groupby("frame")
-        tables = [groups.get_group(f) if f in groups.groups else truth.emitters.iloc[:0] for f in range(n)]
-        batch = make_batch(np.zeros((n, height, width), np.float32), tables, np.zeros(n), np.full(n, px), config)
+        batch = make_batch(np.zeros((n, height, width), np.float32), tables_per_frame(truth.emitters, n),
+                           np.zeros(n), np.full(n, px), config)
         grids = config.grids(height, width)
         idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map), grids)
         counts += torch.cat([i.flatten() for i in idx_list]).bincount(minlength=config.vocab_size).float()
