@@ -3,6 +3,7 @@
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from napari_var_emitter.cli import main
 from napari_var_emitter.evaluate.metrics import evaluate
@@ -74,7 +75,7 @@ def test_predict_errors(tmp_path, capsys):
     frames, truth = _stack(64, 1, 0.5)
     write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)
     args = ["predict", str(tmp_path / "s.ome.tiff"), "--out", str(tmp_path / "p.csv")]
-    if not __import__("torch").cuda.is_available():
+    if not torch.cuda.is_available():
         assert main(args + ["--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
