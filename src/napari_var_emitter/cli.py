@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     tr.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    tr.add_argument("--workers", type=int, default=0,
+                    help="processes that make batches ahead (for GPUs; 0 = in the training process, reproducible)")
     tr.add_argument("--data", type=Path, help="simulated dataset folder (default: simulate on the fly)")
     tr.add_argument("--stack", type=Path, action="append", default=[], help="labelled stack (repeatable)")
     tr.add_argument("--labels", type=Path, action="append", default=[],
@@ -197,6 +199,7 @@ def _train(args) -> int:
     from .train.config import TrainConfig
     from .train.data import LabelledSource, SimulatedSource
     from .train.loop import train
+    from .train.prefetch import PrefetchedSource
 
     config = TrainConfig.from_file(args.config)
     t = config.training
@@ -208,7 +211,15 @@ def _train(args) -> int:
         source = LabelledSource.from_dataset_folder(args.data, config.model, t.tile_px, t.seed)
     else:
         source = SimulatedSource(config.simulation, config.model, t.tile_px, t.seed)
-    train(config, args.out, source, device=_device(args.device), resume=args.resume, init_weights=args.init)
+    if args.workers < 0:
+        raise InputError("--workers must be 0 or more")
+    if args.workers:
+        source = PrefetchedSource(source, args.workers)
+    try:
+        train(config, args.out, source, device=_device(args.device), resume=args.resume, init_weights=args.init)
+    finally:
+        if args.workers:
+            source.close()
     return 0
 
 

@@ -60,6 +60,9 @@ def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.n
                  torch.as_tensor(background, dtype=torch.float32))
 
 
+FRAMES_PER_CONDITION = 8  # a larger batch mixes several drawn conditions
+
+
 class SimulatedSource:
     """Fresh simulations: each batch draws its conditions from `ranges`."""
 
@@ -81,12 +84,18 @@ class SimulatedSource:
         )
 
     def batch(self, batch_size: int) -> Batch:
-        sim = self.simulation_config(batch_size)
-        frames, truth = simulate_stack(sim, self.rng)
-        photons = sim.camera.adu_to_photons(frames)
-        tables = tables_per_frame(truth.emitters, batch_size)
-        return make_batch(photons, tables, np.full(batch_size, sim.background_photons),
-                          np.full(batch_size, sim.camera.pixel_size_nm), self.config)
+        """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
+        photons, tables, background, pixel_size = [], [], [], []
+        for start in range(0, batch_size, FRAMES_PER_CONDITION):
+            n = min(FRAMES_PER_CONDITION, batch_size - start)
+            sim = self.simulation_config(n)
+            frames, truth = simulate_stack(sim, self.rng)
+            photons.append(sim.camera.adu_to_photons(frames))
+            tables += tables_per_frame(truth.emitters, n)
+            background += [sim.background_photons] * n
+            pixel_size += [sim.camera.pixel_size_nm] * n
+        return make_batch(np.concatenate(photons), tables, np.asarray(background), np.asarray(pixel_size),
+                          self.config)
 
 
 class LabelledSource:
