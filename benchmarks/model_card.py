@@ -18,9 +18,10 @@ def main() -> None:
     print(f"- file: `{weights.name}` ({weights.stat().st_size / 1e6:.1f} MB) + `{card_path(weights).name}`")
     print(f"- architecture: {json.dumps(meta['config'])}")
     loop = card["train_config"]["training"]
-    print(f"- training: {training['tokenizer_steps']} tokenizer steps + {training['steps']} steps, "
-          f"batch {loop['batch_size']} tiles of {loop['tile_px']} px, "
-          f"{training['wall_s'] / 60:.0f} min on {training['device']} (2 cores), commit {training['commit']}")
+    print(f"- training: {_stage(training)}, batch {loop['batch_size']} tiles of {loop['tile_px']} px, "
+          f"peak lr {loop['lr']}")
+    if "init" in card:
+        print(f"- started from `{card['init']['weights']}`, trained with {_stage(card['init']['training'])}")
     print(f"- simulated training data, drawn per batch: pixel {sim['pixel_size_nm']} nm, "
           f"PSF σ {sim['psf_sigma_nm']} nm, mean photons {sim['photons_mean']}, "
           f"background {sim['background_photons']} photons/px, density {sim['density_per_um2']} /µm², "
@@ -28,6 +29,11 @@ def main() -> None:
     for name, row in card.get("heldout_benchmark", {}).items():
         if isinstance(row, dict):
             print(f"- held-out {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+
+
+def _stage(training: dict) -> str:
+    return (f"{training['tokenizer_steps']} tokenizer steps + {training['steps']} steps, "
+            f"{training['wall_s'] / 60:.0f} min on {training['device']}, commit {training['commit']}")
 
 
 if __name__ == "__main__":

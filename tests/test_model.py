@@ -130,6 +130,28 @@ def test_target_rendering_and_decoding_round_trip():
     assert map_to_photons(target[3, 11, 20]) == pytest.approx(2000)
 
 
+def test_offsets_fused_over_neighbours_by_precision():
+    x_px, y_px = 10.3, 20.8
+    target = torch.from_numpy(render_target(np.array([x_px]), np.array([y_px]), np.array([1000.0]), np.zeros(1),
+                                            (32, 32), 2, False, dense=True))[None]
+    occupied = target[:, :1]
+    prob = (0.1 * torch.nn.functional.max_pool2d(occupied, 3, 1, 1) + 0.4 * occupied)[:, 0]  # neighbours see it too
+    maps = {"prob": prob, "dx": target[:, 1].clone(), "dy": target[:, 2], "photons": target[:, 3],
+            "sigma_dx": torch.ones_like(prob), "sigma_dy": torch.ones_like(prob)}
+    row, col = int(y_px * 2), int(x_px * 2)
+
+    def x_error_nm(bad_sigma):
+        maps["sigma_dx"][0, row, col + 1] = maps["sigma_dy"][0, row, col + 1] = bad_sigma
+        table = maps_to_table(maps, 0.5, cell_nm=50.0, frames=[0])
+        assert len(table) == 1 and table["y_nm"].iloc[0] == pytest.approx(y_px * 100, abs=1e-3)
+        return abs(table["x_nm"].iloc[0] - x_px * 100)
+
+    assert x_error_nm(1.0) < 1e-3  # every neighbour agrees: exact
+    maps["dx"][0, row, col + 1] += 0.5  # one neighbour is 25 nm off
+    assert x_error_nm(1.0) > 1.0  # ... and counts fully when it claims the same precision
+    assert x_error_nm(10.0) < 0.05  # ... and hardly at all when it says it is 10x less sure
+
+
 def test_probability_integration_in_detections():
     prob = torch.zeros(1, 8, 8)
     prob[0, 3, 3], prob[0, 3, 4] = 0.3, 0.28  # one emitter split over two cells

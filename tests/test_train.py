@@ -4,11 +4,14 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from napari_var_emitter.cli import main
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.model.checkpoint import load_model
 from napari_var_emitter.train.config import TrainConfig
+from napari_var_emitter.train.data import SimulatedSource
+from napari_var_emitter.train.prefetch import PrefetchedSource
 
 TINY = {
     "model": {"vocab_size": 32, "cvq": 8, "embed_dim": 32, "num_heads": 2, "num_layers": 1,
@@ -57,6 +60,19 @@ def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
                  "--init", str(out / "model.safetensors")]) == 0
     log = pd.read_csv(tuned / "log.csv")
     assert (log["stage"] == "main").all()  # fine-tuning skips the tokenizer stage
+    _, card = load_model(tuned / "model.safetensors")
+    assert card["init"]["weights"] == "model.safetensors" and card["init"]["training"]["tokenizer_steps"] == 3
+
+
+def test_prefetched_batches_come_from_worker_processes():
+    config = TrainConfig.from_dict(TINY)
+    source = PrefetchedSource(SimulatedSource(config.simulation, config.model, 32, seed=0), workers=2)
+    try:
+        first, second = source.batch(3), source.batch(3)
+    finally:
+        source.close()
+    assert first.photons.shape == (3, 1, 32, 32) and first.token_map.shape[-2:] == (64, 64)
+    assert not torch.equal(first.photons, second.photons)
 
 
 def test_train_from_labelled_stack_and_csv(tmp_path, tiny_config):

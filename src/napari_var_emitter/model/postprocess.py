@@ -1,4 +1,5 @@
-"""Output-grid maps -> localisations: local maxima with 3x3 probability integration."""
+"""Output-grid maps -> localisations: local maxima with 3x3 probability integration and
+uncertainty-weighted 3x3 fusion of the offsets."""
 
 from __future__ import annotations
 
@@ -46,14 +47,30 @@ def find_detections(prob_BHW: torch.Tensor, threshold: float):
     return b, r, c, summed[b, 0, r, c].clamp(max=1.0)
 
 
+def fuse_offsets(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx, dy (B, H, W) of each cell as the mean of its 3x3 neighbourhood's estimates, weighted by
+    probability / (sigma_dx sigma_dy). Each neighbour predicts the offset from its own centre,
+    so its column (row) shift is added to its dx (dy)."""
+    weight = (maps["prob"] / (maps["sigma_dx"] * maps["sigma_dy"]).clamp(min=1e-6))[:, None]
+    shift = torch.arange(-1.0, 2.0, device=weight.device)
+    kernels = torch.stack([torch.ones(3, 3, device=weight.device), shift.expand(3, 3), shift[:, None].expand(3, 3)])
+    total, col_shift, row_shift = F.conv2d(weight, kernels[:, None], padding=1).unbind(1)
+    box = F.avg_pool2d(torch.cat([weight * maps["dx"][:, None], weight * maps["dy"][:, None]], 1), 3, 1, 1) * 9
+    total = total.clamp(min=1e-12)
+    return (box[:, 0] + col_shift) / total, (box[:, 1] + row_shift) / total
+
+
 def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: float, frames,
                   origin_nm=(0.0, 0.0)) -> pd.DataFrame:
     """Localisations from named output-grid maps (see head_maps).
 
-    dx, dy are in cells from the cell centre; frames (B,) gives each map's frame index;
-    origin_nm (x, y) is where the maps' cell (0, 0) corner lies in the frame.
+    dx, dy are in cells from the cell centre (fused over 3x3 where the maps have sigmas);
+    frames (B,) gives each map's frame index; origin_nm (x, y) is where the maps' cell (0, 0)
+    corner lies in the frame.
     """
     b, r, c, p = find_detections(maps["prob"], threshold)
+    if "sigma_dx" in maps:  # the head's maps carry uncertainties: fuse the neighbours' estimates
+        maps = {**maps, **dict(zip(("dx", "dy"), fuse_offsets(maps)))}
     at = {name: m[b, r, c].cpu().numpy() for name, m in maps.items() if name != "prob"}
     col, row = c.cpu().numpy(), r.cpu().numpy()
     table = pd.DataFrame({

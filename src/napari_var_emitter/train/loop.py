@@ -43,8 +43,9 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
     out_dir.mkdir(parents=True, exist_ok=True)
     t_cfg = config.training
     torch.manual_seed(t_cfg.seed)
+    parent_card: dict[str, Any] = {}
     if init_weights is not None:
-        model, _ = load_model(init_weights, device)
+        model, parent_card = load_model(init_weights, device)
         if model.config != config.model:
             config = TrainConfig(model=model.config, training=config.training, simulation=config.simulation)
         model.train()
@@ -97,6 +98,8 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
     final = out_dir / "model.safetensors"
     card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
                          "wall_s": round(wall, 1), "device": device, "commit": _commit()},
+            **({"init": {"weights": Path(init_weights).name, "training": parent_card.get("training")}}
+               if init_weights is not None else {}),
             "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout, device)}
     save_model(final, model, card)
     plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
