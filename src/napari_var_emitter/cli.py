@@ -158,25 +158,13 @@ def _localize(args) -> int:
     return 0
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name != "cpu" and not name.startswith("cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available (use cpu or auto)")
-    return name
-
-
 def _predict(args) -> int:
     from .io.maps_h5 import write_maps_h5
-    from .model.checkpoint import load_model
+    from .model.checkpoint import load_model, resolve_device
     from .model.inference import predict_frames
 
     stack, camera = _stack_and_camera(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     model, _ = load_model(args.model, device)
     n = stack.frames.shape[0]
 
@@ -198,6 +186,7 @@ def _predict(args) -> int:
 def _train(args) -> int:
     from .train.config import TrainConfig
     from .train.data import LabelledSource, SimulatedSource
+    from .model.checkpoint import resolve_device
     from .train.loop import train
     from .train.prefetch import PrefetchedSource
 
@@ -206,7 +195,7 @@ def _train(args) -> int:
     if args.stack or args.labels:
         if len(args.stack) != len(args.labels):
             raise InputError("give one --labels for each --stack")
-        source = LabelledSource(list(zip(args.stack, args.labels)), config.model, t.tile_px, t.seed)
+        source = LabelledSource.from_files(list(zip(args.stack, args.labels)), config.model, t.tile_px, t.seed)
     elif args.data:
         source = LabelledSource.from_dataset_folder(args.data, config.model, t.tile_px, t.seed)
     else:
@@ -216,7 +205,7 @@ def _train(args) -> int:
     if args.workers:
         source = PrefetchedSource(source, args.workers)
     try:
-        train(config, args.out, source, device=_device(args.device), resume=args.resume, init_weights=args.init)
+        train(config, args.out, source, device=resolve_device(args.device), resume=args.resume, init_weights=args.init)
     finally:
         if args.workers:
             source.close()

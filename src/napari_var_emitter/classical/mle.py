@@ -47,6 +47,28 @@ def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, 
     }
 
 
+def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:
+    """The PSF sigma (px) under which MLE fits of (N, R, R) photon ROIs of isolated spots are
+    most likely: the summed Poisson log-likelihood over a grid of sigmas, refined by a parabola
+    through the best grid point and its neighbours."""
+    rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
+    counts = rois.reshape(len(rois), -1)
+    edges = np.arange(rois.shape[1], dtype=np.float64)
+    loglik = []
+    for sigma in sigmas_px:
+        fit = fit_spots(rois, sigma)
+        theta = np.column_stack([fit["x_px"], fit["y_px"], fit["photons"], fit["background"]])
+        model, _ = _model_and_jacobian(theta, edges, sigma)
+        loglik.append(float((counts * np.log(model) - model).sum()))
+    i = int(np.clip(np.argmax(loglik), 1, len(sigmas_px) - 2))
+    (x0, x1, x2), (y0, y1, y2) = sigmas_px[i - 1:i + 2], loglik[i - 1:i + 2]
+    curvature = (y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)
+    if curvature >= 0:  # no interior maximum on the grid
+        return float(sigmas_px[int(np.argmax(loglik))])
+    vertex = (x0 + x1) / 2 - ((y1 - y0) / (x1 - x0)) * (x2 - x0) / (2 * curvature)
+    return float(np.clip(vertex, x0, x2))
+
+
 def _model_and_jacobian(theta: np.ndarray, edges: np.ndarray, sigma: float):
     """Expected photons (N, R*R) and d model / d (x, y, photons, background) (N, R*R, 4)."""
     x, y, photons, background = theta.T

@@ -38,6 +38,17 @@ def save_model(weights: str | Path, model: VAREmitterPredictor, card: dict[str, 
     write_text_atomic(card_path(weights), json.dumps(meta, indent=2))
 
 
+def resolve_device(name: str) -> str:
+    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is an InputError."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not name.startswith("cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device cuda: no CUDA device is available (use cpu or auto)")
+    return name
+
+
 def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
     """Load a model (the bundled one when `weights` is None). Every problem is an InputError."""
     weights = Path(weights) if weights is not None else BUNDLED

@@ -99,46 +99,53 @@ class SimulatedSource:
 
 
 class LabelledSource:
-    """Random tiles of labelled stacks: (stack path, labels path: emitters.h5 or CSV)."""
+    """Random tiles of labelled stacks: items of ((T, H, W) ADU frames, numpy or dask; their
+    emitter table with photons, positions in nm; Camera)."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], config: ModelConfig, tile_px: int, seed: int,
-                 camera_overrides: dict | None = None):
-        if not pairs:
+    def __init__(self, items: list[tuple], config: ModelConfig, tile_px: int, seed: int):
+        if not items:
             raise InputError("no labelled stacks given")
-        self.items = []
+        for frames, labels, _ in items:
+            if frames.ndim != 3 or min(frames.shape[1:]) < tile_px:
+                raise InputError(f"labelled stacks must be (T, H, W) with frames of at least {tile_px} px, "
+                                 f"got {frames.shape}")
+            if "photons" not in labels:
+                raise InputError("training labels need photons as well as positions")
+        self.items, self.config, self.tile_px = items, config, tile_px
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def from_files(pairs: list[tuple[Path, Path]], config: ModelConfig, tile_px: int, seed: int,
+                   camera_overrides: dict | None = None) -> LabelledSource:
+        """(stack path, labels path: emitters.h5 or ThunderSTORM CSV with intensities) pairs."""
+        items = []
         for stack_path, label_path in pairs:
             stack = read_stack(stack_path)
             if str(label_path).endswith(".csv"):
                 labels, file_camera = read_localizations_csv(label_path), {}
-                if "photons" not in labels:
-                    raise InputError(f"{label_path}: training labels need "
-                                     '"intensity [photon]" as well as positions')
             else:
                 truth = read_emitters_h5(label_path)
                 labels, file_camera = truth.emitters, truth.camera.to_dict()
             camera = resolve_camera(stack.camera_metadata, file_camera, camera_overrides or {},
                                     context=str(stack_path))
-            if min(stack.frames.shape[1:]) < tile_px:
-                raise InputError(f"{stack_path}: frames smaller than the {tile_px}-px training tile")
-            self.items.append((stack, labels, camera))
-        self.config, self.tile_px = config, tile_px
-        self.rng = np.random.default_rng(seed)
+            items.append((stack.frames, labels, camera))
+        return LabelledSource(items, config, tile_px, seed)
 
     @staticmethod
     def from_dataset_folder(folder: Path, config: ModelConfig, tile_px: int, seed: int) -> LabelledSource:
         """All samples of a simulated dataset folder (the seeds' layout)."""
         samples = sorted(p for p in Path(folder).glob("sample_*") if (p / "emitters.h5").exists())
-        return LabelledSource([(p / f"{p.name}.ome.tiff", p / "emitters.h5") for p in samples],
-                              config, tile_px, seed)
+        return LabelledSource.from_files([(p / f"{p.name}.ome.tiff", p / "emitters.h5") for p in samples],
+                                         config, tile_px, seed)
 
     def batch(self, batch_size: int) -> Batch:
         tiles, tables, pixels = [], [], []
         for _ in range(batch_size):
-            stack, labels, camera = self.items[self.rng.integers(len(self.items))]
-            n, height, width = stack.frames.shape
+            frames, labels, camera = self.items[self.rng.integers(len(self.items))]
+            n, height, width = frames.shape
             t, r, c = (self.rng.integers(n), self.rng.integers(height - self.tile_px + 1),
                        self.rng.integers(width - self.tile_px + 1))
-            frame = np.asarray(stack.frames[t, r:r + self.tile_px, c:c + self.tile_px])[None]
+            frame = np.asarray(frames[t, r:r + self.tile_px, c:c + self.tile_px])[None]
             tiles.append(frames_to_photons(frame, camera, int(t))[0])
             px = camera.pixel_size_nm
             rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= c * px)

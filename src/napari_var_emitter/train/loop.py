@@ -39,6 +39,18 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
     `source` gives batches (SimulatedSource or LabelledSource). With `init_weights` the model
     starts from that checkpoint (fine-tuning: the tokenizer stage is skipped).
     """
+    steps = training_steps(config, out_dir, source, device, resume, init_weights, log)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu", resume: bool = False,
+                   init_weights: str | Path | None = None, log: Callable[[str], None] = print):
+    """`train` as a generator: yields each step's log row (dict); returns the weights' path.
+    Closing it early (a GUI's Cancel) leaves the last checkpoint state and writes no model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_cfg = config.training
@@ -92,6 +104,7 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
             log(f"step {step}/{total} " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                     if isinstance(v, float) and k != "wall_s"))
         logger.write(row)
+        yield row
         if step % t_cfg.checkpoint_every == 0 or step == total:
             logger.flush()
             _save_state(state_path, model, tok_opt, opt, step, wall, source)

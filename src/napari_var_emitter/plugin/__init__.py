@@ -1,0 +1,1 @@
+"""The napari plugin: readers, writer, sample data and widgets declared in napari.yaml."""

@@ -1,0 +1,93 @@
+"""Localisation tables <-> napari layers, placed over the image they belong to.
+
+A layer made from an image shares its `scale` and `translate`; positions in nm become image
+data coordinates with pixel (0, 0) covering [0, px) nm (docs/conventions.md), so a point at
+x_nm lies at column x_nm / px - 0.5. Our reader gives images scale px and translate px/2, so
+their world coordinates are nm exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..io.table import validate_table
+
+TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
+FEATURES = ("frame", "x_nm", "y_nm", "photons", "uncertainty_nm", "probability", "background")
+
+
+def image_placement(pixel_size_nm: float | None) -> dict:
+    """scale/translate for a (T, Y, X) stack so world coordinates are nm (pixels when unknown)."""
+    if pixel_size_nm is None:
+        return {}
+    return {"scale": (1.0, pixel_size_nm, pixel_size_nm), "translate": (0.0, pixel_size_nm / 2, pixel_size_nm / 2)}
+
+
+def points_data(table: pd.DataFrame, pixel_size_nm: float) -> np.ndarray:
+    """(N, 3) frame, row, column in image data coordinates."""
+    return np.column_stack([table["frame"].to_numpy(float), table["y_nm"].to_numpy() / pixel_size_nm - 0.5,
+                            table["x_nm"].to_numpy() / pixel_size_nm - 0.5]).reshape(-1, 3)
+
+
+def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float, role: str,
+                  source: str = "") -> dict:
+    """Points layer options (size in data units): every column a feature, border coloured by
+    probability when present."""
+    kwargs = {"name": name, "features": table.reset_index(drop=True), "scale": scale, "translate": translate,
+              "size": size, "symbol": "ring", "face_color": "transparent",
+              "border_width": 0.15, "border_width_is_relative": True, "out_of_slice_display": False,
+              "metadata": {TAG: {"role": role, "source": source}}}
+    if "probability" in table:
+        kwargs.update(border_color="probability", border_colormap="plasma", border_contrast_limits=(0.0, 1.0))
+    else:
+        kwargs["border_color"] = "lime"
+    return kwargs
+
+
+def map_placement(scale, translate, stride_px: int) -> tuple[tuple, tuple]:
+    """scale/translate of a map whose cell covers stride x stride pixels of an image with this
+    scale/translate ((T, Y, X) or (Y, X)): cell (0, 0) covers pixels 0..stride-1, so its centre
+    lies at (stride - 1) / 2."""
+    scale, translate = np.array(scale, float), np.array(translate, float)
+    translate[-2:] += scale[-2:] * (stride_px - 1) / 2
+    scale[-2:] *= stride_px
+    return tuple(scale), tuple(translate)
+
+
+def stack_of(layer) -> tuple[object, bool]:
+    """The (T, Y, X) frames of an image layer and whether it was a single 2D frame; anything
+    else is an InputError that says what to do."""
+    import napari
+
+    if not isinstance(layer, napari.layers.Image):
+        raise InputError("pick an image layer (a camera stack)")
+    if layer.rgb:
+        raise InputError(f"{layer.name!r} is an RGB image: SMLM needs single-channel camera frames")
+    if layer.multiscale:
+        raise InputError(f"{layer.name!r} is multiscale: open the full-resolution stack")
+    data = layer.data
+    if 0 in data.shape:
+        raise InputError(f"{layer.name!r} is empty (shape {data.shape})")
+    if data.ndim == 2:
+        return data[None], True
+    extra = [n for n in data.shape[:-3] if n != 1]
+    if data.ndim < 2 or extra:
+        raise InputError(f"{layer.name!r} has shape {data.shape}: give a (frames, y, x) stack; split channels, "
+                         "z or positions into separate layers first")
+    return data.reshape(data.shape[-3:]), False
+
+
+def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, translate) -> pd.DataFrame:
+    """A localisation table from a Points layer: its features when they hold frame/x_nm/y_nm
+    (layers made by this plugin or read from CSV / emitters.h5), else world coordinates
+    (frame, y, x) taken as nm."""
+    if features is not None and {"frame", "x_nm", "y_nm"} <= set(features.columns):
+        return validate_table(features.reset_index(drop=True), "points layer")
+    data = np.asarray(data, float)
+    if data.ndim != 2 or data.shape[1] != 3:
+        raise ValueError(f"points need (frame, y, x) coordinates, got shape {data.shape}")
+    world = data * np.asarray(scale, float) + np.asarray(translate, float)
+    table = pd.DataFrame({"frame": np.rint(world[:, 0]).astype(int), "x_nm": world[:, 2], "y_nm": world[:, 1]})
+    return validate_table(table, "points layer")

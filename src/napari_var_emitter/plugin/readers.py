@@ -1,0 +1,73 @@
+"""napari readers: TIFF / OME-TIFF stacks (lazy), emitters.h5 and our CSV as Points layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.emitters_h5 import read_emitters_h5
+from ..io.localizations_csv import read_localizations_csv
+from ..io.tiff import read_stack
+from .layers import image_placement, points_kwargs
+
+MARKER_PX = 2.5  # marker diameter in camera pixels
+CSV_MARKER_NM = 250.0  # a CSV states no pixel size
+
+
+def get_reader(path):
+    """napari calls this with a path (or list); returns a reader for the files we know."""
+    if isinstance(path, list):
+        return None if len(path) != 1 else get_reader(path[0])
+    name = str(path).lower()
+    if name.endswith((".tif", ".tiff")):
+        return read_tiff
+    if name.endswith((".h5", ".hdf5")):
+        return read_h5
+    if name.endswith(".csv"):
+        return read_csv
+    return None
+
+
+def read_tiff(path) -> list[tuple]:
+    """A (T, Y, X) ADU stack, lazy; scale/translate in nm when the file gives a pixel size;
+    the camera fields the file states go into metadata["camera"]."""
+    path = _one(path)
+    stack = read_stack(path)
+    pixel_size = stack.camera_metadata.get("pixel_size_nm")
+    kwargs = {"name": Path(path).name, "metadata": {"camera": dict(stack.camera_metadata), "path": str(path)},
+              "contrast_limits": _contrast(stack.frames[0]), **image_placement(pixel_size)}
+    return [(stack.frames, kwargs, "image")]
+
+
+def read_h5(path) -> list[tuple]:
+    """Ground truth (emitters.h5) as Points in nm world coordinates (frame, y, x)."""
+    path = _one(path)
+    truth = read_emitters_h5(path)
+    return [_points(truth.emitters, f"{Path(path).stem} truth", "truth", path, MARKER_PX * truth.camera.pixel_size_nm)]
+
+
+def read_csv(path) -> list[tuple]:
+    """ThunderSTORM-layout localisations as Points, every column a feature."""
+    path = _one(path)
+    return [_points(read_localizations_csv(path), Path(path).stem, "localisations", path, CSV_MARKER_NM)]
+
+
+def _points(table, name: str, role: str, path, size_nm: float) -> tuple:
+    data = table[["frame", "y_nm", "x_nm"]].to_numpy(float)
+    kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), size_nm, role, str(path))
+    return (data, kwargs, "points")
+
+
+def _contrast(frame) -> tuple[float, float]:
+    low, high = np.percentile(np.asarray(frame), [1, 99.9])
+    return float(low), float(max(high, low + 1))
+
+
+def _one(path) -> str:
+    if isinstance(path, list):
+        if len(path) != 1:
+            raise InputError("open one file at a time")
+        path = path[0]
+    return str(path)

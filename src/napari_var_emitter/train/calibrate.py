@@ -1,0 +1,65 @@
+"""Self-calibration: a user's acquisition conditions, estimated from the current model's
+confident detections, turned into simulation ranges to fine-tune on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..classical.mle import estimate_psf_sigma, fit_spots
+from ..errors import InputError
+from ..io.camera import Camera, frames_to_photons
+from ..model.inference import predict_frames
+from .config import SimulationRanges
+
+CONFIDENT = 0.8  # detection probability of the spots used
+ROI_PX = 9
+MIN_SPOTS = 20
+
+
+def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50, device: str = "cpu") -> dict:
+    """From up to `max_frames` frames spread over a (T, H, W) ADU stack: PSF sigma (nm), median
+    photons and background (photons/px) of MLE fits to isolated confident spots, and the
+    detection density (/µm² per frame)."""
+    picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
+    frames = np.asarray(frames_adu[picks])
+    table = predict_frames(model, frames, camera, device=device).table
+    confident = table[table["probability"] >= CONFIDENT] if len(table) else table
+    px = camera.pixel_size_nm
+    rois = _isolated_rois(frames_to_photons(frames, camera), table, confident, px)
+    if len(rois) < MIN_SPOTS:
+        raise InputError(f"only {len(rois)} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
+                         "use more frames, or fine-tune with trusted positions instead")
+    sigma_px = estimate_psf_sigma(rois, np.linspace(0.5, 3.0, 26))
+    fit = fit_spots(rois, sigma_px)
+    field_um2 = frames.shape[1] * frames.shape[2] * (px / 1000) ** 2
+    return {"psf_sigma_nm": sigma_px * px, "photons": float(np.median(fit["photons"])),
+            "background_photons": float(np.median(fit["background"])),
+            "density_per_um2": len(table) / (len(picks) * field_um2), "spots": len(rois), "frames": len(picks)}
+
+
+def ranges_for(conditions: dict, camera: Camera) -> SimulationRanges:
+    """Training ranges around estimated conditions. Photons reach well above the median of
+    detections, which blinks that start or end mid-frame pull down."""
+    sigma, photons = conditions["psf_sigma_nm"], conditions["photons"]
+    background, density = conditions["background_photons"], conditions["density_per_um2"]
+    return SimulationRanges(pixel_size_nm=camera.pixel_size_nm, psf_sigma_nm=(0.9 * sigma, 1.1 * sigma),
+                            photons_mean=(0.6 * photons, 1.8 * photons),
+                            background_photons=(0.7 * background, 1.3 * background),
+                            density_per_um2=(0.5 * density, 2.0 * density),
+                            emccd_fraction=1.0 if camera.em_gain > 1 else 0.0)
+
+
+def _isolated_rois(photons: np.ndarray, table, confident, px: float) -> np.ndarray:
+    """ROI_PX x ROI_PX windows centred on confident detections with no other detection within
+    ROI_PX pixels and the window inside the frame."""
+    half = ROI_PX // 2
+    _, height, width = photons.shape
+    rois = []
+    for frame, spots in confident.groupby("frame"):
+        others = table.loc[table["frame"] == frame, ["x_nm", "y_nm"]].to_numpy() / px
+        for x, y in spots[["x_nm", "y_nm"]].to_numpy() / px:
+            near = np.hypot(others[:, 0] - x, others[:, 1] - y)
+            row, col = int(y), int(x)
+            if (near < ROI_PX).sum() == 1 and half <= row < height - half and half <= col < width - half:
+                rois.append(photons[frame, row - half:row + half + 1, col - half:col + half + 1])
+    return np.asarray(rois).reshape(-1, ROI_PX, ROI_PX)

@@ -1,0 +1,196 @@
+"""The napari plugin in a real viewer (Xvfb): readers, writer, sample, Predict and Fine-tune."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.layers import Image, Points
+
+from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
+from napari_var_emitter.io.tiff import write_ome_tiff
+from napari_var_emitter.plugin import finetune_widget, predict_widget
+from napari_var_emitter.plugin.layers import TAG
+from napari_var_emitter.plugin.models import MODELS
+from napari_var_emitter.plugin.sample_data import SAMPLE
+
+PLUGIN = "napari-var-emitter"
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def sample(viewer):
+    viewer.open_sample(PLUGIN, "simulated")
+    return viewer.layers["simulated SMLM stack"], viewer.layers["ground truth"]
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widgets show as napari error notifications."""
+    shown = []
+    for module in (predict_widget, finetune_widget):
+        monkeypatch.setattr(module, "show_error", shown.append)
+    return shown
+
+
+def _run(qtbot, widget, timeout=60_000):
+    widget.start()
+    if widget.worker is not None:
+        with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
+            pass
+
+
+def test_sample_opens_with_camera_and_nm_world(sample):
+    image, truth = sample
+    assert image.data.shape == (SAMPLE.n_frames, 96, 96) and image.metadata["camera"]["pixel_size_nm"] == 100
+    assert tuple(image.scale) == (1, 100, 100) and tuple(image.translate) == (0, 50, 50)
+    # a true emitter at (x, y) nm lies in the image pixel that covers it
+    row = truth.features.iloc[0]
+    data = image.world_to_data(truth.data[0])
+    assert (round(data[1]), round(data[2])) == (int(row["y_nm"] // 100), int(row["x_nm"] // 100))
+
+
+def test_predict_current_frame_places_maps_and_points(qtbot, viewer, sample):
+    image, _ = sample
+    viewer.dims.set_point(0, 3)
+    widget = predict_widget.PredictWidget(viewer)
+    assert widget.image.value is image and widget.camera_fields.camera().e_per_adu == 0.5
+    _run(qtbot, widget)
+    maps = [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "scale_map"]
+    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in
+                                      enumerate((32, 16, 8, 4))]
+    for layer, stride in zip(maps, (32, 16, 8, 4)):
+        assert layer.data.shape == (1, -(-96 // stride), -(-96 // stride))
+        # the map's outer corners in world nm: (0, 0) and cells x stride x 100 nm, at frame 3
+        corner = np.asarray(layer.data_to_world((0, -0.5, -0.5)))
+        far = np.asarray(layer.data_to_world((0, layer.data.shape[1] - 0.5, layer.data.shape[2] - 0.5)))
+        np.testing.assert_allclose(corner[1:], [0, 0], atol=1e-9)
+        np.testing.assert_allclose(far[1:], np.array(layer.data.shape[1:]) * stride * 100, atol=1e-9)
+        assert corner[0] == 3
+    points = viewer.layers["simulated SMLM stack detections"]
+    features = points.features
+    assert {"frame", "x_nm", "y_nm", "photons", "uncertainty_nm", "probability"} <= set(features.columns)
+    assert len(features) > 3 and (features["frame"] == 3).all()
+    # points sit at their nm positions in world coordinates, on the image's frame axis
+    world = np.array([points.data_to_world(p) for p in points.data])
+    np.testing.assert_allclose(world[:, 1], features["y_nm"], atol=1e-6)
+    np.testing.assert_allclose(world[:, 2], features["x_nm"], atol=1e-6)
+    assert (world[:, 0] == 3).all()
+    # the detections match the ground truth of that frame
+    truth = viewer.layers["ground truth"].features
+    true_xy = truth.loc[truth["frame"] == 3, ["x_nm", "y_nm"]].to_numpy()
+    nearest = np.hypot(*(features[["x_nm", "y_nm"]].to_numpy()[:, None] - true_xy[None]).transpose(2, 0, 1)).min(1)
+    assert np.median(nearest) < 60
+    assert "done: 1 frame(s)" in widget.status.value
+
+
+def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value, widget.first.value, widget.last.value = "range", 2, 6
+    _run(qtbot, widget)
+    n_layers = len(viewer.layers)
+    _run(qtbot, widget)
+    assert len(viewer.layers) == n_layers  # replaced, not duplicated
+    points = viewer.layers["simulated SMLM stack detections"]
+    assert sorted(points.features["frame"].unique()) == [2, 3, 4, 5, 6]
+    finest = viewer.layers["simulated SMLM stack scale 3 (4 px)"]
+    assert finest.data.shape == (5, 24, 24) and finest.translate[0] == 2 and finest.data.max() > 0.5
+    path = tmp_path / "locs.csv"
+    widget.csv_path.value = path
+    widget.export_csv()
+    table = read_localizations_csv(path)
+    assert len(table) == len(points.data)
+    np.testing.assert_allclose(table["x_nm"], points.features["x_nm"], rtol=1e-6)
+    assert pd.read_csv(path)["frame"].min() == 3  # 1-based in the file
+    # napari's save through our writer gives the same table; our reader brings it back as Points
+    points.save(str(tmp_path / "saved.csv"), plugin=PLUGIN)
+    pd.testing.assert_frame_equal(read_localizations_csv(tmp_path / "saved.csv"), table)
+    reread = viewer.open(str(tmp_path / "saved.csv"), plugin=PLUGIN)[0]
+    assert isinstance(reread, Points) and len(reread.data) == len(points.data)
+    np.testing.assert_allclose(reread.data[:, 2], points.features["x_nm"], rtol=1e-6)
+    widget.render_nm.value = 20.0
+    widget.render_image()
+    render = viewer.layers["simulated SMLM stack super-resolution (20 nm/px)"]
+    assert render.data.shape == (480, 480) and render.data.sum() == pytest.approx(len(points.data), rel=0.02)
+    np.testing.assert_allclose(render.data_to_world((-0.5, -0.5)), (0, 0), atol=1e-9)
+
+
+def test_cancel_stops_within_a_second(qtbot, viewer, sample):
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "all frames"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
+    with qtbot.waitSignal(widget.worker.finished, timeout=1_000):
+        widget.cancel()
+    assert widget.progress.value < SAMPLE.n_frames and "cancelled" in widget.status.value
+
+
+def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
+    from napari_var_emitter.simulate.stack import simulate_stack
+    from napari_var_emitter.io.emitters_h5 import write_emitters_h5
+
+    frames, truth = simulate_stack(SAMPLE, np.random.default_rng(1))
+    write_ome_tiff(tmp_path / "s.ome.tiff", frames[:4], truth.camera)
+    write_emitters_h5(tmp_path / "emitters.h5", truth)
+    write_localizations_csv(tmp_path / "l.csv", truth.emitters)
+    image = viewer.open(str(tmp_path / "s.ome.tiff"), plugin=PLUGIN)[0]
+    assert isinstance(image, Image) and image.data.shape == (4, 96, 96) and tuple(image.scale) == (1, 100, 100)
+    assert image.metadata["camera"]["e_per_adu"] == 0.5
+    h5 = viewer.open(str(tmp_path / "emitters.h5"), plugin=PLUGIN)[0]
+    csv = viewer.open(str(tmp_path / "l.csv"), plugin=PLUGIN)[0]
+    assert len(h5.data) == len(csv.data) == len(truth.emitters)
+    assert "photons" in csv.features and "id" in h5.features
+
+
+def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_path):
+    widget = predict_widget.PredictWidget(viewer)
+    widget.start()
+    assert "open an image stack" in errors[-1]
+    cases = {"rgb": (np.zeros((32, 32, 3), np.uint8), {"rgb": True}, "RGB"),
+             "5d": (np.zeros((2, 3, 4, 32, 32), np.uint16), {}, "give a (frames, y, x) stack"),
+             "empty": (np.zeros((0, 32, 32), np.uint16), {"contrast_limits": (0, 1)}, "empty")}
+    for name, (data, kwargs, message) in cases.items():
+        layer = viewer.add_image(data, name=name, **kwargs)
+        widget.image.value = layer
+        widget.start()
+        assert message in errors[-1] and widget.worker is None
+    layer = viewer.add_image(np.random.default_rng(0).poisson(110, (64, 64)).astype(np.uint16), name="single")
+    widget.image.value = layer
+    _run(qtbot, widget)  # a 2D frame is predicted as a one-frame stack
+    assert viewer.layers["single detections"].data.shape[1] == 2
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    (tmp_path / "bad.json").write_text('{"format": "napari-var-emitter/model", "format_version": 1, "config": {}}')
+    widget.checkpoint.value = bad
+    widget.start()
+    assert "damaged or not a safetensors file" in errors[-1]
+    widget.model.value = MODELS.paths[0]
+    widget.device.value = "cuda"
+    widget.start()
+    assert "no CUDA device" in errors[-1]
+    assert [lay.name for lay in viewer.layers][:4] == ["rgb", "5d", "empty", "single"]
+
+
+def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, tmp_path):
+    widget = finetune_widget.FineTuneWidget(viewer)
+    widget.steps.value, widget.out_dir.value = 3, tmp_path / "tuned"
+    _run(qtbot, widget, timeout=240_000)
+    weights = tmp_path / "tuned" / "model.safetensors"
+    assert weights.exists() and weights.resolve() in MODELS.paths
+    assert widget.progress.value == 3 and len(widget.losses) == 3
+    predict = predict_widget.PredictWidget(viewer)
+    predict.model.value = weights.resolve()
+    _run(qtbot, predict)
+    assert "done: 1 frame(s)" in predict.status.value
+    widget.start()  # the same folder again: refused, nothing overwritten
+    assert widget.worker is None
+
+
+def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors):
+    widget = finetune_widget.FineTuneWidget(viewer)
+    widget.mode.value, widget.positions.value = "trusted positions", viewer.layers["ground truth"]
+    widget.steps.value, widget.out_dir.value = 2, tmp_path / "supervised"
+    _run(qtbot, widget, timeout=240_000)
+    assert (tmp_path / "supervised" / "model.safetensors").exists() and not errors
