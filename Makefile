@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv if missing and install
+# Entry points: `make demo`, `make test`, `make napari`. Both create .venv if missing and install
 # the CPU torch pin first (a bare `torch` would pull a multi-GB CUDA build), then the package.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := make xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbco
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libdbus-1-3 libfontconfig1
 
-.PHONY: setup system-deps demo test clean
+.PHONY: setup system-deps demo test napari screenshots clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	@if [ -z "$$DISPLAY" ] && ! command -v xvfb-run >/dev/null; then $(MAKE) system-deps; fi
 	if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest; else xvfb-run -a $(BIN)/python -m pytest; fi
+
+# napari with the plugin's widgets docked and the sample stack loaded (needs a display).
+napari: $(STAMP)
+	$(BIN)/python scripts/open_napari.py
+
+# docs/images/*.png for docs/user-guide.md, from a real viewer (under Xvfb without a display).
+screenshots: $(STAMP)
+	if [ -n "$$DISPLAY" ]; then $(BIN)/python scripts/user_guide_screenshots.py; \
+	else xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/user_guide_screenshots.py; fi
 
 clean:
 	rm -rf $(VENV) demo_output

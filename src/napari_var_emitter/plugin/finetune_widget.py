@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import napari
 from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton,
                               RadioButtons, SpinBox)
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -51,7 +52,7 @@ def fine_tune_config(steps: int, lr: float, simulation) -> TrainConfig:
 class FineTuneWidget(Container):
     """Fine-tune a model on this microscope's data; the result joins the Predict widget's models."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.worker, self.out_path = viewer, None, None
         self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0])
         self.image = ComboBox(label="image", choices=self._layers(Image))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import napari
 from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar,
                               PushButton, SpinBox)
 from napari.layers import Image, Points
@@ -37,7 +38,7 @@ class PredictWidget(Container):
     """Pick an image, camera, model, threshold, frames and device; Predict fills a Points layer
     and (optionally) one Image layer per scale, placed over the image; Export CSV; Render."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.worker, self._models = viewer, None, {}
         self.image = ComboBox(label="image", choices=self._image_layers)
         self.camera_fields = CameraFields()
