@@ -50,7 +50,7 @@ def main() -> None:
         layer.visible = "super-resolution" in layer.name
     viewer.reset_view()
     imsave(OUT / "render.png", viewer.screenshot(flash=False))
-    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, "Fine-tune model")
+    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, "Fine-tune model", tabify=True)
     finetune.steps.value, finetune.out_dir.value = 20, Path("/tmp/var-emitter-guide-finetune")
     if (Path("/tmp/var-emitter-guide-finetune") / "model.safetensors").exists():
         (Path("/tmp/var-emitter-guide-finetune") / "model.safetensors").unlink()

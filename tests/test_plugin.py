@@ -1,5 +1,7 @@
 """The napari plugin in a real viewer (Xvfb): readers, writer, sample, Predict and Fine-tune."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ from napari.layers import Image, Points
 
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
+from napari_var_emitter.model.checkpoint import BUNDLED, card_path
 from napari_var_emitter.plugin import finetune_widget, predict_widget
 from napari_var_emitter.plugin.layers import TAG
 from napari_var_emitter.plugin.models import MODELS
@@ -166,11 +169,23 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     widget.checkpoint.value = bad
     widget.start()
     assert "damaged or not a safetensors file" in errors[-1]
+    other = tmp_path / "other.safetensors"  # a model file of another architecture
+    (tmp_path / "other.json").write_text(json.dumps({**json.loads(card_path(BUNDLED).read_text()),
+                                                    "config": {"embed_dim": 64}}))
+    other.write_bytes(BUNDLED.read_bytes())
+    widget.checkpoint.value = other
+    widget.start()
+    assert "do not fit the architecture" in errors[-1]
+    nan_stack = np.full((3, 64, 64), np.nan, np.float32)
+    widget.image.value = viewer.add_image(nan_stack, name="nan", contrast_limits=(0, 1))
     widget.model.value = MODELS.paths[0]
+    _run(qtbot, widget)
+    assert "contains NaN" in errors[-1]
     widget.device.value = "cuda"
     widget.start()
     assert "no CUDA device" in errors[-1]
     assert [lay.name for lay in viewer.layers][:4] == ["rgb", "5d", "empty", "single"]
+    assert len(viewer.layers["single"].data) and "nan" in viewer.layers
 
 
 def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, tmp_path):
@@ -186,6 +201,18 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     assert "done: 1 frame(s)" in predict.status.value
     widget.start()  # the same folder again: refused, nothing overwritten
     assert widget.worker is None
+
+
+def test_fine_tune_cancel_writes_no_model(qtbot, viewer, sample, tmp_path):
+    widget = finetune_widget.FineTuneWidget(viewer)
+    widget.mode.value, widget.positions.value = "trusted positions", viewer.layers["ground truth"]
+    widget.steps.value, widget.out_dir.value = 500, tmp_path / "cancelled"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.progress.value >= 2, timeout=120_000)
+    with qtbot.waitSignal(widget.worker.finished, timeout=5_000):
+        widget.cancel()
+    assert not (tmp_path / "cancelled" / "model.safetensors").exists() and widget.progress.value < 500
+    assert widget.status.value == "stopped: no model written"
 
 
 def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors):

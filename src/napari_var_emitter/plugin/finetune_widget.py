@@ -74,6 +74,7 @@ class FineTuneWidget(Container):
         self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
         self.axes = self.figure.add_subplot()
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(180)
         self.native.layout().addWidget(self.canvas)
         self.losses: list[tuple[int, float]] = []
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):

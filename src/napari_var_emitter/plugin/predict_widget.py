@@ -29,9 +29,15 @@ REFRESH_S = 0.5  # how often growing layers are redrawn during a run
 
 
 def predict_job(frames, indices, camera, model, threshold: float, device: str):
-    """Yield (frame index, Prediction) frame by frame, so a Cancel stops within one frame."""
+    """Yield (frame index, Prediction) frame by frame, so a Cancel stops within one frame; a
+    frame the camera model rejects (NaN, inf) ends the run with its message (a str)."""
     for i in indices:
-        yield i, predict_frames(model, frames[i:i + 1], camera, threshold=threshold, device=device, first_frame=i)
+        try:
+            yield i, predict_frames(model, frames[i:i + 1], camera, threshold=threshold, device=device,
+                                    first_frame=i)
+        except InputError as exc:
+            yield str(exc)
+            return
 
 
 class PredictWidget(Container):
@@ -216,6 +222,9 @@ class _Run:
             "detections", name))
 
     def add(self, item) -> None:
+        if isinstance(item, str):
+            show_error(item)
+            return
         i, prediction = item
         self.tables.append(prediction.table)
         for layer, scale_map in zip(self.maps, prediction.scale_maps):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..classical.mle import estimate_psf_sigma, fit_spots
+from ..classical.localize import localize_stack
+from ..classical.mle import estimate_psf_sigma
 from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons
 from ..model.inference import predict_frames
@@ -17,9 +18,10 @@ MIN_SPOTS = 20
 
 
 def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50, device: str = "cpu") -> dict:
-    """From up to `max_frames` frames spread over a (T, H, W) ADU stack: PSF sigma (nm), median
-    photons and background (photons/px) of MLE fits to isolated confident spots, and the
-    detection density (/µm² per frame)."""
+    """From up to `max_frames` frames spread over a (T, H, W) ADU stack: the PSF sigma (nm) that
+    best explains isolated confident detections; median photons and background (photons/px) of
+    classical MLE fits with that sigma to every spot found (the model's confident spots alone are
+    biased where it is unsure); the detection density (/µm² per frame)."""
     picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
     frames = np.asarray(frames_adu[picks])
     table = predict_frames(model, frames, camera, device=device).table
@@ -29,11 +31,11 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50,
     if len(rois) < MIN_SPOTS:
         raise InputError(f"only {len(rois)} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
-    sigma_px = estimate_psf_sigma(rois, np.linspace(0.5, 3.0, 26))
-    fit = fit_spots(rois, sigma_px)
+    sigma_nm = estimate_psf_sigma(rois, np.linspace(0.5, 3.0, 26)) * px
+    fits = localize_stack(frames, camera, sigma_nm)  # every spot, not only those the model is sure of
     field_um2 = frames.shape[1] * frames.shape[2] * (px / 1000) ** 2
-    return {"psf_sigma_nm": sigma_px * px, "photons": float(np.median(fit["photons"])),
-            "background_photons": float(np.median(fit["background"])),
+    return {"psf_sigma_nm": sigma_nm, "photons": float(fits["photons"].median()),
+            "background_photons": float(fits["background"].median()),
             "density_per_um2": len(table) / (len(picks) * field_um2), "spots": len(rois), "frames": len(picks)}
 
 
