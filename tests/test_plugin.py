@@ -180,7 +180,7 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     widget.image.value = viewer.add_image(nan_stack, name="nan", contrast_limits=(0, 1))
     widget.model.value = MODELS.paths[0]
     _run(qtbot, widget)
-    assert "contains NaN" in errors[-1]
+    assert "contains NaN" in errors[-1] and widget.status.value.startswith("stopped (frame 0")
     widget.device.value = "cuda"
     widget.start()
     assert "no CUDA device" in errors[-1]

@@ -150,7 +150,9 @@ class PredictWidget(Container):
         run, self.worker = self._run, None
         run.flush()
         self.run_button.enabled, self.cancel_button.enabled = True, False
-        done = "cancelled after" if run.done < len(run.indices) else "done:"
+        done = "done:" if run.done == len(run.indices) else "cancelled after"
+        if run.error:
+            done = f"stopped ({run.error}),"
         self.status.value = f"{done} {run.done} frame(s), {len(run.table())} localisations"
 
     # ---- outputs --------------------------------------------------------------------------
@@ -194,7 +196,7 @@ class _Run:
     """The layers of one prediction run, filled as frames arrive (redrawn every REFRESH_S)."""
 
     def __init__(self, widget: PredictWidget, layer, frames, single: bool, indices, camera, model) -> None:
-        self.widget, self.indices, self.single, self.done = widget, indices, single, 0
+        self.widget, self.indices, self.single, self.done, self.error = widget, indices, single, 0, ""
         self.tables: list[pd.DataFrame] = []
         self.px, self.last_draw = camera.pixel_size_nm, 0.0
         self.first = indices[0]
@@ -223,6 +225,7 @@ class _Run:
 
     def add(self, item) -> None:
         if isinstance(item, str):
+            self.error = item
             show_error(item)
             return
         i, prediction = item
