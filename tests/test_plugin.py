@@ -39,10 +39,9 @@ def errors(monkeypatch):
 
 
 def _run(qtbot, widget, timeout=60_000):
+    """Start and wait until the widget's own `finished` handler has run (it clears `worker`)."""
     widget.start()
-    if widget.worker is not None:
-        with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
-            pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 def test_sample_opens_with_camera_and_nm_world(sample):
@@ -125,8 +124,8 @@ def test_cancel_stops_within_a_second(qtbot, viewer, sample):
     widget.frames.value = "all frames"
     widget.start()
     qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
-    with qtbot.waitSignal(widget.worker.finished, timeout=1_000):
-        widget.cancel()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert widget.progress.value < SAMPLE.n_frames and "cancelled" in widget.status.value
 
 
@@ -209,8 +208,8 @@ def test_fine_tune_cancel_writes_no_model(qtbot, viewer, sample, tmp_path):
     widget.steps.value, widget.out_dir.value = 500, tmp_path / "cancelled"
     widget.start()
     qtbot.waitUntil(lambda: widget.progress.value >= 2, timeout=120_000)
-    with qtbot.waitSignal(widget.worker.finished, timeout=5_000):
-        widget.cancel()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
     assert not (tmp_path / "cancelled" / "model.safetensors").exists() and widget.progress.value < 500
     assert widget.status.value == "stopped: no model written"
 

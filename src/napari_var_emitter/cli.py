@@ -94,10 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help="detection probability (integrated over 3x3 output cells)")
-    pred.add_argument("--maps", type=Path, help="write probability maps to this HDF5 file")
+    pred.add_argument("--maps", type=Path,
+                      help="write probability maps to this HDF5 file (keeps every frame's maps in memory; not chunked)")
     pred.add_argument("--mode", choices=("progressive", "super_resolution"), default="progressive",
                       help="maps: every scale's map, or also the output-grid (2x) map")
     pred.add_argument("--batch-size", type=int, default=4)
+    pred.add_argument("--chunk-frames", type=int, default=256,
+                      help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
+    pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
+                      help="spread chunks over a Dask cluster (N local worker processes, or a scheduler)")
     pred.set_defaults(run=_predict)
 
     tr = commands.add_parser("train", help="train (or fine-tune) the VAR model")
@@ -159,27 +164,42 @@ def _localize(args) -> int:
 
 
 def _predict(args) -> int:
-    from .io.maps_h5 import write_maps_h5
     from .model.checkpoint import load_model, resolve_device
-    from .model.inference import predict_frames
 
     stack, camera = _stack_and_camera(args)
     device = resolve_device(args.device)
-    model, _ = load_model(args.model, device)
-    n = stack.frames.shape[0]
+    model, _ = load_model(args.model, device)  # fails here, before any work, if the file is bad
 
     def report(done: int, total: int) -> None:
-        print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
+        print(f"\r{done}/{total} {'frames' if args.maps else 'chunks'}", end="", file=sys.stderr, flush=True)
 
-    result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=device,
-                            batch_size=args.batch_size, output_map=args.mode == "super_resolution",
-                            progress=report)
-    print(file=sys.stderr)
-    write_localizations_csv(args.out, result.table)
-    if args.maps:
+    if args.maps and args.dask:
+        raise InputError("--maps runs in one process: leave out --dask, or --maps")
+    if args.maps:  # every frame's maps are kept until the end: for stacks that fit in memory
+        from .io.maps_h5 import write_maps_h5
+        from .model.inference import predict_frames
+
+        result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=device,
+                                batch_size=args.batch_size, output_map=args.mode == "super_resolution",
+                                progress=report)
+        write_localizations_csv(args.out, result.table)
         write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,
                       output_map=result.output_map, upscale=model.config.upscale)
-    print(f"{len(result.table)} localisations in {n} frames -> {args.out}")
+        rows = len(result.table)
+    else:
+        from .large_stack import dask_client, predict_stack_to_csv
+
+        job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
+               "model": str(args.model.resolve()) if args.model else None, "device": device,
+               "batch_size": args.batch_size}
+        client = dask_client(args.dask) if args.dask else None
+        try:
+            rows = predict_stack_to_csv(job, args.out, args.chunk_frames, client, progress=report)
+        finally:
+            if client is not None:
+                client.close()
+    print(file=sys.stderr)
+    print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}")
     return 0
 
 

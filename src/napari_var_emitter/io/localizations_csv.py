@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -32,16 +33,40 @@ def write_localizations_csv(path: str | os.PathLike, table: pd.DataFrame) -> Non
 
     Columns the table lacks are left out; `id` is numbered 1..n when absent.
     """
-    table = validate_table(table, "localisation table")
+    write_localizations_csv_stream(path, [table])
+
+
+def write_localizations_csv_stream(path: str | os.PathLike, tables: Iterable[pd.DataFrame]) -> int:
+    """Write tables one after another into one ThunderSTORM CSV (atomically: nothing appears
+    at `path` until all are written), numbering `id` on across them when absent; only one
+    table is in memory at a time. Every non-empty table must have the first one's columns.
+    Returns the number of rows."""
+    rows, columns = 0, None
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        for table in tables:
+            if columns is None and len(table.columns):  # the first table with columns gives the header
+                columns = list(table.columns)
+                header = _thunderstorm(validate_table(table.iloc[:0], "localisation table"), 0).columns
+                f.write(",".join(f'"{h}"' for h in header) + "\n")
+            if not len(table):
+                continue
+            if list(table.columns) != columns:
+                raise ValueError(f"tables to stream differ in columns: {columns} vs {list(table.columns)}")
+            _thunderstorm(validate_table(table, "localisation table"), rows).to_csv(
+                f, index=False, header=False, float_format="%.7g")
+            rows += len(table)
+    return rows
+
+
+def _thunderstorm(table: pd.DataFrame, first_id: int) -> pd.DataFrame:
+    """The ThunderSTORM columns of a validated table: 1-based frames, ids from first_id + 1."""
     out = pd.DataFrame({
         header: table[column] for column, header in HEADERS.items() if column in table.columns
     })
     out["frame"] = table["frame"] + 1
     if "id" not in out.columns:
-        out.insert(0, "id", range(1, len(table) + 1))
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(f'"{header}"' for header in out.columns) + "\n")
-        out.to_csv(f, index=False, header=False, float_format="%.7g")
+        out.insert(0, "id", range(first_id + 1, first_id + len(table) + 1))
+    return out
 
 
 def read_localizations_csv(path: str | os.PathLike) -> pd.DataFrame:

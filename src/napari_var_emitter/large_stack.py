@@ -1,0 +1,119 @@
+"""Long stacks: prediction chunk by chunk, each chunk's table saved as it finishes (a part
+file), resumable after an interruption, optionally spread over a Dask cluster; the parts are
+merged in frame order into one CSV at the end.
+
+A run writes OUT.csv.parts/ beside OUT.csv: job.json (what is being computed) and one
+chunk_<start>_<stop>.csv per finished chunk (internal layout, 0-based frames), each written
+atomically. Running the same job again skips the chunks already there, so no frame is lost
+or localised twice; the folder is removed once OUT.csv is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+from .io.atomic import write_text_atomic
+from .io.camera import Camera
+from .io.localizations_csv import write_localizations_csv_stream
+from .io.tiff import read_stack
+
+_MODELS: dict[tuple, object] = {}  # per process: each worker loads the model once
+
+
+def chunk_ranges(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
+    """[start, stop) frame ranges covering 0..n_frames-1."""
+    if chunk_frames < 1:
+        raise InputError("chunk size must be at least one frame")
+    return [(start, min(start + chunk_frames, n_frames)) for start in range(0, n_frames, chunk_frames)]
+
+
+def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
+    """Localisations of frames [start, stop) of the job's stack, opened here, so a worker
+    process reads only its own frames (one chunk in memory)."""
+    from .model.checkpoint import load_model
+    from .model.inference import predict_frames
+
+    key = (job["model"], job["device"])
+    if key not in _MODELS:
+        _MODELS[key] = load_model(job["model"], job["device"])[0]
+    # read here, in this process (on a Dask worker the default would ship the file's graph around)
+    frames = read_stack(job["stack"]).frames[start:stop].compute(scheduler="synchronous")
+    return predict_frames(_MODELS[key], frames, Camera.from_dict(job["camera"]), threshold=job["threshold"],
+                          device=job["device"], batch_size=job["batch_size"], first_frame=start).table
+
+
+def predict_stack_to_csv(job: dict, out_csv: str | Path, chunk_frames: int, client=None,
+                         progress: Callable[[int, int], None] | None = None) -> int:
+    """Predict every frame of job["stack"] into out_csv (ThunderSTORM layout); returns the number
+    of localisations. job: stack (path), camera (dict), model (path or None), threshold, device,
+    batch_size. With a dask.distributed `client`, chunks run on its workers."""
+    out_csv = Path(out_csv)
+    n_frames = read_stack(job["stack"]).frames.shape[0]
+    ranges = chunk_ranges(n_frames, chunk_frames)
+    parts = out_csv.with_name(out_csv.name + ".parts")
+    _claim(parts, {**job, "chunk_frames": chunk_frames, "n_frames": n_frames})
+    todo = [r for r in ranges if not _part(parts, r).exists()]
+    done = len(ranges) - len(todo)
+    if client is None:
+        finished = ((r, run_chunk(job, *r)) for r in todo)
+    else:
+        from distributed import as_completed
+
+        futures = {client.submit(run_chunk, job, *r, pure=False): r for r in todo}
+        finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
+    for r, table in finished:
+        write_text_atomic(_part(parts, r), table.to_csv(index=False) if len(table.columns) else "")
+        done += 1
+        if progress is not None:
+            progress(done, len(ranges))
+    rows = write_localizations_csv_stream(out_csv, (_read_part(_part(parts, r)) for r in ranges))
+    shutil.rmtree(parts)
+    return rows
+
+
+def dask_client(address: str):
+    """`local:N` starts a LocalCluster of N single-threaded worker processes on loopback;
+    anything else is a scheduler address (tcp://host:port)."""
+    from distributed import Client, LocalCluster
+
+    if address.startswith("local:"):
+        try:
+            workers = int(address.split(":", 1)[1])
+        except ValueError as exc:
+            raise InputError(f"--dask local:N needs a number of workers, got {address!r}") from exc
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        return Client(cluster)
+    try:
+        return Client(address, timeout=30)
+    except OSError as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from exc
+
+
+def _claim(parts: Path, job: dict) -> None:
+    """Use `parts` for this job: create it, or resume it if it holds the same job."""
+    manifest = parts / "job.json"
+    job = json.loads(json.dumps(job, default=str))
+    if manifest.exists():
+        before = json.loads(manifest.read_text(encoding="utf-8"))
+        if before != job:
+            changed = sorted(k for k in set(before) | set(job) if before.get(k) != job.get(k))
+            raise InputError(f"{parts} holds an unfinished run with other settings ({', '.join(changed)}): "
+                             "run it with those again to finish it, or delete the folder")
+        return
+    parts.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(manifest, json.dumps(job, indent=2))
+
+
+def _part(parts: Path, r: tuple[int, int]) -> Path:
+    return parts / f"chunk_{r[0]:09d}_{r[1]:09d}.csv"
+
+
+def _read_part(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.stat().st_size else pd.DataFrame()
