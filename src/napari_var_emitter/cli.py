@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -192,12 +193,8 @@ def _predict(args) -> int:
         job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
                "model": str(args.model.resolve()) if args.model else None, "device": device,
                "batch_size": args.batch_size}
-        client = dask_client(args.dask) if args.dask else None
-        try:
+        with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
             rows = predict_stack_to_csv(job, args.out, args.chunk_frames, client, progress=report)
-        finally:
-            if client is not None:
-                client.close()
     print(file=sys.stderr)
     print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}")
     return 0

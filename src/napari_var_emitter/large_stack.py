@@ -10,6 +10,7 @@ or localised twice; the folder is removed once OUT.csv is complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -77,9 +78,10 @@ def predict_stack_to_csv(job: dict, out_csv: str | Path, chunk_frames: int, clie
     return rows
 
 
+@contextlib.contextmanager
 def dask_client(address: str):
-    """`local:N` starts a LocalCluster of N single-threaded worker processes on loopback;
-    anything else is a scheduler address (tcp://host:port)."""
+    """A dask.distributed Client, closed (with its LocalCluster) on leaving: `local:N` starts N
+    single-threaded worker processes on loopback; anything else is a scheduler address."""
     from distributed import Client, LocalCluster
 
     if address.startswith("local:"):
@@ -87,13 +89,16 @@ def dask_client(address: str):
             workers = int(address.split(":", 1)[1])
         except ValueError as exc:
             raise InputError(f"--dask local:N needs a number of workers, got {address!r}") from exc
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        return Client(cluster)
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+        return
     try:
-        return Client(address, timeout=30)
+        client = Client(address, timeout=30)
     except OSError as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from exc
+    with client:
+        yield client
 
 
 def _claim(parts: Path, job: dict) -> None:
