@@ -15,7 +15,6 @@ from ..errors import InputError
 from ..io.table import validate_table
 
 TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
-FEATURES = ("frame", "x_nm", "y_nm", "photons", "uncertainty_nm", "probability", "background")
 
 
 def image_placement(pixel_size_nm: float | None) -> dict:
