@@ -167,6 +167,8 @@ def _localize(args) -> int:
 def _predict(args) -> int:
     from .model.checkpoint import load_model, resolve_device
 
+    if args.maps and args.dask:
+        raise InputError("--maps runs in one process: leave out --dask, or --maps")
     stack, camera = _stack_and_camera(args)
     device = resolve_device(args.device)
     model, _ = load_model(args.model, device)  # fails here, before any work, if the file is bad
@@ -174,8 +176,6 @@ def _predict(args) -> int:
     def report(done: int, total: int) -> None:
         print(f"\r{done}/{total} {'frames' if args.maps else 'chunks'}", end="", file=sys.stderr, flush=True)
 
-    if args.maps and args.dask:
-        raise InputError("--maps runs in one process: leave out --dask, or --maps")
     if args.maps:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.maps_h5 import write_maps_h5
         from .model.inference import predict_frames
