@@ -30,5 +30,9 @@ class CameraFields(Container):
             widget.value = stated.get(name) if stated.get(name) is not None else defaults[name]
         return [name for name in self.fields if stated.get(name) is None]
 
+    def fill_from(self, layer) -> list[str]:
+        """`fill` with what an image layer's file stated (metadata["camera"]); nothing for None."""
+        return [] if layer is None else self.fill(layer.metadata.get("camera", {}))
+
     def camera(self) -> Camera:
         return Camera(**{name: widget.value for name, widget in self.fields.items()})

@@ -23,7 +23,7 @@ from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
-from .layers import stack_of, table_from_points
+from .layers import layer_choices, stack_of, table_from_points
 from .models import MODELS
 
 MODES = ("self-calibrated", "trusted positions")
@@ -55,9 +55,9 @@ class FineTuneWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.worker, self.out_path = viewer, None, None
         self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0])
-        self.image = ComboBox(label="image", choices=self._layers(Image))
+        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields()
-        self.positions = ComboBox(label="trusted positions", choices=self._layers(Points), nullable=True)
+        self.positions = ComboBox(label="trusted positions", choices=layer_choices(viewer, Points), nullable=True)
         self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5", mode="r")
         self.model = ComboBox(label="start from", choices=MODELS.choices)
         self.steps = SpinBox(label="steps", value=300, min=1, max=100_000)
@@ -81,15 +81,10 @@ class FineTuneWidget(Container):
             event.connect(self.image.reset_choices)
             event.connect(self.positions.reset_choices)
         MODELS.changed.connect(self.model.reset_choices)
-        self.image.changed.connect(lambda layer: layer is not None and self.camera_fields.fill(
-            layer.metadata.get("camera", {})))
+        self.image.changed.connect(self.camera_fields.fill_from)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
-        if self.image.value is not None:
-            self.camera_fields.fill(self.image.value.metadata.get("camera", {}))
-
-    def _layers(self, kind):
-        return lambda _widget=None: [layer for layer in self.viewer.layers if isinstance(layer, kind)]
+        self.camera_fields.fill_from(self.image.value)
 
     def _source_maker(self, config_model, model, device: str):
         """A function (run in the worker) that returns (batch source, conditions summary)."""

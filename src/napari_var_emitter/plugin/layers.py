@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io.table import validate_table
 
+MARKER_PX = 2.5  # marker diameter in camera pixels
 TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
 
 
@@ -43,6 +44,23 @@ def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float,
     else:
         kwargs["border_color"] = "lime"
     return kwargs
+
+
+def nm_points_layer(table: pd.DataFrame, name: str, role: str, size_nm: float, source: str = "") -> tuple:
+    """LayerData of a table as Points in nm world coordinates (frame, y, x)."""
+    data = table[["frame", "y_nm", "x_nm"]].to_numpy(float)
+    return (data, points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), size_nm, role, source), "points")
+
+
+def contrast_limits(frames) -> tuple[float, float]:
+    """1st and 99.9th percentile of the counts (at least one count apart)."""
+    low, high = np.percentile(np.asarray(frames), [1, 99.9])
+    return float(low), float(max(high, low + 1))
+
+
+def layer_choices(viewer, kind):
+    """ComboBox choices: the viewer's layers of this type."""
+    return lambda _widget=None: [layer for layer in viewer.layers if isinstance(layer, kind)]
 
 
 def map_placement(scale, translate, stride_px: int) -> tuple[tuple, tuple]:

@@ -21,7 +21,7 @@ from ..model.config import DEFAULT_THRESHOLD
 from ..model.inference import predict_frames
 from ..render import METHODS, render
 from .camera_fields import CameraFields
-from .layers import TAG, map_placement, points_data, points_kwargs, stack_of, table_from_points
+from .layers import TAG, layer_choices, map_placement, points_data, points_kwargs, stack_of, table_from_points
 from .models import MODELS
 
 FRAME_MODES = ("current frame", "all frames", "range")
@@ -46,7 +46,7 @@ class PredictWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.worker, self._models = viewer, None, {}
-        self.image = ComboBox(label="image", choices=self._image_layers)
+        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields()
         self.model = ComboBox(label="model", choices=MODELS.choices)
         self.checkpoint = FileEdit(label="add checkpoint", filter="*.safetensors", mode="r")
@@ -80,13 +80,8 @@ class PredictWidget(Container):
         self._fill_camera(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _image_layers(self, _widget=None) -> list:
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
     def _fill_camera(self, layer) -> None:
-        if layer is None:
-            return
-        missing = self.camera_fields.fill(layer.metadata.get("camera", {}))
+        missing = self.camera_fields.fill_from(layer)
         self.status.value = f"camera: {', '.join(missing)} not in the file; check them" if missing else ""
 
     def _add_checkpoint(self, path) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
 from ..io.emitters_h5 import read_emitters_h5
 from ..io.localizations_csv import read_localizations_csv
 from ..io.tiff import read_stack
-from .layers import image_placement, points_kwargs
+from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 
-MARKER_PX = 2.5  # marker diameter in camera pixels
 CSV_MARKER_NM = 250.0  # a CSV states no pixel size
 
 
@@ -37,7 +34,7 @@ def read_tiff(path) -> list[tuple]:
     stack = read_stack(path)
     pixel_size = stack.camera_metadata.get("pixel_size_nm")
     kwargs = {"name": Path(path).name, "metadata": {"camera": dict(stack.camera_metadata), "path": str(path)},
-              "contrast_limits": _contrast(stack.frames[0]), **image_placement(pixel_size)}
+              "contrast_limits": contrast_limits(stack.frames[0]), **image_placement(pixel_size)}
     return [(stack.frames, kwargs, "image")]
 
 
@@ -45,24 +42,14 @@ def read_h5(path) -> list[tuple]:
     """Ground truth (emitters.h5) as Points in nm world coordinates (frame, y, x)."""
     path = _one(path)
     truth = read_emitters_h5(path)
-    return [_points(truth.emitters, f"{Path(path).stem} truth", "truth", path, MARKER_PX * truth.camera.pixel_size_nm)]
+    return [nm_points_layer(truth.emitters, f"{Path(path).stem} truth", "truth", MARKER_PX * truth.camera.pixel_size_nm,
+                            path)]
 
 
 def read_csv(path) -> list[tuple]:
     """ThunderSTORM-layout localisations as Points, every column a feature."""
     path = _one(path)
-    return [_points(read_localizations_csv(path), Path(path).stem, "localisations", path, CSV_MARKER_NM)]
-
-
-def _points(table, name: str, role: str, path, size_nm: float) -> tuple:
-    data = table[["frame", "y_nm", "x_nm"]].to_numpy(float)
-    kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), size_nm, role, str(path))
-    return (data, kwargs, "points")
-
-
-def _contrast(frame) -> tuple[float, float]:
-    low, high = np.percentile(np.asarray(frame), [1, 99.9])
-    return float(low), float(max(high, low + 1))
+    return [nm_points_layer(read_localizations_csv(path), Path(path).stem, "localisations", CSV_MARKER_NM, path)]
 
 
 def _one(path) -> str:

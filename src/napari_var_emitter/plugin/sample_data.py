@@ -7,12 +7,11 @@ import numpy as np
 from ..io.camera import Camera
 from ..simulate.config import SimulationConfig, StructureConfig
 from ..simulate.stack import simulate_stack
-from .layers import image_placement, points_kwargs
+from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 
 SAMPLE = SimulationConfig(frame_size=(96, 96), n_frames=20, density_per_um2=0.6, photons_mean=3000.0,
                           background_photons=40.0, structure=StructureConfig(kind="filaments", n_filaments=4),
-                          camera=Camera(pixel_size_nm=100.0, baseline_adu=100.0,
-                                                                 e_per_adu=0.5, read_noise_e=1.5))
+                          camera=Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5))
 
 
 def simulated_stack() -> list[tuple]:
@@ -21,9 +20,7 @@ def simulated_stack() -> list[tuple]:
     frames, truth = simulate_stack(SAMPLE, np.random.default_rng(2024))
     px = truth.camera.pixel_size_nm
     image = (frames, {"name": "simulated SMLM stack", "metadata": {"camera": truth.camera.to_dict()},
-                      "contrast_limits": (float(np.percentile(frames, 1)), float(np.percentile(frames, 99.9))),
+                      "contrast_limits": contrast_limits(frames),
                       **image_placement(px)}, "image")
     table = truth.emitters[["frame", "x_nm", "y_nm", "photons"]]
-    points = (table[["frame", "y_nm", "x_nm"]].to_numpy(float),
-              points_kwargs(table, "ground truth", (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 2.5 * px, "truth"), "points")
-    return [image, points]
+    return [image, nm_points_layer(table, "ground truth", "truth", MARKER_PX * px)]
