@@ -165,13 +165,16 @@ def _localize(args) -> int:
 
 
 def _predict(args) -> int:
-    from .model.checkpoint import load_model, resolve_device
+    from .large_stack import dask_client, job_model, predict_stack_to_csv
+    from .model.checkpoint import resolve_device
 
     if args.maps and args.dask:
         raise InputError("--maps runs in one process: leave out --dask, or --maps")
     stack, camera = _stack_and_camera(args)
-    device = resolve_device(args.device)
-    model, _ = load_model(args.model, device)  # fails here, before any work, if the file is bad
+    job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
+           "model": str(args.model.resolve()) if args.model else None, "device": resolve_device(args.device),
+           "batch_size": args.batch_size}
+    model = job_model(job)  # fails here, before any work, if the file is bad; chunks here reuse it
 
     def report(done: int, total: int) -> None:
         print(f"\r{done}/{total} {'frames' if args.maps else 'chunks'}", end="", file=sys.stderr, flush=True)
@@ -180,7 +183,7 @@ def _predict(args) -> int:
         from .io.maps_h5 import write_maps_h5
         from .model.inference import predict_frames
 
-        result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=device,
+        result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=job["device"],
                                 batch_size=args.batch_size, output_map=args.mode == "super_resolution",
                                 progress=report)
         write_localizations_csv(args.out, result.table)
@@ -188,11 +191,6 @@ def _predict(args) -> int:
                       output_map=result.output_map, upscale=model.config.upscale)
         rows = len(result.table)
     else:
-        from .large_stack import dask_client, predict_stack_to_csv
-
-        job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
-               "model": str(args.model.resolve()) if args.model else None, "device": device,
-               "batch_size": args.batch_size}
         with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
             rows = predict_stack_to_csv(job, args.out, args.chunk_frames, client, progress=report)
     print(file=sys.stderr)

@@ -34,18 +34,25 @@ def chunk_ranges(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_frames, n_frames)) for start in range(0, n_frames, chunk_frames)]
 
 
-def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
-    """Localisations of frames [start, stop) of the job's stack, opened here, so a worker
-    process reads only its own frames (one chunk in memory)."""
+def job_model(job: dict):
+    """The job's model (job["model"]: weights path or None for the bundled one, on
+    job["device"]), loaded once per process."""
     from .model.checkpoint import load_model
-    from .model.inference import predict_frames
 
     key = (job["model"], job["device"])
     if key not in _MODELS:
         _MODELS[key] = load_model(job["model"], job["device"])[0]
+    return _MODELS[key]
+
+
+def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
+    """Localisations of frames [start, stop) of the job's stack, opened here, so a worker
+    process reads only its own frames (one chunk in memory)."""
+    from .model.inference import predict_frames
+
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
     frames = read_stack(job["stack"]).frames[start:stop].compute(scheduler="synchronous")
-    return predict_frames(_MODELS[key], frames, Camera.from_dict(job["camera"]), threshold=job["threshold"],
+    return predict_frames(job_model(job), frames, Camera.from_dict(job["camera"]), threshold=job["threshold"],
                           device=job["device"], batch_size=job["batch_size"], first_frame=start).table
 
 
