@@ -29,7 +29,7 @@ from napari_var_emitter.large_stack import predict_stack_to_csv
 from napari_var_emitter.io.camera import Camera
 path, out, chunks, chunk_frames = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 job = {"stack": path, "camera": Camera(e_per_adu=0.5, read_noise_e=1.5).to_dict(), "model": None,
-       "threshold": 0.3, "device": "cpu", "batch_size": 4}
+       "threshold": 0.3, "device": "cpu", "batch_size": 4, "amp": False}
 start = time.perf_counter()
 def report(done, total):
     rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6

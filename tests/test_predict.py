@@ -57,6 +57,18 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
     assert [m.shape[1:] for m in result.scale_maps] == [(7, 7), (13, 13), (25, 25), (50, 50)]
 
 
+
+def test_tile_batches_and_bfloat16_autocast(model):
+    frames, truth = _stack(200, 2, 0.5, seed_offset=2)  # 4 tiles per frame
+    one_by_one = predict_frames(model, frames, truth.camera, batch_size=1).table
+    together = predict_frames(model, frames, truth.camera, batch_size=8).table  # all 8 tiles in one batch
+    assert len(one_by_one) == len(together) > 0
+    np.testing.assert_allclose(one_by_one[["x_nm", "y_nm"]], together[["x_nm", "y_nm"]], atol=0.05)
+    full = evaluate(together, truth)
+    bf16 = evaluate(predict_frames(model, frames, truth.camera, amp=True).table, truth)
+    assert abs(bf16["jaccard"] - full["jaccard"]) < 3
+    assert bf16["rmse_lateral_nm"] < full["rmse_lateral_nm"] + 3
+
 def test_predict_cli_csv_and_maps(tmp_path):
     frames, truth = _stack(64, 3, 0.5, seed_offset=2)
     write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)

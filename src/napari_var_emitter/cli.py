@@ -99,7 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="write probability maps to this HDF5 file (keeps every frame's maps in memory; not chunked)")
     pred.add_argument("--mode", choices=("progressive", "super_resolution"), default="progressive",
                       help="maps: every scale's map, or also the output-grid (2x) map")
-    pred.add_argument("--batch-size", type=int, default=4)
+    pred.add_argument("--batch-size", type=int, default=4,
+                      help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU)")
+    pred.add_argument("--amp", action="store_true",
+                      help="bfloat16 autocast (for GPUs; see docs/benchmarks.md for its accuracy)")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
     pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
@@ -173,7 +176,7 @@ def _predict(args) -> int:
     stack, camera = _stack_and_camera(args)
     job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
            "model": str(args.model.resolve()) if args.model else None, "device": resolve_device(args.device),
-           "batch_size": args.batch_size}
+           "batch_size": args.batch_size, "amp": args.amp}
     model = job_model(job)  # fails here, before any work, if the file is bad; chunks here reuse it
 
     def report(done: int, total: int) -> None:
@@ -184,8 +187,8 @@ def _predict(args) -> int:
         from .model.inference import predict_frames
 
         result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=job["device"],
-                                batch_size=args.batch_size, output_map=args.mode == "super_resolution",
-                                progress=report)
+                                batch_size=args.batch_size, amp=args.amp,
+                                output_map=args.mode == "super_resolution", progress=report)
         write_localizations_csv(args.out, result.table)
         write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,
                       output_map=result.output_map, upscale=model.config.upscale)

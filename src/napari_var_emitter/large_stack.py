@@ -53,14 +53,15 @@ def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
     frames = read_stack(job["stack"]).frames[start:stop].compute(scheduler="synchronous")
     return predict_frames(job_model(job), frames, Camera.from_dict(job["camera"]), threshold=job["threshold"],
-                          device=job["device"], batch_size=job["batch_size"], first_frame=start).table
+                          device=job["device"], batch_size=job["batch_size"], amp=job["amp"],
+                          first_frame=start).table
 
 
 def predict_stack_to_csv(job: dict, out_csv: str | Path, chunk_frames: int, client=None,
                          progress: Callable[[int, int], None] | None = None) -> int:
     """Predict every frame of job["stack"] into out_csv (ThunderSTORM layout); returns the number
     of localisations. job: stack (path), camera (dict), model (path or None), threshold, device,
-    batch_size. With a dask.distributed `client`, chunks run on its workers."""
+    batch_size, amp. With a dask.distributed `client`, chunks run on its workers."""
     out_csv = Path(out_csv)
     n_frames = read_stack(job["stack"]).frames.shape[0]
     ranges = chunk_ranges(n_frames, chunk_frames)

@@ -39,10 +39,14 @@ class Prediction:
 @torch.no_grad()
 def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = DEFAULT_THRESHOLD,
                    tile_px: int = 128, margin_px: int = 32, batch_size: int = 4, device: str = "cpu",
-                   first_frame: int = 0, prior_scale: float = 1.0, output_map: bool = False,
+                   first_frame: int = 0, prior_scale: float = 1.0, output_map: bool = False, amp: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Prediction:
     """Localise (T, H, W) ADU frames (numpy or dask) with `model`. prior_scale = 0 runs the
-    ablation without the VAR prior; output_map keeps the output-grid probability map."""
+    ablation without the VAR prior; output_map keeps the output-grid probability map.
+
+    `batch_size` frames are read at a time and their tiles go through the model
+    `batch_size` tiles at a time; amp runs the model in bfloat16 autocast (a GPU option:
+    docs/benchmarks.md compares its accuracy with float32)."""
     config = model.config
     step = config.token_strides_px[0]
     if tile_px % step or margin_px % step:
@@ -64,13 +68,15 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
     tables = []
     for start in range(0, n, batch_size):
         chunk = frames_to_photons(np.asarray(frames_adu[start:start + batch_size]), camera, first_frame + start)
-        image = torch.from_numpy(chunk)[:, None].to(device)
+        image = _to_device(torch.from_numpy(chunk)[:, None], device)
         pads = (margin, margin + pad_w, margin, margin + pad_h)
         if any(pads):  # reflect where the frame is large enough, else repeat the edge
             image = F.pad(image, pads, mode="reflect" if max(pads) < min(height, width) else "replicate")
-        for r, c in origins:
-            tile = image[..., r:r + core_h + 2 * margin, c:c + core_w + 2 * margin]
-            probs, head = model.generate(tile, prior_scale=prior_scale)
+        tiles = torch.cat([image[..., r:r + core_h + 2 * margin, c:c + core_w + 2 * margin] for r, c in origins])
+        all_probs, all_head = _generate(model, tiles, batch_size, prior_scale, amp)
+        for ti, (r, c) in enumerate(origins):  # tile ti holds rows ti * b .. (ti + 1) * b
+            rows = slice(ti * len(chunk), (ti + 1) * len(chunk))
+            probs, head = [p[rows] for p in all_probs], all_head[rows]
             px = camera.pixel_size_nm
             named = head_maps(head)
             if fine is not None:
@@ -94,6 +100,24 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """Host -> device copy, through pinned memory to a GPU."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, batch_size: int, prior_scale: float, amp: bool):
+    """model.generate over (N, 1, h, w) tiles, batch_size at a time; float32 results
+    ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o))."""
+    outputs = []
+    for part in tiles.split(batch_size):
+        with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=amp):
+            outputs.append(model.generate(part, prior_scale=prior_scale))
+    probs = [torch.cat([o[0][si] for o in outputs]).float() for si in range(len(outputs[0][0]))]
+    return probs, torch.cat([o[1] for o in outputs]).float()
 
 
 def _paste(target: np.ndarray, block: np.ndarray) -> None:
