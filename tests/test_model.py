@@ -115,6 +115,16 @@ def test_any_tile_size_and_scale_maps(model):
     assert all(((p >= 0) & (p <= 1)).all() for p in probs)
 
 
+
+def test_refinement_scale_repeats_the_finest_grid():
+    """patch_nums may repeat the finest scale: a second residual step on the same grid."""
+    config = ModelConfig(**{**TINY.to_dict(), "patch_nums": (5, 10, 20, 40, 40)})
+    assert config.token_strides_px == (32, 16, 8, 4, 4)
+    refined = VAREmitterPredictor(config).eval()
+    probs, head = refined.generate(torch.rand(2, 1, 64, 64) * 100)
+    assert [tuple(p.shape[-2:]) for p in probs] == [(2, 2), (4, 4), (8, 8), (16, 16), (16, 16)]
+    assert head.shape == (2, 8, 128, 128)
+
 def test_target_rendering_and_decoding_round_trip():
     x_px, y_px = np.array([10.26, 40.9]), np.array([5.5, 60.01])
     target = render_target(x_px, y_px, np.array([2000.0, 500.0]), np.zeros(2), (64, 64), 2, False, dense=True)
