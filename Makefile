@@ -1,4 +1,4 @@
-# Entry points: `make demo`, `make test`, `make napari`. Both create .venv if missing and install
+# Entry points: `make demo`, `make test`, `make napari`, `make bench`. They create .venv if missing and install
 # the CPU torch pin first (a bare `torch` would pull a multi-GB CUDA build), then the package.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := make xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbco
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libdbus-1-3 libfontconfig1
 
-.PHONY: setup system-deps demo test napari screenshots clean
+.PHONY: setup system-deps demo test napari screenshots bench clean
 
 setup: $(STAMP)
 
@@ -42,5 +42,19 @@ screenshots: $(STAMP)
 	if [ -n "$$DISPLAY" ]; then $(BIN)/python scripts/user_guide_screenshots.py; \
 	else xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/user_guide_screenshots.py; fi
 
+# Side-by-side benchmark against SMAPpy and Picasso (docs/benchmarks.md): their own environment,
+# since Picasso pins pandas < 3 and SMAPpy brings PySide6 beside napari's PyQt6.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/peers.py
+
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) $(BENCH_VENV) demo_output
