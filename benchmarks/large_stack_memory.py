@@ -25,7 +25,7 @@ from napari_var_emitter.simulate.stack import simulate_stack
 
 RUNNER = """
 import os, resource, sys, time
-from napari_var_emitter.large_stack import predict_stack_to_csv
+from napari_var_emitter.large_stack import predict_stack_to_file
 from napari_var_emitter.io.camera import Camera
 path, out, chunks, chunk_frames = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 job = {"stack": path, "camera": Camera(e_per_adu=0.5, read_noise_e=1.5).to_dict(), "model": None,
@@ -39,7 +39,7 @@ def report(done, total):
           f"resident {rss:.0f} MB, peak {peak:.0f} MB", flush=True)
     if done == chunks:
         raise SystemExit(0)
-predict_stack_to_csv(job, out, chunk_frames, progress=report)
+predict_stack_to_file(job, out, chunk_frames, progress=report)
 """
 
 

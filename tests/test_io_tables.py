@@ -5,7 +5,9 @@ import pytest
 
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.emitters_h5 import read_emitters_h5, write_emitters_h5
+from napari_var_emitter.io.localizations import read_localizations, write_localizations
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
+from napari_var_emitter.io.localizations_h5 import read_localizations_h5, write_localizations_h5_stream
 
 TABLE = pd.DataFrame({
     "frame": [0, 0, 3], "x_nm": [50.0, 1234.5, 9.25], "y_nm": [60.0, 70.5, 8000.0],
@@ -25,6 +27,38 @@ def test_csv_round_trip_and_thunderstorm_header(tmp_path):
     pd.testing.assert_frame_equal(back.drop(columns="id"), TABLE, check_dtype=False)
     assert back["id"].tolist() == [1, 2, 3]
 
+
+
+def test_h5_localisations_stream_and_round_trip(tmp_path):
+    path = tmp_path / "loc.h5"
+    rows = write_localizations_h5_stream(path, [TABLE.iloc[:2], TABLE.iloc[:0], TABLE.iloc[2:]])
+    assert rows == 3
+    with h5py.File(path) as f:
+        assert list(f["localizations"]) == [*TABLE.columns, "id"]  # column order kept
+        assert f["localizations/frame"][()].tolist() == [0, 0, 3]  # 0-based, unlike the CSV
+    back = read_localizations(path)
+    pd.testing.assert_frame_equal(back.drop(columns="id"), TABLE, check_dtype=False)
+    assert back["id"].tolist() == [1, 2, 3]
+    write_localizations(tmp_path / "loc.csv", TABLE)  # the same table, by extension
+    pd.testing.assert_frame_equal(read_localizations(tmp_path / "loc.csv"), back[read_localizations(
+        tmp_path / "loc.csv").columns], check_dtype=False)
+    with pytest.raises(ValueError, match="differ in columns"):
+        write_localizations_h5_stream(tmp_path / "mixed.h5", [TABLE, TABLE.drop(columns="sigma_nm")])
+    assert not (tmp_path / "mixed.h5").exists()  # atomic: nothing left behind
+
+
+def test_bad_localisations_h5(tmp_path, small_stack):
+    write_emitters_h5(tmp_path / "emitters.h5", small_stack[1])
+    with pytest.raises(InputError, match="not a localisations file"):
+        read_localizations_h5(tmp_path / "emitters.h5")
+    write_localizations_h5_stream(tmp_path / "nan.h5", [TABLE])
+    with h5py.File(tmp_path / "nan.h5", "a") as f:
+        f["localizations/x_nm"][1] = np.nan
+    with pytest.raises(InputError, match="x_nm"):
+        read_localizations_h5(tmp_path / "nan.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        read_localizations_h5(tmp_path / "junk.h5")
 
 def test_independent_thunderstorm_reader(tmp_path):
     locan = pytest.importorskip("locan")

@@ -8,6 +8,7 @@ import pytest
 from napari.layers import Image, Points
 
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
+from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, card_path
 from napari_var_emitter.plugin import finetune_widget, predict_widget
@@ -137,13 +138,16 @@ def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
     write_ome_tiff(tmp_path / "s.ome.tiff", frames[:4], truth.camera)
     write_emitters_h5(tmp_path / "emitters.h5", truth)
     write_localizations_csv(tmp_path / "l.csv", truth.emitters)
+    write_localizations_h5_stream(tmp_path / "l.h5", [truth.emitters])
     image = viewer.open(str(tmp_path / "s.ome.tiff"), plugin=PLUGIN)[0]
     assert isinstance(image, Image) and image.data.shape == (4, 96, 96) and tuple(image.scale) == (1, 100, 100)
     assert image.metadata["camera"]["e_per_adu"] == 0.5
     h5 = viewer.open(str(tmp_path / "emitters.h5"), plugin=PLUGIN)[0]
     csv = viewer.open(str(tmp_path / "l.csv"), plugin=PLUGIN)[0]
-    assert len(h5.data) == len(csv.data) == len(truth.emitters)
+    locs_h5 = viewer.open(str(tmp_path / "l.h5"), plugin=PLUGIN)[0]
+    assert len(h5.data) == len(csv.data) == len(locs_h5.data) == len(truth.emitters)
     assert "photons" in csv.features and "id" in h5.features
+    np.testing.assert_allclose(locs_h5.data, csv.data, atol=1e-3)  # same world positions (CSV: 7 digits)
 
 
 def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_path):

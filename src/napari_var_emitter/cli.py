@@ -15,6 +15,7 @@ from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
 from .io.camera import resolve_camera
 from .io.emitters_h5 import read_emitters_h5
+from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.tiff import read_stack
 from .model.config import DEFAULT_THRESHOLD
@@ -71,14 +72,14 @@ def _parser() -> argparse.ArgumentParser:
 
     loc = commands.add_parser("localize", help="classical reference localiser (DoG + MLE) -> CSV")
     loc.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
-    loc.add_argument("--out", type=Path, required=True, help="output CSV (ThunderSTORM layout)")
+    loc.add_argument("--out", type=Path, required=True, help="output: CSV (ThunderSTORM layout), or .h5")
     _add_camera_flags(loc)
     loc.add_argument("--psf-sigma-nm", type=float, default=130.0)
     loc.add_argument("--snr", type=float, default=4.0, help="detection threshold")
     loc.set_defaults(run=_localize)
 
     ev = commands.add_parser("evaluate", help="score a CSV against emitters.h5 (SMLM Challenge)")
-    ev.add_argument("pred", type=Path, help="localisations CSV")
+    ev.add_argument("pred", type=Path, help="localisations: CSV, or .h5")
     ev.add_argument("truth", type=Path, help="emitters.h5")
     ev.add_argument("--tolerance-nm", type=float, default=250.0, help="lateral matching radius")
     ev.add_argument("--axial-tolerance-nm", type=float, default=500.0)
@@ -89,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 
     pred = commands.add_parser("predict", help="localise a stack with the VAR model -> CSV (+ maps)")
     pred.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
-    pred.add_argument("--out", type=Path, required=True, help="output CSV (ThunderSTORM layout)")
+    pred.add_argument("--out", type=Path, required=True,
+                      help="output: CSV (ThunderSTORM layout), or .h5 (HDF5, docs/conventions.md)")
     _add_camera_flags(pred)
     pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -162,13 +164,13 @@ def _stack_and_camera(args):
 def _localize(args) -> int:
     stack, camera = _stack_and_camera(args)
     table = localize_stack(stack.frames, camera, sigma_nm=args.psf_sigma_nm, snr=args.snr)
-    write_localizations_csv(args.out, table)
+    write_localizations(args.out, table)
     print(f"{len(table)} localisations in {stack.frames.shape[0]} frames -> {args.out}")
     return 0
 
 
 def _predict(args) -> int:
-    from .large_stack import dask_client, job_model, predict_stack_to_csv
+    from .large_stack import dask_client, job_model, predict_stack_to_file
     from .model.checkpoint import resolve_device
 
     if args.maps and args.dask:
@@ -189,13 +191,13 @@ def _predict(args) -> int:
         result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=job["device"],
                                 batch_size=args.batch_size, amp=args.amp,
                                 output_map=args.mode == "super_resolution", progress=report)
-        write_localizations_csv(args.out, result.table)
+        write_localizations(args.out, result.table)
         write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,
                       output_map=result.output_map, upscale=model.config.upscale)
         rows = len(result.table)
     else:
         with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
-            rows = predict_stack_to_csv(job, args.out, args.chunk_frames, client, progress=report)
+            rows = predict_stack_to_file(job, args.out, args.chunk_frames, client, progress=report)
     print(file=sys.stderr)
     print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}")
     return 0
@@ -231,7 +233,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    report = evaluate(read_localizations_csv(args.pred), read_emitters_h5(args.truth),
+    report = evaluate(read_localizations(args.pred), read_emitters_h5(args.truth),
                       args.tolerance_nm, args.axial_tolerance_nm, args.min_photons)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

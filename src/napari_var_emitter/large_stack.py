@@ -21,7 +21,7 @@ import pandas as pd
 from .errors import InputError
 from .io.atomic import write_text_atomic
 from .io.camera import Camera
-from .io.localizations_csv import write_localizations_csv_stream
+from .io.localizations import write_localizations_stream
 from .io.tiff import read_stack
 
 _MODELS: dict[tuple, object] = {}  # per process: each worker loads the model once
@@ -57,15 +57,15 @@ def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
                           first_frame=start).table
 
 
-def predict_stack_to_csv(job: dict, out_csv: str | Path, chunk_frames: int, client=None,
+def predict_stack_to_file(job: dict, out: str | Path, chunk_frames: int, client=None,
                          progress: Callable[[int, int], None] | None = None) -> int:
-    """Predict every frame of job["stack"] into out_csv (ThunderSTORM layout); returns the number
-    of localisations. job: stack (path), camera (dict), model (path or None), threshold, device,
-    batch_size, amp. With a dask.distributed `client`, chunks run on its workers."""
-    out_csv = Path(out_csv)
+    """Predict every frame of job["stack"] into `out` (ThunderSTORM CSV, or HDF5 for .h5 / .hdf5);
+    returns the number of localisations. job: stack (path), camera (dict), model (path or None),
+    threshold, device, batch_size, amp. With a dask.distributed `client`, chunks run on its workers."""
+    out = Path(out)
     n_frames = read_stack(job["stack"]).frames.shape[0]
     ranges = chunk_ranges(n_frames, chunk_frames)
-    parts = out_csv.with_name(out_csv.name + ".parts")
+    parts = out.with_name(out.name + ".parts")
     _claim(parts, {**job, "chunk_frames": chunk_frames, "n_frames": n_frames})
     todo = [r for r in ranges if not _part(parts, r).exists()]
     done = len(ranges) - len(todo)
@@ -81,7 +81,7 @@ def predict_stack_to_csv(job: dict, out_csv: str | Path, chunk_frames: int, clie
         done += 1
         if progress is not None:
             progress(done, len(ranges))
-    rows = write_localizations_csv_stream(out_csv, (_read_part(_part(parts, r)) for r in ranges))
+    rows = write_localizations_stream(out, (_read_part(_part(parts, r)) for r in ranges))
     shutil.rmtree(parts)
     return rows
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -22,6 +21,7 @@ import pandas as pd
 from ..errors import InputError
 from .atomic import atomic_path
 from .camera import Camera
+from .h5_schema import open_h5
 from .table import validate_table
 
 SCHEMA = "napari-var-emitter/emitters"
@@ -63,20 +63,8 @@ def write_emitters_h5(path: str | os.PathLike, truth: GroundTruth) -> None:
 
 def read_emitters_h5(path: str | os.PathLike) -> GroundTruth:
     """Read and validate an emitters.h5; every problem is an InputError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
+    with open_h5(path, SCHEMA, SCHEMA_VERSION, "an emitters file") as f:
         attrs = dict(f.attrs)
-        if attrs.get("schema") != SCHEMA:
-            raise InputError(f"{path}: not an emitters file (schema attribute {attrs.get('schema')!r})")
-        if int(attrs.get("schema_version", -1)) > SCHEMA_VERSION:
-            raise InputError(f"{path}: schema version {attrs['schema_version']} is newer than "
-                             f"this program reads ({SCHEMA_VERSION}); update napari-var-emitter")
         missing_attrs = [a for a in ("camera", "psf", "frame_shape", "n_frames") if a not in attrs]
         if missing_attrs or "emitters" not in f:
             raise InputError(f"{path}: missing {missing_attrs or ['/emitters group']}")

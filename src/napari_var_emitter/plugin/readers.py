@@ -1,4 +1,5 @@
-"""napari readers: TIFF / OME-TIFF stacks (lazy), emitters.h5 and our CSV as Points layers."""
+"""napari readers: TIFF / OME-TIFF stacks (lazy); emitters.h5, and our localisation CSV and HDF5,
+as Points layers."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.emitters_h5 import read_emitters_h5
 from ..io.localizations_csv import read_localizations_csv
+from ..io.localizations_h5 import is_localizations_h5, read_localizations_h5
 from ..io.tiff import read_stack
 from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 
-CSV_MARKER_NM = 250.0  # a CSV states no pixel size
+LOCALISATION_MARKER_NM = 250.0
 
 
 def get_reader(path):
@@ -39,8 +41,11 @@ def read_tiff(path) -> list[tuple]:
 
 
 def read_h5(path) -> list[tuple]:
-    """Ground truth (emitters.h5) as Points in nm world coordinates (frame, y, x)."""
+    """Ground truth (emitters.h5) or localisations (`var-emitter predict --out X.h5`) as Points
+    in nm world coordinates (frame, y, x)."""
     path = _one(path)
+    if is_localizations_h5(path):
+        return [_localisations_layer(read_localizations_h5(path), path)]
     truth = read_emitters_h5(path)
     return [nm_points_layer(truth.emitters, f"{Path(path).stem} truth", "truth", MARKER_PX * truth.camera.pixel_size_nm,
                             path)]
@@ -49,7 +54,12 @@ def read_h5(path) -> list[tuple]:
 def read_csv(path) -> list[tuple]:
     """ThunderSTORM-layout localisations as Points, every column a feature."""
     path = _one(path)
-    return [nm_points_layer(read_localizations_csv(path), Path(path).stem, "localisations", CSV_MARKER_NM, path)]
+    return [_localisations_layer(read_localizations_csv(path), path)]
+
+
+def _localisations_layer(table, path: str) -> tuple:
+    """Points, every column a feature; files of localisations state no pixel size."""
+    return nm_points_layer(table, Path(path).stem, "localisations", LOCALISATION_MARKER_NM, path)
 
 
 def _one(path) -> str:
