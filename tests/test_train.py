@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -62,6 +63,7 @@ def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
     assert (log["stage"] == "main").all()  # fine-tuning skips the tokenizer stage
     _, card = load_model(tuned / "model.safetensors")
     assert card["init"]["weights"] == "model.safetensors" and card["init"]["training"]["tokenizer_steps"] == 3
+    assert card["init"]["train_config"]["model"]["vocab_size"] == 32  # the parent's whole recipe is kept
 
 
 def test_prefetched_batches_come_from_worker_processes():
@@ -95,3 +97,14 @@ def test_bad_training_config(tmp_path):
     path.write_text("{not json")
     with pytest.raises(InputError, match="cannot read training config"):
         TrainConfig.from_file(path)
+    path.write_text(json.dumps({"simulation": {"density_sampling": "sideways"}}))
+    with pytest.raises(InputError, match="density_sampling"):
+        TrainConfig.from_file(path)
+
+
+def test_log_uniform_density_draws():
+    config = TrainConfig.from_dict({"simulation": {"density_sampling": "log-uniform", "density_per_um2": [0.01, 1.0]}})
+    source = SimulatedSource(config.simulation, config.model, 64, seed=0)
+    draws = np.array([source.simulation_config(1).density_per_um2 for _ in range(2000)])
+    assert draws.min() >= 0.01 and draws.max() <= 1.0
+    assert abs(np.median(draws) - 0.1) < 0.02  # the geometric middle, not (0.01 + 1) / 2

@@ -14,19 +14,24 @@ from ..model.config import ModelConfig
 
 @dataclasses.dataclass(frozen=True)
 class SimulationRanges:
-    """Conditions drawn uniformly per training batch; the model card states them."""
+    """Conditions drawn uniformly per training batch (density uniformly in its logarithm with
+    density_sampling "log-uniform"); the model card states them."""
 
     pixel_size_nm: float = 100.0
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
     photons_mean: tuple[float, float] = (800.0, 6000.0)
     background_photons: tuple[float, float] = (10.0, 120.0)
     density_per_um2: tuple[float, float] = (0.05, 3.0)
+    density_sampling: str = "uniform"
     emccd_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         for field in ("psf_sigma_nm", "photons_mean", "background_photons", "density_per_um2"):
             low, high = getattr(self, field)
             object.__setattr__(self, field, (float(low), float(high)))
+        if self.density_sampling not in ("uniform", "log-uniform"):
+            raise InputError("simulation.density_sampling must be uniform or log-uniform, "
+                             f"got {self.density_sampling!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,10 +78,16 @@ class SimulatedSource:
                         read_noise_e=30.0 if emccd else 1.5, type="EMCCD" if emccd else "sCMOS")
         return SimulationConfig(
             frame_size=self.tile_px, n_frames=n_frames,
-            density_per_um2=rng.uniform(*r.density_per_um2), photons_mean=rng.uniform(*r.photons_mean),
+            density_per_um2=self._density(), photons_mean=rng.uniform(*r.photons_mean),
             background_photons=rng.uniform(*r.background_photons),
             psf=PSF(sigma_nm=rng.uniform(*r.psf_sigma_nm)), camera=camera,
         )
+
+    def _density(self) -> float:
+        low, high = self.ranges.density_per_um2
+        if self.ranges.density_sampling == "log-uniform":
+            return float(np.exp(self.rng.uniform(np.log(low), np.log(high))))
+        return float(self.rng.uniform(low, high))
 
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""

@@ -111,7 +111,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     final = out_dir / "model.safetensors"
     card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
                          "wall_s": round(wall, 1), "device": device, "commit": _commit()},
-            **({"init": {"weights": Path(init_weights).name, "training": parent_card.get("training")}}
+            **({"init": {"weights": Path(init_weights).name,  # the parent's stages, newest first
+                         **{k: parent_card[k] for k in ("training", "train_config", "init") if k in parent_card}}}
                if init_weights is not None else {}),
             "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout, device)}
     save_model(final, model, card)
