@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     pred = commands.add_parser("predict", help="localise a stack with the VAR model -> CSV (+ maps)")
     pred.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
     pred.add_argument("--out", type=Path, required=True,
-                      help="output: CSV (ThunderSTORM layout), or .h5 (HDF5, docs/conventions.md)")
+                      help="output: CSV (ThunderSTORM layout), or .h5 (HDF5, docs/formats.md)")
     _add_camera_flags(pred)
     pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
