@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 import napari
-from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton,
-                              RadioButtons, SpinBox)
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, RadioButtons, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Points
@@ -23,6 +22,7 @@ from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
+from .job_controls import JobControls
 from .layers import layer_choices, stack_of, table_from_points
 from .models import MODELS
 
@@ -49,11 +49,11 @@ def fine_tune_config(steps: int, lr: float, simulation) -> TrainConfig:
     return TrainConfig(training=training, **({"simulation": simulation} if simulation is not None else {}))
 
 
-class FineTuneWidget(Container):
+class FineTuneWidget(JobControls, Container):
     """Fine-tune a model on this microscope's data; the result joins the Predict widget's models."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.viewer, self.worker, self.out_path = viewer, None, None
+        self.viewer, self.out_path = viewer, None
         self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0])
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields()
@@ -66,11 +66,9 @@ class FineTuneWidget(Container):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.out_dir = FileEdit(label="output folder", mode="d", value=Path.home() / "var-emitter-models" / stamp)
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
-        self.run_button, self.cancel_button = PushButton(text="Fine-tune"), PushButton(text="Cancel", enabled=False)
-        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), Label(value="")
         super().__init__(widgets=[self.mode, self.image, self.camera_fields, self.positions, self.labels_file,
-                                  self.model, self.steps, self.lr, self.out_dir, self.device, self.run_button,
-                                  self.cancel_button, self.progress, self.status])
+                                  self.model, self.steps, self.lr, self.out_dir, self.device,
+                                  *self._job_controls("Fine-tune")])
         self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
         self.axes = self.figure.add_subplot()
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -83,7 +81,6 @@ class FineTuneWidget(Container):
         MODELS.changed.connect(self.model.reset_choices)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.run_button.changed.connect(self.start)
-        self.cancel_button.changed.connect(self.cancel)
         self.camera_fields.fill_from(self.image.value)
 
     def _source_maker(self, config_model, model, device: str):
@@ -129,19 +126,12 @@ class FineTuneWidget(Container):
             show_error(str(exc))
             return
         self.out_path, self.losses = out_dir, []
-        self.worker = create_worker(finetune_job, make_source, self.steps.value, self.lr.value, out_dir, device, init,
-                                    _start_thread=False,
-                                    _connect={"yielded": self._on_row, "returned": self._on_done,
-                                              "finished": self._on_finished, "errored": self._on_error})
-        self.progress.max, self.progress.value = self.steps.value, 0
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = "estimating the stack's conditions…" if self.mode.value == MODES[0] else "training…"
-        self.worker.start()
-
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelling…"
+        worker = create_worker(finetune_job, make_source, self.steps.value, self.lr.value, out_dir, device, init,
+                               _start_thread=False,
+                               _connect={"yielded": self._on_row, "returned": self._on_done,
+                                         "finished": self._on_finished, "errored": self._on_error})
+        self._launch(worker, self.steps.value,
+                     "estimating the stack's conditions…" if self.mode.value == MODES[0] else "training…")
 
     def _on_row(self, row: dict) -> None:
         if "error" in row:
@@ -168,8 +158,7 @@ class FineTuneWidget(Container):
         self.status.value = f"failed: {exc}"
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self._job_ended()
         if self.out_path is not None and (self.out_path / "model.safetensors").exists():
             self.status.value = f"saved {self.out_path / 'model.safetensors'}"
         elif not self.status.value.startswith("failed"):

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import napari
-from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar,
-                              PushButton, SpinBox)
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
@@ -21,6 +20,7 @@ from ..model.config import DEFAULT_THRESHOLD
 from ..model.inference import predict_frames
 from ..render import METHODS, render
 from .camera_fields import CameraFields
+from .job_controls import JobControls
 from .layers import TAG, layer_choices, map_placement, points_data, points_kwargs, stack_of, table_from_points
 from .models import MODELS
 
@@ -40,12 +40,12 @@ def predict_job(frames, indices, camera, model, threshold: float, device: str):
             return
 
 
-class PredictWidget(Container):
+class PredictWidget(JobControls, Container):
     """Pick an image, camera, model, threshold, frames and device; Predict fills a Points layer
     and (optionally) one Image layer per scale, placed over the image; Export CSV; Render."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.viewer, self.worker, self._models = viewer, None, {}
+        self.viewer, self._models = viewer, {}
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields()
         self.model = ComboBox(label="model", choices=MODELS.choices)
@@ -56,8 +56,7 @@ class PredictWidget(Container):
         self.last = SpinBox(label="last frame", min=0, max=10**8)
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
         self.show_maps = CheckBox(text="show per-scale maps", value=True)
-        self.run_button, self.cancel_button = PushButton(text="Predict"), PushButton(text="Cancel", enabled=False)
-        self.progress, self.status = ProgressBar(min=0, max=1, value=0, label="progress"), Label(value="")
+        job_controls = self._job_controls("Predict")
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV")
         self.render_nm = FloatSpinBox(label="render nm/px", value=10.0, min=1.0, max=1000.0)
@@ -65,16 +64,14 @@ class PredictWidget(Container):
         self.render_button = PushButton(text="Render super-resolution")
         super().__init__(widgets=[
             self.image, self.camera_fields, self.model, self.checkpoint, self.threshold, self.frames, self.first,
-            self.last, self.device, self.show_maps, self.run_button, self.cancel_button, self.progress,
-            self.status, self.csv_path, self.export_button, self.render_nm, self.render_method,
-            self.render_button])
+            self.last, self.device, self.show_maps, *job_controls, self.csv_path, self.export_button,
+            self.render_nm, self.render_method, self.render_button])
         self.image.changed.connect(self._fill_camera)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self.image.reset_choices)
         viewer.layers.events.removed.connect(self.image.reset_choices)
         self.run_button.changed.connect(self.start)
-        self.cancel_button.changed.connect(self.cancel)
         self.export_button.changed.connect(self.export_csv)
         self.render_button.changed.connect(self.render_image)
         self._fill_camera(self.image.value)
@@ -124,27 +121,19 @@ class PredictWidget(Container):
         if single:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
         self._run = _Run(self, layer, frames, single, indices, camera, model)
-        self.worker = create_worker(predict_job, frames, indices, camera, model, self.threshold.value,
-                                    next(model.parameters()).device.type, _start_thread=False,
-                                    _connect={"yielded": self._run.add, "errored": self._failed,
-                                              "finished": self._finished})
-        self.progress.max, self.progress.value = len(indices), 0
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = f"predicting {len(indices)} frame(s)…"
-        self.worker.start()
-
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelling…"
+        worker = create_worker(predict_job, frames, indices, camera, model, self.threshold.value,
+                               next(model.parameters()).device.type, _start_thread=False,
+                               _connect={"yielded": self._run.add, "errored": self._failed,
+                                         "finished": self._finished})
+        self._launch(worker, len(indices), f"predicting {len(indices)} frame(s)…")
 
     def _failed(self, exc: Exception) -> None:
         self.status.value = f"failed: {exc}"
 
     def _finished(self) -> None:
-        run, self.worker = self._run, None
+        run = self._run
+        self._job_ended()
         run.flush()
-        self.run_button.enabled, self.cancel_button.enabled = True, False
         done = "done:" if run.done == len(run.indices) else "cancelled after"
         if run.error:
             done = f"stopped ({run.error}),"

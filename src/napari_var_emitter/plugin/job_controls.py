@@ -1,0 +1,36 @@
+"""Run / Cancel buttons, a progress bar and a status line for a dock widget that runs one napari
+worker at a time (shared by the Predict and Fine-tune widgets)."""
+
+from __future__ import annotations
+
+from magicgui.widgets import Label, ProgressBar, PushButton
+
+
+class JobControls:
+    """Mixin for a magicgui Container. `_job_controls(text)` makes run_button, cancel_button,
+    progress and status (returned for the container's widget list; Cancel is wired here, Run is
+    the widget's own); `_launch` starts a worker; `_job_ended` makes Run available again."""
+
+    def _job_controls(self, run_text: str) -> list:
+        self.worker = None
+        self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
+        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), Label(value="")
+        self.cancel_button.changed.connect(self.cancel)
+        return [self.run_button, self.cancel_button, self.progress, self.status]
+
+    def _launch(self, worker, total: int, status: str) -> None:
+        """Start `worker` (made with _start_thread=False) with the progress bar at 0 of `total`."""
+        self.worker = worker
+        self.progress.max, self.progress.value = total, 0
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.status.value = status
+        worker.start()
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "cancelling…"
+
+    def _job_ended(self) -> None:
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
