@@ -1,11 +1,11 @@
 """Long stacks: prediction chunk by chunk, each chunk's table saved as it finishes (a part
 file), resumable after an interruption, optionally spread over a Dask cluster; the parts are
-merged in frame order into one CSV at the end.
+merged in frame order into one CSV (or HDF5) file at the end.
 
-A run writes OUT.csv.parts/ beside OUT.csv: job.json (what is being computed) and one
+A run writes OUT.parts/ beside OUT: job.json (what is being computed) and one
 chunk_<start>_<stop>.csv per finished chunk (internal layout, 0-based frames), each written
 atomically. Running the same job again skips the chunks already there, so no frame is lost
-or localised twice; the folder is removed once OUT.csv is complete.
+or localised twice; the folder is removed once OUT is complete.
 """
 
 from __future__ import annotations
