@@ -167,6 +167,15 @@ def test_probability_integration_in_detections():
     prob[0, 3, 3], prob[0, 3, 4] = 0.3, 0.28  # one emitter split over two cells
     b, r, c, p = find_detections(prob, threshold=0.5)
     assert (r.tolist(), c.tolist()) == ([3], [3]) and p.item() == pytest.approx(0.58)
+    assert len(find_detections(prob, threshold=0.5, occupied=0.5)[0]) == 1  # neither cell is occupied itself
+
+
+def test_occupied_cells_keep_adjacent_emitters_apart():
+    prob = torch.zeros(1, 8, 8)
+    prob[0, 3, 3], prob[0, 3, 4] = 0.99, 0.97  # two emitters in adjacent cells of a tokenizer map
+    assert len(find_detections(prob, threshold=0.5)[0]) == 1  # the local maximum alone merges them
+    b, r, c, p = find_detections(prob, threshold=0.5, occupied=0.5)
+    assert (r.tolist(), c.tolist()) == ([3, 3], [3, 4])
 
 
 def test_progressive_scale_weights():

@@ -35,15 +35,20 @@ def tokenizer_maps(map_BCHW: torch.Tensor) -> dict[str, torch.Tensor]:
     return maps
 
 
-def find_detections(prob_BHW: torch.Tensor, threshold: float):
-    """Cells that are 3x3 local maxima of the probability whose 3x3 sum >= threshold.
+def find_detections(prob_BHW: torch.Tensor, threshold: float, occupied: float | None = None):
+    """Cells that are 3x3 local maxima of the probability whose 3x3 sum >= threshold; with
+    `occupied`, also every cell whose own probability is >= occupied (for maps that mark each
+    emitter's own cell, like the tokenizer's, so that emitters in adjacent cells stay apart).
 
     Returns (batch, row, col, integrated probability) as 1-D tensors.
     """
     prob = prob_BHW[:, None]
     summed = F.avg_pool2d(prob, 3, stride=1, padding=1) * 9
     peak = prob == F.max_pool2d(prob, 3, stride=1, padding=1)
-    b, _, r, c = torch.nonzero(peak & (summed >= threshold) & (prob > 0), as_tuple=True)
+    keep = peak & (summed >= threshold) & (prob > 0)
+    if occupied is not None:
+        keep |= prob >= occupied
+    b, _, r, c = torch.nonzero(keep, as_tuple=True)
     return b, r, c, summed[b, 0, r, c].clamp(max=1.0)
 
 
@@ -61,14 +66,14 @@ def fuse_offsets(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
 
 
 def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: float, frames,
-                  origin_nm=(0.0, 0.0)) -> pd.DataFrame:
+                  origin_nm=(0.0, 0.0), occupied: float | None = None) -> pd.DataFrame:
     """Localisations from named output-grid maps (see head_maps).
 
     dx, dy are in cells from the cell centre (fused over 3x3 where the maps have sigmas);
     frames (B,) gives each map's frame index; origin_nm (x, y) is where the maps' cell (0, 0)
-    corner lies in the frame.
+    corner lies in the frame; `occupied` as in find_detections.
     """
-    b, r, c, p = find_detections(maps["prob"], threshold)
+    b, r, c, p = find_detections(maps["prob"], threshold, occupied)
     if "sigma_dx" in maps:  # the head's maps carry uncertainties: fuse the neighbours' estimates
         maps = {**maps, **dict(zip(("dx", "dy"), fuse_offsets(maps)))}
     at = {name: m[b, r, c].cpu().numpy() for name, m in maps.items() if name != "prob"}

@@ -45,9 +45,13 @@ def evaluate_heldout(model, stacks, device: str = "cpu") -> dict[str, float]:
 
 
 @torch.no_grad()
-def tokenizer_ceiling(model, stacks, threshold: float = 0.5) -> dict[str, float]:
+def tokenizer_ceiling(model, stacks, threshold: float = 0.5, occupied: float | None = 0.5) -> dict[str, float]:
     """Jaccard of ground-truth tokens decoded and localised, per condition (the upper bound
-    the transformer's tokens can reach). Also codebook perplexity and utilisation."""
+    the transformer's tokens can reach). Also codebook perplexity and utilisation.
+
+    The decoded map is trained to mark each emitter's own output-grid cell, so every cell it calls
+    occupied (p >= `occupied`) is a detection, as well as the 3x3 local maxima; with
+    occupied=None only the local maxima (which merge emitters in adjacent cells)."""
     tokenizer = model.tokenizer.eval()
     config = model.config
     scores, counts = {}, torch.zeros(config.vocab_size)
@@ -61,7 +65,7 @@ def tokenizer_ceiling(model, stacks, threshold: float = 0.5) -> dict[str, float]
         counts += torch.cat([i.flatten() for i in idx_list]).bincount(minlength=config.vocab_size).float()
         f_hat = tokenizer.quantizer.f_hats(idx_list, grids[-1])[-1]
         table = maps_to_table(tokenizer_maps(tokenizer.decode(f_hat)[1]), threshold, px / config.upscale,
-                              np.arange(n))
+                              np.arange(n), occupied=occupied)
         scores[f"{name}_ceiling_jaccard"] = evaluate(table, truth)["jaccard"]
     p = counts / counts.sum()
     scores["codebook_perplexity"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
