@@ -12,6 +12,7 @@ from napari_var_emitter.errors import InputError
 from napari_var_emitter.model.checkpoint import load_model
 from napari_var_emitter.train.config import TrainConfig
 from napari_var_emitter.train.data import SimulatedSource
+from napari_var_emitter.train.loop import train
 from napari_var_emitter.train.prefetch import PrefetchedSource
 
 TINY = {
@@ -108,3 +109,24 @@ def test_log_uniform_density_draws():
     draws = np.array([source.simulation_config(1).density_per_um2 for _ in range(2000)])
     assert draws.min() >= 0.01 and draws.max() <= 1.0
     assert abs(np.median(draws) - 0.1) < 0.02  # the geometric middle, not (0.01 + 1) / 2
+
+
+def test_fine_tune_a_model_with_another_number_of_scales(tmp_path, tiny_config):
+    """A config written for four scales fine-tunes a five-scale parent with the parent's weights."""
+    five = tmp_path / "five.json"
+    five.write_text(json.dumps({"model": {**TINY["model"], "patch_nums": [5, 10, 20, 40, 40]},
+                                "training": {**TINY["training"], "tokenizer_steps": 1, "steps": 1,
+                                             "scale_weights": [0.5, 0.7, 0.9, 1.0, 0.8]}}))
+    parent = tmp_path / "parent"
+    assert main(["train", "--config", str(five), "--out", str(parent)]) == 0
+    weights = parent / "model.safetensors"
+    assert main(["train", "--config", str(tiny_config), "--out", str(tmp_path / "tuned"), "--init", str(weights)]) == 0
+    _, card = load_model(tmp_path / "tuned" / "model.safetensors")
+    assert card["train_config"]["training"]["scale_weights"] == [0.5, 0.7, 0.9, 1.0, 0.8]
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    del meta["card"]["train_config"]  # a parent that does not say how it was trained
+    weights.with_suffix(".json").write_text(json.dumps(meta))
+    config = TrainConfig.from_file(tiny_config)
+    with pytest.raises(InputError, match="model has 5 scales"):
+        train(config, tmp_path / "again", SimulatedSource(config.simulation, config.model, 64, seed=0),
+              init_weights=weights)

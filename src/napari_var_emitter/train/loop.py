@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..model.checkpoint import load_model, load_training_state, save_model
 from ..model.predictor import VAREmitterPredictor
@@ -53,16 +55,16 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     Closing it early (a GUI's Cancel) leaves the last checkpoint state and writes no model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t_cfg = config.training
-    torch.manual_seed(t_cfg.seed)
+    torch.manual_seed(config.training.seed)
     parent_card: dict[str, Any] = {}
     if init_weights is not None:
         model, parent_card = load_model(init_weights, device)
         if model.config != config.model:
-            config = TrainConfig(model=model.config, training=config.training, simulation=config.simulation)
+            config = _for_parent(config, model.config, parent_card)
         model.train()
     else:
         model = VAREmitterPredictor(config.model).to(device)
+    t_cfg = config.training
     tokenizer_steps = 0 if init_weights is not None else t_cfg.tokenizer_steps
     tok_opt = torch.optim.AdamW(model.tokenizer.parameters(), lr=t_cfg.tokenizer_lr, weight_decay=0.0)
     main_params = [p for n, p in model.named_parameters() if not n.startswith("tokenizer.")]
@@ -119,6 +121,19 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
     log(f"saved {final} ({card['heldout']})")
     return final
+
+
+def _for_parent(config: TrainConfig, model_config, parent_card: dict) -> TrainConfig:
+    """The config with the parent model's architecture; where its scale weights were written for
+    another number of scales, the parent's own training scale weights."""
+    training = config.training
+    if len(training.scale_weights) != len(model_config.patch_nums):
+        parent = parent_card.get("train_config", {}).get("training", {}).get("scale_weights", ())
+        if len(parent) != len(model_config.patch_nums):
+            raise InputError(f"the model has {len(model_config.patch_nums)} scales: give training.scale_weights "
+                             "with one weight per scale")
+        training = dataclasses.replace(training, scale_weights=tuple(parent))
+    return TrainConfig(model=model_config, training=training, simulation=config.simulation)
 
 
 def _tokenizer_step(model, opt, batch, grids, step, total, t_cfg, device) -> dict[str, float]:
@@ -219,6 +234,9 @@ def plot_log(log_csv: Path, png: Path) -> None:
         axes[0].plot(tok["step"], tok["code_usage"], label="code usage (batch)")
         axes[0].set_yscale("log")
         axes[0].legend()
+    else:
+        axes[0].text(0.5, 0.5, "no tokenizer stage\n(fine-tuning keeps the parent's)", ha="center",
+                     transform=axes[0].transAxes)
     for column in [c for c in log.columns if c.startswith("ce_s")]:
         axes[1].plot(main["step"], main[column].rolling(20, min_periods=1).mean(), label=column)
     for column in [c for c in log.columns if c.startswith("acc_s")]:
