@@ -11,6 +11,7 @@ from napari_var_emitter.io.localizations_csv import read_localizations_csv, writ
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, card_path
+from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
 from napari_var_emitter.plugin.layers import TAG
 from napari_var_emitter.plugin.models import MODELS
@@ -62,9 +63,9 @@ def test_predict_current_frame_places_maps_and_points(qtbot, viewer, sample):
     assert widget.image.value is image and widget.camera_fields.camera().e_per_adu == 0.5
     _run(qtbot, widget)
     maps = [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "scale_map"]
-    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in
-                                      enumerate((32, 16, 8, 4))]
-    for layer, stride in zip(maps, (32, 16, 8, 4)):
+    strides = ModelConfig(**json.loads(card_path(BUNDLED).read_text())["config"]).token_strides_px
+    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
+    for layer, stride in zip(maps, strides, strict=True):
         assert layer.data.shape == (1, -(-96 // stride), -(-96 // stride))
         # the map's outer corners in world nm: (0, 0) and cells x stride x 100 nm, at frame 3
         corner = np.asarray(layer.data_to_world((0, -0.5, -0.5)))

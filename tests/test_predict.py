@@ -54,7 +54,7 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
     seam_truth = truth.emitters[(truth.emitters["x_nm"] - 12800).abs() < 400]
     assert whole["jaccard"] > 70
     assert len(seam) == pytest.approx(len(seam_truth), rel=0.25)
-    assert [m.shape[1:] for m in result.scale_maps] == [(7, 7), (13, 13), (25, 25), (50, 50)]
+    assert [m.shape[1:] for m in result.scale_maps] == [(-(-200 // s),) * 2 for s in model.config.token_strides_px]
 
 
 
