@@ -33,7 +33,8 @@ from napari_var_emitter.io.camera import Camera
 path, out, n_frames, chunks, chunk_frames, device, batch_size, amp = sys.argv[1:]
 n_frames, chunks, chunk_frames = int(n_frames), int(chunks), int(chunk_frames)
 job = {"stack": path, "camera": Camera(e_per_adu=0.5, read_noise_e=1.5).to_dict(), "model": None,
-       "threshold": 0.3, "device": device, "batch_size": int(batch_size), "amp": amp == "amp"}
+       "threshold": 0.3, "device": device, "batch_size": int(batch_size), "amp": amp == "amp",
+       "samples": 1}
 start, ran = time.perf_counter(), []
 def report(done, total):
     ran.append(done)  # chunks run by this process (a resumed run skips the finished ones)

@@ -30,7 +30,7 @@ def stack(tmp_path_factory):
 
 def _job(path):
     return {"stack": str(path), "camera": CAMERA.to_dict(), "model": None, "threshold": 0.3, "device": "cpu",
-            "batch_size": 4, "amp": False}
+            "batch_size": 4, "amp": False, "samples": 1}
 
 
 def test_chunk_ranges():

@@ -69,6 +69,18 @@ def test_tile_batches_and_bfloat16_autocast(model):
     assert abs(bf16["jaccard"] - full["jaccard"]) < 3
     assert bf16["rmse_lateral_nm"] < full["rmse_lateral_nm"] + 3
 
+def test_sampled_generations_average_reproducibly(model):
+    frames, truth = _stack(96, 4, 0.5, seed_offset=3)
+    argmax = predict_frames(model, frames, truth.camera)
+    sampled = predict_frames(model, frames, truth.camera, samples=3)
+    assert sampled.table.equals(predict_frames(model, frames, truth.camera, samples=3).table)  # seeded
+    assert all(((m >= 0) & (m <= 1)).all() for m in sampled.scale_maps)
+    assert any(not np.array_equal(a, b) for a, b in zip(argmax.scale_maps, sampled.scale_maps))
+    assert abs(evaluate(sampled.table, truth)["jaccard"] - evaluate(argmax.table, truth)["jaccard"]) < 5
+    with pytest.raises(ValueError, match="samples"):
+        predict_frames(model, frames, truth.camera, samples=0)
+
+
 def test_predict_cli_csv_and_maps(tmp_path):
     frames, truth = _stack(64, 3, 0.5, seed_offset=2)
     write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)
@@ -93,6 +105,8 @@ def test_predict_errors(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(args + ["--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
+    assert main(args + ["--samples", "0"]) == 2
+    assert "--samples and --batch-size must be 1 or more" in capsys.readouterr().err
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     (tmp_path / "bad.json").write_text("{}")
     assert main(args + ["--model", str(tmp_path / "bad.safetensors")]) == 2

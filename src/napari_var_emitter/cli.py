@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU)")
     pred.add_argument("--amp", action="store_true",
                       help="bfloat16 autocast (for GPUs; see docs/benchmarks.md for its accuracy)")
+    pred.add_argument("--samples", type=int, default=1,
+                      help="average maps and detection probability over N generations with sampled tokens "
+                           "(N times slower; 1 = argmax tokens)")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
     pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
@@ -175,10 +178,12 @@ def _predict(args) -> int:
 
     if args.maps and args.dask:
         raise InputError("--maps runs in one process: leave out --dask, or --maps")
+    if args.samples < 1 or args.batch_size < 1:
+        raise InputError("--samples and --batch-size must be 1 or more")
     stack, camera = _stack_and_camera(args)
     job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
            "model": str(args.model.resolve()) if args.model else None, "device": resolve_device(args.device),
-           "batch_size": args.batch_size, "amp": args.amp}
+           "batch_size": args.batch_size, "amp": args.amp, "samples": args.samples}
     model = job_model(job)  # fails here, before any work, if the file is bad; chunks here reuse it
 
     def report(done: int, total: int) -> None:
@@ -189,7 +194,7 @@ def _predict(args) -> int:
         from .model.inference import predict_frames
 
         result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=job["device"],
-                                batch_size=args.batch_size, amp=args.amp,
+                                batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                                 output_map=args.mode == "super_resolution", progress=report)
         write_localizations(args.out, result.table)
         write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from ..io.camera import Camera, frames_to_photons
 from .config import DEFAULT_THRESHOLD
-from .postprocess import head_maps, maps_to_table
+from .postprocess import LOGIT, head_maps, maps_to_table
 from .predictor import VAREmitterPredictor
 
 
@@ -40,13 +40,17 @@ class Prediction:
 def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, threshold: float = DEFAULT_THRESHOLD,
                    tile_px: int = 128, margin_px: int = 32, batch_size: int = 4, device: str = "cpu",
                    first_frame: int = 0, prior_scale: float = 1.0, output_map: bool = False, amp: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> Prediction:
+                   samples: int = 1, progress: Callable[[int, int], None] | None = None) -> Prediction:
     """Localise (T, H, W) ADU frames (numpy or dask) with `model`. prior_scale = 0 runs the
     ablation without the VAR prior; output_map keeps the output-grid probability map.
 
     `batch_size` frames are read at a time and their tiles go through the model
     `batch_size` tiles at a time; amp runs the model in bfloat16 autocast (a GPU option:
-    docs/benchmarks.md compares its accuracy with float32)."""
+    docs/benchmarks.md compares its accuracy with float32). samples = 1 takes the argmax
+    tokens; samples = N > 1 averages the maps and the detection probability over N
+    generations with tokens sampled at temperature 1 (seeded by frame index, reproducible)."""
+    if samples < 1:
+        raise ValueError("samples must be 1 or more")
     config = model.config
     step = config.token_strides_px[0]
     if tile_px % step or margin_px % step:
@@ -73,7 +77,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
         if any(pads):  # reflect where the frame is large enough, else repeat the edge
             image = F.pad(image, pads, mode="reflect" if max(pads) < min(height, width) else "replicate")
         tiles = torch.cat([image[..., r:r + core_h + 2 * margin, c:c + core_w + 2 * margin] for r, c in origins])
-        all_probs, all_head = _generate(model, tiles, batch_size, prior_scale, amp)
+        all_probs, all_head = _generate(model, tiles, batch_size, prior_scale, amp, samples, first_frame + start)
         for ti, (r, c) in enumerate(origins):  # tile ti holds rows ti * b .. (ti + 1) * b
             rows = slice(ti * len(chunk), (ti + 1) * len(chunk))
             probs, head = [p[rows] for p in all_probs], all_head[rows]
@@ -109,15 +113,32 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, batch_size: int, prior_scale: float, amp: bool):
+def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, batch_size: int, prior_scale: float, amp: bool,
+              samples: int, seed: int):
     """model.generate over (N, 1, h, w) tiles, batch_size at a time; float32 results
-    ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o))."""
+    ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1, means over sampled
+    generations (the head's detection logit is the logit of the mean probability)."""
+    generator = torch.Generator(tiles.device).manual_seed(seed) if samples > 1 else None
     outputs = []
     for part in tiles.split(batch_size):
-        with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=amp):
-            outputs.append(model.generate(part, prior_scale=prior_scale))
-    probs = [torch.cat([o[0][si] for o in outputs]).float() for si in range(len(outputs[0][0]))]
-    return probs, torch.cat([o[1] for o in outputs]).float()
+        runs = []
+        for _ in range(samples):
+            with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=amp):
+                probs, head = model.generate(part, temperature=1.0 if generator else 0.0, generator=generator,
+                                             prior_scale=prior_scale)
+            runs.append(([p.float() for p in probs], head.float()))
+        outputs.append(runs[0] if samples == 1 else _mean_of_samples(runs))
+    probs = [torch.cat([o[0][si] for o in outputs]) for si in range(len(outputs[0][0]))]
+    return probs, torch.cat([o[1] for o in outputs])
+
+
+def _mean_of_samples(runs):
+    """[(per-scale maps, head output)] of sampled generations -> their mean."""
+    probs = [torch.stack([r[0][si] for r in runs]).mean(0) for si in range(len(runs[0][0]))]
+    head = torch.stack([r[1] for r in runs]).mean(0)
+    detection = torch.stack([torch.sigmoid(r[1][:, LOGIT]) for r in runs]).mean(0)
+    head[:, LOGIT] = torch.logit(detection, eps=1e-6)
+    return probs, head
 
 
 def _paste(target: np.ndarray, block: np.ndarray) -> None:
