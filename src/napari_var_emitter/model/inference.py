@@ -48,7 +48,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, thres
     `batch_size` tiles at a time; amp runs the model in bfloat16 autocast (a GPU option:
     docs/benchmarks.md compares its accuracy with float32). samples = 1 takes the argmax
     tokens; samples = N > 1 averages the maps and the detection probability over N
-    generations with tokens sampled at temperature 1 (seeded by frame index, reproducible)."""
+    generations with tokens sampled at temperature 1 (seeded by each batch's first frame index, so
+    the same call repeats exactly)."""
     if samples < 1:
         raise ValueError("samples must be 1 or more")
     config = model.config
