@@ -58,10 +58,11 @@ def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
 
 
 def predict_stack_to_file(job: dict, out: str | Path, chunk_frames: int, client=None,
-                         progress: Callable[[int, int], None] | None = None) -> int:
+                          progress: Callable[[int, int], None] | None = None) -> int:
     """Predict every frame of job["stack"] into `out` (ThunderSTORM CSV, or HDF5 for .h5 / .hdf5);
     returns the number of localisations. job: stack (path), camera (dict), model (path or None),
-    threshold, device, batch_size, amp, samples. With a dask.distributed `client`, chunks run on its workers."""
+    threshold, device, batch_size, amp, samples. With a dask.distributed `client`, chunks run on
+    its workers."""
     out = Path(out)
     n_frames = read_stack(job["stack"]).frames.shape[0]
     ranges = chunk_ranges(n_frames, chunk_frames)

@@ -125,7 +125,7 @@ def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, batch_size: int, 
         runs = []
         for _ in range(samples):
             with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=amp):
-                probs, head = model.generate(part, temperature=1.0 if generator else 0.0, generator=generator,
+                probs, head = model.generate(part, temperature=1.0 if samples > 1 else 0.0, generator=generator,
                                              prior_scale=prior_scale)
             runs.append(([p.float() for p in probs], head.float()))
         outputs.append(runs[0] if samples == 1 else _mean_of_samples(runs))
