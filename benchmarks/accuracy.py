@@ -21,7 +21,7 @@ from napari_var_emitter.evaluate.calibration import calibration, occupancy_grid
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.atomic import write_text_atomic
 from napari_var_emitter.model.checkpoint import BUNDLED, card_path, load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.train.heldout import heldout_stacks, tokenizer_ceiling
 
 BENCH_SEED = 9_000_000  # training uses small seeds, its held-out checks 7,000,000+
@@ -38,7 +38,7 @@ def run(model_path, n_frames: int) -> dict:
         row = {
             "all": evaluate(prediction.table, truth),
             "above_1000_photons": evaluate(prediction.table, truth, min_photons=1000.0),
-            "no_var_prior": evaluate(predict_frames(model, frames, camera, prior_scale=0.0).table, truth),
+            "no_var_prior": evaluate(predict_frames(model, frames, camera, PredictOptions(prior_scale=0.0)).table, truth),
             "classical_reference": evaluate(localize_stack(frames, camera, 130.0), truth),
             "frames_per_s": fps,
         }

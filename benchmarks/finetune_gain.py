@@ -18,7 +18,7 @@ import numpy as np
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.model.checkpoint import BUNDLED, load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.predict import predict_frames
 from napari_var_emitter.plugin.finetune_widget import fine_tune_config
 from napari_var_emitter.psf import PSF
 from napari_var_emitter.simulate.config import SimulationConfig

@@ -28,13 +28,13 @@ N_FRAMES = 20_000
 RUNNER = """
 import os, resource, sys, time
 import torch
-from napari_var_emitter.large_stack import predict_stack_to_file
 from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.predict import PredictOptions
+from napari_var_emitter.predict.long_stack import predict_stack_to_file
 path, out, n_frames, chunks, chunk_frames, device, batch_size, amp = sys.argv[1:]
 n_frames, chunks, chunk_frames = int(n_frames), int(chunks), int(chunk_frames)
-job = {"stack": path, "camera": Camera(e_per_adu=0.5, read_noise_e=1.5).to_dict(), "model": None,
-       "threshold": 0.3, "device": device, "batch_size": int(batch_size), "amp": amp == "amp",
-       "samples": 1}
+camera = Camera(e_per_adu=0.5, read_noise_e=1.5)
+options = PredictOptions(threshold=0.3, device=device, batch_size=int(batch_size), amp=amp == "amp")
 start, ran = time.perf_counter(), []
 def report(done, total):
     ran.append(done)  # chunks run by this process (a resumed run skips the finished ones)
@@ -47,7 +47,7 @@ def report(done, total):
           f"resident {rss:.0f} MB, peak {peak:.0f} MB{gpu}", flush=True)
     if done == chunks:
         raise SystemExit(0)
-rows = predict_stack_to_file(job, out, chunk_frames, progress=report)
+rows = predict_stack_to_file(path, camera, options, out, chunk_frames, progress=report)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"whole stack: {rows} localisations in {time.perf_counter() - start:.0f} s, peak {peak:.0f} MB", flush=True)
 import pandas as pd

@@ -32,7 +32,7 @@ from napari_var_emitter.figures import plot_scale_maps
 from napari_var_emitter.io.camera import Camera, frames_to_photons
 from napari_var_emitter.io.emitters_h5 import GroundTruth
 from napari_var_emitter.model.checkpoint import load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.predict import predict_frames
 from napari_var_emitter.psf import PSF
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack

@@ -1,5 +1,6 @@
-"""Prediction throughput (frames/s), whole pipeline from ADU frames, and the accuracy of the
-same run against its simulated truth (so float32 and bfloat16 autocast can be compared).
+"""Prediction throughput (frames/s), the whole pipeline from an OME-TIFF on disk to the
+localisation table in one run, the peak memory, and the accuracy of the same run against its
+simulated truth (so float32 and bfloat16 autocast can be compared).
 
 Run: .venv/bin/python benchmarks/predict_speed.py [--device cpu|cuda] [--threads N]
      [--model PATH] [--batch-size N] [--amp] [--sizes 160 256] [--frames N]
@@ -8,15 +9,19 @@ Prints one line per frame size; asserts nothing.
 
 import argparse
 import os
+import resource
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from napari_var_emitter.evaluate.metrics import evaluate
-from napari_var_emitter.io.camera import Camera
-from napari_var_emitter.model.checkpoint import load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.io.camera import Camera, resolve_camera
+from napari_var_emitter.io.tiff import read_stack, write_ome_tiff
+from napari_var_emitter.predict import PredictOptions, predict
+from napari_var_emitter.predict.model_cache import cached_model
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
@@ -32,25 +37,33 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[160, 256])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, _ = load_model(args.model, args.device)
+    options = PredictOptions(model=args.model, device=args.device, batch_size=args.batch_size, amp=args.amp)
+    model, _ = cached_model(options.model, options.device)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}, batch {args.batch_size}, "
           f"{'bfloat16 autocast' if args.amp else 'float32'}")
-    options = {"device": args.device, "batch_size": args.batch_size, "amp": args.amp}
-    for size in args.sizes:
-        config = SimulationConfig(frame_size=size, n_frames=args.frames, density_per_um2=1.0,
-                                  camera=Camera(e_per_adu=0.5))
-        frames, truth = simulate_stack(config, np.random.default_rng(0))
-        predict_frames(model, frames[:args.batch_size], truth.camera, **options)  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        result = predict_frames(model, frames, truth.camera, **options)
-        elapsed = time.perf_counter() - started
-        report = evaluate(result.table, truth)
-        print(f"{size}x{size}: {args.frames / elapsed:.2f} frames/s ({elapsed / args.frames * 1000:.0f} ms/frame); "
-              f"Jaccard {report['jaccard']:.2f} %, RMSE {report['rmse_lateral_nm']:.2f} nm, "
-              f"{len(result.table)} localisations")
+    with tempfile.TemporaryDirectory() as folder:
+        for size in args.sizes:
+            config = SimulationConfig(frame_size=size, n_frames=args.frames, density_per_um2=1.0,
+                                      camera=Camera(e_per_adu=0.5))
+            frames, truth = simulate_stack(config, np.random.default_rng(0))
+            path = Path(folder) / f"stack_{size}.ome.tiff"
+            write_ome_tiff(path, frames, truth.camera)
+            predict(frames[:args.batch_size], truth.camera, options, model)  # warm-up
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            stack = read_stack(path)  # from the file on disk, as the CLI does
+            camera = resolve_camera(stack.camera_metadata, warn=False)
+            result = predict(stack.frames, camera, options, model)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - started
+            report = evaluate(result.table, truth)
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{size}x{size}: {args.frames / elapsed:.2f} frames/s ({elapsed / args.frames * 1000:.0f} ms/frame); "
+                  f"Jaccard {report['jaccard']:.2f} %, RMSE {report['rmse_lateral_nm']:.2f} nm, "
+                  f"{len(result.table)} localisations; peak resident memory so far {peak_mb:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

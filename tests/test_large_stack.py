@@ -10,9 +10,9 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.io.localizations_h5 import read_localizations_h5
-from napari_var_emitter.large_stack import chunk_ranges, predict_stack_to_file
 from napari_var_emitter.model.checkpoint import load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.predict import PredictOptions, predict_frames
+from napari_var_emitter.predict.long_stack import chunk_ranges, predict_stack_to_file
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
@@ -28,9 +28,7 @@ def stack(tmp_path_factory):
     return path, frames
 
 
-def _job(path):
-    return {"stack": str(path), "camera": CAMERA.to_dict(), "model": None, "threshold": 0.3, "device": "cpu",
-            "batch_size": 4, "amp": False, "samples": 1}
+OPTIONS = PredictOptions(threshold=0.3)
 
 
 def test_chunk_ranges():
@@ -49,19 +47,19 @@ def test_chunks_equal_the_whole_stack_and_resume_after_interruption(stack, tmp_p
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict_stack_to_file(_job(path), out, 8, progress=interrupt)
+        predict_stack_to_file(path, CAMERA, OPTIONS, out, 8, progress=interrupt)
     parts = tmp_path / "locs.csv.parts"
     assert not out.exists() and len(list(parts.glob("chunk_*.csv"))) == 2
     with pytest.raises(InputError, match="other settings"):
-        predict_stack_to_file({**_job(path), "threshold": 0.5}, out, 8)
+        predict_stack_to_file(path, CAMERA, OPTIONS.replace(threshold=0.5), out, 8)
     seen = []
-    rows = predict_stack_to_file(_job(path), out, 8, progress=lambda done, total: seen.append(done))
+    rows = predict_stack_to_file(path, CAMERA, OPTIONS, out, 8, progress=lambda done, total: seen.append(done))
     assert seen == [3] and not parts.exists()  # only the missing chunk ran
     table = read_localizations_csv(out)
     assert rows == len(table) == len(whole)
     pd.testing.assert_frame_equal(table[whole.columns], whole[whole.columns], check_dtype=False, rtol=1e-6)
     assert table["id"].tolist() == list(range(1, len(table) + 1))
-    assert predict_stack_to_file(_job(path), tmp_path / "locs.h5", 8) == rows  # the same, as HDF5
+    assert predict_stack_to_file(path, CAMERA, OPTIONS, tmp_path / "locs.h5", 8) == rows  # the same, as HDF5
     pd.testing.assert_frame_equal(read_localizations_h5(tmp_path / "locs.h5")[table.columns], table,
                                   check_dtype=False, rtol=1e-6)
 

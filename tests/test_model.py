@@ -9,7 +9,7 @@ import torch
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.model.checkpoint import load_model, save_model
 from napari_var_emitter.model.config import ModelConfig
-from napari_var_emitter.model.postprocess import find_detections, maps_to_table
+from napari_var_emitter.predict.postprocess import find_detections, maps_to_table
 from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.model.quantizer import ResidualQuantizer
 from napari_var_emitter.model.targets import map_to_photons, render_target

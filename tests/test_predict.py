@@ -1,18 +1,24 @@
 """Prediction with the bundled model, on simulated stacks from seeds training never used."""
 
+import threading
+import warnings
+
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from napari_var_emitter.cli import main
+from napari_var_emitter.errors import InputError
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import write_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import load_model
-from napari_var_emitter.model.inference import predict_frames
+from napari_var_emitter.predict import PredictOptions, predict_frames
+from napari_var_emitter.predict.envelope import Envelope
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
@@ -39,7 +45,7 @@ def test_bundled_model_finds_emitters_on_held_out_data(model):
 
 def test_tiles_stitch_without_duplicates_or_seams(model):
     frames, truth = _stack(200, 3, 0.5, seed_offset=1)  # 2 x 2 tiles of 128 px, padded frame
-    result = predict_frames(model, frames, truth.camera, tile_px=128)
+    result = predict_frames(model, frames, truth.camera, PredictOptions(tile_px=128))
     table = result.table
     assert table["x_nm"].between(0, 20000).all() and table["y_nm"].between(0, 20000).all()
     for frame, rows in table.groupby("frame"):  # no emitter detected twice: close pairs are two emitters
@@ -60,41 +66,55 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
 
 def test_tile_batches_and_bfloat16_autocast(model):
     frames, truth = _stack(200, 2, 0.5, seed_offset=2)  # 4 tiles per frame
-    one_by_one = predict_frames(model, frames, truth.camera, batch_size=1).table
-    together = predict_frames(model, frames, truth.camera, batch_size=8).table  # all 8 tiles in one batch
+    one_by_one = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=1)).table
+    together = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=8)).table  # all 8 tiles in one batch
     assert len(one_by_one) == len(together) > 0
     np.testing.assert_allclose(one_by_one[["x_nm", "y_nm"]], together[["x_nm", "y_nm"]], atol=0.05)
     full = evaluate(together, truth)
-    bf16 = evaluate(predict_frames(model, frames, truth.camera, amp=True).table, truth)
+    bf16 = evaluate(predict_frames(model, frames, truth.camera, PredictOptions(amp=True)).table, truth)
     assert abs(bf16["jaccard"] - full["jaccard"]) < 3
     assert bf16["rmse_lateral_nm"] < full["rmse_lateral_nm"] + 3
 
 def test_sampled_generations_average_reproducibly(model):
     frames, truth = _stack(96, 4, 0.5, seed_offset=3)
     argmax = predict_frames(model, frames, truth.camera)
-    sampled = predict_frames(model, frames, truth.camera, samples=3)
-    assert sampled.table.equals(predict_frames(model, frames, truth.camera, samples=3).table)  # seeded
+    sampled = predict_frames(model, frames, truth.camera, PredictOptions(samples=3))
+    assert sampled.table.equals(predict_frames(model, frames, truth.camera, PredictOptions(samples=3)).table)  # seeded
     assert all(((m >= 0) & (m <= 1)).all() for m in sampled.scale_maps)
     assert any(not np.array_equal(a, b) for a, b in zip(argmax.scale_maps, sampled.scale_maps))
     assert abs(evaluate(sampled.table, truth)["jaccard"] - evaluate(argmax.table, truth)["jaccard"]) < 5
-    with pytest.raises(ValueError, match="samples"):
-        predict_frames(model, frames, truth.camera, samples=0)
+    with pytest.raises(InputError, match="samples"):
+        PredictOptions(samples=0)
 
 
-def test_predict_cli_csv_and_maps(tmp_path):
+def test_predict_cli_csv_and_each_map_mode(tmp_path):
     frames, truth = _stack(64, 3, 0.5, seed_offset=2)
     write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)
     write_emitters_h5(tmp_path / "e.h5", truth)
-    out = tmp_path / "p.csv"
-    assert main(["predict", str(tmp_path / "s.ome.tiff"), "--out", str(out), "--maps", str(tmp_path / "m.h5"),
-                 "--mode", "super_resolution", "--device", "cpu"]) == 0
+    stack, out = str(tmp_path / "s.ome.tiff"), tmp_path / "p.csv"
+    scales = [f"scale_{s}" for s in range(5)]
+    # --maps alone: progressive, every scale's map
+    assert main(["predict", stack, "--out", str(out), "--maps", str(tmp_path / "m.h5"), "--device", "cpu"]) == 0
     table = read_localizations_csv(out)
     assert {"photons", "uncertainty_nm", "probability", "background"} <= set(table.columns)
     assert table["probability"].between(0.3, 1).all() and (table["uncertainty_nm"] > 0).all()
     with h5py.File(tmp_path / "m.h5") as f:
-        assert [f[f"scale_{s}"].shape for s in range(4)] == [(3, 2, 2), (3, 4, 4), (3, 8, 8), (3, 16, 16)]
-        assert [f[f"scale_{s}"].attrs["stride_px"] for s in range(4)] == [32, 16, 8, 4]
-        assert f["output_map"].shape == (3, 128, 128)
+        assert sorted(f) == scales and f.attrs["mode"] == "progressive"
+        assert [f[s].shape for s in scales] == [(3, 2, 2), (3, 4, 4), (3, 8, 8), (3, 16, 16), (3, 16, 16)]
+        assert [f[s].attrs["stride_px"] for s in scales] == [32, 16, 8, 4, 4]
+    # --mode without --maps: the maps go beside the table
+    assert main(["predict", stack, "--out", str(out), "--mode", "super_resolution", "--device", "cpu"]) == 0
+    with h5py.File(tmp_path / "p.maps.h5") as f:
+        assert sorted(f) == ["output_map"] and f.attrs["mode"] == "super_resolution"
+        assert f["output_map"].shape == (3, 128, 128) and f["output_map"].attrs["cell_px"] == 0.5
+        peaks = f["output_map"][:]
+    assert main(["predict", stack, "--out", str(out), "--mode", "both", "--maps", str(tmp_path / "b.h5")]) == 0
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert sorted(f) == ["output_map", *scales] and f.attrs["mode"] == "both"
+        np.testing.assert_array_equal(f["output_map"][:], peaks)
+    # the output map is the detection probability: high where the table has a localisation
+    rows, cols = (table["y_nm"] / 50).astype(int), (table["x_nm"] / 50).astype(int)
+    assert np.median(peaks[table["frame"], rows, cols]) > 0.1 > np.median(peaks)
     assert main(["evaluate", str(out), str(tmp_path / "e.h5")]) == 0
 
 
@@ -106,9 +126,64 @@ def test_predict_errors(tmp_path, capsys):
         assert main(args + ["--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
     assert main(args + ["--samples", "0"]) == 2
-    assert "--samples and --batch-size must be 1 or more" in capsys.readouterr().err
+    assert "samples and batch size must be 1 or more" in capsys.readouterr().err
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     (tmp_path / "bad.json").write_text("{}")
     assert main(args + ["--model", str(tmp_path / "bad.safetensors")]) == 2
     assert "not a napari-var-emitter model" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_threads_share_one_model_without_interfering(model):
+    """Generation keeps its KV caches per call: two threads predicting with one model at once get
+    what each gets alone (a cache kept on the modules would mix their scales)."""
+    stacks = [_stack(64, 4, density, seed_offset=10 + i) for i, density in enumerate((0.3, 1.5))]
+    options = PredictOptions(batch_size=1)
+    alone = [predict_frames(model, frames, truth.camera, options).table for frames, truth in stacks]
+    together, barrier = [[], []], threading.Barrier(2)
+
+    def work(i):
+        frames, truth = stacks[i]
+        barrier.wait()
+        for _ in range(3):
+            together[i].append(predict_frames(model, frames, truth.camera, options).table)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(alone[0]) != len(alone[1])
+    for i in range(2):
+        assert len(together[i]) == 3
+        for table in together[i]:
+            pd.testing.assert_frame_equal(table, alone[i])
+
+
+def test_envelope_from_the_bundled_card():
+    envelope = Envelope.from_card(load_model()[1])
+    assert envelope.pixel_size_nm == (100.0, 100.0) and envelope.psf_sigma_px == (1.0, 1.6)
+    assert envelope.camera_warnings(Camera(e_per_adu=0.5)) == []
+    (pixel,) = envelope.camera_warnings(Camera(pixel_size_nm=160.0))
+    assert "pixel size 160 nm" in pixel and "narrower" in pixel and "fine-tune" in pixel
+    typical = pd.DataFrame({"photons": [1500.0, 2500.0, 3000.0], "background": [40.0, 50.0, 60.0]})
+    assert envelope.measured_warnings(typical) == []
+    (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]))
+    assert "median 204 photons" in dim and "below" in dim and "e-/ADU" in dim
+    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]))
+    assert "background" in bright_bg and "above" in bright_bg and "baseline" in bright_bg
+    assert envelope.measured_warnings(typical.iloc[:0]) == []
+    assert Envelope.from_card({}) is None
+
+
+def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):
+    frames, truth = _stack(64, 4, 1.0, seed_offset=4)
+    write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)  # e_per_adu 0.5 in the file
+    args = ["predict", str(tmp_path / "s.ome.tiff"), "--out", str(tmp_path / "p.csv"), "--device", "cpu"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+    # e-/ADU 8x too small (a sheet's value misread): photons per localisation come out 8x too low
+    with pytest.warns(UserWarning, match=r"median \d+ photons per localisation is below .*e-/ADU"):
+        assert main(args + ["--e-per-adu", "0.0625"]) == 0

@@ -19,6 +19,7 @@ from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.tiff import read_stack
 from .model.config import DEFAULT_THRESHOLD
+from .predict.options import MAP_MODES
 from .simulate.config import SimulationConfig, apply_overrides, load_config_file
 from .simulate.dataset import simulate_dataset
 
@@ -98,9 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help="detection probability (integrated over 3x3 output cells)")
     pred.add_argument("--maps", type=Path,
-                      help="write probability maps to this HDF5 file (keeps every frame's maps in memory; not chunked)")
-    pred.add_argument("--mode", choices=("progressive", "super_resolution"), default="progressive",
-                      help="maps: every scale's map, or also the output-grid (2x) map")
+                      help="write probability maps to this HDF5 file (default with --mode: OUT's name + .maps.h5); "
+                           "keeps every frame's maps in memory, not chunked")
+    pred.add_argument("--mode", choices=MAP_MODES,
+                      help="maps to write: every scale's map (progressive), the detection probability on the "
+                           "2x output grid (super_resolution), or both; --maps alone means progressive")
     pred.add_argument("--batch-size", type=int, default=4,
                       help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU)")
     pred.add_argument("--amp", action="store_true",
@@ -173,38 +176,52 @@ def _localize(args) -> int:
 
 
 def _predict(args) -> int:
-    from .large_stack import dask_client, job_model, predict_stack_to_file
     from .model.checkpoint import resolve_device
+    from .predict import PredictOptions, predict
+    from .predict.envelope import Envelope
+    from .predict.long_stack import dask_client, predict_stack_to_file
+    from .predict.model_cache import cached_model
 
-    if args.maps and args.dask:
-        raise InputError("--maps runs in one process: leave out --dask, or --maps")
-    if args.samples < 1 or args.batch_size < 1:
-        raise InputError("--samples and --batch-size must be 1 or more")
+    maps_path = args.maps or (args.out.with_name(args.out.stem + ".maps.h5") if args.mode else None)
+    mode = args.mode or "progressive"
+    if maps_path and args.dask:
+        raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
     stack, camera = _stack_and_camera(args)
-    job = {"stack": str(stack.path.resolve()), "camera": camera.to_dict(), "threshold": args.threshold,
-           "model": str(args.model.resolve()) if args.model else None, "device": resolve_device(args.device),
-           "batch_size": args.batch_size, "amp": args.amp, "samples": args.samples}
-    model = job_model(job)  # fails here, before any work, if the file is bad; chunks here reuse it
+    options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
+                             batch_size=args.batch_size, amp=args.amp, samples=args.samples,
+                             output_map=maps_path is not None and mode != "progressive")
+    model, card = cached_model(options.model, options.device)  # a bad file fails here, before any work
+    envelope, checked = Envelope.from_card(card), False
+    for message in envelope.camera_warnings(camera) if envelope else []:
+        warnings.warn(message, stacklevel=1)
+
+    def inspect(table) -> None:
+        """Check the measured photons and background once, on the first table with localisations."""
+        nonlocal checked
+        if envelope is not None and not checked and len(table):
+            checked = True
+            for message in envelope.measured_warnings(table):
+                warnings.warn(message, stacklevel=1)
 
     def report(done: int, total: int) -> None:
-        print(f"\r{done}/{total} {'frames' if args.maps else 'chunks'}", end="", file=sys.stderr, flush=True)
+        print(f"\r{done}/{total} {'frames' if maps_path else 'chunks'}", end="", file=sys.stderr, flush=True)
 
-    if args.maps:  # every frame's maps are kept until the end: for stacks that fit in memory
+    if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.maps_h5 import write_maps_h5
-        from .model.inference import predict_frames
 
-        result = predict_frames(model, stack.frames, camera, threshold=args.threshold, device=job["device"],
-                                batch_size=args.batch_size, amp=args.amp, samples=args.samples,
-                                output_map=args.mode == "super_resolution", progress=report)
+        result = predict(stack.frames, camera, options, model, progress=report)
+        inspect(result.table)
         write_localizations(args.out, result.table)
-        write_maps_h5(args.maps, result.scale_maps, result.strides_px, camera.pixel_size_nm,
-                      output_map=result.output_map, upscale=model.config.upscale)
+        write_maps_h5(maps_path, result.scale_maps if mode != "super_resolution" else None, result.strides_px,
+                      camera.pixel_size_nm, output_map=result.output_map, upscale=model.config.upscale)
         rows = len(result.table)
     else:
         with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
-            rows = predict_stack_to_file(job, args.out, args.chunk_frames, client, progress=report)
+            rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
+                                         progress=report, inspect=inspect)
     print(file=sys.stderr)
-    print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}")
+    print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}"
+          + (f" (maps: {maps_path})" if maps_path else ""))
     return 0
 
 
@@ -249,8 +266,7 @@ def _demo(args) -> int:
     bundled model, write the CSV and a picture of the per-scale maps, evaluate (next to the
     classical reference)."""
     from .figures import plot_scale_maps
-    from .model.checkpoint import load_model
-    from .model.inference import predict_frames
+    from .predict import predict
 
     config = SimulationConfig(n_frames=20, density_per_um2=0.5, photons_mean=2000.0,
                               background_photons=50.0)
@@ -260,8 +276,7 @@ def _demo(args) -> int:
     stack = read_stack(sample / f"{sample.name}.ome.tiff")
     camera = resolve_camera(stack.camera_metadata, context=str(stack.path))
     truth = read_emitters_h5(sample / "emitters.h5")
-    model, _ = load_model()
-    result = predict_frames(model, stack.frames, camera)
+    result = predict(stack.frames, camera)
     csv_path = args.out / "localizations.csv"
     write_localizations_csv(csv_path, result.table)
     picture = args.out / "scale_maps.png"

@@ -14,16 +14,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import ModelConfig
+from .head import head_channels
 from .layers import ResBlock, conv_stack
 from .quantizer import Grids
 from .tokenizer import EmitterTokenizer
-from .transformer import AdaLNBlock, AdaLNHead, block_causal_mask, sincos_2d, token_levels
+from .transformer import AdaLNBlock, AdaLNHead, KVCache, block_causal_mask, sincos_2d, token_levels
 
 PHOTON_NORM = 100.0
 TRAIN_TILE_PX = 64
-# localisation head channels: detection logit, dx, dy, photons, background, log-sigma of
-# dx, dy and photons (then z and its log-sigma with a 3D PSF)
-HEAD_CHANNELS_2D = 8
 HEAD_WIDTH = 48
 DETECTION_PRIOR_LOGIT = -6.0
 
@@ -57,7 +55,7 @@ class VAREmitterPredictor(nn.Module):
         self.head = AdaLNHead(dim, config.vocab_size)
         self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
         # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
-        head_out = HEAD_CHANNELS_2D + (2 if config.with_z else 0)
+        head_out = head_channels(config.with_z)
         self.loc_head = nn.Sequential(
             nn.Conv2d(c_img + config.tokenizer_channels + 2, HEAD_WIDTH, 1), nn.GELU(), ResBlock(HEAD_WIDTH),
             nn.Conv2d(HEAD_WIDTH, HEAD_WIDTH, 3, padding=1), nn.GELU(),
@@ -141,23 +139,18 @@ class VAREmitterPredictor(nn.Module):
         quantizer = self.tokenizer.quantizer
         f_hat = feats.new_zeros(feats.shape[0], self.config.cvq, *self.latent_hw(grids))
         words, probs = None, []
-        for block in self.blocks:
-            block.attn.caching, block.attn.cache = True, None
-        try:
-            for si, grid in enumerate(grids):
-                h = tokens[si] if words is None else tokens[si] + self.word_embed(words)
-                level = torch.full((h.shape[1],), si, dtype=torch.long, device=h.device)
-                for block in self.blocks:
-                    h = block(h, cond_BSD, level, None)
-                logits = self.head(h, cond_BSD, level)
-                if temperature > 0:
-                    p = torch.softmax(logits / temperature, -1).flatten(0, 1)
-                    idx = torch.multinomial(p, 1, generator=generator).view(logits.shape[:2])
-                else:
-                    idx = logits.argmax(-1)
-                f_hat, words = quantizer.next_input(si, f_hat, idx.view(-1, *grid), grids)
-                probs.append(self.scale_probability(si, f_hat, grid))
-        finally:
-            for block in self.blocks:
-                block.attn.caching, block.attn.cache = False, None
+        caches = [KVCache() for _ in self.blocks]  # this call's own: concurrent calls never share
+        for si, grid in enumerate(grids):
+            h = tokens[si] if words is None else tokens[si] + self.word_embed(words)
+            level = torch.full((h.shape[1],), si, dtype=torch.long, device=h.device)
+            for block, cache in zip(self.blocks, caches):
+                h = block(h, cond_BSD, level, None, cache)
+            logits = self.head(h, cond_BSD, level)
+            if temperature > 0:
+                p = torch.softmax(logits / temperature, -1).flatten(0, 1)
+                idx = torch.multinomial(p, 1, generator=generator).view(logits.shape[:2])
+            else:
+                idx = logits.argmax(-1)
+            f_hat, words = quantizer.next_input(si, f_hat, idx.view(-1, *grid), grids)
+            probs.append(self.scale_probability(si, f_hat, grid))
         return probs, self.localise(x, feats, f_hat, prior_scale)

@@ -65,3 +65,13 @@ class EmitterTokenizer(nn.Module):
         """Returns (map prediction, VQ loss, code usage fraction, token maps)."""
         f_st, _, idx_list, vq_loss, usage = self.quantizer(self.encode(map_BCHW), grids)
         return self.decode(f_st)[1], vq_loss, usage, idx_list
+
+
+def tokenizer_maps(map_BCHW: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Name the decoder's map channels (each (B, H_o, W_o)): occupancy probability, dx, dy,
+    photons (, z), in the units of targets.py."""
+    maps = {"prob": torch.sigmoid(map_BCHW[:, 0]), "dx": map_BCHW[:, 1], "dy": map_BCHW[:, 2],
+            "photons": map_BCHW[:, 3]}
+    if map_BCHW.shape[1] > 4:
+        maps["z"] = map_BCHW[:, 4]
+    return maps

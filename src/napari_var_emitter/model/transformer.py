@@ -1,7 +1,8 @@
 """Scale-wise transformer: AdaLN self-attention over the tokens of all scales.
 
 A token sees its own scale and every coarser one (block-causal mask in training; a KV cache
-scale by scale in inference, which is the same computation).
+scale by scale in inference, which is the same computation). Each generation owns its caches
+(KVCache objects passed in), so threads can generate with one model at once.
 """
 
 from __future__ import annotations
@@ -11,23 +12,35 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class KVCache:
+    """Keys and values (B, heads, L, C / heads) of the scales one block has seen so far in one
+    generation (only used in inference)."""
+
+    def __init__(self) -> None:
+        self.k_BHLc: torch.Tensor | None = None
+        self.v_BHLc: torch.Tensor | None = None
+
+    def extend(self, k_BHLc: torch.Tensor, v_BHLc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this scale's keys and values; returns all of them."""
+        if self.k_BHLc is not None:
+            k_BHLc = torch.cat([self.k_BHLc, k_BHLc], dim=2)
+            v_BHLc = torch.cat([self.v_BHLc, v_BHLc], dim=2)
+        self.k_BHLc, self.v_BHLc = k_BHLc, v_BHLc
+        return k_BHLc, v_BHLc
+
+
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.caching = False
 
-    def forward(self, x_BLC: torch.Tensor, mask_LL: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x_BLC: torch.Tensor, mask_LL: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
         B, L, C = x_BLC.shape
         q, k, v = self.qkv(x_BLC).view(B, L, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        if self.caching:  # inference: keys and values of coarser scales are kept
-            if self.cache is not None:
-                k = torch.cat([self.cache[0], k], dim=2)
-                v = torch.cat([self.cache[1], v], dim=2)
-            self.cache = (k, v)
+        if cache is not None:  # inference: attend to the coarser scales' keys and values too
+            k, v = cache.extend(k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_LL)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
@@ -46,10 +59,11 @@ class AdaLNBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x_BLC, cond_BSC, level_L, mask_LL):
-        """cond_BSC: one condition per scale; level_L: each token's scale index."""
+    def forward(self, x_BLC, cond_BSC, level_L, mask_LL, cache: KVCache | None = None):
+        """cond_BSC: one condition per scale; level_L: each token's scale index; cache: this
+        block's KV cache in scale-by-scale inference."""
         g1, g2, s1, s2, b1, b2 = self.ada(cond_BSC)[:, level_L].chunk(6, dim=-1)
-        x_BLC = x_BLC + (1 + g1) * self.attn(self.norm1(x_BLC) * (1 + s1) + b1, mask_LL)
+        x_BLC = x_BLC + (1 + g1) * self.attn(self.norm1(x_BLC) * (1 + s1) + b1, mask_LL, cache)
         return x_BLC + (1 + g2) * self.mlp(self.norm2(x_BLC) * (1 + s2) + b2)
 
 

@@ -16,7 +16,8 @@ from napari.utils.notifications import show_error, show_info
 from ..errors import InputError
 from ..io.emitters_h5 import read_emitters_h5
 from ..io.localizations_csv import read_localizations_csv
-from ..model.checkpoint import load_model, resolve_device
+from ..model.checkpoint import resolve_device
+from ..predict.model_cache import cached_model
 from ..train.calibrate import estimate_conditions, ranges_for
 from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
@@ -83,7 +84,7 @@ class FineTuneWidget(JobControls, Container):
         self.run_button.changed.connect(self.start)
         self.camera_fields.fill_from(self.image.value)
 
-    def _source_maker(self, config_model, model, device: str):
+    def _source_maker(self, config_model, model):
         """A function (run in the worker) that returns (batch source, conditions summary)."""
         layer = self.image.value
         if layer is None:
@@ -96,7 +97,7 @@ class FineTuneWidget(JobControls, Container):
             return lambda: (source, {"labelled emitters": len(labels)})
 
         def calibrated():
-            conditions = estimate_conditions(frames, camera, model, device=device)
+            conditions = estimate_conditions(frames, camera, model)
             source = SimulatedSource(ranges_for(conditions, camera), config_model, 64, seed=0)
             return source, conditions
         return calibrated
@@ -120,8 +121,8 @@ class FineTuneWidget(JobControls, Container):
                                  "(nothing is overwritten)")
             device = resolve_device(self.device.value)
             init = self.model.value
-            model, _ = load_model(init, "cpu")
-            make_source = self._source_maker(model.config, model, "cpu")
+            model, _ = cached_model(init, "cpu")
+            make_source = self._source_maker(model.config, model)
         except InputError as exc:
             show_error(str(exc))
             return

@@ -11,13 +11,15 @@ import napari
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
-from ..model.checkpoint import load_model, resolve_device
 from ..model.config import DEFAULT_THRESHOLD
-from ..model.inference import predict_frames
+from ..predict.envelope import Envelope
+from ..predict.frames import predict_frames
+from ..predict.model_cache import cached_model
+from ..predict.options import PredictOptions
 from ..render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
@@ -28,13 +30,12 @@ FRAME_MODES = ("current frame", "all frames", "range")
 REFRESH_S = 0.5  # how often growing layers are redrawn during a run
 
 
-def predict_job(frames, indices, camera, model, threshold: float, device: str):
+def predict_job(frames, indices, camera, model, options: PredictOptions):
     """Yield (frame index, Prediction) frame by frame, so a Cancel stops within one frame; a
     frame the camera model rejects (NaN, inf) ends the run with its message (a str)."""
     for i in indices:
         try:
-            yield i, predict_frames(model, frames[i:i + 1], camera, threshold=threshold, device=device,
-                                    first_frame=i)
+            yield i, predict_frames(model, frames[i:i + 1], camera, options, first_frame=i)
         except InputError as exc:
             yield str(exc)
             return
@@ -45,7 +46,7 @@ class PredictWidget(JobControls, Container):
     and (optionally) one Image layer per scale, placed over the image; Export CSV; Render."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.viewer, self._models = viewer, {}
+        self.viewer = viewer
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields()
         self.model = ComboBox(label="model", choices=MODELS.choices)
@@ -96,12 +97,6 @@ class PredictWidget(JobControls, Container):
         current = int(round(layer.world_to_data(point)[-3])) if layer.ndim >= 3 else 0
         return [min(max(current, 0), n_frames - 1)]
 
-    def _load(self, path: Path, device: str):
-        key = (path, path.stat().st_mtime if path.exists() else 0, device)
-        if key not in self._models:
-            self._models = {key: load_model(path, device)[0]}
-        return self._models[key]
-
     # ---- running --------------------------------------------------------------------------
     def start(self) -> None:
         """Check the inputs (a clear notification for each problem), then predict off the GUI thread."""
@@ -114,15 +109,15 @@ class PredictWidget(JobControls, Container):
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
             indices = self._frame_indices(layer, frames.shape[0])
-            model = self._load(self.model.value, resolve_device(self.device.value))
+            model, card = cached_model(self.model.value, self.device.value)
+            options = PredictOptions(threshold=self.threshold.value)
         except InputError as exc:
             show_error(str(exc))
             return
         if single:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
-        self._run = _Run(self, layer, frames, single, indices, camera, model)
-        worker = create_worker(predict_job, frames, indices, camera, model, self.threshold.value,
-                               next(model.parameters()).device.type, _start_thread=False,
+        self._run = _Run(self, layer, frames, single, indices, camera, model, Envelope.from_card(card))
+        worker = create_worker(predict_job, frames, indices, camera, model, options, _start_thread=False,
                                _connect={"yielded": self._run.add, "errored": self._failed,
                                          "finished": self._finished})
         self._launch(worker, len(indices), f"predicting {len(indices)} frame(s)…")
@@ -138,6 +133,11 @@ class PredictWidget(JobControls, Container):
         if run.error:
             done = f"stopped ({run.error}),"
         self.status.value = f"{done} {run.done} frame(s), {len(run.table())} localisations"
+        warnings = run.envelope_warnings()
+        if warnings:
+            self.status.value += f"; {len(warnings)} warning(s): data outside the model's training ranges"
+            for message in warnings:
+                show_warning(message)
 
     # ---- outputs --------------------------------------------------------------------------
     def _detections(self) -> Points | None:
@@ -179,8 +179,10 @@ class PredictWidget(JobControls, Container):
 class _Run:
     """The layers of one prediction run, filled as frames arrive (redrawn every REFRESH_S)."""
 
-    def __init__(self, widget: PredictWidget, layer, frames, single: bool, indices, camera, model) -> None:
+    def __init__(self, widget: PredictWidget, layer, frames, single: bool, indices, camera, model,
+                 envelope: Envelope | None) -> None:
         self.widget, self.indices, self.single, self.done, self.error = widget, indices, single, 0, ""
+        self.camera, self.envelope = camera, envelope
         self.tables: list[pd.DataFrame] = []
         self.px, self.last_draw = camera.pixel_size_nm, 0.0
         self.first = indices[0]
@@ -223,6 +225,12 @@ class _Run:
         self.widget.progress.value = self.done
         if time.perf_counter() - self.last_draw > REFRESH_S:
             self.flush()
+
+    def envelope_warnings(self) -> list[str]:
+        """Where the camera or the measured photons and background lie outside the model's training ranges."""
+        if self.envelope is None:
+            return []
+        return self.envelope.camera_warnings(self.camera) + self.envelope.measured_warnings(self.table())
 
     def table(self) -> pd.DataFrame:
         tables = [t for t in self.tables if len(t)]

@@ -9,7 +9,7 @@ from ..classical.localize import localize_stack
 from ..classical.mle import estimate_psf_sigma
 from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons
-from ..model.inference import predict_frames
+from ..predict.frames import predict_frames
 from .config import SimulationRanges
 
 CONFIDENT = 0.8  # detection probability of the spots used
@@ -17,14 +17,14 @@ ROI_PX = 9
 MIN_SPOTS = 20
 
 
-def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50, device: str = "cpu") -> dict:
+def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50) -> dict:
     """From up to `max_frames` frames spread over a (T, H, W) ADU stack: the PSF sigma (nm) that
     best explains isolated confident detections; median photons and background (photons/px) of
     classical MLE fits with that sigma to every spot found (the model's confident spots alone are
     biased where it is unsure); the detection density (/µm² per frame)."""
     picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
     frames = np.asarray(frames_adu[picks])
-    table = predict_frames(model, frames, camera, device=device).table
+    table = predict_frames(model, frames, camera).table
     confident = table[table["probability"] >= CONFIDENT] if len(table) else table
     px = camera.pixel_size_nm
     rois = _isolated_rois(frames_to_photons(frames, camera), table, confident, px)

@@ -7,8 +7,9 @@ import torch
 
 from ..evaluate.metrics import evaluate
 from ..io.camera import Camera
-from ..model.inference import predict_frames
-from ..model.postprocess import maps_to_table, tokenizer_maps
+from ..model.tokenizer import tokenizer_maps
+from ..predict.frames import predict_frames
+from ..predict.postprocess import maps_to_table
 from ..psf import PSF
 from ..simulate.config import SimulationConfig
 from ..simulate.stack import simulate_stack
@@ -32,12 +33,12 @@ def heldout_stacks(n_frames: int = 16, frame_px: int = 64, seed: int = HELD_OUT_
     return stacks
 
 
-def evaluate_heldout(model, stacks, device: str = "cpu") -> dict[str, float]:
-    """Jaccard and lateral RMSE per condition."""
+def evaluate_heldout(model, stacks) -> dict[str, float]:
+    """Jaccard and lateral RMSE per condition (on the model's device)."""
     model.eval()
     scores = {}
     for name, frames, truth in stacks:
-        report = evaluate(predict_frames(model, frames, truth.camera, device=device).table, truth)
+        report = evaluate(predict_frames(model, frames, truth.camera).table, truth)
         scores[f"{name}_jaccard"] = report["jaccard"]
         scores[f"{name}_rmse_nm"] = report["rmse_lateral_nm"]
     model.train()

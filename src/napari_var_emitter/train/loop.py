@@ -100,7 +100,7 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         row["wall_s"] = round(wall, 2)
         step += 1
         if step >= tokenizer_steps and (step - tokenizer_steps) % t_cfg.eval_every == 0 and step > tokenizer_steps:
-            row.update(evaluate_heldout(model, heldout, device))
+            row.update(evaluate_heldout(model, heldout))
             log("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         elif step % 50 == 0:
             log(f"step {step}/{total} " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()
@@ -116,7 +116,7 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
             **({"init": {"weights": Path(init_weights).name,  # the parent's stages, newest first
                          **{k: parent_card[k] for k in ("training", "train_config", "init") if k in parent_card}}}
                if init_weights is not None else {}),
-            "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout, device)}
+            "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout)}
     save_model(final, model, card)
     plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
     log(f"saved {final} ({card['heldout']})")

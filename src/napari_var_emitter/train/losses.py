@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ..model.postprocess import BACKGROUND, DX, DY, LOGIT, PHOTONS, SIG_DX, SIG_DY, SIG_PHOTONS, SIG_Z, Z
+from ..model.head import BACKGROUND, BACKGROUND_SCALE, DX, DY, LOGIT, PHOTONS, SIG_DX, SIG_DY, SIG_PHOTONS, SIG_Z, Z
 from ..model.targets import occupancy_at
 
 
@@ -66,7 +66,7 @@ def scale_map_loss(probs, occupancy_B1HW, weights: torch.Tensor):
 
 def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
     """Detection BCE + Gaussian NLL of dx, dy, photons (, z) in the 3x3 cells around each
-    emitter + background MSE (background in photons/px, the head predicts it / 100)."""
+    emitter + background MSE (background in photons/px, the head predicts it / BACKGROUND_SCALE)."""
     occupancy = dense_target[:, :1]
     detect = occupancy_bce(head_BKHW[:, LOGIT:LOGIT + 1], occupancy)
     near = F.max_pool2d(occupancy, 3, stride=1, padding=1)
@@ -79,5 +79,5 @@ def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
     background = head_BKHW.new_zeros(())
     if known.any():
         predicted = head_BKHW[known, BACKGROUND]
-        background = F.mse_loss(predicted, (background_B[known] / 100.0).view(-1, 1, 1).expand_as(predicted))
+        background = F.mse_loss(predicted, (background_B[known] / BACKGROUND_SCALE).view(-1, 1, 1).expand_as(predicted))
     return detect + nll + background, {"loc_detect": detect, "loc_nll": nll, "loc_bg": background}

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
-from .io.atomic import write_text_atomic
-from .io.camera import Camera
-from .io.localizations import write_localizations_stream
-from .io.tiff import read_stack
-
-_MODELS: dict[tuple, object] = {}  # per process: each worker loads the model once
+from ..errors import InputError
+from ..io.atomic import write_text_atomic
+from ..io.camera import Camera
+from ..io.localizations import write_localizations_stream
+from ..io.tiff import read_stack
+from .frames import predict_frames
+from .model_cache import cached_model
+from .options import PredictOptions
 
 
 def chunk_ranges(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
@@ -34,52 +35,46 @@ def chunk_ranges(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_frames, n_frames)) for start in range(0, n_frames, chunk_frames)]
 
 
-def job_model(job: dict):
-    """The job's model (job["model"]: weights path or None for the bundled one, on
-    job["device"]), loaded once per process."""
-    from .model.checkpoint import load_model
-
-    key = (job["model"], job["device"])
-    if key not in _MODELS:
-        _MODELS[key] = load_model(job["model"], job["device"])[0]
-    return _MODELS[key]
-
-
-def run_chunk(job: dict, start: int, stop: int) -> pd.DataFrame:
-    """Localisations of frames [start, stop) of the job's stack, opened here, so a worker
-    process reads only its own frames (one chunk in memory)."""
-    from .model.inference import predict_frames
-
+def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) -> pd.DataFrame:
+    """Localisations of frames [start, stop) of the stack at path `stack`, opened here, so a worker
+    process reads only its own frames (one chunk in memory); camera and options as dicts (they
+    travel to Dask workers)."""
+    options = PredictOptions.from_dict(options)
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
-    frames = read_stack(job["stack"]).frames[start:stop].compute(scheduler="synchronous")
-    return predict_frames(job_model(job), frames, Camera.from_dict(job["camera"]), threshold=job["threshold"],
-                          device=job["device"], batch_size=job["batch_size"], amp=job["amp"],
-                          samples=job["samples"], first_frame=start).table
+    frames = read_stack(stack).frames[start:stop].compute(scheduler="synchronous")
+    model = cached_model(options.model, options.device)[0]
+    return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
 
 
-def predict_stack_to_file(job: dict, out: str | Path, chunk_frames: int, client=None,
-                          progress: Callable[[int, int], None] | None = None) -> int:
-    """Predict every frame of job["stack"] into `out` (ThunderSTORM CSV, or HDF5 for .h5 / .hdf5);
-    returns the number of localisations. job: stack (path), camera (dict), model (path or None),
-    threshold, device, batch_size, amp, samples. With a dask.distributed `client`, chunks run on
-    its workers."""
-    out = Path(out)
-    n_frames = read_stack(job["stack"]).frames.shape[0]
+def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
+                          chunk_frames: int, client=None, progress: Callable[[int, int], None] | None = None,
+                          inspect: Callable[[pd.DataFrame], None] | None = None) -> int:
+    """Predict every frame of the stack file into `out` (ThunderSTORM CSV, or HDF5 for .h5 /
+    .hdf5); returns the number of localisations. With a dask.distributed `client`, chunks run on
+    its workers. progress(done, total) counts chunks; inspect(table) sees each chunk's table as it
+    finishes (e.g. to check the data against the model's training ranges)."""
+    out, stack = Path(out), str(Path(stack).resolve())
+    n_frames = read_stack(stack).frames.shape[0]
     ranges = chunk_ranges(n_frames, chunk_frames)
     parts = out.with_name(out.name + ".parts")
-    _claim(parts, {**job, "chunk_frames": chunk_frames, "n_frames": n_frames})
+    camera_values, option_values = camera.to_dict(), options.to_dict()
+    _claim(parts, {"stack": stack, "camera": camera_values, **option_values, "chunk_frames": chunk_frames,
+                   "n_frames": n_frames})
     todo = [r for r in ranges if not _part(parts, r).exists()]
     done = len(ranges) - len(todo)
     if client is None:
-        finished = ((r, run_chunk(job, *r)) for r in todo)
+        finished = ((r, run_chunk(stack, camera_values, option_values, *r)) for r in todo)
     else:
         from distributed import as_completed
 
-        futures = {client.submit(run_chunk, job, *r, pure=False): r for r in todo}
+        futures = {client.submit(run_chunk, stack, camera_values, option_values, *r, pure=False): r
+                   for r in todo}
         finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
     for r, table in finished:
         write_text_atomic(_part(parts, r), table.to_csv(index=False) if len(table.columns) else "")
         done += 1
+        if inspect is not None:
+            inspect(table)
         if progress is not None:
             progress(done, len(ranges))
     rows = write_localizations_stream(out, (_read_part(_part(parts, r)) for r in ranges))

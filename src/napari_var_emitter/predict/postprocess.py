@@ -1,5 +1,5 @@
-"""Output-grid maps -> localisations: local maxima with 3x3 probability integration and
-uncertainty-weighted 3x3 fusion of the offsets."""
+"""Output-grid maps (named by model/head.py or model/tokenizer.py) -> localisations: local
+maxima with 3x3 probability integration and uncertainty-weighted 3x3 fusion of the offsets."""
 
 from __future__ import annotations
 
@@ -8,31 +8,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from .targets import Z_SCALE_NM, map_to_photons
-
-# localisation head channels
-LOGIT, DX, DY, PHOTONS, BACKGROUND, SIG_DX, SIG_DY, SIG_PHOTONS, Z, SIG_Z = range(10)
-
-
-def head_maps(head_BKHW: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Name the localisation head's channels (each (B, H, W))."""
-    maps = {
-        "prob": torch.sigmoid(head_BKHW[:, LOGIT]), "dx": head_BKHW[:, DX], "dy": head_BKHW[:, DY],
-        "photons": head_BKHW[:, PHOTONS], "background": head_BKHW[:, BACKGROUND] * 100.0,
-        "sigma_dx": torch.exp(head_BKHW[:, SIG_DX]), "sigma_dy": torch.exp(head_BKHW[:, SIG_DY]),
-    }
-    if head_BKHW.shape[1] > Z:
-        maps["z"] = head_BKHW[:, Z]
-    return maps
-
-
-def tokenizer_maps(map_BCHW: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Name the tokenizer decoder's channels: occupancy logit, dx, dy, photons (, z)."""
-    maps = {"prob": torch.sigmoid(map_BCHW[:, 0]), "dx": map_BCHW[:, 1], "dy": map_BCHW[:, 2],
-            "photons": map_BCHW[:, 3]}
-    if map_BCHW.shape[1] > 4:
-        maps["z"] = map_BCHW[:, 4]
-    return maps
+from ..model.targets import Z_SCALE_NM, map_to_photons
 
 
 def find_detections(prob_BHW: torch.Tensor, threshold: float, occupied: float | None = None):
@@ -67,7 +43,7 @@ def fuse_offsets(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
 
 def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: float, frames,
                   origin_nm=(0.0, 0.0), occupied: float | None = None) -> pd.DataFrame:
-    """Localisations from named output-grid maps (see head_maps).
+    """Localisations from named output-grid maps (head_maps or tokenizer_maps).
 
     dx, dy are in cells from the cell centre (fused over 3x3 where the maps have sigmas);
     frames (B,) gives each map's frame index; origin_nm (x, y) is where the maps' cell (0, 0)

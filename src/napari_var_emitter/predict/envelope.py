@@ -1,0 +1,86 @@
+"""What a model was trained on (the ranges its card states) and the check of a user's camera and
+measured data against them: plain-words warnings that say what looks wrong and what to do."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io.camera import Camera
+
+PIXEL_TOLERANCE = 0.1  # a pixel size within 10 % of the trained ones keeps the PSF's width in pixels
+# measured medians are compared with the trained range widened by these factors: a detection's
+# photons fall below the emitters' mean where a blink covers part of a frame
+MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
+FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """Training ranges: pixel size (nm), PSF sigma (camera px), emitter photons per frame,
+    background (photons/px), camera types."""
+
+    pixel_size_nm: tuple[float, float]
+    psf_sigma_px: tuple[float, float]
+    photons: tuple[float, float]
+    background_photons: tuple[float, float]
+    camera_types: tuple[str, ...]
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> Envelope | None:
+        """The ranges of a model card's training simulation; None if the card states none."""
+        simulation = card.get("train_config", {}).get("simulation")
+        if not simulation:
+            return None
+        px = _span(simulation["pixel_size_nm"])
+        sigma_nm = _span(simulation["psf_sigma_nm"])
+        emccd = float(simulation.get("emccd_fraction", 0.5))
+        types = tuple(t for t, share in (("EMCCD", emccd), ("sCMOS", 1 - emccd)) if share > 0)
+        return cls(px, (sigma_nm[0] / px[1], sigma_nm[1] / px[0]), _span(simulation["photons_mean"]),
+                   _span(simulation["background_photons"]), types)
+
+    def camera_warnings(self, camera: Camera) -> list[str]:
+        """Warnings about the camera description alone (before predicting)."""
+        warnings = []
+        low, high = self.pixel_size_nm
+        if not low * (1 - PIXEL_TOLERANCE) <= camera.pixel_size_nm <= high * (1 + PIXEL_TOLERANCE):
+            warnings.append(
+                f"pixel size {camera.pixel_size_nm:g} nm: the model was trained at {_range(self.pixel_size_nm)} nm "
+                f"pixels (PSF sigma {_range(self.psf_sigma_px, '.2g')} px), so spots here are "
+                f"{'narrower' if camera.pixel_size_nm > high else 'wider'} in pixels than any it saw: "
+                f"check the pixel size, or {FINE_TUNE_HINT}")
+        if camera.type not in self.camera_types:
+            warnings.append(f"camera type {camera.type}: the model was trained on {' and '.join(self.camera_types)} "
+                            f"noise only: check the camera type, or {FINE_TUNE_HINT}")
+        return warnings
+
+    def measured_warnings(self, table: pd.DataFrame) -> list[str]:
+        """Warnings about the medians of a prediction's photons and background."""
+        warnings = []
+        for column, trained, unit, hint in (
+                ("photons", self.photons, "photons per localisation",
+                 "check the camera's e-/ADU (not ADU/e-), EM gain and baseline"),
+                ("background", self.background_photons, "background photons/px",
+                 "check the camera's baseline (ADU) and e-/ADU")):
+            if column not in table or not len(table):
+                continue
+            median = float(np.median(table[column]))
+            if not trained[0] * MEASURED_LOW <= median <= trained[1] * MEASURED_HIGH:
+                side = "below" if median < trained[0] * MEASURED_LOW else "above"
+                warnings.append(f"median {median:.4g} {unit} is {side} what the model was trained on "
+                                f"({_range(trained)}): {hint}; if they are right, {FINE_TUNE_HINT}")
+        return warnings
+
+
+def _span(value) -> tuple[float, float]:
+    """A scalar or [low, high] from a card -> (low, high)."""
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    return float(values.min()), float(values.max())
+
+
+def _range(span: tuple[float, float], fmt: str = "g") -> str:
+    low, high = span
+    return f"{low:{fmt}}" if low == high else f"{low:{fmt}}–{high:{fmt}}"

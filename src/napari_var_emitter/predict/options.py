@@ -1,0 +1,59 @@
+"""Every setting of a prediction run in one typed object, which the CLI, the widgets and the Dask
+workers build and pass on (and a resumable run writes to its job manifest)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..model.config import DEFAULT_THRESHOLD
+
+# what --mode writes besides the localisations: every scale's map, the detection probability on
+# the output grid (upscale x the camera grid), or both
+MAP_MODES = ("progressive", "super_resolution", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """model: weights path (None = the bundled model); device: cpu, cuda[:N] or auto (resolved
+    when the model is loaded); threshold: detection probability integrated over 3x3 output
+    cells; batch_size: frames read, and tiles run, at a time; amp: bfloat16 autocast; samples: 1
+    = argmax tokens, N = the mean of N sampled generations; tile_px / margin_px: tile core and
+    context border in camera pixels; prior_scale: 0 zeroes the VAR prior (the ablation);
+    output_map: keep the detection probability on the output grid."""
+
+    model: str | None = None
+    device: str = "cpu"
+    threshold: float = DEFAULT_THRESHOLD
+    batch_size: int = 4
+    amp: bool = False
+    samples: int = 1
+    tile_px: int = 128
+    margin_px: int = 32
+    prior_scale: float = 1.0
+    output_map: bool = False
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            object.__setattr__(self, "model", str(Path(self.model).resolve()))
+        if self.samples < 1 or self.batch_size < 1:
+            raise InputError("samples and batch size must be 1 or more")
+        if not 0 < self.threshold < 1:
+            raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.tile_px < 1 or self.margin_px < 0:
+            raise InputError("tile_px must be >= 1 and margin_px >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PredictOptions:
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InputError(f"unknown prediction option(s): {sorted(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes) -> PredictOptions:
+        return dataclasses.replace(self, **changes)
