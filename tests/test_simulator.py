@@ -9,6 +9,7 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import read_emitters_h5
 from napari_var_emitter.io.tiff import read_stack
 from napari_var_emitter.psf import PSF, render_spots
+from napari_var_emitter.simulate.background import background_map
 from napari_var_emitter.simulate.camera_noise import expose
 from napari_var_emitter.simulate.config import (KineticsConfig, SimulationConfig, StructureConfig,
                                                 apply_overrides, draw_parameters)
@@ -142,3 +143,32 @@ def test_dataset_layout_and_resume(tmp_path):
     assert (tmp_path / "sample_32_002" / "emitters.h5").exists()
     with pytest.raises(InputError, match="another config or seed"):
         simulate_dataset(raw, tmp_path, n_samples=1, seed=10, log=lambda _: None)
+
+
+def test_structured_background_contrast_and_mean():
+    rng = np.random.default_rng(11)
+    maps = [background_map((160, 160), 50.0, 0.0, 30.0, rng, contrast=10.0, pixel_size_nm=100.0) for _ in range(5)]
+    for bg in maps:
+        assert bg.mean() == pytest.approx(50.0, rel=1e-9)
+        assert bg.max() / bg.min() == pytest.approx(10.0, rel=1e-9)
+        # structure, not noise: neighbouring pixels differ by a small part of the range
+        assert np.abs(np.diff(bg, axis=1)).max() < 0.1 * (bg.max() - bg.min())
+    assert not np.allclose(maps[0], maps[1])  # each draw its own structure
+    flat = background_map((64, 64), 50.0, 0.0, 30.0, rng)
+    assert np.all(flat == 50.0)
+    with pytest.raises(InputError, match="background_contrast"):
+        SimulationConfig(background_contrast=0.5)
+
+
+def test_structured_background_in_a_stack_and_its_truth():
+    config = SimulationConfig(frame_size=96, n_frames=40, density_per_um2=0.2, background_photons=100.0,
+                              background_contrast=8.0, camera=Camera(e_per_adu=1.0, read_noise_e=0.0))
+    frames, truth = simulate_stack(config, np.random.default_rng(12))
+    photons = config.camera.adu_to_photons(frames)
+    median = np.median(photons, axis=0)  # the background where emitters are rare
+    assert median.max() / median.min() > 5
+    px = config.camera.pixel_size_nm
+    rows, cols = (truth.emitters["y_nm"] // px).astype(int), (truth.emitters["x_nm"] // px).astype(int)
+    ratio = truth.emitters["background"].to_numpy() / median[rows, cols]  # a fluorophore's own blinks raise
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.05)  # the median at its pixel now and then
+    assert np.mean(np.abs(ratio - 1) < 0.2) > 0.8

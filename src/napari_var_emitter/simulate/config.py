@@ -60,7 +60,8 @@ class KineticsConfig:
 class SimulationConfig:
     """One simulated stack. Densities are emitters per µm² per frame; photons are per
     emitter per fully-on frame (a blink covering part of a frame gives that fraction);
-    background is photons per pixel per frame."""
+    background is photons per pixel per frame (its mean over the field; background_contrast > 1
+    adds structure whose brightest pixel is that many times its dimmest)."""
 
     frame_size: tuple[int, int] = (160, 160)
     n_frames: int = 100
@@ -70,6 +71,7 @@ class SimulationConfig:
     background_photons: float = 50.0
     background_variation: float = 0.0
     background_scale_nm: float = 3000.0
+    background_contrast: float = 1.0
     psf: PSF = PSF()
     structure: StructureConfig = StructureConfig()
     kinetics: KineticsConfig = KineticsConfig()
@@ -85,6 +87,9 @@ class SimulationConfig:
             raise InputError("density must be >= 0, photons_mean > 0, photons_cv >= 0")
         if self.background_photons < 0 or not 0 <= self.background_variation <= 1:
             raise InputError("background_photons must be >= 0, background_variation in [0, 1]")
+        if not 1 <= self.background_contrast <= 100:
+            raise InputError(f"background_contrast (brightest / dimmest) must be in [1, 100], "
+                             f"got {self.background_contrast}")
 
     @property
     def field_um2(self) -> float:

@@ -29,8 +29,8 @@ def simulate_stack(config: SimulationConfig, rng: np.random.Generator) -> tuple[
     else:
         z_nm = np.zeros(n_fluorophores)
     brightness = _brightness(config, n_fluorophores, rng)
-    background = background_map((height, width), config.background_photons,
-                                config.background_variation, config.background_scale_nm / px, rng)
+    background = background_map((height, width), config.background_photons, config.background_variation,
+                                config.background_scale_nm / px, rng, config.background_contrast, px)
     fid = records["id"].to_numpy()
     emitters = pd.DataFrame({
         "frame": records["frame"].to_numpy(),
