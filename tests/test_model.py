@@ -1,5 +1,6 @@
 """The VAR predictor's parts, on a tiny configuration (fast, untrained unless stated)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +14,8 @@ from napari_var_emitter.predict.postprocess import find_detections, maps_to_tabl
 from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.model.quantizer import ResidualQuantizer
 from napari_var_emitter.model.targets import map_to_photons, render_target
-from napari_var_emitter.model.transformer import block_causal_mask, token_levels
+from napari_var_emitter.model.transformer import token_levels
+from napari_var_emitter.model.windows import attention_mask, local_scales
 from napari_var_emitter.train.losses import ProgressiveScaleWeights
 
 TINY = ModelConfig(vocab_size=64, cvq=8, embed_dim=32, num_heads=2, num_layers=2, image_channels=8,
@@ -44,11 +46,29 @@ def test_config_strides_and_grids():
 
 
 def test_block_causal_mask():
-    mask = block_causal_mask(token_levels([1, 4, 16]))
+    grids = [(1, 1), (2, 2), (4, 4)]
+    mask = attention_mask(grids, (32, 16, 8), 0, token_levels([1, 4, 16]))
     assert mask.shape == (21, 21)
     assert mask[0, :1].all() and not mask[0, 1:].any()  # coarsest sees only itself
     assert mask[1:5, :5].all() and not mask[1:5, 5:].any()  # scale 1 sees 0 and 1
     assert mask[5:].all()  # finest sees everything
+
+
+def test_local_windows_mask():
+    """64 x 32 px tile, strides (32, 16, 8, 4), windows of 32 px: scales 2 and 3 are local, two
+    windows side by side."""
+    strides, grids = (32, 16, 8, 4), [(1, 2), (2, 4), (4, 8), (8, 16)]
+    assert local_scales(strides, 32) == (False, False, True, True) and local_scales(strides, 0) == (False,) * 4
+    level = token_levels([h * w for h, w in grids])
+    mask = attention_mask(grids, strides, 32, level)
+    start = [0, 2, 10, 42]
+    fine = start[3] + torch.arange(128).view(8, 16)  # scale 3 tokens, raster order
+    left, right = fine[:, :8].flatten(), fine[:, 8:].flatten()
+    assert mask[left][:, :start[2]].all()  # every global token is seen
+    assert mask[left][:, left].all() and not mask[left][:, right].any()  # own window only
+    mid = start[2] + torch.arange(32).view(4, 8)  # scale 2, seen only from its own window
+    assert mask[left][:, mid[:, :4].flatten()].all() and not mask[left][:, mid[:, 4:].flatten()].any()
+    assert not mask[:start[2], start[2]:].any()  # block-causal still
 
 
 def test_residual_quantisation(model):
@@ -77,8 +97,14 @@ def test_residual_quantisation(model):
     assert torch.allclose(f_hat, trained.f_hats(idx, (16, 16))[-1])
 
 
-def test_kv_cache_generation_equals_teacher_forcing(model):
-    x = torch.rand(2, 1, 64, 64) * 200 + 30
+@pytest.mark.parametrize("window_px", [0, 32])
+def test_kv_cache_generation_equals_teacher_forcing(model, window_px):
+    """Scale-by-scale generation with the cache (and, with windows, attention window by window)
+    is the teacher-forced pass under the training mask."""
+    if window_px:
+        torch.manual_seed(5)
+        model = VAREmitterPredictor(dataclasses.replace(TINY, window_px=window_px)).eval()
+    x = torch.rand(2, 1, 96, 128) * 200 + 30  # 3 x 4 windows of 32 px
     quantizer = model.tokenizer.quantizer
     seen, original = [], quantizer.next_input
 
@@ -92,8 +118,8 @@ def test_kv_cache_generation_equals_teacher_forcing(model):
     finally:
         quantizer.next_input = original
     with torch.no_grad():
-        logits, probs_t, head_t = model(x, seen, TINY.grids(64, 64))
-    predicted = model._split(logits.argmax(-1), TINY.grids(64, 64))
+        logits, probs_t, head_t = model(x, seen, TINY.grids(96, 128))
+    predicted = model._split(logits.argmax(-1), TINY.grids(96, 128))
     assert all(torch.equal(a, b) for a, b in zip(predicted, seen))
     assert torch.allclose(head_g, head_t, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(probs_g, probs_t))

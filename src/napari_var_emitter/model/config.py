@@ -17,7 +17,8 @@ class ModelConfig:
     """`patch_nums` are tokens per side of each scale for a `reference_frame_px` frame, so
     the token stride of scale s is reference_frame_px / patch_nums[s] camera pixels; any tile
     whose sides are multiples of the coarsest stride works. The emitter map (output grid) is
-    `upscale` times the camera grid."""
+    `upscale` times the camera grid. window_px > 0: the fine scales attend within windows of
+    window_px camera pixels (model/windows.py); 0: every scale attends over the whole tile (v1)."""
 
     patch_nums: tuple[int, ...] = (5, 10, 20, 40)
     reference_frame_px: int = 160
@@ -33,6 +34,7 @@ class ModelConfig:
     quant_resi: float = 0.5
     beta: float = 0.25
     with_z: bool = False
+    window_px: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patch_nums", tuple(int(p) for p in self.patch_nums))
@@ -42,6 +44,10 @@ class ModelConfig:
                              "into strides that are multiples of each other")
         if self.embed_dim % self.num_heads:
             raise InputError("embed_dim must be a multiple of num_heads")
+        coarsest = self.token_strides_px[0]
+        if self.window_px < 0 or (self.window_px and coarsest % self.window_px):
+            raise InputError(f"window_px must be 0 (global attention) or divide the coarsest stride "
+                             f"{coarsest} px, got {self.window_px}")
         down = self.token_strides_px[-1] * self.upscale
         if down & (down - 1):
             raise InputError(f"finest stride x upscale must be a power of two, got {down}")

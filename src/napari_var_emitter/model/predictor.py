@@ -18,7 +18,8 @@ from .head import head_channels
 from .layers import ResBlock, conv_stack
 from .quantizer import Grids
 from .tokenizer import EmitterTokenizer
-from .transformer import AdaLNBlock, AdaLNHead, KVCache, block_causal_mask, sincos_2d, token_levels
+from .transformer import AdaLNBlock, AdaLNHead, KVCache, sincos_2d, token_levels
+from .windows import attention_mask, local_scales
 
 PHOTON_NORM = 100.0
 TRAIN_TILE_PX = 64
@@ -45,10 +46,11 @@ class VAREmitterPredictor(nn.Module):
         self.word_embed = nn.Linear(config.cvq, dim)
         self.level_embed = nn.Embedding(n_scales, dim)
         self.scale_cond = nn.Embedding(n_scales, dim)
-        self.pos_embeds = nn.ParameterList(
-            nn.Parameter(sincos_2d(dim, h, w).T.reshape(1, dim, h, w))
-            for h, w in config.grids(TRAIN_TILE_PX, TRAIN_TILE_PX)
-        )
+        if config.window_px == 0:  # v1: learned on the training grids, interpolated to others
+            self.pos_embeds = nn.ParameterList(
+                nn.Parameter(sincos_2d(dim, h, w).T.reshape(1, dim, h, w))
+                for h, w in config.grids(TRAIN_TILE_PX, TRAIN_TILE_PX)
+            )
         self.blocks = nn.ModuleList(
             AdaLNBlock(dim, config.num_heads, config.mlp_ratio) for _ in range(config.num_layers)
         )
@@ -77,12 +79,27 @@ class VAREmitterPredictor(nn.Module):
         tokens = []
         for si, grid in enumerate(grids):
             pooled = F.adaptive_avg_pool2d(feats_BCHW, grid).flatten(2).transpose(1, 2)
+            level = self.level_embed.weight[si] + self.position_embedding(si, grid).to(pooled)
+            tokens.append(self.image_to_token(pooled) + level)
+        return tokens, global_BD[:, None] + self.scale_cond.weight[None, : len(grids)]
+
+    def position_embedding(self, si: int, grid: tuple[int, int]) -> torch.Tensor:
+        """(1, h * w, D) position of each token of scale si. With local windows: 2D sine-cosine of
+        the position inside the token's window on local scales and inside the tile on global ones,
+        computed for the grid in use (the same at training and inference). v1 (window_px = 0):
+        learned on the training grid and bilinearly interpolated to other grids."""
+        dim = self.config.embed_dim
+        if self.config.window_px == 0:
             pos = self.pos_embeds[si]
             if pos.shape[-2:] != grid:
                 pos = F.interpolate(pos, size=grid, mode="bilinear", align_corners=False)
-            level = self.level_embed.weight[si] + pos.flatten(2).transpose(1, 2)
-            tokens.append(self.image_to_token(pooled) + level)
-        return tokens, global_BD[:, None] + self.scale_cond.weight[None, : len(grids)]
+            return pos.flatten(2).transpose(1, 2)
+        (h, w), stride = grid, self.config.token_strides_px[si]
+        if not local_scales(self.config.token_strides_px, self.config.window_px)[si]:
+            return sincos_2d(dim, h, w)[None]
+        t = self.config.window_px // stride
+        in_window = sincos_2d(dim, t, t).view(1, t, 1, t, dim)  # (window row, row, window col, col)
+        return in_window.expand(h // t, t, w // t, t, dim).reshape(1, h * w, dim)
 
     def scale_probability(self, si: int, f_hat: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """(B, 1, h, w) probability that a cell of scale si's grid holds an emitter, from f_hat
@@ -112,7 +129,7 @@ class VAREmitterPredictor(nn.Module):
         words = torch.cat([torch.zeros_like(tokens[0]), self.word_embed(teacher)], dim=1)
         h = torch.cat(tokens, dim=1) + words
         level = token_levels([a * b for a, b in grids], device=h.device)
-        mask = block_causal_mask(level)
+        mask = attention_mask(grids, self.config.token_strides_px, self.config.window_px, level)
         for block in self.blocks:
             h = block(h, cond_BSD, level, mask)
         logits = self.head(h, cond_BSD, level)
@@ -140,11 +157,13 @@ class VAREmitterPredictor(nn.Module):
         f_hat = feats.new_zeros(feats.shape[0], self.config.cvq, *self.latent_hw(grids))
         words, probs = None, []
         caches = [KVCache() for _ in self.blocks]  # this call's own: concurrent calls never share
-        for si, grid in enumerate(grids):
+        strides, window_px = self.config.token_strides_px, self.config.window_px
+        for si, (grid, local) in enumerate(zip(grids, local_scales(strides, window_px))):
             h = tokens[si] if words is None else tokens[si] + self.word_embed(words)
             level = torch.full((h.shape[1],), si, dtype=torch.long, device=h.device)
+            window = (grid, window_px // strides[si]) if local else None
             for block, cache in zip(self.blocks, caches):
-                h = block(h, cond_BSD, level, None, cache)
+                h = block(h, cond_BSD, level, None, cache, window)
             logits = self.head(h, cond_BSD, level)
             if temperature > 0:
                 p = torch.softmax(logits / temperature, -1).flatten(0, 1)

@@ -1,8 +1,9 @@
 """Scale-wise transformer: AdaLN self-attention over the tokens of all scales.
 
 A token sees its own scale and every coarser one (block-causal mask in training; a KV cache
-scale by scale in inference, which is the same computation). Each generation owns its caches
-(KVCache objects passed in), so threads can generate with one model at once.
+scale by scale in inference, which is the same computation); with local windows at the fine
+scales (windows.py) a fine token also sees only its own window's fine tokens. Each generation
+owns its caches (KVCache objects passed in), so threads can generate with one model at once.
 """
 
 from __future__ import annotations
@@ -11,22 +12,36 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .windows import from_windows, to_windows
+
 
 class KVCache:
     """Keys and values (B, heads, L, C / heads) of the scales one block has seen so far in one
-    generation (only used in inference)."""
+    generation: the global scales' in raster order, the local scales' by window (B, heads,
+    n_windows, l, C / heads) (only used in inference)."""
 
     def __init__(self) -> None:
-        self.k_BHLc: torch.Tensor | None = None
-        self.v_BHLc: torch.Tensor | None = None
+        self.global_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.local_kv: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def extend(self, k_BHLc: torch.Tensor, v_BHLc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append this scale's keys and values; returns all of them."""
-        if self.k_BHLc is not None:
-            k_BHLc = torch.cat([self.k_BHLc, k_BHLc], dim=2)
-            v_BHLc = torch.cat([self.v_BHLc, v_BHLc], dim=2)
-        self.k_BHLc, self.v_BHLc = k_BHLc, v_BHLc
-        return k_BHLc, v_BHLc
+    def extend_global(self, k_BHLc: torch.Tensor, v_BHLc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append a global scale's keys and values; returns all global ones."""
+        self.global_kv = _append(self.global_kv, k_BHLc, v_BHLc, dim=2)
+        return self.global_kv
+
+    def extend_local(self, k_BHNlc: torch.Tensor, v_BHNlc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append a local scale's windowed keys and values; returns, per window, every global key
+        and value followed by the window's local ones (B, heads, n_windows, L_g + l, C / heads)."""
+        self.local_kv = _append(self.local_kv, k_BHNlc, v_BHNlc, dim=3)
+        if self.global_kv is None:
+            return self.local_kv
+        n_windows = k_BHNlc.shape[2]
+        return tuple(torch.cat([g[:, :, None].expand(-1, -1, n_windows, -1, -1), local], dim=3)
+                     for g, local in zip(self.global_kv, self.local_kv))
+
+
+def _append(kv, k, v, dim: int):
+    return (k, v) if kv is None else (torch.cat([kv[0], k], dim=dim), torch.cat([kv[1], v], dim=dim))
 
 
 class SelfAttention(nn.Module):
@@ -36,12 +51,21 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x_BLC: torch.Tensor, mask_LL: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x_BLC: torch.Tensor, mask_LL: torch.Tensor | None, cache: KVCache | None = None,
+                window: tuple[tuple[int, int], int] | None = None) -> torch.Tensor:
+        """Training: the whole sequence under mask_LL. Inference: one scale's tokens with this
+        generation's cache; `window` ((h, w) grid, tokens per window side) for a local scale."""
         B, L, C = x_BLC.shape
         q, k, v = self.qkv(x_BLC).view(B, L, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        if cache is not None:  # inference: attend to the coarser scales' keys and values too
-            k, v = cache.extend(k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_LL)
+        if cache is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_LL)
+        elif window is None:  # a global scale: every coarser scale is global too
+            k, v = cache.extend_global(k, v)
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:  # a local scale: window by window, with the global scales' keys in each
+            grid, t = window
+            k, v = cache.extend_local(to_windows(k, grid, t), to_windows(v, grid, t))
+            out = from_windows(F.scaled_dot_product_attention(to_windows(q, grid, t), k, v), grid, t)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 
@@ -59,11 +83,11 @@ class AdaLNBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x_BLC, cond_BSC, level_L, mask_LL, cache: KVCache | None = None):
-        """cond_BSC: one condition per scale; level_L: each token's scale index; cache: this
-        block's KV cache in scale-by-scale inference."""
+    def forward(self, x_BLC, cond_BSC, level_L, mask_LL, cache: KVCache | None = None, window=None):
+        """cond_BSC: one condition per scale; level_L: each token's scale index; cache and window:
+        scale-by-scale inference (see SelfAttention)."""
         g1, g2, s1, s2, b1, b2 = self.ada(cond_BSC)[:, level_L].chunk(6, dim=-1)
-        x_BLC = x_BLC + (1 + g1) * self.attn(self.norm1(x_BLC) * (1 + s1) + b1, mask_LL, cache)
+        x_BLC = x_BLC + (1 + g1) * self.attn(self.norm1(x_BLC) * (1 + s1) + b1, mask_LL, cache, window)
         return x_BLC + (1 + g2) * self.mlp(self.norm2(x_BLC) * (1 + s2) + b2)
 
 
@@ -84,11 +108,6 @@ class AdaLNHead(nn.Module):
 def token_levels(lengths: list[int], device=None) -> torch.Tensor:
     """(L,) scale index of each token."""
     return torch.cat([torch.full((n,), i, dtype=torch.long, device=device) for i, n in enumerate(lengths)])
-
-
-def block_causal_mask(level_L: torch.Tensor) -> torch.Tensor:
-    """(L, L) bool, True where attention is allowed: query scale >= key scale."""
-    return level_L[:, None] >= level_L[None, :]
 
 
 def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
