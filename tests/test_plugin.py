@@ -90,6 +90,25 @@ def test_predict_current_frame_places_maps_and_points(qtbot, viewer, sample):
     assert "done: 1 frame(s)" in widget.status.value
 
 
+def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, viewer, sample, monkeypatch):
+    shown = []
+    monkeypatch.setattr(predict_widget, "show_warning", shown.append)
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "all frames"
+    _run(qtbot, widget)
+    assert shown == [] and "warning" not in widget.status.value  # the sample is inside them
+    # 25x too small: median photons per localisation ~220 (at 10x the model's estimates stay just
+    # above half the trained minimum, ~410: detections of a too-dim stack lean to its brightest spots)
+    widget.camera_fields.fields["e_per_adu"].value = 0.02
+    _run(qtbot, widget)
+    assert "1 warning(s): data outside the model's training ranges" in widget.status.value
+    assert len(shown) == 1 and "photons per localisation is below" in shown[0] and "e-/ADU" in shown[0]
+    widget.camera_fields.fields["e_per_adu"].value = 0.5
+    widget.camera_fields.fields["pixel_size_nm"].value = 160.0
+    _run(qtbot, widget)
+    assert "1 warning(s)" in widget.status.value and len(shown) == 2 and "pixel size 160 nm" in shown[1]
+
+
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
     widget = predict_widget.PredictWidget(viewer)
     widget.frames.value, widget.first.value, widget.last.value = "range", 2, 6

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..model.config import DEFAULT_THRESHOLD
 
@@ -50,10 +51,8 @@ class PredictOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PredictOptions:
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise InputError(f"unknown prediction option(s): {sorted(unknown)}")
-        return cls(**values)
+        """Inverse of to_dict; unknown keys are an InputError."""
+        return build_dataclass(cls, values)
 
     def replace(self, **changes) -> PredictOptions:
         return dataclasses.replace(self, **changes)
