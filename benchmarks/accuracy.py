@@ -38,7 +38,8 @@ def run(model_path, n_frames: int) -> dict:
         row = {
             "all": evaluate(prediction.table, truth),
             "above_1000_photons": evaluate(prediction.table, truth, min_photons=1000.0),
-            "no_var_prior": evaluate(predict_frames(model, frames, camera, PredictOptions(prior_scale=0.0)).table, truth),
+            "no_var_prior": evaluate(predict_frames(model, frames, camera, PredictOptions(prior_scale=0.0)).table,
+                                     truth),
             "classical_reference": evaluate(localize_stack(frames, camera, 130.0), truth),
             "frames_per_s": fps,
         }

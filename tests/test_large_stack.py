@@ -1,5 +1,7 @@
 """Long stacks: chunked prediction streamed to CSV, resume after an interruption, Dask."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,7 +53,7 @@ def test_chunks_equal_the_whole_stack_and_resume_after_interruption(stack, tmp_p
     parts = tmp_path / "locs.csv.parts"
     assert not out.exists() and len(list(parts.glob("chunk_*.csv"))) == 2
     with pytest.raises(InputError, match="other settings"):
-        predict_stack_to_file(path, CAMERA, OPTIONS.replace(threshold=0.5), out, 8)
+        predict_stack_to_file(path, CAMERA, dataclasses.replace(OPTIONS, threshold=0.5), out, 8)
     seen = []
     rows = predict_stack_to_file(path, CAMERA, OPTIONS, out, 8, progress=lambda done, total: seen.append(done))
     assert seen == [3] and not parts.exists()  # only the missing chunk ran

@@ -109,8 +109,8 @@ class PredictWidget(JobControls, Container):
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
             indices = self._frame_indices(layer, frames.shape[0])
-            model, card = cached_model(self.model.value, self.device.value)
-            options = PredictOptions(threshold=self.threshold.value)
+            options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value)
+            model, card = cached_model(options.model, options.device)
         except InputError as exc:
             show_error(str(exc))
             return

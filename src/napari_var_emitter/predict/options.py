@@ -53,6 +53,3 @@ class PredictOptions:
     def from_dict(cls, values: dict[str, Any]) -> PredictOptions:
         """Inverse of to_dict; unknown keys are an InputError."""
         return build_dataclass(cls, values)
-
-    def replace(self, **changes) -> PredictOptions:
-        return dataclasses.replace(self, **changes)
