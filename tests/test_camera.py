@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 
 from napari_var_emitter.errors import InputError
-from napari_var_emitter.io.camera import Camera, frames_to_photons, resolve_camera
+from napari_var_emitter.io.camera import Camera, frames_to_photons, merge_camera_values, resolve_camera
+from napari_var_emitter.io.camera_profile import read_camera_profile, write_camera_profile
 
 
 @pytest.mark.parametrize("camera", [
@@ -55,3 +58,63 @@ def test_nan_frame_is_named():
     frames[2, 1, 1] = np.nan
     with pytest.raises(InputError, match="frame 12 .* NaN"):
         frames_to_photons(frames, Camera(), first_frame=10)
+
+
+def test_one_merge_rule_for_file_profile_and_user_values():
+    # a file that states EM gain but no type is an EMCCD, in every caller
+    values, missing = merge_camera_values({"em_gain": 100, "pixel_size_nm": 160})
+    assert values["type"] == "EMCCD" and "type" in values and "em_gain" not in missing
+    assert "baseline_adu" in missing and "pixel_size_nm" not in missing
+    # ADU per e- (storm-analysis, many camera sheets) is the inverse of e- per ADU
+    values, _ = merge_camera_values({"e_per_adu": 2.0}, {"adu_per_e": 2.11})
+    assert values["e_per_adu"] == pytest.approx(1 / 2.11)
+    # an sCMOS camera does not ask for an EM gain
+    _, missing = merge_camera_values({"type": "sCMOS"})
+    assert "em_gain" not in missing and "offset_map" not in missing
+    with pytest.raises(InputError, match="adu_per_e must be > 0"):
+        merge_camera_values({"adu_per_e": 0})
+
+
+def test_camera_profile_round_trip_and_bad_files(tmp_path):
+    offset = tmp_path / "maps" / "offset.npy"
+    offset.parent.mkdir()
+    np.save(offset, np.full((8, 8), 90.0))
+    camera = Camera(pixel_size_nm=160, e_per_adu=0.474, baseline_adu=90, offset_map=str(offset))
+    path = write_camera_profile(tmp_path / "orca.json", camera, name="ORCA Flash 4")
+    values = read_camera_profile(path)
+    assert Camera.from_dict(values) == camera
+    # map paths relative to the profile's folder are resolved
+    document = json.loads(path.read_text())
+    document["camera"]["offset_map"] = "maps/offset.npy"
+    path.write_text(json.dumps(document))
+    assert read_camera_profile(path)["offset_map"] == str(offset.resolve())
+    (tmp_path / "not.json").write_text('{"pixel_size_nm": 100}')
+    with pytest.raises(InputError, match="not a camera profile"):
+        read_camera_profile(tmp_path / "not.json")
+    with pytest.raises(InputError, match="no such file"):
+        read_camera_profile(tmp_path / "missing.json")
+    with pytest.raises(InputError, match="offset_map .*no such file"):
+        Camera(offset_map=str(tmp_path / "gone.npy"))
+
+
+def test_pixel_maps_convert_and_quieten_hot_pixels(tmp_path):
+    rng = np.random.default_rng(0)
+    shape = (32, 32)
+    offset, gain = rng.uniform(85, 95, shape), rng.uniform(1.8, 2.4, shape)
+    variance = np.full(shape, 5.0)
+    variance[10, 12] = 2000.0  # one hot pixel
+    for name, values in (("o", offset), ("v", variance), ("g", gain)):
+        np.save(tmp_path / f"{name}.npy", values)
+    camera = Camera(type="sCMOS", offset_map=str(tmp_path / "o.npy"), variance_map=str(tmp_path / "v.npy"),
+                    gain_map=str(tmp_path / "g.npy"))
+    electrons = np.full((2, *shape), 20.0)
+    adu = offset + electrons * gain
+    adu[:, 10, 12] += 400.0  # the hot pixel fires
+    photons = frames_to_photons(adu, camera)
+    assert np.allclose(np.delete(photons.reshape(2, -1), 10 * 32 + 12, axis=1), 20.0, atol=1e-3)
+    # pulled back to its neighbours, by weight mu / (mu + excess) = 20 / (20 + ~450 e-^2): ~4 % of its spike left
+    spike = 400.0 / gain[10, 12]
+    assert 0 < photons[0, 10, 12] - 20.0 < 0.06 * spike
+    wrong = np.zeros((1, 16, 16))
+    with pytest.raises(InputError, match="calibration maps are 32x32 pixels but the frames are 16x16"):
+        frames_to_photons(wrong, camera)

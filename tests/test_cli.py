@@ -72,3 +72,29 @@ def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, argv, message)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_camera_profile_and_adu_per_e_flag(tmp_path, small_stack):
+    """--camera PROFILE.json sits between the file's metadata and the flags; ADU/e- is taken as
+    the inverse of e-/ADU; the same camera given three ways gives the same localisations."""
+    from napari_var_emitter.io.camera_profile import write_camera_profile
+
+    frames, truth = small_stack
+    stack = tmp_path / "s.ome.tiff"
+    write_ome_tiff(stack, frames[:3], Camera(pixel_size_nm=100, baseline_adu=100, e_per_adu=1.0))
+    profile = write_camera_profile(tmp_path / "cam.json", Camera(pixel_size_nm=100, baseline_adu=100, e_per_adu=2.0))
+    outputs = {}
+    for name, flags in {"flag": ["--e-per-adu", "2"], "inverse": ["--adu-per-e", "0.5"],
+                        "profile": ["--camera", str(profile)]}.items():
+        outputs[name] = tmp_path / f"{name}.csv"
+        assert main(["localize", str(stack), "--out", str(outputs[name]), *flags]) == 0
+    tables = {name: read_localizations_csv(path) for name, path in outputs.items()}
+    assert len(tables["flag"]) > 10
+    for name in ("inverse", "profile"):
+        np.testing.assert_allclose(tables[name]["photons"], tables["flag"]["photons"], rtol=1e-5)
+    # a flag wins over the profile
+    for name, flags in {"both": ["--camera", str(profile), "--e-per-adu", "4"], "four": ["--e-per-adu", "4"]}.items():
+        assert main(["localize", str(stack), "--out", str(tmp_path / f"{name}.csv"), *flags]) == 0
+    both, four = (read_localizations_csv(tmp_path / f"{name}.csv") for name in ("both", "four"))
+    assert len(both) and not np.allclose(both["photons"].median(), tables["flag"]["photons"].median(), rtol=0.2)
+    np.testing.assert_allclose(both["photons"], four["photons"], rtol=1e-5)

@@ -187,3 +187,26 @@ def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):
     # e-/ADU 8x too small (a sheet's value misread): photons per localisation come out 8x too low
     with pytest.warns(UserWarning, match=r"median \d+ photons per localisation is below .*e-/ADU"):
         assert main(args + ["--e-per-adu", "0.0625"]) == 0
+
+
+def test_scmos_pixel_maps_keep_hot_pixels_from_becoming_detections(model, tmp_path):
+    """Simulated sCMOS with its own per-pixel offset, gain and read noise (2 % hot pixels at
+    200-2,000 ADU²), predicted through the camera's maps: every emitter kept, no detection on a
+    hot pixel away from an emitter. (The real-camera check is benchmarks/scmos_real.py.)"""
+    from napari_var_emitter.simulate.camera_noise import write_scmos_maps
+
+    rng = np.random.default_rng(TEST_SEED + 40)
+    maps = write_scmos_maps(tmp_path, (64, 64), rng, hot_fraction=0.02)
+    camera = Camera(pixel_size_nm=100, baseline_adu=100, e_per_adu=1 / 2.1, read_noise_e=1.1, **maps)
+    config = SimulationConfig(frame_size=64, n_frames=8, density_per_um2=0.3, photons_mean=2000,
+                              background_photons=20, camera=camera)
+    frames, truth = simulate_stack(config, rng)
+    hot = np.flatnonzero(np.load(maps["variance_map"]) > 100)
+    assert hot.size > 50
+    table = predict_frames(model, frames, camera).table
+    cells = (table["y_nm"] // 100).astype(int) * 64 + (table["x_nm"] // 100).astype(int)
+    report = evaluate(table, truth)
+    assert report["jaccard"] > 85  # percent
+    far = [np.hypot(*(truth.emitters.loc[truth.emitters["frame"] == row.frame, ["x_nm", "y_nm"]].to_numpy()
+                      - (row.x_nm, row.y_nm)).T).min(initial=np.inf) > 150 for row in table.itertuples()]
+    assert not (np.isin(cells, hot) & np.array(far)).any()

@@ -14,6 +14,7 @@ from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
 from .io.camera import resolve_camera
+from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
@@ -31,8 +32,9 @@ SIMULATE_FLAGS = {
     "pixel_size": "camera.pixel_size_nm", "em_gain": "camera.em_gain",
 }
 CAMERA_FLAGS = {
-    "pixel_size": "pixel_size_nm", "baseline": "baseline_adu", "e_per_adu": "e_per_adu",
+    "pixel_size": "pixel_size_nm", "baseline": "baseline_adu", "e_per_adu": "e_per_adu", "adu_per_e": "adu_per_e",
     "em_gain": "em_gain", "qe": "qe", "read_noise": "read_noise_e", "camera_type": "type",
+    "offset_map": "offset_map", "variance_map": "variance_map", "gain_map": "gain_map",
 }
 
 
@@ -138,14 +140,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_camera_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("camera (overrides the file's metadata)")
-    group.add_argument("--pixel-size", type=float, help="nm")
+    group = parser.add_argument_group("camera (the file's metadata, then --camera, then these flags; "
+                                      "docs/user-guide.md step 2)")
+    group.add_argument("--camera", type=Path, metavar="PROFILE.json",
+                       help="camera profile (saved from the Predict widget, or written by hand: docs/formats.md)")
+    group.add_argument("--pixel-size", type=float, help="nm in the sample plane")
     group.add_argument("--baseline", type=float, help="ADU")
-    group.add_argument("--e-per-adu", type=float, help="photo-electrons per ADU")
+    gain = group.add_mutually_exclusive_group()
+    gain.add_argument("--e-per-adu", type=float, help="photo-electrons per ADU")
+    gain.add_argument("--adu-per-e", type=float, help="ADU per photo-electron (the inverse; storm-analysis's gain)")
     group.add_argument("--em-gain", type=float, help="1 = no EM gain")
-    group.add_argument("--qe", type=float, help="quantum efficiency")
+    group.add_argument("--qe", type=float, help="quantum efficiency, 0-1")
     group.add_argument("--read-noise", type=float, help="e- rms")
     group.add_argument("--camera-type", choices=("EMCCD", "sCMOS"))
+    group.add_argument("--offset-map", help="sCMOS per-pixel offset, ADU (.npy or TIFF)")
+    group.add_argument("--variance-map", help="sCMOS per-pixel read-noise variance, ADU^2 (.npy or TIFF)")
+    group.add_argument("--gain-map", help="sCMOS per-pixel gain, ADU per e- (.npy or TIFF)")
 
 
 def _simulate(args) -> int:
@@ -161,10 +171,11 @@ def _simulate(args) -> int:
 
 
 def _stack_and_camera(args):
-    """Open args.stack lazily; its camera from the file's metadata, then the camera flags."""
+    """Open args.stack lazily; its camera from the file's metadata, then the profile, then the flags."""
     stack = read_stack(args.stack)
     flags = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
-    return stack, resolve_camera(stack.camera_metadata, flags, context=str(args.stack))
+    profile = read_camera_profile(args.camera) if args.camera else {}
+    return stack, resolve_camera(stack.camera_metadata, profile, flags, context=str(args.stack))
 
 
 def _localize(args) -> int:

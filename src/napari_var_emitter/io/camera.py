@@ -1,9 +1,12 @@
-"""Camera description and the ADU <-> photon conversion.
+"""Camera description, the one rule that merges partial camera values, and the ADU <-> photon
+conversion.
 
 photons = (ADU - baseline) * e_per_adu / em_gain / qe
 
 "photons" are photons reaching the sensor; detected photo-electrons are photons * qe.
-With qe = 1 (the default) the two are the same, as in ThunderSTORM and SMAP.
+With qe = 1 (the default) the two are the same, as in ThunderSTORM and SMAP. An sCMOS camera
+may add per-pixel calibration maps (io/pixel_calibration.py): offset and gain per pixel then
+replace baseline_adu and e_per_adu, and pixels with high read noise are quietened.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,46 @@ import numpy as np
 from ..errors import InputError
 
 CAMERA_TYPES = ("EMCCD", "sCMOS")
+EMCCD_ONLY = ("em_gain",)  # fields that mean nothing for an sCMOS camera
+MAP_FIELDS = ("offset_map", "variance_map", "gain_map")  # per-pixel calibration files (sCMOS)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """How a camera field is shown to a user: label with unit, and what it is / where to find it."""
+
+    label: str
+    help: str
+
+
+FIELD_INFO = {
+    "pixel_size_nm": FieldInfo("pixel size [nm]", "Size of one camera pixel in the sample plane: the camera's pixel "
+                               "pitch divided by the total magnification (e.g. 6.5 µm / 60x = 108 nm). Typical "
+                               "60-200 nm."),
+    "baseline_adu": FieldInfo("baseline [ADU]", "Camera offset: the mean count of a dark pixel (cap on, no light). "
+                              "From the camera's test sheet or a dark stack's mean. Typical 100 (sCMOS), "
+                              "100-500 (EMCCD)."),
+    "e_per_adu": FieldInfo("gain [e⁻/ADU]", "Photo-electrons per camera count (conversion factor, 'sensitivity'). "
+                           "Sheets that give ADU per e⁻ mean its inverse: type that number into 'gain [ADU/e⁻]'. "
+                           "Typical 0.2-0.5 (sCMOS), 5-15 (EMCCD, before EM gain)."),
+    "adu_per_e": FieldInfo("gain [ADU/e⁻]", "Camera counts per photo-electron, the inverse of e⁻/ADU "
+                           "(storm-analysis and many camera sheets state this one). Typical 2-5 (sCMOS)."),
+    "em_gain": FieldInfo("EM gain", "Electron-multiplying gain set in the acquisition software (EMCCD only). "
+                         "Typical 50-300; 1 means no EM gain."),
+    "qe": FieldInfo("quantum efficiency [0-1]", "Fraction of photons that become photo-electrons at your "
+                    "emission wavelength, from the camera's QE curve. Leave 1 to count detected "
+                    "photo-electrons as photons (as ThunderSTORM and SMAP do)."),
+    "read_noise_e": FieldInfo("read noise [e⁻ rms]", "Read noise per pixel in electrons, from the test sheet. "
+                              "Typical 1-2 (sCMOS), < 1 effective for EMCCD with EM gain."),
+    "type": FieldInfo("camera type", "EMCCD (electron-multiplying CCD: Andor iXon, Photometrics Evolve) or "
+                      "sCMOS (Hamamatsu ORCA, Andor Zyla, Teledyne Prime)."),
+    "offset_map": FieldInfo("offset map [ADU]", "sCMOS per-pixel offset: a (Y, X) .npy or TIFF, the mean of a dark "
+                            "stack (storm-analysis layout). Replaces the baseline."),
+    "variance_map": FieldInfo("variance map [ADU²]", "sCMOS per-pixel read-noise variance: a (Y, X) .npy or TIFF, "
+                              "the variance of a dark stack. Noisy (hot) pixels are quietened with it."),
+    "gain_map": FieldInfo("gain map [ADU/e⁻]", "sCMOS per-pixel gain in ADU per e⁻: a (Y, X) .npy or TIFF "
+                          "(storm-analysis layout). Replaces the gain."),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +75,9 @@ class Camera:
     qe: float = 1.0
     read_noise_e: float = 1.0
     type: str = "sCMOS"
+    offset_map: str | None = None
+    variance_map: str | None = None
+    gain_map: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -50,8 +97,16 @@ class Camera:
             problems.append(f"type must be one of {CAMERA_TYPES}, got {self.type!r}")
         elif self.type == "sCMOS" and self.em_gain != 1:
             problems.append(f"an sCMOS camera has no EM gain, got em_gain={self.em_gain}")
+        for name in MAP_FIELDS:
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                problems.append(f"{name} {path}: no such file")
         if problems:
             raise InputError("invalid camera: " + "; ".join(problems))
+
+    @property
+    def has_pixel_maps(self) -> bool:
+        return any(getattr(self, name) is not None for name in MAP_FIELDS)
 
     @property
     def excess_noise_factor(self) -> float:
@@ -59,11 +114,21 @@ class Camera:
         return 2.0 if self.em_gain > 1 else 1.0
 
     def adu_to_photons(self, adu: Any) -> np.ndarray:
-        """Camera counts (ADU, any shape) -> photons (float32, same shape)."""
+        """Camera counts (ADU, (..., Y, X)) -> photons (float32, same shape), through the
+        per-pixel offset and gain maps where the camera has them."""
         adu = np.asarray(adu, dtype=np.float32)
+        if self.has_pixel_maps:
+            electrons = self.pixel_calibration().electrons(adu, self.baseline_adu, self.e_per_adu)
+            return electrons * np.float32(1 / self.em_gain / self.qe)
         return (adu - np.float32(self.baseline_adu)) * np.float32(
             self.e_per_adu / self.em_gain / self.qe
         )
+
+    def pixel_calibration(self):
+        """The per-pixel maps (io/pixel_calibration.PixelCalibration), read once per process."""
+        from .pixel_calibration import load_pixel_calibration
+
+        return load_pixel_calibration(self.offset_map, self.variance_map, self.gain_map)
 
     def photons_to_adu(self, photons: Any) -> np.ndarray:
         """Photons (any shape) -> noise-free camera counts (float32, ADU)."""
@@ -84,31 +149,51 @@ class Camera:
         return cls(**dict(values))
 
 
-def resolve_camera(
-    *sources: Mapping[str, Any], context: str = "camera", warn: bool = True
-) -> Camera:
-    """Merge partial camera values, later sources winning (e.g. file metadata, then CLI).
+def merge_camera_values(*sources: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The one merge rule for partial camera values (file metadata, a profile, the user's
+    entries), later sources winning; returns (every Camera field's value, the fields no source
+    gave, which hold defaults).
 
-    Values that are None count as missing. A field given by no source falls back to the
-    default of `Camera` with a warning that names it, so a silent default never hides.
+    None counts as missing; `adu_per_e` is taken as 1 / e_per_adu; an EM gain > 1 with no type
+    given means an EMCCD; an sCMOS camera's EM gain is 1 and its calibration maps stay optional.
     """
     merged: dict[str, Any] = {}
     for source in sources:
-        merged.update({k: v for k, v in source.items() if v is not None})
-    fields = {f.name: f.default for f in dataclasses.fields(Camera)}
-    missing = [name for name in fields if name not in merged]
-    if missing and warn:
-        defaults = ", ".join(f"{name}={fields[name]!r}" for name in missing)
-        warnings.warn(f"{context}: not given, using defaults: {defaults}", stacklevel=2)
-    if "em_gain" in merged and "type" not in merged and float(merged["em_gain"]) > 1:
+        values = {k: v for k, v in source.items() if v is not None}
+        if "adu_per_e" in values:
+            adu_per_e = float(values.pop("adu_per_e"))
+            if not adu_per_e > 0:
+                raise InputError(f"invalid camera: adu_per_e must be > 0, got {adu_per_e}")
+            values["e_per_adu"] = 1.0 / adu_per_e
+        merged.update(values)
+    if "type" not in merged and float(merged.get("em_gain", 1)) > 1:
         merged["type"] = "EMCCD"
-    return Camera.from_dict(merged)
+    fields = {f.name: f.default for f in dataclasses.fields(Camera)}
+    missing = [name for name in fields if name not in merged and name not in MAP_FIELDS
+               and not (name in EMCCD_ONLY and merged.get("type", Camera.type) == "sCMOS")]
+    return {**fields, **merged}, missing
+
+
+def resolve_camera(
+    *sources: Mapping[str, Any], context: str = "camera", warn: bool = True
+) -> Camera:
+    """A Camera from partial values (`merge_camera_values`, later sources winning, e.g. file
+    metadata, then a profile, then the command line). A field no source gives falls back to the
+    default of `Camera` with a warning that names it, so a silent default never hides."""
+    values, missing = merge_camera_values(*sources)
+    if missing and warn:
+        defaults = ", ".join(f"{name}={values[name]!r}" for name in missing)
+        warnings.warn(f"{context}: not given, using defaults: {defaults}", stacklevel=2)
+    return Camera.from_dict(values)
 
 
 def frames_to_photons(frames_adu: Any, camera: Camera, first_frame: int = 0) -> np.ndarray:
-    """(T, Y, X) ADU -> photons (float32); NaN or inf is an error naming the frame."""
+    """(T, Y, X) ADU -> photons (float32), noisy pixels quietened where the camera has a
+    variance map; NaN or inf is an error naming the frame."""
     photons = camera.adu_to_photons(frames_adu)
     bad = ~np.isfinite(photons).reshape(len(photons), -1).all(axis=1)
     if bad.any():
         raise InputError(f"frame {first_frame + int(np.argmax(bad))} (0-based) contains NaN or inf")
+    if camera.variance_map is not None:
+        photons = camera.pixel_calibration().quieten_noisy_pixels(photons, camera.em_gain * camera.qe)
     return photons

@@ -23,7 +23,7 @@ import zarr
 
 from ..errors import InputError
 from .atomic import atomic_path
-from .camera import Camera
+from .camera import MAP_FIELDS, Camera
 
 CAMERA_ANNOTATION_NS = "napari-var-emitter/camera"
 _LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7,
@@ -232,5 +232,6 @@ def _ome_xml(shape: tuple[int, int, int], dtype: np.dtype, camera: Camera) -> st
                             ID="Annotation:0", Namespace=CAMERA_ANNOTATION_NS)
     value = ET.SubElement(mapping, "Value")
     for key, item in camera.to_dict().items():
-        ET.SubElement(value, "M", K=key).text = str(item)
+        if key not in MAP_FIELDS:  # calibration-map paths belong to this machine's camera profile, not the file
+            ET.SubElement(value, "M", K=key).text = str(item)
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(ome, encoding="unicode")
