@@ -6,6 +6,17 @@ from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
 
+@pytest.fixture(autouse=True)
+def own_settings(tmp_path_factory, monkeypatch):
+    """Each test keeps the plugin's settings, profiles and default result files in its own folder."""
+    from napari_var_emitter.plugin import predict_widget
+
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("NAPARI_VAR_EMITTER_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setattr(predict_widget, "RESULTS_DIR", home / "results")
+    return home
+
+
 @pytest.fixture(scope="session")
 def small_stack():
     """A 20-frame 64x64 simulated stack and its ground truth."""

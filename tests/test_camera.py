@@ -71,6 +71,9 @@ def test_one_merge_rule_for_file_profile_and_user_values():
     # an sCMOS camera does not ask for an EM gain
     _, missing = merge_camera_values({"type": "sCMOS"})
     assert "em_gain" not in missing and "offset_map" not in missing
+    # a later source's camera type replaces an earlier one's, EM gain and all
+    assert Camera.from_dict(merge_camera_values({"type": "sCMOS"}, {"em_gain": 100})[0]).type == "EMCCD"
+    assert Camera.from_dict(merge_camera_values({"em_gain": 100}, {"type": "sCMOS"})[0]).em_gain == 1
     with pytest.raises(InputError, match="adu_per_e must be > 0"):
         merge_camera_values({"adu_per_e": 0})
 

@@ -1,11 +1,14 @@
 """The napari plugin in a real viewer (Xvfb): readers, writer, sample, Predict and Fine-tune."""
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from napari.layers import Image, Points
+from qtpy.QtCore import QTimer
 
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
@@ -56,23 +59,13 @@ def test_sample_opens_with_camera_and_nm_world(sample):
     assert (round(data[1]), round(data[2])) == (int(row["y_nm"] // 100), int(row["x_nm"] // 100))
 
 
-def test_predict_current_frame_places_maps_and_points(qtbot, viewer, sample):
+def test_predict_current_frame_points_then_maps_on_request(qtbot, viewer, sample):
     image, _ = sample
     viewer.dims.set_point(0, 3)
     widget = predict_widget.PredictWidget(viewer)
     assert widget.image.value is image and widget.camera_fields.camera().e_per_adu == 0.5
     _run(qtbot, widget)
-    maps = [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "scale_map"]
-    strides = ModelConfig(**json.loads(card_path(BUNDLED).read_text())["config"]).token_strides_px
-    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
-    for layer, stride in zip(maps, strides, strict=True):
-        assert layer.data.shape == (1, -(-96 // stride), -(-96 // stride))
-        # the map's outer corners in world nm: (0, 0) and cells x stride x 100 nm, at frame 3
-        corner = np.asarray(layer.data_to_world((0, -0.5, -0.5)))
-        far = np.asarray(layer.data_to_world((0, layer.data.shape[1] - 0.5, layer.data.shape[2] - 0.5)))
-        np.testing.assert_allclose(corner[1:], [0, 0], atol=1e-9)
-        np.testing.assert_allclose(far[1:], np.array(layer.data.shape[1:]) * stride * 100, atol=1e-9)
-        assert corner[0] == 3
+    assert not _maps(viewer)  # maps are off by default
     points = viewer.layers["simulated SMLM stack detections"]
     features = points.features
     assert {"frame", "x_nm", "y_nm", "photons", "uncertainty_nm", "probability"} <= set(features.columns)
@@ -87,7 +80,33 @@ def test_predict_current_frame_places_maps_and_points(qtbot, viewer, sample):
     true_xy = truth.loc[truth["frame"] == 3, ["x_nm", "y_nm"]].to_numpy()
     nearest = np.hypot(*(features[["x_nm", "y_nm"]].to_numpy()[:, None] - true_xy[None]).transpose(2, 0, 1)).min(1)
     assert np.median(nearest) < 60
-    assert "done: 1 frame(s)" in widget.status.value
+    assert widget.status.value.startswith("done: 1 of 1 frame(s)")
+
+    widget.show_maps.value = True
+    _run(qtbot, widget)
+    maps = _maps(viewer)
+    strides = ModelConfig(**json.loads(card_path(BUNDLED).read_text())["config"]).token_strides_px
+    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
+    for layer, stride in zip(maps, strides, strict=True):
+        assert layer.data.shape == (1, -(-96 // stride), -(-96 // stride))
+        # the map's outer corners in world nm: (0, 0) and cells x stride x 100 nm, at frame 3
+        corner = np.asarray(layer.data_to_world((0, -0.5, -0.5)))
+        far = np.asarray(layer.data_to_world((0, layer.data.shape[1] - 0.5, layer.data.shape[2] - 0.5)))
+        np.testing.assert_allclose(corner[1:], [0, 0], atol=1e-9)
+        np.testing.assert_allclose(far[1:], np.array(layer.data.shape[1:]) * stride * 100, atol=1e-9)
+        assert corner[0] == 3
+    # only the finest map shows, the image stays readable; selecting a map shows it alone
+    assert [m.visible for m in maps] == [False] * (len(maps) - 1) + [True]
+    assert all(m.blending == "translucent" and m.opacity <= 0.5 for m in maps)
+    viewer.layers.selection.active = maps[1]
+    assert [m.visible for m in maps] == [i == 1 for i in range(len(maps))]
+    # maps are outputs: never offered as the image to predict on
+    widget.image.reset_choices()
+    assert image in widget.image.choices and not set(maps) & set(widget.image.choices)
+
+
+def _maps(viewer):
+    return [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "scale_map"]
 
 
 def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, viewer, sample, monkeypatch):
@@ -112,7 +131,9 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
     widget = predict_widget.PredictWidget(viewer)
     widget.frames.value, widget.first.value, widget.last.value = "range", 2, 6
+    widget.show_maps.value, widget.out_file.value = True, tmp_path / "movie.csv"
     _run(qtbot, widget)
+    assert len(read_localizations_csv(tmp_path / "movie.csv")) == len(viewer.layers["simulated SMLM stack detections"].data)
     n_layers = len(viewer.layers)
     _run(qtbot, widget)
     assert len(viewer.layers) == n_layers  # replaced, not duplicated
@@ -140,14 +161,38 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     np.testing.assert_allclose(render.data_to_world((-0.5, -0.5)), (0, 0), atol=1e-9)
 
 
-def test_cancel_stops_within_a_second(qtbot, viewer, sample):
+def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, sample, tmp_path):
+    """A movie runs through the CLI's chunked path: Cancel stops within a second and keeps the
+    saved chunks; Predict again resumes from them; the event loop never stalls > 0.3 s."""
     widget = predict_widget.PredictWidget(viewer)
-    widget.frames.value = "all frames"
+    widget.frames.value, widget.chunk_frames.value = "all frames", 4
+    widget.out_file.value = out = tmp_path / "movie.csv"
     widget.start()
-    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.job_progress.done >= 9, timeout=60_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
-    assert widget.progress.value < SAMPLE.n_frames and "cancelled" in widget.status.value
+    assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()
+    saved = len(list((tmp_path / "movie.csv.parts").glob("chunk_*.csv")))
+    assert 2 <= saved < SAMPLE.n_frames // 4
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=20)
+    timer.timeout.connect(tick)
+    timer.start()
+    widget.start()
+    assert widget.progress.value == 4 * saved  # resumed: the saved chunks are not run again
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    timer.stop()
+    assert widget.status.value.startswith(f"done: {SAMPLE.n_frames} of {SAMPLE.n_frames} frame(s)")
+    assert "frames/s" in widget.status.value and "saved" in widget.status.value
+    table = read_localizations_csv(out)
+    assert sorted(table["frame"].unique()) == list(range(SAMPLE.n_frames)) and table["frame"].is_monotonic_increasing
+    assert len(gaps) > 20 and max(gaps) < 0.3, f"the event loop stalled {max(gaps):.2f} s"
 
 
 def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
@@ -203,10 +248,15 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     widget.image.value = viewer.add_image(nan_stack, name="nan", contrast_limits=(0, 1))
     widget.model.value = MODELS.paths[0]
     _run(qtbot, widget)
-    assert "contains NaN" in errors[-1] and widget.status.value.startswith("stopped (frame 0")
+    assert "contains NaN" in errors[-1] and widget.status.value.startswith("stopped") \
+        and "frame 0 (0-based) contains NaN" in widget.status.value
     widget.device.value = "cuda"
-    widget.start()
-    assert "no CUDA device" in errors[-1]
+    if torch.cuda.is_available():  # a GPU host runs it there
+        _run(qtbot, widget)
+        assert widget.status.value.startswith("stopped")  # the NaN stack again, on the GPU
+    else:
+        widget.start()
+        assert "no CUDA device" in errors[-1]
     assert [lay.name for lay in viewer.layers][:4] == ["rgb", "5d", "empty", "single"]
     assert len(viewer.layers["single"].data) and "nan" in viewer.layers
 
@@ -221,7 +271,7 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     predict = predict_widget.PredictWidget(viewer)
     predict.model.value = weights.resolve()
     _run(qtbot, predict)
-    assert "done: 1 frame(s)" in predict.status.value
+    assert predict.status.value.startswith("done: 1 of 1 frame(s)")
     widget.start()  # the same folder again: refused, nothing overwritten
     assert widget.worker is None
 

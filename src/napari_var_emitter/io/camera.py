@@ -154,8 +154,10 @@ def merge_camera_values(*sources: Mapping[str, Any]) -> tuple[dict[str, Any], li
     entries), later sources winning; returns (every Camera field's value, the fields no source
     gave, which hold defaults).
 
-    None counts as missing; `adu_per_e` is taken as 1 / e_per_adu; an EM gain > 1 with no type
-    given means an EMCCD; an sCMOS camera's EM gain is 1 and its calibration maps stay optional.
+    None counts as missing; `adu_per_e` is taken as 1 / e_per_adu. Within a source, an EM gain
+    > 1 without a type means an EMCCD, and the type sCMOS without an EM gain means EM gain 1, so
+    a later source's camera replaces an earlier one's whole (e.g. a file's EMCCD over a
+    remembered sCMOS entry); calibration maps stay optional.
     """
     merged: dict[str, Any] = {}
     for source in sources:
@@ -165,9 +167,11 @@ def merge_camera_values(*sources: Mapping[str, Any]) -> tuple[dict[str, Any], li
             if not adu_per_e > 0:
                 raise InputError(f"invalid camera: adu_per_e must be > 0, got {adu_per_e}")
             values["e_per_adu"] = 1.0 / adu_per_e
+        if "type" not in values and float(values.get("em_gain", 1)) > 1:
+            values["type"] = "EMCCD"
+        if values.get("type") == "sCMOS" and "em_gain" not in values:
+            values["em_gain"] = 1.0
         merged.update(values)
-    if "type" not in merged and float(merged.get("em_gain", 1)) > 1:
-        merged["type"] = "EMCCD"
     fields = {f.name: f.default for f in dataclasses.fields(Camera)}
     missing = [name for name in fields if name not in merged and name not in MAP_FIELDS
                and not (name in EMCCD_ONLY and merged.get("type", Camera.type) == "sCMOS")]

@@ -57,7 +57,7 @@ class FineTuneWidget(JobControls, Container):
         self.viewer, self.out_path = viewer, None
         self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0])
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
-        self.camera_fields = CameraFields()
+        self.camera_fields = CameraFields(viewer)
         self.positions = ComboBox(label="trusted positions", choices=layer_choices(viewer, Points), nullable=True)
         self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5", mode="r")
         self.model = ComboBox(label="start from", choices=MODELS.choices)

@@ -15,6 +15,7 @@ class JobControls:
         self.worker = None
         self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
         self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.cancel_button.changed.connect(self.cancel)
         return [self.run_button, self.cancel_button, self.progress, self.status]
 
@@ -27,8 +28,12 @@ class JobControls:
         worker.start()
 
     def cancel(self) -> None:
+        """Ask the worker to stop: at its next yield, and at its next batch where the job checks
+        a Progress (`job_progress`)."""
         if self.worker is not None:
             self.worker.quit()
+            if getattr(self, "job_progress", None) is not None:
+                self.job_progress.stop.set()
             self.status.value = "cancelling…"
 
     def _job_ended(self) -> None:

@@ -58,9 +58,25 @@ def contrast_limits(frames) -> tuple[float, float]:
     return float(low), float(max(high, low + 1))
 
 
-def layer_choices(viewer, kind):
-    """ComboBox choices: the viewer's layers of this type."""
-    return lambda _widget=None: [layer for layer in viewer.layers if isinstance(layer, kind)]
+def layer_choices(viewer, kind, inputs_only: bool = False):
+    """ComboBox choices: the viewer's layers of this type; with inputs_only, not the maps and
+    renders this plugin made (they are outputs, never camera frames)."""
+    def choices(_widget=None):
+        return [layer for layer in viewer.layers if isinstance(layer, kind)
+                and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in ("scale_map", "render"))]
+    return choices
+
+
+def place_image(layer, pixel_size_nm: float) -> bool:
+    """Give an image layer scale = pixel size and translate = half a pixel on its last two axes,
+    so world coordinates are nm (as our reader does); returns whether it changed."""
+    scale, translate = np.array(layer.scale, float), np.array(layer.translate, float)
+    want_scale, want_translate = scale.copy(), translate.copy()
+    want_scale[-2:], want_translate[-2:] = pixel_size_nm, pixel_size_nm / 2
+    if np.allclose(scale, want_scale) and np.allclose(translate, want_translate):
+        return False
+    layer.scale, layer.translate = want_scale, want_translate
+    return True
 
 
 def map_placement(scale, translate, stride_px: int) -> tuple[tuple, tuple]:

@@ -1,73 +1,95 @@
-"""The "Predict emitters" widget: bundled or chosen model, off the GUI thread, layers per scale."""
+"""The "Predict emitters" widget: camera set-up, model, one frame (with a live preview) or a whole
+movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV; Render."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import napari
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
-from napari.layers import Image, Points
+from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
-from ..predict.frames import predict_frames
+from ..predict.long_stack import StackJob
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
 from ..render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
-from .layers import TAG, layer_choices, map_placement, points_data, points_kwargs, stack_of, table_from_points
+from .layers import TAG, layer_choices, place_image, stack_of, table_from_points
 from .models import MODELS
+from .predict_run import Progress, RunLayers, frame_job, movie_job, remove_outputs
+from .settings import Settings, add_sections, restore_button
 
 FRAME_MODES = ("current frame", "all frames", "range")
-REFRESH_S = 0.5  # how often growing layers are redrawn during a run
-
-
-def predict_job(frames, indices, camera, model, options: PredictOptions):
-    """Yield (frame index, Prediction) frame by frame, so a Cancel stops within one frame; a
-    frame the camera model rejects (NaN, inf) ends the run with its message (a str)."""
-    for i in indices:
-        try:
-            yield i, predict_frames(model, frames[i:i + 1], camera, options, first_frame=i)
-        except InputError as exc:
-            yield str(exc)
-            return
+PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
+RESULTS_DIR = Path.home() / "var-emitter-results"  # movie results of stacks that are not files
 
 
 class PredictWidget(JobControls, Container):
-    """Pick an image, camera, model, threshold, frames and device; Predict fills a Points layer
-    and (optionally) one Image layer per scale, placed over the image; Export CSV; Render."""
+    """Pick an image, set up the camera, pick a model; Predict fills a Points layer (and, if
+    asked, one map per scale); a movie is saved chunk by chunk to a localisation file and resumes
+    where a cancelled run stopped; Export CSV; Render."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.viewer = viewer
-        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
-        self.camera_fields = CameraFields()
-        self.model = ComboBox(label="model", choices=MODELS.choices)
-        self.checkpoint = FileEdit(label="add checkpoint", filter="*.safetensors", mode="r")
-        self.threshold = FloatSpinBox(label="threshold", value=DEFAULT_THRESHOLD, min=0.05, max=0.95, step=0.05)
-        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame")
-        self.first = SpinBox(label="first frame", min=0, max=10**8)
-        self.last = SpinBox(label="last frame", min=0, max=10**8)
-        self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
-        self.show_maps = CheckBox(text="show per-scale maps", value=True)
+        self.viewer, self.layers, self.job_progress = viewer, None, None
+        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
+                              tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
+        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
+                               tooltip="The frame on screen, every frame, or frames first..last (0-based)")
+        self.first = SpinBox(label="first frame", min=0, max=10**8, tooltip="0-based, included")
+        self.last = SpinBox(label="last frame", min=0, max=10**8, tooltip="0-based, included")
+        self.camera_fields = CameraFields(viewer)
+        self.model = ComboBox(label="model", choices=MODELS.choices, tooltip="The bundled model, or one you added")
+        self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
+                                   tooltip="A model file (.safetensors with its .json card), e.g. from Fine-tune")
+        self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,
+                                      step=0.05, tooltip="Detection probability a spot needs (integrated over 3x3 "
+                                      "output cells); higher keeps fewer, surer detections")
+        self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
+                               tooltip="auto: the GPU when there is one")
+        self.preview = CheckBox(text="live preview (current frame)", value=False,
+                                tooltip="Predict the frame on screen again whenever the camera or threshold changes")
+        self.show_maps = CheckBox(text="show per-scale maps", value=False,
+                                  tooltip="Add the model's map of each scale, coarse to fine, as image layers (the "
+                                  "finest shown; select another in the layer list to see it instead)")
+        self.out_file = FileEdit(label="save movie to", mode="w", filter="*.csv *.h5", nullable=True,
+                                 tooltip="Where a movie run writes its localisations (CSV or .h5), chunk by chunk; "
+                                 "empty: beside the stack as <name>.locs.csv. The same file again resumes a run")
+        self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
+                                    tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
-        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv")
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export CSV")
-        self.render_nm = FloatSpinBox(label="render nm/px", value=10.0, min=1.0, max=1000.0)
-        self.render_method = ComboBox(label="render", choices=METHODS, value="gaussian")
+        self.render_nm = FloatSpinBox(label="render [nm/px]", value=10.0, min=1.0, max=1000.0,
+                                      tooltip="Pixel size of the super-resolution image")
+        self.render_method = ComboBox(label="render", choices=METHODS, value="gaussian",
+                                      tooltip="gaussian: each localisation blurred by its uncertainty; histogram: counts")
         self.render_button = PushButton(text="Render super-resolution")
-        super().__init__(widgets=[
-            self.image, self.camera_fields, self.model, self.checkpoint, self.threshold, self.frames, self.first,
-            self.last, self.device, self.show_maps, *job_controls, self.csv_path, self.export_button,
-            self.render_nm, self.render_method, self.render_button])
-        self.image.changed.connect(self._fill_camera)
+        self.settings = Settings("predict", {
+            "frames": self.frames, "threshold": self.threshold, "device": self.device, "show_maps": self.show_maps,
+            "chunk_frames": self.chunk_frames, "render_nm": self.render_nm, "render_method": self.render_method})
+        super().__init__(widgets=[])
+        add_sections(self, {
+            "Input": [self.image, self.frames, self.first, self.last],
+            "Camera": [self.camera_fields],
+            "Model": [self.model, self.checkpoint, self.threshold, self.device, self.preview],
+            "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls],
+            "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]},
+            collapsed=("Output",))
+        self.native.layout().addWidget(restore_button(self.settings).native)
+        self.preview_timer = QTimer(self.native, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self.preview_timer.timeout.connect(self._preview)
+        self.progress_timer = QTimer(self.native, interval=250)
+        self.progress_timer.timeout.connect(self._show_progress)
+        self.image.changed.connect(self._image_chosen)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self.image.reset_choices)
@@ -75,30 +97,63 @@ class PredictWidget(JobControls, Container):
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self.export_csv)
         self.render_button.changed.connect(self.render_image)
-        self._fill_camera(self.image.value)
+        self.camera_fields.shared.changed.connect(self._camera_changed)
+        self.threshold.changed.connect(self._schedule_preview)
+        self.preview.changed.connect(self._schedule_preview)
+        viewer.dims.events.current_step.connect(self._schedule_preview)
+        self._image_chosen(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _fill_camera(self, layer) -> None:
-        missing = self.camera_fields.fill_from(layer)
-        self.status.value = f"camera: {', '.join(missing)} not in the file; check them" if missing else ""
+    def _image_chosen(self, layer) -> None:
+        self.camera_fields.fill_from(layer)
+
+    def _camera_changed(self, values: dict, _sender) -> None:
+        layer = self.image.value
+        if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
+            self.viewer.reset_view()
+        self._schedule_preview()
 
     def _add_checkpoint(self, path) -> None:
         if path and Path(path).is_file():
             self.model.value = MODELS.add(path)
 
-    def _frame_indices(self, layer, n_frames: int) -> list[int]:
+    def _frame_range(self, layer, n_frames: int, current_only: bool) -> tuple[int, int]:
+        """[first, stop) of the frames to predict."""
+        if current_only or self.frames.value == "current frame":
+            current = self._current_frame(layer, n_frames)
+            return current, current + 1
         if self.frames.value == "all frames":
-            return list(range(n_frames))
+            return 0, n_frames
         if self.frames.value == "range":
             if not 0 <= self.first.value <= self.last.value < n_frames:
                 raise InputError(f"frame range {self.first.value}..{self.last.value} is outside 0..{n_frames - 1}")
-            return list(range(self.first.value, self.last.value + 1))
+            return self.first.value, self.last.value + 1
+
+    def _current_frame(self, layer, n_frames: int) -> int:
         point = self.viewer.dims.point[-layer.ndim:]
         current = int(round(layer.world_to_data(point)[-3])) if layer.ndim >= 3 else 0
-        return [min(max(current, 0), n_frames - 1)]
+        return min(max(current, 0), n_frames - 1)
+
+    def _movie_out(self, layer) -> Path:
+        if self.out_file.value:
+            return Path(self.out_file.value)
+        source = layer.metadata.get("path")
+        if source:
+            return Path(source).with_name(Path(source).name.split(".")[0] + ".locs.csv")
+        return RESULTS_DIR / f"{layer.name}.locs.csv"
 
     # ---- running --------------------------------------------------------------------------
-    def start(self) -> None:
+    def _schedule_preview(self, *_) -> None:
+        if self.preview.value:
+            self.preview_timer.start()
+
+    def _preview(self) -> None:
+        if self.worker is None and self.image.value is not None:
+            self.start(current_frame_only=True)
+        elif self.worker is not None:
+            self.preview_timer.start()  # try again once this run has ended
+
+    def start(self, current_frame_only: bool = False) -> None:
         """Check the inputs (a clear notification for each problem), then predict off the GUI thread."""
         if self.worker is not None:
             return
@@ -108,39 +163,80 @@ class PredictWidget(JobControls, Container):
                 raise InputError("open an image stack first (File > Open, or the sample data)")
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
-            indices = self._frame_indices(layer, frames.shape[0])
+            first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value)
             model, card = cached_model(options.model, options.device)
+            movie = not current_frame_only and self.frames.value != "current frame"
+            job = None
+            if movie:
+                source = layer.metadata.get("path")
+                described = f"{layer.name} (in memory, {frames.shape[0]}x{frames.shape[1]}x{frames.shape[2]})"
+                job = StackJob.start(source or described, camera, options, self._movie_out(layer),
+                                     self.chunk_frames.value, (first, stop), frames=None if source else frames)
         except InputError as exc:
             show_error(str(exc))
             return
-        if single:
+        if single and not current_frame_only:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
-        self._run = _Run(self, layer, frames, single, indices, camera, model, Envelope.from_card(card))
-        worker = create_worker(predict_job, frames, indices, camera, model, options, _start_thread=False,
-                               _connect={"yielded": self._run.add, "errored": self._failed,
-                                         "finished": self._finished})
-        self._launch(worker, len(indices), f"predicting {len(indices)} frame(s)…")
+        if place_image(layer, camera.pixel_size_nm):
+            self.viewer.reset_view()
+        already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
+        self.job_progress = Progress(stop - first, already)
+        if self.layers is not None:
+            self.layers.disconnect()  # the last run's maps are replaced
+        self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
+                                model.config.token_strides_px, camera, Envelope.from_card(card),
+                                self.show_maps.value and not current_frame_only)
+        generator = (movie_job, job, self.job_progress) if movie else (
+            frame_job, model, frames, first, camera, options, self.job_progress)
+        worker = create_worker(*generator, _start_thread=False, _connect={
+            "yielded": self._arrived, "errored": self._failed, "finished": self._finished})
+        what = f"{stop - first:,} frame(s) → {job.out}" if movie else f"frame {first}"
+        if already:
+            what += f" (resuming: {already:,} frame(s) saved before)"
+        self._launch(worker, stop - first, f"predicting {what}…")
+        self.progress.value = already
+        self.progress_timer.start()
+
+    def _arrived(self, item) -> None:
+        if isinstance(item, str):
+            self.layers.message = item
+            if item.startswith("error"):
+                show_error(item)
+            return
+        self.layers.add(*item)
+
+    def _show_progress(self) -> None:
+        if self.job_progress is not None:
+            self.progress.value = self.job_progress.done
+            if self.worker is not None:
+                self.status.value = self.job_progress.describe()
 
     def _failed(self, exc: Exception) -> None:
-        self.status.value = f"failed: {exc}"
+        self.layers.message = f"failed: {exc}"
 
     def _finished(self) -> None:
-        run = self._run
+        run, progress = self.layers, self.job_progress
+        self.progress_timer.stop()
         self._job_ended()
         run.flush()
-        done = "done:" if run.done == len(run.indices) else "cancelled after"
-        if run.error:
-            done = f"stopped ({run.error}),"
-        self.status.value = f"{done} {run.done} frame(s), {len(run.table())} localisations"
+        self.progress.value = progress.done
+        ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
+        rate = f", {progress.rate():.2f} frames/s" if progress.rate() > 0 else ""
+        status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
+        if run.message:
+            status += f"; {run.message}"
+        if ended == "cancelled" and progress.total > 1:
+            status += "; Predict again with the same settings resumes"
         warnings = run.envelope_warnings()
         if warnings:
-            self.status.value += f"; {len(warnings)} warning(s): data outside the model's training ranges"
+            status += f"; {len(warnings)} warning(s): data outside the model's training ranges"
             for message in warnings:
                 show_warning(message)
+        self.status.value = status
 
     # ---- outputs --------------------------------------------------------------------------
-    def _detections(self) -> Points | None:
+    def _detections(self):
         layer = self.image.value
         for candidate in self.viewer.layers:
             meta = candidate.metadata.get(TAG, {})
@@ -170,95 +266,9 @@ class PredictWidget(JobControls, Container):
         image = render(table, (height * px, width * px), self.render_nm.value, self.render_method.value)
         ratio = self.render_nm.value / px  # render pixels per camera pixel
         scale, translate = np.array(layer.scale[-2:], float), np.array(layer.translate[-2:], float)
-        _replace(self.viewer, layer.name, "render", image, {
-            "name": f"{layer.name} super-resolution ({self.render_nm.value:g} nm/px)", "colormap": "hot",
-            "scale": tuple(scale * ratio), "translate": tuple(translate + scale * (ratio / 2 - 0.5)),
-            "contrast_limits": (0.0, float(max(np.percentile(image, 99.9), 1e-6)))}, "image")
-
-
-class _Run:
-    """The layers of one prediction run, filled as frames arrive (redrawn every REFRESH_S)."""
-
-    def __init__(self, widget: PredictWidget, layer, frames, single: bool, indices, camera, model,
-                 envelope: Envelope | None) -> None:
-        self.widget, self.indices, self.single, self.done, self.error = widget, indices, single, 0, ""
-        self.camera, self.envelope = camera, envelope
-        self.tables: list[pd.DataFrame] = []
-        self.px, self.last_draw = camera.pixel_size_nm, 0.0
-        self.first = indices[0]
-        dims = 2 if single else 3
-        scale, translate = np.array(layer.scale[-dims:], float), np.array(layer.translate[-dims:], float)
-        if not single:
-            translate[0] += scale[0] * self.first  # maps hold frames first..last
-        self.scale, self.translate = tuple(scale), tuple(translate)
-        viewer, name = widget.viewer, layer.name
-        remove_outputs(viewer, name, ("detections", "scale_map"))
-        self.maps = []
-        if widget.show_maps.value:
-            span, (height, width) = indices[-1] - self.first + 1, frames.shape[1:]
-            for s, stride in enumerate(model.config.token_strides_px):
-                shape = (-(-height // stride), -(-width // stride))
-                map_scale, map_translate = map_placement(scale, translate, stride)
-                data = np.zeros(shape if single else (span, *shape), np.float32)
-                self.maps.append(viewer.add_image(
-                    data, name=f"{name} scale {s} ({stride} px)", scale=map_scale, translate=map_translate,
-                    colormap="inferno", contrast_limits=(0.0, 1.0), opacity=0.6, blending="additive",
-                    metadata={TAG: {"role": "scale_map", "source": name, "stride_px": stride}}))
-        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("frame", "x_nm", "y_nm", "probability")})
-        self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(
-            empty, f"{name} detections", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]), 2.5,
-            "detections", name))
-
-    def add(self, item) -> None:
-        if isinstance(item, str):
-            self.error = item
-            show_error(item)
-            return
-        i, prediction = item
-        self.tables.append(prediction.table)
-        for layer, scale_map in zip(self.maps, prediction.scale_maps):
-            if self.single:
-                layer.data = scale_map[0]
-            else:
-                layer.data[i - self.first] = scale_map[0]
-        self.done += 1
-        self.widget.progress.value = self.done
-        if time.perf_counter() - self.last_draw > REFRESH_S:
-            self.flush()
-
-    def envelope_warnings(self) -> list[str]:
-        """Where the camera or the measured photons and background lie outside the model's training ranges."""
-        if self.envelope is None:
-            return []
-        return self.envelope.camera_warnings(self.camera) + self.envelope.measured_warnings(self.table())
-
-    def table(self) -> pd.DataFrame:
-        tables = [t for t in self.tables if len(t)]
-        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-
-    def flush(self) -> None:
-        """Show everything that has arrived."""
-        self.last_draw = time.perf_counter()
-        for layer in self.maps:
-            layer.refresh()
-        table = self.table()
-        if not len(table):
-            return
-        data = points_data(table, self.px)
-        self.points.data = data[:, 1:] if self.single else data
-        self.points.features = table
-        self.points.border_color = "probability"
-
-
-def remove_outputs(viewer, source: str, roles) -> None:
-    """Remove the layers this plugin made from `source` in these roles (never anything else)."""
-    for old in [lay for lay in viewer.layers if lay.metadata.get(TAG, {}).get("source") == source
-                and lay.metadata[TAG].get("role") in roles]:
-        viewer.layers.remove(old)
-
-
-def _replace(viewer, source: str, role: str, data, kwargs: dict, kind: str):
-    """Add a layer made from `source`, replacing the one this plugin made before in that role."""
-    remove_outputs(viewer, source, (role,))
-    kwargs["metadata"] = {TAG: {"role": role, "source": source}}
-    return getattr(viewer, f"add_{kind}")(data, **kwargs)
+        remove_outputs(self.viewer, layer.name, ("render",))
+        self.viewer.add_image(
+            image, name=f"{layer.name} super-resolution ({self.render_nm.value:g} nm/px)", colormap="hot",
+            scale=tuple(scale * ratio), translate=tuple(translate + scale * (ratio / 2 - 0.5)),
+            contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))),
+            metadata={TAG: {"role": "render", "source": layer.name}})

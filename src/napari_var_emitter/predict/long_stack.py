@@ -2,8 +2,8 @@
 file), resumable after an interruption, optionally spread over a Dask cluster; the parts are
 merged in frame order into one CSV (or HDF5) file at the end.
 
-A run writes OUT.parts/ beside OUT: job.json (what is being computed) and one
-chunk_<start>_<stop>.csv per finished chunk (internal layout, 0-based frames), each written
+A run (a StackJob; the CLI and the Predict widget) writes OUT.parts/ beside OUT: job.json (what
+is being computed) and one chunk_<start>_<stop>.csv per finished chunk (internal layout, 0-based frames), each written
 atomically. Running the same job again skips the chunks already there, so no frame is lost
 or localised twice; the folder is removed once OUT is complete.
 """
@@ -11,11 +11,14 @@ or localised twice; the folder is removed once OUT is complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
@@ -46,6 +49,73 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
 
 
+@dataclasses.dataclass
+class StackJob:
+    """One prediction run over frames [first, stop) of a stack into `out`, chunk by chunk; the
+    CLI and the Predict widget both run it. `stack` names it in the job file: the stack file's
+    path (Dask workers open it there) or, for frames only in memory, a description of them."""
+
+    stack: str
+    camera: Camera
+    options: PredictOptions
+    out: Path
+    chunk_frames: int
+    first: int
+    stop: int
+    frames: Any = None  # (T, Y, X) ADU, numpy or dask, when they do not come from the path
+
+    @classmethod
+    def start(cls, stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
+              chunk_frames: int, frame_range: tuple[int, int] | None = None, frames=None) -> StackJob:
+        """Claim OUT.parts (or resume the same job found there) for frames [first, stop) (all by
+        default); `frames` gives them when they are not to be read from the stack file."""
+        if frames is None:
+            stack = str(Path(stack).resolve())
+            n_frames = read_stack(stack).frames.shape[0]
+        else:
+            n_frames = frames.shape[0]
+        first, stop = frame_range or (0, n_frames)
+        if not 0 <= first < stop <= n_frames:
+            raise InputError(f"frames {first}..{stop - 1} are outside the stack's 0..{n_frames - 1}")
+        job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames)
+        chunk_ranges(stop - first, chunk_frames)  # checks the chunk size
+        _claim(job.parts, {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
+                           "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]})
+        return job
+
+    @property
+    def parts(self) -> Path:
+        return self.out.with_name(self.out.name + ".parts")
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(self.first + a, self.first + b) for a, b in chunk_ranges(self.stop - self.first, self.chunk_frames)]
+
+    def todo(self) -> list[tuple[int, int]]:
+        """The chunks not saved yet."""
+        return [r for r in self.ranges if not _part(self.parts, r).exists()]
+
+    def run(self, r: tuple[int, int], progress: Callable[[int, int], None] | None = None):
+        """Predict chunk r here (frames as read, batch by batch) and save its table; returns the
+        Prediction (its maps too). progress(frames done, frames in chunk) after each batch."""
+        source = self.frames if self.frames is not None else read_stack(self.stack).frames
+        frames = np.asarray(source[r[0]:r[1]])
+        model = cached_model(self.options.model, self.options.device)[0]
+        prediction = predict_frames(model, frames, self.camera, self.options, first_frame=r[0], progress=progress)
+        self.save(r, prediction.table)
+        return prediction
+
+    def save(self, r: tuple[int, int], table: pd.DataFrame) -> None:
+        write_text_atomic(_part(self.parts, r), table.to_csv(index=False) if len(table.columns) else "")
+
+    def finish(self) -> int:
+        """Merge the parts in frame order into `out` (CSV, or HDF5 for .h5 / .hdf5), remove them;
+        returns the number of localisations."""
+        rows = write_localizations_stream(self.out, (_read_part(_part(self.parts, r)) for r in self.ranges))
+        shutil.rmtree(self.parts)
+        return rows
+
+
 def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
                           chunk_frames: int, client=None, progress: Callable[[int, int], None] | None = None,
                           inspect: Callable[[pd.DataFrame], None] | None = None) -> int:
@@ -53,33 +123,27 @@ def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOpt
     .hdf5); returns the number of localisations. With a dask.distributed `client`, chunks run on
     its workers. progress(done, total) counts chunks; inspect(table) sees each chunk's table as it
     finishes (e.g. to check the data against the model's training ranges)."""
-    out, stack = Path(out), str(Path(stack).resolve())
-    n_frames = read_stack(stack).frames.shape[0]
-    ranges = chunk_ranges(n_frames, chunk_frames)
-    parts = out.with_name(out.name + ".parts")
-    camera_values, option_values = camera.to_dict(), options.to_dict()
-    _claim(parts, {"stack": stack, "camera": camera_values, **option_values, "chunk_frames": chunk_frames,
-                   "n_frames": n_frames})
-    todo = [r for r in ranges if not _part(parts, r).exists()]
-    done = len(ranges) - len(todo)
+    job = StackJob.start(stack, camera, options, out, chunk_frames)
+    todo = job.todo()
+    done = len(job.ranges) - len(todo)
     if client is None:
-        finished = ((r, run_chunk(stack, camera_values, option_values, *r)) for r in todo)
+        finished = ((r, job.run(r).table) for r in todo)
     else:
         from distributed import as_completed
 
-        futures = {client.submit(run_chunk, stack, camera_values, option_values, *r, pure=False): r
+        camera_values, option_values = camera.to_dict(), options.to_dict()
+        futures = {client.submit(run_chunk, job.stack, camera_values, option_values, *r, pure=False): r
                    for r in todo}
         finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
     for r, table in finished:
-        write_text_atomic(_part(parts, r), table.to_csv(index=False) if len(table.columns) else "")
+        if client is not None:
+            job.save(r, table)
         done += 1
         if inspect is not None:
             inspect(table)
         if progress is not None:
-            progress(done, len(ranges))
-    rows = write_localizations_stream(out, (_read_part(_part(parts, r)) for r in ranges))
-    shutil.rmtree(parts)
-    return rows
+            progress(done, len(job.ranges))
+    return job.finish()
 
 
 @contextlib.contextmanager

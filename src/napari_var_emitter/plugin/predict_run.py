@@ -1,0 +1,201 @@
+"""One run of the Predict widget off the GUI thread: the job (one frame in memory, or a whole
+movie through predict.long_stack.StackJob, chunked and resumable as in the CLI), its progress
+in frames/s and time left, and the layers it fills as chunks arrive."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..predict.envelope import Envelope
+from ..predict.frames import predict_frames
+from ..predict.long_stack import StackJob
+from .layers import TAG, map_placement, points_data, points_kwargs
+
+REFRESH_S = 1.0  # how often growing layers are redrawn during a run
+
+
+class Cancelled(Exception):
+    """Raised inside a job when the user pressed Cancel."""
+
+
+class Progress:
+    """Frames done, written by the job's thread and read by the GUI's timer; cancel() asks the
+    job to stop at its next batch."""
+
+    def __init__(self, total: int, already_done: int = 0) -> None:
+        self.total, self.done, self.already_done = total, already_done, already_done
+        self.started = time.perf_counter()
+        self.stop = threading.Event()
+        self._chunk_start = already_done
+
+    def chunk(self, start_done: int):
+        """A predict_frames progress callback for a chunk whose first frame is the
+        `start_done`-th of the run."""
+        self._chunk_start = start_done
+
+        def report(done_in_chunk: int, _n: int) -> None:
+            self.done = self._chunk_start + done_in_chunk
+            if self.stop.is_set():
+                raise Cancelled
+        return report
+
+    def rate(self) -> float:
+        """Frames per second in this session's part of the run (0 until a batch is done)."""
+        elapsed = time.perf_counter() - self.started
+        return (self.done - self.already_done) / elapsed if elapsed > 0 else 0.0
+
+    def describe(self) -> str:
+        rate = self.rate()
+        text = f"{self.done:,} / {self.total:,} frames"
+        if rate > 0:
+            text += f" · {rate:.2f} frames/s · {_duration((self.total - self.done) / rate)} left"
+        return text
+
+
+def frame_job(model, frames, index: int, camera, options, progress: Progress):
+    """Predict one frame in memory; yields (first frame, Prediction), or a message ("error: ...")
+    if the camera model rejects the frame."""
+    try:
+        yield index, predict_frames(model, np.asarray(frames[index:index + 1]), camera, options, first_frame=index,
+                                    progress=progress.chunk(0))
+    except InputError as exc:
+        yield f"error: {exc}"
+    except Cancelled:
+        return
+
+
+def movie_job(job: StackJob, progress: Progress):
+    """Run the chunks of `job` not done yet, yielding (first frame, Prediction) per chunk; the
+    localisation file is written when every chunk is; a message (str) ends it early."""
+    done = progress.already_done
+    try:
+        for r in job.todo():
+            prediction = job.run(r, progress=progress.chunk(done))
+            done += r[1] - r[0]
+            yield r[0], prediction
+        yield f"saved {job.finish():,} localisations to {job.out}"
+    except InputError as exc:
+        yield f"error: {exc}"
+    except Cancelled:
+        return
+
+
+class RunLayers:
+    """The layers of one prediction run, filled as chunks arrive (redrawn every REFRESH_S):
+    detections as Points, and per-scale maps when asked for (all hidden but the finest; the
+    one selected in the layer list is shown alone)."""
+
+    def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
+                 envelope: Envelope | None, with_maps: bool) -> None:
+        self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
+        self.tables: list[pd.DataFrame] = []
+        self.px, self.last_draw, self.message = camera.pixel_size_nm, 0.0, ""
+        dims = 2 if single else 3
+        scale, translate = np.array(layer.scale[-dims:], float), np.array(layer.translate[-dims:], float)
+        if not single:
+            translate[0] += scale[0] * first  # maps hold frames first..last
+        name = layer.name
+        # layers of the last run are refilled, not replaced: napari's removal of a layer costs a
+        # garbage collection (~0.2 s of frozen viewer each)
+        old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
+               if lay.metadata.get(TAG, {}).get("source") == name}
+        self.maps = []
+        if with_maps:
+            height, width = shape_hw
+            for s, stride in enumerate(strides):
+                shape = (-(-height // stride), -(-width // stride))
+                map_scale, map_translate = map_placement(scale, translate, stride)
+                data = np.zeros(shape if single else (span, *shape), np.float32)
+                looks = {"scale": map_scale, "translate": map_translate, "visible": s == len(strides) - 1}
+                reused = old.pop(("scale_map", s), None)
+                if reused is None or reused.ndim != data.ndim:
+                    reused and viewer.layers.remove(reused)
+                    reused = viewer.add_image(
+                        data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
+                        opacity=0.5, blending="translucent", **looks,
+                        metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
+                else:
+                    reused.data = data
+                    for key, value in looks.items():
+                        setattr(reused, key, value)
+                self.maps.append(reused)
+            viewer.layers.selection.events.active.connect(self._show_selected_map)
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("frame", "x_nm", "y_nm", "probability")})
+        self.points = old.pop(("detections", None), None)
+        if self.points is not None and self.points.ndim != dims:
+            viewer.layers.remove(self.points)
+            self.points = None
+        if self.points is None:
+            self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(
+                empty, f"{name} detections", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]), 2.5,
+                "detections", name))
+        else:
+            self.points.scale, self.points.translate = tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:])
+            self.points.data, self.points.features = np.zeros((0, dims)), empty
+        for key, stale in old.items():
+            if key[0] == "scale_map":  # maps not asked for this time
+                viewer.layers.remove(stale)
+
+    def add(self, first_frame: int, prediction) -> None:
+        self.tables.append(prediction.table)
+        for layer, scale_map in zip(self.maps, prediction.scale_maps):
+            if self.single:
+                layer.data = scale_map[0]
+            else:
+                offset = first_frame - self.first
+                layer.data[offset:offset + len(scale_map)] = scale_map
+        if time.perf_counter() - self.last_draw > REFRESH_S:
+            self.flush()
+
+    def _show_selected_map(self, event) -> None:
+        if event.value in self.maps:
+            for layer in self.maps:
+                layer.visible = layer is event.value
+
+    def envelope_warnings(self) -> list[str]:
+        """Where the camera or the measured photons and background lie outside the model's training ranges."""
+        if self.envelope is None:
+            return []
+        return self.envelope.camera_warnings(self.camera) + self.envelope.measured_warnings(self.table())
+
+    def table(self) -> pd.DataFrame:
+        tables = [t for t in self.tables if len(t)]
+        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+    def flush(self) -> None:
+        """Show everything that has arrived."""
+        self.last_draw = time.perf_counter()
+        for layer in self.maps:
+            layer.refresh()
+        table = self.table()
+        if not len(table):
+            return
+        data = points_data(table, self.px)
+        self.points.data = data[:, 1:] if self.single else data
+        self.points.features = table
+        self.points.border_color = "probability"
+
+    def disconnect(self) -> None:
+        if self.maps:
+            self.viewer.layers.selection.events.active.disconnect(self._show_selected_map)
+
+
+def remove_outputs(viewer, source: str, roles) -> None:
+    """Remove the layers this plugin made from `source` in these roles (never anything else)."""
+    for old in [lay for lay in viewer.layers if lay.metadata.get(TAG, {}).get("source") == source
+                and lay.metadata[TAG].get("role") in roles]:
+        viewer.layers.remove(old)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
