@@ -14,7 +14,7 @@ from napari_var_emitter.io.localizations_csv import read_localizations_csv, writ
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, card_path
-from napari_var_emitter.model.config import ModelConfig
+from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
 from napari_var_emitter.plugin.layers import TAG
 from napari_var_emitter.plugin.models import MODELS
@@ -294,3 +294,76 @@ def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors)
     widget.steps.value, widget.out_dir.value = 2, tmp_path / "supervised"
     _run(qtbot, widget, timeout=240_000)
     assert (tmp_path / "supervised" / "model.safetensors").exists() and not errors
+
+
+def test_camera_set_up_units_tooltips_profiles_shared_and_kept(viewer, own_settings, make_napari_viewer):
+    from napari_var_emitter.io.camera import FIELD_INFO
+
+    predict = predict_widget.PredictWidget(viewer)
+    fields = predict.camera_fields.fields
+    for name, widget in fields.items():  # every field says what it is, where to find it, in which unit
+        assert widget.tooltip == FIELD_INFO[name].help and widget.label == FIELD_INFO[name].label
+    assert fields["e_per_adu"].label == "gain [e⁻/ADU]" and fields["pixel_size_nm"].label == "pixel size [nm]"
+    fields["adu_per_e"].value = 2.11  # the sheet's ADU per e-: e-/ADU follows, unrounded to 2 decimals
+    assert fields["e_per_adu"].value == pytest.approx(1 / 2.11, rel=1e-5)
+    fields["e_per_adu"].value = 0.474
+    assert predict.camera_fields.camera().e_per_adu == 0.474
+    # EMCCD-only fields hidden for an sCMOS camera, sCMOS maps hidden for an EMCCD
+    assert fields["type"].value == "sCMOS" and fields["em_gain"].native.isHidden()
+    fields["type"].value = "EMCCD"
+    assert not fields["em_gain"].native.isHidden() and fields["offset_map"].native.isHidden()
+    fields["em_gain"].value, fields["pixel_size_nm"].value = 150.0, 107.0
+    # the Fine-tune widget shows the same camera, and follows edits
+    finetune = finetune_widget.FineTuneWidget(viewer)
+    assert finetune.camera_fields.camera() == predict.camera_fields.camera()
+    finetune.camera_fields.fields["baseline_adu"].value = 400.0
+    assert predict.camera_fields.camera().baseline_adu == 400.0
+    # saved as a named profile in one widget, chosen in the other
+    predict.camera_fields.profile_name.value = "iXon 897"
+    predict.camera_fields.save_profile()
+    assert (own_settings / "config" / "cameras" / "iXon_897.json").exists()
+    fields["em_gain"].value = 10.0
+    finetune.camera_fields.profile.reset_choices()
+    finetune.camera_fields.profile.value = "iXon 897"
+    assert predict.camera_fields.camera().em_gain == 150.0 and finetune.camera_fields.camera().em_gain == 150.0
+    # the next session starts from the last entry
+    other = predict_widget.PredictWidget(make_napari_viewer())  # another viewer shares nothing in memory
+    assert other.camera_fields.camera() == predict.camera_fields.camera()
+
+
+def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
+    """A file that states EM gain 100 and no type is an EMCCD in the widget as in the CLI; the
+    note names what the file left out in plain words and wraps instead of widening the dock."""
+    from napari_var_emitter.io.camera import Camera as Cam
+
+    frames = np.random.default_rng(0).poisson(120, (2, 32, 32)).astype(np.uint16)
+    layer = viewer.add_image(frames, name="emccd", metadata={"camera": {"em_gain": 100.0, "pixel_size_nm": 160.0}})
+    widget = predict_widget.PredictWidget(viewer)
+    widget.image.value = layer
+    camera = widget.camera_fields.camera()
+    assert camera.type == "EMCCD" and camera.em_gain == 100 and isinstance(camera, Cam)
+    note = widget.camera_fields.note.value
+    assert "baseline [ADU]" in note and "gain [e⁻/ADU]" in note and "baseline_adu" not in note
+    assert widget.camera_fields.note.native.wordWrap() and widget.status.native.wordWrap()
+
+
+def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
+    frames = np.random.default_rng(0).poisson(110, (2, 48, 48)).astype(np.uint16)
+    layer = viewer.add_image(frames, name="plain")  # a TIFF without metadata: scale 1
+    widget = predict_widget.PredictWidget(viewer)
+    widget.image.value = layer
+    widget.camera_fields.fields["pixel_size_nm"].value = 160.0
+    assert tuple(layer.scale) == (1, 160, 160) and tuple(layer.translate) == (0, 80, 80)
+    # a CSV in nm opened later lies on the image: its point at (x, y) nm is in the pixel covering it
+    np.testing.assert_allclose(layer.world_to_data((0, 1000.0, 330.0))[1:], (1000 / 160 - 0.5, 330 / 160 - 0.5))
+
+
+def test_settings_persist_and_restore_defaults(viewer):
+    widget = predict_widget.PredictWidget(viewer)
+    widget.threshold.value, widget.device.value, widget.show_maps.value = 0.7, "cpu", True
+    again = predict_widget.PredictWidget(viewer)
+    assert (again.threshold.value, again.device.value, again.show_maps.value) == (0.7, "cpu", True)
+    again.settings.restore_defaults()
+    assert again.threshold.value == pytest.approx(DEFAULT_THRESHOLD) and again.device.value == "auto"
+    assert not again.show_maps.value
+    assert predict_widget.PredictWidget(viewer).threshold.value == pytest.approx(DEFAULT_THRESHOLD)
