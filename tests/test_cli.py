@@ -42,6 +42,17 @@ def test_simulate_localize_evaluate(tmp_path, capsys):
     assert report["jaccard"] > 50 and abs(report["bias_x_nm"]) < 10
     assert main(["evaluate", str(csv), str(sample / "emitters.h5")]) == 0
     assert "jaccard" in capsys.readouterr().out
+    # the same truth as an SMLM challenge CSV (1-based frames, xnano/ynano): the same scores, no CRLB
+    truth = read_emitters_h5(sample / "emitters.h5").emitters
+    challenge = tmp_path / "truth.csv"
+    truth.assign(frame=truth["frame"] + 1).rename(columns={"x_nm": "xnano", "y_nm": "ynano", "z_nm": "znano",
+                                                            "photons": "intensity"})[
+        ["frame", "xnano", "ynano", "znano", "intensity"]].to_csv(challenge, index=False)
+    assert main(["evaluate", str(csv), str(challenge), "--json"]) == 0
+    from_csv = json.loads(capsys.readouterr().out)
+    assert {k: from_csv[k] for k in ("tp", "fp", "fn", "rmse_lateral_nm")} == \
+        {k: report[k] for k in ("tp", "fp", "fn", "rmse_lateral_nm")}
+    assert "rmse_over_crlb" not in from_csv and "rmse_over_crlb" in report
 
 
 def test_print_config_and_config_file(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import json
 import time
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,6 +214,17 @@ def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
     assert len(h5.data) == len(csv.data) == len(locs_h5.data) == len(truth.emitters)
     assert "photons" in csv.features and "id" in h5.features
     np.testing.assert_allclose(locs_h5.data, csv.data, atol=1e-3)  # same world positions (CSV: 7 digits)
+    # another group's layouts: an SMLM challenge truth CSV and a Picasso HDF5 (pixel size from its yaml)
+    (tmp_path / "challenge.csv").write_text("frame,xnano,ynano,znano,intensity\n1,150.5,2500,0,3000\n")
+    challenge = viewer.open(str(tmp_path / "challenge.csv"), plugin=PLUGIN)[0]
+    np.testing.assert_allclose(challenge.data, [[0, 2500, 150.5]])
+    picasso = np.zeros(1, dtype=[("frame", "<u4"), ("x", "<f4"), ("y", "<f4"), ("photons", "<f4")])
+    picasso["frame"], picasso["x"], picasso["y"] = 2, 3.0, 4.0
+    with h5py.File(tmp_path / "picasso.hdf5", "w") as f:
+        f["locs"] = picasso
+    (tmp_path / "picasso.yaml").write_text("Pixelsize: 130\n")
+    layer = viewer.open(str(tmp_path / "picasso.hdf5"), plugin=PLUGIN)[0]
+    np.testing.assert_allclose(layer.data, [[2, 4.5 * 130, 3.5 * 130]])
 
 
 def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_path):

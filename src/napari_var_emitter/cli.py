@@ -15,7 +15,7 @@ from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
 from .io.camera import resolve_camera
 from .io.camera_profile import read_camera_profile
-from .io.emitters_h5 import read_emitters_h5
+from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.tiff import read_stack
@@ -81,9 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--snr", type=float, default=4.0, help="detection threshold")
     loc.set_defaults(run=_localize)
 
-    ev = commands.add_parser("evaluate", help="score a CSV against emitters.h5 (SMLM Challenge)")
-    ev.add_argument("pred", type=Path, help="localisations: CSV, or .h5")
-    ev.add_argument("truth", type=Path, help="emitters.h5")
+    ev = commands.add_parser("evaluate", help="score localisations against ground truth (SMLM Challenge metrics)")
+    ev.add_argument("pred", type=Path, help="localisations: ours / ThunderSTORM / SMLM challenge CSV, our or "
+                    "Picasso HDF5")
+    ev.add_argument("truth", type=Path, help="emitters.h5 (with the Cramér-Rao bound), or a table in any layout "
+                    "PRED takes (e.g. an SMLM challenge truth CSV)")
+    ev.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
     ev.add_argument("--tolerance-nm", type=float, default=250.0, help="lateral matching radius")
     ev.add_argument("--axial-tolerance-nm", type=float, default=500.0)
     ev.add_argument("--min-photons", type=float,
@@ -266,7 +269,9 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    report = evaluate(read_localizations(args.pred), read_emitters_h5(args.truth),
+    truth = (read_emitters_h5(args.truth) if is_emitters_h5(args.truth)
+             else read_localizations(args.truth, args.pixel_size))
+    report = evaluate(read_localizations(args.pred, args.pixel_size), truth,
                       args.tolerance_nm, args.axial_tolerance_nm, args.min_photons)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

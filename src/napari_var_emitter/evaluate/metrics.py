@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..io.emitters_h5 import GroundTruth
 from ..psf import PSF
 from .crlb import crlb_nm
@@ -16,18 +17,25 @@ ALPHA_LATERAL = 1.0  # nm^-1, efficiency weight of lateral RMSE
 ALPHA_AXIAL = 0.5  # nm^-1, efficiency weight of axial RMSE
 
 
-def evaluate(pred: pd.DataFrame, truth: GroundTruth, lateral_tol_nm: float = 250.0,
+def evaluate(pred: pd.DataFrame, truth: GroundTruth | pd.DataFrame, lateral_tol_nm: float = 250.0,
              axial_tol_nm: float = 500.0, min_photons: float | None = None) -> dict[str, Any]:
     """Match `pred` to `truth` per frame and score the result.
 
-    3-D (axial tolerance, axial RMSE and efficiency) applies when the truth PSF is
-    astigmatic and `pred` has z_nm. With `min_photons`, matching still uses every true
-    emitter, then dimmer true emitters and the predictions matched to them are left out
+    `truth` is ground truth with its camera and PSF (emitters.h5), or a bare table (another
+    group's truth, another fitter's localisations): then the Cramér-Rao bound is left out.
+    3-D (axial tolerance, axial RMSE and efficiency) applies when the truth PSF is astigmatic
+    (a bare table: has z_nm) and `pred` has z_nm. With `min_photons`, matching still uses every
+    true emitter, then dimmer true emitters and the predictions matched to them are left out
     (finding a dim emitter is no false positive). Returns a flat dict (JSON-ready).
     """
-    psf = PSF.from_dict(truth.psf)
-    is_3d = psf.astigmatism and "z_nm" in pred.columns
-    emitters = truth.emitters
+    if isinstance(truth, pd.DataFrame):
+        psf, emitters = None, truth
+        is_3d = "z_nm" in emitters.columns and "z_nm" in pred.columns
+    else:
+        psf, emitters = PSF.from_dict(truth.psf), truth.emitters
+        is_3d = psf.astigmatism and "z_nm" in pred.columns
+    if min_photons is not None and "photons" not in emitters.columns:
+        raise InputError("the truth table has no photons column: leave out the photon cut (--min-photons)")
     p_idx, t_idx = match_frames(pred, emitters, lateral_tol_nm, axial_tol_nm if is_3d else None)
     if min_photons is not None:
         bright = emitters["photons"].to_numpy() >= min_photons
@@ -57,8 +65,9 @@ def evaluate(pred: pd.DataFrame, truth: GroundTruth, lateral_tol_nm: float = 250
         dz = matched_pred["z_nm"].to_numpy() - matched_truth["z_nm"].to_numpy()
         report.update(rmse_axial_nm=_rms(dz), bias_z_nm=_mean(dz),
                       efficiency_axial=_efficiency(jaccard, _rms(dz), ALPHA_AXIAL))
-    crlb_lateral = _crlb_lateral(matched_truth, psf, truth)
-    report.update(crlb_lateral_nm=crlb_lateral, rmse_over_crlb=rmse_lateral / crlb_lateral)
+    if psf is not None:
+        crlb_lateral = _crlb_lateral(matched_truth, psf, truth)
+        report.update(crlb_lateral_nm=crlb_lateral, rmse_over_crlb=rmse_lateral / crlb_lateral)
     return report
 
 

@@ -87,3 +87,12 @@ def read_emitters_h5(path: str | os.PathLike) -> GroundTruth:
         frame_shape=tuple(int(v) for v in attrs["frame_shape"]),
         n_frames=n_frames,
     )
+
+
+def is_emitters_h5(path: str | os.PathLike) -> bool:
+    """Whether `path` is an HDF5 file with the emitters schema."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("schema") == SCHEMA
+    except OSError:
+        return False

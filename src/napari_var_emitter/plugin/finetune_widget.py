@@ -14,8 +14,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
-from ..io.emitters_h5 import read_emitters_h5
-from ..io.localizations_csv import read_localizations_csv
+from ..io.localizations import read_localizations
 from ..model.checkpoint import resolve_device
 from ..predict.model_cache import cached_model
 from ..train.calibrate import estimate_conditions, ranges_for
@@ -59,7 +58,7 @@ class FineTuneWidget(JobControls, Container):
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
         self.camera_fields = CameraFields(viewer)
         self.positions = ComboBox(label="trusted positions", choices=layer_choices(viewer, Points), nullable=True)
-        self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5", mode="r")
+        self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r")
         self.model = ComboBox(label="start from", choices=MODELS.choices)
         self.steps = SpinBox(label="steps", value=300, min=1, max=100_000)
         self.lr = FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1e-2, step=1e-5)
@@ -105,7 +104,7 @@ class FineTuneWidget(JobControls, Container):
     def _trusted_positions(self):
         path = Path(self.labels_file.value)
         if path.is_file():
-            return read_localizations_csv(path) if path.suffix.lower() == ".csv" else read_emitters_h5(path).emitters
+            return read_localizations(path)
         points = self.positions.value
         if points is None:
             raise InputError("trusted positions: pick a Points layer or a labels file (CSV or emitters.h5)")

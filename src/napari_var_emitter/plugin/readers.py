@@ -1,14 +1,13 @@
-"""napari readers: TIFF / OME-TIFF stacks (lazy); emitters.h5, and our localisation CSV and HDF5,
-as Points layers."""
+"""napari readers: TIFF / OME-TIFF stacks (lazy); emitters.h5, and localisation tables (ours,
+ThunderSTORM, SMLM challenge CSV, Picasso HDF5) as Points layers."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import InputError
-from ..io.emitters_h5 import read_emitters_h5
-from ..io.localizations_csv import read_localizations_csv
-from ..io.localizations_h5 import is_localizations_h5, read_localizations_h5
+from ..io.emitters_h5 import is_emitters_h5, read_emitters_h5
+from ..io.localizations import read_localizations
 from ..io.tiff import read_stack
 from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 
@@ -41,20 +40,21 @@ def read_tiff(path) -> list[tuple]:
 
 
 def read_h5(path) -> list[tuple]:
-    """Ground truth (emitters.h5) or localisations (`var-emitter predict --out X.h5`) as Points
-    in nm world coordinates (frame, y, x)."""
+    """Ground truth (emitters.h5), or localisations (ours, Picasso's) as Points in nm world
+    coordinates (frame, y, x)."""
     path = _one(path)
-    if is_localizations_h5(path):
-        return [_localisations_layer(read_localizations_h5(path), path)]
-    truth = read_emitters_h5(path)
-    return [nm_points_layer(truth.emitters, f"{Path(path).stem} truth", "truth", MARKER_PX * truth.camera.pixel_size_nm,
-                            path)]
+    if is_emitters_h5(path):
+        truth = read_emitters_h5(path)
+        return [nm_points_layer(truth.emitters, f"{Path(path).stem} truth", "truth",
+                                MARKER_PX * truth.camera.pixel_size_nm, path)]
+    return [_localisations_layer(read_localizations(path), path)]
 
 
 def read_csv(path) -> list[tuple]:
-    """ThunderSTORM-layout localisations as Points, every column a feature."""
+    """Localisations or truth as Points, every column a feature: ours / ThunderSTORM, or the
+    SMLM challenge's layout."""
     path = _one(path)
-    return [_localisations_layer(read_localizations_csv(path), path)]
+    return [_localisations_layer(read_localizations(path), path)]
 
 
 def _localisations_layer(table, path: str) -> tuple:
