@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(run=_evaluate)
 
+    filt = commands.add_parser("filter", help="keep the localisations that meet conditions on their columns")
+    filt.add_argument("table", type=Path, help="localisations in any layout evaluate takes")
+    filt.add_argument("--out", type=Path, required=True, help="output: CSV (ThunderSTORM layout), or .h5")
+    filt.add_argument("--where", action="append", default=[], metavar="EXPR", required=True,
+                      help="e.g. 'photons > 500 and uncertainty_nm < 20' (repeatable; all must hold); the Filter "
+                           "widget shows the expression for what it keeps")
+    filt.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
+    filt.set_defaults(run=_filter)
+
     pred = commands.add_parser("predict", help="localise a stack with the VAR model -> CSV (+ maps)")
     pred.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
     pred.add_argument("--out", type=Path, required=True,
@@ -274,6 +283,18 @@ def _evaluate(args) -> int:
     report = evaluate(read_localizations(args.pred, args.pixel_size), truth,
                       args.tolerance_nm, args.axial_tolerance_nm, args.min_photons)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _filter(args) -> int:
+    from .analysis.filter import filter_mask
+
+    if args.out.resolve() == args.table.resolve():
+        raise InputError("--out is the input file: write the filtered table to a new file (nothing is overwritten)")
+    table = read_localizations(args.table, args.pixel_size)
+    mask = filter_mask(table, " and ".join(w for w in args.where if w.strip()))
+    write_localizations(args.out, table[mask])
+    print(f"kept {int(mask.sum())} of {len(table)} localisations -> {args.out}")
     return 0
 
 

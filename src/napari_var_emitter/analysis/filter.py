@@ -1,0 +1,92 @@
+"""Filtering localisations by expressions on their columns, the same in the CLI (`var-emitter
+filter --where`) and the Filter widget: comparisons of a column with numbers, joined by `and`
+or commas, e.g. "photons > 500 and uncertainty_nm < 20, 0.5 <= probability". Nothing else is
+evaluated (the text is parsed, never run)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import operator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+_OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """column <op> value."""
+
+    column: str
+    op: type
+    value: float
+
+    def mask(self, table: pd.DataFrame) -> np.ndarray:
+        return _OPERATORS[self.op](table[self.column].to_numpy(float), self.value)
+
+    def __str__(self) -> str:
+        return f"{self.column} {_SYMBOLS[self.op]} {self.value:g}"
+
+
+def parse_filter(expression: str) -> list[Condition]:
+    """The conditions of an expression (see the module docstring); an InputError says what is wrong."""
+    text = expression.replace(",", " and ").strip()
+    if not text:
+        return []
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as exc:
+        raise InputError(f"filter {expression!r}: not understood ({exc.msg}); write e.g. 'photons > 500 and "
+                         "uncertainty_nm < 20'") from exc
+    terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    return [condition for term in terms for condition in _conditions(term, expression)]
+
+
+def _conditions(term, expression: str) -> list[Condition]:
+    if not isinstance(term, ast.Compare) or not all(type(op) in _OPERATORS for op in term.ops):
+        raise InputError(f"filter {expression!r}: each part must compare a column with a number using <, <=, >, >= "
+                         f"(joined by 'and' or commas), got {ast.unparse(term)!r}")
+    items, found = [term.left, *term.comparators], []
+    for (left, right), op in zip(zip(items, items[1:]), term.ops):
+        if isinstance(left, ast.Name) and _is_number(right):
+            found.append(Condition(left.id, type(op), _number(right)))
+        elif _is_number(left) and isinstance(right, ast.Name):  # 500 < photons  ->  photons > 500
+            flipped = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE}[type(op)]
+            found.append(Condition(right.id, flipped, _number(left)))
+        else:
+            raise InputError(f"filter {expression!r}: {ast.unparse(term)!r} must compare a column with a number")
+    return found
+
+
+def _is_number(node) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def _number(node) -> float:
+    if isinstance(node, ast.UnaryOp):
+        return -float(node.operand.value)
+    return float(node.value)
+
+
+def filter_mask(table: pd.DataFrame, expression: str) -> np.ndarray:
+    """(N,) bool: the rows that meet every condition; an unknown column names those there are."""
+    conditions = parse_filter(expression)
+    unknown = sorted({c.column for c in conditions} - set(table.columns))
+    if unknown:
+        raise InputError(f"filter: no column {', '.join(map(repr, unknown))}; the table has {list(table.columns)}")
+    mask = np.ones(len(table), bool)
+    for condition in conditions:
+        mask &= condition.mask(table)
+    return mask
+
+
+def range_expression(ranges: dict[str, tuple[float, float]]) -> str:
+    """The expression that keeps each column within [low, high]."""
+    return " and ".join(f"{low:g} <= {column} <= {high:g}" for column, (low, high) in ranges.items())

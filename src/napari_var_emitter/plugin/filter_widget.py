@@ -1,0 +1,139 @@
+"""The "Filter localisations" widget: a histogram and a kept range per quality column of a
+Points layer, applied live (points outside are hidden), shown as the expression `var-emitter
+filter --where` takes, exportable as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Points
+from napari.utils.notifications import show_error, show_info
+from napari.utils.theme import get_theme
+
+from ..analysis.filter import filter_mask, range_expression
+from ..errors import InputError
+from ..io.localizations_csv import write_localizations_csv
+from .layers import layer_choices, table_from_points
+
+# column -> label with unit, in the order shown
+COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "probability": "probability",
+           "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]"}
+BINS = 60
+
+
+class FilterWidget(Container):
+    """Pick a Points layer; set the kept range of each quality column beside its histogram."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.viewer = viewer
+        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
+                              tooltip="A Points layer with photons, uncertainty, ... (from Predict or a file)")
+        self.ranges: dict[str, tuple[FloatSpinBox, FloatSpinBox]] = {}
+        self.rows = Container(widgets=[])
+        self.expression = LineEdit(label="expression", tooltip="The same filter for the command line: "
+                                   "var-emitter filter TABLE --out OUT --where '<this>'")
+        self.expression.native.setReadOnly(True)
+        self.status = Label(value="")
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", tooltip="ThunderSTORM layout, nm, 1-based frames")
+        self.export_button = PushButton(text="Export kept localisations")
+        self.reset_button = PushButton(text="Keep all", tooltip="Widen every range to the data's")
+        super().__init__(widgets=[self.layer, self.rows, self.expression, self.status, self.reset_button,
+                                  self.csv_path, self.export_button])
+        self.figure = Figure(figsize=(4, 4), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(260)
+        self.native.layout().insertWidget(1, self.canvas)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.layer.reset_choices)
+        self.layer.changed.connect(self._layer_chosen)
+        self.export_button.changed.connect(self.export_csv)
+        self.reset_button.changed.connect(self.keep_all)
+        viewer.events.theme.connect(lambda _: self._draw())
+        self._layer_chosen(self.layer.value)
+
+    def _columns(self, layer) -> list[str]:
+        features = layer.features if layer is not None else None
+        return [c for c in COLUMNS if features is not None and c in features and len(features)]
+
+    def _layer_chosen(self, layer) -> None:
+        self.rows.clear()
+        self.ranges = {}
+        for column in self._columns(layer):
+            values = layer.features[column].to_numpy(float)
+            low, high = float(np.min(values)), float(np.max(values))
+            step = (high - low) / 100 or 1.0
+            spin = {"min": low - abs(low) - 1, "max": high + abs(high) + 1, "step": step}
+            lo = FloatSpinBox(label=f"{COLUMNS[column]} from", value=low, **spin)
+            hi = FloatSpinBox(label="to", value=high, **spin)
+            for box in (lo, hi):
+                box.native.setDecimals(3)
+                box.changed.connect(self.apply)
+            self.ranges[column] = (lo, hi)
+            self.rows.extend([lo, hi])
+        self.apply()
+
+    def keep_all(self) -> None:
+        self._layer_chosen(self.layer.value)
+
+    def current_expression(self) -> str:
+        return range_expression({c: (lo.value, hi.value) for c, (lo, hi) in self.ranges.items()})
+
+    def apply(self, *_) -> None:
+        """Hide the points outside the ranges, update histograms, expression and count."""
+        layer = self.layer.value
+        if layer is None or not self.ranges:
+            self.status.value = "pick a Points layer with photons, uncertainty or probability columns"
+            self.expression.value = ""
+            self._draw()
+            return
+        expression = self.current_expression()
+        mask = filter_mask(layer.features, expression)
+        layer.shown = mask
+        self.expression.value = expression
+        self.status.value = f"kept {int(mask.sum()):,} of {len(mask):,} localisations"
+        self._draw(mask)
+
+    def _draw(self, mask=None) -> None:
+        """One histogram per column (all, and kept), in napari's theme colours."""
+        theme = get_theme(self.viewer.theme)
+        background, foreground = theme.background.as_hex(), theme.text.as_hex()
+        highlight = theme.highlight.as_hex()
+        self.figure.clear()
+        self.figure.set_facecolor(background)
+        layer = self.layer.value
+        for i, column in enumerate(self.ranges):
+            axes = self.figure.add_subplot(len(self.ranges), 1, i + 1)
+            axes.set_facecolor(background)
+            values = layer.features[column].to_numpy(float)
+            bins = np.histogram_bin_edges(values, BINS)
+            axes.hist(values, bins, color=foreground, alpha=0.35)
+            if mask is not None:
+                axes.hist(values[mask], bins, color=highlight)
+            lo, hi = self.ranges[column]
+            axes.axvspan(lo.value, hi.value, color=highlight, alpha=0.12)
+            axes.set_xlabel(COLUMNS[column], color=foreground, fontsize=8)
+            axes.tick_params(colors=foreground, labelsize=7)
+            for spine in axes.spines.values():
+                spine.set_color(foreground)
+        self.canvas.draw_idle()
+
+    def export_csv(self) -> None:
+        layer = self.layer.value
+        path = Path(self.csv_path.value) if self.csv_path.value else None
+        try:
+            if layer is None:
+                raise InputError("nothing to export: pick a Points layer")
+            if path is None or path.suffix.lower() != ".csv" or path.is_dir():
+                raise InputError("choose a .csv file to export to")
+            table = table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+            kept = table[np.asarray(layer.shown, bool)]
+            write_localizations_csv(path, kept)
+        except InputError as exc:
+            show_error(str(exc))
+            return
+        show_info(f"wrote {len(kept)} localisations to {path}")

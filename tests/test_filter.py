@@ -1,0 +1,71 @@
+"""Filtering localisations: expressions, the CLI and the Filter widget in a real viewer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_var_emitter.analysis.filter import filter_mask, parse_filter, range_expression
+from napari_var_emitter.cli import main
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
+
+TABLE = pd.DataFrame({"frame": [0, 0, 1, 2], "x_nm": [100.0, 200.0, 300.0, 400.0], "y_nm": [50.0, 60.0, 70.0, 80.0],
+                      "photons": [300.0, 1500.0, 2500.0, 900.0], "uncertainty_nm": [35.0, 12.0, 8.0, 15.0],
+                      "probability": [0.4, 0.9, 0.99, 0.7]})
+
+
+def test_expressions_keep_what_they_say():
+    assert filter_mask(TABLE, "photons > 500 and uncertainty_nm < 14").tolist() == [False, True, True, False]
+    assert filter_mask(TABLE, "1000 <= photons <= 2000, probability >= 0.5").tolist() == [False, True, False, False]
+    assert filter_mask(TABLE, "").all()
+    ranges = {"photons": (900.0, 2500.0), "probability": (0.0, 0.95)}
+    assert filter_mask(TABLE, range_expression(ranges)).tolist() == [False, True, False, True]
+    assert [str(c) for c in parse_filter("-1 < photons")] == ["photons > -1"]
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("photons > lots", "compare a column with a number"), ("__import__('os').remove('x')", "each part must"),
+    ("photons == 3", "each part must"), ("photons > 1 or probability > 0.5", "each part must"),
+    ("brightness > 3", "no column 'brightness'"), ("photons >", "not understood")])
+def test_bad_expressions_say_what_is_wrong(bad, says):
+    with pytest.raises(InputError, match=says):
+        filter_mask(TABLE, bad)
+
+
+def test_cli_filter_writes_the_kept_rows_and_never_overwrites_its_input(tmp_path, capsys):
+    source = tmp_path / "locs.csv"
+    write_localizations_csv(source, TABLE)
+    out = tmp_path / "kept.csv"
+    assert main(["filter", str(source), "--out", str(out), "--where", "photons > 500",
+                 "--where", "uncertainty_nm < 14"]) == 0
+    assert "kept 2 of 4" in capsys.readouterr().out
+    kept = read_localizations_csv(out)
+    assert kept["photons"].tolist() == [1500.0, 2500.0] and kept["frame"].tolist() == [0, 1]
+    assert main(["filter", str(source), "--out", str(source), "--where", "photons > 1"]) == 2
+    assert len(read_localizations_csv(source)) == 4
+    assert main(["filter", str(source), "--out", str(out), "--where", "snr > 3"]) == 2
+    assert "no column 'snr'" in capsys.readouterr().err
+
+
+def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_viewer, tmp_path):
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    viewer = make_napari_viewer()
+    source = tmp_path / "locs.csv"
+    write_localizations_csv(source, TABLE)
+    points = viewer.open(str(source), plugin="napari-var-emitter")[0]
+    widget = FilterWidget(viewer)
+    assert widget.layer.value is points and list(widget.ranges) == ["photons", "uncertainty_nm", "probability"]
+    assert points.shown.all() and widget.status.value == "kept 4 of 4 localisations"
+    widget.ranges["photons"][0].value = 500.0
+    widget.ranges["uncertainty_nm"][1].value = 14.0
+    assert points.shown.tolist() == [False, True, True, False]
+    assert widget.status.value == "kept 2 of 4 localisations"
+    # the expression shown is what the CLI takes, and keeps the same rows
+    assert filter_mask(TABLE, widget.expression.value).tolist() == points.shown.tolist()
+    assert len(widget.figure.axes) == 3
+    widget.csv_path.value = tmp_path / "kept.csv"
+    widget.export_csv()
+    assert read_localizations_csv(tmp_path / "kept.csv")["photons"].tolist() == [1500.0, 2500.0]
+    widget.keep_all()
+    assert points.shown.all()
