@@ -280,6 +280,15 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     weights = tmp_path / "tuned" / "model.safetensors"
     assert weights.exists() and weights.resolve() in MODELS.paths
     assert widget.progress.value == 3 and len(widget.losses) == 3
+    # the estimates stay on screen; a before/after comparison on the held-out frames, with a verdict
+    assert widget.estimates.value.startswith("Estimated from the stack: psf_sigma_nm")
+    comparison = widget.comparison.value
+    assert "frames 16-19, never trained or calibrated on" in comparison and "residual" in comparison
+    assert any(word in comparison for word in ("Better", "Worse", "No clear change"))
+    # the time per step measured now gives the next run's estimate before it starts
+    assert "for 3 steps on cpu" in widget.time_estimate.value and "measured here" in widget.time_estimate.value
+    widget.steps.value = 300
+    assert "for 300 steps on cpu" in widget.time_estimate.value
     predict = predict_widget.PredictWidget(viewer)
     predict.model.value = weights.resolve()
     _run(qtbot, predict)

@@ -130,3 +130,27 @@ def test_fine_tune_a_model_with_another_number_of_scales(tmp_path, tiny_config):
     with pytest.raises(InputError, match="model has 5 scales"):
         train(config, tmp_path / "again", SimulatedSource(config.simulation, config.model, 64, seed=0),
               init_weights=weights)
+
+
+def test_redrawn_frames_residual_is_shot_noise_for_the_truth_and_verdicts():
+    """The fine-tune comparison's self-consistency check: the true emitters redraw a simulated
+    stack down to shot noise (~1); missing them all, or doubling their photons, does not."""
+    import pandas as pd
+
+    from napari_var_emitter.io.camera import frames_to_photons
+    from napari_var_emitter.plugin.sample_data import SAMPLE
+    from napari_var_emitter.simulate.stack import simulate_stack
+    from napari_var_emitter.train.compare import RESIDUAL, held_out_start, redraw_residual, verdict
+
+    frames, truth = simulate_stack(SAMPLE, np.random.default_rng(77))
+    photons = frames_to_photons(frames[:6], truth.camera)
+    emitters = truth.emitters[truth.emitters["frame"] < 6]
+    exact = redraw_residual(photons, emitters, 100.0, SAMPLE.psf.sigma_nm)
+    assert 0.9 < exact < 1.3
+    assert redraw_residual(photons, emitters.iloc[:0], 100.0, SAMPLE.psf.sigma_nm) > 10 * exact
+    assert redraw_residual(photons, emitters.assign(photons=2 * emitters["photons"]), 100.0,
+                           SAMPLE.psf.sigma_nm) > 3 * exact
+    assert (held_out_start(1), held_out_start(20), held_out_start(1000)) == (0, 16, 980)
+    table = pd.DataFrame({"before": [2.0], "after": [1.2]}, index=[RESIDUAL])
+    assert verdict(table).startswith("Better") and verdict(table[["after", "before"]].set_axis(
+        ["before", "after"], axis=1)).startswith("Worse")

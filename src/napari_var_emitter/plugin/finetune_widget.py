@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import napari
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, RadioButtons, SpinBox
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, RadioButtons, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from napari.utils.theme import get_theme
 
 from ..errors import InputError
+from ..io.atomic import write_text_atomic
+from ..io.camera_profile import config_dir
 from ..io.localizations import read_localizations
 from ..model.checkpoint import resolve_device
 from ..predict.model_cache import cached_model
 from ..train.calibrate import estimate_conditions, ranges_for
+from ..train.compare import compare_models, held_out_start, verdict
 from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
@@ -25,13 +31,16 @@ from .camera_fields import CameraFields
 from .job_controls import JobControls
 from .layers import layer_choices, stack_of, table_from_points
 from .models import MODELS
+from .predict_run import duration
+from .settings import Settings, add_sections, restore_button
 
 MODES = ("self-calibrated", "trusted positions")
 
 
-def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str, init: Path):
-    """Yield {"conditions": ...} or {"error": ...} first, then each training step's log row;
-    returns the new weights' path."""
+def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str, init: Path, compare):
+    """Yield {"conditions": ...} or {"error": ...} first, then each training step's log row, then
+    {"comparison": DataFrame} (before / after on held-out frames); returns the weights' path.
+    `compare(weights path, conditions)` makes the comparison."""
     try:
         source, conditions = make_source()
     except InputError as exc:
@@ -39,7 +48,10 @@ def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str,
         return None
     yield {"conditions": conditions}
     config = fine_tune_config(steps, lr, getattr(source, "ranges", None))
-    return (yield from training_steps(config, out_dir, source, device, init_weights=init, log=lambda _: None))
+    path = yield from training_steps(config, out_dir, source, device, init_weights=init, log=lambda _: None)
+    yield {"comparing": True}
+    yield {"comparison": compare(path, conditions)}
+    return path
 
 
 def fine_tune_config(steps: int, lr: float, simulation) -> TrainConfig:
@@ -50,30 +62,48 @@ def fine_tune_config(steps: int, lr: float, simulation) -> TrainConfig:
 
 
 class FineTuneWidget(JobControls, Container):
-    """Fine-tune a model on this microscope's data; the result joins the Predict widget's models."""
+    """Fine-tune a model on this microscope's data; the result joins the Predict widget's models,
+    with a before/after comparison on frames it never saw."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.viewer, self.out_path = viewer, None
-        self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0])
-        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
+        self.viewer, self.out_path, self.started = viewer, None, 0.0
+        self.mode = RadioButtons(label="training data", choices=MODES, value=MODES[0],
+                                 tooltip="self-calibrated: simulations matched to this stack's PSF, photons, "
+                                 "background and density; trusted positions: localisations you trust")
+        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
+                              tooltip="The camera stack (ADU); its last fifth (up to 20 frames) is kept aside "
+                              "for the before/after comparison")
         self.camera_fields = CameraFields(viewer)
         self.positions = ComboBox(label="trusted positions", choices=layer_choices(viewer, Points), nullable=True)
-        self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r")
+        self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r",
+                                    tooltip="Localisations in any layout the readers take, with photons")
         self.model = ComboBox(label="start from", choices=MODELS.choices)
-        self.steps = SpinBox(label="steps", value=300, min=1, max=100_000)
+        self.steps = SpinBox(label="steps", value=300, min=1, max=100_000, tooltip="Training steps of 8 tiles")
         self.lr = FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1e-2, step=1e-5)
         self.lr.native.setDecimals(6)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.out_dir = FileEdit(label="output folder", mode="d", value=Path.home() / "var-emitter-models" / stamp)
+        self.out_dir = FileEdit(label="output folder", mode="d", value=Path.home() / "var-emitter-models" / stamp,
+                                tooltip="A new folder for the model (nothing is overwritten)")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
-        super().__init__(widgets=[self.mode, self.image, self.camera_fields, self.positions, self.labels_file,
-                                  self.model, self.steps, self.lr, self.out_dir, self.device,
-                                  *self._job_controls("Fine-tune")])
+        self.time_estimate = Label(value="")
+        self.estimates, self.comparison = Label(value=""), Label(value="")
+        for label in (self.time_estimate, self.estimates, self.comparison):
+            label.native.setWordWrap(True)
+        self.settings = Settings("finetune", {"mode": self.mode, "steps": self.steps, "lr": self.lr,
+                                              "device": self.device})
         self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
         self.axes = self.figure.add_subplot()
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
+        super().__init__(widgets=[])
+        add_sections(self, {
+            "Data": [self.mode, self.image, self.positions, self.labels_file],
+            "Camera": [self.camera_fields],
+            "Training": [self.model, self.steps, self.lr, self.out_dir, self.device, self.time_estimate],
+            "Run": [*self._job_controls("Fine-tune")],
+            "Result": [self.estimates, self.comparison]})
         self.native.layout().addWidget(self.canvas)
+        self.native.layout().addWidget(restore_button(self.settings).native)
         self.losses: list[tuple[int, float]] = []
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
@@ -81,19 +111,40 @@ class FineTuneWidget(JobControls, Container):
         MODELS.changed.connect(self.model.reset_choices)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.run_button.changed.connect(self.start)
+        self.steps.changed.connect(self._show_time_estimate)
+        self.device.changed.connect(self._show_time_estimate)
+        viewer.events.theme.connect(lambda _: self._draw_losses())
         self.camera_fields.fill_from(self.image.value)
+        self._show_time_estimate()
 
-    def _source_maker(self, config_model, model):
-        """A function (run in the worker) that returns (batch source, conditions summary)."""
-        layer = self.image.value
-        if layer is None:
-            raise InputError("open the image stack to fine-tune on first")
-        frames, _ = stack_of(layer)
-        camera = self.camera_fields.camera()
+    # ---- time per step, measured here and kept --------------------------------------------
+    def _show_time_estimate(self, *_) -> None:
+        device = resolve_device(self.device.value) if self.device.value != "cuda" else "cuda"
+        seconds = step_seconds().get(device)
+        if seconds is None:
+            self.time_estimate.value = (f"Time per step on {device} not measured here yet: the estimate appears "
+                                        "after the first steps.")
+        else:
+            self.time_estimate.value = (f"About {duration(seconds * self.steps.value)} for {self.steps.value} "
+                                        f"steps on {device} ({seconds:.2f} s/step, measured here last time).")
+
+    # ---- data -------------------------------------------------------------------------------
+    def _source_maker(self, config_model, model, frames, camera):
+        """A function (run in the worker) that returns (batch source, conditions); frames are the
+        ones to train (or calibrate) on, the held-out ones excluded."""
         if self.mode.value == "trusted positions":
             labels = self._trusted_positions()
+            labels = labels[labels["frame"] < len(frames)]
             source = LabelledSource([(frames, labels, camera)], config_model, 64, seed=0)
-            return lambda: (source, {"labelled emitters": len(labels)})
+
+            def labelled():
+                conditions = {"labelled emitters": len(labels)}
+                try:  # the PSF width, for the comparison's redrawn frames
+                    conditions.update(estimate_conditions(frames, camera, model))
+                except InputError:
+                    pass
+                return source, conditions
+            return labelled
 
         def calibrated():
             conditions = estimate_conditions(frames, camera, model)
@@ -121,33 +172,80 @@ class FineTuneWidget(JobControls, Container):
             device = resolve_device(self.device.value)
             init = self.model.value
             model, _ = cached_model(init, "cpu")
-            make_source = self._source_maker(model.config, model)
+            layer = self.image.value
+            if layer is None:
+                raise InputError("open the image stack to fine-tune on first")
+            frames, _ = stack_of(layer)
+            camera = self.camera_fields.camera()
+            cut = held_out_start(frames.shape[0])
+            train_frames, held_out = (frames[:cut], frames[cut:]) if cut else (frames, frames)
+            make_source = self._source_maker(model.config, model, train_frames, camera)
         except InputError as exc:
             show_error(str(exc))
             return
-        self.out_path, self.losses = out_dir, []
+
+        def compare(path, conditions):
+            models = {"before": cached_model(init, device)[0], "after": cached_model(path, device)[0]}
+            return compare_models(held_out, camera, models, conditions.get("psf_sigma_nm"))
+
+        self.out_path, self.losses, self.device_used = out_dir, [], device
+        self.estimates.value = self.comparison.value = ""
+        self.held_out_note = (f"frames {cut}-{frames.shape[0] - 1}, never trained or calibrated on" if cut
+                              else "the one frame there is (also trained on)")
         worker = create_worker(finetune_job, make_source, self.steps.value, self.lr.value, out_dir, device, init,
-                               _start_thread=False,
+                               compare, _start_thread=False,
                                _connect={"yielded": self._on_row, "returned": self._on_done,
                                          "finished": self._on_finished, "errored": self._on_error})
         self._launch(worker, self.steps.value,
                      "estimating the stack's conditions…" if self.mode.value == MODES[0] else "training…")
 
+    # ---- progress and result ----------------------------------------------------------------
     def _on_row(self, row: dict) -> None:
         if "error" in row:
             show_error(row["error"])
             return
         if "conditions" in row:
-            self.status.value = "training on: " + ", ".join(
+            self.estimates.value = "Estimated from the stack: " + ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row["conditions"].items())
+            self.status.value, self.started = "training…", time.perf_counter()
             return
-        self.progress.value = row["step"] + 1
+        if "comparing" in row:
+            self.status.value = f"comparing the two models on {self.held_out_note}…"
+            return
+        if "comparison" in row:
+            self.comparison.value = comparison_html(row["comparison"], self.held_out_note)
+            return
+        done = row["step"] + 1
+        self.progress.value = done
+        per_step = row["wall_s"] / done
+        self.status.value = (f"step {done} / {self.steps.value} · {per_step:.2f} s/step · "
+                             f"{duration(per_step * (self.steps.value - done))} left")
         self.losses.append((row["step"], row["loss"]))
-        if row["step"] % 10 == 0 or row["step"] + 1 == self.steps.value:
-            self.axes.clear()
-            self.axes.plot(*zip(*self.losses), lw=1)
-            self.axes.set(xlabel="step", ylabel="loss", title="fine-tuning loss")
-            self.canvas.draw_idle()
+        if done == self.steps.value or done % 10 == 0:
+            remember_step_seconds(self.device_used, per_step)
+            self._draw_losses()
+
+    def _draw_losses(self) -> None:
+        """The loss per step (faint) and its running mean over 20 steps, in napari's theme colours."""
+        theme = get_theme(self.viewer.theme)
+        background, foreground, highlight = (theme.background.as_hex(), theme.text.as_hex(),
+                                             theme.highlight.as_hex())
+        self.figure.set_facecolor(background)
+        self.axes.clear()
+        self.axes.set_facecolor(background)
+        if self.losses:
+            steps, losses = np.array(self.losses).T
+            self.axes.plot(steps, losses, lw=0.8, color=foreground, alpha=0.35, label="per step")
+            window = min(20, len(losses))
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            self.axes.plot(steps[window - 1:], smooth, lw=1.5, color=highlight, label=f"mean of {window}")
+            self.axes.legend(fontsize=7, facecolor=background, labelcolor=foreground, edgecolor=foreground)
+        self.axes.set_xlabel("step", color=foreground)
+        self.axes.set_ylabel("loss", color=foreground)
+        self.axes.tick_params(colors=foreground)
+        for spine in self.axes.spines.values():
+            spine.set_color(foreground)
+        self.canvas.draw_idle()
 
     def _on_done(self, path) -> None:
         if path is not None:
@@ -159,7 +257,35 @@ class FineTuneWidget(JobControls, Container):
 
     def _on_finished(self) -> None:
         self._job_ended()
+        self._show_time_estimate()
         if self.out_path is not None and (self.out_path / "model.safetensors").exists():
             self.status.value = f"saved {self.out_path / 'model.safetensors'}"
         elif not self.status.value.startswith("failed"):
             self.status.value = "stopped: no model written"
+
+
+def comparison_html(table, held_out: str) -> str:
+    """The before/after table and the verdict, as rich text for a Label."""
+    rows = "".join(f"<tr><td>{name}</td>" + "".join(f"<td align='right'>{value:.3g}</td>" for value in values)
+                   + "</tr>" for name, values in table.iterrows())
+    header = "".join(f"<th align='right'>{c}</th>" for c in table.columns)
+    return (f"<b>Before / after</b> on {held_out}:<table><tr><th></th>{header}</tr>{rows}</table>"
+            f"{verdict(table)}")
+
+
+def step_seconds() -> dict[str, float]:
+    """Seconds per fine-tuning step measured on this machine, per device."""
+    try:
+        return dict(json.loads(_timing_path().read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def remember_step_seconds(device: str, seconds: float) -> None:
+    path = _timing_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({**step_seconds(), device: round(seconds, 3)}))
+
+
+def _timing_path() -> Path:
+    return config_dir() / "finetune_step_seconds.json"

@@ -53,7 +53,7 @@ class Progress:
         rate = self.rate()
         text = f"{self.done:,} / {self.total:,} frames"
         if rate > 0:
-            text += f" · {rate:.2f} frames/s · {_duration((self.total - self.done) / rate)} left"
+            text += f" · {rate:.2f} frames/s · {duration((self.total - self.done) / rate)} left"
         return text
 
 
@@ -192,7 +192,8 @@ def remove_outputs(viewer, source: str, roles) -> None:
         viewer.layers.remove(old)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """'42 s', '3 min 05 s', '1 h 20 min'."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
