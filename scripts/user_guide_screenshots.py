@@ -2,15 +2,20 @@
 
     xvfb-run -a .venv/bin/python scripts/user_guide_screenshots.py
 
-Opens the sample, predicts frame 3 and frames 0-19 with the Predict widget, renders a
-super-resolution image, fine-tunes for 20 steps, and writes PNGs into docs/images/.
+Opens the sample, predicts frame 3 (with the per-scale maps) and frames 0-19 with the Predict
+widget, renders a super-resolution image, filters the detections, fine-tunes for 20 steps, and
+writes PNGs into docs/images/. Settings go to a fresh folder, so the widgets show defaults.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
-import napari
-from qtpy.QtWidgets import QApplication
-from napari.utils.io import imsave
+os.environ["NAPARI_VAR_EMITTER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="var-emitter-guide-settings-")
+
+import napari  # noqa: E402
+from napari.utils.io import imsave  # noqa: E402
+from qtpy.QtWidgets import QApplication  # noqa: E402
 
 PLUGIN = "napari-var-emitter"
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -28,11 +33,9 @@ def main() -> None:
     viewer.open_sample(PLUGIN, "simulated")
     _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
     viewer.dims.set_point(0, 3)
+    predict.show_maps.value = True
     predict.start()
     wait(predict)
-    for layer in viewer.layers:
-        layer.visible = layer.name in ("simulated SMLM stack", "simulated SMLM stack scale 3 (4 px)",
-                                       "simulated SMLM stack detections", "ground truth")
     viewer.layers["ground truth"].border_color = "cyan"
     viewer.reset_view()
     imsave(OUT / "predict_window.png", viewer.screenshot(canvas_only=False, flash=False))
@@ -41,9 +44,19 @@ def main() -> None:
         for layer in viewer.layers:
             layer.visible = layer.name in ("simulated SMLM stack", name, "simulated SMLM stack detections")
         imsave(OUT / f"map_{name.split(' scale ')[1].split(' ')[0]}.png", viewer.screenshot(flash=False))
+    predict.show_maps.value = False
     predict.frames.value = "all frames"
+    predict.out_file.value = Path(tempfile.mkdtemp()) / "sample.locs.csv"
     predict.start()
     wait(predict)
+    _, filtering = viewer.window.add_plugin_dock_widget(PLUGIN, "Filter localisations", tabify=True)
+    filtering.layer.value = viewer.layers["simulated SMLM stack detections"]
+    filtering.ranges["uncertainty_nm"][1].value = 10.0
+    filtering.ranges["probability"][0].value = 0.5
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("simulated SMLM stack", "simulated SMLM stack detections")
+    imsave(OUT / "filter_window.png", viewer.screenshot(canvas_only=False, flash=False))
+    filtering.keep_all()
     predict.render_nm.value = 20.0
     predict.render_image()
     for layer in viewer.layers:
@@ -51,9 +64,7 @@ def main() -> None:
     viewer.reset_view()
     imsave(OUT / "render.png", viewer.screenshot(flash=False))
     _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, "Fine-tune model", tabify=True)
-    finetune.steps.value, finetune.out_dir.value = 20, Path("/tmp/var-emitter-guide-finetune")
-    if (Path("/tmp/var-emitter-guide-finetune") / "model.safetensors").exists():
-        (Path("/tmp/var-emitter-guide-finetune") / "model.safetensors").unlink()
+    finetune.steps.value, finetune.out_dir.value = 20, Path(tempfile.mkdtemp()) / "fine-tuned"
     finetune.start()
     wait(finetune)
     for layer in viewer.layers:

@@ -134,7 +134,8 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     widget.frames.value, widget.first.value, widget.last.value = "range", 2, 6
     widget.show_maps.value, widget.out_file.value = True, tmp_path / "movie.csv"
     _run(qtbot, widget)
-    assert len(read_localizations_csv(tmp_path / "movie.csv")) == len(viewer.layers["simulated SMLM stack detections"].data)
+    detections = viewer.layers["simulated SMLM stack detections"]
+    assert len(read_localizations_csv(tmp_path / "movie.csv")) == len(detections.data)
     n_layers = len(viewer.layers)
     _run(qtbot, widget)
     assert len(viewer.layers) == n_layers  # replaced, not duplicated
@@ -169,12 +170,12 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     widget.frames.value, widget.chunk_frames.value = "all frames", 4
     widget.out_file.value = out = tmp_path / "movie.csv"
     widget.start()
-    qtbot.waitUntil(lambda: widget.job_progress.done >= 9, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.job_progress.done >= 5, timeout=60_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()
     saved = len(list((tmp_path / "movie.csv.parts").glob("chunk_*.csv")))
-    assert 2 <= saved < SAMPLE.n_frames // 4
+    assert 1 <= saved < SAMPLE.n_frames // 4
     gaps, last = [], [time.perf_counter()]
 
     def tick():
@@ -193,7 +194,7 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     assert "frames/s" in widget.status.value and "saved" in widget.status.value
     table = read_localizations_csv(out)
     assert sorted(table["frame"].unique()) == list(range(SAMPLE.n_frames)) and table["frame"].is_monotonic_increasing
-    assert len(gaps) > 20 and max(gaps) < 0.3, f"the event loop stalled {max(gaps):.2f} s"
+    assert len(gaps) >= 10 and max(gaps) < 0.3, f"the event loop stalled {max(gaps):.2f} s"
 
 
 def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
@@ -388,3 +389,18 @@ def test_settings_persist_and_restore_defaults(viewer):
     assert again.threshold.value == pytest.approx(DEFAULT_THRESHOLD) and again.device.value == "auto"
     assert not again.show_maps.value
     assert predict_widget.PredictWidget(viewer).threshold.value == pytest.approx(DEFAULT_THRESHOLD)
+
+
+def test_live_preview_follows_the_threshold(qtbot, viewer, sample):
+    widget = predict_widget.PredictWidget(viewer)
+    viewer.dims.set_point(0, 5)
+    widget.preview.value = True  # predicts the frame on screen after a short pause
+    qtbot.waitUntil(lambda: "simulated SMLM stack detections" in viewer.layers and widget.worker is None
+                    and widget.status.value.startswith("done"), timeout=30_000)
+    points = viewer.layers["simulated SMLM stack detections"]
+    loose = len(points.data)
+    assert loose > 3 and (points.features["frame"] == 5).all()
+    widget.status.value = ""
+    widget.threshold.value = 0.9
+    qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=30_000)
+    assert 0 < len(points.data) < loose and (points.features["probability"] >= 0.9).all()

@@ -2,6 +2,7 @@
 
 import threading
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -67,7 +68,8 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
 def test_tile_batches_and_bfloat16_autocast(model):
     frames, truth = _stack(200, 2, 0.5, seed_offset=2)  # 4 tiles per frame
     one_by_one = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=1)).table
-    together = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=8)).table  # all 8 tiles in one batch
+    # all 8 tiles in one batch
+    together = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=8)).table
     assert len(one_by_one) == len(together) > 0
     np.testing.assert_allclose(one_by_one[["x_nm", "y_nm"]], together[["x_nm", "y_nm"]], atol=0.05)
     full = evaluate(together, truth)
@@ -210,3 +212,21 @@ def test_scmos_pixel_maps_keep_hot_pixels_from_becoming_detections(model, tmp_pa
     far = [np.hypot(*(truth.emitters.loc[truth.emitters["frame"] == row.frame, ["x_nm", "y_nm"]].to_numpy()
                       - (row.x_nm, row.y_nm)).T).min(initial=np.inf) > 150 for row in table.itertuples()]
     assert not (np.isin(cells, hot) & np.array(far)).any()
+
+
+SCMOS_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "storm-analysis-scmos-real"
+
+
+@pytest.mark.skipif(not SCMOS_REAL.is_dir(), reason="../shared/data/external is not here")
+def test_out_of_range_warning_fires_on_the_real_scmos_stack(tmp_path):
+    """Real sCMOS STORM frames (validation data: looked at, never tuned on), predicted through
+    the CLI with the camera a user would type: it warns about the pixel size and the photons."""
+    stack = SCMOS_REAL / "sample_11frames.tif"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", str(stack), "--out", str(tmp_path / "locs.csv"), "--pixel-size", "160",
+                     "--baseline", "90.4", "--adu-per-e", "2.11", "--read-noise", "1.1",
+                     "--camera-type", "sCMOS", "--qe", "1"]) == 0
+    messages = [str(w.message) for w in caught]
+    assert any("pixel size 160 nm" in m for m in messages)
+    assert any("photons per localisation is below" in m for m in messages)

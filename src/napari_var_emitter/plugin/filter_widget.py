@@ -39,7 +39,8 @@ class FilterWidget(Container):
                                    "var-emitter filter TABLE --out OUT --where '<this>'")
         self.expression.native.setReadOnly(True)
         self.status = Label(value="")
-        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", tooltip="ThunderSTORM layout, nm, 1-based frames")
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
+                                 tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export kept localisations")
         self.reset_button = PushButton(text="Keep all", tooltip="Widen every range to the data's")
         super().__init__(widgets=[self.layer, self.rows, self.expression, self.status, self.reset_button,

@@ -38,9 +38,9 @@ class Progress:
         `start_done`-th of the run."""
         self._chunk_start = start_done
 
-        def report(done_in_chunk: int, _n: int) -> None:
+        def report(done_in_chunk: int, n: int) -> None:
             self.done = self._chunk_start + done_in_chunk
-            if self.stop.is_set():
+            if self.stop.is_set() and done_in_chunk < n:  # a finished chunk is kept
                 raise Cancelled
         return report
 
@@ -75,6 +75,8 @@ def movie_job(job: StackJob, progress: Progress):
     done = progress.already_done
     try:
         for r in job.todo():
+            if progress.stop.is_set():
+                return
             prediction = job.run(r, progress=progress.chunk(done))
             done += r[1] - r[0]
             yield r[0], prediction

@@ -66,12 +66,14 @@ class PredictWidget(JobControls, Container):
         self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
                                     tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
-        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", tooltip="ThunderSTORM layout, nm, 1-based frames")
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
+                                 tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export CSV")
         self.render_nm = FloatSpinBox(label="render [nm/px]", value=10.0, min=1.0, max=1000.0,
                                       tooltip="Pixel size of the super-resolution image")
         self.render_method = ComboBox(label="render", choices=METHODS, value="gaussian",
-                                      tooltip="gaussian: each localisation blurred by its uncertainty; histogram: counts")
+                                      tooltip="gaussian: each localisation blurred by its uncertainty; "
+                                      "histogram: counts")
         self.render_button = PushButton(text="Render super-resolution")
         self.settings = Settings("predict", {
             "frames": self.frames, "threshold": self.threshold, "device": self.device, "show_maps": self.show_maps,

@@ -1,0 +1,125 @@
+"""A movie predicted from the Predict widget in a real napari viewer against the CLI's path on
+the same OME-TIFF: frames/s of each, then a widget run cancelled halfway and resumed, with the
+longest event-loop stall seen (a 20 ms QTimer's largest gap) while it ran.
+
+Run (a display is needed: xvfb-run -a on a headless machine):
+    xvfb-run -a .venv/bin/python benchmarks/widget_throughput.py [--frames 2000] [--size 256] [--show]
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.io.tiff import write_ome_tiff
+from napari_var_emitter.predict import PredictOptions
+from napari_var_emitter.predict.long_stack import predict_stack_to_file
+from napari_var_emitter.predict.model_cache import cached_model
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
+
+CAMERA = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
+
+
+def write_stack(folder: Path, n_frames: int, size: int) -> Path:
+    """A simulated movie: 50 frames simulated, repeated to n_frames (the cost is the same)."""
+    config = SimulationConfig(frame_size=size, n_frames=min(n_frames, 50), density_per_um2=0.5, camera=CAMERA)
+    frames, _ = simulate_stack(config, np.random.default_rng(9_100_000))
+    frames = np.resize(frames, (n_frames, size, size))
+    path = folder / "movie.ome.tiff"
+    write_ome_tiff(path, frames, CAMERA)
+    return path
+
+
+class StallMeter:
+    """The largest gap between ticks of a 20 ms QTimer: how long the event loop was blocked."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.gaps, self.last = [], time.perf_counter()
+        self.timer = QTimer(interval=20)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return max(self.gaps, default=float("nan"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--chunk-frames", type=int, default=64)
+    parser.add_argument("--show", action="store_true",
+                        help="show the viewer's window (under Xvfb, napari repaints it ~30 times/s in software "
+                        "OpenGL, which takes CPU from the model)")
+    args = parser.parse_args()
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_var_emitter.plugin.predict_widget import PredictWidget
+
+    cached_model(None, "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        stack = write_stack(folder, args.frames, args.size)
+        print(f"{args.frames} frames of {args.size}x{args.size}, chunks of {args.chunk_frames}")
+
+        started = time.perf_counter()
+        predict_stack_to_file(stack, CAMERA, PredictOptions(device="cpu"), folder / "cli.csv", args.chunk_frames)
+        cli_fps = args.frames / (time.perf_counter() - started)
+        print(f"CLI path:    {cli_fps:.2f} frames/s")
+
+        viewer = napari.Viewer(show=args.show)
+        layer = viewer.open(str(stack), plugin="napari-var-emitter")[0]
+        widget = PredictWidget(viewer)
+        viewer.window.add_dock_widget(widget)
+        widget.image.value, widget.frames.value, widget.device.value = layer, "all frames", "cpu"
+        widget.chunk_frames.value = args.chunk_frames
+
+        def run(out: Path, cancel_at: int | None = None) -> tuple[float, float]:
+            meter = StallMeter()
+            meter.start()
+            widget.out_file.value = out
+            started = time.perf_counter()
+            widget.start()
+            while widget.worker is not None:
+                QApplication.processEvents()
+                if cancel_at is not None and widget.job_progress.done >= cancel_at:
+                    widget.cancel()
+                    cancel_at = None
+                time.sleep(0.005)
+            return time.perf_counter() - started, meter.stop()
+
+        seconds, stall = run(folder / "widget.csv")
+        widget_fps = args.frames / seconds
+        print(f"widget path: {widget_fps:.2f} frames/s ({widget_fps / cli_fps - 1:+.1%} against the CLI), "
+              f"longest event-loop stall {stall * 1000:.0f} ms")
+        first, stall_a = run(folder / "resumed.csv", cancel_at=args.frames // 2)
+        saved = len(list((folder / "resumed.csv.parts").glob("chunk_*.csv")))
+        print(f"cancelled at frame {widget.job_progress.done} after {first:.1f} s: {saved} chunk(s) saved; "
+              f"status: {widget.status.value}")
+        second, stall_b = run(folder / "resumed.csv")
+        print(f"resumed: {second:.1f} s more; status: {widget.status.value}; "
+              f"longest stall {max(stall_a, stall_b) * 1000:.0f} ms")
+        viewer.close()
+
+
+if __name__ == "__main__":
+    main()
