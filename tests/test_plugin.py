@@ -282,7 +282,8 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     assert weights.exists() and weights.resolve() in MODELS.paths
     assert widget.progress.value == 3 and len(widget.losses) == 3
     # the estimates stay on screen; a before/after comparison on the held-out frames, with a verdict
-    assert widget.estimates.value.startswith("Estimated from the stack: psf_sigma_nm")
+    assert widget.estimates.value.startswith("Estimated from the stack: PSF σ ") and "photons/px" in \
+        widget.estimates.value
     comparison = widget.comparison.value
     assert "frames 16-19, never trained or calibrated on" in comparison and "residual" in comparison
     assert any(word in comparison for word in ("Better", "Worse", "No clear change"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, RadioButtons, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, RadioButtons, SpinBox, TextEdit
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Points
@@ -86,8 +86,13 @@ class FineTuneWidget(JobControls, Container):
                                 tooltip="A new folder for the model (nothing is overwritten)")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
         self.time_estimate = Label(value="")
-        self.estimates, self.comparison = Label(value=""), Label(value="")
-        for label in (self.time_estimate, self.estimates, self.comparison):
+        self.estimates = Label(value="")
+        self.comparison = TextEdit(value="", tooltip="Both models on the frames kept aside (train/compare.py)")
+        self.comparison.native.setReadOnly(True)
+        self.comparison.native.setStyleSheet("font-family: monospace")
+        self.comparison.native.setMinimumHeight(170)
+        self.comparison.native.setLineWrapMode(self.comparison.native.LineWrapMode.NoWrap)
+        for label in (self.time_estimate, self.estimates):
             label.native.setWordWrap(True)
         self.settings = Settings("finetune", {"mode": self.mode, "steps": self.steps, "lr": self.lr,
                                               "device": self.device})
@@ -205,15 +210,14 @@ class FineTuneWidget(JobControls, Container):
             show_error(row["error"])
             return
         if "conditions" in row:
-            self.estimates.value = "Estimated from the stack: " + ", ".join(
-                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row["conditions"].items())
+            self.estimates.value = describe_conditions(row["conditions"])
             self.status.value, self.started = "training…", time.perf_counter()
             return
         if "comparing" in row:
             self.status.value = f"comparing the two models on {self.held_out_note}…"
             return
         if "comparison" in row:
-            self.comparison.value = comparison_html(row["comparison"], self.held_out_note)
+            self.comparison.value = comparison_text(row["comparison"], self.held_out_note)
             return
         done = row["step"] + 1
         self.progress.value = done
@@ -264,13 +268,25 @@ class FineTuneWidget(JobControls, Container):
             self.status.value = "stopped: no model written"
 
 
-def comparison_html(table, held_out: str) -> str:
-    """The before/after table and the verdict, as rich text for a Label."""
-    rows = "".join(f"<tr><td>{name}</td>" + "".join(f"<td align='right'>{value:.3g}</td>" for value in values)
-                   + "</tr>" for name, values in table.iterrows())
-    header = "".join(f"<th align='right'>{c}</th>" for c in table.columns)
-    return (f"<b>Before / after</b> on {held_out}:<table><tr><th></th>{header}</tr>{rows}</table>"
-            f"{verdict(table)}")
+def describe_conditions(conditions: dict) -> str:
+    """The estimated conditions in words with units."""
+    words = {"psf_sigma_nm": "PSF σ {:.0f} nm", "photons": "photons {:,.0f}",
+             "background_photons": "background {:.1f} photons/px", "density_per_um2": "density {:.2f} /µm²",
+             "labelled emitters": "{:,} labelled emitters"}
+    parts = [words[k].format(v) for k, v in conditions.items() if k in words]
+    if "spots" in conditions:
+        parts.append(f"from {conditions['spots']} isolated spots in {conditions['frames']} frames")
+    return "Estimated from the stack: " + ", ".join(parts)
+
+
+def comparison_text(table, held_out: str) -> str:
+    """The before/after table (aligned for a monospaced label) and the verdict."""
+    width = max(map(len, table.index))
+    lines = [f"Before / after on {held_out}",
+             "(uncertainty and probability: medians; residual: mean (data - redrawn)² / redrawn, 1 = shot noise only):",
+             f"{'':<{width}}" + "".join(f"{c:>9}" for c in table.columns)]
+    lines += [f"{name:<{width}}" + "".join(f"{value:>9.3g}" for value in values) for name, values in table.iterrows()]
+    return "\n".join(lines) + "\n" + verdict(table).replace(". ", ".\n")
 
 
 def step_seconds() -> dict[str, float]:

@@ -4,6 +4,7 @@ worker at a time (shared by the Predict and Fine-tune widgets)."""
 from __future__ import annotations
 
 from magicgui.widgets import Label, ProgressBar, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 
 class JobControls:
@@ -16,6 +17,8 @@ class JobControls:
         self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
         self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status.native.setMinimumWidth(220)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
         self.cancel_button.changed.connect(self.cancel)
         return [self.run_button, self.cancel_button, self.progress, self.status]
 

@@ -84,8 +84,7 @@ class PredictWidget(JobControls, Container):
             "Camera": [self.camera_fields],
             "Model": [self.model, self.checkpoint, self.threshold, self.device, self.preview],
             "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls],
-            "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]},
-            collapsed=("Output",))
+            "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
         self.native.layout().addWidget(restore_button(self.settings).native)
         self.preview_timer = QTimer(self.native, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)

@@ -1,5 +1,5 @@
 """Widget settings kept between sessions (JSON in io.camera_profile.config_dir()), with Restore
-Defaults; and collapsible sections for the dock widgets."""
+Defaults; and titled sections for the dock widgets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import Container, PushButton
-from superqt import QCollapsible
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout
 
 from ..io.atomic import write_text_atomic
 from ..io.camera_profile import config_dir
@@ -69,13 +69,13 @@ def restore_button(*settings) -> PushButton:
     return button
 
 
-def add_sections(widget: Container, sections: dict[str, list], collapsed: tuple[str, ...] = ()) -> None:
-    """Put each list of magicgui widgets in a collapsible section titled by its key, in order,
-    into `widget` (a Container made with no widgets)."""
+def add_sections(widget: Container, sections: dict[str, list]) -> None:
+    """Put each list of magicgui widgets in a titled box (its key), in order, into `widget` (a
+    Container made with no widgets). Boxes grow with their contents (status lines, tables)."""
     layout = widget.native.layout()
     for title, members in sections.items():
-        section = QCollapsible(title)
-        section.addWidget(Container(widgets=members).native)
-        if title not in collapsed:
-            section.expand(animate=False)
-        layout.addWidget(section)
+        box = QGroupBox(title)
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(4, 4, 4, 4)
+        box_layout.addWidget(Container(widgets=members).native)
+        layout.addWidget(box)

@@ -19,7 +19,7 @@ from ..predict.frames import predict_frames
 from ..psf import render_spots
 
 HELD_OUT_MAX = 20  # frames kept aside for the comparison
-RESIDUAL = "residual (data - redrawn)² / redrawn"
+RESIDUAL = "residual"  # mean (data - redrawn)² / redrawn per pixel
 CLEAR_CHANGE = 0.05  # relative change of the residual that counts as better or worse
 
 
@@ -40,10 +40,10 @@ def compare_models(frames_adu, camera: Camera, models: dict, psf_sigma_nm: float
     for name, model in models.items():
         table = predict_frames(model, frames, camera).table
         columns[name] = {
-            "detections per frame": len(table) / len(frames),
-            "median photons": _median(table, "photons"),
-            "median uncertainty [nm]": _median(table, "uncertainty_nm"),
-            "median probability": _median(table, "probability"),
+            "detections/frame": len(table) / len(frames),
+            "photons (median)": _median(table, "photons"),
+            "uncertainty [nm]": _median(table, "uncertainty_nm"),
+            "probability": _median(table, "probability"),
             RESIDUAL: (redraw_residual(photons, table, camera.pixel_size_nm, psf_sigma_nm)
                        if psf_sigma_nm else float("nan")),
         }
