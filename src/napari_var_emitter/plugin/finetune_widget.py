@@ -283,7 +283,8 @@ def comparison_text(table, held_out: str) -> str:
     """The before/after table (aligned for a monospaced label) and the verdict."""
     width = max(map(len, table.index))
     lines = [f"Before / after on {held_out}",
-             "(uncertainty and probability: medians; residual: mean (data - redrawn)² / redrawn, 1 = shot noise only):",
+             "(uncertainty and probability: medians; residual: mean (data - redrawn)² / redrawn,"
+             " 1 = shot noise only):",
              f"{'':<{width}}" + "".join(f"{c:>9}" for c in table.columns)]
     lines += [f"{name:<{width}}" + "".join(f"{value:>9.3g}" for value in values) for name, values in table.iterrows()]
     return "\n".join(lines) + "\n" + verdict(table).replace(". ", ".\n")
