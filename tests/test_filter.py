@@ -1,6 +1,5 @@
 """Filtering localisations: expressions, the CLI and the Filter widget in a real viewer."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
