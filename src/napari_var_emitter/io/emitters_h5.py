@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import InputError
 from .atomic import atomic_path
 from .camera import Camera
-from .h5_schema import open_h5
+from .h5_schema import has_schema, open_h5
 from .table import validate_table
 
 SCHEMA = "napari-var-emitter/emitters"
@@ -91,8 +91,4 @@ def read_emitters_h5(path: str | os.PathLike) -> GroundTruth:
 
 def is_emitters_h5(path: str | os.PathLike) -> bool:
     """Whether `path` is an HDF5 file with the emitters schema."""
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("schema") == SCHEMA
-    except OSError:
-        return False
+    return has_schema(path, SCHEMA)

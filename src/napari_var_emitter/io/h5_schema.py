@@ -29,3 +29,12 @@ def open_h5(path: str | os.PathLike, schema: str, version: int, what: str) -> h5
         f.close()
         raise InputError(f"{path}: {problem}")
     return f
+
+
+def has_schema(path: str | os.PathLike, schema: str) -> bool:
+    """Whether `path` is an HDF5 file whose schema attribute is `schema` (no error otherwise)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("schema") == schema
+    except OSError:
+        return False

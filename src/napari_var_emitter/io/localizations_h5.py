@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .atomic import atomic_path
-from .h5_schema import open_h5
+from .h5_schema import has_schema, open_h5
 from .table import validate_table
 
 SCHEMA = "napari-var-emitter/localizations"
@@ -56,12 +56,8 @@ def write_localizations_h5_stream(path: str | os.PathLike, tables: Iterable[pd.D
 
 
 def is_localizations_h5(path: str | os.PathLike) -> bool:
-    """Whether `path` is an HDF5 file with this module's schema."""
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("schema") == SCHEMA
-    except OSError:
-        return False
+    """Whether `path` is an HDF5 file with the localisations schema."""
+    return has_schema(path, SCHEMA)
 
 
 def read_localizations_h5(path: str | os.PathLike) -> pd.DataFrame:
