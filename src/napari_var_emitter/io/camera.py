@@ -118,7 +118,7 @@ class Camera:
         per-pixel offset and gain maps where the camera has them."""
         adu = np.asarray(adu, dtype=np.float32)
         if self.has_pixel_maps:
-            electrons = self.pixel_calibration().electrons(adu, self.baseline_adu, self.e_per_adu)
+            electrons = self.pixel_calibration().electrons(adu)
             return electrons * np.float32(1 / self.em_gain / self.qe)
         return (adu - np.float32(self.baseline_adu)) * np.float32(
             self.e_per_adu / self.em_gain / self.qe
@@ -128,7 +128,8 @@ class Camera:
         """The per-pixel maps (io/pixel_calibration.PixelCalibration), read once per process."""
         from .pixel_calibration import load_pixel_calibration
 
-        return load_pixel_calibration(self.offset_map, self.variance_map, self.gain_map)
+        return load_pixel_calibration(self.offset_map, self.variance_map, self.gain_map, self.baseline_adu,
+                                      self.e_per_adu)
 
     def photons_to_adu(self, photons: Any) -> np.ndarray:
         """Photons (any shape) -> noise-free camera counts (float32, ADU)."""

@@ -25,29 +25,22 @@ _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) !=
 
 @dataclasses.dataclass(frozen=True)
 class PixelCalibration:
-    """(Y, X) float32 maps; None where the camera gives no map."""
+    """A camera's per-pixel calibration: offset [ADU] and gain [ADU/e⁻] as (Y, X) float32 maps,
+    or the camera's one value where it gives no map; the read-noise variance map [ADU²] or None."""
 
-    offset_adu_YX: np.ndarray | None
+    offset_adu: np.ndarray | np.float32
     variance_adu2_YX: np.ndarray | None
-    gain_adu_per_e_YX: np.ndarray | None
+    gain_adu_per_e: np.ndarray | np.float32
+    shape: tuple[int, int]
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return next(m.shape for m in (self.offset_adu_YX, self.variance_adu2_YX, self.gain_adu_per_e_YX)
-                    if m is not None)
-
-    def electrons(self, adu_TYX: np.ndarray, baseline_adu: float, e_per_adu: float) -> np.ndarray:
-        """(..., Y, X) ADU -> photo-electrons (float32): the offset map (else the baseline)
-        subtracted, divided by the gain map (else 1 / e_per_adu)."""
+    def electrons(self, adu_TYX: np.ndarray) -> np.ndarray:
+        """(..., Y, X) ADU -> photo-electrons (float32)."""
         self._check_shape(adu_TYX.shape[-2:])
-        offset = self.offset_adu_YX if self.offset_adu_YX is not None else np.float32(baseline_adu)
-        gain = self.gain_adu_per_e_YX if self.gain_adu_per_e_YX is not None else np.float32(1 / e_per_adu)
-        return (adu_TYX - offset) / gain
+        return (adu_TYX - self.offset_adu) / self.gain_adu_per_e
 
     def read_variance_e2_YX(self) -> np.ndarray:
-        """Read-noise variance per pixel in e⁻² (the gain map's, or gain 1 ADU/e⁻ without one)."""
-        gain = self.gain_adu_per_e_YX if self.gain_adu_per_e_YX is not None else np.float32(1)
-        return self.variance_adu2_YX / gain ** 2
+        """Read-noise variance per pixel in e⁻² (needs the variance map)."""
+        return self.variance_adu2_YX / self.gain_adu_per_e ** 2
 
     def quieten_noisy_pixels(self, photons_TYX: np.ndarray, electrons_per_photon: float) -> np.ndarray:
         """Pull each noisy pixel towards its neighbours' median (module docstring); a copy."""
@@ -75,15 +68,17 @@ class PixelCalibration:
                              "region (ROI) as the stack")
 
 
-def load_pixel_calibration(offset: str | None, variance: str | None, gain: str | None) -> PixelCalibration:
-    """Read the maps (any may be None); each file is read once per process and changes on disk
-    are picked up (cached by path and modification time)."""
+def load_pixel_calibration(offset: str | None, variance: str | None, gain: str | None, baseline_adu: float,
+                           e_per_adu: float) -> PixelCalibration:
+    """Read the maps (at least one given); baseline_adu and 1 / e_per_adu stand in for a missing
+    offset or gain map. Each file is read once per process and changes on disk are picked up
+    (cached by path and modification time)."""
     stamps = [(p, Path(p).stat().st_mtime_ns) if p else None for p in (offset, variance, gain)]
-    return _load(*stamps)
+    return _load(*stamps, float(baseline_adu), float(e_per_adu))
 
 
 @functools.lru_cache(maxsize=8)
-def _load(offset, variance, gain) -> PixelCalibration:
+def _load(offset, variance, gain, baseline_adu: float, e_per_adu: float) -> PixelCalibration:
     maps = [None if stamp is None else read_map(stamp[0]) for stamp in (offset, variance, gain)]
     shapes = {m.shape for m in maps if m is not None}
     if len(shapes) > 1:
@@ -92,7 +87,9 @@ def _load(offset, variance, gain) -> PixelCalibration:
         raise InputError(f"variance map {variance[0]}: negative variance")
     if maps[2] is not None and not (maps[2] > 0).all():
         raise InputError(f"gain map {gain[0]}: gains must be > 0 ADU/e⁻")
-    return PixelCalibration(*maps)
+    offset_adu = maps[0] if maps[0] is not None else np.float32(baseline_adu)
+    gain_adu_per_e = maps[2] if maps[2] is not None else np.float32(1 / e_per_adu)
+    return PixelCalibration(offset_adu, maps[1], gain_adu_per_e, shapes.pop())
 
 
 def read_map(path: str) -> np.ndarray:

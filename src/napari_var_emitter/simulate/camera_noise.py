@@ -18,11 +18,10 @@ def expose(expected_photons: np.ndarray, camera: Camera, rng: np.random.Generato
         electrons = rng.gamma(electrons, camera.em_gain)  # shape 0 gives 0
     if camera.has_pixel_maps:
         maps = camera.pixel_calibration()
-        gain = maps.gain_adu_per_e_YX if maps.gain_adu_per_e_YX is not None else 1 / camera.e_per_adu
-        offset = maps.offset_adu_YX if maps.offset_adu_YX is not None else camera.baseline_adu
         read_sd_e = (np.sqrt(maps.read_variance_e2_YX()) if maps.variance_adu2_YX is not None
                      else camera.read_noise_e)
-        adu = np.rint((electrons + rng.normal(0.0, 1.0, electrons.shape) * read_sd_e) * gain + offset)
+        electrons += rng.normal(0.0, 1.0, electrons.shape) * read_sd_e
+        adu = np.rint(electrons * maps.gain_adu_per_e + maps.offset_adu)
     else:
         electrons += rng.normal(0.0, camera.read_noise_e, electrons.shape)
         adu = np.rint(electrons / camera.e_per_adu + camera.baseline_adu)
