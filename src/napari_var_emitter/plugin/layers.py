@@ -72,7 +72,8 @@ def place_image(layer, pixel_size_nm: float) -> bool:
     so world coordinates are nm (as our reader does); returns whether it changed."""
     scale, translate = np.array(layer.scale, float), np.array(layer.translate, float)
     want_scale, want_translate = scale.copy(), translate.copy()
-    want_scale[-2:], want_translate[-2:] = pixel_size_nm, pixel_size_nm / 2
+    placement = image_placement(pixel_size_nm)
+    want_scale[-2:], want_translate[-2:] = placement["scale"][-2:], placement["translate"][-2:]
     if np.allclose(scale, want_scale) and np.allclose(translate, want_translate):
         return False
     layer.scale, layer.translate = want_scale, want_translate

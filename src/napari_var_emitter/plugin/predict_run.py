@@ -115,8 +115,10 @@ class RunLayers:
                 data = np.zeros(shape if single else (span, *shape), np.float32)
                 looks = {"scale": map_scale, "translate": map_translate, "visible": s == len(strides) - 1}
                 reused = old.pop(("scale_map", s), None)
-                if reused is None or reused.ndim != data.ndim:
-                    reused and viewer.layers.remove(reused)
+                if reused is not None and reused.ndim != data.ndim:
+                    viewer.layers.remove(reused)
+                    reused = None
+                if reused is None:
                     reused = viewer.add_image(
                         data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
                         opacity=0.5, blending="translucent", **looks,

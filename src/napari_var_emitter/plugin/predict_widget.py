@@ -90,7 +90,7 @@ class PredictWidget(JobControls, Container):
         self.preview_timer.timeout.connect(self._preview)
         self.progress_timer = QTimer(self.native, interval=250)
         self.progress_timer.timeout.connect(self._show_progress)
-        self.image.changed.connect(self._image_chosen)
+        self.image.changed.connect(self.camera_fields.fill_from)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self.image.reset_choices)
@@ -102,12 +102,9 @@ class PredictWidget(JobControls, Container):
         self.threshold.changed.connect(self._schedule_preview)
         self.preview.changed.connect(self._schedule_preview)
         viewer.dims.events.current_step.connect(self._schedule_preview)
-        self._image_chosen(self.image.value)
+        self.camera_fields.fill_from(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _image_chosen(self, layer) -> None:
-        self.camera_fields.fill_from(layer)
-
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
         if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
