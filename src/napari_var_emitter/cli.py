@@ -1,4 +1,5 @@
-"""`var-emitter` command line: simulate, localize, evaluate, demo."""
+"""`var-emitter` command line: simulate, localize, predict, train, evaluate, filter, demo, and the
+analysis commands (cli_analysis.py): drift, merge, resolution, render, stats."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .classical.localize import localize_stack
+from .cli_analysis import add_analysis_commands
 from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
@@ -148,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulate a stack, predict with the bundled model, evaluate")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
     demo.set_defaults(run=_demo)
+    add_analysis_commands(commands)
     return parser
 
 

@@ -24,7 +24,10 @@ HEADERS = {
     "background": "offset [photon]",
     "uncertainty_nm": "uncertainty [nm]",
     "probability": "probability",
+    "last_frame": "last frame",  # merged blinks (analysis/merge.py): frames first..last, 1-based like frame
+    "n_merged": "detections",
 }
+FRAME_COLUMNS = ("frame", "last_frame")  # 0-based inside, 1-based in the file
 _COLUMNS = {header: column for column, header in HEADERS.items()}
 
 
@@ -63,7 +66,9 @@ def _thunderstorm(table: pd.DataFrame, first_id: int) -> pd.DataFrame:
     out = pd.DataFrame({
         header: table[column] for column, header in HEADERS.items() if column in table.columns
     })
-    out["frame"] = table["frame"] + 1
+    for column in FRAME_COLUMNS:
+        if column in table:
+            out[HEADERS[column]] = table[column] + 1
     if "id" not in out.columns:
         out.insert(0, "id", range(first_id + 1, first_id + len(table) + 1))
     return out
@@ -83,7 +88,9 @@ def read_localizations_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: positions are in pixels ({pixel_units}); export them in nm")
     renamed = raw.rename(columns=lambda header: _COLUMNS.get(header.strip(), header))
     table = validate_table(renamed[[c for c in HEADERS if c in renamed.columns]], str(path))
-    if (table["frame"] < 1).any():
-        raise InputError(f"{path}: ThunderSTORM frames are 1-based; found frame 0")
-    table["frame"] -= 1
+    for column in FRAME_COLUMNS:
+        if column in table:
+            if (table[column] < 1).any():
+                raise InputError(f"{path}: ThunderSTORM frames are 1-based; found 0 in {HEADERS[column]!r}")
+            table[column] -= 1
     return table

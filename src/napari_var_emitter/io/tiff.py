@@ -235,3 +235,17 @@ def _ome_xml(shape: tuple[int, int, int], dtype: np.dtype, camera: Camera) -> st
         if key not in MAP_FIELDS:  # calibration-map paths belong to this machine's camera profile, not the file
             ET.SubElement(value, "M", K=key).text = str(item)
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(ome, encoding="unicode")
+
+
+def write_image_tiff(path: str | os.PathLike, image: np.ndarray, pixel_nm: float) -> None:
+    """Write one picture, (H, W) float32 or (H, W, 3) RGB in [0, 1] (stored as 8-bit), as an
+    ImageJ TIFF whose resolution gives the pixel size (µm, as Fiji reads it), atomically."""
+    image = np.asarray(image)
+    rgb = image.ndim == 3 and image.shape[-1] == 3
+    if not (image.ndim == 2 or rgb):
+        raise InputError(f"an image to write must be (H, W) or (H, W, 3), got {image.shape}")
+    data = (np.clip(image, 0, 1) * 255).round().astype(np.uint8) if rgb else image.astype(np.float32)
+    per_um = 1000.0 / pixel_nm
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data, imagej=True, resolution=(per_um, per_um), photometric="rgb" if rgb else
+                         "minisblack", metadata={"unit": "um"})

@@ -20,7 +20,7 @@ from ..predict.envelope import Envelope
 from ..predict.long_stack import StackJob
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
-from ..render import METHODS, render
+from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
 from .layers import TAG, layer_choices, place_image, stack_of, table_from_points

@@ -21,12 +21,14 @@ from ..errors import InputError
 from ..io.camera import Camera
 from ..psf import PSF
 
-STRUCTURES = ("uniform", "filaments", "rings")
+STRUCTURES = ("uniform", "filaments", "rings", "line_pairs")
 
 
 @dataclasses.dataclass(frozen=True)
 class StructureConfig:
-    """Where fluorophores sit: uniformly, on worm-like filaments, or on rings."""
+    """Where fluorophores sit: uniformly, on worm-like filaments, on rings, or on straight
+    pairs of parallel lines `pair_spacing_nm` apart (n_filaments pairs, filament_length_nm long:
+    a structure of known spacing for resolution checks)."""
 
     kind: str = "uniform"
     n_filaments: int = 6
@@ -35,6 +37,7 @@ class StructureConfig:
     n_rings: int = 40
     ring_radius_nm: tuple[float, float] = (100.0, 300.0)
     label_sd_nm: float = 5.0
+    pair_spacing_nm: float = 50.0
 
     def __post_init__(self) -> None:
         if self.kind not in STRUCTURES:

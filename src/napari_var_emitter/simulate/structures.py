@@ -16,7 +16,7 @@ def sample_positions(
     height, width = field_nm
     if structure.kind == "uniform":
         return rng.uniform(0, width, n), rng.uniform(0, height, n)
-    sample = _on_filaments if structure.kind == "filaments" else _on_rings
+    sample = {"filaments": _on_filaments, "rings": _on_rings, "line_pairs": _on_line_pairs}[structure.kind]
     points = sample(structure, field_nm, rng)  # (M, 2) points densely along the structure
     x, y = np.empty(0), np.empty(0)
     while x.size < n:  # labels jitter off the structure; keep those inside the field
@@ -53,3 +53,19 @@ def _on_rings(structure: StructureConfig, field_nm, rng) -> np.ndarray:
     x = centre[:, :1] + radius[:, None] * np.cos(angle)
     y = centre[:, 1:] + radius[:, None] * np.sin(angle)
     return np.column_stack([x.ravel(), y.ravel()])
+
+
+def _on_line_pairs(structure: StructureConfig, field_nm, rng) -> np.ndarray:
+    """Straight pairs of parallel lines pair_spacing_nm apart, at random angles, sampled every ~STEP."""
+    height, width = field_nm
+    n_pairs = max(1, int(structure.n_filaments))
+    centre = rng.uniform((0, 0), (width, height), (n_pairs, 2))
+    angle = rng.uniform(0, np.pi, n_pairs)
+    along = np.array([np.cos(angle), np.sin(angle)]).T  # (P, 2)
+    across = np.array([-np.sin(angle), np.cos(angle)]).T
+    t = np.arange(-structure.filament_length_nm / 2, structure.filament_length_nm / 2, _STEP_NM / 4)
+    points = [centre[:, None] + t[None, :, None] * along[:, None] + side * structure.pair_spacing_nm / 2
+              * across[:, None] for side in (-1, 1)]
+    points = np.concatenate(points, axis=1).reshape(-1, 2)
+    inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+    return points[inside] if inside.any() else points

@@ -1,0 +1,224 @@
+"""Stage drift: estimated by redundant cross-correlation (RCC, Wang et al. 2014) of images
+rendered from frame segments, or from fiducials the user marks; applied by subtracting it.
+
+A drift trajectory is (frame, dx_nm, dy_nm) for every frame 0..T-1: where the sample sat in that
+frame relative to its mean position over the movie (the trajectory's mean is 0: a global offset
+cannot be measured, and anchoring at the mean adds the least noise), so corrected = localised −
+drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import CubicSpline
+from scipy.ndimage import gaussian_filter
+
+from ..errors import InputError
+from ..io.atomic import atomic_path
+from .table_checks import check_table
+
+AUTO_SEGMENTS = 20  # the automatic segment length cuts the movie into this many segments ...
+AUTO_LOCS_PER_SEGMENT = 2000  # ... unless that leaves fewer localisations than this in each
+MAX_IMAGE_PX = 2048  # segment images are at most this wide; the render pixel grows for wide fields
+MIN_LOCS_PER_SEGMENT = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    """Drift per frame (T, 2) in nm, and the points it was interpolated from: per-segment (or
+    per-frame for fiducials) estimates at `anchor_frames` (S,) with `anchor_nm_S2`."""
+
+    drift_nm_T2: np.ndarray
+    anchor_frames: np.ndarray
+    anchor_nm_S2: np.ndarray
+    method: str
+
+    def table(self) -> pd.DataFrame:
+        """(frame, dx_nm, dy_nm), frames 0-based."""
+        return pd.DataFrame({"frame": np.arange(len(self.drift_nm_T2)), "dx_nm": self.drift_nm_T2[:, 0],
+                             "dy_nm": self.drift_nm_T2[:, 1]})
+
+
+def auto_segment_frames(table: pd.DataFrame) -> int:
+    """Frames per RCC segment when the user gives none: the movie in AUTO_SEGMENTS segments,
+    longer where that leaves fewer than AUTO_LOCS_PER_SEGMENT localisations in each."""
+    n_frames = int(table["frame"].max()) + 1
+    per_frame = len(table) / n_frames
+    return max(int(np.ceil(n_frames / AUTO_SEGMENTS)), int(np.ceil(AUTO_LOCS_PER_SEGMENT / per_frame)))
+
+
+def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: float = 20.0,
+              max_drift_nm: float = 1000.0) -> Drift:
+    """RCC: render each segment of `segment_frames` frames (None: auto_segment_frames) at `pixel_nm` (blurred by the
+    median uncertainty), cross-correlate every pair, fit each peak to sub-pixel, solve the
+    segment drifts by least squares over all pairs (pairs that disagree with the solution by
+    more than 3x the median misfit, and by over a pixel, are dropped once), then interpolate a
+    cubic spline through the segment centres to every frame."""
+    check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
+    n_frames = int(table["frame"].max()) + 1
+    segment_frames = auto_segment_frames(table) if segment_frames is None else segment_frames
+    if segment_frames < 1:
+        raise InputError("--segment-frames must be >= 1")
+    edges = _segment_edges(n_frames, segment_frames)
+    if len(edges) < 3:
+        raise InputError(f"too few frames for RCC: {n_frames} frame(s) make one segment of {segment_frames}; "
+                         f"RCC needs at least 2 segments (lower --segment-frames, or use fiducials)")
+    segment = np.searchsorted(edges, table["frame"].to_numpy(), side="right") - 1
+    counts = np.bincount(segment, minlength=len(edges) - 1)
+    if counts.min() < MIN_LOCS_PER_SEGMENT:
+        raise InputError(f"too few localisations for RCC: a segment of {segment_frames} frames holds "
+                         f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed; raise --segment-frames)")
+    x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
+    origin = np.array([x.min(), y.min()]) - max_drift_nm / 2
+    extent = max(x.max() - x.min(), y.max() - y.min()) + max_drift_nm
+    pixel_nm = max(pixel_nm, extent / MAX_IMAGE_PX)
+    side = int(np.ceil(extent / pixel_nm))
+    blur_px = _blur_px(table, pixel_nm)
+    spectra = []
+    for s in range(len(edges) - 1):
+        image, _, _ = np.histogram2d(y[segment == s] - origin[1], x[segment == s] - origin[0], bins=side,
+                                     range=((0, side * pixel_nm), (0, side * pixel_nm)))
+        spectra.append(np.fft.rfft2(gaussian_filter(image, blur_px).astype(np.float32)))
+    pairs = list(combinations(range(len(spectra)), 2))
+    shifts_nm = np.array([_peak_shift(spectra[i], spectra[j], side, max_drift_nm / pixel_nm) for i, j in pairs])
+    shifts_nm *= pixel_nm
+    segment_nm = _solve_pairs(pairs, shifts_nm, len(spectra), outlier_nm=pixel_nm)
+    frames = table["frame"].to_numpy()
+    centres = np.array([frames[segment == s].mean() for s in range(len(spectra))])
+    drift = _interpolate(centres, segment_nm, n_frames)
+    offset = drift.mean(0)
+    return Drift(drift - offset, centres, segment_nm - offset, "rcc")
+
+
+def _segment_edges(n_frames: int, segment_frames: int) -> np.ndarray:
+    """Frame edges of the segments; a last segment shorter than half the others joins the one before."""
+    edges = list(range(0, n_frames, segment_frames)) + [n_frames]
+    if len(edges) > 2 and edges[-1] - edges[-2] < segment_frames / 2:
+        del edges[-2]
+    return np.array(edges)
+
+
+def _blur_px(table: pd.DataFrame, pixel_nm: float) -> float:
+    known = table["uncertainty_nm"].to_numpy() if "uncertainty_nm" in table else np.empty(0)
+    sigma_nm = float(np.median(known)) if known.size else 20.0
+    return max(sigma_nm / pixel_nm, 1.0)
+
+
+def _peak_shift(spectrum_a, spectrum_b, side: int, max_shift_px: float) -> np.ndarray:
+    """(dx, dy) in pixels that image b is displaced from image a: the cross-correlation peak
+    within max_shift_px, refined by a parabola through the log of its neighbours on each axis."""
+    corr = np.fft.fftshift(np.fft.irfft2(np.conj(spectrum_a) * spectrum_b, s=(side, side)))
+    centre = side // 2
+    reach = int(min(max_shift_px, centre - 2))
+    window = corr[centre - reach:centre + reach + 1, centre - reach:centre + reach + 1]
+    row, col = np.unravel_index(np.argmax(window), window.shape)
+    row, col = row + centre - reach, col + centre - reach
+
+    def refine(minus, peak, plus) -> float:
+        lm, lp, lc = (np.log(max(v, 1e-12)) for v in (minus, plus, peak))
+        curvature = lm - 2 * lc + lp
+        return 0.0 if curvature >= 0 else float(np.clip(0.5 * (lm - lp) / curvature, -0.5, 0.5))
+
+    dy = row - centre + refine(corr[row - 1, col], corr[row, col], corr[row + 1, col])
+    dx = col - centre + refine(corr[row, col - 1], corr[row, col], corr[row, col + 1])
+    return np.array([dx, dy])
+
+
+def _solve_pairs(pairs, shifts_nm_P2: np.ndarray, n: int, outlier_nm: float) -> np.ndarray:
+    """Segment drifts (n, 2), segment 0 at 0, from pairwise shifts d_j − d_i by least squares."""
+    design = np.zeros((len(pairs), n))
+    for row, (i, j) in enumerate(pairs):
+        design[row, i], design[row, j] = -1.0, 1.0
+    keep = np.ones(len(pairs), bool)
+    for _ in range(2):
+        solution, *_ = np.linalg.lstsq(design[keep][:, 1:], shifts_nm_P2[keep], rcond=None)
+        drift = np.vstack([np.zeros(2), solution])
+        misfit = np.linalg.norm(design @ drift - shifts_nm_P2, axis=1)
+        limit = max(3 * np.median(misfit), outlier_nm)
+        trial = misfit <= limit
+        if trial.all() or np.linalg.matrix_rank(design[trial][:, 1:]) < n - 1:
+            break
+        keep = trial
+    return drift
+
+
+def _interpolate(anchor_frames: np.ndarray, anchor_nm: np.ndarray, n_frames: int) -> np.ndarray:
+    """(n_frames, 2) drift through the anchors: a cubic spline inside, straight lines with the
+    end slopes outside."""
+    frames = np.arange(n_frames, dtype=float)
+    if len(anchor_frames) < 3:
+        slope = (anchor_nm[-1] - anchor_nm[0]) / max(anchor_frames[-1] - anchor_frames[0], 1e-9)
+        drift = anchor_nm[0] + (frames[:, None] - anchor_frames[0]) * slope
+    else:
+        spline = CubicSpline(anchor_frames, anchor_nm, bc_type="natural")
+        drift = spline(frames)
+        for end, outside in ((0, frames < anchor_frames[0]), (-1, frames > anchor_frames[-1])):
+            drift[outside] = anchor_nm[end] + (frames[outside, None] - anchor_frames[end]) * spline(
+                anchor_frames[end], 1)
+    return drift
+
+
+def fiducial_drift(table: pd.DataFrame, fiducials_nm_K2: np.ndarray, radius_nm: float = 500.0,
+                   smooth_frames: float = 0.0) -> Drift:
+    """Drift from fiducials the user marked near (x_nm, y_nm): per fiducial, the brightest
+    localisation within radius_nm in each frame, taken relative to its mean position; the mean
+    over fiducials per frame, linear between frames where none was seen, optionally smoothed
+    (Gaussian, smooth_frames)."""
+    check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (fiducials)", min_rows=2, min_frames=2)
+    fiducials_nm_K2 = np.atleast_2d(np.asarray(fiducials_nm_K2, float))
+    if fiducials_nm_K2.size == 0:
+        raise InputError("no fiducials marked: give at least one (x, y) in nm")
+    n_frames = int(table["frame"].max()) + 1
+    brightness = table["photons"].to_numpy() if "photons" in table else np.ones(len(table))
+    tracks = np.full((len(fiducials_nm_K2), n_frames, 2), np.nan)
+    xy = table[["x_nm", "y_nm"]].to_numpy()
+    for k, centre in enumerate(fiducials_nm_K2):
+        near = np.flatnonzero(np.hypot(*(xy - centre).T) <= radius_nm)
+        if near.size < 2:
+            raise InputError(f"fiducial {k + 1} at ({centre[0]:.0f}, {centre[1]:.0f}) nm has fewer than 2 "
+                             f"localisations within {radius_nm:.0f} nm")
+        near = near[np.argsort(brightness[near])]  # brightest last, so it wins per frame
+        tracks[k, table["frame"].to_numpy()[near]] = xy[near]
+        tracks[k] -= np.nanmean(tracks[k], axis=0)
+    seen = ~np.isnan(tracks[..., 0])
+    mean = np.nansum(np.where(seen[..., None], tracks, 0.0), axis=0) / np.maximum(seen.sum(0), 1)[:, None]
+    anchors = np.flatnonzero(seen.any(0))
+    drift = np.column_stack([np.interp(np.arange(n_frames), anchors, mean[anchors, a]) for a in range(2)])
+    if smooth_frames > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        drift = gaussian_filter1d(drift, smooth_frames, axis=0, mode="nearest")
+    offset = drift.mean(0)
+    return Drift(drift - offset, anchors.astype(float), mean[anchors] - offset, "fiducials")
+
+
+def apply_drift(table: pd.DataFrame, drift: Drift) -> pd.DataFrame:
+    """A copy of `table` with each localisation's drift subtracted; other columns unchanged."""
+    frames = table["frame"].to_numpy()
+    if len(frames) and frames.max() >= len(drift.drift_nm_T2):
+        raise InputError(f"the drift covers frames 1–{len(drift.drift_nm_T2)}; the table reaches frame "
+                         f"{frames.max() + 1}")
+    corrected = table.copy()
+    corrected["x_nm"] = table["x_nm"].to_numpy() - drift.drift_nm_T2[frames, 0]
+    corrected["y_nm"] = table["y_nm"].to_numpy() - drift.drift_nm_T2[frames, 1]
+    return corrected
+
+
+def drift_csv_path(corrected_path: str | os.PathLike) -> str:
+    """Where the trajectory of a corrected table goes: its name with `.drift.csv` for its suffix."""
+    root, _ = os.path.splitext(os.fspath(corrected_path))
+    return root + ".drift.csv"
+
+
+def write_drift_csv(path: str | os.PathLike, drift: Drift) -> None:
+    """The trajectory as CSV (frame 1-based, as in every CSV we write; dx, dy in nm), atomically."""
+    out = drift.table()
+    out["frame"] += 1
+    out = out.rename(columns={"dx_nm": "dx [nm]", "dy_nm": "dy [nm]"})
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.3f")

@@ -1,0 +1,107 @@
+"""The analysis plots, drawn into a matplotlib Figure in given colours: the CLI saves them as PNG
+(light), the widgets draw them in napari's theme."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..io.atomic import atomic_path
+from .drift import Drift
+from .resolution import FRC, FRC_THRESHOLD, NeNA
+from .stats import SUMMARISED, Stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Colours:
+    background: str = "white"
+    foreground: str = "black"
+    accent: str = "tab:orange"
+    second: str = "tab:blue"
+
+
+def style(axes, colours: Colours) -> None:
+    """Axes in the given colours: face, ticks, labels and spines."""
+    axes.set_facecolor(colours.background)
+    axes.tick_params(colors=colours.foreground, labelsize=7)
+    axes.xaxis.label.set_color(colours.foreground)
+    axes.yaxis.label.set_color(colours.foreground)
+    axes.title.set_color(colours.foreground)
+    for spine in axes.spines.values():
+        spine.set_color(colours.foreground)
+
+
+def _start(figure: Figure, colours: Colours, n: int = 1) -> list:
+    figure.clear()
+    figure.set_facecolor(colours.background)
+    axes = [figure.add_subplot(n, 1, i + 1) for i in range(n)] if n <= 2 else \
+        [figure.add_subplot(2, 2, i + 1) for i in range(n)]
+    for a in axes:
+        style(a, colours)
+    return axes
+
+
+def draw_drift(figure: Figure, drift: Drift, colours: Colours = Colours()) -> None:
+    """dx and dy (nm) against frame, with the points they were interpolated through."""
+    (axes,) = _start(figure, colours)
+    frames = np.arange(1, len(drift.drift_nm_T2) + 1)
+    for k, (name, colour) in enumerate((("dx", colours.accent), ("dy", colours.second))):
+        axes.plot(frames, drift.drift_nm_T2[:, k], color=colour, label=f"{name} [nm]", lw=1.2)
+        if len(drift.anchor_frames) <= 200:
+            axes.plot(drift.anchor_frames + 1, drift.anchor_nm_S2[:, k], "o", color=colour, ms=3)
+    axes.set_xlabel("frame")
+    axes.set_ylabel("drift [nm]")
+    axes.set_title(f"drift ({'RCC segments' if drift.method == 'rcc' else 'fiducials'})", fontsize=9)
+    legend = axes.legend(fontsize=7, frameon=False)
+    for text in legend.get_texts():
+        text.set_color(colours.foreground)
+
+
+def draw_resolution(figure: Figure, nena: NeNA | None, frc: FRC | None, colours: Colours = Colours()) -> None:
+    """The NeNA distance histogram with its fit (left/top) and the FRC curve (right/bottom)."""
+    axes = _start(figure, colours, 2)
+    if nena is not None:
+        axes[0].hist(nena.distances_nm, bins=60, range=(0, nena.d_max_nm), density=True, color=colours.foreground,
+                     alpha=0.35)
+        d = np.linspace(0, nena.d_max_nm, 300)
+        axes[0].plot(d, nena.density(d), color=colours.accent, lw=1.5)
+        axes[0].set_title(f"NeNA precision {nena.precision_nm:.1f} nm", fontsize=9)
+    axes[0].set_xlabel("distance to the nearest neighbour in the next frame [nm]")
+    if frc is not None:
+        axes[1].plot(frc.frequency_per_nm * 1000, frc.correlation, color=colours.second, lw=1.2)
+        axes[1].axhline(FRC_THRESHOLD, color=colours.foreground, lw=0.8, ls="--")
+        if np.isfinite(frc.resolution_nm):
+            axes[1].axvline(1000 / frc.resolution_nm, color=colours.accent, lw=1)
+        axes[1].set_title(f"FRC resolution {frc.resolution_nm:.1f} nm", fontsize=9)
+    axes[1].set_xlabel("spatial frequency [1/µm]")
+    axes[1].set_ylabel("FRC")
+
+
+def draw_stats(figure: Figure, stats: Stats, colours: Colours = Colours()) -> None:
+    """Localisations per frame with the bleaching fit, and histograms of photons and uncertainty."""
+    columns = [c for c in ("photons", "uncertainty_nm") if c in stats.table]
+    axes = _start(figure, colours, 1 + len(columns) if columns else 1)
+    frames = np.arange(1, len(stats.counts_per_frame) + 1)
+    axes[0].plot(frames, stats.counts_per_frame, color=colours.foreground, alpha=0.3, lw=0.6)
+    axes[0].plot(stats.bin_frames + 1, stats.bin_counts, color=colours.second, lw=1.2)
+    if stats.bleach_fit is not None:
+        a, tau, c = stats.bleach_fit
+        axes[0].plot(frames, a * np.exp(-(frames - 1) / tau) + c, color=colours.accent, lw=1.2)
+        axes[0].set_title(f"bleaching: half-life {tau * np.log(2):.0f} frames", fontsize=9)
+    axes[0].set_xlabel("frame")
+    axes[0].set_ylabel("localisations per frame")
+    for a, column in zip(axes[1:], columns):
+        values = stats.table[column].to_numpy(float)
+        a.hist(values, bins=60, range=tuple(np.percentile(values, [0, 99.5])), color=colours.second)
+        a.set_xlabel(SUMMARISED[column])
+        a.set_ylabel("localisations")
+
+
+def save_png(figure: Figure, path: str | os.PathLike) -> None:
+    """Write the figure as PNG, atomically."""
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, facecolor=figure.get_facecolor())

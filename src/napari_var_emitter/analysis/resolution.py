@@ -1,0 +1,162 @@
+"""Precision and resolution from the localisations alone.
+
+NeNA (Endesfelder et al. 2014): a fluorophore on for several frames is localised in adjacent
+frames; the distance d from each localisation to its nearest neighbour in the next frame is,
+for those pairs, Rayleigh-distributed with scale √2·σ. Fitted by maximum likelihood as a
+mixture of that and a linear term (neighbours that are other fluorophores) on [0, d_max].
+
+FRC (Nieuwenhuizen et al. 2013): the localisations split into two halves (random blocks of
+frames, so one blink does not land in both), rendered as histograms, Tukey-windowed; the
+Fourier ring correlation of the two images, averaged over random splits; the resolution is
+1/q where the curve first drops below 1/7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import uniform_filter1d
+from scipy.optimize import minimize
+from scipy.signal.windows import tukey
+from scipy.spatial import cKDTree
+
+from ..errors import InputError
+from .table_checks import check_table
+
+FRC_THRESHOLD = 1 / 7
+MAX_FRC_PX = 4096  # FRC images are at most this wide; the pixel grows for wide fields
+
+
+@dataclasses.dataclass(frozen=True)
+class NeNA:
+    """Precision σ (nm, per axis), the distances it was fitted to, and the fitted mixture."""
+
+    precision_nm: float
+    distances_nm: np.ndarray
+    d_max_nm: float
+    rayleigh_fraction: float
+
+    def density(self, d_nm: np.ndarray) -> np.ndarray:
+        """The fitted probability density (1/nm) of d on [0, d_max]."""
+        return _mixture(np.asarray(d_nm, float), self.precision_nm, self.rayleigh_fraction, self.d_max_nm)
+
+
+def nena(table: pd.DataFrame) -> NeNA:
+    """NeNA precision of `table` (needs localisations in adjacent frames)."""
+    check_table(table, ("frame", "x_nm", "y_nm"), "NeNA", min_rows=2, min_frames=2)
+    distances = _adjacent_frame_distances(table)
+    if distances.size < 20:
+        raise InputError(f"NeNA: only {distances.size} localisations have a neighbour in the next frame "
+                         "(at least 20 are needed: a movie with blinks that last more than one frame)")
+    close = distances[distances < np.quantile(distances, 0.5)]
+    guess = max(float(np.median(close)) / 1.665, 0.5)  # median of a Rayleigh of scale √2σ is 1.665σ
+    d_max = max(100.0, 8 * guess)
+    d = distances[distances <= d_max]
+
+    def negative_log_likelihood(params) -> float:
+        sigma, fraction = np.exp(params[0]), 1 / (1 + np.exp(-params[1]))
+        return -float(np.sum(np.log(_mixture(d, sigma, fraction, d_max) + 1e-300)))
+
+    best = minimize(negative_log_likelihood, [np.log(guess), 0.0], method="Nelder-Mead",
+                    options={"xatol": 1e-6, "fatol": 1e-6})
+    sigma, fraction = float(np.exp(best.x[0])), float(1 / (1 + np.exp(-best.x[1])))
+    return NeNA(sigma, d, d_max, fraction)
+
+
+def _mixture(d: np.ndarray, sigma: float, fraction: float, d_max: float) -> np.ndarray:
+    rayleigh = d / (2 * sigma**2) * np.exp(-d**2 / (4 * sigma**2))
+    rayleigh /= 1 - np.exp(-d_max**2 / (4 * sigma**2))  # truncated at d_max
+    return fraction * rayleigh + (1 - fraction) * 2 * d / d_max**2
+
+
+def _adjacent_frame_distances(table: pd.DataFrame) -> np.ndarray:
+    """Distance (nm) from each localisation to its nearest neighbour in the next frame."""
+    frames = table["frame"].to_numpy()
+    xy = table[["x_nm", "y_nm"]].to_numpy()
+    order = np.argsort(frames, kind="stable")
+    frames, xy = frames[order], xy[order]
+    unique, starts = np.unique(frames, return_index=True)
+    bounds = dict(zip(unique, zip(starts, np.r_[starts[1:], len(frames)])))
+    out = []
+    for frame in unique:
+        nxt = bounds.get(frame + 1)
+        if nxt is None:
+            continue
+        begin, end = bounds[frame]
+        distance, _ = cKDTree(xy[nxt[0]:nxt[1]]).query(xy[begin:end])
+        out.append(distance)
+    return np.concatenate(out) if out else np.empty(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FRC:
+    """The Fourier ring correlation curve against spatial frequency (1/nm), and the
+    resolution (nm) where it first drops below 1/7 (nan when it never does)."""
+
+    frequency_per_nm: np.ndarray
+    correlation: np.ndarray
+    resolution_nm: float
+    pixel_nm: float
+
+
+def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_frames: int | None = None,
+        seed: int = 0) -> FRC:
+    """FRC resolution of `table`: halves from random blocks of `block_frames` frames (None:
+    50, fewer when the movie has under 1,000 frames, so there are at least 20 blocks), images
+    at `pixel_nm` (coarser if the field would be wider than MAX_FRC_PX), averaged over
+    `repeats` random splits."""
+    check_table(table, ("frame", "x_nm", "y_nm"), "FRC", min_rows=10, min_frames=2)
+    if not pixel_nm > 0 or repeats < 1:
+        raise InputError("FRC: the pixel size must be > 0 nm and repeats >= 1")
+    frames = table["frame"].to_numpy()
+    n_frames = int(frames.max()) + 1
+    block_frames = block_frames or max(1, min(50, n_frames // 20))
+    x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
+    extent = max(np.ptp(x), np.ptp(y), 1.0)
+    pixel_nm = max(pixel_nm, extent / MAX_FRC_PX)
+    side = int(np.ceil(extent / pixel_nm)) + 1
+    window = np.outer(tukey(side, 0.25), tukey(side, 0.25))
+    ring = _ring_index(side)
+    n_rings = side // 2
+    rng = np.random.default_rng(seed)
+    block = frames // block_frames
+    curves = []
+    for _ in range(repeats):
+        half = rng.integers(0, 2, int(block.max()) + 1)[block].astype(bool)
+        if half.all() or not half.any():
+            continue
+        spectra = []
+        for chosen in (half, ~half):
+            image, _, _ = np.histogram2d(y[chosen] - y.min(), x[chosen] - x.min(), bins=side,
+                                         range=((0, side * pixel_nm), (0, side * pixel_nm)))
+            spectra.append(np.fft.rfft2(image * window))
+        cross = np.bincount(ring, np.real(spectra[0] * np.conj(spectra[1])).ravel(), n_rings + 1)
+        power = [np.bincount(ring, (np.abs(s) ** 2).ravel(), n_rings + 1) for s in spectra]
+        curves.append(cross / np.sqrt(np.maximum(power[0] * power[1], 1e-300)))
+    if not curves:
+        raise InputError("FRC: the localisations lie in too few frame blocks to split in two halves")
+    correlation = uniform_filter1d(np.mean(curves, axis=0)[:n_rings], 3, mode="nearest")
+    frequency = np.arange(n_rings) / (side * pixel_nm)
+    return FRC(frequency, correlation, _crossing(frequency, correlation), pixel_nm)
+
+
+def _ring_index(side: int) -> np.ndarray:
+    """Ring number (radius in frequency pixels, rounded) of each coefficient of an rfft2 of (side, side)."""
+    fy = np.fft.fftfreq(side) * side
+    fx = np.fft.rfftfreq(side) * side
+    radius = np.hypot(fy[:, None], fx[None, :])
+    return np.minimum(np.round(radius).astype(np.int64), side // 2).ravel()
+
+
+def _crossing(frequency: np.ndarray, correlation: np.ndarray) -> float:
+    """1 / the first frequency (past the zero ring) where the curve falls below the threshold,
+    interpolated linearly between rings."""
+    below = np.flatnonzero(correlation[1:] < FRC_THRESHOLD) + 1
+    if not below.size:
+        return float("nan")
+    k = below[0]
+    c0, c1 = correlation[k - 1], correlation[k]
+    q = frequency[k - 1] + (c0 - FRC_THRESHOLD) / (c0 - c1) * (frequency[k] - frequency[k - 1])
+    return float(1 / q) if q > 0 else float("nan")

@@ -1,0 +1,210 @@
+"""Drift, merging, NeNA / FRC, rendering and statistics on localisation tables from the
+simulator's blinking fluorophores (simulate/localizations.py), whose truth is known. The seeds
+here were not used to choose any default (those were chosen on seeds 1-41)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_var_emitter.analysis.drift import apply_drift, fiducial_drift, rcc_drift
+from napari_var_emitter.analysis.merge import link_blinks, merge_blinks, merge_groups
+from napari_var_emitter.analysis.render import add_scale_bar, render, render_coloured
+from napari_var_emitter.analysis.resolution import frc, nena
+from napari_var_emitter.analysis.stats import table_stats
+from napari_var_emitter.errors import InputError
+from napari_var_emitter.io.tiff import read_stack, write_image_tiff
+from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
+from napari_var_emitter.simulate.localizations import blink_events, drift_trajectory, simulate_localizations
+
+FILAMENTS = SimulationConfig(frame_size=(64, 64), n_frames=10_000, density_per_um2=0.5,
+                             structure=StructureConfig(kind="filaments"))
+
+
+def _rms_nm(error_T2: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.sum(error_T2**2, axis=1))))
+
+
+@pytest.mark.parametrize("seed", [101, 102])
+def test_rcc_removes_drift_to_within_5_nm(seed):
+    """Filaments at 0.5 /µm², 10,000 frames, linear drift of 300 nm plus a slow random walk."""
+    rng = np.random.default_rng(seed)
+    true_T2 = drift_trajectory(FILAMENTS.n_frames, rng, total_nm=300.0)
+    locs, truth = simulate_localizations(FILAMENTS, rng, true_T2)
+    drift = rcc_drift(locs)
+    residual = drift.drift_nm_T2 - true_T2
+    residual -= residual.mean(0)  # a global offset is not drift (the trajectory has mean 0 by definition)
+    assert np.hypot(*(true_T2 - true_T2[0]).T).max() > 200  # a 300 nm line plus the walk
+    assert _rms_nm(residual) <= 5.0
+    corrected = apply_drift(locs, drift)
+    error_before = (locs[["x_nm", "y_nm"]] - truth[["x_nm", "y_nm"]]).to_numpy()
+    error_after = (corrected[["x_nm", "y_nm"]] - truth[["x_nm", "y_nm"]]).to_numpy()
+    spread_before, spread_after = (np.hypot(*(e - e.mean(0)).T) for e in (error_before, error_after))
+    assert np.median(spread_after) < 0.2 * np.median(spread_before)
+
+
+def test_rcc_leaves_a_table_without_drift_alone():
+    locs, _ = simulate_localizations(FILAMENTS, np.random.default_rng(103))
+    drift = rcc_drift(locs)
+    shift = np.hypot(*drift.drift_nm_T2[locs["frame"]].T)
+    assert shift.max() <= 2.0, f"max shift {shift.max():.2f} nm"
+    corrected = apply_drift(locs, drift)
+    assert list(corrected.columns) == list(locs.columns)
+    assert (corrected["photons"] == locs["photons"]).all()
+
+
+def test_fiducials_give_the_drift():
+    """Three always-on bright beads marked by hand (their drifted positions) on a uniform sample."""
+    rng = np.random.default_rng(104)
+    config = SimulationConfig(frame_size=(64, 64), n_frames=2000, density_per_um2=0.2)
+    true_T2 = drift_trajectory(config.n_frames, rng, total_nm=250.0)
+    locs, _ = simulate_localizations(config, rng, true_T2)
+    beads = np.array([[1000.0, 1200.0], [5000.0, 2000.0], [3000.0, 5500.0]])
+    frames = np.repeat(np.arange(config.n_frames), len(beads))
+    bead_xy = np.tile(beads, (config.n_frames, 1)) + true_T2[frames] + rng.normal(0, 2.0, (frames.size, 2))
+    fiducials = pd.DataFrame({"frame": frames, "x_nm": bead_xy[:, 0], "y_nm": bead_xy[:, 1],
+                              "photons": 50_000.0, "background": 50.0, "uncertainty_nm": 2.0})
+    table = pd.concat([locs, fiducials], ignore_index=True)
+    drift = fiducial_drift(table, beads + true_T2.mean(0), radius_nm=400)
+    residual = drift.drift_nm_T2 - true_T2
+    assert _rms_nm(residual - residual.mean(0)) <= 3.0
+
+
+def test_rcc_refuses_too_few_frames_clearly():
+    locs, _ = simulate_localizations(SimulationConfig(frame_size=(64, 64), n_frames=11, density_per_um2=2.0),
+                                     np.random.default_rng(105))
+    with pytest.raises(InputError, match="too few frames for RCC"):
+        rcc_drift(locs)
+
+
+def _purity_completeness(group: np.ndarray, event: np.ndarray) -> tuple[float, float]:
+    """Share of merged groups whose members are one true blink, and of true blinks found as one group."""
+    pairs = pd.DataFrame({"group": group, "event": event})
+    pure = pairs.groupby("group")["event"].nunique() == 1
+    complete = pairs.groupby("event")["group"].nunique() == 1
+    return float(pure.mean()), float(complete.mean())
+
+
+def test_merging_recovers_blink_events():
+    config = SimulationConfig(frame_size=(128, 128), n_frames=2000, density_per_um2=0.1)
+    locs, truth = simulate_localizations(config, np.random.default_rng(106))
+    group = link_blinks(locs)
+    purity, completeness = _purity_completeness(group, blink_events(truth, max_gap=1))
+    assert purity >= 0.95 and completeness >= 0.95, (purity, completeness)
+    merged = merge_blinks(locs)
+    assert len(merged) == group.max() + 1
+    assert merged["n_merged"].sum() == len(locs)
+    assert merged["photons"].sum() == pytest.approx(locs["photons"].sum())
+    assert (merged["last_frame"] >= merged["frame"]).all()
+
+
+def _merged_errors(locs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    group = link_blinks(locs)
+    merged = merge_groups(locs, group)
+    first = pd.Series(locs["frame"].to_numpy()).groupby(group).min().sort_values(kind="stable").index
+    count = np.bincount(group)
+    true_x = np.bincount(group, truth["x_nm"]) / count
+    true_y = np.bincount(group, truth["y_nm"]) / count
+    merged["error_nm"] = np.hypot(merged["x_nm"] - true_x[first], merged["y_nm"] - true_y[first]) / np.sqrt(2)
+    return merged
+
+
+def test_merged_precision_improves_as_one_over_sqrt_n():
+    config = SimulationConfig(frame_size=(128, 128), n_frames=3000, density_per_um2=0.1)
+    locs, truth = simulate_localizations(config, np.random.default_rng(107), precision_nm=10.0)
+    merged = _merged_errors(locs, truth)
+    rmse = {n: float(np.sqrt(np.mean(merged.loc[merged["n_merged"] == n, "error_nm"] ** 2))) for n in range(1, 6)}
+    for n in range(2, 6):
+        assert rmse[n] == pytest.approx(rmse[1] / np.sqrt(n), rel=0.15), rmse
+
+
+def test_merged_uncertainty_states_the_merged_error():
+    """With each localisation's own Cramér–Rao precision, the merged 1/sqrt(Σ1/σ²) matches the merged RMSE."""
+    config = SimulationConfig(frame_size=(128, 128), n_frames=3000, density_per_um2=0.1)
+    locs, truth = simulate_localizations(config, np.random.default_rng(108))
+    merged = _merged_errors(locs, truth)
+    for n in range(2, 6):
+        chosen = merged[merged["n_merged"] == n]
+        stated = np.sqrt(np.mean(chosen["uncertainty_nm"] ** 2))
+        assert np.sqrt(np.mean(chosen["error_nm"] ** 2)) == pytest.approx(stated, rel=0.15)
+
+
+@pytest.mark.parametrize("precision_nm", [8.0, 20.0])
+def test_nena_measures_the_known_precision(precision_nm):
+    config = SimulationConfig(frame_size=(128, 128), n_frames=2000, density_per_um2=0.5,
+                              structure=StructureConfig(kind="filaments"))
+    locs, truth = simulate_localizations(config, np.random.default_rng(109), precision_nm=precision_nm)
+    known = np.sqrt(np.mean(np.r_[locs.x_nm - truth.x_nm, locs.y_nm - truth.y_nm] ** 2))
+    assert nena(locs).precision_nm == pytest.approx(known, rel=0.10)
+
+
+@pytest.mark.parametrize("sigma_over_spacing, resolved", [(0.3, True), (0.6, False)])
+def test_frc_resolution_agrees_with_line_pairs_of_known_spacing(sigma_over_spacing, resolved):
+    """Pairs of lines 60 nm apart: blurred by σ they can be told apart when 60 nm > 2σ (Sparrow).
+    The FRC resolution must be finer than 60 nm exactly when they can."""
+    spacing = 60.0
+    config = SimulationConfig(frame_size=(32, 32), n_frames=2000, density_per_um2=2.0,
+                              structure=StructureConfig(kind="line_pairs", n_filaments=6, filament_length_nm=1500,
+                                                        label_sd_nm=0.0, pair_spacing_nm=spacing))
+    locs, _ = simulate_localizations(config, np.random.default_rng(110), precision_nm=sigma_over_spacing * spacing)
+    curve = frc(locs, pixel_nm=2.0)
+    assert (curve.resolution_nm < spacing) == resolved, curve.resolution_nm
+    assert curve.correlation[1] > 0.9 and np.all(np.isfinite(curve.correlation))
+
+
+def test_render_blurs_each_localisation_by_its_own_uncertainty(tmp_path):
+    table = pd.DataFrame({"frame": [0, 0], "x_nm": [500.0, 1500.0], "y_nm": [500.0, 500.0],
+                          "uncertainty_nm": [10.0, 40.0]})
+    image = render(table, (1000.0, 2000.0), 5.0)
+    assert image.sum() == pytest.approx(2.0, rel=1e-3)
+    sharp, wide = image[100, 60:140], image[100, 260:340]  # rows/columns of pixels around each
+    assert sharp.max() > 10 * wide.max() / 2  # peak height goes as 1/σ²: 16x
+    width_sharp = np.sqrt(np.sum(sharp * (np.arange(80) - 40) ** 2) / sharp.sum()) * 5
+    width_wide = np.sqrt(np.sum(wide * (np.arange(80) - 40) ** 2) / wide.sum()) * 5
+    assert width_sharp == pytest.approx(10.0, rel=0.2) and width_wide == pytest.approx(40.0, rel=0.2)
+    path = tmp_path / "render.tif"
+    write_image_tiff(path, image, 5.0)
+    assert read_stack(path).camera_metadata["pixel_size_nm"] == pytest.approx(5.0)
+
+
+def test_render_coloured_by_frame_and_scale_bar(tmp_path):
+    table = pd.DataFrame({"frame": [0, 99], "x_nm": [200.0, 800.0], "y_nm": [200.0, 200.0],
+                          "uncertainty_nm": [15.0, 15.0]})
+    rgb = render_coloured(table, (400.0, 1000.0), 10.0, by="frame", colormap="viridis")
+    early, late = rgb[20, 20], rgb[20, 80]
+    assert rgb.shape == (40, 100, 3) and early[2] > early[1] and late[1] > late[2]  # viridis: blue -> yellow
+    with_bar, length = add_scale_bar(rgb, 10.0)
+    assert length == 200.0  # a round fifth of 1000 nm
+    assert np.count_nonzero(np.all(with_bar == rgb.max(), axis=-1)) >= 20 * 2
+    write_image_tiff(tmp_path / "rgb.tif", with_bar, 10.0)
+    assert tifffile.imread(tmp_path / "rgb.tif").shape == (40, 100, 3)
+    with pytest.raises(InputError, match="z_nm"):
+        render_coloured(table, (400.0, 1000.0), 10.0, by="z_nm")
+
+
+def test_stats_recover_the_bleaching_half_life():
+    rng = np.random.default_rng(111)
+    n_frames, tau = 5000, 1200.0
+    counts = rng.poisson(40 * np.exp(-np.arange(n_frames) / tau) + 5)
+    frames = np.repeat(np.arange(n_frames), counts)
+    table = pd.DataFrame({"frame": frames, "x_nm": rng.uniform(0, 1e4, frames.size),
+                          "y_nm": rng.uniform(0, 1e4, frames.size), "photons": rng.gamma(4, 500, frames.size)})
+    stats = table_stats(table)
+    assert stats.summary["bleaching"]["half_life_frames"] == pytest.approx(tau * np.log(2), rel=0.1)
+    assert stats.summary["photons"]["median"] == pytest.approx(np.median(table["photons"]))
+    assert stats.counts_per_frame.sum() == len(table)
+    flat = table_stats(table.assign(frame=rng.integers(0, n_frames, len(table))))
+    assert flat.summary["bleaching"] is None
+
+
+@pytest.mark.parametrize("step", [
+    lambda t: rcc_drift(t), lambda t: merge_blinks(t), lambda t: nena(t), lambda t: frc(t), lambda t: table_stats(t)])
+def test_bad_tables_get_clear_errors(step):
+    good = pd.DataFrame({"frame": [0, 1, 2], "x_nm": [1.0, 2.0, 3.0], "y_nm": [1.0, 2.0, 3.0],
+                         "uncertainty_nm": [5.0, 5.0, 5.0]})
+    with pytest.raises(InputError, match="needs at least|has 0"):
+        step(good.iloc[:0])
+    with pytest.raises(InputError, match="no column"):
+        step(good.drop(columns="y_nm"))
+    with pytest.raises(InputError, match="NaN"):
+        step(good.assign(x_nm=[1.0, np.nan, 3.0]))
