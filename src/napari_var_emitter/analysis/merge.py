@@ -26,7 +26,7 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     if radius_nm is None and "uncertainty_nm" not in table:
         raise InputError("merging: the table has no uncertainty_nm column to set the linking radius from; "
                          "give --radius-nm")
-    check_table(table, columns, "merging")
+    check_table(table, columns, "merging", min_frames=2)
     if radius_nm is not None and not radius_nm > 0:
         raise InputError("--radius-nm must be > 0")
     if max_gap < 0:

@@ -26,7 +26,7 @@ from ..errors import InputError
 from .table_checks import check_table
 
 FRC_THRESHOLD = 1 / 7
-MAX_FRC_PX = 4096  # FRC images are at most this wide; the pixel grows for wide fields
+MAX_FRC_PX = 2048  # FRC images are at most this wide; the pixel grows for wide fields
 
 
 @dataclasses.dataclass(frozen=True)
