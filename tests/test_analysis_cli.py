@@ -138,7 +138,7 @@ def test_every_command_on_the_real_scmos_sample(tmp_path, capsys):
     assert "too few frames for RCC" in capsys.readouterr().err
     assert main(["merge", str(table), "--out", str(tmp_path / "merged.csv")]) == 0
     assert len(read_localizations(tmp_path / "merged.csv")) < len(read_localizations(table))
-    assert main(["render", str(table), "--out", str(tmp_path / "r.tif"), "--scale-bar-nm", "-1"]) == 0
+    assert main(["render", str(table), "--out", str(tmp_path / "r.tif"), "--scale-bar-nm", "0"]) == 0
     assert main(["stats", str(table), "--json"]) == 0
     capsys.readouterr()
     code = main(["resolution", str(table), "--json"])

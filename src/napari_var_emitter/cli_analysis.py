@@ -72,8 +72,8 @@ def add_analysis_commands(commands) -> None:
     render.add_argument("--colour-by", choices=("frame", "z"), help="colour (RGB) by frame or z")
     render.add_argument("--first-frame", type=int, help="render from this frame (1-based)")
     render.add_argument("--last-frame", type=int, help="render up to this frame (1-based, included)")
-    render.add_argument("--scale-bar-nm", type=float, default=0.0,
-                        help="burn a scale bar of this length in [nm] (0: none; -1: a round fifth of the width)")
+    render.add_argument("--scale-bar-nm", type=float,
+                        help="burn in a scale bar of this length [nm] (0: a round fifth of the width)")
     render.set_defaults(run=_render)
 
     stats = commands.add_parser(
@@ -183,8 +183,8 @@ def _render(args) -> int:
     else:
         image = render(table, shape, args.pixel_nm, args.method, args.sigma_nm)
     bar = ""
-    if args.scale_bar_nm:
-        image, length = add_scale_bar(image, args.pixel_nm, None if args.scale_bar_nm < 0 else args.scale_bar_nm)
+    if args.scale_bar_nm is not None:
+        image, length = add_scale_bar(image, args.pixel_nm, args.scale_bar_nm or None)
         bar = f", scale bar {length:g} nm"
     write_image_tiff(args.out, image, args.pixel_nm)
     print(f"rendered {len(table)} localisations: {image.shape[1]} x {image.shape[0]} px of {args.pixel_nm:g} nm"

@@ -1,0 +1,356 @@
+"""The widgets after localisation: Drift correction, Merge blinks, Precision & resolution,
+Render and Statistics. Each picks a Points layer, runs the plain API in analysis/ off the GUI
+thread, and shows its result as a new layer and/or a plot in napari's theme."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Points
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from napari.utils.theme import get_theme
+
+from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
+from ..analysis.merge import merge_blinks
+from ..analysis.plots import Colours, draw_drift, draw_resolution, draw_stats
+from ..analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
+from ..analysis.resolution import frc, nena
+from ..analysis.stats import table_stats
+from ..errors import InputError
+from ..io.localizations import write_localizations
+from ..io.tiff import write_image_tiff
+from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_points
+
+MAX_FIDUCIALS = 100
+MARKER_NM = 100.0 * MARKER_PX  # marker size of the layers made here (they carry no camera pixel size)
+
+
+def theme_colours(viewer) -> Colours:
+    theme = get_theme(viewer.theme)
+    return Colours(background=theme.background.as_hex(), foreground=theme.text.as_hex(),
+                   accent=theme.highlight.as_hex(), second=theme.secondary.as_hex())
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """Why a step could not run on the table it was given."""
+
+    message: str
+
+
+class AnalysisWidget(Container):
+    """A Points layer to analyse, the step's own fields, a run button, a status line and
+    (optionally) a plot; `compute(table)` runs in a worker thread, `show(result)` back on the GUI."""
+
+    run_text = "Run"
+    plot_height = 0
+
+    def __init__(self, viewer: napari.viewer.Viewer, fields: list) -> None:
+        self.viewer = viewer
+        self.worker = None
+        self.result = None
+        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
+                              tooltip="A Points layer from Predict or a localisation file")
+        self.run_button = PushButton(text=self.run_text)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        super().__init__(widgets=[self.layer, *fields, self.run_button, self.status])
+        self.figure = self.canvas = None
+        if self.plot_height:
+            self.figure = Figure(figsize=(4, self.plot_height / 100), tight_layout=True)
+            self.canvas = FigureCanvasQTAgg(self.figure)
+            self.canvas.setMinimumHeight(self.plot_height)
+            self.native.layout().addWidget(self.canvas)
+            viewer.events.theme.connect(lambda _: self._redraw())
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.layer.reset_choices)
+        self.run_button.changed.connect(self.start)
+
+    def table(self) -> pd.DataFrame:
+        layer = self.layer.value
+        if layer is None:
+            raise InputError("pick a Points layer of localisations")
+        return table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+
+    def start(self) -> None:
+        if self.worker is not None:
+            return
+        try:
+            table = self.table()
+        except (InputError, ValueError) as exc:
+            show_error(str(exc))
+            return
+        source = self.layer.value.name
+        self.status.value = "working…"
+        self.run_button.enabled = False
+        self.worker = create_worker(self._compute_or_explain, table, _start_thread=False)
+        self.worker.returned.connect(lambda result: self._returned(result, source))
+        self.worker.errored.connect(self._errored)
+        self.worker.finished.connect(self._finished)
+        self.worker.start()
+
+    def _compute_or_explain(self, table: pd.DataFrame):
+        """compute(table), or why it cannot be done (an InputError's message, shown, not raised)."""
+        try:
+            return self.compute(table)
+        except InputError as exc:
+            return Refused(str(exc))
+
+    def _returned(self, result, source: str) -> None:
+        if isinstance(result, Refused):
+            self._errored(result.message)
+            return
+        self.result = result
+        self.show(result, source)
+        self._redraw()
+
+    def _errored(self, exc: Exception | str) -> None:
+        self.status.value = f"error: {exc}"
+        show_error(str(exc))
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+
+    def _redraw(self) -> None:
+        if self.figure is not None and self.result is not None:
+            self.draw(self.figure, self.result, theme_colours(self.viewer))
+            self.canvas.draw_idle()
+
+    def compute(self, table: pd.DataFrame):
+        raise NotImplementedError
+
+    def show(self, result, source: str) -> None:
+        raise NotImplementedError
+
+    def draw(self, figure: Figure, result, colours: Colours) -> None:
+        """Plot the result (widgets with a plot)."""
+
+    def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
+        """Our table as a Points layer in nm world coordinates, replacing one of the same name."""
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), MARKER_NM, role, source)
+        return self.viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), **kwargs)
+
+
+class DriftWidget(AnalysisWidget):
+    """Drift by RCC of frame segments, or from fiducials marked as points in another layer."""
+
+    run_text = "Estimate and correct drift"
+    plot_height = 220
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.method = ComboBox(label="from", choices=["RCC (cross-correlation)", "fiducials"],
+                               value="RCC (cross-correlation)",
+                               tooltip="RCC: images of frame segments cross-correlated. Fiducials: bright beads "
+                               "you mark in the layer below")
+        self.segment_frames = SpinBox(label="segment [frames]", value=0, min=0, max=1_000_000,
+                                      tooltip="Frames per RCC segment; 0: automatic (the movie in 20 segments, "
+                                      "longer if one would hold fewer than 2,000 localisations)")
+        self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
+                                  tooltip="A Points layer whose points you placed on the fiducials (nm world)",
+                                  visible=False, nullable=True, value=None)
+        self.radius_nm = FloatSpinBox(label="fiducial radius [nm]", value=500.0, min=10.0, max=5000.0,
+                                      visible=False, tooltip="Localisations this close to a mark belong to it")
+        self.csv_path = FileEdit(label="corrected CSV", mode="w", filter="*.csv",
+                                 tooltip="Corrected table (ThunderSTORM layout, nm); the trajectory goes beside it "
+                                 "as <name>.drift.csv (frame 1-based, dx/dy in nm)")
+        self.export_button = PushButton(text="Save corrected table and trajectory")
+        super().__init__(viewer, [self.method, self.segment_frames, self.fiducials, self.radius_nm])
+        self.extend([self.csv_path, self.export_button])
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.fiducials.reset_choices)
+        self.method.changed.connect(self._method_chosen)
+        self.export_button.changed.connect(self.export)
+
+    def _method_chosen(self, method: str) -> None:
+        rcc = method.startswith("RCC")
+        self.segment_frames.visible = rcc
+        self.fiducials.visible = self.radius_nm.visible = not rcc
+
+    def compute(self, table: pd.DataFrame):
+        if self.method.value.startswith("RCC"):
+            drift = rcc_drift(table, self.segment_frames.value or None)
+        else:
+            marks = self.fiducials.value
+            if marks is None or marks is self.layer.value:
+                raise InputError("mark the fiducials as points in a layer of their own and pick it")
+            if len(marks.data) > MAX_FIDUCIALS:
+                raise InputError(f"{marks.name!r} has {len(marks.data):,} points: mark at most {MAX_FIDUCIALS} "
+                                 "fiducials")
+            world = np.asarray(marks.data, float) * marks.scale + marks.translate
+            drift = fiducial_drift(table, world[:, [-1, -2]], self.radius_nm.value)
+        return drift, apply_drift(table, drift)
+
+    def show(self, result, source: str) -> None:
+        drift, corrected = result
+        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
+        span = np.ptp(drift.drift_nm_T2, axis=0)
+        self.status.value = (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
+                             f"(corrected layer added)")
+
+    def draw(self, figure, result, colours) -> None:
+        draw_drift(figure, result[0], colours)
+
+    def export(self) -> None:
+        path = Path(self.csv_path.value) if self.csv_path.value else None
+        try:
+            if self.result is None:
+                raise InputError("estimate the drift first")
+            if path is None or path.suffix.lower() != ".csv" or path.is_dir():
+                raise InputError("choose a .csv file to save the corrected table to")
+            drift, corrected = self.result
+            write_localizations(path, corrected)
+            write_drift_csv(drift_csv_path(path), drift)
+        except InputError as exc:
+            show_error(str(exc))
+            return
+        show_info(f"wrote {path} and {drift_csv_path(path)}")
+
+
+class MergeWidget(AnalysisWidget):
+    """Merge each blink's localisations in consecutive frames into one."""
+
+    run_text = "Merge blinks"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.radius_nm = FloatSpinBox(label="radius [nm]", value=0.0, min=0.0, max=1000.0,
+                                      tooltip="Linking radius; 0: 3.5 x the combined uncertainty of the "
+                                      "localisation and the blink so far")
+        self.max_gap = SpinBox(label="max gap [frames]", value=1, min=0, max=100,
+                               tooltip="Frames a blink may go unseen and still continue")
+        super().__init__(viewer, [self.radius_nm, self.max_gap])
+
+    def compute(self, table: pd.DataFrame):
+        return table, merge_blinks(table, self.radius_nm.value or None, self.max_gap.value)
+
+    def show(self, result, source: str) -> None:
+        table, merged = result
+        self.add_points(merged, f"{source} merged", "merged", source)
+        self.status.value = (f"merged {len(table):,} localisations into {len(merged):,} blinks "
+                             f"({len(table) / max(len(merged), 1):.2f} per blink)")
+
+
+class ResolutionWidget(AnalysisWidget):
+    """NeNA precision and FRC resolution, with their plots."""
+
+    run_text = "Measure precision and resolution"
+    plot_height = 380
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.pixel_nm = FloatSpinBox(label="FRC pixel [nm]", value=5.0, min=0.5, max=100.0,
+                                     tooltip="Pixel of the two half images (coarser for very wide fields)")
+        super().__init__(viewer, [self.pixel_nm])
+
+    def compute(self, table: pd.DataFrame):
+        return nena(table), frc(table, self.pixel_nm.value)
+
+    def show(self, result, source: str) -> None:
+        precision, curve = result
+        resolution = (f"{curve.resolution_nm:.1f} nm" if np.isfinite(curve.resolution_nm)
+                      else "the FRC never drops below 1/7")
+        self.status.value = f"{source}: NeNA precision {precision.precision_nm:.1f} nm · FRC resolution {resolution}"
+
+    def draw(self, figure, result, colours) -> None:
+        draw_resolution(figure, *result, colours)
+
+
+class RenderWidget(AnalysisWidget):
+    """A super-resolution image, each localisation blurred by its own uncertainty, optionally
+    coloured by frame or z, over a frame range; exported as TIFF with its pixel size."""
+
+    run_text = "Render"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.pixel_nm = FloatSpinBox(label="pixel [nm]", value=10.0, min=1.0, max=1000.0)
+        self.method = ComboBox(label="method", choices=["gaussian", "histogram"], value="gaussian",
+                               tooltip="gaussian: each localisation a Gaussian of its own uncertainty")
+        self.colour_by = ComboBox(label="colour by", choices=["density", "frame", "z"], value="density")
+        self.first_frame = SpinBox(label="first frame", value=1, min=1, max=10_000_000)
+        self.last_frame = SpinBox(label="last frame", value=0, min=0, max=10_000_000, tooltip="0: the last")
+        self.tiff_path = FileEdit(label="TIFF", mode="w", filter="*.tif", tooltip="ImageJ TIFF, pixel size recorded")
+        self.burn_bar = CheckBox(text="burn in a scale bar", value=True)
+        self.scale_bar = FloatSpinBox(label="scale bar [nm]", value=0.0, min=0.0, max=1e6,
+                                      tooltip="Length of the bar burnt into the exported TIFF; 0: a round fifth of "
+                                      "the width")
+        self.export_button = PushButton(text="Export TIFF")
+        super().__init__(viewer, [self.pixel_nm, self.method, self.colour_by, self.first_frame, self.last_frame])
+        self.extend([self.tiff_path, self.burn_bar, self.scale_bar, self.export_button])
+        self.export_button.changed.connect(self.export)
+
+    def compute(self, table: pd.DataFrame):
+        table = frame_range(table, self.first_frame.value - 1, (self.last_frame.value or None) and
+                            self.last_frame.value - 1)
+        shape, pixel = field_of(table), self.pixel_nm.value
+        if self.colour_by.value == "density":
+            return render(table, shape, pixel, self.method.value), pixel
+        by = "z_nm" if self.colour_by.value == "z" else "frame"
+        return render_coloured(table, shape, pixel, by, self.method.value), pixel
+
+    def show(self, result, source: str) -> None:
+        image, pixel = result
+        name = f"{source} render ({pixel:g} nm/px)"
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        kwargs = {"name": name, "scale": (pixel, pixel), "translate": (pixel / 2, pixel / 2), "units": ("nm", "nm"),
+                  "metadata": {TAG: {"role": "render", "source": source}}}
+        if image.ndim == 2:
+            kwargs.update(colormap="hot", contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))))
+        self.viewer.add_image(image, rgb=image.ndim == 3, **kwargs)
+        self.viewer.scale_bar.visible = True  # in the layer's units, nm
+        self.status.value = f"{image.shape[1]} x {image.shape[0]} px of {pixel:g} nm"
+
+    def export(self) -> None:
+        path = Path(self.tiff_path.value) if self.tiff_path.value else None
+        try:
+            if self.result is None:
+                raise InputError("render first")
+            if path is None or path.suffix.lower() not in (".tif", ".tiff") or path.is_dir():
+                raise InputError("choose a .tif file to export to")
+            image, pixel = self.result
+            bar = ""
+            if self.burn_bar.value:
+                image, length = add_scale_bar(image, pixel, self.scale_bar.value or None)
+                bar = f", scale bar {length:g} nm"
+            write_image_tiff(path, image, pixel)
+        except InputError as exc:
+            show_error(str(exc))
+            return
+        show_info(f"wrote {path} ({pixel:g} nm/px{bar})")
+
+
+class StatsWidget(AnalysisWidget):
+    """Localisations per frame with the bleaching fit, photon and uncertainty histograms."""
+
+    run_text = "Show statistics"
+    plot_height = 380
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer, [])
+
+    def compute(self, table: pd.DataFrame):
+        return table_stats(table)
+
+    def show(self, result, source: str) -> None:
+        s = result.summary
+        text = f"{s['localizations']:,} localisations in {s['frames']:,} frames"
+        if "photons" in s:
+            text += f" · median {s['photons']['median']:.0f} photons"
+        if "uncertainty_nm" in s:
+            text += f" · median uncertainty {s['uncertainty_nm']['median']:.1f} nm"
+        bleach = s["bleaching"]
+        text += (" · no bleaching over the movie" if bleach is None
+                 else f" · bleaching half-life {bleach['half_life_frames']:.0f} frames")
+        self.status.value = text
+
+    def draw(self, figure, result, colours) -> None:
+        draw_stats(figure, result, colours)
