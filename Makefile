@@ -37,10 +37,12 @@ test: $(STAMP)
 napari: $(STAMP)
 	$(BIN)/python scripts/open_napari.py
 
-# docs/images/*.png for docs/user-guide.md, from a real viewer (under Xvfb without a display).
+# docs/images/*.png for docs/user-guide.md and docs/analysis.md, from a real viewer (under Xvfb
+# without a display).
 screenshots: $(STAMP)
-	if [ -n "$$DISPLAY" ]; then $(BIN)/python scripts/user_guide_screenshots.py; \
-	else xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/user_guide_screenshots.py; fi
+	for script in user_guide_screenshots analysis_figures; do \
+	  if [ -n "$$DISPLAY" ]; then $(BIN)/python scripts/$$script.py; \
+	  else xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/$$script.py; fi || exit 1; done
 
 # Side-by-side benchmark against SMAPpy and Picasso (docs/benchmarks.md): their own environment,
 # since Picasso pins pandas < 3 and SMAPpy brings PySide6 beside napari's PyQt6.

@@ -182,8 +182,10 @@ def fiducial_drift(table: pd.DataFrame, fiducials_nm_K2: np.ndarray, radius_nm: 
         if near.size < 2:
             raise InputError(f"fiducial {k + 1} at ({centre[0]:.0f}, {centre[1]:.0f}) nm has fewer than 2 "
                              f"localisations within {radius_nm:.0f} nm")
-        near = near[np.argsort(brightness[near])]  # brightest last, so it wins per frame
-        tracks[k, table["frame"].to_numpy()[near]] = xy[near]
+        frames = table["frame"].to_numpy()[near]
+        near = near[np.lexsort((-brightness[near], frames))]  # by frame, brightest first
+        _, first = np.unique(table["frame"].to_numpy()[near], return_index=True)
+        tracks[k, table["frame"].to_numpy()[near[first]]] = xy[near[first]]
         tracks[k] -= np.nanmean(tracks[k], axis=0)
     seen = ~np.isnan(tracks[..., 0])
     mean = np.nansum(np.where(seen[..., None], tracks, 0.0), axis=0) / np.maximum(seen.sum(0), 1)[:, None]

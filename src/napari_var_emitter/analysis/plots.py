@@ -69,7 +69,7 @@ def draw_resolution(figure: Figure, nena: NeNA | None, frc: FRC | None, colours:
         d = np.linspace(0, nena.d_max_nm, 300)
         axes[0].plot(d, nena.density(d), color=colours.accent, lw=1.5)
         axes[0].set_title(f"NeNA precision {nena.precision_nm:.1f} nm", fontsize=9)
-    axes[0].set_xlabel("distance to the nearest neighbour in the next frame [nm]")
+    axes[0].set_xlabel("distance to the next frame's nearest localisation [nm]", fontsize=8)
     if frc is not None:
         axes[1].plot(frc.frequency_per_nm * 1000, frc.correlation, color=colours.second, lw=1.2)
         axes[1].axhline(FRC_THRESHOLD, color=colours.foreground, lw=0.8, ls="--")

@@ -10,7 +10,7 @@ from pathlib import Path
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
@@ -27,6 +27,7 @@ from ..analysis.stats import table_stats
 from ..errors import InputError
 from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
+from .job_controls import status_label
 from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_points
 
 MAX_FIDUCIALS = 100
@@ -60,8 +61,7 @@ class AnalysisWidget(Container):
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
                               tooltip="A Points layer from Predict or a localisation file")
         self.run_button = PushButton(text=self.run_text)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = status_label()
         super().__init__(widgets=[self.layer, *fields, self.run_button, self.status])
         self.figure = self.canvas = None
         if self.plot_height:
@@ -89,13 +89,19 @@ class AnalysisWidget(Container):
             show_error(str(exc))
             return
         source = self.layer.value.name
-        self.status.value = "working…"
+        self.say("working…")
         self.run_button.enabled = False
         self.worker = create_worker(self._compute_or_explain, table, _start_thread=False)
         self.worker.returned.connect(lambda result: self._returned(result, source))
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finished)
         self.worker.start()
+
+    def say(self, text: str) -> None:
+        """Show `text` in the status line, tall enough for all its wrapped lines."""
+        self.status.value = text
+        label = self.status.native
+        label.setMinimumHeight(label.heightForWidth(max(label.width(), 220)))
 
     def _compute_or_explain(self, table: pd.DataFrame):
         """compute(table), or why it cannot be done (an InputError's message, shown, not raised)."""
@@ -113,7 +119,7 @@ class AnalysisWidget(Container):
         self._redraw()
 
     def _errored(self, exc: Exception | str) -> None:
-        self.status.value = f"error: {exc}"
+        self.say(f"error: {exc}")
         show_error(str(exc))
 
     def _finished(self) -> None:
@@ -195,8 +201,8 @@ class DriftWidget(AnalysisWidget):
         drift, corrected = result
         self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
         span = np.ptp(drift.drift_nm_T2, axis=0)
-        self.status.value = (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
-                             f"(corrected layer added)")
+        self.say(f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
+                 f"(corrected layer added)")
 
     def draw(self, figure, result, colours) -> None:
         draw_drift(figure, result[0], colours)
@@ -236,8 +242,8 @@ class MergeWidget(AnalysisWidget):
     def show(self, result, source: str) -> None:
         table, merged = result
         self.add_points(merged, f"{source} merged", "merged", source)
-        self.status.value = (f"merged {len(table):,} localisations into {len(merged):,} blinks "
-                             f"({len(table) / max(len(merged), 1):.2f} per blink)")
+        self.say(f"merged {len(table):,} localisations into {len(merged):,} blinks "
+                 f"({len(table) / max(len(merged), 1):.2f} per blink)")
 
 
 class ResolutionWidget(AnalysisWidget):
@@ -257,8 +263,8 @@ class ResolutionWidget(AnalysisWidget):
     def show(self, result, source: str) -> None:
         precision, curve = result
         resolution = (f"{curve.resolution_nm:.1f} nm" if np.isfinite(curve.resolution_nm)
-                      else "the FRC never drops below 1/7")
-        self.status.value = f"{source}: NeNA precision {precision.precision_nm:.1f} nm · FRC resolution {resolution}"
+                      else "never below 1/7")
+        self.say(f"NeNA {precision.precision_nm:.1f} nm · FRC {resolution}")
 
     def draw(self, figure, result, colours) -> None:
         draw_resolution(figure, *result, colours)
@@ -301,13 +307,13 @@ class RenderWidget(AnalysisWidget):
         name = f"{source} render ({pixel:g} nm/px)"
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        kwargs = {"name": name, "scale": (pixel, pixel), "translate": (pixel / 2, pixel / 2), "units": ("nm", "nm"),
+        kwargs = {"name": name, "scale": (pixel, pixel), "translate": (pixel / 2, pixel / 2),
                   "metadata": {TAG: {"role": "render", "source": source}}}
         if image.ndim == 2:
             kwargs.update(colormap="hot", contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))))
         self.viewer.add_image(image, rgb=image.ndim == 3, **kwargs)
-        self.viewer.scale_bar.visible = True  # in the layer's units, nm
-        self.status.value = f"{image.shape[1]} x {image.shape[0]} px of {pixel:g} nm"
+        self.say(f"{image.shape[1]} x {image.shape[0]} px of {pixel:g} nm (world coordinates in nm; the exported "
+                 "TIFF gets a scale bar)")
 
     def export(self) -> None:
         path = Path(self.tiff_path.value) if self.tiff_path.value else None
@@ -350,7 +356,7 @@ class StatsWidget(AnalysisWidget):
         bleach = s["bleaching"]
         text += (" · no bleaching over the movie" if bleach is None
                  else f" · bleaching half-life {bleach['half_life_frames']:.0f} frames")
-        self.status.value = text
+        self.say(text)
 
     def draw(self, figure, result, colours) -> None:
         draw_stats(figure, result, colours)

@@ -7,6 +7,15 @@ from magicgui.widgets import Label, ProgressBar, PushButton
 from qtpy.QtWidgets import QSizePolicy
 
 
+def status_label() -> Label:
+    """A status line whose long messages wrap (and grow it) instead of widening the dock."""
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    label.native.setMinimumWidth(220)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+    return label
+
+
 class JobControls:
     """Mixin for a magicgui Container. `_job_controls(text)` makes run_button, cancel_button,
     progress and status (returned for the container's widget list; Cancel is wired here, Run is
@@ -15,10 +24,7 @@ class JobControls:
     def _job_controls(self, run_text: str) -> list:
         self.worker = None
         self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
-        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), Label(value="")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        self.status.native.setMinimumWidth(220)
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), status_label()
         self.cancel_button.changed.connect(self.cancel)
         return [self.run_button, self.cancel_button, self.progress, self.status]
 
