@@ -38,13 +38,16 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     weight = 1.0 / np.maximum(sigma, 1e-6) ** 2
     frames_sorted = frames[order]
     blink = np.empty(len(order), np.int64)
-    # running state per blink: weighted sum of positions, sum of weights, last frame seen
-    sum_xy, sum_w, last = np.empty((0, 2)), np.empty(0), np.empty(0, np.int64)
+    # running state per blink (at most one per localisation): weighted sum of positions, sum of
+    # weights, last frame seen; `open_` holds the blinks that may still continue
+    sum_xy, sum_w = np.zeros((len(order), 2)), np.zeros(len(order))
+    last = np.zeros(len(order), np.int64)
+    n_blinks, open_ = 0, np.empty(0, np.int64)
     starts = np.flatnonzero(np.r_[True, frames_sorted[1:] != frames_sorted[:-1], True])
     for begin, end in zip(starts[:-1], starts[1:]):
         frame = frames_sorted[begin]
         rows = np.arange(begin, end)
-        open_ = np.flatnonzero(last >= frame - max_gap - 1)
+        open_ = open_[last[open_] >= frame - max_gap - 1]
         taken = np.full(rows.size, -1)
         if open_.size:
             mean = sum_xy[open_] / sum_w[open_, None]
@@ -61,9 +64,9 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
                     taken[i] = open_[j]
                     used_blinks.add(j)
         new = np.flatnonzero(taken < 0)
-        taken[new] = np.arange(len(last), len(last) + new.size)
-        sum_xy = np.vstack([sum_xy, np.zeros((new.size, 2))])
-        sum_w, last = np.r_[sum_w, np.zeros(new.size)], np.r_[last, np.zeros(new.size, np.int64)]
+        taken[new] = np.arange(n_blinks, n_blinks + new.size)
+        n_blinks += new.size
+        open_ = np.r_[open_, taken[new]]
         np.add.at(sum_xy, taken, xy[rows] * weight[rows, None])
         np.add.at(sum_w, taken, weight[rows])
         last[taken] = frame
