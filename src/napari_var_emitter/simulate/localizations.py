@@ -14,6 +14,7 @@ import pandas as pd
 from ..evaluate.crlb import crlb_nm
 from .config import SimulationConfig
 from .kinetics import blink_records
+from .stack import fluorophore_brightness
 from .structures import sample_positions
 
 MIN_PHOTONS = 100.0  # a blink that lights a frame with fewer photons is not detected
@@ -32,10 +33,7 @@ def simulate_localizations(config: SimulationConfig, rng: np.random.Generator,
     records = blink_records(config.n_frames, config.density_per_um2 * config.field_um2, config.kinetics, rng)
     n = int(records["id"].max()) + 1 if len(records) else 0
     x_nm, y_nm = sample_positions(config.structure, n, (height * px, width * px), rng)
-    brightness = np.full(n, config.photons_mean)
-    if config.photons_cv > 0:
-        shape = 1.0 / config.photons_cv**2
-        brightness = rng.gamma(shape, config.photons_mean / shape, n)
+    brightness = fluorophore_brightness(config, n, rng)
     fid = records["id"].to_numpy()
     photons = brightness[fid] * records["on_fraction"].to_numpy()
     truth = pd.DataFrame({"frame": records["frame"].to_numpy(), "x_nm": x_nm[fid], "y_nm": y_nm[fid], "id": fid,

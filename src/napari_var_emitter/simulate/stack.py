@@ -28,7 +28,7 @@ def simulate_stack(config: SimulationConfig, rng: np.random.Generator) -> tuple[
         z_nm = rng.uniform(*config.psf.z_range_nm, n_fluorophores)
     else:
         z_nm = np.zeros(n_fluorophores)
-    brightness = _brightness(config, n_fluorophores, rng)
+    brightness = fluorophore_brightness(config, n_fluorophores, rng)
     background = background_map((height, width), config.background_photons, config.background_variation,
                                 config.background_scale_nm / px, rng, config.background_contrast, px)
     fid = records["id"].to_numpy()
@@ -52,7 +52,7 @@ def simulate_stack(config: SimulationConfig, rng: np.random.Generator) -> tuple[
     return frames, truth
 
 
-def _brightness(config: SimulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+def fluorophore_brightness(config: SimulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     """Photons per fully-on frame per fluorophore: gamma with the configured mean and CV."""
     if config.photons_cv == 0:
         return np.full(n, config.photons_mean)
