@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .classical.localize import localize_stack
-from .cli_analysis import add_analysis_commands
+from .cli_analysis import add_analysis_commands, refuse_overwriting_input
 from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
@@ -292,8 +292,7 @@ def _evaluate(args) -> int:
 def _filter(args) -> int:
     from .analysis.filter import filter_mask
 
-    if args.out.resolve() == args.table.resolve():
-        raise InputError("--out is the input file: write the filtered table to a new file (nothing is overwritten)")
+    refuse_overwriting_input(args)
     table = read_localizations(args.table, args.pixel_size)
     mask = filter_mask(table, " and ".join(w for w in args.where if w.strip()))
     write_localizations(args.out, table[mask])

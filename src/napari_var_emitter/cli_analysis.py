@@ -91,7 +91,8 @@ def _table_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
 
 
-def _output_checked(args) -> None:
+def refuse_overwriting_input(args) -> None:
+    """A command that writes --out never writes over its input table."""
     if args.out.resolve() == args.table.resolve():
         raise InputError("--out is the input file: write to a new file (nothing is overwritten)")
 
@@ -110,7 +111,7 @@ def _drift(args) -> int:
     from .analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
     from .analysis.plots import draw_drift
 
-    _output_checked(args)
+    refuse_overwriting_input(args)
     table = read_localizations(args.table, args.pixel_size)
     if args.fiducial:
         try:
@@ -136,7 +137,7 @@ def _drift(args) -> int:
 def _merge(args) -> int:
     from .analysis.merge import merge_blinks
 
-    _output_checked(args)
+    refuse_overwriting_input(args)
     table = read_localizations(args.table, args.pixel_size)
     merged = merge_blinks(table, args.radius_nm, args.max_gap)
     write_localizations(args.out, merged)
@@ -194,7 +195,7 @@ def _render(args) -> int:
 
 def _stats(args) -> int:
     from .analysis.plots import draw_stats
-    from .analysis.stats import table_stats
+    from .analysis.stats import SUMMARISED, table_stats
 
     stats = table_stats(read_localizations(args.table, args.pixel_size))
     if args.plot:
@@ -205,10 +206,9 @@ def _stats(args) -> int:
     s = stats.summary
     lines = [f"{s['localizations']:,} localisations in {s['frames']:,} frames "
              f"({s['localizations_per_frame']['mean']:.1f} per frame)"]
-    for column, label in (("photons", "photons"), ("uncertainty_nm", "uncertainty [nm]"),
-                          ("background", "background [photons/px]"), ("probability", "probability")):
+    for column in ("photons", "uncertainty_nm", "background", "probability"):
         if column in s:
-            lines.append(f"{label}: median {s[column]['median']:.4g} (quartiles {s[column]['q1']:.4g}–"
+            lines.append(f"{SUMMARISED[column]}: median {s[column]['median']:.4g} (quartiles {s[column]['q1']:.4g}–"
                          f"{s[column]['q3']:.4g})")
     bleach = s["bleaching"]
     lines.append("bleaching: no decay over the movie" if bleach is None else

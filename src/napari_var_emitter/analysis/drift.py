@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter
 
 from ..errors import InputError
 from ..io.atomic import atomic_path
+from .render import DEFAULT_SIGMA_NM
 from .table_checks import check_table
 
 AUTO_SEGMENTS = 20  # the automatic segment length cuts the movie into this many segments ...
@@ -105,7 +106,7 @@ def _segment_edges(n_frames: int, segment_frames: int) -> np.ndarray:
 
 def _blur_px(table: pd.DataFrame, pixel_nm: float) -> float:
     known = table["uncertainty_nm"].to_numpy() if "uncertainty_nm" in table else np.empty(0)
-    sigma_nm = float(np.median(known)) if known.size else 20.0
+    sigma_nm = float(np.median(known)) if known.size else DEFAULT_SIGMA_NM
     return max(sigma_nm / pixel_nm, 1.0)
 
 
