@@ -23,10 +23,11 @@ class Colours:
     second: str = "tab:blue"
 
 
-def style(axes, colours: Colours) -> None:
-    """Axes in the given colours: face, ticks, labels and spines."""
+def style(axes, colours: Colours, tick_size: float | None = 7) -> None:
+    """Axes in the given colours: face, ticks (labels of tick_size points; None: matplotlib's
+    default), axis labels and spines."""
     axes.set_facecolor(colours.background)
-    axes.tick_params(colors=colours.foreground, labelsize=7)
+    axes.tick_params(colors=colours.foreground, **({} if tick_size is None else {"labelsize": tick_size}))
     axes.xaxis.label.set_color(colours.foreground)
     axes.yaxis.label.set_color(colours.foreground)
     axes.title.set_color(colours.foreground)

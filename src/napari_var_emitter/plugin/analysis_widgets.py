@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 from napari.layers import Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from napari.utils.theme import get_theme
 
 from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
 from ..analysis.merge import merge_blinks
@@ -29,15 +28,10 @@ from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
 from .job_controls import status_label
 from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_points
+from .theme import theme_colours
 
 MAX_FIDUCIALS = 100
 MARKER_NM = 100.0 * MARKER_PX  # marker size of the layers made here (they carry no camera pixel size)
-
-
-def theme_colours(viewer) -> Colours:
-    theme = get_theme(viewer.theme)
-    return Colours(background=theme.background.as_hex(), foreground=theme.text.as_hex(),
-                   accent=theme.highlight.as_hex(), second=theme.secondary.as_hex())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +134,21 @@ class AnalysisWidget(Container):
     def draw(self, figure: Figure, result, colours: Colours) -> None:
         """Plot the result (widgets with a plot)."""
 
+    def export_to(self, file_edit: FileEdit, suffixes: tuple[str, ...], write) -> None:
+        """Write the last result to the file chosen in `file_edit` (one of `suffixes`) with
+        write(path) -> message; problems are shown, not raised."""
+        path = Path(file_edit.value) if file_edit.value else None
+        try:
+            if self.result is None:
+                raise InputError(f"nothing to export yet: press {self.run_text!r} first")
+            if path is None or path.suffix.lower() not in suffixes or path.is_dir():
+                raise InputError(f"choose a {suffixes[0]} file to export to")
+            message = write(path)
+        except InputError as exc:
+            show_error(str(exc))
+            return
+        show_info(message)
+
     def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
         """Our table as a Points layer in nm world coordinates, replacing one of the same name."""
         if name in self.viewer.layers:
@@ -208,19 +217,13 @@ class DriftWidget(AnalysisWidget):
         draw_drift(figure, result[0], colours)
 
     def export(self) -> None:
-        path = Path(self.csv_path.value) if self.csv_path.value else None
-        try:
-            if self.result is None:
-                raise InputError("estimate the drift first")
-            if path is None or path.suffix.lower() != ".csv" or path.is_dir():
-                raise InputError("choose a .csv file to save the corrected table to")
-            drift, corrected = self.result
-            write_localizations(path, corrected)
-            write_drift_csv(drift_csv_path(path), drift)
-        except InputError as exc:
-            show_error(str(exc))
-            return
-        show_info(f"wrote {path} and {drift_csv_path(path)}")
+        self.export_to(self.csv_path, (".csv",), self._write)
+
+    def _write(self, path: Path) -> str:
+        drift, corrected = self.result
+        write_localizations(path, corrected)
+        write_drift_csv(drift_csv_path(path), drift)
+        return f"wrote {path} and {drift_csv_path(path)}"
 
 
 class MergeWidget(AnalysisWidget):
@@ -316,22 +319,16 @@ class RenderWidget(AnalysisWidget):
                  "TIFF gets a scale bar)")
 
     def export(self) -> None:
-        path = Path(self.tiff_path.value) if self.tiff_path.value else None
-        try:
-            if self.result is None:
-                raise InputError("render first")
-            if path is None or path.suffix.lower() not in (".tif", ".tiff") or path.is_dir():
-                raise InputError("choose a .tif file to export to")
-            image, pixel = self.result
-            bar = ""
-            if self.burn_bar.value:
-                image, length = add_scale_bar(image, pixel, self.scale_bar.value or None)
-                bar = f", scale bar {length:g} nm"
-            write_image_tiff(path, image, pixel)
-        except InputError as exc:
-            show_error(str(exc))
-            return
-        show_info(f"wrote {path} ({pixel:g} nm/px{bar})")
+        self.export_to(self.tiff_path, (".tif", ".tiff"), self._write)
+
+    def _write(self, path: Path) -> str:
+        image, pixel = self.result
+        bar = ""
+        if self.burn_bar.value:
+            image, length = add_scale_bar(image, pixel, self.scale_bar.value or None)
+            bar = f", scale bar {length:g} nm"
+        write_image_tiff(path, image, pixel)
+        return f"wrote {path} ({pixel:g} nm/px{bar})"
 
 
 class StatsWidget(AnalysisWidget):

@@ -13,12 +13,13 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
-from napari.utils.theme import get_theme
 
 from ..analysis.filter import filter_mask, range_expression
+from ..analysis.plots import style
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
 from .layers import layer_choices, table_from_points
+from .theme import theme_colours
 
 # column -> label with unit, in the order shown
 COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "probability": "probability",
@@ -101,26 +102,21 @@ class FilterWidget(Container):
 
     def _draw(self, mask=None) -> None:
         """One histogram per column (all, and kept), in napari's theme colours."""
-        theme = get_theme(self.viewer.theme)
-        background, foreground = theme.background.as_hex(), theme.text.as_hex()
-        highlight = theme.highlight.as_hex()
+        colours = theme_colours(self.viewer)
         self.figure.clear()
-        self.figure.set_facecolor(background)
+        self.figure.set_facecolor(colours.background)
         layer = self.layer.value
         for i, column in enumerate(self.ranges):
             axes = self.figure.add_subplot(len(self.ranges), 1, i + 1)
-            axes.set_facecolor(background)
+            style(axes, colours)
             values = layer.features[column].to_numpy(float)
             bins = np.histogram_bin_edges(values, BINS)
-            axes.hist(values, bins, color=foreground, alpha=0.35)
+            axes.hist(values, bins, color=colours.foreground, alpha=0.35)
             if mask is not None:
-                axes.hist(values[mask], bins, color=highlight)
+                axes.hist(values[mask], bins, color=colours.accent)
             lo, hi = self.ranges[column]
-            axes.axvspan(lo.value, hi.value, color=highlight, alpha=0.12)
-            axes.set_xlabel(COLUMNS[column], color=foreground, fontsize=8)
-            axes.tick_params(colors=foreground, labelsize=7)
-            for spine in axes.spines.values():
-                spine.set_color(foreground)
+            axes.axvspan(lo.value, hi.value, color=colours.accent, alpha=0.12)
+            axes.set_xlabel(COLUMNS[column], color=colours.foreground, fontsize=8)
         self.canvas.draw_idle()
 
     def export_csv(self) -> None:

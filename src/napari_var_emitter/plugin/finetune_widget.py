@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from napari.utils.theme import get_theme
 
+from ..analysis.plots import style
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
 from ..io.camera_profile import config_dir
@@ -33,6 +33,7 @@ from .layers import layer_choices, stack_of, table_from_points
 from .models import MODELS
 from .predict_run import duration
 from .settings import Settings, add_sections, restore_button
+from .theme import theme_colours
 
 MODES = ("self-calibrated", "trusted positions")
 
@@ -231,24 +232,20 @@ class FineTuneWidget(JobControls, Container):
 
     def _draw_losses(self) -> None:
         """The loss per step (faint) and its running mean over 20 steps, in napari's theme colours."""
-        theme = get_theme(self.viewer.theme)
-        background, foreground, highlight = (theme.background.as_hex(), theme.text.as_hex(),
-                                             theme.highlight.as_hex())
-        self.figure.set_facecolor(background)
+        colours = theme_colours(self.viewer)
+        self.figure.set_facecolor(colours.background)
         self.axes.clear()
-        self.axes.set_facecolor(background)
         if self.losses:
             steps, losses = np.array(self.losses).T
-            self.axes.plot(steps, losses, lw=0.8, color=foreground, alpha=0.35, label="per step")
+            self.axes.plot(steps, losses, lw=0.8, color=colours.foreground, alpha=0.35, label="per step")
             window = min(20, len(losses))
             smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-            self.axes.plot(steps[window - 1:], smooth, lw=1.5, color=highlight, label=f"mean of {window}")
-            self.axes.legend(fontsize=7, facecolor=background, labelcolor=foreground, edgecolor=foreground)
-        self.axes.set_xlabel("step", color=foreground)
-        self.axes.set_ylabel("loss", color=foreground)
-        self.axes.tick_params(colors=foreground)
-        for spine in self.axes.spines.values():
-            spine.set_color(foreground)
+            self.axes.plot(steps[window - 1:], smooth, lw=1.5, color=colours.accent, label=f"mean of {window}")
+            self.axes.legend(fontsize=7, facecolor=colours.background, labelcolor=colours.foreground,
+                             edgecolor=colours.foreground)
+        self.axes.set_xlabel("step")
+        self.axes.set_ylabel("loss")
+        style(self.axes, colours, tick_size=None)
         self.canvas.draw_idle()
 
     def _on_done(self, path) -> None:
