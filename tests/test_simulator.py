@@ -8,7 +8,7 @@ from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import read_emitters_h5
 from napari_var_emitter.io.tiff import read_stack
-from napari_var_emitter.psf import PSF, render_spots
+from napari_var_emitter.psf import PSF, DefocusCurve, render_spots
 from napari_var_emitter.simulate.background import background_map
 from napari_var_emitter.simulate.camera_noise import expose
 from napari_var_emitter.simulate.config import (KineticsConfig, SimulationConfig, StructureConfig,
@@ -87,7 +87,9 @@ def test_deterministic_for_a_seed():
 
 
 def test_astigmatic_psf_widths_follow_z():
-    psf = PSF(sigma_nm=130, astigmatism=True, focal_offset_nm=300, depth_nm=500)
+    psf = PSF(astigmatism=True, curve_x=DefocusCurve(130, 300, 500), curve_y=DefocusCurve(130, -300, 500))
+    assert PSF.from_dict({"model": "gaussian", "sigma_nm": 130, "astigmatism": True, "focal_offset_nm": 300,
+                          "depth_nm": 500}) == psf  # files written before per-axis curves
     sx, sy = psf.sigmas_nm(np.array([300.0, 0.0, -300.0]))
     assert sx[0] == pytest.approx(130) and sy[2] == pytest.approx(130)
     assert sx[1] == pytest.approx(sy[1]) and sx[2] > sy[2]
@@ -95,6 +97,16 @@ def test_astigmatic_psf_widths_follow_z():
     _, truth = simulate_stack(config, np.random.default_rng(5))
     z = truth.emitters["z_nm"]
     assert z.min() >= -500 and z.max() <= 500 and z.std() > 100
+
+
+def test_defocus_curve_higher_orders_and_slope():
+    curve = DefocusCurve(sigma0_nm=140, focus_nm=-205, depth_nm=290, cubic=0.05, quartic=0.03)  # NAIRR x
+    u = (np.array([-400.0, 0.0, 400.0]) + 205) / 290
+    np.testing.assert_allclose(curve.sigma_nm([-400, 0, 400]), 140 * np.sqrt(1 + u**2 + 0.05 * u**3 + 0.03 * u**4))
+    z = np.linspace(-600, 600, 13)
+    numeric = (curve.sigma_nm(z + 0.01) - curve.sigma_nm(z - 0.01)) / 0.02
+    np.testing.assert_allclose(curve.slope(z), numeric, rtol=1e-5, atol=1e-9)
+    assert PSF.from_dict(PSF(astigmatism=True, curve_x=curve).to_dict()).curve_x == curve
 
 
 @pytest.mark.parametrize("structure", [

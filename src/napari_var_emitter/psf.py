@@ -1,6 +1,8 @@
 """Gaussian point-spread function integrated over square pixels, optionally astigmatic.
 
 Coordinates are in pixels (px) here: pixel i covers [i, i + 1), its centre is at i + 0.5.
+z is in nm: 0 is the plane midway between the x and y foci, and z grows with the slice index
+of a bead stack (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -12,26 +14,63 @@ import numpy as np
 from scipy.special import erf
 
 _SQRT2 = np.sqrt(2.0)
+_SQRT_2PI = np.sqrt(2 * np.pi)
+_MIN_WIDTH2 = 0.01  # floor of 1 + u² + A u³ + B u⁴, where large negative A would take it below 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DefocusCurve:
+    """Width of one axis of an astigmatic PSF against z (Huang et al. 2008; the NAIRR model):
+
+    sigma(z) = sigma0_nm * sqrt(1 + u² + cubic·u³ + quartic·u⁴),  u = (z − focus_nm) / depth_nm.
+    """
+
+    sigma0_nm: float = 130.0
+    focus_nm: float = 0.0
+    depth_nm: float = 500.0
+    cubic: float = 0.0
+    quartic: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.sigma0_nm > 0 or not self.depth_nm > 0:
+            raise ValueError("a defocus curve needs sigma0_nm > 0 and depth_nm > 0")
+
+    def sigma_nm(self, z_nm: Any) -> np.ndarray:
+        """sigma (nm) at z (nm), any shape."""
+        return self.sigma0_nm * np.sqrt(self._width2(z_nm))
+
+    def slope(self, z_nm: Any) -> np.ndarray:
+        """d sigma / d z (nm per nm) at z (nm)."""
+        u = (np.asarray(z_nm, dtype=np.float64) - self.focus_nm) / self.depth_nm
+        dwidth2 = 2 * u + 3 * self.cubic * u**2 + 4 * self.quartic * u**3
+        return self.sigma0_nm * dwidth2 / (2 * np.sqrt(self._width2(z_nm)) * self.depth_nm)
+
+    def _width2(self, z_nm: Any) -> np.ndarray:
+        u = (np.asarray(z_nm, dtype=np.float64) - self.focus_nm) / self.depth_nm
+        return np.maximum(1 + u**2 + self.cubic * u**3 + self.quartic * u**4, _MIN_WIDTH2)
 
 
 @dataclasses.dataclass(frozen=True)
 class PSF:
-    """Gaussian PSF; with `astigmatism`, sigma_x and sigma_y follow z (Huang et al. 2008):
-
-    sigma_x(z) = sigma_nm * sqrt(1 + ((z - c) / d)^2),  sigma_y(z) = ... (z + c) ...
-    with c = focal_offset_nm and d = depth_nm; emitters are drawn in z_range_nm.
-    """
+    """Gaussian PSF: sigma_nm in 2-D; with `astigmatism`, sigma_x and sigma_y follow z along
+    curve_x and curve_y, and emitters are drawn in z_range_nm (nm)."""
 
     sigma_nm: float = 130.0
     astigmatism: bool = False
-    focal_offset_nm: float = 300.0
-    depth_nm: float = 500.0
+    curve_x: DefocusCurve = DefocusCurve(focus_nm=300.0)
+    curve_y: DefocusCurve = DefocusCurve(focus_nm=-300.0)
     z_range_nm: tuple[float, float] = (-500.0, 500.0)
 
     def __post_init__(self) -> None:
-        if not self.sigma_nm > 0 or not self.depth_nm > 0:
-            raise ValueError("PSF sigma_nm and depth_nm must be > 0")
-        object.__setattr__(self, "z_range_nm", tuple(float(v) for v in self.z_range_nm))
+        if not self.sigma_nm > 0:
+            raise ValueError("PSF sigma_nm must be > 0")
+        for name in ("curve_x", "curve_y"):
+            if isinstance(getattr(self, name), dict):
+                object.__setattr__(self, name, DefocusCurve(**getattr(self, name)))
+        low, high = (float(v) for v in self.z_range_nm)
+        if not low < high:
+            raise ValueError(f"PSF z_range_nm must be (low, high) with low < high, got {self.z_range_nm}")
+        object.__setattr__(self, "z_range_nm", (low, high))
 
     def sigmas_nm(self, z_nm: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per-emitter (sigma_x, sigma_y) in nm for z in nm (any shape)."""
@@ -39,19 +78,31 @@ class PSF:
         if not self.astigmatism:
             sigma = np.full(z.shape, self.sigma_nm)
             return sigma, sigma.copy()
-        c, d = self.focal_offset_nm, self.depth_nm
-        return (self.sigma_nm * np.sqrt(1 + ((z - c) / d) ** 2),
-                self.sigma_nm * np.sqrt(1 + ((z + c) / d) ** 2))
+        return self.curve_x.sigma_nm(z), self.curve_y.sigma_nm(z)
+
+    def slopes(self, z_nm: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(d sigma_x / dz, d sigma_y / dz) (nm per nm) at z (nm); zero in 2-D."""
+        z = np.asarray(z_nm, dtype=np.float64)
+        if not self.astigmatism:
+            return np.zeros(z.shape), np.zeros(z.shape)
+        return self.curve_x.slope(z), self.curve_y.slope(z)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": "gaussian", **dataclasses.asdict(self), "z_range_nm": list(self.z_range_nm)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PSF:
-        """Inverse of `to_dict`."""
-        if values.get("model", "gaussian") != "gaussian":
-            raise ValueError(f"unsupported PSF model {values['model']!r}")
-        return cls(**{k: v for k, v in values.items() if k != "model"})
+        """Inverse of `to_dict`; also reads the symmetric form of files written before per-axis
+        curves (focal_offset_nm c, depth_nm d: x sharpest at z = +c, y at z = −c)."""
+        values = dict(values)
+        if values.pop("model", "gaussian") != "gaussian":
+            raise ValueError("unsupported PSF model: only 'gaussian' is known")
+        if "focal_offset_nm" in values or "depth_nm" in values:
+            c, d = values.pop("focal_offset_nm", 300.0), values.pop("depth_nm", 500.0)
+            sigma = values.get("sigma_nm", 130.0)
+            values["curve_x"] = DefocusCurve(sigma, c, d)
+            values["curve_y"] = DefocusCurve(sigma, -c, d)
+        return cls(**values)
 
 
 def pixel_fractions(lo_px: np.ndarray, centre_px: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
@@ -61,6 +112,50 @@ def pixel_fractions(lo_px: np.ndarray, centre_px: np.ndarray, sigma_px: np.ndarr
     """
     scale = _SQRT2 * sigma_px
     return 0.5 * (erf((lo_px + 1 - centre_px) / scale) - erf((lo_px - centre_px) / scale))
+
+
+def fraction_slopes(lo_px: np.ndarray, centre_px: np.ndarray, sigma_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """d pixel_fractions / d centre and d pixel_fractions / d sigma (same broadcasting)."""
+    t_lo, t_hi = lo_px - centre_px, lo_px + 1 - centre_px
+    g_lo = np.exp(-(t_lo**2) / (2 * sigma_px**2)) / (_SQRT_2PI * sigma_px)
+    g_hi = np.exp(-(t_hi**2) / (2 * sigma_px**2)) / (_SQRT_2PI * sigma_px)
+    return g_lo - g_hi, (t_lo * g_lo - t_hi * g_hi) / sigma_px
+
+
+def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int):
+    """Expected photons of N spots in R x R ROIs, (N, R*R), and its derivatives with respect to
+    (x, y, sigma_x, sigma_y, photons, background), (N, R*R, 6). Every argument is (N,) in px or
+    photons (background per pixel); the ROI's pixel (r, c) covers [c, c + 1) x [r, r + 1)."""
+    edges = np.arange(size, dtype=np.float64)
+    sx, sy = np.asarray(sigma_x_px, np.float64)[:, None], np.asarray(sigma_y_px, np.float64)[:, None]
+    ex, ey = pixel_fractions(edges, x_px[:, None], sx), pixel_fractions(edges, y_px[:, None], sy)  # (N, R)
+    dex, dex_ds = fraction_slopes(edges, x_px[:, None], sx)
+    dey, dey_ds = fraction_slopes(edges, y_px[:, None], sy)
+    n = len(x_px)
+    amp = np.asarray(photons, np.float64)[:, None, None]
+    shape = ey[:, :, None] * ex[:, None, :]
+    model = (np.asarray(background, np.float64)[:, None, None] + amp * shape).reshape(n, -1)
+    jac = np.stack([
+        (amp * ey[:, :, None] * dex[:, None, :]).reshape(n, -1),
+        (amp * dey[:, :, None] * ex[:, None, :]).reshape(n, -1),
+        (amp * ey[:, :, None] * dex_ds[:, None, :]).reshape(n, -1),
+        (amp * dey_ds[:, :, None] * ex[:, None, :]).reshape(n, -1),
+        shape.reshape(n, -1),
+        np.ones_like(model),
+    ], axis=-1)
+    return np.maximum(model, 1e-9), jac
+
+
+def astigmatic_model_and_jacobian(theta_N5: np.ndarray, psf: PSF, pixel_size_nm: float, size: int):
+    """Expected photons (N, R*R) of spots theta_N5 = (x px, y px, z nm, photons, background per
+    pixel) under an astigmatic `psf`, and the derivatives with respect to those five (N, R*R, 5)."""
+    z = theta_N5[:, 2]
+    sigma_x, sigma_y = (s / pixel_size_nm for s in psf.sigmas_nm(z))
+    slope_x, slope_y = (s / pixel_size_nm for s in psf.slopes(z))
+    values, jac = spot_model_and_jacobian(theta_N5[:, 0], theta_N5[:, 1], sigma_x, sigma_y,
+                                          theta_N5[:, 3], theta_N5[:, 4], size)
+    dz = jac[..., 2] * slope_x[:, None] + jac[..., 3] * slope_y[:, None]
+    return values, np.concatenate([jac[..., :2], dz[..., None], jac[..., 4:]], axis=-1)
 
 
 def render_spots(

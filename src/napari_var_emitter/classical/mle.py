@@ -1,50 +1,141 @@
-"""Maximum-likelihood fit of Gaussian spots (x, y, photons, background) to ROIs.
+"""Maximum-likelihood fit of Gaussian spots to ROIs: (x, y, photons, background) with a known
+sigma, (x, y, z, photons, background) with an astigmatic PSF calibration, or (x, y, sigma_x,
+sigma_y, photons, background) for calibration beads.
 
-Poisson likelihood, pixel-integrated Gaussian with known sigma, Fisher scoring vectorised
-over spots. ROI coordinates: pixel (r, c) covers [c, c + 1) x [r, r + 1).
+Poisson likelihood, pixel-integrated Gaussian, Fisher scoring vectorised over spots. ROI
+coordinates: pixel (r, c) covers [c, c + 1) x [r, r + 1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from ..psf import pixel_fractions
+from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
 
-_SQRT_2PI = np.sqrt(2 * np.pi)
+_XY, _AMPLITUDES = [0, 1], [4, 5]  # columns of spot_model_and_jacobian's derivatives
+Z_STEP_LIMIT_NM = 100.0  # largest z change per Fisher step
+Z_STARTS = 5  # z starting points spread over the PSF's z range; the most likely fit is kept
 
 
 def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, np.ndarray]:
-    """Fit (N, R, R) photon ROIs. Returns x_px, y_px, photons, background, crlb_x_px,
-    crlb_y_px (each (N,); the bounds from the Fisher information at the estimate)."""
+    """Fit (N, R, R) photon ROIs with a round PSF of `sigma_px`. Returns x_px, y_px, photons,
+    background, crlb_x_px, crlb_y_px (each (N,); bounds from the Fisher information at the
+    estimate)."""
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
-    n, size, _ = rois.shape
-    edges = np.arange(size, dtype=np.float64)
-    background = np.maximum(np.percentile(rois.reshape(n, -1), 10, axis=1), 1e-3)
-    signal = np.maximum(rois - background[:, None, None], 0)
-    total = signal.sum(axis=(1, 2)) + 1e-9
-    theta = np.column_stack([
-        (signal.sum(axis=1) * (edges + 0.5)).sum(axis=1) / total,
-        (signal.sum(axis=2) * (edges + 0.5)).sum(axis=1) / total,
-        np.maximum(total, 1.0),
-        background,
-    ])
-    for _ in range(n_iter):
-        model, jac = _model_and_jacobian(theta, edges, sigma_px)
-        fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / model)
-        score = np.einsum("nkp,nk->np", jac, rois.reshape(n, -1) / model - 1.0)
-        step = np.linalg.solve(fisher + 1e-9 * np.eye(4), score[..., None])[..., 0]
-        step[:, :2] = np.clip(step[:, :2], -1.0, 1.0)
-        theta += step
-        theta[:, 2] = np.maximum(theta[:, 2], 1.0)
-        theta[:, 3] = np.maximum(theta[:, 3], 1e-3)
-        theta[:, :2] = np.clip(theta[:, :2], -1.0, size + 1.0)
-    model, jac = _model_and_jacobian(theta, edges, sigma_px)
-    fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / model)
-    variance = np.diagonal(np.linalg.inv(fisher + 1e-9 * np.eye(4)), axis1=1, axis2=2)
+    size = rois.shape[1]
+
+    def model(theta):
+        sigma = np.full(len(theta), float(sigma_px))
+        values, jac = spot_model_and_jacobian(theta[:, 0], theta[:, 1], sigma, sigma, theta[:, 2], theta[:, 3], size)
+        return values, jac[..., _XY + _AMPLITUDES]
+
+    limits = (np.array([1.0, 1.0, np.inf, np.inf]), np.array([-1.0, -1.0, 1.0, 1e-3]),
+              np.array([size + 1.0, size + 1.0, np.inf, np.inf]))
+    theta, variance, _ = _fisher_scoring(rois, _start(rois), model, limits, n_iter)
     return {
         "x_px": theta[:, 0], "y_px": theta[:, 1], "photons": theta[:, 2], "background": theta[:, 3],
         "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]),
     }
+
+
+def fit_spots_3d(rois: np.ndarray, psf: PSF, pixel_size_nm: float, n_iter: int = 40) -> dict[str, np.ndarray]:
+    """Fit (N, R, R) photon ROIs with an astigmatic PSF. Starts from Z_STARTS depths spread
+    over psf.z_range_nm and keeps the most likely fit per spot. Returns x_px, y_px, z_nm,
+    photons, background, crlb_x_px, crlb_y_px, crlb_z_nm and loglik (each (N,))."""
+    if not psf.astigmatism:
+        raise ValueError("fit_spots_3d needs an astigmatic PSF")
+    rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
+    size = rois.shape[1]
+
+    def model(theta):
+        return astigmatic_model_and_jacobian(theta, psf, pixel_size_nm, size)
+
+    low, high = psf.z_range_nm
+    limits = (np.array([1.0, 1.0, Z_STEP_LIMIT_NM, np.inf, np.inf]),
+              np.array([-1.0, -1.0, low, 1.0, 1e-3]), np.array([size + 1.0, size + 1.0, high, np.inf, np.inf]))
+    xy_n_b = _start(rois)
+    best = None
+    for z0 in np.linspace(low, high, Z_STARTS + 2)[1:-1]:
+        start = np.column_stack([xy_n_b[:, :2], np.full(len(rois), z0), xy_n_b[:, 2:]])
+        theta, variance, loglik = _fisher_scoring(rois, start, model, limits, n_iter)
+        if best is None:
+            best = [theta, variance, loglik]
+        else:
+            better = loglik > best[2]
+            for kept, new in zip(best, (theta, variance, loglik)):
+                kept[better] = new[better]
+    theta, variance, loglik = best
+    return {
+        "x_px": theta[:, 0], "y_px": theta[:, 1], "z_nm": theta[:, 2], "photons": theta[:, 3],
+        "background": theta[:, 4], "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]),
+        "crlb_z_nm": np.sqrt(variance[:, 2]), "loglik": loglik,
+    }
+
+
+def fit_elliptical_spots(rois: np.ndarray, n_iter: int = 40) -> dict[str, np.ndarray]:
+    """Fit (N, R, R) photon ROIs with free widths (beads for PSF calibration). Returns x_px, y_px,
+    sigma_x_px, sigma_y_px (in [0.3, R / 3] px), photons, background, loglik (each (N,))."""
+    rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
+    size = rois.shape[1]
+
+    def model(theta):
+        return spot_model_and_jacobian(*theta.T, size)
+
+    start = _start(rois)
+    widths = np.clip(_second_moments(rois, start), 0.5, size / 4)
+    theta0 = np.column_stack([start[:, :2], widths, start[:, 2:]])
+    limits = (np.array([1.0, 1.0, 0.5, 0.5, np.inf, np.inf]),
+              np.array([-1.0, -1.0, 0.3, 0.3, 1.0, 1e-3]),
+              np.array([size + 1.0, size + 1.0, size / 3, size / 3, np.inf, np.inf]))
+    theta, _, loglik = _fisher_scoring(rois, theta0, model, limits, n_iter)
+    names = ("x_px", "y_px", "sigma_x_px", "sigma_y_px", "photons", "background")
+    return {**{name: theta[:, i] for i, name in enumerate(names)}, "loglik": loglik}
+
+
+def _second_moments(rois: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """(N, 2) sigma_x, sigma_y (px) from the background-subtracted second moments about the start."""
+    size = rois.shape[1]
+    centres = np.arange(size) + 0.5
+    signal = np.maximum(rois - start[:, 3, None, None], 0)
+    total = signal.sum(axis=(1, 2)) + 1e-9
+    var_x = (signal.sum(axis=1) * (centres - start[:, 0, None]) ** 2).sum(axis=1) / total
+    var_y = (signal.sum(axis=2) * (centres - start[:, 1, None]) ** 2).sum(axis=1) / total
+    return np.sqrt(np.column_stack([var_x, var_y]))
+
+
+def _start(rois: np.ndarray) -> np.ndarray:
+    """(N, 4) starting x, y (centroid above the 10th-percentile background), photons, background."""
+    n, size, _ = rois.shape
+    centres = np.arange(size) + 0.5
+    background = np.maximum(np.percentile(rois.reshape(n, -1), 10, axis=1), 1e-3)
+    signal = np.maximum(rois - background[:, None, None], 0)
+    total = signal.sum(axis=(1, 2)) + 1e-9
+    return np.column_stack([(signal.sum(axis=1) * centres).sum(axis=1) / total,
+                            (signal.sum(axis=2) * centres).sum(axis=1) / total,
+                            np.maximum(total, 1.0), background])
+
+
+def _fisher_scoring(rois: np.ndarray, theta: np.ndarray, model: Callable, limits, n_iter: int):
+    """Poisson MLE by Fisher scoring from `theta` (N, P); `limits` = (largest step, lower bound,
+    upper bound), each (P,). Returns theta, the Cramér–Rao variances at theta (N, P) and the
+    log-likelihood (N,) up to a constant."""
+    step_limit, lower, upper = limits
+    counts = rois.reshape(len(rois), -1)
+    ridge = 1e-9 * np.eye(theta.shape[1])
+    theta = theta.copy()
+    for _ in range(n_iter):
+        values, jac = model(theta)
+        fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
+        score = np.einsum("nkp,nk->np", jac, counts / values - 1.0)
+        step = np.linalg.solve(fisher + ridge, score[..., None])[..., 0]
+        theta = np.clip(theta + np.clip(step, -step_limit, step_limit), lower, upper)
+    values, jac = model(theta)
+    fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
+    variance = np.diagonal(np.linalg.inv(fisher + ridge), axis1=1, axis2=2).copy()
+    loglik = (counts * np.log(values) - values).sum(axis=1)
+    return theta, variance, loglik
 
 
 def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:
@@ -53,13 +144,13 @@ def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:
     through the best grid point and its neighbours."""
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     counts = rois.reshape(len(rois), -1)
-    edges = np.arange(rois.shape[1], dtype=np.float64)
+    size = rois.shape[1]
     loglik = []
     for sigma in sigmas_px:
         fit = fit_spots(rois, sigma)
-        theta = np.column_stack([fit["x_px"], fit["y_px"], fit["photons"], fit["background"]])
-        model, _ = _model_and_jacobian(theta, edges, sigma)
-        loglik.append(float((counts * np.log(model) - model).sum()))
+        s = np.full(len(rois), float(sigma))
+        values, _ = spot_model_and_jacobian(fit["x_px"], fit["y_px"], s, s, fit["photons"], fit["background"], size)
+        loglik.append(float((counts * np.log(values) - values).sum()))
     i = int(np.clip(np.argmax(loglik), 1, len(sigmas_px) - 2))
     (x0, x1, x2), (y0, y1, y2) = sigmas_px[i - 1:i + 2], loglik[i - 1:i + 2]
     curvature = (y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)
@@ -67,29 +158,3 @@ def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:
         return float(sigmas_px[int(np.argmax(loglik))])
     vertex = (x0 + x1) / 2 - ((y1 - y0) / (x1 - x0)) * (x2 - x0) / (2 * curvature)
     return float(np.clip(vertex, x0, x2))
-
-
-def _model_and_jacobian(theta: np.ndarray, edges: np.ndarray, sigma: float):
-    """Expected photons (N, R*R) and d model / d (x, y, photons, background) (N, R*R, 4)."""
-    x, y, photons, background = theta.T
-    ex = pixel_fractions(edges, x[:, None], sigma)  # (N, R)
-    ey = pixel_fractions(edges, y[:, None], sigma)
-    dex = _fraction_slope(edges, x[:, None], sigma)
-    dey = _fraction_slope(edges, y[:, None], sigma)
-    n = len(theta)
-    shape = ey[:, :, None] * ex[:, None, :]
-    model = (background[:, None, None] + photons[:, None, None] * shape).reshape(n, -1)
-    jac = np.stack([
-        (photons[:, None, None] * ey[:, :, None] * dex[:, None, :]).reshape(n, -1),
-        (photons[:, None, None] * dey[:, :, None] * ex[:, None, :]).reshape(n, -1),
-        shape.reshape(n, -1),
-        np.ones_like(model),
-    ], axis=-1)
-    return np.maximum(model, 1e-9), jac
-
-
-def _fraction_slope(lo: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
-    """d pixel_fractions / d centre."""
-    left = np.exp(-((lo - centre) ** 2) / (2 * sigma**2))
-    right = np.exp(-((lo + 1 - centre) ** 2) / (2 * sigma**2))
-    return (left - right) / (_SQRT_2PI * sigma)

@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io.emitters_h5 import GroundTruth
 from ..psf import PSF
-from .crlb import crlb_nm
+from .crlb import crlb_3d_nm, crlb_nm
 from .matching import match_frames
 
 ALPHA_LATERAL = 1.0  # nm^-1, efficiency weight of lateral RMSE
@@ -24,7 +24,8 @@ def evaluate(pred: pd.DataFrame, truth: GroundTruth | pd.DataFrame, lateral_tol_
     `truth` is ground truth with its camera and PSF (emitters.h5), or a bare table (another
     group's truth, another fitter's localisations): then the Cramér-Rao bound is left out.
     3-D (axial tolerance, axial RMSE and efficiency) applies when the truth PSF is astigmatic
-    (a bare table: has z_nm) and `pred` has z_nm. With `min_photons`, matching still uses every
+    (a bare table: has z_nm) and `pred` has z_nm; with an astigmatic truth PSF the bounds are
+    per axis (crlb_x/y/z_nm, rmse_over_crlb_x/y/z). With `min_photons`, matching still uses every
     true emitter, then dimmer true emitters and the predictions matched to them are left out
     (finding a dim emitter is no false positive). Returns a flat dict (JSON-ready).
     """
@@ -61,27 +62,45 @@ def evaluate(pred: pd.DataFrame, truth: GroundTruth | pd.DataFrame, lateral_tol_
         "bias_x_nm": _mean(dx), "bias_y_nm": _mean(dy),
         "efficiency_lateral": _efficiency(jaccard, rmse_lateral, ALPHA_LATERAL),
     }
+    dz = matched_pred["z_nm"].to_numpy() - matched_truth["z_nm"].to_numpy() if is_3d else None
     if is_3d:
-        dz = matched_pred["z_nm"].to_numpy() - matched_truth["z_nm"].to_numpy()
         report.update(rmse_axial_nm=_rms(dz), bias_z_nm=_mean(dz),
                       efficiency_axial=_efficiency(jaccard, _rms(dz), ALPHA_AXIAL))
-    if psf is not None:
+    if psf is not None and psf.astigmatism:
+        bounds = _crlb_3d(matched_truth, psf, truth)
+        errors = {"x": dx, "y": dy, "z": dz}
+        crlb_lateral = float(np.sqrt(np.mean(bounds["x"] ** 2 + bounds["y"] ** 2))) if tp else float("nan")
+        report.update(crlb_lateral_nm=crlb_lateral, rmse_over_crlb=rmse_lateral / crlb_lateral)
+        for axis, bound in bounds.items():
+            rms_bound = _rms(bound)
+            report[f"crlb_{axis}_nm"] = rms_bound
+            if errors[axis] is not None:
+                report[f"rmse_over_crlb_{axis}"] = _rms(errors[axis]) / rms_bound
+    elif psf is not None:
         crlb_lateral = _crlb_lateral(matched_truth, psf, truth)
         report.update(crlb_lateral_nm=crlb_lateral, rmse_over_crlb=rmse_lateral / crlb_lateral)
     return report
 
 
 def _crlb_lateral(matched: pd.DataFrame, psf: PSF, truth: GroundTruth) -> float:
-    """RMS over matched emitters of the lateral bound sqrt(var_x + var_y), in nm."""
+    """RMS over matched emitters of the 2-D lateral bound sqrt(var_x + var_y), in nm."""
     if matched.empty:
         return float("nan")
     camera = truth.camera
-    sigma_x, sigma_y = psf.sigmas_nm(matched["z_nm"].to_numpy())
     photons = matched["photons"].to_numpy() * camera.qe
     background = matched["background"].to_numpy() * camera.qe
-    var = sum(crlb_nm(photons, background, sigma, camera.pixel_size_nm, camera.excess_noise_factor) ** 2
-              for sigma in (sigma_x, sigma_y))
+    var = 2 * crlb_nm(photons, background, psf.sigma_nm, camera.pixel_size_nm, camera.excess_noise_factor) ** 2
     return float(np.sqrt(np.mean(var)))
+
+
+def _crlb_3d(matched: pd.DataFrame, psf: PSF, truth: GroundTruth) -> dict[str, np.ndarray]:
+    """Per matched emitter, the x, y and z bounds (nm) of an astigmatic fit (crlb_3d_nm)."""
+    if matched.empty:
+        return {axis: np.empty(0) for axis in "xyz"}
+    camera = truth.camera
+    bounds = crlb_3d_nm(matched["photons"].to_numpy() * camera.qe, matched["background"].to_numpy() * camera.qe,
+                        matched["z_nm"].to_numpy(), psf, camera.pixel_size_nm, camera.excess_noise_factor)
+    return dict(zip("xyz", bounds, strict=True))
 
 
 def _efficiency(jaccard: float, rmse_nm: float, alpha: float) -> float:

@@ -23,6 +23,7 @@ HEADERS = {
     "photons": "intensity [photon]",
     "background": "offset [photon]",
     "uncertainty_nm": "uncertainty [nm]",
+    "uncertainty_z_nm": "uncertainty_z [nm]",  # 3-D (astigmatic) localisation: the bound of z
     "probability": "probability",
     "last_frame": "last frame",  # merged blinks (analysis/merge.py): frames first..last, 1-based like frame
     "n_merged": "detections",

@@ -33,13 +33,17 @@ def points_data(table: pd.DataFrame, pixel_size_nm: float) -> np.ndarray:
 
 def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float, role: str,
                   source: str = "") -> dict:
-    """Points layer options (size in data units): every column a feature, border coloured by
-    probability when present."""
+    """Points layer options (size in data units): every column a feature, border coloured by z
+    (3-D tables, turbo over the 1st-99th percentile), else by probability when present."""
     kwargs = {"name": name, "features": table.reset_index(drop=True), "scale": scale, "translate": translate,
               "size": size, "symbol": "ring", "face_color": "transparent",
               "border_width": 0.15, "border_width_is_relative": True, "out_of_slice_display": False,
               "metadata": {TAG: {"role": role, "source": source}}}
-    if "probability" in table:
+    if "z_nm" in table and len(table) and np.ptp(table["z_nm"]) > 0:  # 3-D (2-D truth has z = 0)
+        low, high = np.percentile(table["z_nm"], [1, 99])
+        kwargs.update(border_color="z_nm", border_colormap="turbo",
+                      border_contrast_limits=(float(low), float(max(high, low + 1))))
+    elif "probability" in table:
         kwargs.update(border_color="probability", border_colormap="plasma", border_contrast_limits=(0.0, 1.0))
     else:
         kwargs["border_color"] = "lime"

@@ -1,0 +1,123 @@
+"""3-D astigmatic localisation: PSF calibration from simulated beads, then the classical 3-D fitter
+(localize --psf) on the NAIRR 3DAS validation movies (../shared/data/external; validation only)
+and on our own astigmatic grid (three calibrations x densities 0.1 / 0.5 / 2 per µm²).
+
+1. Beads simulated with the NAIRR curves (seeds 301-303): recovered sigma0, focus, depth, A, B
+   and the largest error of sigma_x(z), sigma_y(z) in ±400 nm.
+2. NAIRR 3DAS LD / MD / HD, localised with the calibration from seed 301's beads: Jaccard, lateral
+   and axial RMSE, RMSE / CRLB per axis (bound from the true NAIRR curves, 2,400 photons, 30
+   photons/px background + the Gaussian noise's variance of 20 photons² counted as background).
+3. Our grid (seeds 311-319): 100 frames of 64 x 64 px per cell.
+
+Run: .venv/bin/python benchmarks/astigmatic_3d.py [--frames N]   (prints tables; asserts nothing)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from napari_var_emitter.classical.localize import localize_stack
+from napari_var_emitter.evaluate.metrics import evaluate
+from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.io.emitters_h5 import GroundTruth
+from napari_var_emitter.psf import PSF, DefocusCurve
+from napari_var_emitter.psf_calibration.defocus import calibrate_psf
+from napari_var_emitter.simulate.beads import simulate_bead_stack
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
+
+EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
+NAIRR_PSF = PSF(astigmatism=True, curve_x=DefocusCurve(140, -205, 290, 0.05, 0.03),
+                curve_y=DefocusCurve(135, 205, 290, -0.01, 0.02), z_range_nm=(-400, 400))
+NAIRR_CAMERA = Camera(pixel_size_nm=100.0, baseline_adu=500.0, e_per_adu=1.0, read_noise_e=float(np.sqrt(20.0)))
+BEAD_CAMERA = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
+OWN_CALIBRATIONS = {
+    "wide-shallow": PSF(astigmatism=True, curve_x=DefocusCurve(150, -250, 350, 0.02, 0.01),
+                        curve_y=DefocusCurve(145, 250, 330, -0.03, 0.02), z_range_nm=(-500, 500)),
+    "narrow-steep": PSF(astigmatism=True, curve_x=DefocusCurve(120, -150, 250, 0.04, 0.0),
+                        curve_y=DefocusCurve(125, 170, 260, 0.0, 0.03), z_range_nm=(-400, 400)),
+    "asymmetric": PSF(astigmatism=True, curve_x=DefocusCurve(135, -300, 400, 0.0, 0.02),
+                      curve_y=DefocusCurve(130, 220, 300, 0.05, 0.0), z_range_nm=(-500, 500)),
+}
+AXES = ("jaccard", "rmse_lateral_nm", "rmse_axial_nm", "rmse_over_crlb_x", "rmse_over_crlb_y", "rmse_over_crlb_z",
+        "efficiency_axial")
+
+
+def calibration_from_beads(psf: PSF, seed: int) -> PSF:
+    frames, _ = simulate_bead_stack(psf, BEAD_CAMERA, np.random.default_rng(seed), n_beads=12,
+                                    frame_size=(160, 160), n_slices=101, z_step_nm=16.0)
+    return calibrate_psf(frames, BEAD_CAMERA, 16.0).psf
+
+
+def recovery_rows(seeds=(301, 302, 303)) -> PSF:
+    z = np.linspace(-400, 400, 161)
+    print("## NAIRR curves recovered from simulated beads (12 beads placed, 101 slices of 16 nm, 20,000 photons)")
+    first = None
+    for seed in seeds:
+        psf = calibration_from_beads(NAIRR_PSF, seed)
+        first = first or psf
+        worst = max(float(np.max(np.abs(f / t - 1))) for f, t in zip(psf.sigmas_nm(z), NAIRR_PSF.sigmas_nm(z)))
+        for axis in ("x", "y"):
+            true, got = getattr(NAIRR_PSF, f"curve_{axis}"), getattr(psf, f"curve_{axis}")
+            rel = [100 * (getattr(got, f) / getattr(true, f) - 1) for f in ("sigma0_nm", "focus_nm", "depth_nm")]
+            print(f"seed {seed} {axis}: sigma0 {rel[0]:+.2f} %, focus {rel[1]:+.2f} %, depth {rel[2]:+.2f} %, "
+                  f"A {got.cubic:+.4f} (true {true.cubic:+.2f}), B {got.quartic:+.4f} (true {true.quartic:+.2f})")
+        print(f"seed {seed}: largest sigma(z) error in ±400 nm {100 * worst:.2f} %")
+    return first
+
+
+def nairr_rows(psf: PSF, max_frames: int | None) -> None:
+    print("\n## NAIRR 3DAS, classical 3-D fit (localize --psf) with the calibration from seed 301's beads")
+    print(f"{'set':<8} " + " ".join(f"{a:>17}" for a in AXES) + f" {'frames/s':>9}")
+    for density in ("LD", "MD", "HD"):
+        folder = EXTERNAL / "nairr" / f"3DAS_{density}"
+        frames = tifffile.imread(folder / f"3DAS_{density}_Validate_Frame.tif")[:max_frames]
+        csv = pd.read_csv(folder / f"3DAS_{density}_Validate_xyz.csv")
+        truth = pd.DataFrame({"frame": csv["Frame"] - 1, "x_nm": csv["x (nm)"], "y_nm": csv["y (nm)"],
+                              "z_nm": csv["z (nm)"], "photons": csv["Intensity (photons)"].astype(float),
+                              "background": 50.0, "id": csv["Emitter"]})
+        truth = truth[truth["frame"] < len(frames)].reset_index(drop=True)
+        started = time.perf_counter()
+        table = localize_stack(frames, NAIRR_CAMERA, psf=psf)
+        rate = len(frames) / (time.perf_counter() - started)
+        ground = GroundTruth(truth, NAIRR_CAMERA, NAIRR_PSF.to_dict(), frames.shape[1:], len(frames))
+        report = evaluate(table, ground)
+        print(f"{density:<8} " + " ".join(f"{report[a]:17.2f}" for a in AXES) + f" {rate:9.1f}", flush=True)
+
+
+def own_grid_rows() -> None:
+    print("\n## Our astigmatic grid, classical 3-D fit with each calibration recovered from its own simulated beads")
+    print(f"{'calibration':<13} {'/µm²':>5} " + " ".join(f"{a:>17}" for a in AXES))
+    seed = 311
+    for name, true_psf in OWN_CALIBRATIONS.items():
+        psf = calibration_from_beads(true_psf, seed + 100)
+        for density in (0.1, 0.5, 2.0):
+            config = SimulationConfig(frame_size=(64, 64), n_frames=100, density_per_um2=density, photons_mean=3000.0,
+                                      background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
+            frames, truth = simulate_stack(config, np.random.default_rng(seed))
+            seed += 1
+            report = evaluate(localize_stack(frames, BEAD_CAMERA, psf=psf), truth,
+                              min_photons=1000)
+            print(f"{name:<13} {density:5.1f} " + " ".join(f"{report[a]:17.2f}" for a in AXES), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, help="at most this many frames per NAIRR set")
+    args = parser.parse_args()
+    psf = recovery_rows()
+    if (EXTERNAL / "nairr").is_dir():
+        nairr_rows(psf, args.frames)
+    else:
+        print(f"\n{EXTERNAL / 'nairr'} is missing: NAIRR rows left out")
+    own_grid_rows()
+
+
+if __name__ == "__main__":
+    main()
