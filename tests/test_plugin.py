@@ -216,7 +216,8 @@ def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
     assert "photons" in csv.features and "id" in h5.features
     np.testing.assert_allclose(locs_h5.data, csv.data, atol=1e-3)  # same world positions (CSV: 7 digits)
     # a 3-D table: coloured by z (turbo: the deepest and highest differ), z kept as a feature
-    write_localizations_csv(tmp_path / "l3d.csv", truth.emitters.assign(z_nm=np.linspace(-400, 400, len(truth.emitters))))
+    z_nm = np.linspace(-400, 400, len(truth.emitters))
+    write_localizations_csv(tmp_path / "l3d.csv", truth.emitters.assign(z_nm=z_nm))
     three_d = viewer.open(str(tmp_path / "l3d.csv"), plugin=PLUGIN)[0]
     assert three_d.features["z_nm"].iloc[-1] == pytest.approx(400, abs=0.01)
     assert not np.allclose(three_d.border_color[0], three_d.border_color[-1])

@@ -1,5 +1,5 @@
 """Bead z-stacks for PSF calibration: sub-diffraction beads imaged slice by slice while the
-focus steps through them (docs/psf-calibration.md)."""
+focus steps through them (docs/3d.md)."""
 
 from __future__ import annotations
 
