@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import warnings
@@ -196,7 +197,7 @@ def _simulate(args) -> int:
              if getattr(args, flag) is not None]
     if args.psf:
         psf, _ = read_psf_file(args.psf)
-        flags.insert(0, f"psf={json.dumps({k: v for k, v in psf.to_dict().items() if k != 'model'})}")
+        flags.insert(0, f"psf={json.dumps(dataclasses.asdict(psf))}")
     raw = apply_overrides(raw, flags + args.set)
     if args.print_config:
         print(json.dumps(SimulationConfig.from_dict(raw).to_dict(), indent=2))

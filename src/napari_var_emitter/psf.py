@@ -41,12 +41,15 @@ class DefocusCurve:
 
     def slope(self, z_nm: Any) -> np.ndarray:
         """d sigma / d z (nm per nm) at z (nm)."""
-        u = (np.asarray(z_nm, dtype=np.float64) - self.focus_nm) / self.depth_nm
+        u = self._u(z_nm)
         dwidth2 = 2 * u + 3 * self.cubic * u**2 + 4 * self.quartic * u**3
         return self.sigma0_nm * dwidth2 / (2 * np.sqrt(self._width2(z_nm)) * self.depth_nm)
 
+    def _u(self, z_nm: Any) -> np.ndarray:
+        return (np.asarray(z_nm, dtype=np.float64) - self.focus_nm) / self.depth_nm
+
     def _width2(self, z_nm: Any) -> np.ndarray:
-        u = (np.asarray(z_nm, dtype=np.float64) - self.focus_nm) / self.depth_nm
+        u = self._u(z_nm)
         return np.maximum(1 + u**2 + self.cubic * u**3 + self.quartic * u**4, _MIN_WIDTH2)
 
 
@@ -144,6 +147,12 @@ def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, backgro
         np.ones_like(model),
     ], axis=-1)
     return np.maximum(model, 1e-9), jac
+
+
+def poisson_fisher(values: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """Fisher information (N, P, P) of Poisson counts with expectations `values` (N, K) whose
+    derivatives with respect to P parameters are `jac` (N, K, P)."""
+    return np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
 
 
 def astigmatic_model_and_jacobian(theta_N5: np.ndarray, psf: PSF, pixel_size_nm: float, size: int):

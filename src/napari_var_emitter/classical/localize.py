@@ -57,7 +57,6 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
         if psf is not None:
             table.insert(3, "z_nm", fit["z_nm"])
             table["uncertainty_z_nm"] = fit["crlb_z_nm"] * np.sqrt(camera.excess_noise_factor)
-        if psf is not None:
             inside &= _most_likely_of_neighbours(table, fit["loglik"], psf.sigma_nm)
         tables.append(table[inside])
     columns = ["frame", "x_nm", "y_nm", *(["z_nm"] if psf is not None else []), "photons", "background",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
+from ..psf import PSF, astigmatic_model_and_jacobian, poisson_fisher, spot_model_and_jacobian
 
 _XY, _AMPLITUDES = [0, 1], [4, 5]  # columns of spot_model_and_jacobian's derivatives
 Z_STEP_LIMIT_NM = 100.0  # largest z change per Fisher step
@@ -21,8 +21,8 @@ Z_STARTS = 5  # z starting points spread over the PSF's z range; the most likely
 
 def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, np.ndarray]:
     """Fit (N, R, R) photon ROIs with a round PSF of `sigma_px`. Returns x_px, y_px, photons,
-    background, crlb_x_px, crlb_y_px (each (N,); bounds from the Fisher information at the
-    estimate)."""
+    background, crlb_x_px, crlb_y_px (bounds from the Fisher information at the estimate) and
+    loglik, each (N,)."""
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     size = rois.shape[1]
 
@@ -33,10 +33,10 @@ def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, 
 
     limits = (np.array([1.0, 1.0, np.inf, np.inf]), np.array([-1.0, -1.0, 1.0, 1e-3]),
               np.array([size + 1.0, size + 1.0, np.inf, np.inf]))
-    theta, variance, _ = _fisher_scoring(rois, _start(rois), model, limits, n_iter)
+    theta, variance, loglik = _fisher_scoring(rois, _start(rois), model, limits, n_iter)
     return {
         "x_px": theta[:, 0], "y_px": theta[:, 1], "photons": theta[:, 2], "background": theta[:, 3],
-        "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]),
+        "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]), "loglik": loglik,
     }
 
 
@@ -127,13 +127,12 @@ def _fisher_scoring(rois: np.ndarray, theta: np.ndarray, model: Callable, limits
     theta = theta.copy()
     for _ in range(n_iter):
         values, jac = model(theta)
-        fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
+        fisher = poisson_fisher(values, jac)
         score = np.einsum("nkp,nk->np", jac, counts / values - 1.0)
         step = np.linalg.solve(fisher + ridge, score[..., None])[..., 0]
         theta = np.clip(theta + np.clip(step, -step_limit, step_limit), lower, upper)
     values, jac = model(theta)
-    fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
-    variance = np.diagonal(np.linalg.inv(fisher + ridge), axis1=1, axis2=2).copy()
+    variance = np.diagonal(np.linalg.inv(poisson_fisher(values, jac) + ridge), axis1=1, axis2=2).copy()
     loglik = (counts * np.log(values) - values).sum(axis=1)
     return theta, variance, loglik
 
@@ -142,15 +141,7 @@ def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:
     """The PSF sigma (px) under which MLE fits of (N, R, R) photon ROIs of isolated spots are
     most likely: the summed Poisson log-likelihood over a grid of sigmas, refined by a parabola
     through the best grid point and its neighbours."""
-    rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
-    counts = rois.reshape(len(rois), -1)
-    size = rois.shape[1]
-    loglik = []
-    for sigma in sigmas_px:
-        fit = fit_spots(rois, sigma)
-        s = np.full(len(rois), float(sigma))
-        values, _ = spot_model_and_jacobian(fit["x_px"], fit["y_px"], s, s, fit["photons"], fit["background"], size)
-        loglik.append(float((counts * np.log(values) - values).sum()))
+    loglik = [float(fit_spots(rois, sigma)["loglik"].sum()) for sigma in sigmas_px]
     i = int(np.clip(np.argmax(loglik), 1, len(sigmas_px) - 2))
     (x0, x1, x2), (y0, y1, y2) = sigmas_px[i - 1:i + 2], loglik[i - 1:i + 2]
     curvature = (y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import spence
 
-from ..psf import PSF, astigmatic_model_and_jacobian
+from ..psf import PSF, astigmatic_model_and_jacobian, poisson_fisher
 
 
 def crlb_nm(photons, background, sigma_nm, pixel_size_nm, excess_noise_factor=1.0) -> np.ndarray:
@@ -42,8 +42,7 @@ def crlb_3d_nm(photons, background, z_nm, psf: PSF, pixel_size_nm: float,
     size = 2 * int(np.ceil(5 * widest_px)) + 1
     centre = np.full(len(z), size / 2)
     theta = np.column_stack([centre, centre, z, photons, np.maximum(background, 1e-12)])
-    values, jac = astigmatic_model_and_jacobian(theta, psf, pixel_size_nm, size)
-    fisher = np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
+    fisher = poisson_fisher(*astigmatic_model_and_jacobian(theta, psf, pixel_size_nm, size))
     variance = excess_noise_factor * np.diagonal(np.linalg.inv(fisher), axis1=1, axis2=2)
     std = np.sqrt(variance)
     return std[:, 0] * pixel_size_nm, std[:, 1] * pixel_size_nm, std[:, 2]

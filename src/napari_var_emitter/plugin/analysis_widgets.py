@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
 from .job_controls import status_label
-from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_points
+from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_layer
 from .theme import theme_colours
 
 MAX_FIDUCIALS = 100
@@ -72,7 +72,7 @@ class AnalysisWidget(Container):
         layer = self.layer.value
         if layer is None:
             raise InputError("pick a Points layer of localisations")
-        return table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+        return table_from_layer(layer)
 
     def start(self) -> None:
         if self.worker is not None:

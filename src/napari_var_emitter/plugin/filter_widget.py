@@ -18,7 +18,7 @@ from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
-from .layers import layer_choices, table_from_points
+from .layers import layer_choices, table_from_layer
 from .theme import theme_colours
 
 # column -> label with unit, in the order shown
@@ -127,7 +127,7 @@ class FilterWidget(Container):
                 raise InputError("nothing to export: pick a Points layer")
             if path is None or path.suffix.lower() != ".csv" or path.is_dir():
                 raise InputError("choose a .csv file to export to")
-            table = table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+            table = table_from_layer(layer)
             kept = table[np.asarray(layer.shown, bool)]
             write_localizations_csv(path, kept)
         except InputError as exc:

@@ -29,7 +29,7 @@ from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
 from .job_controls import JobControls
-from .layers import layer_choices, stack_of, table_from_points
+from .layers import layer_choices, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import duration
 from .settings import Settings, add_sections, restore_button
@@ -165,7 +165,7 @@ class FineTuneWidget(JobControls, Container):
         points = self.positions.value
         if points is None:
             raise InputError("trusted positions: pick a Points layer or a labels file (CSV or emitters.h5)")
-        return table_from_points(points.data, points.features, points.scale, points.translate)
+        return table_from_layer(points)
 
     def start(self) -> None:
         if self.worker is not None:

@@ -129,3 +129,8 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, tr
     world = data * np.asarray(scale, float) + np.asarray(translate, float)
     table = pd.DataFrame({"frame": np.rint(world[:, 0]).astype(int), "x_nm": world[:, 2], "y_nm": world[:, 1]})
     return validate_table(table, "points layer")
+
+
+def table_from_layer(layer) -> pd.DataFrame:
+    """`table_from_points` of a napari Points layer."""
+    return table_from_points(layer.data, layer.features, layer.scale, layer.translate)

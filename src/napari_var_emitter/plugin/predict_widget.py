@@ -23,7 +23,7 @@ from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
-from .layers import TAG, layer_choices, place_image, stack_of, table_from_points
+from .layers import TAG, layer_choices, place_image, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job, remove_outputs
 from .settings import Settings, add_sections, restore_button
@@ -251,7 +251,7 @@ class PredictWidget(JobControls, Container):
         if path.suffix.lower() != ".csv" or path.is_dir():
             show_error("choose a .csv file to export to")
             return
-        write_localizations_csv(path, table_from_points(points.data, points.features, points.scale, points.translate))
+        write_localizations_csv(path, table_from_layer(points))
         show_info(f"wrote {len(points.data)} localisations to {path}")
 
     def render_image(self) -> None:
@@ -260,7 +260,7 @@ class PredictWidget(JobControls, Container):
             show_error("nothing to render: predict first")
             return
         px, (height, width) = self.camera_fields.camera().pixel_size_nm, layer.data.shape[-2:]
-        table = table_from_points(points.data, points.features, points.scale, points.translate)
+        table = table_from_layer(points)
         image = render(table, (height * px, width * px), self.render_nm.value, self.render_method.value)
         ratio = self.render_nm.value / px  # render pixels per camera pixel
         scale, translate = np.array(layer.scale[-2:], float), np.array(layer.translate[-2:], float)

@@ -51,7 +51,8 @@ def fit_beads(frames_adu: np.ndarray, camera: Camera, roi_nm: float = ROI_NM) ->
     distance = np.hypot(*(peaks[:, None, :] - peaks[None, :, :]).transpose(2, 0, 1))
     np.fill_diagonal(distance, np.inf)
     crowded = distance.min(axis=1) < roi
-    saturated = np.array([_is_saturated(frames_adu, r, c, half) for r, c in peaks])
+    top = frames_adu.max()
+    saturated = np.array([_is_saturated(frames_adu, top, r, c, half) for r, c in peaks])
     keep = ~near_edge & ~crowded & ~saturated
     left_out = {"near the edge": int(near_edge.sum()),
                 "within one ROI of another bead": int((crowded & ~near_edge).sum()),
@@ -93,10 +94,9 @@ def _bright_peaks(total_HW: np.ndarray, roi: int) -> np.ndarray:
     return np.argwhere(peaks)
 
 
-def _is_saturated(frames_adu: np.ndarray, row: int, col: int, half: int) -> bool:
-    """Whether a bead's ROI reaches the stack's largest value in two or more pixels of one slice
-    (a clipped, flat top), or at all when that value is the top of the integer type."""
-    top = frames_adu.max()
+def _is_saturated(frames_adu: np.ndarray, top, row: int, col: int, half: int) -> bool:
+    """Whether a bead's ROI reaches the stack's largest value `top` in two or more pixels of one
+    slice (a clipped, flat top), or at all when that value is the top of the integer type."""
     window = frames_adu[:, max(row - half, 0):row + half + 1, max(col - half, 0):col + half + 1]
     at_top = (window == top).reshape(len(window), -1).sum(axis=1)
     type_max = np.iinfo(frames_adu.dtype).max if np.issubdtype(frames_adu.dtype, np.integer) else np.inf

@@ -13,7 +13,7 @@ from .defocus import PSFCalibration
 def draw_psf_calibration(figure: Figure, calibration: PSFCalibration, colours: Colours = Colours()) -> None:
     figure.clear()
     figure.set_facecolor(colours.background)
-    curves, residuals = figure.add_subplot(2, 1, 1), figure.add_subplot(2, 1, 2, sharex=None)
+    curves, residuals = figure.add_subplot(2, 1, 1), figure.add_subplot(2, 1, 2)
     z = calibration.z_nm
     fine_z = np.linspace(*calibration.psf.z_range_nm, 400)
     beads = calibration.beads
