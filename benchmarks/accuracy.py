@@ -38,11 +38,14 @@ def run(model_path, n_frames: int) -> dict:
         row = {
             "all": evaluate(prediction.table, truth),
             "above_1000_photons": evaluate(prediction.table, truth, min_photons=1000.0),
-            "no_var_prior": evaluate(predict_frames(model, frames, camera, PredictOptions(prior_scale=0.0)).table,
-                                     truth),
             "classical_reference": evaluate(localize_stack(frames, camera, 130.0), truth),
             "frames_per_s": fps,
         }
+        results["conditions"][name] = row
+        if not model.config.var_prior:  # the no-VAR baseline: no prior, tokens or per-scale maps
+            continue
+        row["no_var_prior"] = evaluate(predict_frames(model, frames, camera, PredictOptions(prior_scale=0.0)).table,
+                                       truth)
         first = [(name, frames[:20], _first_frames(truth, 20))]
         row["tokenizer"] = tokenizer_ceiling(model, first)
         row["tokenizer_local_maxima"] = tokenizer_ceiling(model, first, occupied=None)
@@ -51,7 +54,6 @@ def run(model_path, n_frames: int) -> dict:
             calibration(m, occupancy_grid(truth.emitters, n_frames, m.shape[1:], s * camera.pixel_size_nm))
             for m, s in zip(prediction.scale_maps, prediction.strides_px)
         ]
-        results["conditions"][name] = row
     return results
 
 
@@ -66,6 +68,8 @@ def markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, row in results["conditions"].items():
         for label in ("all", "above_1000_photons", "no_var_prior", "classical_reference"):
+            if label not in row:
+                continue
             r = row[label]
             lines.append(f"| {name} | {label} | {r['jaccard']:.1f} | {r['recall']:.3f} | {r['precision']:.3f} | "
                          f"{r['rmse_lateral_nm']:.1f} | {r['rmse_over_crlb']:.2f} | {r['efficiency_lateral']:.1f} | "
@@ -73,13 +77,16 @@ def markdown(results: dict) -> str:
     lines += ["", "| condition | tokenizer ceiling Jaccard % | ... local maxima only | codebook utilisation "
               "| perplexity | frames/s |", "|---|---|---|---|---|---|"]
     for name, row in results["conditions"].items():
+        if "tokenizer" not in row:
+            lines.append(f"| {name} | – | – | – | – | {row['frames_per_s']:.2f} |")
+            continue
         t, key = row["tokenizer"], f"{name}_ceiling_jaccard"
         lines.append(f"| {name} | {t[key]:.1f} | {row['tokenizer_local_maxima'][key]:.1f} | "
                      f"{t['codebook_utilisation']:.3f} | {t['codebook_perplexity']:.0f} | {row['frames_per_s']:.2f} |")
     lines += ["", "| condition | scale (stride px) | Brier | Brier of base rate | ECE | occupied fraction |",
               "|---|---|---|---|---|---|"]
     for name, row in results["conditions"].items():
-        for stride, c in zip(row["strides_px"], row["calibration"]):
+        for stride, c in zip(row.get("strides_px", ()), row.get("calibration", ())):
             lines.append(f"| {name} | {stride} | {c['brier']:.4f} | {c['brier_base_rate']:.4f} | {c['ece']:.4f} | "
                          f"{c['occupied_fraction']:.3f} |")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera, frames_to_photons
 from napari_var_emitter.io.emitters_h5 import GroundTruth
 from napari_var_emitter.predict import PredictOptions, predict
+from napari_var_emitter.predict.model_cache import cached_model
 from napari_var_emitter.psf import PSF
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
@@ -116,7 +117,8 @@ def far_detections(table: pd.DataFrame, truth: pd.DataFrame) -> int:
 
 
 def methods(model_path: str | None) -> dict[str, Callable]:
-    runs = {"VAR (ours)": lambda frames, camera, sigma: predict(frames, camera, PredictOptions(model=model_path)).table,
+    label = "VAR (ours)" if cached_model(model_path)[0].config.var_prior else "no-VAR baseline"
+    runs = {label: lambda frames, camera, sigma: predict(frames, camera, PredictOptions(model=model_path)).table,
             "classical (ours)": lambda frames, camera, sigma: localize_stack(frames, camera, sigma)}
     if importlib.util.find_spec("smappy") and importlib.util.find_spec("picasso"):
         sys.path.insert(0, str(Path(__file__).parent))

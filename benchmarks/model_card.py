@@ -23,11 +23,9 @@ def main() -> None:
         print(f"- {label}: {_stage(stage['training'])}"
               + (f", batch {loop['batch_size']} tiles of {loop['tile_px']} px, peak lr {loop['lr']}" if loop else ""))
         if sim:
-            print(f"  - simulated data, drawn per batch: pixel {sim['pixel_size_nm']} nm, "
-                  f"PSF σ {sim['psf_sigma_nm']} nm, mean photons {sim['photons_mean']}, "
-                  f"background {sim['background_photons']} photons/px, density {sim['density_per_um2']} /µm² "
-                  f"({sim.get('density_sampling', 'uniform')}), "
-                  f"EMCCD (gain 100) in {sim['emccd_fraction']:.0%} of batches, else sCMOS")
+            # every range as the card states it (train.config.SimulationRanges: units in the names)
+            print("  - simulated data, drawn per group of frames: "
+                  + ", ".join(f"{key} {value}" for key, value in sim.items() if value not in (None, [], ())))
         stage, label = stage.get("init"), f"started from `{stage.get('init', {}).get('weights')}`"
     for name, row in card.get("heldout_benchmark", {}).items():
         if isinstance(row, dict):

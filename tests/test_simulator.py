@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import erf
 
@@ -10,11 +11,11 @@ from napari_var_emitter.io.emitters_h5 import read_emitters_h5
 from napari_var_emitter.io.tiff import read_stack
 from napari_var_emitter.psf import PSF, DefocusCurve, render_spots
 from napari_var_emitter.simulate.background import background_map
-from napari_var_emitter.simulate.camera_noise import expose
+from napari_var_emitter.simulate.camera_noise import add_uncalibrated_pixel_noise, expose
 from napari_var_emitter.simulate.config import (KineticsConfig, SimulationConfig, StructureConfig,
                                                 apply_overrides, draw_parameters)
 from napari_var_emitter.simulate.dataset import simulate_dataset
-from napari_var_emitter.simulate.stack import simulate_stack
+from napari_var_emitter.simulate.stack import _expected_photons, simulate_stack, simulate_stack_and_background
 from napari_var_emitter.simulate.structures import sample_positions
 
 
@@ -184,3 +185,49 @@ def test_structured_background_in_a_stack_and_its_truth():
     ratio = truth.emitters["background"].to_numpy() / median[rows, cols]  # a fluorophore's own blinks raise
     assert np.median(ratio) == pytest.approx(1.0, abs=0.05)  # the median at its pixel now and then
     assert np.mean(np.abs(ratio - 1) < 0.2) > 0.8
+
+
+def test_clusters_hold_their_points_near_few_centres():
+    structure = StructureConfig(kind="clusters", n_clusters=3, cluster_sd_nm=80.0, label_sd_nm=0.0)
+    x, y = sample_positions(structure, 600, (20_000.0, 20_000.0), np.random.default_rng(1))
+    assert len(x) == 600 and x.min() >= 0 and x.max() < 20_000
+    # three tight groups: most points lie within 300 nm of one of the three densest points' medians
+    points = np.column_stack([x, y])
+    far = np.ones(len(points), bool)
+    for _ in range(3):
+        centre = np.median(points[far][np.argsort(np.linalg.norm(points[far] - points[far][0], axis=1))[:100]], axis=0)
+        far &= np.linalg.norm(points - centre, axis=1) > 300
+    assert far.mean() < 0.02
+
+
+def test_psf_halo_keeps_the_photons_and_widens_the_spot():
+    """A halo moves photons out of the core (an Airy-like or slightly defocused spot), keeping the sum."""
+    peaks, sums = [], []
+    for halo in (0.0, 0.3):
+        config = SimulationConfig(frame_size=32, n_frames=1, density_per_um2=0.0, background_photons=0.0,
+                                  psf=PSF(sigma_nm=130.0, halo_fraction=halo))
+        emitter = pd.DataFrame({"frame": [0], "x_nm": [1600.0], "y_nm": [1600.0], "z_nm": [0.0],
+                                "photons": [1000.0]})
+        image = _expected_photons(config, emitter, np.zeros((32, 32)), 0, 1)[0]
+        peaks.append(image.max())
+        sums.append(image.sum())
+    assert sums[0] == pytest.approx(1000, rel=1e-3) and sums[1] == pytest.approx(1000, rel=1e-3)
+    assert peaks[1] < 0.8 * peaks[0]  # 0.7 of the photons stay in the core
+    with pytest.raises(ValueError, match="halo"):
+        PSF(halo_fraction=1.0)
+
+
+def test_uncalibrated_scmos_pixels_and_background_map():
+    """Per-pixel offsets and hot pixels as a camera without maps records them; the background map
+    that simulate_stack_and_background returns is the one the frames were made with."""
+    camera = Camera(e_per_adu=0.5, read_noise_e=1.5)
+    config = SimulationConfig(frame_size=64, n_frames=200, density_per_um2=0.0, background_photons=20.0,
+                              background_contrast=5.0, camera=camera)
+    rng = np.random.default_rng(2)
+    frames, _, background = simulate_stack_and_background(config, rng)
+    photons = camera.adu_to_photons(frames)
+    assert np.corrcoef(photons.mean(0).ravel(), background.ravel())[0, 1] > 0.9
+    noisy = camera.adu_to_photons(add_uncalibrated_pixel_noise(frames, camera, rng, hot_fraction=0.01))
+    excess = noisy.var(0) / photons.var(0)
+    assert 0.005 < np.mean(excess > 10) < 0.02  # the hot pixels, about 1 %
+    assert np.median(excess) < 1.5  # most pixels little noisier

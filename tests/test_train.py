@@ -1,6 +1,7 @@
 """`var-emitter train` end to end on a tiny model for a few steps (fast, not for accuracy)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,10 @@ import torch
 
 from napari_var_emitter.cli import main
 from napari_var_emitter.errors import InputError
+from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.predict import predict_frames
+from napari_var_emitter.predict.envelope import Envelope
 from napari_var_emitter.train.config import TrainConfig
 from napari_var_emitter.train.data import SimulatedSource
 from napari_var_emitter.train.loop import train
@@ -154,3 +158,51 @@ def test_redrawn_frames_residual_is_shot_noise_for_the_truth_and_verdicts():
     table = pd.DataFrame({"before": [2.0], "after": [1.2]}, index=[RESIDUAL])
     assert verdict(table).startswith("Better") and verdict(table[["after", "before"]].set_axis(
         ["before", "after"], axis=1)).startswith("Worse")
+
+
+GENERALIST = json.loads((Path(__file__).resolve().parents[1] / "configs" / "gpu_v2.json").read_text())["simulation"]
+
+
+def test_generalist_envelope_draws_every_range_and_background_map():
+    """The v2 envelope: each range drawn inside its bounds, log-uniform ones around their geometric
+    middle, both camera types, structured backgrounds, and the background target is the map."""
+    config = TrainConfig.from_dict({"simulation": GENERALIST})
+    source = SimulatedSource(config.simulation, config.model, 64, seed=3)
+    sims = [source.simulation_config(1) for _ in range(600)]
+    px = np.array([s.camera.pixel_size_nm for s in sims])
+    sigma_px = np.array([s.psf.sigma_nm for s in sims]) / px
+    photons = np.array([s.photons_mean for s in sims])
+    background = np.array([s.background_photons for s in sims])
+    assert 60 <= px.min() and px.max() <= 200 and abs(np.median(px) - np.sqrt(60 * 200)) < 12
+    assert 0.7 <= sigma_px.min() and sigma_px.max() <= 2.5
+    assert 100 <= photons.min() and photons.max() <= 20000 and np.median(photons) < 3000
+    assert background.min() < 1 and background.max() <= 1000  # 0 reachable: log(1 + b) uniform
+    gains = [s.camera.em_gain for s in sims if s.camera.type == "EMCCD"]
+    assert 0.35 < len(gains) / len(sims) < 0.65 and 10 <= min(gains) and max(gains) <= 300
+    assert {s.structure.kind for s in sims} == {"uniform", "filaments", "clusters"}
+    contrast = np.array([s.background_contrast for s in sims])
+    assert 0.35 < np.mean(contrast > 1) < 0.65 and contrast.max() <= 10
+    envelope = Envelope.from_card({"train_config": config.to_dict()})
+    assert envelope.psf_sigma_px == (0.7, 2.5) and envelope.pixel_size_nm == (60.0, 200.0)
+    batch = source.batch(16)
+    assert batch.background.shape == (16, 64, 64) and torch.isfinite(batch.background).all()
+    bad = {**GENERALIST, "log_uniform": ["pixel_size_nm", "sideways"]}
+    with pytest.raises(InputError, match="sideways"):
+        TrainConfig.from_dict({"simulation": bad})
+    with pytest.raises(InputError, match="structures"):
+        TrainConfig.from_dict({"simulation": {**GENERALIST, "structures": ["stars"]}})
+
+
+def test_no_var_baseline_trains_and_predicts_without_tokens(tmp_path):
+    """var_prior false: no tokenizer stage, no transformer, the same encoder and head; predicts
+    a table and no per-scale maps."""
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({**TINY, "model": {**TINY["model"], "var_prior": False}}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out), "--device", "cpu"]) == 0
+    model, card = load_model(out / "model.safetensors")
+    assert not hasattr(model, "tokenizer") and not hasattr(model, "blocks")
+    assert card["training"]["tokenizer_steps"] == 0
+    frames = np.random.default_rng(0).poisson(30, (2, 64, 64)).astype(np.uint16) + 100
+    prediction = predict_frames(model, frames, Camera())
+    assert prediction.scale_maps == [] and list(prediction.table.columns)[:3] == ["frame", "x_nm", "y_nm"]

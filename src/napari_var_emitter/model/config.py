@@ -18,7 +18,10 @@ class ModelConfig:
     the token stride of scale s is reference_frame_px / patch_nums[s] camera pixels; any tile
     whose sides are multiples of the coarsest stride works. The emitter map (output grid) is
     `upscale` times the camera grid. window_px > 0: the fine scales attend within windows of
-    window_px camera pixels (model/windows.py); 0: every scale attends over the whole tile (v1)."""
+    window_px camera pixels (model/windows.py); 0: every scale attends over the whole tile (v1).
+    image_channels, tokenizer_channels and head_width are the widths of the convolutions that run
+    on the camera grid (most of the CPU cost of a large frame). var_prior False: the no-VAR
+    baseline, the same image encoder and localisation head without tokenizer and transformer."""
 
     patch_nums: tuple[int, ...] = (5, 10, 20, 40)
     reference_frame_px: int = 160
@@ -31,10 +34,12 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     image_channels: int = 32
     tokenizer_channels: int = 48
+    head_width: int = 48
     quant_resi: float = 0.5
     beta: float = 0.25
     with_z: bool = False
     window_px: int = 0
+    var_prior: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patch_nums", tuple(int(p) for p in self.patch_nums))

@@ -23,7 +23,6 @@ from .windows import attention_mask, local_scales
 
 PHOTON_NORM = 100.0
 TRAIN_TILE_PX = 64
-HEAD_WIDTH = 48
 DETECTION_PRIOR_LOGIT = -6.0
 
 
@@ -38,9 +37,24 @@ class VAREmitterPredictor(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        c_img = config.image_channels
+        self.image_encoder = conv_stack(2, c_img, 2)
+        if config.var_prior:
+            self._build_var(config)
+        # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
+        head_out, width = head_channels(config.with_z), config.head_width
+        self.loc_head = nn.Sequential(
+            nn.Conv2d(c_img + config.tokenizer_channels + 2, width, 1), nn.GELU(), ResBlock(width),
+            nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
+            nn.Conv2d(width, head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
+        )
+        with torch.no_grad():  # start from a low detection prior: emitters are sparse
+            self.loc_head[-2].bias.view(head_out, -1)[0] = DETECTION_PRIOR_LOGIT
+
+    def _build_var(self, config: ModelConfig) -> None:
+        """The emitter tokenizer and the scale-wise transformer (absent from the no-VAR baseline)."""
         dim, c_img, n_scales = config.embed_dim, config.image_channels, len(config.patch_nums)
         self.tokenizer = EmitterTokenizer(config)
-        self.image_encoder = conv_stack(2, c_img, 2)
         self.image_to_token = nn.Linear(c_img, dim)
         self.global_embed = nn.Sequential(nn.Linear(c_img, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.word_embed = nn.Linear(config.cvq, dim)
@@ -56,15 +70,6 @@ class VAREmitterPredictor(nn.Module):
         )
         self.head = AdaLNHead(dim, config.vocab_size)
         self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
-        # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
-        head_out = head_channels(config.with_z)
-        self.loc_head = nn.Sequential(
-            nn.Conv2d(c_img + config.tokenizer_channels + 2, HEAD_WIDTH, 1), nn.GELU(), ResBlock(HEAD_WIDTH),
-            nn.Conv2d(HEAD_WIDTH, HEAD_WIDTH, 3, padding=1), nn.GELU(),
-            nn.Conv2d(HEAD_WIDTH, head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
-        )
-        with torch.no_grad():  # start from a low detection prior: emitters are sparse
-            self.loc_head[-2].bias.view(head_out, -1)[0] = DETECTION_PRIOR_LOGIT
 
     # ---------------------------------------------------------------- shared
     def encode_image(self, photons_B1HW: torch.Tensor):
@@ -110,8 +115,12 @@ class VAREmitterPredictor(nn.Module):
 
     def localise(self, x_B2HW, feats_BCHW, f_hat, prior_scale: float = 1.0) -> torch.Tensor:
         """Localisation head output (B, K, H * upscale, W * upscale) from the image features and
-        the decoded VAR prior. prior_scale = 0 zeroes the prior (the ablation)."""
-        prior = self.tokenizer.decode_features(f_hat) * prior_scale
+        the decoded VAR prior. prior_scale = 0 zeroes the prior (the ablation); the no-VAR baseline
+        (f_hat None) has zeros in its place."""
+        if f_hat is None:
+            prior = feats_BCHW.new_zeros(feats_BCHW.shape[0], self.config.tokenizer_channels, *feats_BCHW.shape[2:])
+        else:
+            prior = self.tokenizer.decode_features(f_hat) * prior_scale
         return self.loc_head(torch.cat([feats_BCHW, x_B2HW, prior], dim=1))
 
     def latent_hw(self, grids: Grids) -> tuple[int, int]:
@@ -120,8 +129,10 @@ class VAREmitterPredictor(nn.Module):
     # ---------------------------------------------------------------- only used in training
     def forward(self, photons_B1HW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids):
         """Teacher forcing. Returns (code logits (B, L, V), per-scale probabilities [(B,1,h,w)],
-        localisation head output (B, K, H_o, W_o))."""
+        localisation head output (B, K, H_o, W_o)); the no-VAR baseline: (None, [], head output)."""
         x, feats = self.encode_image(photons_B1HW)
+        if not self.config.var_prior:
+            return None, [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)
         quantizer = self.tokenizer.quantizer
         with torch.no_grad():
@@ -149,9 +160,12 @@ class VAREmitterPredictor(nn.Module):
     def generate(self, photons_B1HW: torch.Tensor, temperature: float = 0.0, generator=None,
                  prior_scale: float = 1.0):
         """Predict scale by scale with a KV cache. temperature 0 = argmax (deterministic).
-        Returns (per-scale probability maps [(B, 1, h, w)], head output (B, K, H_o, W_o))."""
+        Returns (per-scale probability maps [(B, 1, h, w)] (none for the no-VAR baseline), head
+        output (B, K, H_o, W_o))."""
         grids = self.config.grids(*photons_B1HW.shape[-2:])
         x, feats = self.encode_image(photons_B1HW)
+        if not self.config.var_prior:
+            return [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)
         quantizer = self.tokenizer.quantizer
         f_hat = feats.new_zeros(feats.shape[0], self.config.cvq, *self.latent_hw(grids))

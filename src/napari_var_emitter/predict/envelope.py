@@ -36,11 +36,14 @@ class Envelope:
         if not simulation:
             return None
         px = _span(simulation["pixel_size_nm"])
-        sigma_nm = _span(simulation["psf_sigma_nm"])
+        if simulation.get("psf_sigma_px"):  # drawn in pixels (the v2 envelope)
+            sigma_px = _span(simulation["psf_sigma_px"])
+        else:
+            sigma_nm = _span(simulation["psf_sigma_nm"])
+            sigma_px = (sigma_nm[0] / px[1], sigma_nm[1] / px[0])
         emccd = float(simulation.get("emccd_fraction", 0.5))
         types = tuple(t for t, share in (("EMCCD", emccd), ("sCMOS", 1 - emccd)) if share > 0)
-        return cls(px, (sigma_nm[0] / px[1], sigma_nm[1] / px[0]), _span(simulation["photons_mean"]),
-                   _span(simulation["background_photons"]), types)
+        return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types)
 
     def camera_warnings(self, camera: Camera) -> list[str]:
         """Warnings about the camera description alone (before predicting)."""

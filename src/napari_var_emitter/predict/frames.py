@@ -58,6 +58,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     strides, up = config.token_strides_px, config.upscale
     n, height, width = frames_adu.shape
     layout = TileLayout.plan(height, width, strides[0], options.tile_px, options.margin_px)
+    strides = strides if config.var_prior else ()  # the no-VAR baseline has no per-scale maps
     device = next(model.parameters()).device
     px, margin = camera.pixel_size_nm, layout.margin
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]

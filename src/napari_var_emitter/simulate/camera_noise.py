@@ -28,19 +28,36 @@ def expose(expected_photons: np.ndarray, camera: Camera, rng: np.random.Generato
     return np.clip(adu, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
-def write_scmos_maps(folder: Path, shape: tuple[int, int], rng: np.random.Generator,
-                     hot_fraction: float = 0.005) -> dict[str, str]:
-    """Synthetic sCMOS calibration maps like a real camera's (offset ~ 100 ± 2 ADU, gain
-    2.1 ± 0.1 ADU/e⁻, read-noise variance log-normal around 5.7 ADU² with `hot_fraction` of the
-    pixels at 200-2,000 ADU²) as .npy files in `folder`; returns Camera's map fields."""
-    folder.mkdir(parents=True, exist_ok=True)
+def scmos_pixel_maps(shape: tuple[int, int], rng: np.random.Generator,
+                     hot_fraction: float = 0.005) -> dict[str, np.ndarray]:
+    """Per-pixel sCMOS calibration like a real camera's: offset ~ 100 ± 2 ADU, gain 2.1 ± 0.1
+    ADU/e⁻, read-noise variance log-normal around 5.7 ADU² with `hot_fraction` of the pixels at
+    200-2,000 ADU²; Camera's map names -> (H, W) arrays."""
     variance = rng.lognormal(np.log(5.7), 0.4, shape)
     hot = rng.random(shape) < hot_fraction
     variance[hot] = rng.uniform(200.0, 2000.0, hot.sum())
-    maps = {"offset_map": rng.normal(100.0, 2.0, shape), "variance_map": variance,
+    return {"offset_map": rng.normal(100.0, 2.0, shape), "variance_map": variance,
             "gain_map": rng.normal(2.1, 0.1, shape)}
+
+
+def write_scmos_maps(folder: Path, shape: tuple[int, int], rng: np.random.Generator,
+                     hot_fraction: float = 0.005) -> dict[str, str]:
+    """scmos_pixel_maps as .npy files in `folder`; returns Camera's map fields."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, values in maps.items():
+    for name, values in scmos_pixel_maps(shape, rng, hot_fraction).items():
         np.save(folder / f"{name}.npy", values)
         paths[name] = str(folder / f"{name}.npy")
     return paths
+
+
+def add_uncalibrated_pixel_noise(adu_TYX: np.ndarray, camera: Camera, rng: np.random.Generator,
+                                 hot_fraction: float = 0.005) -> np.ndarray:
+    """Frames of an sCMOS simulated with one offset and read noise for all pixels, given each
+    pixel's own offset and read-noise variance (scmos_pixel_maps, hot pixels included) as a user
+    without calibration maps would record them: the same maps for every frame (uint16 ADU)."""
+    maps = scmos_pixel_maps(adu_TYX.shape[1:], rng, hot_fraction)
+    uniform_variance_adu2 = (camera.read_noise_e / camera.e_per_adu) ** 2
+    extra_sd_adu = np.sqrt(np.maximum(maps["variance_map"] - uniform_variance_adu2, 0.0))
+    adu = (adu_TYX + (maps["offset_map"] - 100.0) + rng.normal(size=adu_TYX.shape) * extra_sd_adu)
+    return np.clip(np.rint(adu), 0, np.iinfo(np.uint16).max).astype(np.uint16)

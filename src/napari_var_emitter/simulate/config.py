@@ -21,14 +21,15 @@ from ..errors import InputError
 from ..io.camera import Camera
 from ..psf import PSF
 
-STRUCTURES = ("uniform", "filaments", "rings", "line_pairs")
+STRUCTURES = ("uniform", "filaments", "rings", "line_pairs", "clusters")
 
 
 @dataclasses.dataclass(frozen=True)
 class StructureConfig:
-    """Where fluorophores sit: uniformly, on worm-like filaments, on rings, or on straight
+    """Where fluorophores sit: uniformly, on worm-like filaments, on rings, on straight
     pairs of parallel lines `pair_spacing_nm` apart (n_filaments pairs, filament_length_nm long:
-    a structure of known spacing for resolution checks)."""
+    a structure of known spacing for resolution checks), or in n_clusters Gaussian clusters of
+    standard deviation cluster_sd_nm."""
 
     kind: str = "uniform"
     n_filaments: int = 6
@@ -38,6 +39,8 @@ class StructureConfig:
     ring_radius_nm: tuple[float, float] = (100.0, 300.0)
     label_sd_nm: float = 5.0
     pair_spacing_nm: float = 50.0
+    n_clusters: int = 20
+    cluster_sd_nm: float = 100.0
 
     def __post_init__(self) -> None:
         if self.kind not in STRUCTURES:

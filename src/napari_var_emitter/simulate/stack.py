@@ -18,6 +18,12 @@ _FRAMES_PER_CHUNK = 64
 
 def simulate_stack(config: SimulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, GroundTruth]:
     """Simulate `config.n_frames` frames. Returns (frames (T, H, W) uint16 ADU, ground truth)."""
+    frames, truth, _ = simulate_stack_and_background(config, rng)
+    return frames, truth
+
+
+def simulate_stack_and_background(config: SimulationConfig, rng: np.random.Generator):
+    """As simulate_stack, also returning the background (H, W) in photons/px (training's target)."""
     height, width = config.frame_size
     px = config.camera.pixel_size_nm
     records = blink_records(config.n_frames, config.density_per_um2 * config.field_um2,
@@ -49,7 +55,7 @@ def simulate_stack(config: SimulationConfig, rng: np.random.Generator) -> tuple[
                                     config.camera, rng)
     truth = GroundTruth(emitters=emitters, camera=config.camera, psf=config.psf.to_dict(),
                         frame_shape=(height, width), n_frames=config.n_frames)
-    return frames, truth
+    return frames, truth, background
 
 
 def fluorophore_brightness(config: SimulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,14 +71,13 @@ def _expected_photons(config: SimulationConfig, emitters: pd.DataFrame, backgrou
     """Noise-free photons per pixel for frames [start, stop): background + PSFs."""
     px = config.camera.pixel_size_nm
     rows = emitters[(emitters["frame"] >= start) & (emitters["frame"] < stop)]
-    sigma_x, sigma_y = config.psf.sigmas_nm(rows["z_nm"].to_numpy())
-    spots = render_spots(
-        (stop - start, *config.frame_size),
-        rows["frame"].to_numpy() - start,
-        rows["x_nm"].to_numpy() / px,
-        rows["y_nm"].to_numpy() / px,
-        sigma_x / px,
-        sigma_y / px,
-        rows["photons"].to_numpy(),
-    )
+    psf = config.psf
+    sigma_x, sigma_y = psf.sigmas_nm(rows["z_nm"].to_numpy())
+    args = ((stop - start, *config.frame_size), rows["frame"].to_numpy() - start,
+            rows["x_nm"].to_numpy() / px, rows["y_nm"].to_numpy() / px)
+    photons = rows["photons"].to_numpy()
+    spots = render_spots(*args, sigma_x / px, sigma_y / px, photons * (1 - psf.halo_fraction))
+    if psf.halo_fraction:
+        width = psf.halo_width / px
+        spots += render_spots(*args, sigma_x * width, sigma_y * width, photons * psf.halo_fraction)
     return spots + background

@@ -1,4 +1,5 @@
-"""Fluorophore positions: uniform, on worm-like filaments, or on rings (nm, in the frame)."""
+"""Fluorophore positions: uniform, on worm-like filaments, on rings, line pairs or in clusters (nm, in
+the frame)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def sample_positions(
     height, width = field_nm
     if structure.kind == "uniform":
         return rng.uniform(0, width, n), rng.uniform(0, height, n)
-    sample = {"filaments": _on_filaments, "rings": _on_rings, "line_pairs": _on_line_pairs}[structure.kind]
+    sample = {"filaments": _on_filaments, "rings": _on_rings, "line_pairs": _on_line_pairs,
+              "clusters": _in_clusters}[structure.kind]
     points = sample(structure, field_nm, rng)  # (M, 2) points densely along the structure
     x, y = np.empty(0), np.empty(0)
     while x.size < n:  # labels jitter off the structure; keep those inside the field
@@ -69,3 +71,10 @@ def _on_line_pairs(structure: StructureConfig, field_nm, rng) -> np.ndarray:
     points = np.concatenate(points, axis=1).reshape(-1, 2)
     inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
     return points[inside] if inside.any() else points
+
+
+def _in_clusters(structure: StructureConfig, field_nm, rng) -> np.ndarray:
+    """n_clusters centres uniform in the field, 64 points around each from N(centre, cluster_sd_nm)."""
+    height, width = field_nm
+    centre = rng.uniform((0, 0), (width, height), (max(1, int(structure.n_clusters)), 1, 2))
+    return (centre + rng.normal(0.0, structure.cluster_sd_nm, (len(centre), 64, 2))).reshape(-1, 2)

@@ -7,31 +7,75 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..model.config import ModelConfig
+from ..simulate.config import STRUCTURES
+
+
+RANGE_FIELDS = ("pixel_size_nm", "psf_sigma_nm", "psf_sigma_px", "psf_halo_fraction", "photons_mean",
+                "background_photons", "background_contrast", "density_per_um2", "em_gain", "scmos_read_noise_e")
 
 
 @dataclasses.dataclass(frozen=True)
 class SimulationRanges:
-    """Conditions drawn uniformly per training batch (density uniformly in its logarithm with
-    density_sampling "log-uniform"); the model card states them."""
+    """Conditions drawn per group of FRAMES_PER_CONDITION training frames; the model card states
+    them. Each range is [low, high] (a single number: fixed), drawn uniformly, or uniformly in its
+    logarithm for the fields named in `log_uniform` (the background in log(1 + photons/px), so 0
+    stays in range). The PSF σ is psf_sigma_px camera pixels where given, else psf_sigma_nm.
+    A `structured_background_fraction` of the groups get a structured background whose brightest
+    pixel is `background_contrast` times its dimmest; a `scmos_pixel_noise_fraction` of the sCMOS
+    groups get uncalibrated per-pixel offsets, read noise and hot pixels. Positions follow one of
+    `structures` (simulate.config.STRUCTURES), drawn per group. density_sampling "log-uniform"
+    (older cards) is density_per_um2 in log_uniform."""
 
-    pixel_size_nm: float = 100.0
+    pixel_size_nm: tuple[float, float] = (100.0, 100.0)
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
+    psf_sigma_px: tuple[float, float] | None = None
+    psf_halo_fraction: tuple[float, float] = (0.0, 0.0)
     photons_mean: tuple[float, float] = (800.0, 6000.0)
     background_photons: tuple[float, float] = (10.0, 120.0)
+    structured_background_fraction: float = 0.0
+    background_contrast: tuple[float, float] = (1.0, 1.0)
     density_per_um2: tuple[float, float] = (0.05, 3.0)
-    density_sampling: str = "uniform"
+    structures: tuple[str, ...] = ("uniform",)
     emccd_fraction: float = 0.5
+    em_gain: tuple[float, float] = (100.0, 100.0)
+    scmos_read_noise_e: tuple[float, float] = (1.5, 1.5)
+    scmos_pixel_noise_fraction: float = 0.0
+    log_uniform: tuple[str, ...] = ()
+    density_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
-        for field in ("psf_sigma_nm", "photons_mean", "background_photons", "density_per_um2"):
-            low, high = getattr(self, field)
-            object.__setattr__(self, field, (float(low), float(high)))
+        for field in RANGE_FIELDS:
+            value = getattr(self, field)
+            if value is not None:
+                low, high = (value, value) if isinstance(value, (int, float)) else value
+                if not float(low) <= float(high):
+                    raise InputError(f"simulation.{field} must be [low, high] with low <= high, got {value}")
+                object.__setattr__(self, field, (float(low), float(high)))
         if self.density_sampling not in ("uniform", "log-uniform"):
             raise InputError("simulation.density_sampling must be uniform or log-uniform, "
                              f"got {self.density_sampling!r}")
+        log_uniform = set(self.log_uniform) | ({"density_per_um2"} if self.density_sampling == "log-uniform" else set())
+        unknown = log_uniform - set(RANGE_FIELDS)
+        if unknown:
+            raise InputError(f"simulation.log_uniform names unknown range(s) {sorted(unknown)}")
+        object.__setattr__(self, "log_uniform", tuple(sorted(log_uniform)))
+        bad = set(self.structures) - set(STRUCTURES)
+        if bad or not self.structures:
+            raise InputError(f"simulation.structures must be some of {STRUCTURES}, got {list(self.structures)}")
+        object.__setattr__(self, "structures", tuple(self.structures))
+
+    def draw(self, field: str, rng: np.random.Generator) -> float:
+        """One value of a range field, uniformly or uniformly in its logarithm."""
+        low, high = getattr(self, field)
+        if field not in self.log_uniform:
+            return float(rng.uniform(low, high))
+        shift = 1.0 if field == "background_photons" else 0.0
+        return float(np.exp(rng.uniform(np.log(low + shift), np.log(high + shift))) - shift)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,15 +21,16 @@ from ..io.tiff import read_stack
 from ..model.config import ModelConfig
 from ..model.targets import render_target
 from ..psf import PSF
-from ..simulate.config import SimulationConfig
-from ..simulate.stack import simulate_stack
+from ..simulate.camera_noise import add_uncalibrated_pixel_noise
+from ..simulate.config import SimulationConfig, StructureConfig
+from ..simulate.stack import simulate_stack_and_background
 from .config import SimulationRanges
 
 
 @dataclasses.dataclass
 class Batch:
-    """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B,)
-    photons/px (NaN when unknown)."""
+    """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B, H, W)
+    photons/px on the camera grid (NaN when unknown)."""
 
     photons: torch.Tensor
     token_map: torch.Tensor
@@ -45,8 +46,8 @@ def tables_per_frame(emitters: pd.DataFrame, n_frames: int) -> list[pd.DataFrame
 
 def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
                pixel_size_nm: np.ndarray, config: ModelConfig) -> Batch:
-    """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner) and
-    pixel sizes (B,) in nm."""
+    """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner), their
+    background (B, H, W) photons/px (NaN where unknown) and pixel sizes (B,) in nm."""
     tile = photons.shape[1:]
     maps = {False: [], True: []}
     for table, px in zip(tables, pixel_size_nm, strict=True):
@@ -64,7 +65,8 @@ FRAMES_PER_CONDITION = 8  # a larger batch mixes several drawn conditions
 
 
 class SimulatedSource:
-    """Fresh simulations: each batch draws its conditions from `ranges`."""
+    """Fresh simulations: each group of FRAMES_PER_CONDITION frames draws its conditions from
+    `ranges` (train.config.SimulationRanges)."""
 
     def __init__(self, ranges: SimulationRanges, config: ModelConfig, tile_px: int, seed: int):
         self.ranges, self.config, self.tile_px = ranges, config, tile_px
@@ -72,22 +74,29 @@ class SimulatedSource:
 
     def simulation_config(self, n_frames: int) -> SimulationConfig:
         r, rng = self.ranges, self.rng
-        emccd = rng.uniform() < r.emccd_fraction
-        camera = Camera(pixel_size_nm=r.pixel_size_nm, baseline_adu=100.0,
-                        e_per_adu=5.0 if emccd else 0.5, em_gain=100.0 if emccd else 1.0,
-                        read_noise_e=30.0 if emccd else 1.5, type="EMCCD" if emccd else "sCMOS")
+        px = r.draw("pixel_size_nm", rng)
+        if rng.uniform() < r.emccd_fraction:
+            camera = Camera(pixel_size_nm=px, baseline_adu=100.0, e_per_adu=5.0, em_gain=r.draw("em_gain", rng),
+                            read_noise_e=30.0, type="EMCCD")
+        else:
+            camera = Camera(pixel_size_nm=px, baseline_adu=100.0, e_per_adu=0.5,
+                            read_noise_e=r.draw("scmos_read_noise_e", rng), type="sCMOS")
+        sigma_nm = r.draw("psf_sigma_px", rng) * px if r.psf_sigma_px else r.draw("psf_sigma_nm", rng)
+        structured = rng.uniform() < r.structured_background_fraction
         return SimulationConfig(
             frame_size=self.tile_px, n_frames=n_frames,
-            density_per_um2=self._density(), photons_mean=rng.uniform(*r.photons_mean),
-            background_photons=rng.uniform(*r.background_photons),
-            psf=PSF(sigma_nm=rng.uniform(*r.psf_sigma_nm)), camera=camera,
+            density_per_um2=r.draw("density_per_um2", rng), photons_mean=r.draw("photons_mean", rng),
+            background_photons=r.draw("background_photons", rng),
+            background_contrast=r.draw("background_contrast", rng) if structured else 1.0,
+            psf=PSF(sigma_nm=sigma_nm, halo_fraction=r.draw("psf_halo_fraction", rng)), camera=camera,
+            structure=StructureConfig(kind=str(rng.choice(r.structures)), **self._structure_scale(px)),
         )
 
-    def _density(self) -> float:
-        low, high = self.ranges.density_per_um2
-        if self.ranges.density_sampling == "log-uniform":
-            return float(np.exp(self.rng.uniform(np.log(low), np.log(high))))
-        return float(self.rng.uniform(low, high))
+    def _structure_scale(self, pixel_size_nm: float) -> dict:
+        """Filaments and clusters sized for a tile (a 64-px tile is 4-13 µm across)."""
+        field_um = self.tile_px * pixel_size_nm / 1000
+        return {"n_filaments": max(1, round(field_um / 2)), "filament_length_nm": 1000.0 * field_um,
+                "n_clusters": max(1, round(field_um**2 / 8)), "cluster_sd_nm": float(self.rng.uniform(50, 300))}
 
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
@@ -95,12 +104,14 @@ class SimulatedSource:
         for start in range(0, batch_size, FRAMES_PER_CONDITION):
             n = min(FRAMES_PER_CONDITION, batch_size - start)
             sim = self.simulation_config(n)
-            frames, truth = simulate_stack(sim, self.rng)
+            frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
+            if sim.camera.type == "sCMOS" and self.rng.uniform() < self.ranges.scmos_pixel_noise_fraction:
+                frames = add_uncalibrated_pixel_noise(frames, sim.camera, self.rng)
             photons.append(sim.camera.adu_to_photons(frames))
             tables += tables_per_frame(truth.emitters, n)
-            background += [sim.background_photons] * n
+            background += [background_YX] * n
             pixel_size += [sim.camera.pixel_size_nm] * n
-        return make_batch(np.concatenate(photons), tables, np.asarray(background), np.asarray(pixel_size),
+        return make_batch(np.concatenate(photons), tables, np.stack(background), np.asarray(pixel_size),
                           self.config)
 
 
@@ -159,4 +170,5 @@ class LabelledSource:
                           & (labels["y_nm"] < (r + self.tile_px) * px)]
             tables.append(rows.assign(x_nm=rows["x_nm"] - c * px, y_nm=rows["y_nm"] - r * px))
             pixels.append(px)
-        return make_batch(np.stack(tiles), tables, np.full(batch_size, np.nan), np.array(pixels), self.config)
+        return make_batch(np.stack(tiles), tables, np.full((batch_size, self.tile_px, self.tile_px), np.nan),
+                          np.array(pixels), self.config)

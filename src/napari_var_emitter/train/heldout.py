@@ -60,7 +60,7 @@ def tokenizer_ceiling(model, stacks, threshold: float = 0.5, occupied: float | N
         px = truth.camera.pixel_size_nm
         n, height, width = frames.shape
         batch = make_batch(np.zeros((n, height, width), np.float32), tables_per_frame(truth.emitters, n),
-                           np.zeros(n), np.full(n, px), config)
+                           np.zeros((n, height, width)), np.full(n, px), config)
         grids = config.grids(height, width)
         idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map), grids)
         counts += torch.cat([i.flatten() for i in idx_list]).bincount(minlength=config.vocab_size).float()

@@ -65,8 +65,10 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     else:
         model = VAREmitterPredictor(config.model).to(device)
     t_cfg = config.training
-    tokenizer_steps = 0 if init_weights is not None else t_cfg.tokenizer_steps
-    tok_opt = torch.optim.AdamW(model.tokenizer.parameters(), lr=t_cfg.tokenizer_lr, weight_decay=0.0)
+    var_prior = config.model.var_prior
+    tokenizer_steps = 0 if init_weights is not None or not var_prior else t_cfg.tokenizer_steps
+    tok_opt = (torch.optim.AdamW(model.tokenizer.parameters(), lr=t_cfg.tokenizer_lr, weight_decay=0.0)
+               if var_prior else None)
     main_params = [p for n, p in model.named_parameters() if not n.startswith("tokenizer.")]
     opt = torch.optim.AdamW(main_params, lr=t_cfg.lr, weight_decay=t_cfg.weight_decay)
     weights = ProgressiveScaleWeights(t_cfg.scale_weights, t_cfg.progressive)
@@ -75,7 +77,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     if resume and state_path.exists():
         state = load_training_state(state_path)
         model.load_state_dict(state["model"])
-        tok_opt.load_state_dict(state["tok_opt"])
+        if tok_opt is not None:
+            tok_opt.load_state_dict(state["tok_opt"])
         opt.load_state_dict(state["opt"])
         step, wall = int(state["step"]), float(state["wall_s"])
         source.rng.bit_generator.state = json.loads(state["rng"])
@@ -89,7 +92,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         started = time.perf_counter()
         batch = source.batch(t_cfg.batch_size)
         row: dict[str, Any] = {"step": step}
-        model.tokenizer.requires_grad_(step < tokenizer_steps)  # frozen after its stage
+        if var_prior:
+            model.tokenizer.requires_grad_(step < tokenizer_steps)  # frozen after its stage
         if step < tokenizer_steps:
             row.update(_tokenizer_step(model, tok_opt, batch, grids, step, tokenizer_steps, t_cfg, device))
         else:
@@ -157,29 +161,38 @@ def _tokenizer_step(model, opt, batch, grids, step, total, t_cfg, device) -> dic
 def _main_step(model, opt, batch, grids, weights, step, t_cfg, device) -> dict[str, float]:
     for group in opt.param_groups:
         group["lr"] = learning_rate(step, t_cfg.steps, t_cfg.lr, t_cfg.warmup_steps)
-    with torch.no_grad():
-        tokenizer = model.tokenizer.eval()
-        idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map.to(device)), grids)
-    logits, probs, head = model(batch.photons.to(device), idx_list, grids)
-    w = weights.weights
-    tok, ce, acc = token_loss(logits, idx_list, w)
-    maps, _ = scale_map_loss(probs, batch.token_map[:, :1].to(device), w)
+    token_part, head, row = _token_losses(model, batch, grids, weights, device)
     loc, parts = localisation_loss(head, batch.dense_map.to(device), batch.background.to(device),
                                    model.config.with_z)
-    loss = tok + maps + loc
+    loss = token_part + loc
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], t_cfg.grad_clip)
     opt.step()
-    row = {"stage": "main", "loss": loss.item(), "tokens": tok.item(), "maps": maps.item(),
-           **{k: v.item() for k, v in parts.items()}}
+    return {"stage": "main", "loss": loss.item(), **row, **{k: v.item() for k, v in parts.items()}}
+
+
+def _token_losses(model, batch, grids, weights, device):
+    """Teacher-forced pass: (token cross-entropy + per-scale map loss, the localisation head's
+    output, their log row); the no-VAR baseline has no token losses (0, head output, {})."""
+    photons = batch.photons.to(device)
+    if not model.config.var_prior:
+        return 0.0, model(photons, None, grids)[2], {}
+    with torch.no_grad():
+        tokenizer = model.tokenizer.eval()
+        idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map.to(device)), grids)
+    logits, probs, head = model(photons, idx_list, grids)
+    w = weights.weights
+    tok, ce, acc = token_loss(logits, idx_list, w)
+    maps, _ = scale_map_loss(probs, batch.token_map[:, :1].to(device), w)
+    row = {"tokens": tok.item(), "maps": maps.item()}
     row.update({f"ce_s{i}": c.item() for i, c in enumerate(ce)})
     row.update({f"acc_s{i}": a.item() for i, a in enumerate(acc)})
-    return row
+    return tok + maps, head, row
 
 
 def _save_state(path: Path, model, tok_opt, opt, step: int, wall: float, source) -> None:
-    state = {"model": model.state_dict(), "tok_opt": tok_opt.state_dict(), "opt": opt.state_dict(),
+    state = {"model": model.state_dict(), "tok_opt": tok_opt.state_dict() if tok_opt else {}, "opt": opt.state_dict(),
              "step": step, "wall_s": wall, "rng": json.dumps(source.rng.bit_generator.state)}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

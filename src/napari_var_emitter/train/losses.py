@@ -64,9 +64,10 @@ def scale_map_loss(probs, occupancy_B1HW, weights: torch.Tensor):
     return sum(w * loss for w, loss in zip(weights, losses)) / weights.sum(), losses
 
 
-def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
+def localisation_loss(head_BKHW, dense_target, background_BHW, with_z: bool):
     """Detection BCE + Gaussian NLL of dx, dy, photons (, z) in the 3x3 cells around each
-    emitter + background MSE (background in photons/px, the head predicts it / BACKGROUND_SCALE)."""
+    emitter + MSE of the local background map (photons/px on the camera grid, each pixel's
+    value for its upscale x upscale output cells; the head predicts it / BACKGROUND_SCALE)."""
     occupancy = dense_target[:, :1]
     detect = occupancy_bce(head_BKHW[:, LOGIT:LOGIT + 1], occupancy)
     near = F.max_pool2d(occupancy, 3, stride=1, padding=1)
@@ -75,9 +76,10 @@ def localisation_loss(head_BKHW, dense_target, background_B, with_z: bool):
     truth = dense_target[:, [1, 2, 3] + ([4] if with_z else [])]
     nll = ((mean - truth) ** 2 / (2 * torch.exp(2 * log_sigma)) + log_sigma) * near
     nll = nll.sum() / (near.sum() + 1.0)
-    known = torch.isfinite(background_B)  # labelled user data may not know it
+    known = torch.isfinite(background_BHW).flatten(1).all(dim=1)  # labelled user data may not know it
     background = head_BKHW.new_zeros(())
     if known.any():
-        predicted = head_BKHW[known, BACKGROUND]
-        background = F.mse_loss(predicted, (background_B[known] / BACKGROUND_SCALE).view(-1, 1, 1).expand_as(predicted))
+        upscale = head_BKHW.shape[-1] // background_BHW.shape[-1]
+        target = background_BHW[known].repeat_interleave(upscale, -2).repeat_interleave(upscale, -1)
+        background = F.mse_loss(head_BKHW[known, BACKGROUND], target / BACKGROUND_SCALE)
     return detect + nll + background, {"loc_detect": detect, "loc_nll": nll, "loc_bg": background}
