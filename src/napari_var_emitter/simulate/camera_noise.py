@@ -28,6 +28,9 @@ def expose(expected_photons: np.ndarray, camera: Camera, rng: np.random.Generato
     return np.clip(adu, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
+SCMOS_OFFSET_ADU = 100.0  # mean per-pixel offset of the synthetic sCMOS maps
+
+
 def scmos_pixel_maps(shape: tuple[int, int], rng: np.random.Generator,
                      hot_fraction: float = 0.005) -> dict[str, np.ndarray]:
     """Per-pixel sCMOS calibration like a real camera's: offset ~ 100 ± 2 ADU, gain 2.1 ± 0.1
@@ -36,7 +39,7 @@ def scmos_pixel_maps(shape: tuple[int, int], rng: np.random.Generator,
     variance = rng.lognormal(np.log(5.7), 0.4, shape)
     hot = rng.random(shape) < hot_fraction
     variance[hot] = rng.uniform(200.0, 2000.0, hot.sum())
-    return {"offset_map": rng.normal(100.0, 2.0, shape), "variance_map": variance,
+    return {"offset_map": rng.normal(SCMOS_OFFSET_ADU, 2.0, shape), "variance_map": variance,
             "gain_map": rng.normal(2.1, 0.1, shape)}
 
 
@@ -59,5 +62,5 @@ def add_uncalibrated_pixel_noise(adu_TYX: np.ndarray, camera: Camera, rng: np.ra
     maps = scmos_pixel_maps(adu_TYX.shape[1:], rng, hot_fraction)
     uniform_variance_adu2 = (camera.read_noise_e / camera.e_per_adu) ** 2
     extra_sd_adu = np.sqrt(np.maximum(maps["variance_map"] - uniform_variance_adu2, 0.0))
-    adu = (adu_TYX + (maps["offset_map"] - 100.0) + rng.normal(size=adu_TYX.shape) * extra_sd_adu)
+    adu = adu_TYX + (maps["offset_map"] - SCMOS_OFFSET_ADU) + rng.normal(size=adu_TYX.shape) * extra_sd_adu
     return np.clip(np.rint(adu), 0, np.iinfo(np.uint16).max).astype(np.uint16)
