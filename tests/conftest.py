@@ -23,3 +23,26 @@ def small_stack():
     config = SimulationConfig(frame_size=64, n_frames=20, density_per_um2=0.5,
                               camera=Camera(baseline_adu=100, e_per_adu=2.0, em_gain=1.0))
     return simulate_stack(config, np.random.default_rng(7))
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real napari viewer (Xvfb when headless)."""
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the plugin's widgets show as napari error notifications, collected instead of shown."""
+    import importlib
+    import pkgutil
+
+    from napari_var_emitter import plugin
+
+    shown = []
+    for info in pkgutil.iter_modules(plugin.__path__):
+        module = importlib.import_module(f"napari_var_emitter.plugin.{info.name}")
+        if hasattr(module, "show_error"):
+            monkeypatch.setattr(module, "show_error", shown.append)
+    return shown
+

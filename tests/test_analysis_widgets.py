@@ -8,18 +8,12 @@ import tifffile
 from napari.layers import Image, Points
 
 from napari_var_emitter.io.localizations import read_localizations, write_localizations
-from napari_var_emitter.plugin import analysis_widgets
 from napari_var_emitter.plugin.analysis_widgets import (DriftWidget, MergeWidget, RenderWidget, ResolutionWidget,
                                                         StatsWidget)
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
 
 PLUGIN = "napari-var-emitter"
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +34,6 @@ def points(viewer, drifted):
     (layer,) = viewer.open(str(drifted[0]), plugin=PLUGIN)
     assert isinstance(layer, Points)
     return layer
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(analysis_widgets, "show_error", shown.append)
-    return shown
 
 
 def _run(qtbot, widget, timeout=60_000):

@@ -25,23 +25,9 @@ PLUGIN = "napari-var-emitter"
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def sample(viewer):
     viewer.open_sample(PLUGIN, "simulated")
     return viewer.layers["simulated SMLM stack"], viewer.layers["ground truth"]
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Messages the widgets show as napari error notifications."""
-    shown = []
-    for module in (predict_widget, finetune_widget):
-        monkeypatch.setattr(module, "show_error", shown.append)
-    return shown
 
 
 def _run(qtbot, widget, timeout=60_000):

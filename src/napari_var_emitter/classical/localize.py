@@ -16,8 +16,9 @@ ROI_SIGMAS = 3.0  # a 3-D fit's ROI reaches this many times the round PSF's sigm
 
 
 def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: float = 4.0,
-                   roi_size: int = 7, psf: PSF | None = None) -> pd.DataFrame:
-    """Localise every frame of a (T, H, W) ADU stack (numpy or dask).
+                   roi_size: int = 7, psf: PSF | None = None, first_frame: int = 0) -> pd.DataFrame:
+    """Localise every frame of a (T, H, W) ADU stack (numpy or dask) whose frame 0 is frame
+    `first_frame` of its movie.
 
     Returns the localisation table: frame, x_nm, y_nm, photons, background, sigma_nm,
     uncertainty_nm (sqrt of the mean x/y Cramér–Rao variance, with the EM excess factor). With an
@@ -32,7 +33,8 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
     half = roi_size // 2
     tables = []
     for start in range(0, frames_adu.shape[0], _FRAMES_PER_CHUNK):
-        photons = frames_to_photons(np.asarray(frames_adu[start:start + _FRAMES_PER_CHUNK]), camera, start)
+        photons = frames_to_photons(np.asarray(frames_adu[start:start + _FRAMES_PER_CHUNK]), camera,
+                                    first_frame + start)
         found = detect_candidates(photons, sigma_px, snr)
         if not len(found):
             continue
@@ -46,7 +48,7 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
         inside = (fit["x_px"] >= 0) & (fit["x_px"] < roi_size) & (fit["y_px"] >= 0) & (fit["y_px"] < roi_size)
         variance = (fit["crlb_x_px"] ** 2 + fit["crlb_y_px"] ** 2) / 2 * camera.excess_noise_factor
         table = pd.DataFrame({
-            "frame": found[:, 0] + start,
+            "frame": found[:, 0] + first_frame + start,
             "x_nm": (col0 + fit["x_px"]) * px,
             "y_nm": (row0 + fit["y_px"]) * px,
             "photons": fit["photons"],

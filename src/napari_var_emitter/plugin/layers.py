@@ -39,15 +39,24 @@ def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float,
               "size": size, "symbol": "ring", "face_color": "transparent",
               "border_width": 0.15, "border_width_is_relative": True, "out_of_slice_display": False,
               "metadata": {TAG: {"role": role, "source": source}}}
-    if "z_nm" in table and len(table) and np.ptp(table["z_nm"]) > 0:  # 3-D (2-D truth has z = 0)
-        low, high = np.percentile(table["z_nm"], [1, 99])
-        kwargs.update(border_color="z_nm", border_colormap="turbo",
-                      border_contrast_limits=(float(low), float(max(high, low + 1))))
+    if has_z(table):
+        kwargs.update(border_color="z_nm", border_colormap="turbo", border_contrast_limits=z_colour_limits(table))
     elif "probability" in table:
         kwargs.update(border_color="probability", border_colormap="plasma", border_contrast_limits=(0.0, 1.0))
     else:
         kwargs["border_color"] = "lime"
     return kwargs
+
+
+def has_z(table: pd.DataFrame) -> bool:
+    """Whether a table is 3-D: a z_nm column that varies (2-D truth has z = 0)."""
+    return "z_nm" in table and len(table) > 0 and np.ptp(table["z_nm"]) > 0
+
+
+def z_colour_limits(table: pd.DataFrame) -> tuple[float, float]:
+    """z (nm) at the ends of the z colour map: the 1st and 99th percentile (at least 1 nm apart)."""
+    low, high = np.percentile(table["z_nm"], [1, 99])
+    return float(low), float(max(high, low + 1))
 
 
 def nm_points_layer(table: pd.DataFrame, name: str, role: str, size_nm: float, source: str = "") -> tuple:

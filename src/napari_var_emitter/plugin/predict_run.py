@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import predict_frames
 from ..predict.long_stack import StackJob
-from .layers import TAG, map_placement, points_data, points_kwargs
+from .layers import MARKER_PX, TAG, map_placement, points_data, points_kwargs
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 
@@ -136,7 +136,7 @@ class RunLayers:
             self.points = None
         if self.points is None:
             self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(
-                empty, f"{name} detections", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]), 2.5,
+                empty, f"{name} detections", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]), MARKER_PX,
                 "detections", name))
         else:
             self.points.scale, self.points.translate = tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:])

@@ -14,7 +14,6 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..errors import InputError
-from ..io.localizations_csv import write_localizations_csv
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
 from ..predict.long_stack import StackJob
@@ -27,6 +26,7 @@ from .layers import TAG, layer_choices, place_image, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job, remove_outputs
 from .settings import Settings, add_sections, restore_button
+from .writers import export_csv, output_layer
 
 FRAME_MODES = ("current frame", "all frames", "range")
 PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
@@ -235,24 +235,10 @@ class PredictWidget(JobControls, Container):
 
     # ---- outputs --------------------------------------------------------------------------
     def _detections(self):
-        layer = self.image.value
-        for candidate in self.viewer.layers:
-            meta = candidate.metadata.get(TAG, {})
-            if meta.get("role") == "detections" and layer is not None and meta.get("source") == layer.name:
-                return candidate
-        return None
+        return output_layer(self.viewer, self.image.value, "detections")
 
     def export_csv(self) -> None:
-        points = self._detections()
-        if points is None or not len(points.data):
-            show_error("nothing to export: predict first")
-            return
-        path = Path(self.csv_path.value)
-        if path.suffix.lower() != ".csv" or path.is_dir():
-            show_error("choose a .csv file to export to")
-            return
-        write_localizations_csv(path, table_from_layer(points))
-        show_info(f"wrote {len(points.data)} localisations to {path}")
+        export_csv(self._detections(), self.csv_path.value, "Predict")
 
     def render_image(self) -> None:
         points, layer = self._detections(), self.image.value

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import Container, PushButton
-from qtpy.QtWidgets import QGroupBox, QVBoxLayout
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..io.atomic import write_text_atomic
 from ..io.camera_profile import config_dir
@@ -70,12 +70,22 @@ def restore_button(*settings) -> PushButton:
 
 
 def add_sections(widget: Container, sections: dict[str, list]) -> None:
-    """Put each list of magicgui widgets in a titled box (its key), in order, into `widget` (a
-    Container made with no widgets). Boxes grow with their contents (status lines, tables)."""
+    """Put each list of magicgui widgets (and Qt widgets such as plot canvases) in a titled box
+    (its key), in order, into `widget` (a Container made with no widgets). Boxes grow with their
+    contents (status lines, tables)."""
     layout = widget.native.layout()
     for title, members in sections.items():
         box = QGroupBox(title)
         box_layout = QVBoxLayout(box)
         box_layout.setContentsMargins(4, 4, 4, 4)
-        box_layout.addWidget(Container(widgets=members).native)
+        run: list = []  # consecutive magicgui widgets, laid out as one form
+        for member in [*members, None]:
+            if member is not None and not isinstance(member, QWidget):
+                run.append(member)
+                continue
+            if run:
+                box_layout.addWidget(Container(widgets=run).native)
+                run = []
+            if member is not None:
+                box_layout.addWidget(member)
         layout.addWidget(box)

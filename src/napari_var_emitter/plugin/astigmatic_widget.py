@@ -1,0 +1,363 @@
+"""The "3-D (astigmatic)" widget: calibrate the PSF on a bead z-stack (curves and residuals
+plotted in napari's theme, saved as a calibration file), localise a movie in x, y and z with a
+calibration (the classical 3-D fit, as `var-emitter localize --psf`: the 3-D model is not
+trained yet, docs/3d.md), and show localisations with z in a 3-D viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image, Points
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+
+from ..classical.localize import localize_stack
+from ..errors import InputError
+from ..io.psf_file import read_psf_file, write_psf_file
+from ..psf import PSF
+from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
+from ..psf_calibration.plot import draw_psf_calibration
+from .camera_fields import CameraFields
+from .job_controls import JobControls, status_label
+from .layers import (MARKER_PX, TAG, has_z, layer_choices, place_image, points_data, points_kwargs, stack_of,
+                     table_from_layer, z_colour_limits)
+from .predict_run import Progress, remove_outputs
+from .settings import Settings, add_sections, restore_button
+from .theme import theme_colours
+from .writers import export_csv, output_layer
+
+FRAME_MODES = ("current frame", "all frames")
+CHUNK_FRAMES = 16  # frames fitted between progress updates and Cancel checks
+VIEW_POINT_NM = 40.0  # diameter of a localisation in the 3-D view
+
+
+class AstigmaticWidget(JobControls, Container):
+    """1. Calibrate: bead z-stack, z-step, camera -> PSF calibration, plotted and saved.
+    2. Localise in 3-D: a movie with the calibration just fitted, a calibration file, or the one
+    the stack carries (the sample) -> Points coloured by z.  3. View in 3-D: a second viewer with
+    the localisations at (z, y, x) in nm."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.viewer, self.job_progress, self.calibration_worker, self.job_error = viewer, None, None, ""
+        self.fitted: PSFCalibration | None = None
+        self.psf: PSF | None = None
+        self.tables: list[pd.DataFrame] = []
+        self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
+        self.beads = ComboBox(label="bead z-stack", choices=layer_choices(viewer, Image, inputs_only=True),
+                              tooltip="A z-stack of sub-diffraction beads (ADU): several isolated beads, the focus "
+                              "stepped through both foci with a few hundred nm to spare")
+        self.z_step = FloatSpinBox(label="z-step [nm]", value=20.0, min=0.1, max=1000.0, step=1.0,
+                                   tooltip="Focus step between slices (stage or objective piezo), typically 10-50 nm")
+        self.centred = CheckBox(text="stack centred on focus", value=True,
+                                tooltip="Slice k images z = (k - (n - 1)/2) x z-step; untick to give slice 0's z")
+        self.z_start = FloatSpinBox(label="slice 0 at z [nm]", value=-600.0, min=-1e5, max=1e5, step=10.0,
+                                    visible=False, tooltip="z of the first slice; slice k is at this + k x z-step")
+        self.calibrate_button = PushButton(text="Calibrate")
+        self.calibration_status = status_label()
+        self.figure = Figure(figsize=(4, 3.6), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(300)
+        self.canvas.setVisible(False)
+        self.save_path = FileEdit(label="save calibration as", mode="w", filter="*.json",
+                                  tooltip="PSF calibration file (JSON, nm) for `var-emitter localize / simulate "
+                                  "--psf` and for this widget")
+        self.save_button = PushButton(text="Save calibration")
+        self.camera_fields = CameraFields(viewer)
+        self.image = ComboBox(label="movie", choices=layer_choices(viewer, Image, inputs_only=True),
+                              tooltip="The astigmatic camera stack (ADU) to localise")
+        self.psf_file = FileEdit(label="calibration file", mode="r", filter="*.json", nullable=True,
+                                 tooltip="A PSF calibration from `var-emitter calibrate-psf` or this widget; "
+                                 "empty: the one calibrated above, or the one the stack carries")
+        self.psf_note = Label(value="")
+        self.psf_note.native.setWordWrap(True)
+        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
+                               tooltip="The frame on screen, or every frame")
+        self.snr = FloatSpinBox(label="detection SNR", value=4.0, min=1.0, max=100.0, step=0.5,
+                                tooltip="Difference-of-Gaussians peak a spot needs, in units of its shot noise; "
+                                "higher keeps fewer, brighter spots")
+        job_controls = self._job_controls("Localise in 3-D")
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
+                                 tooltip="ThunderSTORM layout with z [nm] and uncertainty_z [nm], 1-based frames")
+        self.export_button = PushButton(text="Export CSV")
+        self.points = ComboBox(label="localisations", choices=self._layers_with_z,
+                               tooltip="A Points layer with z: from here, or a CSV from `var-emitter localize --psf`")
+        self.view_button = PushButton(text="View in 3-D",
+                                      tooltip="Open a 3-D viewer of every localisation at (z, y, x) in nm, coloured "
+                                      "by z (drag to rotate)")
+        self.settings = Settings("astigmatic", {"z_step": self.z_step, "centred": self.centred,
+                                                "z_start": self.z_start, "frames": self.frames, "snr": self.snr})
+        super().__init__(widgets=[])
+        add_sections(self, {
+            "1. Calibrate on beads": [self.beads, self.z_step, self.centred, self.z_start, self.calibrate_button,
+                                      self.calibration_status, self.canvas, self.save_path, self.save_button],
+            "Camera": [self.camera_fields],
+            "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.snr, *job_controls,
+                                   self.csv_path, self.export_button],
+            "3. View": [self.points, self.view_button]})
+        self.native.layout().addWidget(restore_button(self.settings).native)
+        self.progress_timer = QTimer(self.native, interval=250)
+        self.progress_timer.timeout.connect(self._show_progress)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            for combo in (self.beads, self.image, self.points):
+                event.connect(combo.reset_choices)
+        self.centred.changed.connect(lambda centred: setattr(self.z_start, "visible", not centred))
+        self.beads.changed.connect(self._beads_chosen)
+        self.image.changed.connect(self._movie_chosen)
+        self.psf_file.changed.connect(self._choose_psf)
+        self.calibrate_button.changed.connect(self.calibrate)
+        self.save_button.changed.connect(self.save_calibration)
+        self.run_button.changed.connect(self.start)
+        self.export_button.changed.connect(self.export_csv)
+        self.view_button.changed.connect(self.view_3d)
+        viewer.layers.events.inserted.connect(lambda event: self._offer(event.value))
+        viewer.events.theme.connect(lambda _: self._draw_calibration())
+        self.z_start.visible = not self.centred.value
+        for layer in viewer.layers:
+            self._offer(layer)
+        self._movie_chosen(self.image.value)
+        self._beads_chosen(self.beads.value)
+
+    def _offer(self, layer) -> None:
+        """Choose a new image that states a z-step as the bead stack, one that carries a
+        calibration (the 3-D sample) as the movie."""
+        if "z_step_nm" in layer.metadata and layer in self.beads.choices:
+            self.beads.value = layer
+        if "psf" in layer.metadata and layer in self.image.choices:
+            self.image.value = layer
+
+    # ---- 1. calibrate -------------------------------------------------------------------------
+    def _beads_chosen(self, layer) -> None:
+        """Camera from the bead stack's file; the z-step too when it states one."""
+        self.camera_fields.fill_from(layer)
+        if layer is not None and layer.metadata.get("z_step_nm"):
+            self.z_step.value = float(layer.metadata["z_step_nm"])
+
+    def calibrate(self) -> None:
+        """Fit the calibration off the GUI thread; problems go to the status line."""
+        if self.calibration_worker is not None:
+            return
+        try:
+            layer = self.beads.value
+            if layer is None:
+                raise InputError("open a bead z-stack first (File > Open, or File > Open Sample > VAR Emitter)")
+            frames, _ = stack_of(layer)
+            camera = self.camera_fields.camera()
+        except InputError as exc:
+            self._calibration_failed(exc)
+            return
+        z_start = None if self.centred.value else self.z_start.value
+        self.calibrate_button.enabled = False
+        self.calibration_status.value = f"fitting {frames.shape[0]} slices of {layer.name!r}…"
+        self.calibration_worker = create_worker(_calibrate_or_explain, np.asarray(frames), camera,
+                                                self.z_step.value, z_start, _start_thread=False)
+        self.calibration_worker.returned.connect(self._calibrated)
+        self.calibration_worker.errored.connect(self._calibration_failed)
+        self.calibration_worker.finished.connect(self._calibration_ended)
+        self.calibration_worker.start()
+
+    def _calibrated(self, calibration: PSFCalibration | str) -> None:
+        if isinstance(calibration, str):
+            self._calibration_failed(calibration)
+            return
+        self.fitted = calibration
+        psf, summary = calibration.psf, calibration.summary()
+        lines = [f"{summary['beads']} beads, {summary['slices']} slices; the stack's z = 0 is at "
+                 f"{calibration.focal_offset_nm:+.0f} nm from the calibrated focus"]
+        for name, curve in (("x", psf.curve_x), ("y", psf.curve_y)):
+            lines.append(f"σ{name}: σ0 {curve.sigma0_nm:.1f} nm, focus {curve.focus_nm:+.1f} nm, depth "
+                         f"{curve.depth_nm:.0f} nm, A {curve.cubic:+.3f}, B {curve.quartic:+.3f}; RMS residual "
+                         f"{summary['residual_rms_nm'][name]:.1f} nm")
+        left_out = ", ".join(f"{n} {why}" for why, n in summary["beads_left_out"].items() if n)
+        if left_out:
+            lines.append(f"beads left out: {left_out}")
+        self.calibration_status.value = "\n".join(lines)
+        self.canvas.setVisible(True)
+        self._draw_calibration()
+        self._choose_psf()
+
+    def _calibration_failed(self, exc: Exception | str) -> None:
+        self.calibration_status.value = f"error: {exc}"
+        show_error(str(exc))
+
+    def _calibration_ended(self) -> None:
+        self.calibration_worker = None
+        self.calibrate_button.enabled = True
+
+    def _draw_calibration(self) -> None:
+        if self.fitted is not None:
+            draw_psf_calibration(self.figure, self.fitted, theme_colours(self.viewer))
+            self.canvas.draw_idle()
+
+    def save_calibration(self) -> None:
+        path = Path(self.save_path.value) if self.save_path.value else None
+        try:
+            if self.fitted is None:
+                raise InputError("nothing to save yet: press Calibrate first")
+            if path is None or path.suffix.lower() != ".json" or path.is_dir():
+                raise InputError("choose a .json file to save the calibration to")
+            summary = {"source": self.beads.value.name if self.beads.value is not None else "", **self.fitted.summary()}
+            write_psf_file(path, self.fitted.psf, self.fitted.pixel_size_nm, summary)
+        except (InputError, OSError) as exc:
+            show_error(str(exc))
+            return
+        show_info(f"PSF calibration saved: {path}")
+
+    # ---- 2. localise --------------------------------------------------------------------------
+    def _movie_chosen(self, layer) -> None:
+        self.camera_fields.fill_from(layer)
+        self._choose_psf()
+
+    def _choose_psf(self, *_) -> None:
+        """The calibration Localise uses: the file given, else the one fitted above, else the one
+        the movie carries in its metadata (the sample); said in plain words under the field."""
+        self.psf, source = None, ""
+        layer = self.image.value
+        try:
+            if self.psf_file.value and Path(self.psf_file.value).is_file():
+                self.psf, source = read_psf_file(self.psf_file.value)[0], Path(self.psf_file.value).name
+            elif self.fitted is not None:
+                self.psf, source = self.fitted.psf, "the calibration fitted above"
+            elif layer is not None and "psf" in layer.metadata:
+                self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"
+        except InputError as exc:
+            self.psf_note.value = f"error: {exc}"
+            return
+        if self.psf is None:
+            self.psf_note.value = "No calibration yet: calibrate on beads above, or choose a calibration file."
+            return
+        low, high = self.psf.z_range_nm
+        self.psf_note.value = (f"Using {source}: foci at {self.psf.curve_x.focus_nm:+.0f} (x) and "
+                               f"{self.psf.curve_y.focus_nm:+.0f} nm (y), z from {low:.0f} to {high:.0f} nm.")
+
+    def start(self) -> None:
+        """Check the inputs, then fit the frames off the GUI thread, chunk by chunk."""
+        if self.worker is not None:
+            return
+        try:
+            layer = self.image.value
+            if layer is None:
+                raise InputError("open an astigmatic stack first (File > Open, or the 3-D sample)")
+            if self.psf is None:
+                raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
+            frames, single = stack_of(layer)
+            camera = self.camera_fields.camera()
+        except InputError as exc:
+            show_error(str(exc))
+            return
+        if place_image(layer, camera.pixel_size_nm):
+            self.viewer.reset_view()
+        if self.frames.value == "all frames":
+            first, stop = 0, frames.shape[0]
+        else:
+            point = self.viewer.dims.point[-layer.ndim:]
+            first = 0 if single else min(max(int(round(layer.world_to_data(point)[-3])), 0), frames.shape[0] - 1)
+            stop = first + 1
+        self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
+        worker = create_worker(fit_3d_job, frames, first, stop, camera, self.psf, self.snr.value, self.job_progress,
+                               _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
+                                                              "finished": self._finished})
+        self._output = (layer, single, camera.pixel_size_nm)
+        self._launch(worker, stop - first, f"fitting frame(s) {first}..{stop - 1} in 3-D…")
+        self.progress_timer.start()
+
+    def _arrived(self, item: pd.DataFrame | str) -> None:
+        if isinstance(item, str):
+            self._failed(item)
+        else:
+            self.tables.append(item)
+
+    def _show_progress(self) -> None:
+        if self.job_progress is not None and self.worker is not None:
+            self.progress.value = self.job_progress.done
+            self.status.value = self.job_progress.describe()
+
+    def _failed(self, exc: Exception | str) -> None:
+        self.job_error = str(exc)
+        show_error(self.job_error)
+
+    def _finished(self) -> None:
+        self.progress_timer.stop()
+        self._job_ended()
+        progress = self.job_progress
+        self.progress.value = progress.done
+        if self.job_error:
+            self.status.value = self.job_error
+            return
+        layer, single, px = self._output
+        tables = [t for t in self.tables if len(t)]
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["frame", "x_nm", "y_nm"])
+        ended = "done" if progress.done >= progress.total else "cancelled"
+        self.status.value = f"{ended}: {len(table):,} localisations in {progress.done:,} frame(s)"
+        if not len(table):
+            return
+        if has_z(table):
+            low, high = z_colour_limits(table)
+            self.status.value += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"
+        remove_outputs(self.viewer, layer.name, ("localisations_3d",))
+        dims = 2 if single else 3
+        data = points_data(table, px)
+        points = self.viewer.add_points(data[:, 1:] if single else data, **points_kwargs(
+            table, f"{layer.name} 3-D localisations", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]),
+            MARKER_PX, "localisations_3d", layer.name))
+        self.points.value = points
+
+    def export_csv(self) -> None:
+        export_csv(output_layer(self.viewer, self.image.value, "localisations_3d"), self.csv_path.value,
+                   "Localise in 3-D")
+
+    # ---- 3. view ------------------------------------------------------------------------------
+    def _layers_with_z(self, _widget=None) -> list:
+        return [layer for layer in self.viewer.layers if isinstance(layer, Points) and has_z(layer.features)]
+
+    def view_3d(self) -> napari.Viewer | None:
+        """A new viewer in 3-D display: every localisation of the chosen layer at (z, y, x) in nm,
+        coloured by z; returns it."""
+        layer = self.points.value
+        if layer is None or not len(layer.data):
+            show_error("pick a Points layer with z (localise in 3-D first, or open a CSV with z [nm])")
+            return None
+        table = table_from_layer(layer)
+        if not has_z(table):
+            show_error(f"{layer.name!r} has no z: pick localisations from a 3-D fit")
+            return None
+        view = napari.Viewer(title=f"{layer.name}: localisations in 3-D", ndisplay=3)
+        view.add_points(table[["z_nm", "y_nm", "x_nm"]].to_numpy(float), name=f"{layer.name} (z, y, x)",
+                        features=table, size=VIEW_POINT_NM, symbol="disc", border_width=0.0, face_color="z_nm",
+                        face_colormap="turbo", face_contrast_limits=z_colour_limits(table),
+                        units=("nm", "nm", "nm"), metadata={TAG: {"role": "view_3d", "source": layer.name}})
+        view.dims.axis_labels = ("z", "y", "x")
+        view.canvas.overlays["scale_bar"].visible = True
+        view.canvas.overlays["axes"].visible = True
+        view.reset_view()
+        view.scene.camera.angles = (0.0, -30.0, 80.0)
+        self.views.append(view)
+        return view
+
+
+def _calibrate_or_explain(frames_adu, camera, z_step_nm: float, z_start_nm: float | None) -> PSFCalibration | str:
+    """calibrate_psf, or why it cannot be done (an InputError's message, shown, not raised)."""
+    try:
+        return calibrate_psf(frames_adu, camera, z_step_nm, z_start_nm)
+    except InputError as exc:
+        return str(exc)
+
+
+def fit_3d_job(frames, first: int, stop: int, camera, psf: PSF, snr: float, progress: Progress):
+    """Fit frames [first, stop) in 3-D, CHUNK_FRAMES at a time, yielding each chunk's table, or
+    a message ("error: ...") that ends it; returns early when Cancel was pressed."""
+    try:
+        for start in range(first, stop, CHUNK_FRAMES):
+            if progress.stop.is_set():
+                return
+            end = min(start + CHUNK_FRAMES, stop)
+            yield localize_stack(np.asarray(frames[start:end]), camera, snr=snr, psf=psf, first_frame=start)
+            progress.done = end - first
+    except InputError as exc:
+        yield f"error: {exc}"

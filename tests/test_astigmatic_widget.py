@@ -1,0 +1,101 @@
+"""The 3-D astigmatic widget in a real viewer (Xvfb): calibrate on the bead sample, localise the
+astigmatic sample in x, y, z, view it in 3-D; clear messages for bad input."""
+
+import numpy as np
+import pytest
+
+from napari_var_emitter.evaluate.metrics import evaluate
+from napari_var_emitter.io.localizations_csv import read_localizations_csv
+from napari_var_emitter.io.psf_file import read_psf_file
+from napari_var_emitter.plugin.astigmatic_widget import AstigmaticWidget
+from napari_var_emitter.plugin.layers import table_from_layer
+from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
+
+PLUGIN = "napari-var-emitter"
+
+
+def _calibrate(qtbot, widget):
+    widget.calibrate()
+    qtbot.waitUntil(lambda: widget.calibration_worker is None, timeout=60_000)
+
+
+def test_calibrate_on_the_bead_sample_plot_in_the_theme_and_save(qtbot, viewer, tmp_path):
+    viewer.open_sample(PLUGIN, "bead_stack")
+    widget = AstigmaticWidget(viewer)
+    assert widget.beads.value.name == "astigmatic bead z-stack"
+    assert widget.z_step.value == 20.0  # stated by the stack
+    assert widget.camera_fields.fields["e_per_adu"].value == 0.5
+    assert widget.canvas.isHidden()
+    _calibrate(qtbot, widget)
+    psf = widget.fitted.psf
+    for fitted, true in ((psf.curve_x, SAMPLE_PSF.curve_x), (psf.curve_y, SAMPLE_PSF.curve_y)):
+        assert fitted.sigma0_nm == pytest.approx(true.sigma0_nm, rel=0.02)
+        assert fitted.focus_nm == pytest.approx(true.focus_nm, abs=10.0)
+        assert fitted.depth_nm == pytest.approx(true.depth_nm, rel=0.03)
+    assert widget.calibration_status.value.startswith("6 beads, 61 slices")
+    assert "the calibration fitted above" in widget.psf_note.value
+    curves, residuals = widget.figure.axes
+    assert len(curves.lines) == 4 and len(residuals.lines) == 3  # 2 x (beads, fit); 2 residuals + zero line
+    assert not widget.canvas.isHidden()  # hidden until there is a calibration to plot
+    dark = widget.figure.get_facecolor()
+    viewer.theme = "light"
+    assert widget.figure.get_facecolor() != dark
+    widget.save_path.value = tmp_path / "psf.json"
+    widget.save_calibration()
+    saved, pixel_size_nm = read_psf_file(tmp_path / "psf.json")
+    assert saved == psf and pixel_size_nm == 100.0
+
+
+def test_localise_the_astigmatic_sample_in_3d_export_and_view_it(qtbot, viewer, tmp_path):
+    viewer.open_sample(PLUGIN, "astigmatic_stack")
+    widget = AstigmaticWidget(viewer)
+    assert "carries" in widget.psf_note.value  # the sample's own calibration
+    widget.frames.value = "all frames"
+    widget.start()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value.startswith("cancelled:")
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.status.value.startswith("done:")
+    points = viewer.layers["astigmatic 3-D stack 3-D localisations"]
+    table = table_from_layer(points)
+    truth = table_from_layer(viewer.layers["3-D ground truth"])
+    scores = evaluate(table, truth)
+    assert scores["jaccard"] > 70 and scores["rmse_axial_nm"] < 120 and abs(scores["bias_z_nm"]) < 30
+    assert np.ptp(points.border_color[:, :3], axis=0).max() > 0.5  # coloured by z
+    assert table["frame"].max() == 39  # every frame, numbered across chunks
+    widget.csv_path.value = tmp_path / "3d.csv"
+    widget.export_csv()
+    np.testing.assert_allclose(read_localizations_csv(tmp_path / "3d.csv")["z_nm"], table["z_nm"], atol=0.01)
+    assert widget.points.value is points
+    view = widget.view_3d()
+    try:
+        assert view.dims.ndisplay == 3
+        shown = view.layers[0]
+        np.testing.assert_allclose(shown.data, table[["z_nm", "y_nm", "x_nm"]].to_numpy())
+        image = view.screenshot(flash=False)
+        assert (image[..., :3].max(axis=2) > 60).mean() > 0.001  # points drawn, not a blank canvas
+    finally:
+        view.close()
+
+
+def test_bad_inputs_give_messages(qtbot, viewer, errors, tmp_path):
+    viewer.open_sample(PLUGIN, "simulated")  # a 2-D stack: carries no calibration
+    widget = AstigmaticWidget(viewer)
+    assert widget.psf_note.value.startswith("No calibration yet")
+    widget.start()
+    assert "no PSF calibration" in errors[-1] and widget.worker is None
+    viewer.add_image(np.full((9, 64, 64), 100, np.uint16), name="blank")
+    widget.beads.value = viewer.layers["blank"]
+    _calibrate(qtbot, widget)
+    assert "no beads found" in errors[-1] and widget.calibration_status.value.startswith("error")
+    widget.save_path.value = tmp_path / "psf.json"
+    widget.save_calibration()
+    assert "Calibrate first" in errors[-1] and not (tmp_path / "psf.json").exists()
+    (tmp_path / "bad.json").write_text("{}")
+    widget.psf_file.value = tmp_path / "bad.json"
+    assert widget.psf_note.value.startswith("error") and widget.psf is None
+    widget.view_3d()
+    assert "with z" in errors[-1]  # the 2-D truth has no z
+    assert [layer.name for layer in viewer.layers] == ["simulated SMLM stack", "ground truth", "blank"]
