@@ -1,6 +1,9 @@
 """A movie predicted from the Predict widget in a real napari viewer against the CLI's path on
 the same OME-TIFF: frames/s of each, then a widget run cancelled halfway and resumed, with the
-longest event-loop stall seen (a 20 ms QTimer's largest gap) while it ran.
+longest event-loop stall seen (a 20 ms QTimer's largest gap) while it ran. First, what one
+refresh of the run's Points layer costs the GUI thread as a 2,000-frame movie's table grows
+(100 localisations per frame): the frame in view, as during a run, and the whole table, as at
+its end.
 
 Run (a display is needed: xvfb-run -a on a headless machine):
     xvfb-run -a .venv/bin/python benchmarks/widget_throughput.py [--frames 2000] [--size 256] [--show]
@@ -61,6 +64,39 @@ class StallMeter:
         return max(self.gaps, default=float("nan"))
 
 
+def layer_refresh_cost(size: int) -> None:
+    """Seconds one RunLayers refresh takes with 20,000-200,000 localisations arrived."""
+    import napari
+    import pandas as pd
+
+    from napari_var_emitter.plugin.predict_run import RunLayers
+    from napari_var_emitter.predict.frames import Prediction
+
+    viewer = napari.Viewer(show=False)
+    image = viewer.add_image(np.zeros((2000, size, size), np.uint16), scale=(1, 100, 100), translate=(0, 50, 50))
+    rng = np.random.default_rng(0)
+    run = RunLayers(viewer, image, False, 0, 2000, (size, size), (16,), CAMERA, None, False)
+    for first in range(0, 2000, 64):
+        n = 100 * min(64, 2000 - first)
+        table = pd.DataFrame({"frame": np.repeat(np.arange(first, first + n // 100), 100),
+                              "x_nm": rng.uniform(0, size * 100, n), "y_nm": rng.uniform(0, size * 100, n),
+                              "photons": rng.uniform(100, 5000, n), "background": 50.0, "uncertainty_nm": 10.0,
+                              "probability": rng.uniform(0.3, 1, n)})
+        run.tables.append(table)
+        if len(run.tables) % 6 == 0 or first + 64 >= 2000:
+            rows = sum(len(t) for t in run.tables)
+            for _ in range(2):  # the second as in a run: the layer held one frame before
+                run.shown_frame = None
+                started = time.perf_counter()
+                run.flush()
+                in_view = time.perf_counter() - started
+            started = time.perf_counter()
+            run.flush(everything=True)
+            print(f"{rows:>7,} localisations: refresh of the frame in view {in_view * 1000:5.1f} ms, "
+                  f"of the whole table {(time.perf_counter() - started) * 1000:5.0f} ms")
+    viewer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000)
@@ -75,6 +111,7 @@ def main() -> None:
 
     from napari_var_emitter.plugin.predict_widget import PredictWidget
 
+    layer_refresh_cost(args.size)
     cached_model(None, "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -19,6 +19,8 @@ from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
 from napari_var_emitter.plugin.layers import TAG
 from napari_var_emitter.plugin.models import MODELS
+from napari_var_emitter.plugin.predict_run import RunLayers
+from napari_var_emitter.predict.frames import Prediction
 from napari_var_emitter.plugin.sample_data import SAMPLE
 
 PLUGIN = "napari-var-emitter"
@@ -181,6 +183,30 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     table = read_localizations_csv(out)
     assert sorted(table["frame"].unique()) == list(range(SAMPLE.n_frames)) and table["frame"].is_monotonic_increasing
     assert len(gaps) >= 10 and max(gaps) < 0.3, f"the event loop stalled {max(gaps):.2f} s"
+    # the layer holds the whole movie, the chunks saved before the cancel too
+    assert len(viewer.layers["simulated SMLM stack detections"].data) == len(table)
+
+
+def test_run_layers_show_the_frame_in_view_while_running_and_everything_at_the_end(viewer, sample):
+    image, _ = sample
+    run = RunLayers(viewer, image, False, 0, SAMPLE.n_frames, image.data.shape[1:], (8, 4), SAMPLE.camera, None,
+                    False)
+    rng = np.random.default_rng(0)
+    for first in (0, 4):
+        frames = np.repeat(np.arange(first, first + 4), 5)
+        table = pd.DataFrame({"frame": frames, "x_nm": rng.uniform(0, 9600, 20), "y_nm": rng.uniform(0, 9600, 20),
+                              "probability": rng.uniform(0.5, 1, 20)})
+        run.add(first, Prediction(table, [], ()))
+    points = viewer.layers["simulated SMLM stack detections"]
+    viewer.dims.set_point(0, 2)
+    assert set(points.features["frame"]) == {2} and len(points.data) == 5
+    viewer.dims.set_point(0, 6)  # follows the slider
+    assert set(points.features["frame"]) == {6} and len(points.data) == 5
+    np.testing.assert_allclose(points.data[:, 0], 6)
+    run.finish()
+    assert len(points.data) == 40 and sorted(set(points.features["frame"])) == list(range(8))
+    viewer.dims.set_point(0, 1)  # no longer follows
+    assert len(points.data) == 40
 
 
 def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):

@@ -217,7 +217,7 @@ class PredictWidget(JobControls, Container):
         run, progress = self.layers, self.job_progress
         self.progress_timer.stop()
         self._job_ended()
-        run.flush()
+        run.finish()
         self.progress.value = progress.done
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
         rate = f", {progress.rate():.2f} frames/s" if progress.rate() > 0 else ""

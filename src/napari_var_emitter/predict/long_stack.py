@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,12 @@ class StackJob:
     def todo(self) -> list[tuple[int, int]]:
         """The chunks not saved yet."""
         return [r for r in self.ranges if not _part(self.parts, r).exists()]
+
+    def saved(self) -> Iterator[tuple[tuple[int, int], pd.DataFrame]]:
+        """The chunks saved so far (by a run before this one, when it resumes), with their tables."""
+        for r in self.ranges:
+            if _part(self.parts, r).exists():
+                yield r, _read_part(_part(self.parts, r))
 
     def run(self, r: tuple[int, int], progress: Callable[[int, int], None] | None = None):
         """Predict chunk r here (frames as read, batch by batch) and save its table; returns the
