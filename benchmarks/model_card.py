@@ -23,9 +23,12 @@ def main() -> None:
         print(f"- {label}: {_stage(stage['training'])}"
               + (f", batch {loop['batch_size']} tiles of {loop['tile_px']} px, peak lr {loop['lr']}" if loop else ""))
         if sim:
-            # every range as the card states it (train.config.SimulationRanges: units in the names)
+            # every range as the card states it (train.config.SimulationRanges: units in the names),
+            # but σ in nm where σ was drawn in pixels (psf_sigma_px), which training then ignored
+            unused = {"psf_sigma_nm"} if sim.get("psf_sigma_px") else set()
             print("  - simulated data, drawn per group of frames: "
-                  + ", ".join(f"{key} {value}" for key, value in sim.items() if value not in (None, [], ())))
+                  + ", ".join(f"{key} {value}" for key, value in sim.items()
+                              if value not in (None, [], ()) and key not in unused))
         stage, label = stage.get("init"), f"started from `{stage.get('init', {}).get('weights')}`"
     for name, row in card.get("heldout_benchmark", {}).items():
         if isinstance(row, dict):

@@ -304,6 +304,8 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     assert widget.estimates.value.startswith("Estimated from the stack: PSF σ ") and "photons/px" in \
         widget.estimates.value
     comparison = widget.comparison.value
+    assert max(map(len, comparison.splitlines())) <= finetune_widget.COMPARISON_WRAP  # no sideways scrolling
+    comparison = " ".join(comparison.split())
     assert "frames 16-19, never trained or calibrated on" in comparison and "residual" in comparison
     assert any(word in comparison for word in ("Better", "Worse", "No clear change"))
     # the time per step measured now gives the next run's estimate before it starts

@@ -1,5 +1,6 @@
 """`var-emitter train` end to end on a tiny model for a few steps (fast, not for accuracy)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,9 +12,14 @@ import torch
 from napari_var_emitter.cli import main
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.io.psf_file import write_psf_file
+from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import load_model
-from napari_var_emitter.predict import predict_frames
+from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
+from napari_var_emitter.psf import PSF, DefocusCurve
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
 from napari_var_emitter.train.config import TrainConfig
 from napari_var_emitter.train.data import SimulatedSource
 from napari_var_emitter.train.loop import train
@@ -206,3 +212,45 @@ def test_no_var_baseline_trains_and_predicts_without_tokens(tmp_path):
     frames = np.random.default_rng(0).poisson(30, (2, 64, 64)).astype(np.uint16) + 100
     prediction = predict_frames(model, frames, Camera())
     assert prediction.scale_maps == [] and list(prediction.table.columns)[:3] == ["frame", "x_nm", "y_nm"]
+
+
+def test_3d_model_trains_for_a_calibration_and_predicts_z(tmp_path, tiny_config, capsys):
+    """train --psf: astigmatic simulations with z targets and a z output; predict --psf with that
+    model writes z and its uncertainty; another calibration is warned about; a 2-D model given a
+    calibration, or a 3-D model given none, are refused in plain words (tiny model: plumbing only)."""
+    psf = PSF(astigmatism=True, curve_x=DefocusCurve(135.0, -220.0, 300.0), curve_y=DefocusCurve(130.0, 220.0, 300.0),
+              z_range_nm=(-400.0, 400.0))
+    psf_path = tmp_path / "psf.json"
+    write_psf_file(psf_path, psf, 100.0, {})
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--psf", str(psf_path), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    weights = out / "model.safetensors"
+    model, card = load_model(weights)
+    assert model.config.with_z and TrainConfig.from_dict(card["train_config"]).simulation.psf_calibration == psf
+    assert {"low_rmse_z_nm", "high_rmse_z_nm"} <= set(card["heldout"])  # held-out axial RMSE logged
+    batch = SimulatedSource(TrainConfig.from_dict(card["train_config"]).simulation, model.config, 64, 0).batch(8)
+    z_um = batch.dense_map[:, 4][batch.dense_map[:, 0] > 0]
+    assert len(z_um) > 10 and z_um.min() >= -0.4 and z_um.max() <= 0.4 and z_um.std() > 0.1  # z in µm, spread out
+    camera = Camera(baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
+    frames, _ = simulate_stack(SimulationConfig(frame_size=64, n_frames=2, density_per_um2=0.5, psf=psf,
+                                                camera=camera), np.random.default_rng(3))
+    table = predict_frames(model, frames, camera, PredictOptions(threshold=0.01)).table
+    assert len(table) and np.isfinite(table["z_nm"]).all() and (table["uncertainty_z_nm"] > 0).all()
+    write_ome_tiff(tmp_path / "movie.ome.tiff", frames, camera)
+    csv = tmp_path / "z.csv"
+    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--model", str(weights), "--psf", str(psf_path),
+                 "--threshold", "0.01", "--device", "cpu", "--out", str(csv)]) == 0
+    header = csv.read_text().splitlines()[0]
+    assert '"z [nm]"' in header and '"uncertainty_z [nm]"' in header
+    envelope = Envelope.from_card(card)
+    assert envelope.psf_warnings(psf) == []
+    other = dataclasses.replace(psf, curve_x=DefocusCurve(135.0, -150.0, 300.0))
+    assert "another PSF calibration" in envelope.psf_warnings(other)[0]
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--psf", str(psf_path), "--out", str(csv)]) == 2
+    assert "the bundled model is a 2-D model" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--model", str(weights), "--out", str(csv)]) == 2
+    assert "is a 3-D model: give the PSF calibration" in capsys.readouterr().err
+    with pytest.raises(InputError, match="a 3-D model"):
+        TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True}})

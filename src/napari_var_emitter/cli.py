@@ -128,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_camera_flags(pred)
     pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
     pred.add_argument("--psf", type=Path, metavar="PSF.json",
-                      help="astigmatic calibration (calibrate-psf) for 3-D localisation")
+                      help="astigmatic calibration (calibrate-psf): 3-D localisation with a 3-D model (--model, from "
+                      "train --psf; the bundled 3-D model is not trained yet)")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help="detection probability (integrated over 3x3 output cells)")
@@ -159,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     tr.add_argument("--workers", type=int, default=0,
                     help="processes that make batches ahead (for GPUs; 0 = in the training process, reproducible)")
+    tr.add_argument("--psf", type=Path, metavar="PSF.json",
+                    help="train a 3-D model for this astigmatic calibration (from calibrate-psf): simulated "
+                    "emitters at z through it, and a z output")
     tr.add_argument("--data", type=Path, help="simulated dataset folder (default: simulate on the fly)")
     tr.add_argument("--stack", type=Path, action="append", default=[], help="labelled stack (repeatable)")
     tr.add_argument("--labels", type=Path, action="append", default=[],
@@ -262,18 +266,23 @@ def _predict(args) -> int:
     mode = args.mode or "progressive"
     if maps_path and args.dask:
         raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
-    if args.psf:
-        read_psf_file(args.psf)  # a bad file is named first
-        raise InputError("3-D prediction needs the bundled 3-D model, which is not trained yet (its training needs "
-                         "a GPU run); for x, y and z now use the classical fitter: "
-                         f"var-emitter localize STACK --psf {args.psf} --out OUT.csv")
+    psf = read_psf_file(args.psf)[0] if args.psf else None  # a bad file is named first
     stack, camera = _stack_and_camera(args)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive")
     model, card = cached_model(options.model, options.device)  # a bad file fails here, before any work
+    if psf is not None and not model.config.with_z:
+        raise InputError(f"{'the bundled model' if args.model is None else args.model} is a 2-D model; 3-D "
+                         "prediction needs a 3-D model: the bundled one is not trained yet (its training needs a GPU "
+                         "run). Give one trained for your calibration with --model (var-emitter train --psf), or use "
+                         f"the classical fitter: var-emitter localize STACK --psf {args.psf} --out OUT.csv")
+    if psf is None and model.config.with_z:
+        raise InputError(f"{args.model} is a 3-D model: give the PSF calibration of your microscope with "
+                         "--psf PSF.json")
     envelope, checked = Envelope.from_card(card), False
-    for message in envelope.camera_warnings(camera) if envelope else []:
+    for message in (envelope.camera_warnings(camera) + (envelope.psf_warnings(psf) if psf else [])
+                    if envelope else []):
         warnings.warn(message, stacklevel=1)
 
     def inspect(table) -> None:
@@ -314,6 +323,10 @@ def _train(args) -> int:
     from .train.prefetch import PrefetchedSource
 
     config = TrainConfig.from_file(args.config)
+    if args.psf:  # 3-D: the model learns z through this calibration
+        calibration = read_psf_file(args.psf)[0]
+        config = TrainConfig(model=dataclasses.replace(config.model, with_z=True), training=config.training,
+                             simulation=dataclasses.replace(config.simulation, psf_calibration=calibration))
     t = config.training
     if args.stack or args.labels:
         if len(args.stack) != len(args.labels):

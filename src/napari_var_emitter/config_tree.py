@@ -25,8 +25,10 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str = "") -> An
         raise InputError(f"config{where}: unknown key(s) {unknown}; known: {sorted(names)}")
     kwargs = {}
     for key, value in values.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        hint = _without_none(hints[key])
+        if value is None:
+            kwargs[key] = value
+        elif dataclasses.is_dataclass(hint):
             kwargs[key] = build_dataclass(hint, value, f"{where}.{key}")
         elif isinstance(value, Mapping):
             raise InputError(f"config{where}.{key}: draw ranges must be resolved first ({value})")
@@ -36,3 +38,10 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str = "") -> An
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"config{where}: {exc}") from exc
+
+
+def _without_none(hint: Any) -> Any:
+    """X for an optional X (X | None), else the hint itself."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in typing.get_args(hint) else hint
+

@@ -26,8 +26,8 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .job_controls import JobControls, status_label
-from .layers import (MARKER_PX, TAG, has_z, layer_choices, place_image, points_data, points_kwargs, stack_of,
-                     table_from_layer, z_colour_limits)
+from .layers import (MARKER_PX, TAG, frame_in_view, has_z, layer_choices, place_image, points_data, points_kwargs,
+                     stack_of, table_from_layer, z_colour_limits)
 from .predict_run import Progress, remove_outputs
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
@@ -50,6 +50,7 @@ class AstigmaticWidget(JobControls, Container):
         self.psf: PSF | None = None
         self.tables: list[pd.DataFrame] = []
         self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
+        self._output = None  # (image layer, whether it is one 2D frame, pixel size in nm) of the running fit
         self.beads = ComboBox(label="bead z-stack", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="A z-stack of sub-diffraction beads (ADU): several isolated beads, the focus "
                               "stepped through both foci with a few hundred nm to spare")
@@ -226,7 +227,7 @@ class AstigmaticWidget(JobControls, Container):
                 self.psf, source = self.fitted.psf, "the calibration fitted above"
             elif layer is not None and "psf" in layer.metadata:
                 self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"
-        except InputError as exc:
+        except (InputError, ValueError, TypeError) as exc:  # a damaged file, or metadata that is no calibration
             self.psf_note.value = f"error: {exc}"
             return
         if self.psf is None:
@@ -253,12 +254,8 @@ class AstigmaticWidget(JobControls, Container):
             return
         if place_image(layer, camera.pixel_size_nm):
             self.viewer.reset_view()
-        if self.frames.value == "all frames":
-            first, stop = 0, frames.shape[0]
-        else:
-            point = self.viewer.dims.point[-layer.ndim:]
-            first = 0 if single else min(max(int(round(layer.world_to_data(point)[-3])), 0), frames.shape[0] - 1)
-            stop = first + 1
+        first = 0 if self.frames.value == "all frames" else frame_in_view(self.viewer, layer)
+        stop = frames.shape[0] if self.frames.value == "all frames" else first + 1
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
         worker = create_worker(fit_3d_job, frames, first, stop, camera, self.psf, self.snr.value, self.job_progress,
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
@@ -288,7 +285,7 @@ class AstigmaticWidget(JobControls, Container):
         progress = self.job_progress
         self.progress.value = progress.done
         if self.job_error:
-            self.status.value = self.job_error
+            self.status.value = f"error: {self.job_error}"
             return
         layer, single, px = self._output
         tables = [t for t in self.tables if len(t)]
@@ -351,7 +348,7 @@ def _calibrate_or_explain(frames_adu, camera, z_step_nm: float, z_start_nm: floa
 
 def fit_3d_job(frames, first: int, stop: int, camera, psf: PSF, snr: float, progress: Progress):
     """Fit frames [first, stop) in 3-D, CHUNK_FRAMES at a time, yielding each chunk's table, or
-    a message ("error: ...") that ends it; returns early when Cancel was pressed."""
+    why it cannot go on (str) as its last item; returns early when Cancel was pressed."""
     try:
         for start in range(first, stop, CHUNK_FRAMES):
             if progress.stop.is_set():
@@ -360,4 +357,4 @@ def fit_3d_job(frames, first: int, stop: int, camera, psf: PSF, snr: float, prog
             yield localize_stack(np.asarray(frames[start:end]), camera, snr=snr, psf=psf, first_frame=start)
             progress.done = end - first
     except InputError as exc:
-        yield f"error: {exc}"
+        yield str(exc)

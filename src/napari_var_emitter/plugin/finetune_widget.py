@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 
 MODES = ("self-calibrated", "trusted positions")
+COMPARISON_WRAP = 44  # characters per line of the comparison's prose (about the dock's width)
 
 
 def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str, init: Path, compare):
@@ -277,14 +279,16 @@ def describe_conditions(conditions: dict) -> str:
 
 
 def comparison_text(table, held_out: str) -> str:
-    """The before/after table (aligned for a monospaced label) and the verdict."""
+    """The before/after table (aligned for a monospaced label) and the verdict, the prose wrapped
+    to the table's width so the dock need not scroll sideways."""
     width = max(map(len, table.index))
-    lines = [f"Before / after on {held_out}",
-             "(uncertainty and probability: medians; residual: mean (data - redrawn)² / redrawn,"
-             " 1 = shot noise only):",
-             f"{'':<{width}}" + "".join(f"{c:>9}" for c in table.columns)]
-    lines += [f"{name:<{width}}" + "".join(f"{value:>9.3g}" for value in values) for name, values in table.iterrows()]
-    return "\n".join(lines) + "\n" + verdict(table).replace(". ", ".\n")
+    columns = [f"{'':<{width}}" + "".join(f"{c:>9}" for c in table.columns)]
+    columns += [f"{name:<{width}}" + "".join(f"{value:>9.3g}" for value in values) for name, values in table.iterrows()]
+    wrap = max(len(columns[0]), COMPARISON_WRAP)
+    intro = (f"Before / after on {held_out} (uncertainty and probability: medians; residual: mean (data - "
+             "redrawn)² / redrawn, 1 = shot noise only):")
+    closing = [textwrap.fill(sentence, wrap) for sentence in verdict(table).split(". ")]
+    return "\n".join([textwrap.fill(intro, wrap), *columns, ".\n".join(closing)])
 
 
 def step_seconds() -> dict[str, float]:

@@ -80,6 +80,14 @@ def layer_choices(viewer, kind, inputs_only: bool = False):
     return choices
 
 
+def frame_in_view(viewer, layer) -> int:
+    """The frame (0-based, within the stack) of a (T, Y, X) image layer that the viewer shows; 0 for a 2D image."""
+    if layer.ndim < 3:
+        return 0
+    point = viewer.dims.point[-layer.ndim:]
+    return min(max(int(round(layer.world_to_data(point)[-3])), 0), layer.data.shape[-3] - 1)
+
+
 def place_image(layer, pixel_size_nm: float) -> bool:
     """Give an image layer scale = pixel size and translate = half a pixel on its last two axes,
     so world coordinates are nm (as our reader does); returns whether it changed."""

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import MARKER_PX, TAG, map_placement, points_data, points_kwargs
+from .layers import MARKER_PX, TAG, frame_in_view, map_placement, points_data, points_kwargs
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 
@@ -97,7 +97,7 @@ class RunLayers:
 
     While the run goes on, the Points layer holds the detections of the frame in view only (it
     follows the frame slider), and every detection once `finish()` is called at the end:
-    napari re-validates and re-colours a whole layer whenever its data change (0.45 s for
+    napari re-validates and re-colours a whole layer whenever its data change (~0.4 s for
     200,000 points on 2 cores), which, repeated every second of a long movie, would take the
     model's CPU and freeze the viewer."""
 
@@ -195,17 +195,11 @@ class RunLayers:
             self.shown_frame = None
             self._show(self.table())
             return
-        frame = self._frame_in_view()
+        frame = self.first if self.single else frame_in_view(self.viewer, self.image)
         if frame != self.shown_frame:
             self.shown_frame = frame
             self._show(pd.concat([t[t["frame"] == frame] for t in self.tables if len(t)] or [pd.DataFrame()],
                                  ignore_index=True))
-
-    def _frame_in_view(self) -> int:
-        if self.single:
-            return self.first
-        point = self.viewer.dims.point[-self.image.ndim:]
-        return int(round(self.image.world_to_data(point)[-3]))
 
     def _frame_changed(self, _event=None) -> None:
         self.flush()

@@ -22,7 +22,7 @@ from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
-from .layers import TAG, layer_choices, place_image, stack_of, table_from_layer
+from .layers import TAG, frame_in_view, layer_choices, place_image, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job, remove_outputs
 from .settings import Settings, add_sections, restore_button
@@ -118,7 +118,7 @@ class PredictWidget(JobControls, Container):
     def _frame_range(self, layer, n_frames: int, current_only: bool) -> tuple[int, int]:
         """[first, stop) of the frames to predict."""
         if current_only or self.frames.value == "current frame":
-            current = self._current_frame(layer, n_frames)
+            current = frame_in_view(self.viewer, layer)
             return current, current + 1
         if self.frames.value == "all frames":
             return 0, n_frames
@@ -126,11 +126,6 @@ class PredictWidget(JobControls, Container):
             if not 0 <= self.first.value <= self.last.value < n_frames:
                 raise InputError(f"frame range {self.first.value}..{self.last.value} is outside 0..{n_frames - 1}")
             return self.first.value, self.last.value + 1
-
-    def _current_frame(self, layer, n_frames: int) -> int:
-        point = self.viewer.dims.point[-layer.ndim:]
-        current = int(round(layer.world_to_data(point)[-3])) if layer.ndim >= 3 else 0
-        return min(max(current, 0), n_frames - 1)
 
     def _movie_out(self, layer) -> Path:
         if self.out_file.value:

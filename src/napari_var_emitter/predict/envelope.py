@@ -10,24 +10,27 @@ import numpy as np
 import pandas as pd
 
 from ..io.camera import Camera
+from ..psf import PSF
 
 PIXEL_TOLERANCE = 0.1  # a pixel size within 10 % of the trained ones keeps the PSF's width in pixels
 # measured medians are compared with the trained range widened by these factors: a detection's
 # photons fall below the emitters' mean where a blink covers part of a frame
 MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
 FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
+CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this in the trained z range is the same
 
 
 @dataclasses.dataclass(frozen=True)
 class Envelope:
     """Training ranges: pixel size (nm), PSF sigma (camera px), emitter photons per frame,
-    background (photons/px), camera types."""
+    background (photons/px), camera types; and a 3-D model's astigmatic calibration."""
 
     pixel_size_nm: tuple[float, float]
     psf_sigma_px: tuple[float, float]
     photons: tuple[float, float]
     background_photons: tuple[float, float]
     camera_types: tuple[str, ...]
+    calibration: PSF | None = None
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Envelope | None:
@@ -43,7 +46,23 @@ class Envelope:
             sigma_px = (sigma_nm[0] / px[1], sigma_nm[1] / px[0])
         emccd = float(simulation.get("emccd_fraction", 0.5))
         types = tuple(t for t, share in (("EMCCD", emccd), ("sCMOS", 1 - emccd)) if share > 0)
-        return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types)
+        calibration = PSF.from_dict(simulation["psf_calibration"]) if simulation.get("psf_calibration") else None
+        return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
+                   calibration)
+
+    def psf_warnings(self, psf: PSF) -> list[str]:
+        """Warnings when a 3-D model's calibration is not the one given: its widths differ by more
+        than CALIBRATION_TOLERANCE somewhere in the trained z range."""
+        if self.calibration is None:
+            return []
+        z = np.linspace(*self.calibration.z_range_nm, 101)
+        differences = [np.abs(given / trained - 1).max()
+                       for given, trained in zip(psf.sigmas_nm(z), self.calibration.sigmas_nm(z), strict=True)]
+        if max(differences) <= CALIBRATION_TOLERANCE:
+            return []
+        return [f"the model was trained for another PSF calibration (the widths differ by up to "
+                f"{100 * max(differences):.0f} % between z = {z[0]:.0f} and {z[-1]:.0f} nm): train a 3-D model for "
+                "yours (var-emitter train --psf), or localise with the classical fit (var-emitter localize --psf)"]
 
     def camera_warnings(self, camera: Camera) -> list[str]:
         """Warnings about the camera description alone (before predicting)."""

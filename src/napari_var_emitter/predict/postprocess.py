@@ -62,10 +62,12 @@ def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: floa
         "probability": p.cpu().numpy(),
     })
     if "z" in at:
-        table["z_nm"] = at["z"] * Z_SCALE_NM
+        table.insert(3, "z_nm", at["z"] * Z_SCALE_NM)
     if "background" in at:
         table["background"] = at["background"]
     if "sigma_dx" in at:
         table["uncertainty_nm"] = np.sqrt((at["sigma_dx"] ** 2 + at["sigma_dy"] ** 2) / 2) * cell_nm
+    if "sigma_z" in at:
+        table["uncertainty_z_nm"] = at["sigma_z"] * Z_SCALE_NM
     return table
 

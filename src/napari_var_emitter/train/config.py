@@ -12,6 +12,7 @@ import numpy as np
 from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..model.config import ModelConfig
+from ..psf import PSF
 from ..simulate.config import STRUCTURES
 
 
@@ -29,7 +30,9 @@ class SimulationRanges:
     pixel is `background_contrast` times its dimmest; a `scmos_pixel_noise_fraction` of the sCMOS
     groups get uncalibrated per-pixel offsets, read noise and hot pixels. Positions follow one of
     `structures` (simulate.config.STRUCTURES), drawn per group. density_sampling "log-uniform"
-    (older cards) is density_per_um2 in log_uniform."""
+    (older cards) is density_per_um2 in log_uniform. psf_calibration (an astigmatic PSF from
+    calibrate-psf): 3-D training for that microscope; every emitter is drawn at z uniform in its
+    z_range_nm and imaged through it (psf_sigma_* then unused), for a model with model.with_z."""
 
     pixel_size_nm: tuple[float, float] = (100.0, 100.0)
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
@@ -47,8 +50,11 @@ class SimulationRanges:
     scmos_pixel_noise_fraction: float = 0.0
     log_uniform: tuple[str, ...] = ()
     density_sampling: str = "uniform"
+    psf_calibration: PSF | None = None
 
     def __post_init__(self) -> None:
+        if self.psf_calibration is not None and not self.psf_calibration.astigmatism:
+            raise InputError("simulation.psf_calibration must be an astigmatic calibration (from calibrate-psf)")
         for field in RANGE_FIELDS:
             value = getattr(self, field)
             if value is not None:
@@ -108,6 +114,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if len(self.training.scale_weights) != len(self.model.patch_nums):
             raise InputError("training.scale_weights needs one weight per model.patch_nums scale")
+        if self.model.with_z != (self.simulation.psf_calibration is not None):
+            raise InputError("a 3-D model (model.with_z) trains on an astigmatic PSF calibration "
+                             "(simulation.psf_calibration, or train --psf PSF.json), and only a 3-D model does")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

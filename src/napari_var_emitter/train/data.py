@@ -88,9 +88,15 @@ class SimulatedSource:
             density_per_um2=r.draw("density_per_um2", rng), photons_mean=r.draw("photons_mean", rng),
             background_photons=r.draw("background_photons", rng),
             background_contrast=r.draw("background_contrast", rng) if structured else 1.0,
-            psf=PSF(sigma_nm=sigma_nm, halo_fraction=r.draw("psf_halo_fraction", rng)), camera=camera,
+            psf=self._psf(sigma_nm, r.draw("psf_halo_fraction", rng)), camera=camera,
             structure=StructureConfig(kind=str(rng.choice(r.structures)), **self._structure_scale(px)),
         )
+
+    def _psf(self, sigma_nm: float, halo_fraction: float) -> PSF:
+        """The drawn Gaussian PSF, or the astigmatic calibration of a 3-D training (its own widths)."""
+        if self.ranges.psf_calibration is None:
+            return PSF(sigma_nm=sigma_nm, halo_fraction=halo_fraction)
+        return dataclasses.replace(self.ranges.psf_calibration, halo_fraction=halo_fraction)
 
     def _structure_scale(self, pixel_size_nm: float) -> dict:
         """Filaments and clusters sized for a tile (a 64-px tile is 4-13 µm across)."""

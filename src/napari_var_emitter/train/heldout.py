@@ -20,27 +20,29 @@ HELD_OUT_SEED = 7_000_000  # training streams start from the config's seed (smal
 CONDITIONS = (("low", 0.1, 5000.0, 20.0), ("medium", 0.5, 2000.0, 50.0), ("high", 2.0, 2000.0, 50.0))
 
 
-def heldout_stacks(n_frames: int = 16, frame_px: int = 64, seed: int = HELD_OUT_SEED):
-    """[(name, frames, truth)] for the three conditions, σ = 130 nm, 100 nm pixels, sCMOS;
-    condition i is simulated from seed + i."""
+def heldout_stacks(n_frames: int = 16, frame_px: int = 64, seed: int = HELD_OUT_SEED, psf: PSF | None = None):
+    """[(name, frames, truth)] for the three conditions, σ = 130 nm (or through an astigmatic
+    `psf`, z uniform in its range), 100 nm pixels, sCMOS; condition i is simulated from seed + i."""
     stacks = []
     for i, (name, density, photons, background) in enumerate(CONDITIONS):
         config = SimulationConfig(frame_size=frame_px, n_frames=n_frames, density_per_um2=density,
                                   photons_mean=photons, background_photons=background,
-                                  psf=PSF(sigma_nm=130.0), camera=Camera(e_per_adu=0.5, read_noise_e=1.5))
+                                  psf=psf or PSF(sigma_nm=130.0), camera=Camera(e_per_adu=0.5, read_noise_e=1.5))
         frames, truth = simulate_stack(config, np.random.default_rng(seed + i))
         stacks.append((name, frames, truth))
     return stacks
 
 
 def evaluate_heldout(model, stacks) -> dict[str, float]:
-    """Jaccard and lateral RMSE per condition (on the model's device)."""
+    """Jaccard and lateral RMSE per condition (on the model's device), and axial RMSE in 3-D."""
     model.eval()
     scores = {}
     for name, frames, truth in stacks:
         report = evaluate(predict_frames(model, frames, truth.camera).table, truth)
         scores[f"{name}_jaccard"] = report["jaccard"]
         scores[f"{name}_rmse_nm"] = report["rmse_lateral_nm"]
+        if "rmse_axial_nm" in report:
+            scores[f"{name}_rmse_z_nm"] = report["rmse_axial_nm"]
     model.train()
     return scores
 

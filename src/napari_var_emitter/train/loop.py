@@ -84,7 +84,7 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         source.rng.bit_generator.state = json.loads(state["rng"])
         log(f"resumed at step {step}")
     grids = config.model.grids(t_cfg.tile_px, t_cfg.tile_px)
-    heldout = heldout_stacks()
+    heldout = heldout_stacks(psf=config.simulation.psf_calibration)
     total = tokenizer_steps + t_cfg.steps
     logger = _CsvLog(out_dir / LOG_FILE, resume_step=step)
     model.train()
