@@ -15,6 +15,7 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.psf_file import write_psf_file
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.condition import calibration_vector
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
 from napari_var_emitter.psf import PSF, DefocusCurve
@@ -254,3 +255,40 @@ def test_3d_model_trains_for_a_calibration_and_predicts_z(tmp_path, tiny_config,
     assert "is a 3-D model: give the PSF calibration" in capsys.readouterr().err
     with pytest.raises(InputError, match="a 3-D model"):
         TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True}})
+
+
+def test_calibration_conditioned_3d_model_trains_on_a_family_and_takes_the_calibration(tmp_path):
+    """simulation.psf_family + model.psf_condition: every group draws its own calibration, the
+    batch carries each tile's calibration vector, and the model's output depends on the
+    calibration it is given; predict refuses to run it without one and warns outside the family."""
+    family = {"sigma0_nm": [120.0, 150.0], "focus_distance_nm": [180.0, 300.0], "depth_nm": [260.0, 400.0],
+              "cubic": [-0.03, 0.03], "quartic": [0.0, 0.03], "z_half_range_nm": 500.0}
+    path = tmp_path / "conditioned.json"
+    path.write_text(json.dumps({**TINY, "model": {**TINY["model"], "with_z": True, "psf_condition": True},
+                                "simulation": {"psf_family": family}}))
+    config = TrainConfig.from_file(path)
+    batch = SimulatedSource(config.simulation, config.model, 64, 0).batch(16)  # two groups of 8
+    assert batch.calibration.shape == (16, 10) and not torch.equal(batch.calibration[0], batch.calibration[8])
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out), "--device", "cpu"]) == 0
+    model, card = load_model(out / "model.safetensors")
+    assert model.config.psf_condition and {"low_rmse_z_nm"} <= set(card["heldout"])
+    psf = config.simulation.psf_family.middle()
+    camera = Camera(baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
+    frames, _ = simulate_stack(SimulationConfig(frame_size=64, n_frames=1, density_per_um2=0.5, psf=psf,
+                                                camera=camera), np.random.default_rng(4))
+    with pytest.raises(InputError, match="PSF calibration as an input"):
+        predict_frames(model, frames, camera)
+    photons = torch.from_numpy(camera.adu_to_photons(frames).astype(np.float32))[:, None]
+    heads = [model.generate(photons, calibration_BP=torch.from_numpy(calibration_vector(p))[None])[1]
+             for p in (psf, config.simulation.psf_family.draw(np.random.default_rng(1)))]
+    assert not torch.allclose(heads[0], heads[1])  # the calibration reaches the output
+    table = predict_frames(model, frames, camera, PredictOptions(threshold=0.01, psf=psf)).table
+    assert "z_nm" in table and "uncertainty_z_nm" in table
+    envelope = Envelope.from_card(card)
+    assert envelope.psf_warnings(psf) == []
+    wide = dataclasses.replace(psf, curve_x=DefocusCurve(200.0, -250.0, 330.0))
+    assert "x sigma0 200" in envelope.psf_warnings(wide)[0]
+    with pytest.raises(InputError, match="psf_condition"):
+        TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True, "psf_condition": True},
+                               "simulation": {"psf_calibration": dataclasses.asdict(psf)}})

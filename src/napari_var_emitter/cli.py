@@ -270,7 +270,7 @@ def _predict(args) -> int:
     stack, camera = _stack_and_camera(args)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
-                             output_map=maps_path is not None and mode != "progressive")
+                             output_map=maps_path is not None and mode != "progressive", psf=psf)
     model, card = cached_model(options.model, options.device)  # a bad file fails here, before any work
     if psf is not None and not model.config.with_z:
         raise InputError(f"{'the bundled model' if args.model is None else args.model} is a 2-D model; 3-D "

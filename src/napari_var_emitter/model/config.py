@@ -21,7 +21,10 @@ class ModelConfig:
     window_px camera pixels (model/windows.py); 0: every scale attends over the whole tile (v1).
     image_channels, tokenizer_channels and head_width are the widths of the convolutions that run
     on the camera grid (most of the CPU cost of a large frame). var_prior False: the no-VAR
-    baseline, the same image encoder and localisation head without tokenizer and transformer."""
+    baseline, the same image encoder and localisation head without tokenizer and transformer.
+    with_z: a 3-D model (z and its sigma from the head); psf_condition: it takes the PSF
+    calibration as an input (model/condition.py), added to the image features, so one model
+    serves every calibration of the family it was trained on."""
 
     patch_nums: tuple[int, ...] = (5, 10, 20, 40)
     reference_frame_px: int = 160
@@ -40,8 +43,11 @@ class ModelConfig:
     with_z: bool = False
     window_px: int = 0
     var_prior: bool = True
+    psf_condition: bool = False
 
     def __post_init__(self) -> None:
+        if self.psf_condition and not self.with_z:
+            raise InputError("model.psf_condition (the PSF calibration as an input) needs a 3-D model (with_z)")
         object.__setattr__(self, "patch_nums", tuple(int(p) for p in self.patch_nums))
         strides = [self.reference_frame_px / p for p in self.patch_nums]
         if any(s != int(s) for s in strides) or any(a % b for a, b in zip(strides, strides[1:])):

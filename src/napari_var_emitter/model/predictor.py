@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .condition import CALIBRATION_FEATURES
 from .config import ModelConfig
 from .head import head_channels
 from .layers import ResBlock, conv_stack
@@ -39,6 +40,9 @@ class VAREmitterPredictor(nn.Module):
         self.config = config
         c_img = config.image_channels
         self.image_encoder = conv_stack(2, c_img, 2)
+        if config.psf_condition:  # the calibration's features -> a bias on every image feature channel
+            self.calibration_embed = nn.Sequential(nn.Linear(CALIBRATION_FEATURES, 2 * c_img), nn.SiLU(),
+                                                   nn.Linear(2 * c_img, c_img))
         if config.var_prior:
             self._build_var(config)
         # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
@@ -72,10 +76,16 @@ class VAREmitterPredictor(nn.Module):
         self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
 
     # ---------------------------------------------------------------- shared
-    def encode_image(self, photons_B1HW: torch.Tensor):
-        """Returns (normalised input (B, 2, H, W), features (B, C_img, H, W))."""
+    def encode_image(self, photons_B1HW: torch.Tensor, calibration_BP: torch.Tensor | None = None):
+        """Returns (normalised input (B, 2, H, W), features (B, C_img, H, W)); a calibration-
+        conditioned model adds its calibration's embedding (calibration_BP: (B, CALIBRATION_FEATURES))."""
         x = normalise(photons_B1HW)
-        return x, self.image_encoder(x)
+        feats = self.image_encoder(x)
+        if self.config.psf_condition:
+            if calibration_BP is None:
+                raise ValueError("this 3-D model takes the PSF calibration as an input: none was given")
+            feats = feats + self.calibration_embed(calibration_BP.to(feats))[:, :, None, None]
+        return x, feats
 
     def token_conditions(self, feats_BCHW: torch.Tensor, grids: Grids):
         """Image tokens per scale [(B, l, D)] (features + level + position) and the AdaLN
@@ -127,10 +137,11 @@ class VAREmitterPredictor(nn.Module):
         return grids[-1]
 
     # ---------------------------------------------------------------- only used in training
-    def forward(self, photons_B1HW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids):
+    def forward(self, photons_B1HW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids,
+                calibration_BP: torch.Tensor | None = None):
         """Teacher forcing. Returns (code logits (B, L, V), per-scale probabilities [(B,1,h,w)],
         localisation head output (B, K, H_o, W_o)); the no-VAR baseline: (None, [], head output)."""
-        x, feats = self.encode_image(photons_B1HW)
+        x, feats = self.encode_image(photons_B1HW, calibration_BP)
         if not self.config.var_prior:
             return None, [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)
@@ -158,12 +169,12 @@ class VAREmitterPredictor(nn.Module):
     # ---------------------------------------------------------------- only used in inference
     @torch.no_grad()
     def generate(self, photons_B1HW: torch.Tensor, temperature: float = 0.0, generator=None,
-                 prior_scale: float = 1.0):
+                 prior_scale: float = 1.0, calibration_BP: torch.Tensor | None = None):
         """Predict scale by scale with a KV cache. temperature 0 = argmax (deterministic).
         Returns (per-scale probability maps [(B, 1, h, w)] (none for the no-VAR baseline), head
         output (B, K, H_o, W_o))."""
         grids = self.config.grids(*photons_B1HW.shape[-2:])
-        x, feats = self.encode_image(photons_B1HW)
+        x, feats = self.encode_image(photons_B1HW, calibration_BP)
         if not self.config.var_prior:
             return [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)

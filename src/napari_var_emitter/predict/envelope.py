@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..io.camera import Camera
 from ..psf import PSF
+from ..simulate.psf_family import CalibrationFamily
 
 PIXEL_TOLERANCE = 0.1  # a pixel size within 10 % of the trained ones keeps the PSF's width in pixels
 # measured medians are compared with the trained range widened by these factors: a detection's
@@ -31,6 +32,7 @@ class Envelope:
     background_photons: tuple[float, float]
     camera_types: tuple[str, ...]
     calibration: PSF | None = None
+    family: CalibrationFamily | None = None
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Envelope | None:
@@ -47,12 +49,19 @@ class Envelope:
         emccd = float(simulation.get("emccd_fraction", 0.5))
         types = tuple(t for t, share in (("EMCCD", emccd), ("sCMOS", 1 - emccd)) if share > 0)
         calibration = PSF.from_dict(simulation["psf_calibration"]) if simulation.get("psf_calibration") else None
+        family = CalibrationFamily(**simulation["psf_family"]) if simulation.get("psf_family") else None
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
-                   calibration)
+                   calibration, family)
 
     def psf_warnings(self, psf: PSF) -> list[str]:
-        """Warnings when a 3-D model's calibration is not the one given: its widths differ by more
-        than CALIBRATION_TOLERANCE somewhere in the trained z range."""
+        """Warnings when the calibration given is not one a 3-D model knows: outside the family a
+        conditioned model was trained on, or, for a model of one calibration, widths more than
+        CALIBRATION_TOLERANCE from its calibration's somewhere in the trained z range."""
+        if self.family is not None:
+            outside = self.family.outside(psf)
+            return [f"the PSF calibration lies outside the family the model was trained on ({'; '.join(outside)}): "
+                    "check the calibration, or localise with the classical fit (var-emitter localize --psf)"
+                    ] if outside else []
         if self.calibration is None:
             return []
         z = np.linspace(*self.calibration.z_range_nm, 101)

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons
+from ..model.condition import calibration_vector
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .model_cache import cached_model
@@ -55,6 +57,12 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     the detection probability over N generations with tokens sampled at temperature 1 (seeded by
     each batch's first frame index, so the same call repeats exactly)."""
     config = model.config
+    calibration = None
+    if config.psf_condition:
+        if options.psf is None:
+            raise InputError("this 3-D model takes your microscope's PSF calibration as an input: give it "
+                             "(--psf PSF.json, from calibrate-psf)")
+        calibration = torch.from_numpy(calibration_vector(options.psf))[None]
     strides, up = config.token_strides_px, config.upscale
     n, height, width = frames_adu.shape
     layout = TileLayout.plan(height, width, strides[0], options.tile_px, options.margin_px)
@@ -68,7 +76,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         chunk = frames_to_photons(np.asarray(frames_adu[start:start + options.batch_size]), camera, first_frame + start)
         b = len(chunk)
         tiles = layout.cut(_to_device(torch.from_numpy(chunk)[:, None], device))
-        all_probs, all_head = _generate(model, tiles, options, first_frame + start)
+        all_probs, all_head = _generate(model, tiles, options, first_frame + start, calibration)
         for ti, (r, c) in enumerate(layout.origins):  # tile ti holds rows ti * b .. (ti + 1) * b
             rows = slice(ti * b, (ti + 1) * b)
             named = head_maps(all_head[rows])
@@ -100,10 +108,12 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictOptions, seed: int):
-    """model.generate over (N, 1, h, w) tiles, batch_size at a time; float32 results
-    ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1, means over sampled
-    generations (the head's detection logit is the logit of the mean probability)."""
+def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictOptions, seed: int,
+              calibration_1P: torch.Tensor | None = None):
+    """model.generate over (N, 1, h, w) tiles, batch_size at a time (with the calibration vector
+    of a conditioned model); float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o));
+    with samples > 1, means over sampled generations (the head's detection logit is the logit of
+    the mean probability)."""
     samples = options.samples
     generator = torch.Generator(tiles.device).manual_seed(seed) if samples > 1 else None
     outputs = []
@@ -111,8 +121,10 @@ def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictO
         runs = []
         for _ in range(samples):
             with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=options.amp):
-                probs, head = model.generate(part, temperature=1.0 if samples > 1 else 0.0, generator=generator,
-                                             prior_scale=options.prior_scale)
+                probs, head = model.generate(
+                    part, temperature=1.0 if samples > 1 else 0.0, generator=generator,
+                    prior_scale=options.prior_scale,
+                    calibration_BP=None if calibration_1P is None else calibration_1P.expand(len(part), -1))
             runs.append(([p.float() for p in probs], head.float()))
         outputs.append(runs[0] if samples == 1 else _mean_of_samples(runs))
     probs = [torch.cat([o[0][si] for o in outputs]) for si in range(len(outputs[0][0]))]

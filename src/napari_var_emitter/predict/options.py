@@ -10,6 +10,7 @@ from typing import Any
 from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..model.config import DEFAULT_THRESHOLD
+from ..psf import PSF
 
 # what --mode writes besides the localisations: every scale's map, the detection probability on
 # the output grid (upscale x the camera grid), or both
@@ -23,7 +24,8 @@ class PredictOptions:
     cells; batch_size: frames read, and tiles run, at a time; amp: bfloat16 autocast; samples: 1
     = argmax tokens, N = the mean of N sampled generations; tile_px / margin_px: tile core and
     context border in camera pixels; prior_scale: 0 zeroes the VAR prior (the ablation);
-    output_map: keep the detection probability on the output grid."""
+    output_map: keep the detection probability on the output grid; psf: the astigmatic PSF
+    calibration, the input of a calibration-conditioned 3-D model."""
 
     model: str | None = None
     device: str = "cpu"
@@ -35,6 +37,7 @@ class PredictOptions:
     margin_px: int = 32
     prior_scale: float = 1.0
     output_map: bool = False
+    psf: PSF | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:

@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..model.config import ModelConfig
 from ..psf import PSF
 from ..simulate.config import STRUCTURES
+from ..simulate.psf_family import CalibrationFamily
 
 
 RANGE_FIELDS = ("pixel_size_nm", "psf_sigma_nm", "psf_sigma_px", "psf_halo_fraction", "photons_mean",
@@ -32,7 +33,9 @@ class SimulationRanges:
     `structures` (simulate.config.STRUCTURES), drawn per group. density_sampling "log-uniform"
     (older cards) is density_per_um2 in log_uniform. psf_calibration (an astigmatic PSF from
     calibrate-psf): 3-D training for that microscope; every emitter is drawn at z uniform in its
-    z_range_nm and imaged through it (psf_sigma_* then unused), for a model with model.with_z."""
+    z_range_nm and imaged through it (psf_sigma_* then unused), for a model with model.with_z.
+    psf_family (train/psf_family.py): each group draws its own calibration from the family instead,
+    for a model that takes the calibration as an input (model.psf_condition)."""
 
     pixel_size_nm: tuple[float, float] = (100.0, 100.0)
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
@@ -51,10 +54,14 @@ class SimulationRanges:
     log_uniform: tuple[str, ...] = ()
     density_sampling: str = "uniform"
     psf_calibration: PSF | None = None
+    psf_family: CalibrationFamily | None = None
 
     def __post_init__(self) -> None:
         if self.psf_calibration is not None and not self.psf_calibration.astigmatism:
             raise InputError("simulation.psf_calibration must be an astigmatic calibration (from calibrate-psf)")
+        if self.psf_calibration is not None and self.psf_family is not None:
+            raise InputError("give simulation.psf_calibration (one microscope) or psf_family (a conditioned model), "
+                             "not both")
         for field in RANGE_FIELDS:
             value = getattr(self, field)
             if value is not None:
@@ -114,9 +121,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if len(self.training.scale_weights) != len(self.model.patch_nums):
             raise InputError("training.scale_weights needs one weight per model.patch_nums scale")
-        if self.model.with_z != (self.simulation.psf_calibration is not None):
+        simulation = self.simulation
+        if self.model.with_z != (simulation.psf_calibration is not None or simulation.psf_family is not None):
             raise InputError("a 3-D model (model.with_z) trains on an astigmatic PSF calibration "
-                             "(simulation.psf_calibration, or train --psf PSF.json), and only a 3-D model does")
+                             "(simulation.psf_calibration, or train --psf PSF.json) or a family of them "
+                             "(simulation.psf_family), and only a 3-D model does")
+        if self.model.psf_condition != (simulation.psf_family is not None):
+            raise InputError("a model that takes the calibration as an input (model.psf_condition) trains on a "
+                             "family of calibrations (simulation.psf_family), and only such a model does")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -18,6 +18,7 @@ from ..io.camera import Camera, frames_to_photons, resolve_camera
 from ..io.emitters_h5 import read_emitters_h5
 from ..io.localizations_csv import read_localizations_csv
 from ..io.tiff import read_stack
+from ..model.condition import calibration_vector
 from ..model.config import ModelConfig
 from ..model.targets import render_target
 from ..psf import PSF
@@ -30,12 +31,14 @@ from .config import SimulationRanges
 @dataclasses.dataclass
 class Batch:
     """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B, H, W)
-    photons/px on the camera grid (NaN when unknown)."""
+    photons/px on the camera grid (NaN when unknown); calibration (B, CALIBRATION_FEATURES): each
+    tile's PSF calibration, for a calibration-conditioned model."""
 
     photons: torch.Tensor
     token_map: torch.Tensor
     dense_map: torch.Tensor
     background: torch.Tensor
+    calibration: torch.Tensor | None = None
 
 
 def tables_per_frame(emitters: pd.DataFrame, n_frames: int) -> list[pd.DataFrame]:
@@ -45,9 +48,10 @@ def tables_per_frame(emitters: pd.DataFrame, n_frames: int) -> list[pd.DataFrame
 
 
 def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
-               pixel_size_nm: np.ndarray, config: ModelConfig) -> Batch:
+               pixel_size_nm: np.ndarray, config: ModelConfig, calibration: np.ndarray | None = None) -> Batch:
     """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner), their
-    background (B, H, W) photons/px (NaN where unknown) and pixel sizes (B,) in nm."""
+    background (B, H, W) photons/px (NaN where unknown), pixel sizes (B,) in nm and, for a
+    conditioned model, calibration vectors (B, CALIBRATION_FEATURES)."""
     tile = photons.shape[1:]
     maps = {False: [], True: []}
     for table, px in zip(tables, pixel_size_nm, strict=True):
@@ -58,7 +62,8 @@ def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.n
             maps[dense].append(render_target(*args, dense=dense))
     return Batch(torch.from_numpy(np.asarray(photons, np.float32))[:, None],
                  torch.from_numpy(np.stack(maps[False])), torch.from_numpy(np.stack(maps[True])),
-                 torch.as_tensor(background, dtype=torch.float32))
+                 torch.as_tensor(background, dtype=torch.float32),
+                 None if calibration is None else torch.as_tensor(calibration, dtype=torch.float32))
 
 
 FRAMES_PER_CONDITION = 8  # a larger batch mixes several drawn conditions
@@ -93,7 +98,10 @@ class SimulatedSource:
         )
 
     def _psf(self, sigma_nm: float, halo_fraction: float) -> PSF:
-        """The drawn Gaussian PSF, or the astigmatic calibration of a 3-D training (its own widths)."""
+        """The drawn Gaussian PSF, or the astigmatic calibration of a 3-D training (its own widths):
+        the one given, or one drawn from the family."""
+        if self.ranges.psf_family is not None:
+            return dataclasses.replace(self.ranges.psf_family.draw(self.rng), halo_fraction=halo_fraction)
         if self.ranges.psf_calibration is None:
             return PSF(sigma_nm=sigma_nm, halo_fraction=halo_fraction)
         return dataclasses.replace(self.ranges.psf_calibration, halo_fraction=halo_fraction)
@@ -106,7 +114,7 @@ class SimulatedSource:
 
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
-        photons, tables, background, pixel_size = [], [], [], []
+        photons, tables, background, pixel_size, calibration = [], [], [], [], []
         for start in range(0, batch_size, FRAMES_PER_CONDITION):
             n = min(FRAMES_PER_CONDITION, batch_size - start)
             sim = self.simulation_config(n)
@@ -117,8 +125,9 @@ class SimulatedSource:
             tables += tables_per_frame(truth.emitters, n)
             background += [background_YX] * n
             pixel_size += [sim.camera.pixel_size_nm] * n
+            calibration += [calibration_vector(sim.psf)] * n
         return make_batch(np.concatenate(photons), tables, np.stack(background), np.asarray(pixel_size),
-                          self.config)
+                          self.config, np.stack(calibration) if self.config.psf_condition else None)
 
 
 class LabelledSource:
@@ -128,6 +137,9 @@ class LabelledSource:
     def __init__(self, items: list[tuple], config: ModelConfig, tile_px: int, seed: int):
         if not items:
             raise InputError("no labelled stacks given")
+        if config.psf_condition:
+            raise InputError("a model that takes the PSF calibration as an input trains on simulations of its "
+                             "calibration family, not on labelled stacks")
         for frames, labels, _ in items:
             if frames.ndim != 3 or min(frames.shape[1:]) < tile_px:
                 raise InputError(f"labelled stacks must be (T, H, W) with frames of at least {tile_px} px, "

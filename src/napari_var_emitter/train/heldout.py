@@ -9,6 +9,7 @@ from ..evaluate.metrics import evaluate
 from ..io.camera import Camera
 from ..model.tokenizer import tokenizer_maps
 from ..predict.frames import predict_frames
+from ..predict.options import PredictOptions
 from ..predict.postprocess import maps_to_table
 from ..psf import PSF
 from ..simulate.config import SimulationConfig
@@ -38,7 +39,8 @@ def evaluate_heldout(model, stacks) -> dict[str, float]:
     model.eval()
     scores = {}
     for name, frames, truth in stacks:
-        report = evaluate(predict_frames(model, frames, truth.camera).table, truth)
+        options = PredictOptions(psf=PSF.from_dict(truth.psf)) if model.config.with_z else PredictOptions()
+        report = evaluate(predict_frames(model, frames, truth.camera, options).table, truth)
         scores[f"{name}_jaccard"] = report["jaccard"]
         scores[f"{name}_rmse_nm"] = report["rmse_lateral_nm"]
         if "rmse_axial_nm" in report:

@@ -84,7 +84,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         source.rng.bit_generator.state = json.loads(state["rng"])
         log(f"resumed at step {step}")
     grids = config.model.grids(t_cfg.tile_px, t_cfg.tile_px)
-    heldout = heldout_stacks(psf=config.simulation.psf_calibration)
+    family = config.simulation.psf_family
+    heldout = heldout_stacks(psf=family.middle() if family is not None else config.simulation.psf_calibration)
     total = tokenizer_steps + t_cfg.steps
     logger = _CsvLog(out_dir / LOG_FILE, resume_step=step)
     model.train()
@@ -176,12 +177,13 @@ def _token_losses(model, batch, grids, weights, device):
     """Teacher-forced pass: (token cross-entropy + per-scale map loss, the localisation head's
     output, their log row); the no-VAR baseline has no token losses (0, head output, {})."""
     photons = batch.photons.to(device)
+    calibration = None if batch.calibration is None else batch.calibration.to(device)
     if not model.config.var_prior:
-        return 0.0, model(photons, None, grids)[2], {}
+        return 0.0, model(photons, None, grids, calibration)[2], {}
     with torch.no_grad():
         tokenizer = model.tokenizer.eval()
         idx_list = tokenizer.quantizer.tokens(tokenizer.encode(batch.token_map.to(device)), grids)
-    logits, probs, head = model(photons, idx_list, grids)
+    logits, probs, head = model(photons, idx_list, grids, calibration)
     w = weights.weights
     tok, ce, acc = token_loss(logits, idx_list, w)
     maps, _ = scale_map_loss(probs, batch.token_map[:, :1].to(device), w)
