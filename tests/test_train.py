@@ -292,3 +292,11 @@ def test_calibration_conditioned_3d_model_trains_on_a_family_and_takes_the_calib
     with pytest.raises(InputError, match="psf_condition"):
         TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True, "psf_condition": True},
                                "simulation": {"psf_calibration": dataclasses.asdict(psf)}})
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*.json")
+                                        if "simulate" not in p.name), ids=lambda p: p.name)
+def test_every_training_config_in_the_repository_is_valid(path):
+    """The GPU configs are checked here too, where no GPU runs them: reading one raises InputError
+    for any unknown key, bad range or inconsistent combination (e.g. with_z without a calibration)."""
+    TrainConfig.from_file(path)

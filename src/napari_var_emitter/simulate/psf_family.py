@@ -11,6 +11,8 @@ import numpy as np
 from ..errors import InputError
 from ..psf import PSF, DefocusCurve
 
+EDGE_MARGIN = 0.05  # a parameter this fraction of its range beyond an end still counts as inside
+
 
 @dataclasses.dataclass(frozen=True)
 class CalibrationFamily:
@@ -53,14 +55,16 @@ class CalibrationFamily:
                    curve_x=curves[0], curve_y=curves[1], z_range_nm=(-self.z_half_range_nm, self.z_half_range_nm))
 
     def outside(self, psf: PSF) -> list[str]:
-        """The parameters of a calibration that lie outside the family, in words."""
+        """The parameters of a calibration that lie outside the family by more than EDGE_MARGIN of
+        their range (a calibration measured on beads scatters around the true curve), in words."""
         found = []
         for axis, curve, sign in (("x", psf.curve_x, -1.0), ("y", psf.curve_y, 1.0)):
             for name, value, span in (("sigma0", curve.sigma0_nm, self.sigma0_nm),
                                       ("focus distance", sign * curve.focus_nm, self.focus_distance_nm),
                                       ("depth", curve.depth_nm, self.depth_nm), ("cubic", curve.cubic, self.cubic),
                                       ("quartic", curve.quartic, self.quartic)):
-                if not span[0] <= value <= span[1]:
+                margin = EDGE_MARGIN * (span[1] - span[0])
+                if not span[0] - margin <= value <= span[1] + margin:
                     found.append(f"{axis} {name} {value:.3g} (trained {span[0]:g} to {span[1]:g})")
         return found
 

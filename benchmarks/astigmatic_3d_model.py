@@ -1,0 +1,61 @@
+"""A 3-D model (train --psf, or conditioned on the calibration: configs/gpu_3d.json) on our own
+astigmatic grid, beside the classical 3-D fit: the grid of benchmarks/astigmatic_3d.py (three
+calibrations x densities 0.1 / 0.5 / 2 per µm², 100 frames of 64 x 64 px each, seeds 311-319),
+each calibration recovered by calibrate_psf from its own simulated beads (seeds 411-413) and
+given to both. Emitters dimmer than 1,000 photons are left out of the scores, as there.
+
+Run: .venv/bin/python benchmarks/astigmatic_3d_model.py --model RUN/model.safetensors [--frames N]
+(prints a table; asserts nothing)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from astigmatic_3d import AXES, BEAD_CAMERA, OWN_CALIBRATIONS, calibration_from_beads
+from napari_var_emitter.classical.localize import localize_stack
+from napari_var_emitter.evaluate.metrics import evaluate
+from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.predict import PredictOptions, predict_frames
+from napari_var_emitter.predict.envelope import Envelope
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a 3-D model's weights (.safetensors)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per grid cell")
+    args = parser.parse_args()
+    model, card = load_model(args.model)
+    if not model.config.with_z:
+        raise SystemExit(f"{args.model} is a 2-D model")
+    envelope = Envelope.from_card(card)
+    columns = " ".join(f"{a:>17}" for a in AXES)
+    print(f"{'calibration':<13} {'/µm²':>5} {'method':<9} {columns} {'frames/s':>9}")
+    seed = 311
+    for name, true_psf in OWN_CALIBRATIONS.items():
+        psf = calibration_from_beads(true_psf, seed + 100)
+        for message in envelope.psf_warnings(psf) if envelope else []:
+            print(f"warning ({name}): {message}")
+        for density in (0.1, 0.5, 2.0):
+            config = SimulationConfig(frame_size=(64, 64), n_frames=args.frames, density_per_um2=density,
+                                      photons_mean=3000.0, background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
+            frames, truth = simulate_stack(config, np.random.default_rng(seed))
+            seed += 1
+            for method, run in (("model", lambda: predict_frames(model, frames, BEAD_CAMERA,
+                                                                 PredictOptions(psf=psf)).table),
+                                ("classical", lambda: localize_stack(frames, BEAD_CAMERA, psf=psf))):
+                started = time.perf_counter()
+                table = run()
+                rate = len(frames) / (time.perf_counter() - started)
+                report = evaluate(table, truth, min_photons=1000)
+                print(f"{name:<13} {density:5.1f} {method:<9} " + " ".join(f"{report.get(a, np.nan):17.2f}"
+                                                                          for a in AXES) + f" {rate:9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
