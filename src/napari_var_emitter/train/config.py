@@ -34,7 +34,7 @@ class SimulationRanges:
     (older cards) is density_per_um2 in log_uniform. psf_calibration (an astigmatic PSF from
     calibrate-psf): 3-D training for that microscope; every emitter is drawn at z uniform in its
     z_range_nm and imaged through it (psf_sigma_* then unused), for a model with model.with_z.
-    psf_family (train/psf_family.py): each group draws its own calibration from the family instead,
+    psf_family (simulate/psf_family.py): each group draws its own calibration from the family instead,
     for a model that takes the calibration as an input (model.psf_condition)."""
 
     pixel_size_nm: tuple[float, float] = (100.0, 100.0)
