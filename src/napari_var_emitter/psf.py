@@ -115,6 +115,13 @@ class PSF:
         return cls(**values)
 
 
+def astigmatic_psf(curve_x: DefocusCurve, curve_y: DefocusCurve, z_range_nm: tuple[float, float]) -> PSF:
+    """An astigmatic PSF whose round width sigma_nm (what detection and fit ROIs use) is the
+    geometric mean of the two axes' widths at z = 0, midway between the foci."""
+    return PSF(sigma_nm=float(np.sqrt(curve_x.sigma_nm(0.0) * curve_y.sigma_nm(0.0))), astigmatism=True,
+               curve_x=curve_x, curve_y=curve_y, z_range_nm=z_range_nm)
+
+
 def pixel_fractions(lo_px: np.ndarray, centre_px: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
     """Fraction of a 1-D Gaussian falling in the pixel [lo, lo + 1).
 

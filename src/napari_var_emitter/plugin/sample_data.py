@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.camera import Camera
-from ..psf import PSF, DefocusCurve
+from ..psf import DefocusCurve, astigmatic_psf
 from ..simulate.beads import simulate_bead_stack
 from ..simulate.config import SimulationConfig, StructureConfig
 from ..simulate.stack import simulate_stack
@@ -16,8 +16,8 @@ CAMERA = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noi
 SAMPLE = SimulationConfig(frame_size=(96, 96), n_frames=20, density_per_um2=0.6, photons_mean=3000.0,
                           background_photons=40.0, structure=StructureConfig(kind="filaments", n_filaments=4),
                           camera=CAMERA)
-SAMPLE_PSF = PSF(sigma_nm=165.0, astigmatism=True, curve_x=DefocusCurve(135.0, -220.0, 300.0, 0.03, 0.02),
-                 curve_y=DefocusCurve(130.0, 220.0, 300.0, -0.02, 0.02), z_range_nm=(-450.0, 450.0))
+SAMPLE_PSF = astigmatic_psf(DefocusCurve(135.0, -220.0, 300.0, 0.03, 0.02),
+                            DefocusCurve(130.0, 220.0, 300.0, -0.02, 0.02), (-450.0, 450.0))
 SAMPLE_3D = SimulationConfig(frame_size=(96, 96), n_frames=40, density_per_um2=0.15, photons_mean=3000.0,
                              background_photons=40.0, psf=SAMPLE_PSF, camera=CAMERA)
 BEAD_Z_STEP_NM = 20.0

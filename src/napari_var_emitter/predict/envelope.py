@@ -24,7 +24,8 @@ CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this
 @dataclasses.dataclass(frozen=True)
 class Envelope:
     """Training ranges: pixel size (nm), PSF sigma (camera px), emitter photons per frame,
-    background (photons/px), camera types; and a 3-D model's astigmatic calibration."""
+    background (photons/px), camera types; and a 3-D model's astigmatic calibration, or the
+    calibration family a conditioned 3-D model was trained on."""
 
     pixel_size_nm: tuple[float, float]
     psf_sigma_px: tuple[float, float]

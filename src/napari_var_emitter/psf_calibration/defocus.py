@@ -15,7 +15,7 @@ from scipy.optimize import least_squares
 
 from ..errors import InputError
 from ..io.camera import Camera
-from ..psf import PSF, DefocusCurve
+from ..psf import PSF, DefocusCurve, astigmatic_psf
 from ..simulate.beads import slice_z_nm
 from .beads import BeadFits, fit_beads
 
@@ -64,9 +64,8 @@ def calibrate_psf(frames_adu: np.ndarray, camera: Camera, z_step_nm: float,
     middle = (curve_x.focus_nm + curve_y.focus_nm) / 2
     measured = np.isfinite(beads.sigma_x_nm_KS).any(axis=0) & np.isfinite(beads.sigma_y_nm_KS).any(axis=0)
     z_range = (float(z_stack[measured].min() - middle), float(z_stack[measured].max() - middle))
-    psf = PSF(sigma_nm=float(np.sqrt(curve_x.sigma_nm(middle) * curve_y.sigma_nm(middle))), astigmatism=True,
-              curve_x=dataclasses.replace(curve_x, focus_nm=curve_x.focus_nm - middle),
-              curve_y=dataclasses.replace(curve_y, focus_nm=curve_y.focus_nm - middle), z_range_nm=z_range)
+    psf = astigmatic_psf(dataclasses.replace(curve_x, focus_nm=curve_x.focus_nm - middle),
+                         dataclasses.replace(curve_y, focus_nm=curve_y.focus_nm - middle), z_range)
     return PSFCalibration(psf=psf, focal_offset_nm=float(-middle), z_nm=z_stack - middle, beads=beads,
                           pixel_size_nm=camera.pixel_size_nm, z_step_nm=float(z_step_nm))
 

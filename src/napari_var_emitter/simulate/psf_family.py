@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import InputError
-from ..psf import PSF, DefocusCurve
+from ..psf import PSF, DefocusCurve, astigmatic_psf
 
 EDGE_MARGIN = 0.05  # a parameter this fraction of its range beyond an end still counts as inside
 
@@ -46,13 +46,11 @@ class CalibrationFamily:
         return self._calibration(lambda span: (span[0] + span[1]) / 2)
 
     def _calibration(self, pick: Callable[[tuple[float, float]], float]) -> PSF:
-        """A calibration whose values `pick` chooses from their ranges (sigma_nm: the round width
-        between the foci)."""
+        """A calibration whose values `pick` chooses from their ranges."""
         curves = [DefocusCurve(sigma0_nm=pick(self.sigma0_nm), focus_nm=sign * pick(self.focus_distance_nm),
                                depth_nm=pick(self.depth_nm), cubic=pick(self.cubic), quartic=pick(self.quartic))
                   for sign in (-1.0, 1.0)]
-        return PSF(sigma_nm=float(np.sqrt(curves[0].sigma_nm(0.0) * curves[1].sigma_nm(0.0))), astigmatism=True,
-                   curve_x=curves[0], curve_y=curves[1], z_range_nm=(-self.z_half_range_nm, self.z_half_range_nm))
+        return astigmatic_psf(curves[0], curves[1], (-self.z_half_range_nm, self.z_half_range_nm))
 
     def outside(self, psf: PSF) -> list[str]:
         """The parameters of a calibration that lie outside the family by more than EDGE_MARGIN of
