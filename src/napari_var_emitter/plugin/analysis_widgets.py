@@ -15,7 +15,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 
 from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
 from ..analysis.merge import merge_blinks
@@ -29,6 +29,7 @@ from ..io.tiff import write_image_tiff
 from .job_controls import status_label
 from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_layer
 from .theme import theme_colours
+from .writers import export_file
 
 MAX_FIDUCIALS = 100
 MARKER_NM = 100.0 * MARKER_PX  # marker size of the layers made here (they carry no camera pixel size)
@@ -137,17 +138,8 @@ class AnalysisWidget(Container):
     def export_to(self, file_edit: FileEdit, suffixes: tuple[str, ...], write) -> None:
         """Write the last result to the file chosen in `file_edit` (one of `suffixes`) with
         write(path) -> message; problems are shown, not raised."""
-        path = Path(file_edit.value) if file_edit.value else None
-        try:
-            if self.result is None:
-                raise InputError(f"nothing to export yet: press {self.run_text!r} first")
-            if path is None or path.suffix.lower() not in suffixes or path.is_dir():
-                raise InputError(f"choose a {suffixes[0]} file to export to")
-            message = write(path)
-        except InputError as exc:
-            show_error(str(exc))
-            return
-        show_info(message)
+        export_file(file_edit.value, suffixes, write,
+                    f"nothing to export yet: press {self.run_text!r} first" if self.result is None else None)
 
     def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
         """Our table as a Points layer in nm world coordinates, replacing one of the same name."""

@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
@@ -103,8 +102,6 @@ class AstigmaticWidget(JobControls, Container):
                                    self.csv_path, self.export_button],
             "3. View": [self.points, self.view_button]})
         self.native.layout().addWidget(restore_button(self.settings).native)
-        self.progress_timer = QTimer(self.native, interval=250)
-        self.progress_timer.timeout.connect(self._show_progress)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             for combo in (self.beads, self.image, self.points):
                 event.connect(combo.reset_choices)
@@ -262,7 +259,6 @@ class AstigmaticWidget(JobControls, Container):
                                                               "finished": self._finished})
         self._output = (layer, single, camera.pixel_size_nm)
         self._launch(worker, stop - first, f"fitting frame(s) {first}..{stop - 1} in 3-D…")
-        self.progress_timer.start()
 
     def _arrived(self, item: pd.DataFrame | str) -> None:
         if isinstance(item, str):
@@ -270,17 +266,11 @@ class AstigmaticWidget(JobControls, Container):
         else:
             self.tables.append(item)
 
-    def _show_progress(self) -> None:
-        if self.job_progress is not None and self.worker is not None:
-            self.progress.value = self.job_progress.done
-            self.status.value = self.job_progress.describe()
-
     def _failed(self, exc: Exception | str) -> None:
         self.job_error = str(exc)
         show_error(self.job_error)
 
     def _finished(self) -> None:
-        self.progress_timer.stop()
         self._job_ended()
         progress = self.job_progress
         self.progress.value = progress.done

@@ -12,14 +12,13 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
-from napari.utils.notifications import show_error, show_info
 
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
-from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
 from .layers import layer_choices, table_from_layer
 from .theme import theme_colours
+from .writers import export_file
 
 # column -> label with unit, in the order shown
 COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "probability": "probability",
@@ -121,16 +120,11 @@ class FilterWidget(Container):
 
     def export_csv(self) -> None:
         layer = self.layer.value
-        path = Path(self.csv_path.value) if self.csv_path.value else None
-        try:
-            if layer is None:
-                raise InputError("nothing to export: pick a Points layer")
-            if path is None or path.suffix.lower() != ".csv" or path.is_dir():
-                raise InputError("choose a .csv file to export to")
-            table = table_from_layer(layer)
-            kept = table[np.asarray(layer.shown, bool)]
+
+        def write(path: Path) -> str:
+            kept = table_from_layer(layer)[np.asarray(layer.shown, bool)]
             write_localizations_csv(path, kept)
-        except InputError as exc:
-            show_error(str(exc))
-            return
-        show_info(f"wrote {len(kept)} localisations to {path}")
+            return f"wrote {len(kept)} localisations to {path}"
+
+        export_file(self.csv_path.value, (".csv",), write,
+                    "nothing to export: pick a Points layer" if layer is None else None)

@@ -1,9 +1,10 @@
 """Run / Cancel buttons, a progress bar and a status line for a dock widget that runs one napari
-worker at a time (shared by the Predict and Fine-tune widgets)."""
+worker at a time (shared by the Predict, Fine-tune and 3-D widgets)."""
 
 from __future__ import annotations
 
 from magicgui.widgets import Label, ProgressBar, PushButton
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QSizePolicy
 
 
@@ -16,16 +17,22 @@ def status_label() -> Label:
     return label
 
 
+PROGRESS_MS = 250  # how often a running job's progress is shown
+
+
 class JobControls:
     """Mixin for a magicgui Container. `_job_controls(text)` makes run_button, cancel_button,
     progress and status (returned for the container's widget list; Cancel is wired here, Run is
-    the widget's own); `_launch` starts a worker; `_job_ended` makes Run available again."""
+    the widget's own); `_launch` starts a worker, and shows its progress every PROGRESS_MS when the
+    widget gave the job a Progress (`job_progress`); `_job_ended` makes Run available again."""
 
     def _job_controls(self, run_text: str) -> list:
         self.worker = None
         self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
         self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), status_label()
         self.cancel_button.changed.connect(self.cancel)
+        self.progress_timer = QTimer(interval=PROGRESS_MS)
+        self.progress_timer.timeout.connect(self._show_progress)
         return [self.run_button, self.cancel_button, self.progress, self.status]
 
     def _launch(self, worker, total: int, status: str) -> None:
@@ -35,6 +42,14 @@ class JobControls:
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = status
         worker.start()
+        if getattr(self, "job_progress", None) is not None:
+            self.progress_timer.start()
+
+    def _show_progress(self) -> None:
+        """Frames done, frames/s and time left from the job's Progress (read from its thread)."""
+        self.progress.value = self.job_progress.done
+        if self.worker is not None:
+            self.status.value = self.job_progress.describe()
 
     def cancel(self) -> None:
         """Ask the worker to stop: at its next yield, and at its next batch where the job checks
@@ -46,5 +61,6 @@ class JobControls:
             self.status.value = "cancelling…"
 
     def _job_ended(self) -> None:
+        self.progress_timer.stop()
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False

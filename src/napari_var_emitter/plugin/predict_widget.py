@@ -88,8 +88,6 @@ class PredictWidget(JobControls, Container):
         self.native.layout().addWidget(restore_button(self.settings).native)
         self.preview_timer = QTimer(self.native, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
-        self.progress_timer = QTimer(self.native, interval=250)
-        self.progress_timer.timeout.connect(self._show_progress)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
@@ -189,7 +187,6 @@ class PredictWidget(JobControls, Container):
             what += f" (resuming: {already:,} frame(s) saved before)"
         self._launch(worker, stop - first, f"predicting {what}…")
         self.progress.value = already
-        self.progress_timer.start()
 
     def _arrived(self, item) -> None:
         if isinstance(item, str):
@@ -199,18 +196,11 @@ class PredictWidget(JobControls, Container):
             return
         self.layers.add(*item)
 
-    def _show_progress(self) -> None:
-        if self.job_progress is not None:
-            self.progress.value = self.job_progress.done
-            if self.worker is not None:
-                self.status.value = self.job_progress.describe()
-
     def _failed(self, exc: Exception) -> None:
         self.layers.message = f"failed: {exc}"
 
     def _finished(self) -> None:
         run, progress = self.layers, self.job_progress
-        self.progress_timer.stop()
         self._job_ended()
         run.finish()
         self.progress.value = progress.done

@@ -1,5 +1,5 @@
 """napari writer: a Points layer -> ThunderSTORM-layout CSV (frames 1-based, nm); and the
-widgets' Export CSV."""
+widgets' exports (one check of the file chosen, errors shown, not raised)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
 
+from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
 from .layers import TAG, table_from_layer, table_from_points
 
@@ -28,15 +29,28 @@ def output_layer(viewer, source, role: str):
     return None
 
 
+def export_file(path, suffixes: tuple[str, ...], write, nothing_yet: str | None = None) -> None:
+    """A widget's export: write(path) -> message to `path` (a FileEdit's value) when it names a
+    file ending in one of `suffixes`. `nothing_yet` (why there is nothing to write), a bad path
+    or an InputError from `write` is shown as an error notification, the message as info."""
+    path = Path(path) if path else None
+    try:
+        if nothing_yet:
+            raise InputError(nothing_yet)
+        if path is None or path.suffix.lower() not in suffixes or path.is_dir():
+            raise InputError(f"choose a {suffixes[0]} file to export to")
+        message = write(path)
+    except InputError as exc:
+        show_error(str(exc))
+        return
+    show_info(message)
+
+
 def export_csv(points, path, run_first: str) -> None:
-    """A widget's Export CSV: the Points layer `points` to the .csv `path`; says what went wrong
-    (nothing yet: press `run_first`) or what was written, as a notification."""
-    if points is None or not len(points.data):
-        show_error(f"nothing to export: press {run_first!r} first")
-        return
-    path = Path(path)
-    if path.suffix.lower() != ".csv" or path.is_dir():
-        show_error("choose a .csv file to export to")
-        return
-    write_localizations_csv(path, table_from_layer(points))
-    show_info(f"wrote {len(points.data)} localisations to {path}")
+    """A widget's Export CSV of the Points layer `points` (none yet: press `run_first`)."""
+    def write(path: Path) -> str:
+        write_localizations_csv(path, table_from_layer(points))
+        return f"wrote {len(points.data)} localisations to {path}"
+
+    empty = points is None or not len(points.data)
+    export_file(path, (".csv",), write, f"nothing to export: press {run_first!r} first" if empty else None)

@@ -125,9 +125,10 @@ class SimulatedSource:
             tables += tables_per_frame(truth.emitters, n)
             background += [background_YX] * n
             pixel_size += [sim.camera.pixel_size_nm] * n
-            calibration += [calibration_vector(sim.psf)] * n
+            if self.config.psf_condition:
+                calibration += [calibration_vector(sim.psf)] * n
         return make_batch(np.concatenate(photons), tables, np.stack(background), np.asarray(pixel_size),
-                          self.config, np.stack(calibration) if self.config.psf_condition else None)
+                          self.config, np.stack(calibration) if calibration else None)
 
 
 class LabelledSource:
