@@ -79,8 +79,9 @@ def recovery_rows(seeds=(301, 302, 303)) -> PSF:
     return first
 
 
-def nairr_rows(psf: PSF, max_frames: int | None) -> None:
-    print("\n## NAIRR 3DAS, classical 3-D fit (localize --psf) with the calibration from seed 301's beads")
+def nairr_rows(localise, method: str, max_frames: int | None) -> None:
+    """Score `localise(frames ADU with NAIRR_CAMERA) -> table` on NAIRR 3DAS LD / MD / HD."""
+    print(f"\n## NAIRR 3DAS, {method} with the calibration from seed 301's beads")
     print(f"{'set':<8} " + " ".join(f"{a:>17}" for a in AXES) + f" {'frames/s':>9}")
     for density in ("LD", "MD", "HD"):
         folder = EXTERNAL / "nairr" / f"3DAS_{density}"
@@ -91,7 +92,7 @@ def nairr_rows(psf: PSF, max_frames: int | None) -> None:
                               "background": 50.0, "id": csv["Emitter"]})
         truth = truth[truth["frame"] < len(frames)].reset_index(drop=True)
         started = time.perf_counter()
-        table = localize_stack(frames, NAIRR_CAMERA, psf=psf)
+        table = localise(frames)
         rate = len(frames) / (time.perf_counter() - started)
         ground = GroundTruth(truth, NAIRR_CAMERA, NAIRR_PSF.to_dict(), frames.shape[1:], len(frames))
         report = evaluate(table, ground)
@@ -138,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
     psf = recovery_rows()
     if (EXTERNAL / "nairr").is_dir():
-        nairr_rows(psf, args.frames)
+        nairr_rows(lambda frames: localize_stack(frames, NAIRR_CAMERA, psf=psf), "classical 3-D fit (localize --psf)",
+                   args.frames)
     else:
         print(f"\n{EXTERNAL / 'nairr'} is missing: NAIRR rows left out")
     own_grid_rows()

@@ -3,9 +3,12 @@ astigmatic grid, beside the classical 3-D fit: the grid of benchmarks/astigmatic
 calibrations x densities 0.1 / 0.5 / 2 per µm², 100 frames of 64 x 64 px each, seeds 311-319),
 each calibration recovered by calibrate_psf from its own simulated beads (seeds 411-413) and
 given to both. Emitters dimmer than 1,000 photons are left out of the scores, as there.
+With --nairr, also the NAIRR 3DAS validation movies (../shared/data/external; validation only,
+never trained or tuned on) with the NAIRR calibration recovered from seed 301's simulated beads.
 
-Run: .venv/bin/python benchmarks/astigmatic_3d_model.py --model RUN/model.safetensors [--frames N]
-(prints a table; asserts nothing)
+Run: .venv/bin/python benchmarks/astigmatic_3d_model.py --model RUN/model.safetensors [--threshold T]
+     [--frames N] [--nairr] [--nairr-frames N]
+(prints tables; asserts nothing)
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import time
 
 import numpy as np
 
-from astigmatic_3d import AXES, BEAD_CAMERA, OWN_CALIBRATIONS, calibration_from_beads
+from astigmatic_3d import (AXES, BEAD_CAMERA, NAIRR_CAMERA, NAIRR_PSF, OWN_CALIBRATIONS,
+                           calibration_from_beads, nairr_rows)
 from napari_var_emitter.classical.localize import localize_stack
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.config import DEFAULT_THRESHOLD
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
 from napari_var_emitter.simulate.config import SimulationConfig
@@ -28,7 +33,11 @@ from napari_var_emitter.simulate.stack import simulate_stack
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a 3-D model's weights (.safetensors)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="detection threshold (chosen by choose_3d_threshold.py)")
     parser.add_argument("--frames", type=int, default=100, help="frames per grid cell")
+    parser.add_argument("--nairr", action="store_true", help="also the NAIRR 3DAS sets")
+    parser.add_argument("--nairr-frames", type=int, help="at most this many frames per NAIRR set")
     args = parser.parse_args()
     model, card = load_model(args.model)
     if not model.config.with_z:
@@ -46,8 +55,8 @@ def main() -> None:
                                       photons_mean=3000.0, background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
             frames, truth = simulate_stack(config, np.random.default_rng(seed))
             seed += 1
-            for method, run in (("model", lambda: predict_frames(model, frames, BEAD_CAMERA,
-                                                                 PredictOptions(psf=psf)).table),
+            options = PredictOptions(psf=psf, threshold=args.threshold)
+            for method, run in (("model", lambda: predict_frames(model, frames, BEAD_CAMERA, options).table),
                                 ("classical", lambda: localize_stack(frames, BEAD_CAMERA, psf=psf))):
                 started = time.perf_counter()
                 table = run()
@@ -55,6 +64,13 @@ def main() -> None:
                 report = evaluate(table, truth, min_photons=1000)
                 print(f"{name:<13} {density:5.1f} {method:<9} " + " ".join(f"{report.get(a, np.nan):17.2f}"
                                                                           for a in AXES) + f" {rate:9.1f}", flush=True)
+    if args.nairr:
+        psf = calibration_from_beads(NAIRR_PSF, 301)
+        for message in envelope.psf_warnings(psf) + envelope.camera_warnings(NAIRR_CAMERA) if envelope else []:
+            print(f"warning (NAIRR): {message}")
+        options = PredictOptions(psf=psf, threshold=args.threshold)
+        nairr_rows(lambda frames: predict_frames(model, frames, NAIRR_CAMERA, options).table,
+                   f"3-D model ({args.model}, threshold {args.threshold:g})", args.nairr_frames)
 
 
 if __name__ == "__main__":

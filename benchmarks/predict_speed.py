@@ -2,8 +2,11 @@
 localisation table in one run, the peak memory, and the accuracy of the same run against its
 simulated truth (so float32 and bfloat16 autocast can be compared).
 
+With --psf, astigmatic stacks through that calibration, localised in 3-D (the bundled 3-D
+model unless --model says otherwise), for the 3-D model's speed against the 2-D model's.
+
 Run: .venv/bin/python benchmarks/predict_speed.py [--device cpu|cuda] [--threads N]
-     [--model PATH] [--batch-size N] [--amp] [--sizes 160 256] [--frames N]
+     [--model PATH] [--psf PSF.json] [--batch-size N] [--amp] [--sizes 160 256] [--frames N]
 Prints one line per frame size; asserts nothing.
 """
 
@@ -19,6 +22,7 @@ import torch
 
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera, resolve_camera
+from napari_var_emitter.io.psf_file import read_psf_file
 from napari_var_emitter.io.tiff import read_stack, write_ome_tiff
 from napari_var_emitter.predict import PredictOptions, predict
 from napari_var_emitter.predict.model_cache import cached_model
@@ -32,20 +36,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--model", help="weights (default: bundled)")
+    parser.add_argument("--psf", help="astigmatic calibration (calibrate-psf): 3-D stacks and prediction")
     parser.add_argument("--batch-size", type=int, default=4, help="frames read and tiles run at a time")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--sizes", type=int, nargs="+", default=[160, 256])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    options = PredictOptions(model=args.model, device=args.device, batch_size=args.batch_size, amp=args.amp)
-    model, _ = cached_model(options.model, options.device)
+    psf = read_psf_file(args.psf)[0] if args.psf else None
+    options = PredictOptions(model=args.model, device=args.device, batch_size=args.batch_size, amp=args.amp, psf=psf)
+    model, _ = cached_model(options.weights, options.device)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU threads"
-    print(f"device {args.device} ({name}), torch {torch.__version__}, batch {args.batch_size}, "
+    print(f"{options.weights.name}: device {args.device} ({name}), torch {torch.__version__}, batch {args.batch_size}, "
           f"{'bfloat16 autocast' if args.amp else 'float32'}")
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             config = SimulationConfig(frame_size=size, n_frames=args.frames, density_per_um2=1.0,
-                                      camera=Camera(e_per_adu=0.5))
+                                      camera=Camera(e_per_adu=0.5), **({"psf": psf} if psf else {}))
             frames, truth = simulate_stack(config, np.random.default_rng(0))
             path = Path(folder) / f"stack_{size}.ome.tiff"
             write_ome_tiff(path, frames, truth.camera)
@@ -63,7 +69,8 @@ def main() -> None:
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{size}x{size}: {args.frames / elapsed:.2f} frames/s ({elapsed / args.frames * 1000:.0f} ms/frame); "
                   f"Jaccard {report['jaccard']:.2f} %, RMSE {report['rmse_lateral_nm']:.2f} nm, "
-                  f"{len(result.table)} localisations; peak resident memory so far {peak_mb:.0f} MB", flush=True)
+                  + (f"axial RMSE {report['rmse_axial_nm']:.1f} nm, " if "rmse_axial_nm" in report else "")
+                  + f"{len(result.table)} localisations; peak resident memory so far {peak_mb:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

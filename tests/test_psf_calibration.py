@@ -139,9 +139,16 @@ def test_cli_calibrates_simulates_localises_and_evaluates_in_3d(bead_stack, tmp_
     report = json.loads(capsys.readouterr().out)
     assert report["recall"] > 0.8 and report["rmse_axial_nm"] < 100
     assert {"crlb_x_nm", "crlb_z_nm", "rmse_over_crlb_z"} <= set(report)
-    predicted = tmp_path / "pred.csv"
-    assert main(["predict", str(next(sample.glob("*.ome.tiff"))), "--psf", str(psf_path), "--out", str(predicted)]) == 2
-    assert "localize STACK --psf" in capsys.readouterr().err and not predicted.exists()
+    predicted = tmp_path / "pred.csv"  # the bundled 3-D model, given the calibration
+    assert main(["predict", str(next(sample.glob("*.ome.tiff"))), "--psf", str(psf_path), "--device", "cpu",
+                 "--out", str(predicted)]) == 0
+    assert '"z [nm]"' in predicted.read_text().splitlines()[0]
+    capsys.readouterr()
+    assert main(["evaluate", str(predicted), str(sample / "emitters.h5"), "--json", "--min-photons", "1000"]) == 0
+    by_model = json.loads(capsys.readouterr().out)
+    # measured: Jaccard 97.5 %, lateral 35 nm, axial 93 nm (z bias +52 nm: the CPU-trained model pulls z
+    # towards the middle of its range, docs/3d.md)
+    assert by_model["jaccard"] > 90 and by_model["rmse_lateral_nm"] < 50 and by_model["rmse_axial_nm"] < 120
 
 
 def test_cli_calibrate_psf_refuses_bad_input(tmp_path, capsys):

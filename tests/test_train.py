@@ -14,7 +14,7 @@ from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.psf_file import write_psf_file
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.checkpoint import BUNDLED, load_model
 from napari_var_emitter.model.condition import calibration_vector
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
@@ -249,8 +249,9 @@ def test_3d_model_trains_for_a_calibration_and_predicts_z(tmp_path, tiny_config,
     other = dataclasses.replace(psf, curve_x=DefocusCurve(135.0, -150.0, 300.0))
     assert "another PSF calibration" in envelope.psf_warnings(other)[0]
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--psf", str(psf_path), "--out", str(csv)]) == 2
-    assert "the bundled model is a 2-D model" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--psf", str(psf_path), "--model", str(BUNDLED),
+                 "--out", str(csv)]) == 2
+    assert "var_emitter.safetensors is a 2-D model" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--model", str(weights), "--out", str(csv)]) == 2
     assert "is a 3-D model: give the PSF calibration" in capsys.readouterr().err
     with pytest.raises(InputError, match="a 3-D model"):

@@ -126,10 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--out", type=Path, required=True,
                       help="output: CSV (ThunderSTORM layout), or .h5 (HDF5, docs/formats.md)")
     _add_camera_flags(pred)
-    pred.add_argument("--model", type=Path, help="model weights (.safetensors); default: bundled")
+    pred.add_argument("--model", type=Path,
+                      help="model weights (.safetensors); default: the bundled 2-D model, or with --psf the "
+                      "bundled 3-D model")
     pred.add_argument("--psf", type=Path, metavar="PSF.json",
-                      help="astigmatic calibration (calibrate-psf): 3-D localisation with a 3-D model (--model, from "
-                      "train --psf; the bundled 3-D model is not trained yet)")
+                      help="astigmatic calibration (calibrate-psf): localise in 3-D (x, y, z) with a 3-D model")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help="detection probability (integrated over 3x3 output cells)")
@@ -271,12 +272,10 @@ def _predict(args) -> int:
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf)
-    model, card = cached_model(options.model, options.device)  # a bad file fails here, before any work
+    model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     if psf is not None and not model.config.with_z:
-        raise InputError(f"{'the bundled model' if args.model is None else args.model} is a 2-D model; 3-D "
-                         "prediction needs a 3-D model: the bundled one is not trained yet (its training needs a GPU "
-                         "run). Give one trained for your calibration with --model (var-emitter train --psf), or use "
-                         f"the classical fitter: var-emitter localize STACK --psf {args.psf} --out OUT.csv")
+        raise InputError(f"{args.model} is a 2-D model; with --psf, leave out --model (the bundled 3-D model) or give "
+                         "a 3-D one (var-emitter train --psf)")
     if psf is None and model.config.with_z:
         raise InputError(f"{args.model} is a 3-D model: give the PSF calibration of your microscope with "
                          "--psf PSF.json")

@@ -20,7 +20,9 @@ from .predictor import VAREmitterPredictor
 
 FORMAT = "napari-var-emitter/model"
 FORMAT_VERSION = 1
-BUNDLED = Path(__file__).resolve().parent.parent / "weights" / "var_emitter.safetensors"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED = WEIGHTS_DIR / "var_emitter.safetensors"  # the 2-D model
+BUNDLED_3D = WEIGHTS_DIR / "var_emitter_3d.safetensors"  # astigmatic 3-D, conditioned on the PSF calibration
 
 
 def card_path(weights: Path) -> Path:

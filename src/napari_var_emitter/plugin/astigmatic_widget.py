@@ -1,7 +1,7 @@
 """The "3-D (astigmatic)" widget: calibrate the PSF on a bead z-stack (curves and residuals
 plotted in napari's theme, saved as a calibration file), localise a movie in x, y and z with a
-calibration (the classical 3-D fit, as `var-emitter localize --psf`: the 3-D model is not
-trained yet, docs/3d.md), and show localisations with z in a 3-D viewer."""
+calibration (the 3-D model, as `var-emitter predict --psf`, or the classical 3-D fit, as
+`var-emitter localize --psf`), and show localisations with z in a 3-D viewer."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
 from ..io.psf_file import read_psf_file, write_psf_file
+from ..model.config import DEFAULT_THRESHOLD
+from ..predict.envelope import Envelope
+from ..predict.frames import predict_frames
+from ..predict.model_cache import cached_model
+from ..predict.options import PredictOptions
 from ..psf import PSF
 from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
@@ -33,15 +38,16 @@ from .theme import theme_colours
 from .writers import export_csv, output_layer
 
 FRAME_MODES = ("current frame", "all frames")
-CHUNK_FRAMES = 16  # frames fitted between progress updates and Cancel checks
+METHODS = ("3-D model", "classical fit")
+CHUNK_FRAMES = 16  # frames localised between progress updates and Cancel checks
 VIEW_POINT_NM = 40.0  # diameter of a localisation in the 3-D view
 
 
 class AstigmaticWidget(JobControls, Container):
     """1. Calibrate: bead z-stack, z-step, camera -> PSF calibration, plotted and saved.
     2. Localise in 3-D: a movie with the calibration just fitted, a calibration file, or the one
-    the stack carries (the sample) -> Points coloured by z.  3. View in 3-D: a second viewer with
-    the localisations at (z, y, x) in nm."""
+    the stack carries (the sample), by the 3-D model or the classical fit -> Points coloured by z.
+    3. View in 3-D: a second viewer with the localisations at (z, y, x) in nm."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.job_progress, self.calibration_worker, self.job_error = viewer, None, None, ""
@@ -79,6 +85,15 @@ class AstigmaticWidget(JobControls, Container):
         self.psf_note.native.setWordWrap(True)
         self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
                                tooltip="The frame on screen, or every frame")
+        self.method = ComboBox(label="method", choices=METHODS, value=METHODS[0],
+                               tooltip="3-D model: the network given your calibration (as `var-emitter predict "
+                               "--psf`); classical fit: one astigmatic Gaussian per spot (as `localize --psf`)")
+        self.model_file = FileEdit(label="3-D model file", mode="r", filter="*.safetensors", nullable=True,
+                                   tooltip="Empty: the bundled 3-D model; or one trained for your calibration "
+                                   "(`var-emitter train --psf`)")
+        self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,
+                                      step=0.05, tooltip="Detection probability a spot needs (integrated over 3x3 "
+                                      "output cells); higher keeps fewer, surer detections")
         self.snr = FloatSpinBox(label="detection SNR", value=4.0, min=1.0, max=100.0, step=0.5,
                                 tooltip="Difference-of-Gaussians peak a spot needs, in units of its shot noise; "
                                 "higher keeps fewer, brighter spots")
@@ -92,20 +107,23 @@ class AstigmaticWidget(JobControls, Container):
                                       tooltip="Open a 3-D viewer of every localisation at (z, y, x) in nm, coloured "
                                       "by z (drag to rotate)")
         self.settings = Settings("astigmatic", {"z_step": self.z_step, "centred": self.centred,
-                                                "z_start": self.z_start, "frames": self.frames, "snr": self.snr})
+                                                "z_start": self.z_start, "frames": self.frames, "snr": self.snr,
+                                                "method": self.method, "threshold": self.threshold})
         super().__init__(widgets=[])
         add_sections(self, {
             "1. Calibrate on beads": [self.beads, self.z_step, self.centred, self.z_start, self.calibrate_button,
                                       self.calibration_status, self.canvas, self.save_path, self.save_button],
             "Camera": [self.camera_fields],
-            "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.snr, *job_controls,
-                                   self.csv_path, self.export_button],
+            "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.method,
+                                   self.model_file, self.threshold, self.snr, *job_controls, self.csv_path,
+                                   self.export_button],
             "3. View": [self.points, self.view_button]})
         self.native.layout().addWidget(restore_button(self.settings).native)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             for combo in (self.beads, self.image, self.points):
                 event.connect(combo.reset_choices)
         self.centred.changed.connect(lambda centred: setattr(self.z_start, "visible", not centred))
+        self.method.changed.connect(self._method_chosen)
         self.beads.changed.connect(self._beads_chosen)
         self.image.changed.connect(self._movie_chosen)
         self.psf_file.changed.connect(self._choose_psf)
@@ -117,6 +135,7 @@ class AstigmaticWidget(JobControls, Container):
         viewer.layers.events.inserted.connect(lambda event: self._offer(event.value))
         viewer.events.theme.connect(lambda _: self._draw_calibration())
         self.z_start.visible = not self.centred.value
+        self._method_chosen(self.method.value)
         for layer in viewer.layers:
             self._offer(layer)
         self._movie_chosen(self.image.value)
@@ -234,8 +253,30 @@ class AstigmaticWidget(JobControls, Container):
         self.psf_note.value = (f"Using {source}: foci at {self.psf.curve_x.focus_nm:+.0f} (x) and "
                                f"{self.psf.curve_y.focus_nm:+.0f} nm (y), z from {low:.0f} to {high:.0f} nm.")
 
+    def _method_chosen(self, method: str) -> None:
+        """Show the settings of the chosen method only."""
+        model = method == METHODS[0]
+        self.model_file.visible, self.threshold.visible, self.snr.visible = model, model, not model
+
+    def _localiser(self, camera):
+        """(frames, first frame) -> table, for the chosen method; the model is loaded here, so a
+        bad model file is reported before the run, and data outside its training ranges warned of."""
+        if self.method.value == METHODS[1]:
+            psf, snr = self.psf, self.snr.value
+            return lambda chunk, start: localize_stack(chunk, camera, snr=snr, psf=psf, first_frame=start)
+        options = PredictOptions(model=self.model_file.value or None, device="auto", threshold=self.threshold.value,
+                                 psf=self.psf)
+        model, card = cached_model(options.weights, options.device)
+        if not model.config.with_z:
+            raise InputError(f"{options.weights.name} is a 2-D model: leave the model file empty for the bundled 3-D "
+                             "model, or give one from `var-emitter train --psf`")
+        envelope = Envelope.from_card(card)
+        for message in envelope.camera_warnings(camera) + envelope.psf_warnings(self.psf) if envelope else []:
+            show_warning(message)
+        return lambda chunk, start: predict_frames(model, chunk, camera, options, first_frame=start).table
+
     def start(self) -> None:
-        """Check the inputs, then fit the frames off the GUI thread, chunk by chunk."""
+        """Check the inputs, then localise the frames off the GUI thread, chunk by chunk."""
         if self.worker is not None:
             return
         try:
@@ -246,6 +287,7 @@ class AstigmaticWidget(JobControls, Container):
                 raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
+            localise = self._localiser(camera)
         except InputError as exc:
             show_error(str(exc))
             return
@@ -254,11 +296,11 @@ class AstigmaticWidget(JobControls, Container):
         first = 0 if self.frames.value == "all frames" else frame_in_view(self.viewer, layer)
         stop = frames.shape[0] if self.frames.value == "all frames" else first + 1
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
-        worker = create_worker(fit_3d_job, frames, first, stop, camera, self.psf, self.snr.value, self.job_progress,
+        worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
                                                               "finished": self._finished})
         self._output = (layer, single, camera.pixel_size_nm)
-        self._launch(worker, stop - first, f"fitting frame(s) {first}..{stop - 1} in 3-D…")
+        self._launch(worker, stop - first, f"localising frame(s) {first}..{stop - 1} in 3-D ({self.method.value})…")
 
     def _arrived(self, item: pd.DataFrame | str) -> None:
         if isinstance(item, str):
@@ -336,15 +378,16 @@ def _calibrate_or_explain(frames_adu, camera, z_step_nm: float, z_start_nm: floa
         return str(exc)
 
 
-def fit_3d_job(frames, first: int, stop: int, camera, psf: PSF, snr: float, progress: Progress):
-    """Fit frames [first, stop) in 3-D, CHUNK_FRAMES at a time, yielding each chunk's table, or
-    why it cannot go on (str) as its last item; returns early when Cancel was pressed."""
+def localise_3d_job(localise, frames, first: int, stop: int, progress: Progress):
+    """Localise frames [first, stop) with `localise(frames, first frame) -> table`, CHUNK_FRAMES
+    at a time, yielding each chunk's table, or why it cannot go on (str) as its last item;
+    returns early when Cancel was pressed."""
     try:
         for start in range(first, stop, CHUNK_FRAMES):
             if progress.stop.is_set():
                 return
             end = min(start + CHUNK_FRAMES, stop)
-            yield localize_stack(np.asarray(frames[start:end]), camera, snr=snr, psf=psf, first_frame=start)
+            yield localise(np.asarray(frames[start:end]), start)
             progress.done = end - first
     except InputError as exc:
         yield str(exc)

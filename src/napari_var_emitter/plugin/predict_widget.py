@@ -156,7 +156,7 @@ class PredictWidget(JobControls, Container):
             camera = self.camera_fields.camera()
             first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value)
-            model, card = cached_model(options.model, options.device)
+            model, card = cached_model(options.weights, options.device)
             movie = not current_frame_only and self.frames.value != "current frame"
             job = None
             if movie:

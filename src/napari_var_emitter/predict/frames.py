@@ -37,10 +37,10 @@ class Prediction:
 def predict(frames_adu, camera: Camera, options: PredictOptions = PredictOptions(),
             model: VAREmitterPredictor | None = None,
             progress: Callable[[int, int], None] | None = None) -> Prediction:
-    """Localise (T, H, W) ADU frames (numpy or dask) with `model`, or with options.model (the
-    bundled model when None) from the process's model cache."""
+    """Localise (T, H, W) ADU frames (numpy or dask) with `model`, or with options.weights (a
+    bundled model when options.model is None) from the process's model cache."""
     if model is None:
-        model = cached_model(options.model, options.device)[0]
+        model = cached_model(options.weights, options.device)[0]
     return predict_frames(model, frames_adu, camera, options, progress=progress)
 
 

@@ -45,7 +45,7 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     options = PredictOptions.from_dict(options)
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
     frames = read_stack(stack).frames[start:stop].compute(scheduler="synchronous")
-    model = cached_model(options.model, options.device)[0]
+    model = cached_model(options.weights, options.device)[0]
     return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
 
 
@@ -106,7 +106,7 @@ class StackJob:
         Prediction (its maps too). progress(frames done, frames in chunk) after each batch."""
         source = self.frames if self.frames is not None else read_stack(self.stack).frames
         frames = np.asarray(source[r[0]:r[1]])
-        model = cached_model(self.options.model, self.options.device)[0]
+        model = cached_model(self.options.weights, self.options.device)[0]
         prediction = predict_frames(model, frames, self.camera, self.options, first_frame=r[0], progress=progress)
         self.save(r, prediction.table)
         return prediction

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config_tree import build_dataclass
 from ..errors import InputError
+from ..model.checkpoint import BUNDLED, BUNDLED_3D
 from ..model.config import DEFAULT_THRESHOLD
 from ..psf import PSF
 
@@ -19,7 +20,8 @@ MAP_MODES = ("progressive", "super_resolution", "both")
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
-    """model: weights path (None = the bundled model); device: cpu, cuda[:N] or auto (resolved
+    """model: weights path (None = a bundled model: the 3-D one when psf is given, else the 2-D
+    one; `weights` says which); device: cpu, cuda[:N] or auto (resolved
     when the model is loaded); threshold: detection probability integrated over 3x3 output
     cells; batch_size: frames read, and tiles run, at a time; amp: bfloat16 autocast; samples: 1
     = argmax tokens, N = the mean of N sampled generations; tile_px / margin_px: tile core and
@@ -48,6 +50,14 @@ class PredictOptions:
             raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.tile_px < 1 or self.margin_px < 0:
             raise InputError("tile_px must be >= 1 and margin_px >= 0")
+
+    @property
+    def weights(self) -> Path:
+        """The weights file this run uses: the model given, else the bundled 3-D model for a
+        PSF calibration and the bundled 2-D model without one."""
+        if self.model is not None:
+            return Path(self.model)
+        return BUNDLED_3D if self.psf is not None else BUNDLED
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
