@@ -3,8 +3,10 @@ astigmatic grid, beside the classical 3-D fit: the grid of benchmarks/astigmatic
 calibrations x densities 0.1 / 0.5 / 2 per µm², 100 frames of 64 x 64 px each, seeds 311-319),
 each calibration recovered by calibrate_psf from its own simulated beads (seeds 411-413) and
 given to both. Emitters dimmer than 1,000 photons are left out of the scores, as there.
-With --nairr, also the NAIRR 3DAS validation movies (../shared/data/external; validation only,
-never trained or tuned on) with the NAIRR calibration recovered from seed 301's simulated beads.
+Then the bias of z against true z per 100 nm bin (200 frames, 0.1 /µm², the middle calibration
+of the model's family, seed 77). With --nairr, also the NAIRR 3DAS validation movies
+(../shared/data/external; validation only, never trained or tuned on) with the NAIRR calibration
+recovered from seed 301's simulated beads.
 
 Run: .venv/bin/python benchmarks/astigmatic_3d_model.py --model RUN/model.safetensors [--threshold T]
      [--frames N] [--nairr] [--nairr-frames N]
@@ -14,6 +16,7 @@ Run: .venv/bin/python benchmarks/astigmatic_3d_model.py --model RUN/model.safete
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -21,6 +24,7 @@ import numpy as np
 from astigmatic_3d import (AXES, BEAD_CAMERA, NAIRR_CAMERA, NAIRR_PSF, OWN_CALIBRATIONS,
                            calibration_from_beads, nairr_rows)
 from napari_var_emitter.classical.localize import localize_stack
+from napari_var_emitter.evaluate.matching import match_frames
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.model.checkpoint import load_model
 from napari_var_emitter.model.config import DEFAULT_THRESHOLD
@@ -28,6 +32,7 @@ from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
+from napari_var_emitter.train.config import TrainConfig
 
 
 def main() -> None:
@@ -64,6 +69,7 @@ def main() -> None:
                 report = evaluate(table, truth, min_photons=1000)
                 print(f"{name:<13} {density:5.1f} {method:<9} " + " ".join(f"{report.get(a, np.nan):17.2f}"
                                                                           for a in AXES) + f" {rate:9.1f}", flush=True)
+    z_bias_rows(model, card)
     if args.nairr:
         psf = calibration_from_beads(NAIRR_PSF, 301)
         for message in envelope.psf_warnings(psf) + envelope.camera_warnings(NAIRR_CAMERA) if envelope else []:
@@ -71,6 +77,26 @@ def main() -> None:
         options = PredictOptions(psf=psf, threshold=args.threshold)
         nairr_rows(lambda frames: predict_frames(model, frames, NAIRR_CAMERA, options).table,
                    f"3-D model ({args.model}, threshold {args.threshold:g})", args.nairr_frames)
+
+
+def z_bias_rows(model, card: dict) -> None:
+    """Mean and spread of (z - true z) of matched localisations, per 100 nm bin of true z."""
+    family = TrainConfig.from_dict(card["train_config"]).simulation.psf_family
+    if family is None:
+        return
+    psf = dataclasses.replace(family.middle(), z_range_nm=(-500.0, 500.0))
+    config = SimulationConfig(frame_size=(64, 64), n_frames=200, density_per_um2=0.1, photons_mean=3000.0,
+                              background_photons=30.0, psf=psf, camera=BEAD_CAMERA)
+    frames, truth = simulate_stack(config, np.random.default_rng(77))
+    table = predict_frames(model, frames, BEAD_CAMERA, PredictOptions(psf=psf)).table
+    found, true = match_frames(table, truth.emitters, 250.0, 500.0)
+    true_z = truth.emitters["z_nm"].to_numpy()[true]
+    error = table["z_nm"].to_numpy()[found] - true_z
+    print(f"\n## z - true z by true z (family's middle calibration, 0.1 /µm², {len(found)} matches)")
+    for low in range(-500, 500, 100):
+        inside = (true_z >= low) & (true_z < low + 100)
+        print(f"z {low:+5d} to {low + 100:+5d} nm: {inside.sum():4d} matches, bias {error[inside].mean():+7.1f} nm, "
+              f"SD {error[inside].std():6.1f} nm")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ def main() -> None:
               + (f", batch {loop['batch_size']} tiles of {loop['tile_px']} px, peak lr {loop['lr']}" if loop else ""))
         if sim:
             # every range as the card states it (train.config.SimulationRanges: units in the names),
-            # but σ in nm where σ was drawn in pixels (psf_sigma_px), which training then ignored
+            # but not the σ that training ignored: σ in nm where σ was drawn in pixels
+            # (psf_sigma_px), and any σ where every emitter went through an astigmatic calibration
             unused = {"psf_sigma_nm"} if sim.get("psf_sigma_px") else set()
+            if sim.get("psf_family") or sim.get("psf_calibration"):
+                unused |= {"psf_sigma_nm", "psf_sigma_px"}
             print("  - simulated data, drawn per group of frames: "
                   + ", ".join(f"{key} {value}" for key, value in sim.items()
                               if value not in (None, [], ()) and key not in unused))
@@ -33,6 +36,8 @@ def main() -> None:
     for name, row in card.get("heldout_benchmark", {}).items():
         if isinstance(row, dict):
             print(f"- held-out {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    if card.get("heldout") and not card.get("heldout_benchmark"):  # the training run's own held-out log
+        print("- held-out log of the training run: " + ", ".join(f"{k} {v:.1f}" for k, v in card["heldout"].items()))
 
 
 def _stage(training: dict) -> str:

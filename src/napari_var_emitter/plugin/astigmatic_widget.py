@@ -102,7 +102,8 @@ class AstigmaticWidget(JobControls, Container):
                                  tooltip="ThunderSTORM layout with z [nm] and uncertainty_z [nm], 1-based frames")
         self.export_button = PushButton(text="Export CSV")
         self.points = ComboBox(label="localisations", choices=self._layers_with_z,
-                               tooltip="A Points layer with z: from here, or a CSV from `var-emitter localize --psf`")
+                               tooltip="A Points layer with z: from here, or a CSV from `var-emitter predict --psf` "
+                               "or `localize --psf`")
         self.view_button = PushButton(text="View in 3-D",
                                       tooltip="Open a 3-D viewer of every localisation at (z, y, x) in nm, coloured "
                                       "by z (drag to rotate)")
