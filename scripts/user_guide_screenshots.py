@@ -23,7 +23,10 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 def wait(widget) -> None:
+    """Until the widget's job has ended and its last layout change is drawn."""
     while widget.worker is not None:
+        QApplication.processEvents()
+    for _ in range(5):  # a layout change climbs one parent per pass
         QApplication.processEvents()
 
 

@@ -60,6 +60,10 @@ def test_the_bundled_3d_model_localises_the_sample_with_its_calibration(qtbot, v
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     assert widget.status.value.startswith("done:") and len(errors) == 1  # no error since the 2-D model's
+    status = widget.status.native  # at the narrowest, the status wraps and keeps room for every line
+    status.resize(220, status.height())
+    widget.status.value = widget.status.value
+    assert status.minimumHeight() >= status.heightForWidth(220) >= 2 * status.fontMetrics().height()
     table = table_from_layer(viewer.layers["astigmatic 3-D stack 3-D localisations"])
     scores = evaluate(table, table_from_layer(viewer.layers["3-D ground truth"]))
     # the CPU-trained bundled model on this sample: Jaccard 89 %, lateral 31 nm, axial 80 nm, z bias +25 nm

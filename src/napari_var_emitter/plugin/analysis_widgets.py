@@ -26,7 +26,7 @@ from ..analysis.stats import table_stats
 from ..errors import InputError
 from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
-from .job_controls import status_label
+from .job_controls import StatusLabel
 from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
@@ -56,7 +56,7 @@ class AnalysisWidget(Container):
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
                               tooltip="A Points layer from Predict or a localisation file")
         self.run_button = PushButton(text=self.run_text)
-        self.status = status_label()
+        self.status = StatusLabel()
         super().__init__(widgets=[self.layer, *fields, self.run_button, self.status])
         self.figure = self.canvas = None
         if self.plot_height:

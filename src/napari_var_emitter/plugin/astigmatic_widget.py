@@ -29,7 +29,7 @@ from ..psf import PSF
 from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
-from .job_controls import JobControls, status_label
+from .job_controls import JobControls, StatusLabel
 from .layers import (MARKER_PX, TAG, frame_in_view, has_z, layer_choices, place_image, points_data, points_kwargs,
                      stack_of, table_from_layer, z_colour_limits)
 from .predict_run import Progress, remove_outputs
@@ -66,7 +66,7 @@ class AstigmaticWidget(JobControls, Container):
         self.z_start = FloatSpinBox(label="slice 0 at z [nm]", value=-600.0, min=-1e5, max=1e5, step=10.0,
                                     visible=False, tooltip="z of the first slice; slice k is at this + k x z-step")
         self.calibrate_button = PushButton(text="Calibrate")
-        self.calibration_status = status_label()
+        self.calibration_status = StatusLabel()
         self.figure = Figure(figsize=(4, 3.6), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(300)

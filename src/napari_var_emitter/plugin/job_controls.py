@@ -8,13 +8,28 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QSizePolicy
 
 
-def status_label() -> Label:
-    """A status line whose long messages wrap (and grow it) instead of widening the dock."""
-    label = Label(value="")
-    label.native.setWordWrap(True)
-    label.native.setMinimumWidth(220)
-    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
-    return label
+MIN_WIDTH_PX = 220  # a status line's narrowest width
+
+
+class StatusLabel(Label):
+    """A status line whose long messages wrap (and grow it) instead of widening the dock. Its
+    minimum height follows its text: a dock's layout does not ask a wrapped label for its height,
+    and squeezed long messages to one clipped line."""
+
+    def __init__(self) -> None:
+        super().__init__(value="")
+        self.native.setWordWrap(True)
+        self.native.setMinimumWidth(MIN_WIDTH_PX)
+        self.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+
+    @property
+    def value(self) -> str:
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        self.native.setMinimumHeight(max(0, self.native.heightForWidth(max(self.native.width(), MIN_WIDTH_PX))))
 
 
 PROGRESS_MS = 250  # how often a running job's progress is shown
@@ -29,7 +44,7 @@ class JobControls:
     def _job_controls(self, run_text: str) -> list:
         self.worker = None
         self.run_button, self.cancel_button = PushButton(text=run_text), PushButton(text="Cancel", enabled=False)
-        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), status_label()
+        self.progress, self.status = ProgressBar(label="progress", min=0, max=1, value=0), StatusLabel()
         self.cancel_button.changed.connect(self.cancel)
         self.progress_timer = QTimer(interval=PROGRESS_MS)
         self.progress_timer.timeout.connect(self._show_progress)
