@@ -72,7 +72,7 @@ def main() -> None:
     z_bias_rows(model, card)
     if args.nairr:
         psf = calibration_from_beads(NAIRR_PSF, 301)
-        for message in envelope.psf_warnings(psf) + envelope.camera_warnings(NAIRR_CAMERA) if envelope else []:
+        for message in envelope.input_warnings(NAIRR_CAMERA, psf) if envelope else []:
             print(f"warning (NAIRR): {message}")
         options = PredictOptions(psf=psf, threshold=args.threshold)
         nairr_rows(lambda frames: predict_frames(model, frames, NAIRR_CAMERA, options).table,

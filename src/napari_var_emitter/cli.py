@@ -273,15 +273,9 @@ def _predict(args) -> int:
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
-    if psf is not None and not model.config.with_z:
-        raise InputError(f"{args.model} is a 2-D model; with --psf, leave out --model (the bundled 3-D model) or give "
-                         "a 3-D one (var-emitter train --psf)")
-    if psf is None and model.config.with_z:
-        raise InputError(f"{args.model} is a 3-D model: give the PSF calibration of your microscope with "
-                         "--psf PSF.json")
+    options.check_model(model.config)
     envelope, checked = Envelope.from_card(card), False
-    for message in (envelope.camera_warnings(camera) + (envelope.psf_warnings(psf) if psf else [])
-                    if envelope else []):
+    for message in envelope.input_warnings(camera, psf) if envelope else []:
         warnings.warn(message, stacklevel=1)
 
     def inspect(table) -> None:

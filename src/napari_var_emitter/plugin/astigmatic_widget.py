@@ -268,11 +268,9 @@ class AstigmaticWidget(JobControls, Container):
         options = PredictOptions(model=self.model_file.value or None, device="auto", threshold=self.threshold.value,
                                  psf=self.psf)
         model, card = cached_model(options.weights, options.device)
-        if not model.config.with_z:
-            raise InputError(f"{options.weights.name} is a 2-D model: leave the model file empty for the bundled 3-D "
-                             "model, or give one from `var-emitter train --psf`")
+        options.check_model(model.config)
         envelope = Envelope.from_card(card)
-        for message in envelope.camera_warnings(camera) + envelope.psf_warnings(self.psf) if envelope else []:
+        for message in envelope.input_warnings(camera, self.psf) if envelope else []:
             show_warning(message)
         return lambda chunk, start: predict_frames(model, chunk, camera, options, first_frame=start).table
 

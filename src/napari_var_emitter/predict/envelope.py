@@ -74,6 +74,11 @@ class Envelope:
                 f"{100 * max(differences):.0f} % between z = {z[0]:.0f} and {z[-1]:.0f} nm): train a 3-D model for "
                 "yours (var-emitter train --psf), or localise with the classical fit (var-emitter localize --psf)"]
 
+    def input_warnings(self, camera: Camera, psf: PSF | None = None) -> list[str]:
+        """Warnings about what a user gives before predicting: the camera, and the PSF
+        calibration of a 3-D run."""
+        return self.camera_warnings(camera) + (self.psf_warnings(psf) if psf is not None else [])
+
     def camera_warnings(self, camera: Camera) -> list[str]:
         """Warnings about the camera description alone (before predicting)."""
         warnings = []

@@ -10,7 +10,7 @@ from typing import Any
 from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..model.checkpoint import BUNDLED, BUNDLED_3D
-from ..model.config import DEFAULT_THRESHOLD
+from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..psf import PSF
 
 # what --mode writes besides the localisations: every scale's map, the detection probability on
@@ -58,6 +58,16 @@ class PredictOptions:
         if self.model is not None:
             return Path(self.model)
         return BUNDLED_3D if self.psf is not None else BUNDLED
+
+    def check_model(self, config: ModelConfig) -> None:
+        """InputError when the model and the calibration do not go together: a 2-D model given
+        a PSF calibration, or a 3-D model given none (the CLI and the widgets check before any work)."""
+        if self.psf is not None and not config.with_z:
+            raise InputError(f"{self.weights} is a 2-D model; for 3-D, leave the model out (the bundled 3-D model) "
+                             "or give one from `var-emitter train --psf`")
+        if self.psf is None and config.with_z:
+            raise InputError(f"{self.weights} is a 3-D model: give the PSF calibration of your microscope "
+                             "(--psf PSF.json, from calibrate-psf)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
