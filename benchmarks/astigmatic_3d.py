@@ -7,7 +7,7 @@ and on our own astigmatic grid (three calibrations x densities 0.1 / 0.5 / 2 per
 2. NAIRR 3DAS LD / MD / HD, localised with the calibration from seed 301's beads: Jaccard, lateral
    and axial RMSE, RMSE / CRLB per axis (bound from the true NAIRR curves, 2,400 photons, 30
    photons/px background + the Gaussian noise's variance of 20 photons² counted as background).
-3. Our grid (seeds 311-319): 100 frames of 64 x 64 px per cell.
+3. Our grid (grid_cells: seeds 311-319, beads 411, 414, 417): 100 frames of 64 x 64 px per cell.
 4. With --monte-carlo (3.5 min more): the spread of 3-D MLE fits of 1,500 isolated NAIRR spots
    against crlb_3d_nm, at three depths and two brightnesses (seed 0).
 
@@ -56,6 +56,22 @@ AXES = ("jaccard", "rmse_lateral_nm", "rmse_axial_nm", "rmse_over_crlb_x", "rmse
         "efficiency_axial")
 
 
+def grid_cells(n_frames: int = 100, names=tuple(OWN_CALIBRATIONS)):
+    """Our astigmatic grid: for calibration i of OWN_CALIBRATIONS (those `names` keeps) and density j
+    of 0.1 / 0.5 / 2 per µm², a stack of `n_frames` 64 x 64 px frames (3,000 photons, 30
+    photons/px, simulated from seed 311 + 3i + j through the true calibration) and the calibration
+    recovered from beads (seed 411 + 3i): yields (name, density, recovered PSF, frames, truth)."""
+    for i, (name, true_psf) in enumerate(OWN_CALIBRATIONS.items()):
+        if name not in names:
+            continue
+        psf = calibration_from_beads(true_psf, 411 + 3 * i)
+        for j, density in enumerate((0.1, 0.5, 2.0)):
+            config = SimulationConfig(frame_size=(64, 64), n_frames=n_frames, density_per_um2=density,
+                                      photons_mean=3000.0, background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
+            frames, truth = simulate_stack(config, np.random.default_rng(311 + 3 * i + j))
+            yield name, density, psf, frames, truth
+
+
 def calibration_from_beads(psf: PSF, seed: int) -> PSF:
     frames, _ = simulate_bead_stack(psf, BEAD_CAMERA, np.random.default_rng(seed), n_beads=12,
                                     frame_size=(160, 160), n_slices=101, z_step_nm=16.0)
@@ -102,17 +118,9 @@ def nairr_rows(localise, method: str, max_frames: int | None) -> None:
 def own_grid_rows() -> None:
     print("\n## Our astigmatic grid, classical 3-D fit with each calibration recovered from its own simulated beads")
     print(f"{'calibration':<13} {'/µm²':>5} " + " ".join(f"{a:>17}" for a in AXES))
-    seed = 311
-    for name, true_psf in OWN_CALIBRATIONS.items():
-        psf = calibration_from_beads(true_psf, seed + 100)
-        for density in (0.1, 0.5, 2.0):
-            config = SimulationConfig(frame_size=(64, 64), n_frames=100, density_per_um2=density, photons_mean=3000.0,
-                                      background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
-            frames, truth = simulate_stack(config, np.random.default_rng(seed))
-            seed += 1
-            report = evaluate(localize_stack(frames, BEAD_CAMERA, psf=psf), truth,
-                              min_photons=1000)
-            print(f"{name:<13} {density:5.1f} " + " ".join(f"{report[a]:17.2f}" for a in AXES), flush=True)
+    for name, density, psf, frames, truth in grid_cells():
+        report = evaluate(localize_stack(frames, BEAD_CAMERA, psf=psf), truth, min_photons=1000)
+        print(f"{name:<13} {density:5.1f} " + " ".join(f"{report[a]:17.2f}" for a in AXES), flush=True)
 
 
 def monte_carlo_rows(n: int = 1500, size: int = 25) -> None:

@@ -14,7 +14,7 @@ from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.psf_file import write_psf_file
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import BUNDLED, load_model
+from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, load_model
 from napari_var_emitter.model.condition import calibration_vector
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.envelope import Envelope
@@ -291,8 +291,43 @@ def test_calibration_conditioned_3d_model_trains_on_a_family_and_takes_the_calib
     wide = dataclasses.replace(psf, curve_x=DefocusCurve(200.0, -250.0, 330.0))
     assert "x sigma0 200" in envelope.psf_warnings(wide)[0]
     with pytest.raises(InputError, match="psf_condition"):
-        TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True, "psf_condition": True},
-                               "simulation": {"psf_calibration": dataclasses.asdict(psf)}})
+        TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True},
+                               "simulation": {"psf_family": family}})
+
+
+def test_conditioned_3d_model_fine_tunes_to_one_calibration(tmp_path, capsys):
+    """train --init (the bundled 3-D model) --psf: the parent's architecture, so batches still carry
+    the calibration; emitters at z within simulation.z_range_nm; the card then holds that one
+    calibration and predict warns about another. A 3-D parent without --psf, a 2-D parent with one
+    and a z range outside the calibration's are refused in plain words (4 steps: plumbing only)."""
+    psf = PSF(astigmatism=True, curve_x=DefocusCurve(140.0, -230.0, 320.0), curve_y=DefocusCurve(135.0, 230.0, 320.0),
+              z_range_nm=(-800.0, 800.0))
+    psf_path, config_path = tmp_path / "psf.json", tmp_path / "finetune.json"
+    write_psf_file(psf_path, psf, 100.0, {})
+    config_path.write_text(json.dumps({"training": TINY["training"], "simulation": {"z_range_nm": [-300, 300]}}))
+    out = tmp_path / "tuned"
+    assert main(["train", "--config", str(config_path), "--init", str(BUNDLED_3D), "--psf", str(psf_path),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    model, card = load_model(out / "model.safetensors")
+    simulation = TrainConfig.from_dict(card["train_config"]).simulation
+    assert model.config == load_model(BUNDLED_3D)[0].config and model.config.psf_condition
+    assert simulation.psf_calibration == dataclasses.replace(psf, z_range_nm=(-300.0, 300.0))
+    batch = SimulatedSource(simulation, model.config, 64, 0).batch(8)
+    z_um = batch.dense_map[:, 4][batch.dense_map[:, 0] > 0]
+    assert batch.calibration.shape == (8, 10) and len(z_um) > 5 and np.abs(z_um).max() <= 0.3
+    envelope = Envelope.from_card(card)
+    assert envelope.psf_warnings(psf) == []
+    other = dataclasses.replace(psf, curve_y=DefocusCurve(135.0, 150.0, 320.0))
+    assert "another PSF calibration" in envelope.psf_warnings(other)[0]
+    capsys.readouterr()
+    assert main(["train", "--config", str(config_path), "--init", str(BUNDLED_3D), "--out", str(tmp_path / "a")]) == 2
+    assert "the model to fine-tune is a 3-D model: give its PSF calibration" in capsys.readouterr().err
+    assert main(["train", "--config", str(config_path), "--init", str(BUNDLED), "--psf", str(psf_path),
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "the model to fine-tune is a 2-D model" in capsys.readouterr().err
+    with pytest.raises(InputError, match="outside the calibration's valid range"):
+        TrainConfig.from_dict({"model": {"with_z": True}, "simulation": {
+            "psf_calibration": dataclasses.asdict(psf), "z_range_nm": [900, 1000]}})
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*.json")

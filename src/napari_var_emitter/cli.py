@@ -311,8 +311,8 @@ def _predict(args) -> int:
 def _train(args) -> int:
     from .train.config import TrainConfig
     from .train.data import LabelledSource, SimulatedSource
-    from .model.checkpoint import resolve_device
-    from .train.loop import train
+    from .model.checkpoint import load_model, resolve_device
+    from .train.loop import for_parent, train
     from .train.prefetch import PrefetchedSource
 
     config = TrainConfig.from_file(args.config)
@@ -320,6 +320,9 @@ def _train(args) -> int:
         calibration = read_psf_file(args.psf)[0]
         config = TrainConfig(model=dataclasses.replace(config.model, with_z=True), training=config.training,
                              simulation=dataclasses.replace(config.simulation, psf_calibration=calibration))
+    if args.init:  # fine-tuning keeps the parent's architecture, which decides what a batch carries
+        parent, parent_card = load_model(args.init)
+        config = for_parent(config, parent.config, parent_card)
     t = config.training
     if args.stack or args.labels:
         if len(args.stack) != len(args.labels):

@@ -33,9 +33,11 @@ class SimulationRanges:
     `structures` (simulate.config.STRUCTURES), drawn per group. density_sampling "log-uniform"
     (older cards) is density_per_um2 in log_uniform. psf_calibration (an astigmatic PSF from
     calibrate-psf): 3-D training for that microscope; every emitter is drawn at z uniform in its
-    z_range_nm and imaged through it (psf_sigma_* then unused), for a model with model.with_z.
+    z_range_nm (narrowed to z_range_nm [low, high] nm where given) and imaged through it
+    (psf_sigma_* then unused), for a model with model.with_z.
     psf_family (simulate/psf_family.py): each group draws its own calibration from the family instead,
-    for a model that takes the calibration as an input (model.psf_condition)."""
+    for a model that takes the calibration as an input (model.psf_condition); such a model
+    fine-tuned to one microscope trains on its psf_calibration alone."""
 
     pixel_size_nm: tuple[float, float] = (100.0, 100.0)
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
@@ -55,10 +57,13 @@ class SimulationRanges:
     density_sampling: str = "uniform"
     psf_calibration: PSF | None = None
     psf_family: CalibrationFamily | None = None
+    z_range_nm: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.psf_calibration is not None and not self.psf_calibration.astigmatism:
             raise InputError("simulation.psf_calibration must be an astigmatic calibration (from calibrate-psf)")
+        if self.z_range_nm is not None:
+            self._narrow_z_range()
         if self.psf_calibration is not None and self.psf_family is not None:
             raise InputError("give simulation.psf_calibration (one microscope) or psf_family (a conditioned model), "
                              "not both")
@@ -81,6 +86,22 @@ class SimulationRanges:
         if bad or not self.structures:
             raise InputError(f"simulation.structures must be some of {STRUCTURES}, got {list(self.structures)}")
         object.__setattr__(self, "structures", tuple(self.structures))
+
+    def _narrow_z_range(self) -> None:
+        """Keep the calibration's valid z range within z_range_nm (a bead stack spans more than
+        the depth a model should learn)."""
+        low, high = (float(v) for v in self.z_range_nm)
+        object.__setattr__(self, "z_range_nm", (low, high))
+        if self.psf_calibration is None:
+            if self.psf_family is not None:
+                raise InputError("simulation.z_range_nm narrows one calibration; a psf_family has z_half_range_nm")
+            return
+        valid = self.psf_calibration.z_range_nm
+        narrowed = (max(low, valid[0]), min(high, valid[1]))
+        if not narrowed[0] < narrowed[1]:
+            raise InputError(f"simulation.z_range_nm {low:g} to {high:g} nm lies outside the calibration's valid "
+                             f"range ({valid[0]:.0f} to {valid[1]:.0f} nm)")
+        object.__setattr__(self, "psf_calibration", dataclasses.replace(self.psf_calibration, z_range_nm=narrowed))
 
     def draw(self, field: str, rng: np.random.Generator) -> float:
         """One value of a range field, uniformly or uniformly in its logarithm."""
@@ -126,9 +147,9 @@ class TrainConfig:
             raise InputError("a 3-D model (model.with_z) trains on an astigmatic PSF calibration "
                              "(simulation.psf_calibration, or train --psf PSF.json) or a family of them "
                              "(simulation.psf_family), and only a 3-D model does")
-        if self.model.psf_condition != (simulation.psf_family is not None):
-            raise InputError("a model that takes the calibration as an input (model.psf_condition) trains on a "
-                             "family of calibrations (simulation.psf_family), and only such a model does")
+        if simulation.psf_family is not None and not self.model.psf_condition:
+            raise InputError("a family of calibrations (simulation.psf_family) trains a model that takes the "
+                             "calibration as an input (model.psf_condition)")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -60,7 +60,7 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     if init_weights is not None:
         model, parent_card = load_model(init_weights, device)
         if model.config != config.model:
-            config = _for_parent(config, model.config, parent_card)
+            config = for_parent(config, model.config, parent_card)
         model.train()
     else:
         model = VAREmitterPredictor(config.model).to(device)
@@ -128,9 +128,14 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     return final
 
 
-def _for_parent(config: TrainConfig, model_config, parent_card: dict) -> TrainConfig:
-    """The config with the parent model's architecture; where its scale weights were written for
-    another number of scales, the parent's own training scale weights."""
+def for_parent(config: TrainConfig, model_config, parent_card: dict) -> TrainConfig:
+    """The config of fine-tuning a parent model: the parent's architecture; where the scale
+    weights were written for another number of scales, the parent's own training scale weights.
+    A 3-D parent needs a 3-D simulation (one calibration or a family) and a 2-D parent a 2-D one."""
+    if model_config.with_z != config.model.with_z:
+        raise InputError("the model to fine-tune is a 3-D model: give its PSF calibration (train --psf PSF.json)"
+                         if model_config.with_z else
+                         "the model to fine-tune is a 2-D model: a PSF calibration needs a 3-D model to start from")
     training = config.training
     if len(training.scale_weights) != len(model_config.patch_nums):
         parent = parent_card.get("train_config", {}).get("training", {}).get("scale_weights", ())
