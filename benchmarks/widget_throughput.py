@@ -1,12 +1,13 @@
 """A movie predicted from the Predict widget in a real napari viewer against the CLI's path on
 the same OME-TIFF: frames/s of each, then a widget run cancelled halfway and resumed, with the
-longest event-loop stall seen (a 20 ms QTimer's largest gap) while it ran. First, what one
-refresh of the run's Points layer costs the GUI thread as a 2,000-frame movie's table grows
-(100 localisations per frame): the frame in view, as during a run, and the whole table, as at
-its end.
+longest event-loop stall seen (a 20 ms QTimer's largest gap) while it ran. First, what the
+run's Points layer costs the GUI thread (synthetic tables): one refresh of the frame in view as a
+2,000-frame movie's table grows (100 localisations per frame), as during a run, and the longest
+stall while a finished run of 200,000 or 600,000 localisations is shown, as at its end.
 
 Run (a display is needed: xvfb-run -a on a headless machine):
     xvfb-run -a .venv/bin/python benchmarks/widget_throughput.py [--frames 2000] [--size 256] [--show]
+    [--layers-only]
 Prints figures; asserts nothing.
 """
 
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.tiff import write_ome_tiff
@@ -64,10 +66,22 @@ class StallMeter:
         return max(self.gaps, default=float("nan"))
 
 
-def layer_refresh_cost(size: int) -> None:
-    """Seconds one RunLayers refresh takes with 20,000-200,000 localisations arrived."""
+def localisations(first: int, n_frames: int, per_frame: int, size: int, rng):
+    """A synthetic chunk's table: per_frame localisations in each of n_frames frames from `first`."""
+    n = per_frame * n_frames
+    return pd.DataFrame({"frame": np.repeat(np.arange(first, first + n_frames), per_frame),
+                         "x_nm": rng.uniform(0, size * 100, n), "y_nm": rng.uniform(0, size * 100, n),
+                         "photons": rng.uniform(100, 5000, n), "background": 50.0, "uncertainty_nm": 10.0,
+                         "probability": rng.uniform(0.3, 1, n)})
+
+
+def layer_costs(size: int) -> None:
+    """What the run's Points layer costs the GUI thread: one refresh of the frame in view as a
+    2,000-frame movie's table grows (100 localisations a frame), then, at the end of runs of
+    200,000 and 600,000 localisations, the longest event-loop stall while the finished run's
+    layer is built and swapped in, and the time until it is shown."""
     import napari
-    import pandas as pd
+    from qtpy.QtWidgets import QApplication
 
     from napari_var_emitter.plugin.predict_run import RunLayers
     from napari_var_emitter.predict.frames import Prediction
@@ -77,23 +91,25 @@ def layer_refresh_cost(size: int) -> None:
     rng = np.random.default_rng(0)
     run = RunLayers(viewer, image, False, 0, 2000, (size, size), (16,), CAMERA, None, False)
     for first in range(0, 2000, 64):
-        n = 100 * min(64, 2000 - first)
-        table = pd.DataFrame({"frame": np.repeat(np.arange(first, first + n // 100), 100),
-                              "x_nm": rng.uniform(0, size * 100, n), "y_nm": rng.uniform(0, size * 100, n),
-                              "photons": rng.uniform(100, 5000, n), "background": 50.0, "uncertainty_nm": 10.0,
-                              "probability": rng.uniform(0.3, 1, n)})
-        run.tables.append(table)
+        run.add(first, Prediction(localisations(first, min(64, 2000 - first), 100, size, rng), [], ()))
         if len(run.tables) % 6 == 0 or first + 64 >= 2000:
-            rows = sum(len(t) for t in run.tables)
-            for _ in range(2):  # the second as in a run: the layer held one frame before
-                run.shown_frame = None
-                started = time.perf_counter()
-                run.flush()
-                in_view = time.perf_counter() - started
+            run.shown_frame = None  # as in a run: the layer held another frame before
             started = time.perf_counter()
-            run.flush(everything=True)
-            print(f"{rows:>7,} localisations: refresh of the frame in view {in_view * 1000:5.1f} ms, "
-                  f"of the whole table {(time.perf_counter() - started) * 1000:5.0f} ms")
+            run.flush()
+            print(f"{len(run.table()):>7,} localisations: refresh of the frame in view "
+                  f"{(time.perf_counter() - started) * 1000:5.1f} ms")
+    for per_frame in (100, 300):
+        run = RunLayers(viewer, image, False, 0, 2000, (size, size), (16,), CAMERA, None, False)
+        run.add(0, Prediction(localisations(0, 2000, per_frame, size, rng), [], ()))
+        meter, finished = StallMeter(), []
+        meter.start()
+        started = time.perf_counter()
+        run.finish(done=lambda: finished.append(time.perf_counter()))
+        while not finished:
+            QApplication.processEvents()
+            time.sleep(0.002)
+        print(f"end of a run of {2000 * per_frame:,} localisations: shown after {finished[0] - started:.2f} s, "
+              f"longest event-loop stall {meter.stop() * 1000:.0f} ms")
     viewer.close()
 
 
@@ -105,13 +121,16 @@ def main() -> None:
     parser.add_argument("--show", action="store_true",
                         help="show the viewer's window (under Xvfb, napari repaints it ~30 times/s in software "
                         "OpenGL, which takes CPU from the model)")
+    parser.add_argument("--layers-only", action="store_true", help="only the Points layer's costs (synthetic tables)")
     args = parser.parse_args()
+    layer_costs(args.size)
+    if args.layers_only:
+        return
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_var_emitter.plugin.predict_widget import PredictWidget
 
-    layer_refresh_cost(args.size)
     cached_model(None, "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

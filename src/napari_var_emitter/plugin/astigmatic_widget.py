@@ -5,6 +5,7 @@ calibration (the 3-D model, as `var-emitter predict --psf`, or the classical 3-D
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import napari
@@ -30,9 +31,9 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .job_controls import JobControls, StatusLabel
-from .layers import (MARKER_PX, TAG, frame_in_view, has_z, layer_choices, place_image, points_data, points_kwargs,
-                     stack_of, table_from_layer, z_colour_limits)
-from .predict_run import Progress, remove_outputs
+from .layers import (MARKER_PX, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices, place_image,
+                     retire, stack_of, table_from_layer, z_colour_limits)
+from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 from .writers import export_csv, output_layer
@@ -295,6 +296,7 @@ class AstigmaticWidget(JobControls, Container):
         first = 0 if self.frames.value == "all frames" else frame_in_view(self.viewer, layer)
         stop = frames.shape[0] if self.frames.value == "all frames" else first + 1
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
+        self.layer_builder = None  # the worker that builds the results' layer at the end
         worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
                                                               "finished": self._finished})
@@ -312,29 +314,44 @@ class AstigmaticWidget(JobControls, Container):
         show_error(self.job_error)
 
     def _finished(self) -> None:
-        self._job_ended()
+        """The job is over: its localisations go into a Points layer built off the GUI thread (the
+        last run's kept, hidden); Localise is available again once it is shown."""
         progress = self.job_progress
         self.progress.value = progress.done
-        if self.job_error:
-            self.status.value = f"error: {self.job_error}"
-            return
         layer, single, px = self._output
         tables = [t for t in self.tables if len(t)]
-        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["frame", "x_nm", "y_nm"])
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         ended = "done" if progress.done >= progress.total else "cancelled"
-        self.status.value = f"{ended}: {len(table):,} localisations in {progress.done:,} frame(s)"
-        if not len(table):
+        status = f"{ended}: {len(table):,} localisations in {progress.done:,} frame(s)"
+        if self.job_error or not len(table):
+            self._job_ended()
+            self.status.value = f"error: {self.job_error}" if self.job_error else status
             return
         if has_z(table):
             low, high = z_colour_limits(table)
-            self.status.value += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"
-        remove_outputs(self.viewer, layer.name, ("localisations_3d",))
+            status += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"
+        self._showing_results()
         dims = 2 if single else 3
-        data = points_data(table, px)
-        points = self.viewer.add_points(data[:, 1:] if single else data, **points_kwargs(
-            table, f"{layer.name} 3-D localisations", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]),
-            MARKER_PX, "localisations_3d", layer.name))
-        self.points.value = points
+        options = {"name": f"{layer.name} 3-D localisations", "scale": tuple(layer.scale[-dims:]),
+                   "translate": tuple(layer.translate[-dims:]), "size": MARKER_PX, "role": "localisations_3d",
+                   "source": layer.name}
+
+        def shown(points) -> None:
+            self._job_ended()
+            self.points.value, self.status.value = points, status
+
+        def not_shown(exc: Exception) -> None:
+            self._job_ended()
+            self.status.value = f"{status}; they could not be shown ({exc})"
+        build = functools.partial(image_points, table, px, single, **options)
+        self.layer_builder = insert_built(self.viewer, build, self._retire_last_result, shown, not_shown)
+
+    def _retire_last_result(self) -> int:
+        """Keep the last run's localisations of this image, hidden (layers.retire); the new layer goes on top."""
+        last = output_layer(self.viewer, self._output[0], "localisations_3d")
+        if last is not None:
+            retire(last)
+        return len(self.viewer.layers)
 
     def export_csv(self) -> None:
         export_csv(output_layer(self.viewer, self.image.value, "localisations_3d"), self.csv_path.value,

@@ -75,6 +75,12 @@ class JobControls:
                 self.job_progress.stop.set()
             self.status.value = "cancelling…"
 
+    def _showing_results(self) -> None:
+        """The job is over and its results are going into the viewer: Cancel and the progress
+        timer stop; Run stays off until `_job_ended`."""
+        self.progress_timer.stop()
+        self.cancel_button.enabled, self.status.value = False, "showing the localisations…"
+
     def _job_ended(self) -> None:
         self.progress_timer.stop()
         self.worker = None

@@ -4,8 +4,10 @@ in frames/s and time left, and the layers it fills as chunks arrive."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -14,9 +16,12 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import MARKER_PX, TAG, frame_in_view, map_placement, points_data, points_kwargs
+from .layers import (MARKER_PX, TAG, frame_in_view, image_points, insert_built, map_placement, points_data,
+                     points_kwargs, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
+SWAP_FROM = 20_000  # detections from which the finished run's layer is built off the GUI thread
+LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
 
 
 class Cancelled(Exception):
@@ -97,15 +102,17 @@ class RunLayers:
 
     While the run goes on, the Points layer holds the detections of the frame in view only (it
     follows the frame slider), and every detection once `finish()` is called at the end:
-    napari re-validates and re-colours a whole layer whenever its data change (~0.4 s for
-    200,000 points on 2 cores), which, repeated every second of a long movie, would take the
-    model's CPU and freeze the viewer."""
+    napari re-validates and re-colours a whole layer on the GUI thread whenever its data change
+    (~5 µs a point on 2 cores), which, repeated every second of a long movie, would take the
+    model's CPU and freeze the viewer. A final table of SWAP_FROM points or more goes into a new
+    layer built off the GUI thread instead (layers.image_points)."""
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
                  envelope: Envelope | None, with_maps: bool) -> None:
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
         self.image = layer
         self.tables: list[pd.DataFrame] = []
+        self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
         self.shown_frame: int | None = None  # the frame whose detections the Points layer holds
         self.px, self.last_draw, self.message = camera.pixel_size_nm, 0.0, ""
         dims = 2 if single else 3
@@ -114,7 +121,7 @@ class RunLayers:
             translate[0] += scale[0] * first  # maps hold frames first..last
         name = layer.name
         # layers of the last run are refilled, not replaced: napari's removal of a layer costs a
-        # garbage collection (~0.2 s of frozen viewer each)
+        # garbage collection (~0.25 s of frozen viewer each); a long run's result is kept (retired)
         old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
                if lay.metadata.get(TAG, {}).get("source") == name}
         self.maps = []
@@ -147,10 +154,19 @@ class RunLayers:
         if self.points is not None and self.points.ndim != dims:
             viewer.layers.remove(self.points)
             self.points = None
+        if self.points is not None and len(self.points.data) >= SWAP_FROM:
+            retire(self.points)  # emptying it would freeze the viewer longer than napari's removal
+            self.points = None
+        self.options = {"name": f"{name} detections", "scale": tuple(layer.scale[-dims:]),  # points_kwargs'
+                        "translate": tuple(layer.translate[-dims:]), "size": MARKER_PX, "role": "detections",
+                        "source": name}
+        self.layer_builder = None  # the worker that builds a long run's final layer
+        live = old.pop((LIVE_ROLE, None), None)  # the layer a long run's detections followed the slider in
+        if self.points is None and live is not None and live.ndim == dims:
+            self.points = live
+            live.name, live.visible, live.metadata[TAG]["role"] = self.options["name"], True, "detections"
         if self.points is None:
-            self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(
-                empty, f"{name} detections", tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:]), MARKER_PX,
-                "detections", name))
+            self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
         else:
             self.points.scale, self.points.translate = tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:])
             self.points.data, self.points.features = np.zeros((0, dims)), empty
@@ -160,6 +176,7 @@ class RunLayers:
 
     def add(self, first_frame: int, prediction) -> None:
         self.tables.append(prediction.table)
+        self.concatenated = None
         self.shown_frame = None  # its frame may have just arrived
         for layer, scale_map in zip(self.maps, prediction.scale_maps):
             if self.single:
@@ -182,19 +199,17 @@ class RunLayers:
         return self.envelope.camera_warnings(self.camera) + self.envelope.measured_warnings(self.table())
 
     def table(self) -> pd.DataFrame:
-        tables = [t for t in self.tables if len(t)]
-        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        """Every detection so far (concatenated once per chunk arrived)."""
+        if self.concatenated is None:
+            tables = [t for t in self.tables if len(t)]
+            self.concatenated = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        return self.concatenated
 
-    def flush(self, everything: bool = False) -> None:
-        """Redraw the maps and show the detections that have arrived of the frame in view, or
-        of every frame."""
+    def flush(self) -> None:
+        """Redraw the maps and show the detections that have arrived of the frame in view."""
         self.last_draw = time.perf_counter()
         for layer in self.maps:
             layer.refresh()
-        if everything:
-            self.shown_frame = None
-            self._show(self.table())
-            return
         frame = self.first if self.single else frame_in_view(self.viewer, self.image)
         if frame != self.shown_frame:
             self.shown_frame = frame
@@ -219,10 +234,37 @@ class RunLayers:
         self.points.features = table
         self.points.border_color = "probability"
 
-    def finish(self) -> None:
-        """The run is over: every detection in the Points layer, which stops following the slider."""
+    def finish(self, done: Callable[[], None]) -> None:
+        """The run is over: every detection in a Points layer, which no longer follows the slider;
+        then `done()`. From SWAP_FROM detections on, they go into a new layer built off the GUI
+        thread (layers.image_points), and the layer that followed the slider is emptied, hidden
+        and kept for the next run (LIVE_ROLE): napari's removal would freeze the viewer."""
         self._stop_following()
-        self.flush(everything=True)
+        for layer in self.maps:
+            layer.refresh()
+        table = self.table()
+        if len(table) < SWAP_FROM:
+            self.shown_frame = None
+            self._show(table)
+            done()
+            return
+        live = self.points
+
+        def make_room() -> int:
+            self._show(table.iloc[:0])
+            live.visible, live.name = False, f"{self.image.name} detections (frame in view while predicting)"
+            live.metadata[TAG]["role"] = LIVE_ROLE
+            return self.viewer.layers.index(live) + 1 if live in self.viewer.layers else len(self.viewer.layers)
+
+        def shown(points) -> None:
+            self.points = points
+            done()
+
+        def not_shown(exc: Exception) -> None:
+            self.message = f"the detections could not be shown ({exc}); the localisation file has them all"
+            done()
+        build = functools.partial(image_points, table, self.px, self.single, **self.options)
+        self.layer_builder = insert_built(self.viewer, build, make_room, shown, not_shown)
 
     def disconnect(self) -> None:
         """This run's layers are taken over by the next run."""

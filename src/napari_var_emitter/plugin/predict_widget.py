@@ -157,6 +157,7 @@ class PredictWidget(JobControls, Container):
             first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value)
             model, card = cached_model(options.weights, options.device)
+            options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
             movie = not current_frame_only and self.frames.value != "current frame"
             job = None
             if movie:
@@ -200,9 +201,14 @@ class PredictWidget(JobControls, Container):
         self.layers.message = f"failed: {exc}"
 
     def _finished(self) -> None:
+        """The job is over: every detection goes into the Points layer (which may take a moment
+        for a whole movie); then Predict is available again and the status says how it went."""
+        self._showing_results()
+        self.layers.finish(done=self._report)
+
+    def _report(self) -> None:
         run, progress = self.layers, self.job_progress
         self._job_ended()
-        run.finish()
         self.progress.value = progress.done
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
         rate = f", {progress.rate():.2f} frames/s" if progress.rate() > 0 else ""

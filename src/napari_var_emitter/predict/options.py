@@ -67,7 +67,7 @@ class PredictOptions:
                              "or give one from `var-emitter train --psf`")
         if self.psf is None and config.with_z:
             raise InputError(f"{self.weights} is a 3-D model: give the PSF calibration of your microscope "
-                             "(--psf PSF.json, from calibrate-psf)")
+                             "(--psf PSF.json, from calibrate-psf; in napari, use the 3-D astigmatic widget)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
