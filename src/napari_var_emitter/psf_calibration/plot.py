@@ -26,10 +26,10 @@ def draw_psf_calibration(figure: Figure, calibration: PSFCalibration, colours: C
         residuals.plot(np.broadcast_to(z, residual.shape).ravel(), residual.ravel(), ".", color=colour, ms=2,
                        label=f"{name}: RMS {error:.1f} nm")
     residuals.axhline(0, color=colours.foreground, lw=0.8)
-    curves.set_ylabel("PSF width σ [nm]")
-    residuals.set_ylabel("measured − fit [nm]")
+    curves.set_ylabel("width σ [nm]")
+    residuals.set_ylabel("residual [nm]")
     residuals.set_xlabel("z [nm] (0 midway between the foci)")
-    curves.set_title(f"{len(beads.x_nm)} beads; stack centre at z = {calibration.focal_offset_nm:.1f} nm", fontsize=9)
+    curves.set_title(f"{len(beads.x_nm)} beads; stack centre at z = {calibration.focal_offset_nm + 0.0:.1f} nm", fontsize=9)
     for axes in (curves, residuals):
         style(axes, colours)
         legend = axes.legend(fontsize=7, frameon=False)
