@@ -4,7 +4,7 @@ gains, on the grid cells of that calibration (benchmarks/astigmatic_3d.py's grid
 1. The calibration recovered from its simulated beads, as grid_cells recovers it, written to
    RUN/psf.json (kept if there).
 2. Unless RUN/model.safetensors exists: var-emitter train --config configs/finetune_3d_cpu.json
-   --init <bundled 3-D model> --psf RUN/psf.json --out RUN --device DEVICE, timed.
+   --init bundled-3d --psf RUN/psf.json --out RUN --device DEVICE, timed.
 3. The bundled model, the fine-tuned one (both at --threshold) and the classical 3-D fit on the
    calibration's three grid cells (0.1 / 0.5 / 2 per µm²); then the z bias by depth of both models.
 
@@ -47,7 +47,7 @@ def main() -> None:
                        {"beads": f"simulated through {args.calibration}, seed {411 + 3 * index}"})
     if not weights.exists():
         started = time.perf_counter()
-        if cli(["train", "--config", str(CONFIG), "--init", str(BUNDLED_3D), "--psf", str(psf_path),
+        if cli(["train", "--config", str(CONFIG), "--init", "bundled-3d", "--psf", str(psf_path),
                 "--out", str(args.run), "--device", args.device]) != 0:
             raise SystemExit("fine-tuning stopped (the message above says why)")
         print(f"fine-tuning took {(time.perf_counter() - started) / 60:.1f} min (command, wall clock)")

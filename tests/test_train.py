@@ -306,7 +306,7 @@ def test_conditioned_3d_model_fine_tunes_to_one_calibration(tmp_path, capsys):
     write_psf_file(psf_path, psf, 100.0, {})
     config_path.write_text(json.dumps({"training": TINY["training"], "simulation": {"z_range_nm": [-300, 300]}}))
     out = tmp_path / "tuned"
-    assert main(["train", "--config", str(config_path), "--init", str(BUNDLED_3D), "--psf", str(psf_path),
+    assert main(["train", "--config", str(config_path), "--init", "bundled-3d", "--psf", str(psf_path),
                  "--out", str(out), "--device", "cpu"]) == 0
     model, card = load_model(out / "model.safetensors")
     simulation = TrainConfig.from_dict(card["train_config"]).simulation
@@ -322,7 +322,7 @@ def test_conditioned_3d_model_fine_tunes_to_one_calibration(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--config", str(config_path), "--init", str(BUNDLED_3D), "--out", str(tmp_path / "a")]) == 2
     assert "the model to fine-tune is a 3-D model: give its PSF calibration" in capsys.readouterr().err
-    assert main(["train", "--config", str(config_path), "--init", str(BUNDLED), "--psf", str(psf_path),
+    assert main(["train", "--config", str(config_path), "--init", "bundled", "--psf", str(psf_path),
                  "--out", str(tmp_path / "b")]) == 2
     assert "the model to fine-tune is a 2-D model" in capsys.readouterr().err
     with pytest.raises(InputError, match="outside the calibration's valid range"):

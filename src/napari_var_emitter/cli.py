@@ -158,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
-    tr.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    tr.add_argument("--init", type=_weights_or_bundled, metavar="WEIGHTS | bundled | bundled-3d",
+                    help="start from these weights, or a bundled model's (fine-tuning)")
     tr.add_argument("--workers", type=int, default=0,
                     help="processes that make batches ahead (for GPUs; 0 = in the training process, reproducible)")
     tr.add_argument("--psf", type=Path, metavar="PSF.json",
@@ -306,6 +307,13 @@ def _predict(args) -> int:
     print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}"
           + (f" (maps: {maps_path})" if maps_path else ""))
     return 0
+
+
+def _weights_or_bundled(value: str) -> Path:
+    """A weights path, or "bundled" / "bundled-3d" for the bundled 2-D / 3-D model's."""
+    from .model.checkpoint import BUNDLED, BUNDLED_3D
+
+    return {"bundled": BUNDLED, "bundled-3d": BUNDLED_3D}.get(value, Path(value))
 
 
 def _train(args) -> int:
