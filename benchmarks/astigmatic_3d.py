@@ -64,12 +64,18 @@ def grid_cells(n_frames: int = 100, names=tuple(OWN_CALIBRATIONS)):
     for i, (name, true_psf) in enumerate(OWN_CALIBRATIONS.items()):
         if name not in names:
             continue
-        psf = calibration_from_beads(true_psf, 411 + 3 * i)
+        psf = grid_calibration(name)
         for j, density in enumerate((0.1, 0.5, 2.0)):
             config = SimulationConfig(frame_size=(64, 64), n_frames=n_frames, density_per_um2=density,
                                       photons_mean=3000.0, background_photons=30.0, psf=true_psf, camera=BEAD_CAMERA)
             frames, truth = simulate_stack(config, np.random.default_rng(311 + 3 * i + j))
             yield name, density, psf, frames, truth
+
+
+def grid_calibration(name: str) -> PSF:
+    """The grid's calibration `name` as recovered from its simulated beads (seed 411 + 3i for
+    the i-th of OWN_CALIBRATIONS)."""
+    return calibration_from_beads(OWN_CALIBRATIONS[name], 411 + 3 * list(OWN_CALIBRATIONS).index(name))
 
 
 def calibration_from_beads(psf: PSF, seed: int) -> PSF:

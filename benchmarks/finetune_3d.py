@@ -20,7 +20,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from astigmatic_3d import AXES, BEAD_CAMERA, OWN_CALIBRATIONS, calibration_from_beads, grid_cells
+from astigmatic_3d import AXES, BEAD_CAMERA, OWN_CALIBRATIONS, grid_calibration, grid_cells
 from astigmatic_3d_model import print_z_bias, score_row
 from napari_var_emitter.classical.localize import localize_stack
 from napari_var_emitter.cli import main as cli
@@ -41,10 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     psf_path, weights = args.run / "psf.json", args.run / "model.safetensors"
     if not psf_path.exists():
-        index = list(OWN_CALIBRATIONS).index(args.calibration)
         args.run.mkdir(parents=True, exist_ok=True)
-        write_psf_file(psf_path, calibration_from_beads(OWN_CALIBRATIONS[args.calibration], 411 + 3 * index), 100.0,
-                       {"beads": f"simulated through {args.calibration}, seed {411 + 3 * index}"})
+        write_psf_file(psf_path, grid_calibration(args.calibration), 100.0,
+                       {"beads": f"simulated through {args.calibration} (astigmatic_3d.grid_calibration)"})
     if not weights.exists():
         started = time.perf_counter()
         if cli(["train", "--config", str(CONFIG), "--init", "bundled-3d", "--psf", str(psf_path),

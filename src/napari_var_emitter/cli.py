@@ -319,7 +319,7 @@ def _weights_or_bundled(value: str) -> Path:
 def _train(args) -> int:
     from .train.config import TrainConfig
     from .train.data import LabelledSource, SimulatedSource
-    from .model.checkpoint import load_model, resolve_device
+    from .model.checkpoint import read_card, resolve_device
     from .train.loop import for_parent, train
     from .train.prefetch import PrefetchedSource
 
@@ -329,8 +329,7 @@ def _train(args) -> int:
         config = TrainConfig(model=dataclasses.replace(config.model, with_z=True), training=config.training,
                              simulation=dataclasses.replace(config.simulation, psf_calibration=calibration))
     if args.init:  # fine-tuning keeps the parent's architecture, which decides what a batch carries
-        parent, parent_card = load_model(args.init)
-        config = for_parent(config, parent.config, parent_card)
+        config = for_parent(config, *read_card(args.init))
     t = config.training
     if args.stack or args.labels:
         if len(args.stack) != len(args.labels):

@@ -51,9 +51,10 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
-    """Load a model (the bundled one when `weights` is None). Every problem is an InputError."""
-    weights = Path(weights) if weights is not None else BUNDLED
+def read_card(weights: str | Path) -> tuple[ModelConfig, dict]:
+    """A model's architecture and card, from the JSON beside its weights (the weights are not
+    read). Every problem is an InputError."""
+    weights = Path(weights)
     meta_path = card_path(weights)
     if not weights.is_file() or not meta_path.is_file():
         raise InputError(f"{weights}: model needs both {weights.name} and {meta_path.name}")
@@ -65,7 +66,14 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[
         raise InputError(f"{meta_path}: not a napari-var-emitter model (format {meta.get('format')!r})")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise InputError(f"{meta_path}: model format {meta['format_version']} is newer than this program")
-    config = ModelConfig(**meta["config"])
+    return ModelConfig(**meta["config"]), meta.get("card", {})
+
+
+def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
+    """Load a model (the bundled one when `weights` is None). Every problem is an InputError."""
+    weights = Path(weights) if weights is not None else BUNDLED
+    meta_path = card_path(weights)
+    config, card = read_card(weights)
     model = VAREmitterPredictor(config)
     try:
         state = safetensors.torch.load_file(str(weights))
@@ -77,7 +85,7 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[
         first = str(exc).splitlines()[0:3]
         raise InputError(f"{weights}: weights do not fit the architecture in {meta_path.name}: "
                          + " ".join(first)) from exc
-    return model.to(device).eval(), meta.get("card", {})
+    return model.to(device).eval(), card
 
 
 def load_training_state(path: Path) -> dict[str, Any]:

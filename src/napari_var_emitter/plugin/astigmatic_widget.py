@@ -31,8 +31,8 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .job_controls import JobControls, StatusLabel
-from .layers import (MARKER_PX, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices, place_image,
-                     retire, stack_of, table_from_layer, z_colour_limits)
+from .layers import (TAG, frame_in_view, has_z, image_points, insert_built, layer_choices, output_options,
+                     place_image, retire, stack_of, table_from_layer, z_colour_limits)
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
@@ -331,10 +331,7 @@ class AstigmaticWidget(JobControls, Container):
             low, high = z_colour_limits(table)
             status += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"
         self._showing_results()
-        dims = 2 if single else 3
-        options = {"name": f"{layer.name} 3-D localisations", "scale": tuple(layer.scale[-dims:]),
-                   "translate": tuple(layer.translate[-dims:]), "size": MARKER_PX, "role": "localisations_3d",
-                   "source": layer.name}
+        options = output_options(layer, single, "3-D localisations", "localisations_3d")
 
         def shown(points) -> None:
             self._job_ended()

@@ -52,6 +52,14 @@ def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float,
     return kwargs
 
 
+def output_options(image, single: bool, name: str, role: str) -> dict:
+    """points_kwargs' options for a layer of this plugin's results over `image` (named
+    "<image> <name>", in its placement, markers MARKER_PX across)."""
+    dims = 2 if single else 3
+    return {"name": f"{image.name} {name}", "scale": tuple(image.scale[-dims:]),
+            "translate": tuple(image.translate[-dims:]), "size": MARKER_PX, "role": role, "source": image.name}
+
+
 def image_points(table: pd.DataFrame, pixel_size_nm: float, single: bool, **options) -> Points:
     """(any thread) A Points layer of a table over its image (a single frame: y, x only) with
     points_kwargs' `options`, its extent computed. napari's constructor does no per-point Python

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (MARKER_PX, TAG, frame_in_view, image_points, insert_built, map_placement, points_data,
+from .layers import (TAG, frame_in_view, image_points, insert_built, map_placement, output_options, points_data,
                      points_kwargs, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
@@ -157,9 +157,7 @@ class RunLayers:
         if self.points is not None and len(self.points.data) >= SWAP_FROM:
             retire(self.points)  # emptying it would freeze the viewer longer than napari's removal
             self.points = None
-        self.options = {"name": f"{name} detections", "scale": tuple(layer.scale[-dims:]),  # points_kwargs'
-                        "translate": tuple(layer.translate[-dims:]), "size": MARKER_PX, "role": "detections",
-                        "source": name}
+        self.options = output_options(layer, single, "detections", "detections")
         self.layer_builder = None  # the worker that builds a long run's final layer
         live = old.pop((LIVE_ROLE, None), None)  # the layer a long run's detections followed the slider in
         if self.points is None and live is not None and live.ndim == dims:
@@ -168,7 +166,7 @@ class RunLayers:
         if self.points is None:
             self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
         else:
-            self.points.scale, self.points.translate = tuple(layer.scale[-dims:]), tuple(layer.translate[-dims:])
+            self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), empty
         for key, stale in old.items():
             if key[0] == "scale_map":  # maps not asked for this time

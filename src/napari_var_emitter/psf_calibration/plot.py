@@ -29,7 +29,8 @@ def draw_psf_calibration(figure: Figure, calibration: PSFCalibration, colours: C
     curves.set_ylabel("width σ [nm]")
     residuals.set_ylabel("residual [nm]")
     residuals.set_xlabel("z [nm] (0 midway between the foci)")
-    curves.set_title(f"{len(beads.x_nm)} beads; stack centre at z = {calibration.focal_offset_nm + 0.0:.1f} nm", fontsize=9)
+    centre_nm = calibration.focal_offset_nm + 0.0  # (+ 0.0: no "-0.0")
+    curves.set_title(f"{len(beads.x_nm)} beads; stack centre at z = {centre_nm:.1f} nm", fontsize=9)
     for axes in (curves, residuals):
         style(axes, colours)
         legend = axes.legend(fontsize=7, frameon=False)
