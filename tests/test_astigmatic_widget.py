@@ -106,6 +106,13 @@ def test_localise_the_astigmatic_sample_in_3d_export_and_view_it(qtbot, viewer, 
         assert (image[..., :3].max(axis=2) > 60).mean() > 0.001  # points drawn, not a blank canvas
     finally:
         view.close()
+    widget.frames.value = "current frame"  # a small result goes into the same layer, coloured by z
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    frame = table_from_layer(points)
+    assert widget.points.value is points and points.visible and len(frame) < len(table)
+    assert frame["frame"].nunique() == 1 and np.ptp(points.border_color[:, :3], axis=0).max() > 0.5
+    assert not [layer for layer in viewer.layers if "earlier run" in layer.name]
 
 
 def test_bad_inputs_give_messages(qtbot, viewer, errors, tmp_path):

@@ -31,8 +31,8 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, frame_in_view, has_z, image_points, insert_built, layer_choices, output_options,
-                     place_image, retire, stack_of, table_from_layer, z_colour_limits)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices,
+                     output_options, place_image, refill, retire, stack_of, table_from_layer, z_colour_limits)
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
@@ -314,8 +314,10 @@ class AstigmaticWidget(JobControls, Container):
         show_error(self.job_error)
 
     def _finished(self) -> None:
-        """The job is over: its localisations go into a Points layer built off the GUI thread (the
-        last run's kept, hidden); Localise is available again once it is shown."""
+        """The job is over: its localisations go into the last run's layer of this image
+        (layers.refill), or, from BUILD_OFF_THREAD_FROM on or after a run that long, into a new
+        layer built off the GUI thread (the last run's kept, hidden: layers.retire); Localise is
+        available again once they are shown."""
         progress = self.job_progress
         self.progress.value = progress.done
         layer, single, px = self._output
@@ -330,25 +332,31 @@ class AstigmaticWidget(JobControls, Container):
         if has_z(table):
             low, high = z_colour_limits(table)
             status += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"
-        self._showing_results()
         options = output_options(layer, single, "3-D localisations", "localisations_3d")
+        last = output_layer(self.viewer, layer, "localisations_3d")
 
         def shown(points) -> None:
             self._job_ended()
             self.points.value, self.status.value = points, status
 
+        if len(table) < BUILD_OFF_THREAD_FROM and last is not None and last.ndim == (2 if single else 3) \
+                and len(last.data) < BUILD_OFF_THREAD_FROM:
+            last.scale, last.translate, last.visible = options["scale"], options["translate"], True
+            refill(last, table, px)
+            shown(last)
+            return
+        self._showing_results()
+
+        def make_room() -> int:
+            if last is not None:
+                retire(last)  # emptying a long run's layer would freeze the viewer longer than this
+            return len(self.viewer.layers)
+
         def not_shown(exc: Exception) -> None:
             self._job_ended()
             self.status.value = f"{status}; they could not be shown ({exc})"
         build = functools.partial(image_points, table, px, single, **options)
-        self.layer_builder = insert_built(self.viewer, build, self._retire_last_result, shown, not_shown)
-
-    def _retire_last_result(self) -> int:
-        """Keep the last run's localisations of this image, hidden (layers.retire); the new layer goes on top."""
-        last = output_layer(self.viewer, self._output[0], "localisations_3d")
-        if last is not None:
-            retire(last)
-        return len(self.viewer.layers)
+        self.layer_builder = insert_built(self.viewer, build, make_room, shown, not_shown)
 
     def export_csv(self) -> None:
         export_csv(output_layer(self.viewer, self.image.value, "localisations_3d"), self.csv_path.value,

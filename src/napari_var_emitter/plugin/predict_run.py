@@ -16,11 +16,10 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (TAG, frame_in_view, image_points, insert_built, map_placement, output_options, points_data,
-                     points_kwargs, retire)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, image_points, insert_built, map_placement,
+                     output_options, points_kwargs, refill, remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
-SWAP_FROM = 20_000  # detections from which the finished run's layer is built off the GUI thread
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
 
 
@@ -104,8 +103,8 @@ class RunLayers:
     follows the frame slider), and every detection once `finish()` is called at the end:
     napari re-validates and re-colours a whole layer on the GUI thread whenever its data change
     (~5 µs a point on 2 cores), which, repeated every second of a long movie, would take the
-    model's CPU and freeze the viewer. A final table of SWAP_FROM points or more goes into a new
-    layer built off the GUI thread instead (layers.image_points)."""
+    model's CPU and freeze the viewer. A final table of BUILD_OFF_THREAD_FROM points or more
+    goes into a new layer built off the GUI thread instead (layers.image_points)."""
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
                  envelope: Envelope | None, with_maps: bool) -> None:
@@ -121,46 +120,44 @@ class RunLayers:
             translate[0] += scale[0] * first  # maps hold frames first..last
         name = layer.name
         # layers of the last run are refilled, not replaced: napari's removal of a layer costs a
-        # garbage collection (~0.25 s of frozen viewer each); a long run's result is kept (retired)
+        # garbage collection (~0.25 s of frozen viewer each); a long run's result is kept (retired).
+        # Removed, all at once: those of the other dimensionality, and maps not asked for this time
         old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
-               if lay.metadata.get(TAG, {}).get("source") == name}
+               if lay.metadata.get(TAG, {}).get("source") == name
+               and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE)}
+        n_maps = len(strides) if with_maps else 0
+        stale = {key for key, lay in old.items() if lay.ndim != dims or (key[0] == "scale_map" and key[1] >= n_maps)}
+        remove_layers(viewer, [old.pop(key) for key in stale])
         self.maps = []
+        for s, stride in enumerate(strides[:n_maps]):
+            shape = (-(-shape_hw[0] // stride), -(-shape_hw[1] // stride))
+            map_scale, map_translate = map_placement(scale, translate, stride)
+            data = np.zeros(shape if single else (span, *shape), np.float32)
+            looks = {"scale": map_scale, "translate": map_translate, "visible": s == n_maps - 1}
+            reused = old.pop(("scale_map", s), None)
+            if reused is None:
+                reused = viewer.add_image(
+                    data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
+                    opacity=0.5, blending="translucent", **looks,
+                    metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
+            else:
+                reused.data = data
+                for key, value in looks.items():
+                    setattr(reused, key, value)
+            self.maps.append(reused)
         if with_maps:
-            height, width = shape_hw
-            for s, stride in enumerate(strides):
-                shape = (-(-height // stride), -(-width // stride))
-                map_scale, map_translate = map_placement(scale, translate, stride)
-                data = np.zeros(shape if single else (span, *shape), np.float32)
-                looks = {"scale": map_scale, "translate": map_translate, "visible": s == len(strides) - 1}
-                reused = old.pop(("scale_map", s), None)
-                if reused is not None and reused.ndim != data.ndim:
-                    viewer.layers.remove(reused)
-                    reused = None
-                if reused is None:
-                    reused = viewer.add_image(
-                        data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
-                        opacity=0.5, blending="translucent", **looks,
-                        metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
-                else:
-                    reused.data = data
-                    for key, value in looks.items():
-                        setattr(reused, key, value)
-                self.maps.append(reused)
             viewer.layers.selection.events.active.connect(self._show_selected_map)
         viewer.dims.events.current_step.connect(self._frame_changed)
         self.following = True
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("frame", "x_nm", "y_nm", "probability")})
         self.points = old.pop(("detections", None), None)
-        if self.points is not None and self.points.ndim != dims:
-            viewer.layers.remove(self.points)
-            self.points = None
-        if self.points is not None and len(self.points.data) >= SWAP_FROM:
+        if self.points is not None and len(self.points.data) >= BUILD_OFF_THREAD_FROM:
             retire(self.points)  # emptying it would freeze the viewer longer than napari's removal
             self.points = None
         self.options = output_options(layer, single, "detections", "detections")
         self.layer_builder = None  # the worker that builds a long run's final layer
         live = old.pop((LIVE_ROLE, None), None)  # the layer a long run's detections followed the slider in
-        if self.points is None and live is not None and live.ndim == dims:
+        if self.points is None and live is not None:
             self.points = live
             live.name, live.visible, live.metadata[TAG]["role"] = self.options["name"], True, "detections"
         if self.points is None:
@@ -168,9 +165,6 @@ class RunLayers:
         else:
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), empty
-        for key, stale in old.items():
-            if key[0] == "scale_map":  # maps not asked for this time
-                viewer.layers.remove(stale)
 
     def add(self, first_frame: int, prediction) -> None:
         self.tables.append(prediction.table)
@@ -223,25 +217,19 @@ class RunLayers:
             self.following = False
 
     def _show(self, table: pd.DataFrame) -> None:
-        if not len(table):
-            if len(self.points.data):
-                self.points.data = np.zeros((0, self.points.ndim))
-            return
-        data = points_data(table, self.px)
-        self.points.data = data[:, 1:] if self.single else data
-        self.points.features = table
-        self.points.border_color = "probability"
+        refill(self.points, table, self.px)
 
     def finish(self, done: Callable[[], None]) -> None:
         """The run is over: every detection in a Points layer, which no longer follows the slider;
-        then `done()`. From SWAP_FROM detections on, they go into a new layer built off the GUI
-        thread (layers.image_points), and the layer that followed the slider is emptied, hidden
-        and kept for the next run (LIVE_ROLE): napari's removal would freeze the viewer."""
+        then `done()`. From BUILD_OFF_THREAD_FROM detections on, they go into a new layer built
+        off the GUI thread (layers.image_points), and the layer that followed the slider is
+        emptied, hidden and kept for the next run (LIVE_ROLE): napari's removal would freeze the
+        viewer."""
         self._stop_following()
         for layer in self.maps:
             layer.refresh()
         table = self.table()
-        if len(table) < SWAP_FROM:
+        if len(table) < BUILD_OFF_THREAD_FROM:
             self.shown_frame = None
             self._show(table)
             done()
@@ -269,13 +257,6 @@ class RunLayers:
         self._stop_following()
         if self.maps:
             self.viewer.layers.selection.events.active.disconnect(self._show_selected_map)
-
-
-def remove_outputs(viewer, source: str, roles) -> None:
-    """Remove the layers this plugin made from `source` in these roles (never anything else)."""
-    for old in [lay for lay in viewer.layers if lay.metadata.get(TAG, {}).get("source") == source
-                and lay.metadata[TAG].get("role") in roles]:
-        viewer.layers.remove(old)
 
 
 def duration(seconds: float) -> str:

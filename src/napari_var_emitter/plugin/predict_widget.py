@@ -22,9 +22,9 @@ from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .job_controls import JobControls
-from .layers import TAG, frame_in_view, layer_choices, place_image, stack_of, table_from_layer
+from .layers import TAG, frame_in_view, layer_choices, place_image, remove_outputs, stack_of, table_from_layer
 from .models import MODELS
-from .predict_run import Progress, RunLayers, frame_job, movie_job, remove_outputs
+from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
