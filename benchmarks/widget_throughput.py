@@ -9,7 +9,7 @@ at its end.
 
 Run (a display is needed: xvfb-run -a on a headless machine):
     xvfb-run -a .venv/bin/python benchmarks/widget_throughput.py [--frames 2000] [--size 256] [--show]
-    [--uninterrupted] [--layers-only]
+    [--uninterrupted | --interleave FRAMES] [--layers-only]
 Prints figures; asserts nothing.
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.predict import PredictOptions
-from napari_var_emitter.predict.long_stack import predict_stack_to_file
+from napari_var_emitter.predict.long_stack import StackJob, predict_stack_to_file
 from napari_var_emitter.predict.model_cache import cached_model
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
@@ -115,6 +115,34 @@ def layer_costs(size: int) -> None:
     viewer.close()
 
 
+def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
+    """The movie in blocks of args.interleave frames, each through the CLI's path (StackJob, as
+    `predict_stack_to_file`) and then through the widget ("range"): both rates over the same
+    minutes of the machine, whose speed drifts over an hour."""
+    seconds = {"CLI": 0.0, "widget": 0.0}
+    stall = 0.0
+    widget.frames.value = "range"
+    for first in range(0, args.frames, args.interleave):
+        stop = min(first + args.interleave, args.frames)
+        started = time.perf_counter()
+        job = StackJob.start(stack, CAMERA, PredictOptions(device="cpu"), folder / f"cli_{first}.csv",
+                             args.chunk_frames, (first, stop))
+        for r in job.todo():
+            job.run(r)
+        job.finish()
+        cli = time.perf_counter() - started
+        widget.first.value, widget.last.value = first, stop - 1
+        took, block_stall = run(folder / f"widget_{first}.csv")
+        seconds["CLI"] += cli
+        seconds["widget"] += took
+        stall = max(stall, block_stall)
+        n = stop - first
+        print(f"frames {first}..{stop - 1}: CLI {n / cli:.3f}, widget {n / took:.3f} frames/s")
+    cli_fps, widget_fps = (args.frames / seconds[path] for path in ("CLI", "widget"))
+    print(f"interleaved: CLI {cli_fps:.3f}, widget {widget_fps:.3f} frames/s ({widget_fps / cli_fps - 1:+.1%}); "
+          f"longest event-loop stall {stall * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000)
@@ -125,6 +153,8 @@ def main() -> None:
                         "OpenGL, which takes CPU from the model)")
     parser.add_argument("--uninterrupted", action="store_true",
                         help="also time an uninterrupted widget run before the cancelled and resumed one")
+    parser.add_argument("--interleave", type=int, metavar="FRAMES",
+                        help="compare the paths block by block (this many frames each, alternately), no cancel")
     parser.add_argument("--layers-only", action="store_true", help="only the Points layer's costs (synthetic tables)")
     args = parser.parse_args()
     layer_costs(args.size)
@@ -141,10 +171,11 @@ def main() -> None:
         stack = write_stack(folder, args.frames, args.size)
         print(f"{args.frames} frames of {args.size}x{args.size}, chunks of {args.chunk_frames}")
 
-        started = time.perf_counter()
-        predict_stack_to_file(stack, CAMERA, PredictOptions(device="cpu"), folder / "cli.csv", args.chunk_frames)
-        cli_fps = args.frames / (time.perf_counter() - started)
-        print(f"CLI path:    {cli_fps:.2f} frames/s")
+        if not args.interleave:
+            started = time.perf_counter()
+            predict_stack_to_file(stack, CAMERA, PredictOptions(device="cpu"), folder / "cli.csv", args.chunk_frames)
+            cli_fps = args.frames / (time.perf_counter() - started)
+            print(f"CLI path:    {cli_fps:.2f} frames/s")
 
         viewer = napari.Viewer(show=args.show)
         layer = viewer.open(str(stack), plugin="napari-var-emitter")[0]
@@ -175,6 +206,10 @@ def main() -> None:
             check.stop()
             return time.perf_counter() - started, meter.stop()
 
+        if args.interleave:
+            interleaved(args, stack, folder, widget, run)
+            viewer.close()
+            return
         if args.uninterrupted:
             seconds, stall = run(folder / "widget.csv")
             widget_fps = args.frames / seconds
