@@ -32,7 +32,8 @@ from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .job_controls import JobControls, StatusLabel
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices,
-                     output_options, place_image, refill, retire, stack_of, table_from_layer, z_colour_limits)
+                     output_options, place_image, refill, refillable, retire, stack_of, table_from_layer,
+                     z_colour_limits)
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
@@ -339,8 +340,7 @@ class AstigmaticWidget(JobControls, Container):
             self._job_ended()
             self.points.value, self.status.value = points, status
 
-        if len(table) < BUILD_OFF_THREAD_FROM and last is not None and last.ndim == (2 if single else 3) \
-                and len(last.data) < BUILD_OFF_THREAD_FROM:
+        if len(table) < BUILD_OFF_THREAD_FROM and last is not None and refillable(last, 2 if single else 3):
             last.scale, last.translate, last.visible = options["scale"], options["translate"], True
             refill(last, table, px)
             shown(last)

@@ -91,6 +91,13 @@ def refill(points: Points, table: pd.DataFrame, pixel_size_nm: float) -> None:
         setattr(points, key, value)
 
 
+def refillable(layer, dims: int) -> bool:
+    """Whether a result layer can take the next result (refill): the same dimensionality, and
+    fewer than BUILD_OFF_THREAD_FROM points (emptying more would freeze the viewer longer than
+    keeping it: retire)."""
+    return layer.ndim == dims and len(layer.data) < BUILD_OFF_THREAD_FROM
+
+
 def insert_built(viewer, build: Callable[[], Points], make_room: Callable[[], int],
                  done: Callable[[Points], None], failed: Callable[[Exception], None]):
     """Run `build()` in a worker thread; then, on the GUI thread, `make_room()` (which returns

@@ -17,7 +17,7 @@ from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, image_points, insert_built, map_placement,
-                     output_options, points_kwargs, refill, remove_layers, retire)
+                     output_options, points_kwargs, refill, refillable, remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
@@ -151,7 +151,7 @@ class RunLayers:
         self.following = True
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("frame", "x_nm", "y_nm", "probability")})
         self.points = old.pop(("detections", None), None)
-        if self.points is not None and len(self.points.data) >= BUILD_OFF_THREAD_FROM:
+        if self.points is not None and not refillable(self.points, dims):  # same dims here: removed above
             retire(self.points)  # emptying it would freeze the viewer longer than napari's removal
             self.points = None
         self.options = output_options(layer, single, "detections", "detections")
