@@ -1,7 +1,9 @@
 """A movie predicted from the Predict widget in a real napari viewer against the CLI's path on
 the same OME-TIFF: frames/s of each (the widget's over a run cancelled halfway and resumed, and
-optionally over an uninterrupted one too), the longest event-loop stall seen (a 20 ms QTimer's
-largest gap) while the widget ran, and the localisations each path saved and the viewer shows.
+optionally over an uninterrupted one too; with --interleave, block by block, alternately, so
+both rates come from the same minutes of the machine), the longest event-loop stall seen (a 20 ms
+QTimer's largest gap) while the widget ran, and the localisations each path saved (and, without
+--interleave, the viewer shows).
 First, what the run's Points layer costs the GUI thread (synthetic tables): one refresh of the
 frame in view as a 2,000-frame movie's table grows (100 localisations per frame), as during a
 run, and the longest stall while a finished run of 200,000 or 600,000 localisations is shown, as
@@ -118,12 +120,16 @@ def layer_costs(size: int) -> None:
 def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
     """The movie in blocks of args.interleave frames, each through the CLI's path (StackJob, as
     `predict_stack_to_file`) and then through the widget ("range"): both rates over the same
-    minutes of the machine, whose speed drifts over an hour."""
+    minutes of the machine, whose speed drifts over an hour. The widget's block holding the
+    movie's middle frame is cancelled halfway and resumed (both parts timed); at the end, the
+    localisations both paths saved are counted."""
     seconds = {"CLI": 0.0, "widget": 0.0}
+    rows = {"CLI": 0, "widget": 0}
     stall = 0.0
     widget.frames.value = "range"
     for first in range(0, args.frames, args.interleave):
         stop = min(first + args.interleave, args.frames)
+        n = stop - first
         started = time.perf_counter()
         job = StackJob.start(stack, CAMERA, PredictOptions(device="cpu"), folder / f"cli_{first}.csv",
                              args.chunk_frames, (first, stop))
@@ -132,15 +138,28 @@ def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
         job.finish()
         cli = time.perf_counter() - started
         widget.first.value, widget.last.value = first, stop - 1
-        took, block_stall = run(folder / f"widget_{first}.csv")
+        out = folder / f"widget_{first}.csv"
+        if first <= args.frames // 2 < stop:
+            took, block_stall = run(out, cancel_at=n // 2)
+            saved = len(list(out.with_name(out.name + ".parts").glob("chunk_*.csv")))
+            ended = "finished before the cancel" if out.exists() else "cancelled"
+            print(f"frames {first}..{stop - 1}: widget {ended} at frame {first + widget.job_progress.done} "
+                  f"after {took:.1f} s, {saved} chunk(s) saved; status: {widget.status.value}")
+            more, more_stall = run(out)
+            print(f"  resumed: {more:.1f} s more; status: {widget.status.value}")
+            took, block_stall = took + more, max(block_stall, more_stall)
+        else:
+            took, block_stall = run(out)
         seconds["CLI"] += cli
         seconds["widget"] += took
         stall = max(stall, block_stall)
-        n = stop - first
+        rows["CLI"] += len(pd.read_csv(folder / f"cli_{first}.csv"))
+        rows["widget"] += len(pd.read_csv(out))
         print(f"frames {first}..{stop - 1}: CLI {n / cli:.3f}, widget {n / took:.3f} frames/s")
     cli_fps, widget_fps = (args.frames / seconds[path] for path in ("CLI", "widget"))
     print(f"interleaved: CLI {cli_fps:.3f}, widget {widget_fps:.3f} frames/s ({widget_fps / cli_fps - 1:+.1%}); "
           f"longest event-loop stall {stall * 1000:.0f} ms")
+    print(f"localisations saved: CLI {rows['CLI']:,}, widget {rows['widget']:,}")
 
 
 def main() -> None:
@@ -154,7 +173,8 @@ def main() -> None:
     parser.add_argument("--uninterrupted", action="store_true",
                         help="also time an uninterrupted widget run before the cancelled and resumed one")
     parser.add_argument("--interleave", type=int, metavar="FRAMES",
-                        help="compare the paths block by block (this many frames each, alternately), no cancel")
+                        help="compare the paths block by block (this many frames each, alternately); the widget's "
+                        "middle block is cancelled halfway and resumed")
     parser.add_argument("--layers-only", action="store_true", help="only the Points layer's costs (synthetic tables)")
     args = parser.parse_args()
     layer_costs(args.size)
