@@ -18,6 +18,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -47,27 +48,49 @@ def write_stack(folder: Path, n_frames: int, size: int) -> Path:
 
 
 class StallMeter:
-    """The largest gap between ticks of a 20 ms QTimer: how long the event loop was blocked."""
+    """The largest gap between ticks of a 20 ms QTimer: how long the event loop was blocked; when
+    in the run it ended, and the longest full garbage collection (any thread) meanwhile."""
 
     def __init__(self) -> None:
         from qtpy.QtCore import QTimer
 
-        self.gaps, self.last = [], time.perf_counter()
+        self.gaps, self.last, self.started = [], time.perf_counter(), time.perf_counter()
+        self.full_gc_s, self.gc_started = [], 0.0
         self.timer = QTimer(interval=20)
         self.timer.timeout.connect(self._tick)
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.gaps.append(now - self.last)
+        self.gaps.append((now - self.last, now - self.started))
         self.last = now
 
+    def _gc(self, phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                self.gc_started = time.perf_counter()
+            else:
+                self.full_gc_s.append(time.perf_counter() - self.gc_started)
+
     def start(self) -> None:
-        self.last = time.perf_counter()
+        self.started = self.last = time.perf_counter()
+        gc.callbacks.append(self._gc)
         self.timer.start()
 
     def stop(self) -> float:
+        """The largest gap (s)."""
         self.timer.stop()
-        return max(self.gaps, default=float("nan"))
+        gc.callbacks.remove(self._gc)
+        return self.largest()
+
+    def largest(self) -> float:
+        """The largest gap (s)."""
+        return max(self.gaps, default=(float("nan"), 0.0))[0]
+
+    def where(self) -> str:
+        """When the largest gap ended, and the longest full garbage collection, in words."""
+        gap, at = max(self.gaps, default=(float("nan"), 0.0))
+        return (f"{gap * 1000:.0f} ms stall ending {at:.1f} s into the run; {len(self.full_gc_s)} full garbage "
+                f"collection(s), longest {max(self.full_gc_s, default=0.0) * 1000:.0f} ms")
 
 
 def localisations(first: int, n_frames: int, per_frame: int, size: int, rng):
@@ -140,22 +163,25 @@ def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
         widget.first.value, widget.last.value = first, stop - 1
         out = folder / f"widget_{first}.csv"
         if first <= args.frames // 2 < stop:
-            took, block_stall = run(out, cancel_at=n // 2)
+            took, meter = run(out, cancel_at=n // 2)
+            block_stall = meter.largest()
             saved = len(list(out.with_name(out.name + ".parts").glob("chunk_*.csv")))
             ended = "finished before the cancel" if out.exists() else "cancelled"
             print(f"frames {first}..{stop - 1}: widget {ended} at frame {first + widget.job_progress.done} "
                   f"after {took:.1f} s, {saved} chunk(s) saved; status: {widget.status.value}")
-            more, more_stall = run(out)
+            print(f"  {meter.where()}")
+            more, meter = run(out)
             print(f"  resumed: {more:.1f} s more; status: {widget.status.value}")
-            took, block_stall = took + more, max(block_stall, more_stall)
+            took, block_stall = took + more, max(block_stall, meter.largest())
         else:
-            took, block_stall = run(out)
+            took, meter = run(out)
+            block_stall = meter.largest()
         seconds["CLI"] += cli
         seconds["widget"] += took
         stall = max(stall, block_stall)
         rows["CLI"] += len(pd.read_csv(folder / f"cli_{first}.csv"))
         rows["widget"] += len(pd.read_csv(out))
-        print(f"frames {first}..{stop - 1}: CLI {n / cli:.3f}, widget {n / took:.3f} frames/s")
+        print(f"frames {first}..{stop - 1}: CLI {n / cli:.3f}, widget {n / took:.3f} frames/s; {meter.where()}")
     cli_fps, widget_fps = (args.frames / seconds[path] for path in ("CLI", "widget"))
     print(f"interleaved: CLI {cli_fps:.3f}, widget {widget_fps:.3f} frames/s ({widget_fps / cli_fps - 1:+.1%}); "
           f"longest event-loop stall {stall * 1000:.0f} ms")
@@ -204,7 +230,7 @@ def main() -> None:
         widget.image.value, widget.frames.value, widget.device.value = layer, "all frames", "cpu"
         widget.chunk_frames.value = args.chunk_frames
 
-        def run(out: Path, cancel_at: int | None = None) -> tuple[float, float]:
+        def run(out: Path, cancel_at: int | None = None) -> tuple[float, StallMeter]:
             """Press Predict, then wait in a Qt event loop, as napari's own waits (not in a loop
             that calls processEvents every few ms, whose cost the run would then include)."""
             meter, loop, check = StallMeter(), QEventLoop(), QTimer(interval=100)
@@ -224,27 +250,30 @@ def main() -> None:
             check.start()
             loop.exec()
             check.stop()
-            return time.perf_counter() - started, meter.stop()
+            took = time.perf_counter() - started
+            meter.stop()
+            return took, meter
 
         if args.interleave:
             interleaved(args, stack, folder, widget, run)
             viewer.close()
             return
         if args.uninterrupted:
-            seconds, stall = run(folder / "widget.csv")
+            seconds, meter = run(folder / "widget.csv")
+            stall = meter.largest()
             widget_fps = args.frames / seconds
             print(f"widget path: {widget_fps:.2f} frames/s ({widget_fps / cli_fps - 1:+.1%} against the CLI), "
                   f"longest event-loop stall {stall * 1000:.0f} ms")
-        first, stall_a = run(folder / "resumed.csv", cancel_at=args.frames // 2)
+        first, meter_a = run(folder / "resumed.csv", cancel_at=args.frames // 2)
         saved = len(list((folder / "resumed.csv.parts").glob("chunk_*.csv")))
         print(f"cancelled at frame {widget.job_progress.done} after {first:.1f} s: {saved} chunk(s) saved; "
               f"status: {widget.status.value}")
-        second, stall_b = run(folder / "resumed.csv")
+        second, meter_b = run(folder / "resumed.csv")
         widget_fps = args.frames / (first + second)
         print(f"resumed: {second:.1f} s more; status: {widget.status.value}")
         print(f"widget path, cancelled and resumed: {widget_fps:.2f} frames/s over both parts "
               f"({widget_fps / cli_fps - 1:+.1%} against the CLI), longest event-loop stall "
-              f"{max(stall_a, stall_b) * 1000:.0f} ms")
+              f"{max(meter_a.largest(), meter_b.largest()) * 1000:.0f} ms")
         rows = {name: len(pd.read_csv(folder / name)) for name in ("cli.csv", "resumed.csv")}
         shown = [lay for lay in viewer.layers if lay.visible and lay.name.endswith("detections")]
         print(f"localisations: CLI file {rows['cli.csv']:,}, widget file {rows['resumed.csv']:,}, "
