@@ -54,7 +54,7 @@ class StallMeter:
     def __init__(self) -> None:
         from qtpy.QtCore import QTimer
 
-        self.gaps, self.last, self.started = [], time.perf_counter(), time.perf_counter()
+        self.gaps, self.last, self.started = [], 0.0, 0.0  # gaps: (length, end since start), s
         self.full_gc_s, self.gc_started = [], 0.0
         self.timer = QTimer(interval=20)
         self.timer.timeout.connect(self._tick)
@@ -77,18 +77,21 @@ class StallMeter:
         self.timer.start()
 
     def stop(self) -> float:
-        """The largest gap (s)."""
+        """Stop measuring; the largest gap (s)."""
         self.timer.stop()
         gc.callbacks.remove(self._gc)
         return self.largest()
 
+    def _largest_gap(self) -> tuple[float, float]:
+        return max(self.gaps, default=(float("nan"), 0.0))
+
     def largest(self) -> float:
         """The largest gap (s)."""
-        return max(self.gaps, default=(float("nan"), 0.0))[0]
+        return self._largest_gap()[0]
 
     def where(self) -> str:
         """When the largest gap ended, and the longest full garbage collection, in words."""
-        gap, at = max(self.gaps, default=(float("nan"), 0.0))
+        gap, at = self._largest_gap()
         return (f"{gap * 1000:.0f} ms stall ending {at:.1f} s into the run; {len(self.full_gc_s)} full garbage "
                 f"collection(s), longest {max(self.full_gc_s, default=0.0) * 1000:.0f} ms")
 
@@ -162,9 +165,10 @@ def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
         cli = time.perf_counter() - started
         widget.first.value, widget.last.value = first, stop - 1
         out = folder / f"widget_{first}.csv"
+        cancelled_stall = 0.0
         if first <= args.frames // 2 < stop:
             took, meter = run(out, cancel_at=n // 2)
-            block_stall = meter.largest()
+            cancelled_stall = meter.largest()
             saved = len(list(out.with_name(out.name + ".parts").glob("chunk_*.csv")))
             ended = "finished before the cancel" if out.exists() else "cancelled"
             print(f"frames {first}..{stop - 1}: widget {ended} at frame {first + widget.job_progress.done} "
@@ -172,13 +176,12 @@ def interleaved(args, stack: Path, folder: Path, widget, run) -> None:
             print(f"  {meter.where()}")
             more, meter = run(out)
             print(f"  resumed: {more:.1f} s more; status: {widget.status.value}")
-            took, block_stall = took + more, max(block_stall, meter.largest())
+            took += more
         else:
             took, meter = run(out)
-            block_stall = meter.largest()
         seconds["CLI"] += cli
         seconds["widget"] += took
-        stall = max(stall, block_stall)
+        stall = max(stall, cancelled_stall, meter.largest())
         rows["CLI"] += len(pd.read_csv(folder / f"cli_{first}.csv"))
         rows["widget"] += len(pd.read_csv(out))
         print(f"frames {first}..{stop - 1}: CLI {n / cli:.3f}, widget {n / took:.3f} frames/s; {meter.where()}")
