@@ -1,5 +1,6 @@
 """Prediction with the bundled model, on simulated stacks from seeds training never used."""
 
+import dataclasses
 import threading
 import warnings
 from pathlib import Path
@@ -18,8 +19,11 @@ from napari_var_emitter.io.emitters_h5 import write_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.predict import PredictOptions, predict_frames
+from napari_var_emitter.predict.frames import CPU_PIXELS_PER_PASS
 from napari_var_emitter.predict.envelope import Envelope
+from napari_var_emitter.predict.tiling import TileLayout, default_tile_px
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
@@ -66,16 +70,29 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
 
 
 def test_tile_batches_and_bfloat16_autocast(model):
-    frames, truth = _stack(200, 2, 0.5, seed_offset=2)  # 4 tiles per frame
-    one_by_one = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=1)).table
-    # all 8 tiles in one batch
-    together = predict_frames(model, frames, truth.camera, PredictOptions(batch_size=8)).table
+    frames, truth = _stack(192, 2, 0.5, seed_offset=2)
+    tiles = PredictOptions(tile_px=64)  # 9 tiles of 128 x 128 px per frame
+    one_by_one = predict_frames(model, frames, truth.camera, dataclasses.replace(tiles, batch_size=1)).table
+    # both frames' 18 tiles read together, run in passes of CPU_PIXELS_PER_PASS: 4 tiles each, the last 2
+    assert CPU_PIXELS_PER_PASS // 128**2 == 4
+    together = predict_frames(model, frames, truth.camera, dataclasses.replace(tiles, batch_size=8)).table
     assert len(one_by_one) == len(together) > 0
     np.testing.assert_allclose(one_by_one[["x_nm", "y_nm"]], together[["x_nm", "y_nm"]], atol=0.05)
     full = evaluate(together, truth)
-    bf16 = evaluate(predict_frames(model, frames, truth.camera, PredictOptions(amp=True)).table, truth)
+    bf16 = evaluate(predict_frames(model, frames, truth.camera, dataclasses.replace(tiles, amp=True)).table, truth)
     assert abs(bf16["jaccard"] - full["jaccard"]) < 3
     assert bf16["rmse_lateral_nm"] < full["rmse_lateral_nm"] + 3
+
+
+def test_default_tiles_follow_the_attention():
+    """Global attention (v1) costs the square of the tile: 256 x 256 px frames are cut into four
+    128-px cores; a windowed or no-VAR model takes them whole."""
+    v1 = ModelConfig(patch_nums=(5, 10, 20, 40, 40))
+    for config, tiles in [(v1, 4), (ModelConfig(window_px=32), 1), (ModelConfig(var_prior=False), 1)]:
+        layout = TileLayout.plan(256, 256, 32, default_tile_px(config), PredictOptions().margin_px)
+        assert len(layout.origins) == tiles
+    assert len(TileLayout.plan(512, 512, 32, default_tile_px(ModelConfig(window_px=32)), 32).origins) == 4
+
 
 def test_sampled_generations_average_reproducibly(model):
     frames, truth = _stack(96, 4, 0.5, seed_offset=3)

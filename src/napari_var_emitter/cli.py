@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="maps to write: every scale's map (progressive), the detection probability on the "
                            "2x output grid (super_resolution), or both; --maps alone means progressive")
     pred.add_argument("--batch-size", type=int, default=4,
-                      help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU)")
+                      help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU; a CPU runs at most "
+                           "65,536 pixels of tiles at a time)")
     pred.add_argument("--amp", action="store_true",
                       help="bfloat16 autocast (for GPUs; see docs/benchmarks.md for its accuracy)")
     pred.add_argument("--samples", type=int, default=1,

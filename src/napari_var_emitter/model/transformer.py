@@ -14,6 +14,9 @@ from torch.nn import functional as F
 
 from .windows import from_windows, to_windows
 
+# attention scores a CPU computes at once in windowed attention (float32: 2 MB, stays in cache)
+CPU_SCORES_PER_PASS = 1 << 19
+
 
 class KVCache:
     """Keys and values (B, heads, L, C / heads) of the scales one block has seen so far in one
@@ -44,6 +47,22 @@ def _append(kv, k, v, dim: int):
     return (k, v) if kv is None else (torch.cat([kv[0], k], dim=dim), torch.cat([kv[1], v], dim=dim))
 
 
+def attend_windows(q_BHNlc: torch.Tensor, k_BHNLc: torch.Tensor, v_BHNLc: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(c)) v in each window (B, heads, n_windows, l | L, c). A GPU runs
+    PyTorch's fused kernel. A CPU runs matrix products over groups of windows whose scores fit in
+    cache: the fused kernel's time jumps once a scale's scores outgrow the cache, and at 256 x 256
+    px frames this is 4-5x faster (docs/model.md). Global scales keep the fused kernel, which is
+    the faster one on their long sequences."""
+    if q_BHNlc.device.type != "cpu":
+        return F.scaled_dot_product_attention(q_BHNlc, k_BHNLc, v_BHNLc)
+    lead, (l, c), n_keys = q_BHNlc.shape[:-2], q_BHNlc.shape[-2:], k_BHNLc.shape[-2]
+    q, k, v = (t.reshape(-1, *t.shape[-2:]) for t in (q_BHNlc * c**-0.5, k_BHNLc, v_BHNLc))
+    group = max(1, CPU_SCORES_PER_PASS // (l * n_keys))
+    out = [torch.softmax(q[i:i + group] @ k[i:i + group].transpose(1, 2), dim=-1) @ v[i:i + group]
+           for i in range(0, len(q), group)]
+    return torch.cat(out).view(*lead, l, c)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -65,7 +84,7 @@ class SelfAttention(nn.Module):
         else:  # a local scale: window by window, with the global scales' keys in each
             grid, t = window
             k, v = cache.extend_local(to_windows(k, grid, t), to_windows(v, grid, t))
-            out = from_windows(F.scaled_dot_product_attention(to_windows(q, grid, t), k, v), grid, t)
+            out = from_windows(attend_windows(to_windows(q, grid, t), k, v), grid, t)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 

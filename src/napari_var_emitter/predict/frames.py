@@ -18,7 +18,12 @@ from ..model.predictor import VAREmitterPredictor
 from .model_cache import cached_model
 from .options import PredictOptions
 from .postprocess import maps_to_table
-from .tiling import TileLayout, paste
+from .tiling import TileLayout, default_tile_px, paste
+
+# pixels of tiles one pass of the model takes on a CPU (one 256 x 256 frame, two 160 x 160 ones):
+# larger passes outgrow the cache and run slower per pixel (docs/benchmarks.md, "Tiles and
+# passes on a CPU")
+CPU_PIXELS_PER_PASS = 1 << 16
 
 
 @dataclasses.dataclass
@@ -52,8 +57,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     in its stack (the table's frame column counts from it). Runs where the model's weights are.
 
     `options.batch_size` frames are read at a time and their tiles go through the model
-    batch_size tiles at a time; amp runs the model in bfloat16 autocast (a GPU option:
-    docs/benchmarks.md compares its accuracy with float32). samples = N > 1 averages the maps and
+    batch_size tiles at a time (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them); amp runs
+    the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
+    float32). samples = N > 1 averages the maps and
     the detection probability over N generations with tokens sampled at temperature 1 (seeded by
     each batch's first frame index, so the same call repeats exactly)."""
     config = model.config
@@ -65,7 +71,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
     strides, up = config.token_strides_px, config.upscale
     n, height, width = frames_adu.shape
-    layout = TileLayout.plan(height, width, strides[0], options.tile_px, options.margin_px)
+    layout = TileLayout.plan(height, width, strides[0], options.tile_px or default_tile_px(config), options.margin_px)
     strides = strides if config.var_prior else ()  # the no-VAR baseline has no per-scale maps
     device = next(model.parameters()).device
     px, margin = camera.pixel_size_nm, layout.margin
@@ -110,14 +116,18 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictOptions, seed: int,
               calibration_1P: torch.Tensor | None = None):
-    """model.generate over (N, 1, h, w) tiles, batch_size at a time (with the calibration vector
-    of a conditioned model); float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o));
+    """model.generate over (N, 1, h, w) tiles, batch_size at a time and on a CPU at most
+    CPU_PIXELS_PER_PASS pixels of them (with the calibration vector of a conditioned model);
+    float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o));
     with samples > 1, means over sampled generations (the head's detection logit is the logit of
     the mean probability)."""
     samples = options.samples
     generator = torch.Generator(tiles.device).manual_seed(seed) if samples > 1 else None
+    per_pass = options.batch_size
+    if tiles.device.type == "cpu":
+        per_pass = max(1, min(per_pass, CPU_PIXELS_PER_PASS // (tiles.shape[-2] * tiles.shape[-1])))
     outputs = []
-    for part in tiles.split(options.batch_size):
+    for part in tiles.split(per_pass):
         runs = []
         for _ in range(samples):
             with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=options.amp):

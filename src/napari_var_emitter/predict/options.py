@@ -21,13 +21,15 @@ MAP_MODES = ("progressive", "super_resolution", "both")
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
     """model: weights path (None = a bundled model: the 3-D one when psf is given, else the 2-D
-    one; `weights` says which); device: cpu, cuda[:N] or auto (resolved
-    when the model is loaded); threshold: detection probability integrated over 3x3 output
-    cells; batch_size: frames read, and tiles run, at a time; amp: bfloat16 autocast; samples: 1
-    = argmax tokens, N = the mean of N sampled generations; tile_px / margin_px: tile core and
-    context border in camera pixels; prior_scale: 0 zeroes the VAR prior (the ablation);
-    output_map: keep the detection probability on the output grid; psf: the astigmatic PSF
-    calibration, the input of a calibration-conditioned 3-D model."""
+    one; `weights` says which); device: cpu, cuda[:N] or auto (resolved when the model is
+    loaded); threshold: detection probability integrated over 3x3 output cells; batch_size:
+    frames read, and tiles run, at a time (on a CPU, no more tiles than fit in
+    predict.frames.CPU_PIXELS_PER_PASS); amp: bfloat16 autocast; samples: 1 = argmax tokens,
+    N = the mean of N sampled generations; tile_px / margin_px: tile core and context border in
+    camera pixels (tile_px None: the model's own, predict.tiling.default_tile_px); prior_scale:
+    0 zeroes the VAR prior (the ablation); output_map: keep the detection probability on the
+    output grid; psf: the astigmatic PSF calibration, the input of a calibration-conditioned
+    3-D model."""
 
     model: str | None = None
     device: str = "cpu"
@@ -35,7 +37,7 @@ class PredictOptions:
     batch_size: int = 4
     amp: bool = False
     samples: int = 1
-    tile_px: int = 128
+    tile_px: int | None = None
     margin_px: int = 32
     prior_scale: float = 1.0
     output_map: bool = False
@@ -48,7 +50,7 @@ class PredictOptions:
             raise InputError("samples and batch size must be 1 or more")
         if not 0 < self.threshold < 1:
             raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if self.tile_px < 1 or self.margin_px < 0:
+        if (self.tile_px is not None and self.tile_px < 1) or self.margin_px < 0:
             raise InputError("tile_px must be >= 1 and margin_px >= 0")
 
     @property

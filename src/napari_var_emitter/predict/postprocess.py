@@ -10,35 +10,51 @@ from torch.nn import functional as F
 
 from ..model.targets import Z_SCALE_NM, map_to_photons
 
+# row and column offsets of a cell's 3x3 neighbourhood, row-major
+NEIGHBOUR_ROWS = torch.tensor([-1, -1, -1, 0, 0, 0, 1, 1, 1])
+NEIGHBOUR_COLS = torch.tensor([-1, 0, 1, -1, 0, 1, -1, 0, 1])
+
+
+def neighbourhoods(map_BHW: torch.Tensor, b: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """(n, 9) the 3x3 cells around each cell (b, r, c) of map_BHW (offsets NEIGHBOUR_ROWS,
+    NEIGHBOUR_COLS); 0 outside the map."""
+    rows, cols = r[:, None] + NEIGHBOUR_ROWS.to(r.device), c[:, None] + NEIGHBOUR_COLS.to(c.device)
+    inside = (rows >= 0) & (rows < map_BHW.shape[1]) & (cols >= 0) & (cols < map_BHW.shape[2])
+    values = map_BHW[b[:, None], rows.clamp(0, map_BHW.shape[1] - 1), cols.clamp(0, map_BHW.shape[2] - 1)]
+    return values * inside
+
 
 def find_detections(prob_BHW: torch.Tensor, threshold: float, occupied: float | None = None):
     """Cells that are 3x3 local maxima of the probability whose 3x3 sum >= threshold; with
     `occupied`, also every cell whose own probability is >= occupied (for maps that mark each
     emitter's own cell, like the tokenizer's, so that emitters in adjacent cells stay apart).
+    Only the candidates' sums are computed: a maximum whose 3x3 sum reaches the threshold holds
+    at least a ninth of it.
 
     Returns (batch, row, col, integrated probability) as 1-D tensors.
     """
-    prob = prob_BHW[:, None]
-    summed = F.avg_pool2d(prob, 3, stride=1, padding=1) * 9
-    peak = prob == F.max_pool2d(prob, 3, stride=1, padding=1)
-    keep = peak & (summed >= threshold) & (prob > 0)
+    peak = prob_BHW == F.max_pool2d(prob_BHW[:, None], 3, stride=1, padding=1)[:, 0]
+    candidate = peak & (prob_BHW >= threshold / 9) & (prob_BHW > 0)
     if occupied is not None:
-        keep |= prob >= occupied
-    b, _, r, c = torch.nonzero(keep, as_tuple=True)
-    return b, r, c, summed[b, 0, r, c].clamp(max=1.0)
+        candidate |= prob_BHW >= occupied
+    b, r, c = torch.nonzero(candidate, as_tuple=True)
+    summed = neighbourhoods(prob_BHW, b, r, c).sum(1)
+    keep = summed >= threshold
+    if occupied is not None:
+        keep |= prob_BHW[b, r, c] >= occupied
+    return b[keep], r[keep], c[keep], summed[keep].clamp(max=1.0)
 
 
-def fuse_offsets(maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """dx, dy (B, H, W) of each cell as the mean of its 3x3 neighbourhood's estimates, weighted by
-    probability / (sigma_dx sigma_dy). Each neighbour predicts the offset from its own centre,
-    so its column (row) shift is added to its dx (dy)."""
-    weight = (maps["prob"] / (maps["sigma_dx"] * maps["sigma_dy"]).clamp(min=1e-6))[:, None]
-    shift = torch.arange(-1.0, 2.0, device=weight.device)
-    kernels = torch.stack([torch.ones(3, 3, device=weight.device), shift.expand(3, 3), shift[:, None].expand(3, 3)])
-    total, col_shift, row_shift = F.conv2d(weight, kernels[:, None], padding=1).unbind(1)
-    box = F.avg_pool2d(torch.cat([weight * maps["dx"][:, None], weight * maps["dy"][:, None]], 1), 3, 1, 1) * 9
-    total = total.clamp(min=1e-12)
-    return (box[:, 0] + col_shift) / total, (box[:, 1] + row_shift) / total
+def fuse_offsets(maps: dict[str, torch.Tensor], b: torch.Tensor, r: torch.Tensor, c: torch.Tensor):
+    """dx, dy (n,) of the cells (b, r, c) as the mean of each one's 3x3 neighbourhood's
+    estimates, weighted by probability / (sigma_dx sigma_dy). Each neighbour predicts the offset
+    from its own centre, so its column (row) shift is added to its dx (dy)."""
+    around = {name: neighbourhoods(maps[name], b, r, c) for name in ("prob", "sigma_dx", "sigma_dy", "dx", "dy")}
+    weight = around["prob"] / (around["sigma_dx"] * around["sigma_dy"]).clamp(min=1e-6)
+    total = weight.sum(1).clamp(min=1e-12)
+    dx = (weight * (around["dx"] + NEIGHBOUR_COLS.to(weight))).sum(1) / total
+    dy = (weight * (around["dy"] + NEIGHBOUR_ROWS.to(weight))).sum(1) / total
+    return dx, dy
 
 
 def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: float, frames,
@@ -50,9 +66,10 @@ def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: floa
     corner lies in the frame; `occupied` as in find_detections.
     """
     b, r, c, p = find_detections(maps["prob"], threshold, occupied)
+    at = {name: m[b, r, c] for name, m in maps.items() if name != "prob"}
     if "sigma_dx" in maps:  # the head's maps carry uncertainties: fuse the neighbours' estimates
-        maps = {**maps, **dict(zip(("dx", "dy"), fuse_offsets(maps)))}
-    at = {name: m[b, r, c].cpu().numpy() for name, m in maps.items() if name != "prob"}
+        at["dx"], at["dy"] = fuse_offsets(maps, b, r, c)
+    at = {name: values.cpu().numpy() for name, values in at.items()}
     col, row = c.cpu().numpy(), r.cpu().numpy()
     table = pd.DataFrame({
         "frame": np.asarray(frames)[b.cpu().numpy()],

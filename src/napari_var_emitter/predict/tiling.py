@@ -14,6 +14,21 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..model.config import ModelConfig
+
+# tile cores (camera px) when PredictOptions.tile_px is None. Attention over every token (v1)
+# costs the square of the tile: 128-px cores. With local windows, or without a transformer (the
+# no-VAR baseline), 256-px cores (frames up to 320 px whole) ran fastest on 2 CPU cores
+# (docs/benchmarks.md, "Tiles and passes on a CPU")
+GLOBAL_ATTENTION_TILE_PX = 128
+LOCAL_ATTENTION_TILE_PX = 256
+
+
+def default_tile_px(config: ModelConfig) -> int:
+    """The tile core that keeps `config`'s model cheapest per pixel (camera px)."""
+    global_attention = config.var_prior and config.window_px == 0
+    return GLOBAL_ATTENTION_TILE_PX if global_attention else LOCAL_ATTENTION_TILE_PX
+
 
 @dataclasses.dataclass(frozen=True)
 class TileLayout:
