@@ -5,8 +5,13 @@ simulated truth (so float32 and bfloat16 autocast can be compared).
 With --psf, astigmatic stacks through that calibration, localised in 3-D (the bundled 3-D
 model unless --model says otherwise), for the 3-D model's speed against the 2-D model's.
 
+With --breakdown, a second line per size splits the run's time into the model's generation
+(synchronised on a GPU, which slows the run a little) and everything else: reading, the camera
+model, tiling, post-processing and the table, which run on the host whatever the device.
+
 Run: .venv/bin/python benchmarks/predict_speed.py [--device cpu|cuda] [--threads N]
      [--model PATH] [--psf PSF.json] [--batch-size N] [--amp] [--sizes 160 256] [--frames N]
+     [--breakdown]
 Prints one line per frame size; asserts nothing.
 """
 
@@ -40,11 +45,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="frames read and tiles run at a time")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--sizes", type=int, nargs="+", default=[160, 256])
+    parser.add_argument("--breakdown", action="store_true", help="time in the model's generation against the rest")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     psf = read_psf_file(args.psf)[0] if args.psf else None
     options = PredictOptions(model=args.model, device=args.device, batch_size=args.batch_size, amp=args.amp, psf=psf)
     model, _ = cached_model(options.weights, options.device)
+    generation = GenerationTimer(model, args.device.startswith("cuda")) if args.breakdown else None
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU threads"
     print(f"{options.weights.name}: device {args.device} ({name}), torch {torch.__version__}, batch {args.batch_size}, "
           f"{'bfloat16 autocast' if args.amp else 'float32'}")
@@ -58,6 +65,8 @@ def main() -> None:
             predict(frames[:args.batch_size], truth.camera, options, model)  # warm-up
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
+            if generation is not None:
+                generation.seconds = 0.0
             started = time.perf_counter()
             stack = read_stack(path)  # from the file on disk, as the CLI does
             camera = resolve_camera(stack.camera_metadata, warn=False)
@@ -71,6 +80,26 @@ def main() -> None:
                   f"Jaccard {report['jaccard']:.2f} %, RMSE {report['rmse_lateral_nm']:.2f} nm, "
                   + (f"axial RMSE {report['rmse_axial_nm']:.1f} nm, " if "rmse_axial_nm" in report else "")
                   + f"{len(result.table)} localisations; peak resident memory so far {peak_mb:.0f} MB", flush=True)
+            if generation is not None:
+                print(f"    model generation {generation.seconds / args.frames * 1000:.1f} ms/frame, everything else "
+                      f"{(elapsed - generation.seconds) / args.frames * 1000:.1f} ms/frame", flush=True)
+
+
+class GenerationTimer:
+    """Wraps model.generate of one model instance and sums the seconds spent in it."""
+
+    def __init__(self, model, synchronise: bool):
+        self.seconds, generate = 0.0, model.generate
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            out = generate(*args, **kwargs)
+            if synchronise:
+                torch.cuda.synchronize()
+            self.seconds += time.perf_counter() - started
+            return out
+
+        model.generate = timed
 
 
 if __name__ == "__main__":

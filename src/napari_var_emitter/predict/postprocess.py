@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from ..model.targets import Z_SCALE_NM, map_to_photons
 
 # row and column offsets of a cell's 3x3 neighbourhood, row-major
 NEIGHBOUR_ROWS = torch.tensor([-1, -1, -1, 0, 0, 0, 1, 1, 1])
 NEIGHBOUR_COLS = torch.tensor([-1, 0, 1, -1, 0, 1, -1, 0, 1])
+CENTRE = 4
 
 
 def neighbourhoods(map_BHW: torch.Tensor, b: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -28,20 +28,20 @@ def find_detections(prob_BHW: torch.Tensor, threshold: float, occupied: float | 
     """Cells that are 3x3 local maxima of the probability whose 3x3 sum >= threshold; with
     `occupied`, also every cell whose own probability is >= occupied (for maps that mark each
     emitter's own cell, like the tokenizer's, so that emitters in adjacent cells stay apart).
-    Only the candidates' sums are computed: a maximum whose 3x3 sum reaches the threshold holds
-    at least a ninth of it.
+    Only candidates are examined, at their 3x3 neighbourhoods: a maximum whose 3x3 sum reaches
+    the threshold holds at least a ninth of it.
 
     Returns (batch, row, col, integrated probability) as 1-D tensors.
     """
-    peak = prob_BHW == F.max_pool2d(prob_BHW[:, None], 3, stride=1, padding=1)[:, 0]
-    candidate = peak & (prob_BHW >= threshold / 9) & (prob_BHW > 0)
+    candidate = (prob_BHW >= threshold / 9) & (prob_BHW > 0)
     if occupied is not None:
         candidate |= prob_BHW >= occupied
     b, r, c = torch.nonzero(candidate, as_tuple=True)
-    summed = neighbourhoods(prob_BHW, b, r, c).sum(1)
-    keep = summed >= threshold
+    around = neighbourhoods(prob_BHW, b, r, c)
+    own, summed = around[:, CENTRE], around.sum(1)
+    keep = (own == around.max(1).values) & (summed >= threshold)
     if occupied is not None:
-        keep |= prob_BHW[b, r, c] >= occupied
+        keep |= own >= occupied
     return b[keep], r[keep], c[keep], summed[keep].clamp(max=1.0)
 
 
