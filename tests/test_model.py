@@ -14,7 +14,8 @@ from napari_var_emitter.predict.postprocess import find_detections, maps_to_tabl
 from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.model.quantizer import ResidualQuantizer
 from napari_var_emitter.model.targets import map_to_photons, render_target
-from napari_var_emitter.model.transformer import CPU_SCORES_PER_PASS, attend_windows, token_levels
+from napari_var_emitter.model.transformer import (CPU_SCORES_PER_PASS, attend_windows, fused_window_attention,
+                                                  token_levels)
 from napari_var_emitter.model.windows import attention_mask, local_scales
 from napari_var_emitter.train.losses import ProgressiveScaleWeights
 
@@ -71,16 +72,18 @@ def test_local_windows_mask():
     assert not mask[:start[2], start[2]:].any()  # block-causal still
 
 
-def test_cpu_window_attention_in_groups_is_the_fused_kernel():
+def test_window_attention_in_groups_and_fused():
     """On a CPU, attend_windows runs the windows in groups whose scores fit in cache (here 13
-    groups, the last one smaller): the result is PyTorch's fused attention's."""
+    groups, the last one smaller); a GPU runs fused_window_attention (windows joined to the heads
+    for PyTorch's fused kernels). Both give the attention of each window on its own."""
     torch.manual_seed(2)
-    q = torch.randn(1, 4, 64, 64, 24)  # (batch, heads, windows, queries, channels)
-    k, v = torch.randn(2, 1, 4, 64, 400, 24)  # 336 global keys + 64 of the window
+    q = torch.randn(2, 4, 64, 64, 24)  # (batch, heads, windows, queries, channels)
+    k, v = torch.randn(2, 2, 4, 64, 400, 24)  # 336 global keys + 64 of the window
     group = CPU_SCORES_PER_PASS // (64 * 400)
-    assert 1 < group < 4 * 64 and (4 * 64) % group
-    torch.testing.assert_close(attend_windows(q, k, v), torch.nn.functional.scaled_dot_product_attention(q, k, v),
-                               atol=1e-5, rtol=1e-5)
+    assert 1 < group < 2 * 4 * 64 and (2 * 4 * 64) % group
+    expected = torch.softmax(q @ k.transpose(-1, -2) / 24**0.5, dim=-1) @ v
+    torch.testing.assert_close(attend_windows(q, k, v), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused_window_attention(q, k, v), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_residual_quantisation(model):
