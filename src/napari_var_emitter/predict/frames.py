@@ -59,9 +59,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     `options.batch_size` frames are read at a time and their tiles go through the model
     batch_size tiles at a time (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
-    float32). samples = N > 1 averages the maps and
-    the detection probability over N generations with tokens sampled at temperature 1 (seeded by
-    each batch's first frame index, so the same call repeats exactly)."""
+    float32). samples = N > 1 averages the maps and the detection probability over N
+    generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
+    so the same call repeats exactly)."""
     config = model.config
     calibration = None
     if config.psf_condition:
@@ -118,9 +118,8 @@ def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictO
               calibration_1P: torch.Tensor | None = None):
     """model.generate over (N, 1, h, w) tiles, batch_size at a time and on a CPU at most
     CPU_PIXELS_PER_PASS pixels of them (with the calibration vector of a conditioned model);
-    float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o));
-    with samples > 1, means over sampled generations (the head's detection logit is the logit of
-    the mean probability)."""
+    float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1, means
+    over sampled generations (the head's detection logit is the logit of the mean probability)."""
     samples = options.samples
     generator = torch.Generator(tiles.device).manual_seed(seed) if samples > 1 else None
     per_pass = options.batch_size
