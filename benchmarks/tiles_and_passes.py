@@ -1,8 +1,10 @@
 """How prediction should cut frames on a CPU: the measurements behind predict.tiling's default
 tile cores, predict.frames.CPU_PIXELS_PER_PASS and model.transformer.attend_windows.
 
-1. Windowed attention at the fine scale of each frame size, PyTorch's fused kernel against
-   attend_windows (windows in groups whose scores fit in cache), 1 to 4 frames at a time.
+1. Windowed attention at the fine scale of each frame size: scaled_dot_product_attention on the
+   5-D (batch, heads, windows, tokens, channels) tensors, which PyTorch runs with its unfused
+   kernel, against attend_windows (windows joined to the heads, 4-D, so a fused kernel runs),
+   1 to 4 frames at a time.
 2. predict_frames in frames/s for tile cores of 128, 192, 256 and 448 px (32-px margins; a frame up
    to core + 64 px runs whole) and passes of 1, 2 or 4 tiles, on simulated frames at 1 /um^2.
 
@@ -44,7 +46,7 @@ def best_of(run, repeats: int = 5) -> float:
 
 
 def attention_rows(config, size: int) -> None:
-    """The finest scale's windowed attention of a size x size frame: fused kernel against groups."""
+    """The finest scale's windowed attention of a size x size frame: a 5-D call against attend_windows."""
     strides, heads = config.token_strides_px, config.num_heads
     local = local_scales(strides, config.window_px)
     if not local[-1]:
@@ -58,10 +60,11 @@ def attention_rows(config, size: int) -> None:
     for frames in (1, 2, 4):
         q = torch.randn(frames, heads, n_windows, t * t, c)
         k, v = torch.randn(2, frames, heads, n_windows, n_keys, c)
-        fused = best_of(lambda: F.scaled_dot_product_attention(q, k, v)) / frames
-        grouped = best_of(lambda: attend_windows(q, k, v)) / frames
+        five_d = best_of(lambda: F.scaled_dot_product_attention(q, k, v)) / frames
+        joined = best_of(lambda: attend_windows(q, k, v)) / frames
         print(f"{size}x{size} attention, {n_windows} windows of {t * t} tokens x {n_keys} keys, {frames} frame(s) "
-              f"at a time: fused kernel {fused * 1e3:.1f} ms/frame, in groups {grouped * 1e3:.1f} ms/frame", flush=True)
+              f"at a time: 5-D call {five_d * 1e3:.1f} ms/frame, windows joined to the heads {joined * 1e3:.1f} "
+              "ms/frame", flush=True)
 
 
 def main() -> None:

@@ -14,8 +14,7 @@ from napari_var_emitter.predict.postprocess import find_detections, maps_to_tabl
 from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.model.quantizer import ResidualQuantizer
 from napari_var_emitter.model.targets import map_to_photons, render_target
-from napari_var_emitter.model.transformer import (CPU_SCORES_PER_PASS, attend_windows, fused_window_attention,
-                                                  token_levels)
+from napari_var_emitter.model.transformer import attend_windows, token_levels
 from napari_var_emitter.model.windows import attention_mask, local_scales
 from napari_var_emitter.train.losses import ProgressiveScaleWeights
 
@@ -72,18 +71,14 @@ def test_local_windows_mask():
     assert not mask[:start[2], start[2]:].any()  # block-causal still
 
 
-def test_window_attention_in_groups_and_fused():
-    """On a CPU, attend_windows runs the windows in groups whose scores fit in cache (here 13
-    groups, the last one smaller); a GPU runs fused_window_attention (windows joined to the heads
-    for PyTorch's fused kernels). Both give the attention of each window on its own."""
+def test_window_attention_is_each_windows_own():
+    """attend_windows joins the windows to the heads (PyTorch's fused kernels take 4-D inputs):
+    each window attends to its own keys only."""
     torch.manual_seed(2)
-    q = torch.randn(2, 4, 64, 64, 24)  # (batch, heads, windows, queries, channels)
-    k, v = torch.randn(2, 2, 4, 64, 400, 24)  # 336 global keys + 64 of the window
-    group = CPU_SCORES_PER_PASS // (64 * 400)
-    assert 1 < group < 2 * 4 * 64 and (2 * 4 * 64) % group
+    q = torch.randn(2, 4, 16, 64, 24)  # (batch, heads, windows, queries, channels)
+    k, v = torch.randn(2, 2, 4, 16, 400, 24)  # e.g. 336 global keys + 64 of the window
     expected = torch.softmax(q @ k.transpose(-1, -2) / 24**0.5, dim=-1) @ v
     torch.testing.assert_close(attend_windows(q, k, v), expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fused_window_attention(q, k, v), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_residual_quantisation(model):

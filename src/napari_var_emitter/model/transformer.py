@@ -14,10 +14,6 @@ from torch.nn import functional as F
 
 from .windows import from_windows, to_windows
 
-# attention scores a CPU computes at once in windowed attention (float32: 2 MB, stays in cache)
-CPU_SCORES_PER_PASS = 1 << 19
-
-
 class KVCache:
     """Keys and values (B, heads, L, C / heads) of the scales one block has seen so far in one
     generation: the global scales' in raster order, the local scales' by window (B, heads,
@@ -48,25 +44,11 @@ def _append(kv, k, v, dim: int):
 
 
 def attend_windows(q_BHNlc: torch.Tensor, k_BHNLc: torch.Tensor, v_BHNLc: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(c)) v in each window (B, heads, n_windows, l | L, c). A GPU runs
-    PyTorch's fused attention (fused_window_attention). A CPU runs matrix products over groups of
-    windows whose scores fit in cache: the fused kernel's time jumps once a scale's scores outgrow
-    the cache, and at 256 x 256 px frames this is 3-5x faster (docs/model.md). Global scales keep
-    the fused kernel, which is the faster one on their long sequences."""
-    if q_BHNlc.device.type != "cpu":
-        return fused_window_attention(q_BHNlc, k_BHNLc, v_BHNLc)
-    lead, (l, c), n_keys = q_BHNlc.shape[:-2], q_BHNlc.shape[-2:], k_BHNLc.shape[-2]
-    q, k, v = (t.reshape(-1, *t.shape[-2:]) for t in (q_BHNlc * c**-0.5, k_BHNLc, v_BHNLc))
-    group = max(1, CPU_SCORES_PER_PASS // (l * n_keys))
-    out = [torch.softmax(q[i:i + group] @ k[i:i + group].transpose(1, 2), dim=-1) @ v[i:i + group]
-           for i in range(0, len(q), group)]
-    return torch.cat(out).view(*lead, l, c)
-
-
-def fused_window_attention(q_BHNlc: torch.Tensor, k_BHNLc: torch.Tensor, v_BHNLc: torch.Tensor) -> torch.Tensor:
-    """attend_windows through PyTorch's scaled_dot_product_attention, with the windows joined to
-    the heads: its fused GPU kernels take 4-D inputs only, and 5-D ones fall back to the
-    unfused kernel."""
+    """softmax(q k^T / sqrt(c)) v in each window (B, heads, n_windows, l | L, c), through PyTorch's
+    scaled_dot_product_attention with the windows joined to the heads: its fused kernels take
+    4-D inputs only, and a 5-D call falls back to the unfused one, which materialises every
+    window's scores at once (about 5x slower on 2 CPU cores at 256 x 256 px frames;
+    docs/benchmarks.md, "Tiles and passes on a CPU")."""
     joined = (t.flatten(1, 2) for t in (q_BHNlc, k_BHNLc, v_BHNLc))
     return F.scaled_dot_product_attention(*joined).view_as(q_BHNlc)
 
