@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from .windows import from_windows, to_windows
 
+
 class KVCache:
     """Keys and values (B, heads, L, C / heads) of the scales one block has seen so far in one
     generation: the global scales' in raster order, the local scales' by window (B, heads,
