@@ -66,8 +66,9 @@ def maps_to_table(maps: dict[str, torch.Tensor], threshold: float, cell_nm: floa
     corner lies in the frame; `occupied` as in find_detections.
     """
     b, r, c, p = find_detections(maps["prob"], threshold, occupied)
-    at = {name: m[b, r, c] for name, m in maps.items() if name != "prob"}
-    if "sigma_dx" in maps:  # the head's maps carry uncertainties: fuse the neighbours' estimates
+    fused = "sigma_dx" in maps  # the head's maps carry uncertainties: fuse the neighbours' estimates
+    at = {name: m[b, r, c] for name, m in maps.items() if name != "prob" and not (fused and name in ("dx", "dy"))}
+    if fused:
         at["dx"], at["dy"] = fuse_offsets(maps, b, r, c)
     at = {name: values.cpu().numpy() for name, values in at.items()}
     col, row = c.cpu().numpy(), r.cpu().numpy()
