@@ -51,7 +51,7 @@ def test_chunks_equal_the_whole_stack_and_resume_after_interruption(stack, tmp_p
     with pytest.raises(KeyboardInterrupt):
         predict_stack_to_file(path, CAMERA, OPTIONS, out, 8, progress=interrupt)
     parts = tmp_path / "locs.csv.parts"
-    assert not out.exists() and len(list(parts.glob("chunk_*.csv"))) == 2
+    assert not out.exists() and len(list(parts.glob("chunk_*.npz"))) == 2
     with pytest.raises(InputError, match="other settings"):
         predict_stack_to_file(path, CAMERA, dataclasses.replace(OPTIONS, threshold=0.5), out, 8)
     seen = []

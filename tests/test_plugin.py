@@ -196,7 +196,7 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()
-    saved = len(list((tmp_path / "movie.csv.parts").glob("chunk_*.csv")))
+    saved = len(list((tmp_path / "movie.csv.parts").glob("chunk_*.npz")))
     assert 1 <= saved < SAMPLE.n_frames // 4
     with EventLoopGaps() as gaps:
         widget.start()

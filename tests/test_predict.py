@@ -70,10 +70,11 @@ def test_tiles_stitch_without_duplicates_or_seams(model):
 
 
 def test_tile_batches_and_bfloat16_autocast(model):
-    frames, truth = _stack(192, 2, 0.5, seed_offset=2)
+    frames, truth = _stack(192, 5, 0.5, seed_offset=2)
     tiles = PredictOptions(tile_px=64)  # 9 tiles of 128 x 128 px per frame
     one_by_one = predict_frames(model, frames, truth.camera, dataclasses.replace(tiles, batch_size=1)).table
-    # both frames' 18 tiles read together, run in passes of CPU_PIXELS_PER_PASS: 4 tiles each, the last 2
+    # the 5 frames read together; at each of the 9 places their tiles run in passes of
+    # CPU_PIXELS_PER_PASS: 4 tiles, then 1
     assert CPU_PIXELS_PER_PASS // 128**2 == 4
     together = predict_frames(model, frames, truth.camera, dataclasses.replace(tiles, batch_size=8)).table
     assert len(one_by_one) == len(together) > 0
@@ -151,6 +152,20 @@ def test_predict_errors(tmp_path, capsys):
     assert main(args + ["--model", str(tmp_path / "bad.safetensors")]) == 2
     assert "not a napari-var-emitter model" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_read_ahead_raises_a_bad_frame_at_its_batch_and_stops(model):
+    """The next batch is read in a background thread: a NaN there fails the call naming its frame
+    (numbered in the stack), after the batches before it ran, and leaves no reading thread behind."""
+    frames, truth = _stack(32, 5, 0.5, seed_offset=4)
+    frames = frames.astype(np.float32)
+    frames[3, 4, 4] = np.nan
+    batches = []
+    with pytest.raises(InputError, match=r"frame 103 \(0-based\) contains NaN"):
+        predict_frames(model, frames, truth.camera, PredictOptions(batch_size=2), first_frame=100,
+                       progress=lambda done, total: batches.append(done))
+    assert batches == [2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
 
 
 def test_threads_share_one_model_without_interfering(model):

@@ -3,8 +3,10 @@ post-processing and stitching (predict/tiling.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -56,8 +58,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     """Localise (T, H, W) ADU frames (numpy or dask); `first_frame` is the index of frames_adu[0]
     in its stack (the table's frame column counts from it). Runs where the model's weights are.
 
-    `options.batch_size` frames are read at a time and their tiles go through the model
-    batch_size tiles at a time (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them); amp runs
+    `options.batch_size` frames are read at a time (the next batch in a background thread while
+    the model works on this one); the tiles at one place in those frames go through the model
+    together (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them per pass); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
     float32). samples = N > 1 averages the maps and the detection probability over N
     generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
@@ -77,29 +80,34 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     px, margin = camera.pixel_size_nm, layout.margin
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
+    per_pass = options.batch_size
+    if device.type == "cpu":
+        tile_pixels = (layout.core_h + 2 * margin) * (layout.core_w + 2 * margin)
+        per_pass = max(1, min(per_pass, CPU_PIXELS_PER_PASS // tile_pixels))
     tables = []
-    for start in range(0, n, options.batch_size):
-        chunk = frames_to_photons(np.asarray(frames_adu[start:start + options.batch_size]), camera, first_frame + start)
-        b = len(chunk)
-        tiles = layout.cut(_to_device(torch.from_numpy(chunk)[:, None], device))
-        all_probs, all_head = _generate(model, tiles, options, first_frame + start, calibration)
-        for ti, (r, c) in enumerate(layout.origins):  # tile ti holds rows ti * b .. (ti + 1) * b
-            rows = slice(ti * b, (ti + 1) * b)
-            named = head_maps(all_head[rows])
-            if fine is not None:
-                cut = margin * up
-                paste(fine[start:start + b, r * up:(r + layout.core_h) * up, c * up:(c + layout.core_w) * up],
-                      named["prob"][:, cut:, cut:].cpu().numpy())
-            table = maps_to_table(named, options.threshold, px / up, np.arange(start, start + b),
-                                  origin_nm=((c - margin) * px, (r - margin) * px))
-            tables.append(table[layout.in_core(table["x_nm"] / px, table["y_nm"] / px, (r, c))])
-            for si, s in enumerate(strides):
-                m, p = margin // s, all_probs[si][rows]
-                block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
-                paste(maps[si][start:start + b, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]],
-                      block)
-        if progress is not None:
-            progress(min(start + options.batch_size, n), n)
+    with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
+        for start, photons_B1HW in batches:
+            b = len(photons_B1HW)
+            tiles = layout.cut(photons_B1HW)  # tile ti of the batch's frame j is row ti * b + j
+            generator = torch.Generator(device).manual_seed(first_frame + start) if options.samples > 1 else None
+            for ti, (r, c) in enumerate(layout.origins):
+                for j in range(0, b, per_pass):  # the tiles of frames start + j, ... (in this call)
+                    part = tiles[ti * b + j:ti * b + min(b, j + per_pass)]
+                    probs, head = _generate(model, part, options, generator, calibration)
+                    named, in_call = head_maps(head), slice(start + j, start + j + len(part))
+                    if fine is not None:
+                        cut = margin * up
+                        paste(fine[in_call, r * up:(r + layout.core_h) * up, c * up:(c + layout.core_w) * up],
+                              named["prob"][:, cut:, cut:].cpu().numpy())
+                    table = maps_to_table(named, options.threshold, px / up, np.arange(in_call.start, in_call.stop),
+                                          origin_nm=((c - margin) * px, (r - margin) * px))
+                    tables.append(table[layout.in_core(table["x_nm"] / px, table["y_nm"] / px, (r, c))])
+                    for si, s in enumerate(strides):
+                        m, p = margin // s, probs[si]
+                        block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
+                        paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
+            if progress is not None:
+                progress(start + b, n)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if len(table):
         table["frame"] += first_frame
@@ -107,37 +115,43 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     return Prediction(table, maps, strides, fine)
 
 
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host -> device copy, through pinned memory to a GPU."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+def _read_ahead(frames_adu, camera: Camera, batch_size: int, first_frame: int,
+                device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, (b, 1, H, W) photons on `device`) for frames [start, start + batch_size) in turn.
+    A background thread reads the next batch and converts it to photons (into pinned memory
+    for a GPU) while the caller works on this one; a reading error is raised at its batch."""
+
+    def load(start: int) -> torch.Tensor:
+        chunk = frames_to_photons(np.asarray(frames_adu[start:start + batch_size]), camera, first_frame + start)
+        photons = torch.from_numpy(chunk)[:, None]
+        return photons.pin_memory() if device.type == "cuda" else photons
+
+    starts = range(0, len(frames_adu), batch_size)
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(load, starts[0]) if len(starts) else None
+        for i, start in enumerate(starts):
+            photons = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(load, starts[i + 1])
+            yield start, photons.to(device, non_blocking=True)
 
 
-def _generate(model: VAREmitterPredictor, tiles: torch.Tensor, options: PredictOptions, seed: int,
-              calibration_1P: torch.Tensor | None = None):
-    """model.generate over (N, 1, h, w) tiles, batch_size at a time and on a CPU at most
-    CPU_PIXELS_PER_PASS pixels of them (with the calibration vector of a conditioned model);
-    float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1, means
-    over sampled generations (the head's detection logit is the logit of the mean probability)."""
+def _generate(model: VAREmitterPredictor, tiles_N1hw: torch.Tensor, options: PredictOptions,
+              generator: torch.Generator | None, calibration_1P: torch.Tensor | None = None):
+    """One pass of model.generate over tiles (with the calibration vector of a conditioned
+    model); float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1,
+    means over generations sampled with `generator` (the head's detection logit is the logit of
+    the mean probability)."""
     samples = options.samples
-    generator = torch.Generator(tiles.device).manual_seed(seed) if samples > 1 else None
-    per_pass = options.batch_size
-    if tiles.device.type == "cpu":
-        per_pass = max(1, min(per_pass, CPU_PIXELS_PER_PASS // (tiles.shape[-2] * tiles.shape[-1])))
-    outputs = []
-    for part in tiles.split(per_pass):
-        runs = []
-        for _ in range(samples):
-            with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=options.amp):
-                probs, head = model.generate(
-                    part, temperature=1.0 if samples > 1 else 0.0, generator=generator,
-                    prior_scale=options.prior_scale,
-                    calibration_BP=None if calibration_1P is None else calibration_1P.expand(len(part), -1))
-            runs.append(([p.float() for p in probs], head.float()))
-        outputs.append(runs[0] if samples == 1 else _mean_of_samples(runs))
-    probs = [torch.cat([o[0][si] for o in outputs]) for si in range(len(outputs[0][0]))]
-    return probs, torch.cat([o[1] for o in outputs])
+    runs = []
+    for _ in range(samples):
+        with torch.autocast(tiles_N1hw.device.type, dtype=torch.bfloat16, enabled=options.amp):
+            probs, head = model.generate(
+                tiles_N1hw, temperature=1.0 if samples > 1 else 0.0, generator=generator,
+                prior_scale=options.prior_scale,
+                calibration_BP=None if calibration_1P is None else calibration_1P.expand(len(tiles_N1hw), -1))
+        runs.append(([p.float() for p in probs], head.float()))
+    return runs[0] if samples == 1 else _mean_of_samples(runs)
 
 
 def _mean_of_samples(runs):

@@ -3,8 +3,9 @@ file), resumable after an interruption, optionally spread over a Dask cluster; t
 merged in frame order into one CSV (or HDF5) file at the end.
 
 A run (a StackJob; the CLI and the Predict widget) writes OUT.parts/ beside OUT: job.json (what
-is being computed) and one chunk_<start>_<stop>.csv per finished chunk (internal layout, 0-based frames), each written
-atomically. Running the same job again skips the chunks already there, so no frame is lost
+is being computed) and one chunk_<start>_<stop>.npz per finished chunk (the internal table's columns
+as NumPy arrays, 0-based frames: binary, so saving and merging cost little beside the model), each
+written atomically. Running the same job again skips the chunks already there, so no frame is lost
 or localised twice; the folder is removed once OUT is complete.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io.atomic import write_text_atomic
+from ..io.atomic import atomic_path, write_text_atomic
 from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.tiff import read_stack
@@ -102,17 +103,19 @@ class StackJob:
                 yield r, _read_part(_part(self.parts, r))
 
     def run(self, r: tuple[int, int], progress: Callable[[int, int], None] | None = None):
-        """Predict chunk r here (frames as read, batch by batch) and save its table; returns the
-        Prediction (its maps too). progress(frames done, frames in chunk) after each batch."""
+        """Predict chunk r here (its frames read batch by batch, the next while the model works
+        on one) and save its table; returns the Prediction (its maps too). progress(frames done,
+        frames in chunk) after each batch."""
         source = self.frames if self.frames is not None else read_stack(self.stack).frames
-        frames = np.asarray(source[r[0]:r[1]])
+        frames = source[r[0]:r[1]]
         model = cached_model(self.options.weights, self.options.device)[0]
         prediction = predict_frames(model, frames, self.camera, self.options, first_frame=r[0], progress=progress)
         self.save(r, prediction.table)
         return prediction
 
     def save(self, r: tuple[int, int], table: pd.DataFrame) -> None:
-        write_text_atomic(_part(self.parts, r), table.to_csv(index=False) if len(table.columns) else "")
+        with atomic_path(_part(self.parts, r)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{column: table[column].to_numpy() for column in table.columns})
 
     def finish(self) -> int:
         """Merge the parts in frame order into `out` (CSV, or HDF5 for .h5 / .hdf5), remove them;
@@ -191,8 +194,9 @@ def _claim(parts: Path, job: dict) -> None:
 
 
 def _part(parts: Path, r: tuple[int, int]) -> Path:
-    return parts / f"chunk_{r[0]:09d}_{r[1]:09d}.csv"
+    return parts / f"chunk_{r[0]:09d}_{r[1]:09d}.npz"
 
 
 def _read_part(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.stat().st_size else pd.DataFrame()
+    with np.load(path, allow_pickle=False) as columns:
+        return pd.DataFrame({column: columns[column] for column in columns.files})
