@@ -14,6 +14,7 @@ from napari_var_emitter.simulate.background import background_map
 from napari_var_emitter.simulate.camera_noise import add_uncalibrated_pixel_noise, expose
 from napari_var_emitter.simulate.config import (KineticsConfig, SimulationConfig, StructureConfig,
                                                 apply_overrides, draw_parameters)
+from napari_var_emitter.simulate import kinetics as kinetics_module
 from napari_var_emitter.simulate.dataset import simulate_dataset
 from napari_var_emitter.simulate.stack import _expected_photons, simulate_stack, simulate_stack_and_background
 from napari_var_emitter.simulate.structures import sample_positions
@@ -25,6 +26,22 @@ def test_measured_density_matches_request(density):
     _, truth = simulate_stack(config, np.random.default_rng(1))
     per_frame = truth.emitters.groupby("frame").size().reindex(range(300), fill_value=0)
     assert per_frame.mean() / config.field_um2 == pytest.approx(density, rel=0.08)
+
+
+def test_blink_rate_pilot_counts_the_frames_it_would_list():
+    """blink_records sets its activation rate from a pilot of 20,000 fluorophores, whose lit
+    frames are counted without listing them: the count equals the listing's length, with short
+    off periods (a frame lit twice by one fluorophore) and zero-length periods alike."""
+    rng = np.random.default_rng(17)
+    for _ in range(40):
+        kinetics = KineticsConfig(on_time_frames=float(rng.uniform(0.01, 5)),
+                                  off_time_frames=float(rng.uniform(0.001, 20)), blinks_mean=float(rng.uniform(1, 6)))
+        periods = kinetics_module._blinks(rng.uniform(0, 1, 2000), kinetics, rng)
+        assert kinetics_module._count_frames_touched(*periods) == len(kinetics_module._records(*periods))
+    # a period within the frame its fluorophore's previous one ended in; one of zero length; another
+    # fluorophore over two frames
+    periods = np.array([0, 0, 0, 1]), np.array([0.5, 1.2, 2.0, 3.4]), np.array([1.1, 1.5, 2.0, 4.6])
+    assert kinetics_module._count_frames_touched(*periods) == len(kinetics_module._records(*periods)) == 4
 
 
 def test_photons_and_blinking():

@@ -23,9 +23,8 @@ def blink_records(
     The activation rate is set so that on average `emitters_per_frame` fluorophores are
     (at least partly) on in each frame; ids are 0..n-1 in order of activation.
     """
-    frames_per_fluorophore = _frames_touched(
-        rng.uniform(0.0, 1.0, _PILOT_FLUOROPHORES), kinetics, rng
-    ).shape[0] / _PILOT_FLUOROPHORES
+    frames_per_fluorophore = _count_frames_touched(
+        *_blinks(rng.uniform(0.0, 1.0, _PILOT_FLUOROPHORES), kinetics, rng)) / _PILOT_FLUOROPHORES
     lifetime = kinetics.blinks_mean * (kinetics.on_time_frames + kinetics.off_time_frames)
     warmup = 8.0 * lifetime  # start early so frame 0 is already in the steady state
     rate = emitters_per_frame / frames_per_fluorophore
@@ -43,8 +42,9 @@ def blink_records(
     return table
 
 
-def _frames_touched(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random.Generator) -> np.ndarray:
-    """(R, 3) array of (fluorophore, frame, on_fraction) for fluorophores starting at `starts`."""
+def _blinks(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random.Generator):
+    """The on periods of fluorophores starting at `starts`: (fluorophore, begin, end) per
+    period, in frames, a fluorophore's periods one after another in time."""
     n_blinks = rng.geometric(1.0 / kinetics.blinks_mean, starts.size)
     owner = np.repeat(np.arange(starts.size), n_blinks)
     on = rng.exponential(kinetics.on_time_frames, owner.size)
@@ -53,7 +53,16 @@ def _frames_touched(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random
     elapsed = np.cumsum(period) - period  # time from the first blink, per fluorophore below
     first = np.repeat(np.cumsum(n_blinks) - n_blinks, n_blinks)
     begin = starts[owner] + elapsed - elapsed[first]
-    end = begin + on
+    return owner, begin, begin + on
+
+
+def _frames_touched(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random.Generator) -> np.ndarray:
+    """(R, 3) array of (fluorophore, frame, on_fraction) for fluorophores starting at `starts`."""
+    return _records(*_blinks(starts, kinetics, rng))
+
+
+def _records(owner: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(R, 3) (fluorophore, frame, on_fraction) of on periods (fluorophore, begin, end)."""
     first_frame = np.floor(begin).astype(np.int64)
     count = np.ceil(end).astype(np.int64) - first_frame
     blink = np.repeat(np.arange(owner.size), count)
@@ -64,3 +73,16 @@ def _frames_touched(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random
     summed = np.bincount(index, weights=fraction)
     records = np.column_stack([key // 2**31, key % 2**31 - 2**30, summed])
     return records[records[:, 2] > 0]
+
+
+def _count_frames_touched(owner: np.ndarray, begin: np.ndarray, end: np.ndarray) -> int:
+    """len(_records(owner, begin, end)) without listing the records: each period's frames, less
+    one for each period that starts in the frame where its fluorophore's previous one ended.
+    (Periods of zero length, or out of time order by rounding, take the listing.)"""
+    first_frame = np.floor(begin).astype(np.int64)
+    last_frame = np.ceil(end).astype(np.int64) - 1
+    same = owner[1:] == owner[:-1]
+    if np.any(end <= begin) or np.any(same & (first_frame[1:] < last_frame[:-1])):
+        return len(_records(owner, begin, end))
+    shared = same & (first_frame[1:] == last_frame[:-1])
+    return int((last_frame - first_frame + 1).sum() - shared.sum())
