@@ -9,6 +9,7 @@ from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import read_emitters_h5
 from napari_var_emitter.io.tiff import read_stack
+from napari_var_emitter import psf as psf_module
 from napari_var_emitter.psf import PSF, DefocusCurve, render_spots
 from napari_var_emitter.simulate.background import background_map
 from napari_var_emitter.simulate.camera_noise import add_uncalibrated_pixel_noise, expose
@@ -59,6 +60,21 @@ def test_photons_and_blinking():
     assert full.std() / full.mean() == pytest.approx(0.3, rel=0.1)
     partial = emitters["photons"] < 0.5 * emitters.groupby("id")["photons"].transform("max")
     assert partial.mean() > 0.1  # blinks starting or ending mid-frame are dimmer, and kept
+
+
+def test_spots_by_frame_products_equal_the_windows():
+    """Wide spots on small frames are rendered as one matrix product per frame: the same pixels
+    and values as the windows (to rounding), spots near and beyond the edges included."""
+    rng = np.random.default_rng(23)
+    n = 300
+    frame, x, y = rng.integers(0, 4, n), rng.uniform(-6, 46, n), rng.uniform(-6, 38, n)
+    sigma_x, photons = rng.uniform(0.6, 6.0, n), rng.uniform(50, 20000, n)
+    sigma_y = sigma_x * rng.uniform(0.7, 1.4, n)
+    args = ((4, 32, 40), frame, x, y, sigma_x, sigma_y, photons, int(np.ceil(4 * max(sigma_x.max(), sigma_y.max()))))
+    windows = psf_module._render_in_windows(*args)
+    np.testing.assert_allclose(psf_module._render_by_frame_products(*args), windows, rtol=1e-12, atol=0)
+    assert 32 * 40 <= psf_module.WINDOWS_PER_FRAME_PRODUCT * (2 * args[-1] + 1) ** 2  # the products' case
+    np.testing.assert_array_equal(render_spots(*args[:-1]), psf_module._render_by_frame_products(*args))
 
 
 def test_psf_integral_and_photon_totals():

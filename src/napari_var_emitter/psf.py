@@ -181,6 +181,12 @@ def astigmatic_model_and_jacobian(theta_N5: np.ndarray, psf: PSF, pixel_size_nm:
     return values, np.concatenate([jac[..., :2], dz[..., None], jac[..., 4:]], axis=-1)
 
 
+# frames of at most this many spot windows ((2 radius + 1)^2 px) are rendered as one matrix
+# product per frame: on 2 CPU cores that ran as fast as the windows at 20-25 and faster below
+# (a 64 x 64 px training tile under a halo 2.5x as wide as sigma 2.5 px: 58 against 5 ms)
+WINDOWS_PER_FRAME_PRODUCT = 20
+
+
 def render_spots(
     shape: tuple[int, int, int],
     frame: np.ndarray,
@@ -190,12 +196,20 @@ def render_spots(
     sigma_y_px: np.ndarray,
     photons: np.ndarray,
 ) -> np.ndarray:
-    """Expected photons (T, H, W) of spots (all (E,) arrays), cut to the frame."""
+    """Expected photons (T, H, W) of spots (all (E,) arrays), cut to the frame: each spot over
+    the pixels within 4 sigma of its own (the widest spot's sigma)."""
+    if len(frame) == 0:
+        return np.zeros(shape)
+    radius = int(np.ceil(4 * max(sigma_x_px.max(), sigma_y_px.max())))
+    by_products = shape[1] * shape[2] <= WINDOWS_PER_FRAME_PRODUCT * (2 * radius + 1) ** 2
+    render = _render_by_frame_products if by_products else _render_in_windows
+    return render(shape, frame, x_px, y_px, sigma_x_px, sigma_y_px, photons, radius)
+
+
+def _render_in_windows(shape, frame, x_px, y_px, sigma_x_px, sigma_y_px, photons, radius: int) -> np.ndarray:
+    """render_spots as each spot's (2 radius + 1)^2 px window added into the stack."""
     n_frames, height, width = shape
     image = np.zeros(n_frames * height * width)
-    if len(frame) == 0:
-        return image.reshape(shape)
-    radius = int(np.ceil(4 * max(sigma_x_px.max(), sigma_y_px.max())))
     steps = np.arange(-radius, radius + 1)
     for chunk in np.array_split(np.arange(len(frame)), max(1, len(frame) // 20000)):
         ix = np.floor(x_px[chunk])[:, None].astype(np.int64) + steps  # (E, K)
@@ -207,3 +221,22 @@ def render_spots(
         index = (frame[chunk, None, None] * height + iy[:, :, None]) * width + ix[:, None, :]
         image += np.bincount(index[inside], weights=values[inside], minlength=image.size)
     return image.reshape(shape)
+
+
+def _render_by_frame_products(shape, frame, x_px, y_px, sigma_x_px, sigma_y_px, photons, radius: int) -> np.ndarray:
+    """render_spots as one (H, E_t) @ (E_t, W) product per frame t of the spots' row and column
+    profiles, zero beyond `radius` px of each spot's pixel: the windows' terms summed in another
+    order (equal to rounding), faster where the windows are large beside the frame."""
+    n_frames, height, width = shape
+    rows, cols = np.arange(height), np.arange(width)
+    profile_y = photons[:, None] * pixel_fractions(rows, y_px[:, None], sigma_y_px[:, None])  # (E, H)
+    profile_y[np.abs(rows - np.floor(y_px)[:, None]) > radius] = 0.0
+    profile_x = pixel_fractions(cols, x_px[:, None], sigma_x_px[:, None])  # (E, W)
+    profile_x[np.abs(cols - np.floor(x_px)[:, None]) > radius] = 0.0
+    order = np.argsort(frame, kind="stable")
+    bounds = np.searchsorted(frame[order], np.arange(n_frames + 1))
+    image = np.zeros(shape)
+    for t in range(n_frames):
+        spots = order[bounds[t]:bounds[t + 1]]
+        image[t] = profile_y[spots].T @ profile_x[spots]
+    return image
