@@ -62,6 +62,13 @@ def test_photons_and_blinking():
     assert partial.mean() > 0.1  # blinks starting or ending mid-frame are dimmer, and kept
 
 
+def test_consecutive_pixel_fractions_are_pixel_fractions():
+    rng = np.random.default_rng(29)
+    first, centre, sigma = rng.integers(-20, 20, (50, 1)), rng.uniform(-25, 25, (50, 1)), rng.uniform(0.5, 6, (50, 1))
+    np.testing.assert_array_equal(psf_module.consecutive_pixel_fractions(first, 15, centre, sigma),
+                                  psf_module.pixel_fractions(first + np.arange(15), centre, sigma))
+
+
 def test_spots_by_frame_products_equal_the_windows():
     """Wide spots on small frames are rendered as one matrix product per frame: the same pixels
     and values as the windows (to rounding), spots near and beyond the edges included."""
