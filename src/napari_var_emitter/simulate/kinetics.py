@@ -42,7 +42,8 @@ def blink_records(
     return table
 
 
-def _blinks(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random.Generator):
+def _blinks(starts: np.ndarray, kinetics: KineticsConfig,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The on periods of fluorophores starting at `starts`: (fluorophore, begin, end) per
     period, in frames, a fluorophore's periods one after another in time."""
     n_blinks = rng.geometric(1.0 / kinetics.blinks_mean, starts.size)
