@@ -50,6 +50,9 @@ def test_train_on_the_fly_writes_model_log_and_curves(tmp_path, tiny_config):
     log = pd.read_csv(out / "log.csv")
     assert list(log["step"]) == list(range(7))
     assert {"code_usage", "ce_s0", "ce_s3", "acc_s3", "low_jaccard"} <= set(log.columns)
+    # each step's wait for its batch is part of that step's time (wall_s counts the steps)
+    step_s = np.diff(np.r_[0.0, log["wall_s"].to_numpy()])
+    assert log["data_s"].sum() > 0 and (log["data_s"] >= 0).all() and (log["data_s"] <= step_s + 0.01).all()
     assert (out / "training_curves.png").stat().st_size > 1000
 
 

@@ -92,7 +92,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     while step < total:
         started = time.perf_counter()
         batch = source.batch(t_cfg.batch_size)
-        row: dict[str, Any] = {"step": step}
+        # seconds this step waited for its batch: with --workers, whether simulation keeps up
+        row: dict[str, Any] = {"step": step, "data_s": round(time.perf_counter() - started, 4)}
         if var_prior:
             model.tokenizer.requires_grad_(step < tokenizer_steps)  # frozen after its stage
         if step < tokenizer_steps:
