@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +83,18 @@ def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
 
 
 def test_prefetched_batches_come_from_worker_processes():
+    """Worker processes make the batches; a thread of this process receives the next one ahead
+    and stops with close()."""
     config = TrainConfig.from_dict(TINY)
     source = PrefetchedSource(SimulatedSource(config.simulation, config.model, 32, seed=0), workers=2)
     try:
         first, second = source.batch(3), source.batch(3)
+        assert [t for t in threading.enumerate() if t.name == "receive-batches"]
     finally:
         source.close()
     assert first.photons.shape == (3, 1, 32, 32) and first.token_map.shape[-2:] == (64, 64)
     assert not torch.equal(first.photons, second.photons)
+    assert not [t for t in threading.enumerate() if t.name == "receive-batches"]
 
 
 def test_train_from_labelled_stack_and_csv(tmp_path, tiny_config):
