@@ -14,7 +14,7 @@ class PrefetchedSource:
     """Wraps a source (SimulatedSource or LabelledSource): `workers` processes each draw batches
     from their own random stream, seeded from `source.rng`, into a bounded queue; a thread of
     this process takes the next batch from it while the training step runs (receiving a batch
-    of 64 tiles, its tensors mapped from shared memory, took 9-25 ms on 2 CPU cores).
+    of 64 tiles, its tensors mapped from shared memory, took 4-25 ms on 2 CPU cores).
 
     Batches arrive in the order they are ready, so only `workers=0` (the source itself)
     reproduces a run exactly; resuming reseeds the workers from the restored `rng`."""
