@@ -94,7 +94,7 @@ def main() -> None:
                 predict_frames(model, frames, truth.camera, options)
                 elapsed = time.perf_counter() - started
                 tiles = len(TileLayout.plan(size, size, model.config.token_strides_px[0], tile_px,
-                                                          options.margin_px).origins)
+                                            options.margin_px).origins)
                 print(f"{size}x{size} core {tile_px} px ({tiles} tile(s) per frame), {per_pass} tile(s) per pass: "
                       f"{len(frames) / elapsed:.2f} frames/s", flush=True)
 

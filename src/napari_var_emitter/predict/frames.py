@@ -80,15 +80,12 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     px, margin = camera.pixel_size_nm, layout.margin
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
-    per_pass = options.batch_size
-    if device.type == "cpu":
-        tile_pixels = (layout.core_h + 2 * margin) * (layout.core_w + 2 * margin)
-        per_pass = max(1, min(per_pass, CPU_PIXELS_PER_PASS // tile_pixels))
     tables = []
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
         for start, photons_B1HW in batches:
             b = len(photons_B1HW)
             tiles = layout.cut(photons_B1HW)  # tile ti of the batch's frame j is row ti * b + j
+            per_pass = _tiles_per_pass(tiles, options.batch_size)
             generator = torch.Generator(device).manual_seed(first_frame + start) if options.samples > 1 else None
             for ti, (r, c) in enumerate(layout.origins):
                 for j in range(0, b, per_pass):  # the tiles of frames start + j, ... (in this call)
@@ -113,6 +110,13 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def _tiles_per_pass(tiles_N1hw: torch.Tensor, batch_size: int) -> int:
+    """batch_size, and on a CPU no more tiles than CPU_PIXELS_PER_PASS pixels of them."""
+    if tiles_N1hw.device.type != "cpu":
+        return batch_size
+    return max(1, min(batch_size, CPU_PIXELS_PER_PASS // (tiles_N1hw.shape[-2] * tiles_N1hw.shape[-1])))
 
 
 def _read_ahead(frames_adu, camera: Camera, batch_size: int, first_frame: int,

@@ -30,7 +30,7 @@ def blink_records(
     rate = emitters_per_frame / frames_per_fluorophore
     n = rng.poisson(rate * (n_frames + warmup))
     starts = np.sort(rng.uniform(-warmup, n_frames, n))
-    records = _frames_touched(starts, kinetics, rng)
+    records = _records(*_blinks(starts, kinetics, rng))
     records = records[(records[:, 1] >= 0) & (records[:, 1] < n_frames)]
     table = pd.DataFrame({
         "id": records[:, 0].astype(np.int64),
@@ -55,11 +55,6 @@ def _blinks(starts: np.ndarray, kinetics: KineticsConfig,
     first = np.repeat(np.cumsum(n_blinks) - n_blinks, n_blinks)
     begin = starts[owner] + elapsed - elapsed[first]
     return owner, begin, begin + on
-
-
-def _frames_touched(starts: np.ndarray, kinetics: KineticsConfig, rng: np.random.Generator) -> np.ndarray:
-    """(R, 3) array of (fluorophore, frame, on_fraction) for fluorophores starting at `starts`."""
-    return _records(*_blinks(starts, kinetics, rng))
 
 
 def _records(owner: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
