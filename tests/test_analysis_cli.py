@@ -120,7 +120,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(command, tmp_path, capsys
 
 def test_out_may_not_be_the_input(drifted_csv, capsys):
     assert main(["drift", str(drifted_csv), "--out", str(drifted_csv)]) == 2
-    assert "nothing is overwritten" in capsys.readouterr().err
+    assert "nothing was written" in capsys.readouterr().err
 
 
 SCMOS_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "storm-analysis-scmos-real"

@@ -56,7 +56,7 @@ def test_unknown_camera_field():
 def test_nan_frame_is_named():
     frames = np.full((3, 4, 4), 110.0, dtype=np.float32)
     frames[2, 1, 1] = np.nan
-    with pytest.raises(InputError, match="frame 12 .* NaN"):
+    with pytest.raises(InputError, match="frame 13 .* NaN"):
         frames_to_photons(frames, Camera(), first_frame=10)
 
 

@@ -69,7 +69,7 @@ def test_nan_frame_fails_clearly_and_writes_nothing(tmp_path, capsys):
     write_ome_tiff(tmp_path / "f.ome.tiff", frames, Camera())
     out = tmp_path / "loc.csv"
     assert main(["localize", str(tmp_path / "f.ome.tiff"), "--out", str(out)]) == 2
-    assert "frame 2 (0-based) contains NaN" in capsys.readouterr().err
+    assert "frame 3 (1-based) contains NaN" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -341,7 +341,7 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     widget.model.value = MODELS.paths[0]
     _run(qtbot, widget)
     assert "contains NaN" in errors[-1] and widget.status.value.startswith("stopped") \
-        and "frame 0 (0-based) contains NaN" in widget.status.value
+        and "frame 1 (1-based) contains NaN" in widget.status.value
     widget.device.value = "cuda"
     if torch.cuda.is_available():  # a GPU host runs it there
         _run(qtbot, widget)

@@ -161,7 +161,7 @@ def test_read_ahead_raises_a_bad_frame_at_its_batch_and_stops(model):
     frames = frames.astype(np.float32)
     frames[3, 4, 4] = np.nan
     batches = []
-    with pytest.raises(InputError, match=r"frame 103 \(0-based\) contains NaN"):
+    with pytest.raises(InputError, match=r"frame 104 \(1-based\) contains NaN"):
         predict_frames(model, frames, truth.camera, PredictOptions(batch_size=2), first_frame=100,
                        progress=lambda done, total: batches.append(done))
     assert batches == [2]

@@ -8,19 +8,22 @@ import contextlib
 import dataclasses
 import json
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
 from .classical.localize import localize_stack
-from .cli_analysis import add_analysis_commands, refuse_overwriting_input
+from .cli_analysis import add_analysis_commands
 from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
 from .io.atomic import write_text_atomic
-from .io.camera import resolve_camera
+from .io.camera import MAP_FIELDS, resolve_camera
+from .io.camera_check import check_camera_on_frames
 from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
+from .io.outputs import check_outputs
 from .io.psf_file import read_psf_file
 from .io.tiff import read_stack
 from .model.config import DEFAULT_THRESHOLD
@@ -42,15 +45,78 @@ CAMERA_FLAGS = {
 }
 
 
+# arguments that name files a command reads, and files it writes (simulate, train and demo write
+# folders: their --out / out is not a file)
+INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", "config", "init", *MAP_FIELDS)
+OUTPUT_ARGUMENTS = ("out", "plot", "maps")
+
+
+class ProgressLine:
+    """A counter rewritten in place on stderr; end() closes its line (before any other message)."""
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def show(self, text: str) -> None:
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        self.open = True
+
+    def end(self) -> None:
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
+
+
+PROGRESS = ProgressLine()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    warnings.formatwarning = lambda message, *rest, **kw: f"warning: {message}\n"
+    """Run a command; every expected failure ends as one line "error: ..." and exit status 2
+    (Ctrl-C: "interrupted", 130); --debug adds the traceback."""
+    args = _parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *rest, **kw: f"{_end_progress()}warning: {message}\n"
     try:
+        _check_files(args)
         return args.run(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"error: {exc}", 2)
+    except KeyboardInterrupt as exc:
+        return _fail(args, f"interrupted{f': {exc}' if str(exc) else ''}", 130)
+    except OSError as exc:  # a full or read-only disk, a file that vanished, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args, f"error: {where}{exc.strerror or exc}", 2)
+    except Exception as exc:  # a bug: say so in one line, the traceback behind --debug
+        return _fail(args, f"error: internal error ({type(exc).__name__}: {exc}); run again with --debug for the "
+                     "traceback, and please report it", 1)
+    finally:
+        PROGRESS.end()
+
+
+def _end_progress() -> str:
+    PROGRESS.end()
+    return ""
+
+
+def _fail(args, message: str, status: int) -> int:
+    PROGRESS.end()
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(message[:2000], file=sys.stderr)
+    return status
+
+
+def _check_files(args) -> None:
+    """Before any work: no output is one of the inputs, a folder, or unwritable (io.outputs)."""
+    if getattr(args, "writes_folder", False):
+        return
+    inputs = [getattr(args, name, None) for name in INPUT_ARGUMENTS]
+    model = getattr(args, "model", None)
+    if model is not None:
+        from .model.checkpoint import card_path
+
+        inputs.append(card_path(model))
+    outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
+    check_outputs(inputs, outputs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--print-config", action="store_true", help="print the config and exit")
     sim.add_argument("--psf", type=Path, metavar="PSF.json",
                      help="simulate astigmatic 3-D data with this calibration (from calibrate-psf)")
-    sim.set_defaults(run=_simulate)
+    sim.set_defaults(run=_simulate, writes_folder=True)
 
     cal = commands.add_parser("calibrate-psf", help="fit an astigmatic PSF calibration to a bead z-stack -> JSON")
     cal.add_argument("stack", type=Path, help="bead z-stack, OME-TIFF / TIFF (ADU), one slice per z")
@@ -150,6 +216,8 @@ def _parser() -> argparse.ArgumentParser:
                            "(N times slower; 1 = argmax tokens)")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
+    pred.add_argument("--restart", action="store_true",
+                      help="discard the saved chunks of an unfinished run into OUT with other settings")
     pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
                       help="spread chunks over a Dask cluster (N local worker processes, or a scheduler)")
     pred.set_defaults(run=_predict)
@@ -170,12 +238,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--stack", type=Path, action="append", default=[], help="labelled stack (repeatable)")
     tr.add_argument("--labels", type=Path, action="append", default=[],
                     help="emitters.h5 or CSV for each --stack")
-    tr.set_defaults(run=_train)
+    tr.set_defaults(run=_train, writes_folder=True)
 
     demo = commands.add_parser("demo", help="simulate a stack, predict with the bundled model, evaluate")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, writes_folder=True)
     add_analysis_commands(commands)
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return parser
 
 
@@ -218,7 +288,10 @@ def _stack_and_camera(args):
     stack = read_stack(args.stack)
     flags = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
     profile = read_camera_profile(args.camera) if args.camera else {}
-    return stack, resolve_camera(stack.camera_metadata, profile, flags, context=str(args.stack))
+    camera = resolve_camera(stack.camera_metadata, profile, flags, context=str(args.stack))
+    for message in check_camera_on_frames(camera, stack.frames):
+        warnings.warn(message, stacklevel=1)
+    return stack, camera
 
 
 def _calibrate_psf(args) -> int:
@@ -269,6 +342,7 @@ def _predict(args) -> int:
     mode = args.mode or "progressive"
     if maps_path and args.dask:
         raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
+    check_outputs([args.stack, args.out], {"the maps file": maps_path})
     psf = read_psf_file(args.psf)[0] if args.psf else None  # a bad file is named first
     stack, camera = _stack_and_camera(args)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
@@ -289,22 +363,29 @@ def _predict(args) -> int:
                 warnings.warn(message, stacklevel=1)
 
     def report(done: int, total: int) -> None:
-        print(f"\r{done}/{total} {'frames' if maps_path else 'chunks'}", end="", file=sys.stderr, flush=True)
+        PROGRESS.show(f"{done}/{total} {'frames' if maps_path else 'chunks'}")
 
     if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
+        from .io.atomic import atomic_paths
         from .io.maps_h5 import write_maps_h5
 
         result = predict(stack.frames, camera, options, model, progress=report)
         inspect(result.table)
-        write_localizations(args.out, result.table)
-        write_maps_h5(maps_path, result.scale_maps if mode != "super_resolution" else None, result.strides_px,
-                      camera.pixel_size_nm, output_map=result.output_map, upscale=model.config.upscale)
+        with atomic_paths(args.out, maps_path) as (table_tmp, maps_tmp):  # both replaced, or neither
+            write_localizations(table_tmp, result.table)
+            write_maps_h5(maps_tmp, result.scale_maps if mode != "super_resolution" else None, result.strides_px,
+                          camera.pixel_size_nm, output_map=result.output_map, upscale=model.config.upscale)
         rows = len(result.table)
     else:
-        with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
-            rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
-                                         progress=report, inspect=inspect)
-    print(file=sys.stderr)
+        parts = args.out.with_name(args.out.name + ".parts")
+        try:
+            with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
+                rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
+                                             progress=report, inspect=inspect, restart=args.restart)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"the chunks finished so far are kept in {parts}: run the same command again "
+                                    "to resume" if parts.exists() else "") from None
+    PROGRESS.end()
     print(f"{rows} localisations in {stack.frames.shape[0]} frames -> {args.out}"
           + (f" (maps: {maps_path})" if maps_path else ""))
     return 0
@@ -364,7 +445,6 @@ def _evaluate(args) -> int:
 def _filter(args) -> int:
     from .analysis.filter import filter_mask
 
-    refuse_overwriting_input(args)
     table = read_localizations(args.table, args.pixel_size)
     mask = filter_mask(table, " and ".join(w for w in args.where if w.strip()))
     write_localizations(args.out, table[mask])

@@ -91,12 +91,6 @@ def _table_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
 
 
-def refuse_overwriting_input(args) -> None:
-    """A command that writes --out never writes over its input table."""
-    if args.out.resolve() == args.table.resolve():
-        raise InputError("--out is the input file: write to a new file (nothing is overwritten)")
-
-
 def _save_plot(draw, path: Path, *items) -> None:
     from matplotlib.figure import Figure
 
@@ -111,7 +105,10 @@ def _drift(args) -> int:
     from .analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
     from .analysis.plots import draw_drift
 
-    refuse_overwriting_input(args)
+    from .io.outputs import check_outputs
+
+    trajectory = Path(drift_csv_path(args.out))
+    check_outputs([args.table, args.out, args.plot], {"the trajectory file": trajectory})
     table = read_localizations(args.table, args.pixel_size)
     if args.fiducial:
         try:
@@ -123,7 +120,6 @@ def _drift(args) -> int:
         drift = fiducial_drift(table, fiducials, args.fiducial_radius_nm)
     else:
         drift = rcc_drift(table, args.segment_frames, args.pixel_nm, args.max_drift_nm)
-    trajectory = Path(drift_csv_path(args.out))
     write_localizations(args.out, apply_drift(table, drift))
     write_drift_csv(trajectory, drift)
     if args.plot:
@@ -137,7 +133,6 @@ def _drift(args) -> int:
 def _merge(args) -> int:
     from .analysis.merge import merge_blinks
 
-    refuse_overwriting_input(args)
     table = read_localizations(args.table, args.pixel_size)
     merged = merge_blinks(table, args.radius_nm, args.max_gap)
     write_localizations(args.out, merged)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import InputError
 
+MAX_EXPRESSION_CHARS = 4000  # longer text is no filter a person wrote (and deep nesting would overflow the parser)
 _OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 _SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
@@ -38,10 +39,13 @@ def parse_filter(expression: str) -> list[Condition]:
     text = expression.replace(",", " and ").strip()
     if not text:
         return []
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise InputError(f"filter of {len(text):,} characters: at most {MAX_EXPRESSION_CHARS:,}; write e.g. "
+                         "'photons > 500 and uncertainty_nm < 20'")
     try:
         tree = ast.parse(text, mode="eval").body
-    except SyntaxError as exc:
-        raise InputError(f"filter {expression!r}: not understood ({exc.msg}); write e.g. 'photons > 500 and "
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        raise InputError(f"filter {expression!r}: not understood ({getattr(exc, 'msg', 'nested too deeply')}); write e.g. 'photons > 500 and "
                          "uncertainty_nm < 20'") from exc
     terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
     return [condition for term in terms for condition in _conditions(term, expression)]

@@ -98,6 +98,8 @@ def frame_range(table: pd.DataFrame, first: int | None = None, last: int | None 
         keep &= table["frame"].to_numpy() >= first
     if last is not None:
         keep &= table["frame"].to_numpy() <= last
+    if not len(table):
+        raise InputError("the table holds no localisations: nothing to render")
     if not keep.any():
         raise InputError(f"no localisations in frames {'' if first is None else first + 1}–"
                          f"{'' if last is None else last + 1}")

@@ -24,6 +24,7 @@ from ..errors import InputError
 CAMERA_TYPES = ("EMCCD", "sCMOS")
 EMCCD_ONLY = ("em_gain",)  # fields that mean nothing for an sCMOS camera
 MAP_FIELDS = ("offset_map", "variance_map", "gain_map")  # per-pixel calibration files (sCMOS)
+NUMBER_FIELDS = ("pixel_size_nm", "baseline_adu", "e_per_adu", "em_gain", "qe", "read_noise_e")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,12 @@ class Camera:
     gain_map: str | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        for name in NUMBER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise InputError(f"invalid camera: {name} must be a number, got {value!r}")
+        problems = [f"{name} must be a finite number, got {getattr(self, name)}" for name in NUMBER_FIELDS
+                    if not np.isfinite(getattr(self, name))]
         if not self.pixel_size_nm > 0:
             problems.append(f"pixel_size_nm must be > 0, got {self.pixel_size_nm}")
         if not self.e_per_adu > 0:
@@ -91,8 +97,6 @@ class Camera:
             problems.append(f"qe must be in (0, 1], got {self.qe}")
         if not self.read_noise_e >= 0:
             problems.append(f"read_noise_e must be >= 0, got {self.read_noise_e}")
-        if not np.isfinite(self.baseline_adu):
-            problems.append(f"baseline_adu must be finite, got {self.baseline_adu}")
         if self.type not in CAMERA_TYPES:
             problems.append(f"type must be one of {CAMERA_TYPES}, got {self.type!r}")
         elif self.type == "sCMOS" and self.em_gain != 1:
@@ -107,6 +111,10 @@ class Camera:
     @property
     def has_pixel_maps(self) -> bool:
         return any(getattr(self, name) is not None for name in MAP_FIELDS)
+
+    def maps(self) -> dict[str, str]:
+        """The per-pixel calibration files given: {field: path}."""
+        return {name: getattr(self, name) for name in MAP_FIELDS if getattr(self, name) is not None}
 
     @property
     def excess_noise_factor(self) -> float:
@@ -194,11 +202,17 @@ def resolve_camera(
 
 def frames_to_photons(frames_adu: Any, camera: Camera, first_frame: int = 0) -> np.ndarray:
     """(T, Y, X) ADU -> photons (float32), noisy pixels quietened where the camera has a
-    variance map; NaN or inf is an error naming the frame."""
+    variance map; NaN or inf is an error naming the frame (1-based) and whether the file or the
+    camera values put it there."""
+    frames_adu = np.asarray(frames_adu)
     photons = camera.adu_to_photons(frames_adu)
     bad = ~np.isfinite(photons).reshape(len(photons), -1).all(axis=1)
     if bad.any():
-        raise InputError(f"frame {first_frame + int(np.argmax(bad))} (0-based) contains NaN or inf")
+        index = int(np.argmax(bad))
+        if np.isfinite(frames_adu[index]).all():
+            raise InputError(f"the camera values turn frame {first_frame + index + 1} into infinite photons: check "
+                             f"the gain ({camera.e_per_adu:g} e⁻/ADU) and the per-pixel maps")
+        raise InputError(f"frame {first_frame + index + 1} (1-based) contains NaN or inf camera counts")
     if camera.variance_map is not None:
         photons = camera.pixel_calibration().quieten_noisy_pixels(photons, camera.em_gain * camera.qe)
     return photons

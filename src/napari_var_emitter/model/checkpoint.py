@@ -13,6 +13,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..io.atomic import atomic_path, write_text_atomic
 from .config import ModelConfig
@@ -60,13 +61,25 @@ def read_card(weights: str | Path) -> tuple[ModelConfig, dict]:
         raise InputError(f"{weights}: model needs both {weights.name} and {meta_path.name}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{meta_path}: not a model card ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{meta_path}: not a napari-var-emitter model (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise InputError(f"{meta_path}: model format {meta['format_version']} is newer than this program")
-    return ModelConfig(**meta["config"]), meta.get("card", {})
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{meta_path}: not a napari-var-emitter model card (format {found!r})")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{meta_path}: format_version must be a whole number, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{meta_path}: model format {version} is newer than this program")
+    if "config" not in meta:
+        raise InputError(f"{meta_path}: the card has no \"config\" (the model's architecture)")
+    if not isinstance(meta.get("card", {}), dict):
+        raise InputError(f"{meta_path}: \"card\" must be a mapping, got {meta['card']!r}")
+    try:
+        config = build_dataclass(ModelConfig, meta["config"])
+    except InputError as exc:
+        raise InputError(f"{meta_path}: {exc}") from exc
+    return config, meta.get("card", {})
 
 
 def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
@@ -85,6 +98,10 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[
         first = str(exc).splitlines()[0:3]
         raise InputError(f"{weights}: weights do not fit the architecture in {meta_path.name}: "
                          + " ".join(first)) from exc
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise InputError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or inf (e.g. {broken[0]}): the file "
+                         "comes from a training run that diverged; use another checkpoint")
     return model.to(device).eval(), card
 
 

@@ -76,7 +76,8 @@ def frame_job(model, frames, index: int, camera, options, progress: Progress):
 def movie_job(job: StackJob, progress: Progress):
     """Yield (first frame, Prediction) of each chunk a cancelled run saved (tables only), then run
     the chunks not done yet, yielding each; the localisation file is written when every chunk is;
-    a message (str) ends it early."""
+    a message (str) ends it early. However it ends, the job's folder is let go (kept only with
+    saved chunks, for a resume)."""
     done = progress.already_done
     try:
         for r, table in job.saved():
@@ -92,6 +93,8 @@ def movie_job(job: StackJob, progress: Progress):
         yield f"error: {exc}"
     except Cancelled:
         return
+    finally:
+        job.close()
 
 
 class RunLayers:

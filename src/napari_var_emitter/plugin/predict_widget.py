@@ -164,7 +164,8 @@ class PredictWidget(JobControls, Container):
                 source = layer.metadata.get("path")
                 described = f"{layer.name} (in memory, {frames.shape[0]}x{frames.shape[1]}x{frames.shape[2]})"
                 job = StackJob.start(source or described, camera, options, self._movie_out(layer),
-                                     self.chunk_frames.value, (first, stop), frames=None if source else frames)
+                                     self.chunk_frames.value, (first, stop), frames=None if source else frames,
+                                     restart=True)
         except InputError as exc:
             show_error(str(exc))
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -80,9 +81,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     px, margin = camera.pixel_size_nm, layout.margin
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
-    tables = []
+    tables, constant = [], []
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
-        for start, photons_B1HW in batches:
+        for start, photons_B1HW, constant_B in batches:
+            constant.extend(start + np.flatnonzero(constant_B))
             b = len(photons_B1HW)
             tiles = layout.cut(photons_B1HW)  # tile ti of the batch's frame j is row ti * b + j
             per_pass = _tiles_per_pass(tiles, options.batch_size)
@@ -106,10 +108,21 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             if progress is not None:
                 progress(start + b, n)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if constant:  # an empty or failed acquisition's frames: nothing to find (the network would guess)
+        warnings.warn(f"frame(s) {_listed(first_frame + np.array(constant) + 1)} (1-based) hold one value "
+                      "everywhere: no localisations there", stacklevel=2)
+        if len(table):
+            table = table[~np.isin(table["frame"].to_numpy(), constant)]
     if len(table):
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def _listed(numbers: np.ndarray, most: int = 5) -> str:
+    """"1, 2, 3" or "1, 2, 3, 4, 5 and 7 more"."""
+    shown = ", ".join(str(int(v)) for v in numbers[:most])
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
 
 
 def _tiles_per_pass(tiles_N1hw: torch.Tensor, batch_size: int) -> int:
@@ -120,24 +133,26 @@ def _tiles_per_pass(tiles_N1hw: torch.Tensor, batch_size: int) -> int:
 
 
 def _read_ahead(frames_adu, camera: Camera, batch_size: int, first_frame: int,
-                device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
-    """(start, (b, 1, H, W) photons on `device`) for frames [start, start + batch_size) in turn.
+                device: torch.device) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
+    """(start, (b, 1, H, W) photons on `device`, (b,) whether each frame holds one value
+    everywhere) for frames [start, start + batch_size) in turn.
     A background thread reads the next batch and converts it to photons (into pinned memory
     for a GPU) while the caller works on this one; a reading error is raised at its batch."""
 
-    def load(start: int) -> torch.Tensor:
-        chunk = frames_to_photons(np.asarray(frames_adu[start:start + batch_size]), camera, first_frame + start)
-        photons = torch.from_numpy(chunk)[:, None]
-        return photons.pin_memory() if device.type == "cuda" else photons
+    def load(start: int) -> tuple[torch.Tensor, np.ndarray]:
+        adu = np.asarray(frames_adu[start:start + batch_size])
+        photons = torch.from_numpy(frames_to_photons(adu, camera, first_frame + start))[:, None]
+        constant_B = adu.min(axis=(1, 2)) == adu.max(axis=(1, 2))
+        return (photons.pin_memory() if device.type == "cuda" else photons), constant_B
 
     starts = range(0, len(frames_adu), batch_size)
     with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
         pending = pool.submit(load, starts[0]) if len(starts) else None
         for i, start in enumerate(starts):
-            photons = pending.result()
+            photons, constant_B = pending.result()
             if i + 1 < len(starts):
                 pending = pool.submit(load, starts[i + 1])
-            yield start, photons.to(device, non_blocking=True)
+            yield start, photons.to(device, non_blocking=True), constant_B
 
 
 def _generate(model: VAREmitterPredictor, tiles_N1hw: torch.Tensor, options: PredictOptions,

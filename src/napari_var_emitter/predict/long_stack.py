@@ -2,19 +2,18 @@
 file), resumable after an interruption, optionally spread over a Dask cluster; the parts are
 merged in frame order into one CSV (or HDF5) file at the end.
 
-A run (a StackJob; the CLI and the Predict widget) writes OUT.parts/ beside OUT: job.json (what
-is being computed) and one chunk_<start>_<stop>.npz per finished chunk (the internal table's columns
-as NumPy arrays, 0-based frames: binary, so saving and merging cost little beside the model), each
-written atomically. Running the same job again skips the chunks already there, so no frame is lost
-or localised twice; the folder is removed once OUT is complete.
+A run (a StackJob; the CLI and the Predict widget) owns OUT.parts/ beside OUT while it runs
+(predict/job_folder.py: a lock, job.json with the settings and the inputs' contents, one
+chunk_<start>_<stop>.npz per finished chunk: the internal table's columns as NumPy arrays, 0-based
+frames, each written atomically). Running the same job again on the same inputs skips the chunks
+already there, so no frame is lost or localised twice; the folder is removed once OUT is
+complete, or when a run ends before saving any chunk, so it never blocks the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io.atomic import atomic_path, write_text_atomic
+from ..io.atomic import atomic_path
 from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.tiff import read_stack
 from .frames import predict_frames
+from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
 from .options import PredictOptions
 
@@ -65,23 +65,35 @@ class StackJob:
     stop: int
     frames: Any = None  # (T, Y, X) ADU, numpy or dask, when they do not come from the path
 
+    folder: JobFolder | None = None
+
     @classmethod
     def start(cls, stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
-              chunk_frames: int, frame_range: tuple[int, int] | None = None, frames=None) -> StackJob:
-        """Claim OUT.parts (or resume the same job found there) for frames [first, stop) (all by
-        default); `frames` gives them when they are not to be read from the stack file."""
+              chunk_frames: int, frame_range: tuple[int, int] | None = None, frames=None,
+              restart: bool = False) -> StackJob:
+        """Claim OUT.parts for frames [first, stop) (all by default): resume the same job found
+        there, or start over (job_folder.JobFolder.claim; `restart` discards a run with other
+        settings). `frames` gives the frames when they are not to be read from the stack file.
+        The job holds the folder until finish() or close()."""
         if frames is None:
             stack = str(Path(stack).resolve())
-            n_frames = read_stack(stack).frames.shape[0]
+            source = read_stack(stack).frames
         else:
-            n_frames = frames.shape[0]
+            source = frames
+        n_frames = source.shape[0]
         first, stop = frame_range or (0, n_frames)
         if not 0 <= first < stop <= n_frames:
-            raise InputError(f"frames {first}..{stop - 1} are outside the stack's 0..{n_frames - 1}")
+            raise InputError(f"frames {first + 1}..{stop} (1-based) are outside the stack's 1..{n_frames}")
         job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames)
         chunk_ranges(stop - first, chunk_frames)  # checks the chunk size
-        _claim(job.parts, {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
-                           "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]})
+        settings = {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
+                    "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]}
+        inputs = {"stack": frames_digest(source), "model": file_digest(options.weights),
+                  **{f"camera {name}": file_digest(path) for name, path in camera.maps().items()}}
+        if frames is None:
+            inputs["stack"] = {"bytes": Path(stack).stat().st_size, "frames": inputs["stack"]}
+        job.folder = JobFolder(job.parts, job.out)
+        job.folder.claim(settings, inputs, restart)
         return job
 
     @property
@@ -118,41 +130,51 @@ class StackJob:
             np.savez(f, **{column: table[column].to_numpy() for column in table.columns})
 
     def finish(self) -> int:
-        """Merge the parts in frame order into `out` (CSV, or HDF5 for .h5 / .hdf5), remove them;
-        returns the number of localisations."""
+        """Merge the parts in frame order into `out` (CSV, or HDF5 for .h5 / .hdf5; replaced
+        only when complete), remove them and let the folder go; returns the number of
+        localisations."""
         rows = write_localizations_stream(self.out, (_read_part(_part(self.parts, r)) for r in self.ranges))
-        shutil.rmtree(self.parts)
+        self.folder.release(remove=True)
         return rows
+
+    def close(self) -> None:
+        """Let the folder go (after finish(), or when the run stops early): kept with the chunks
+        saved so far for a resume, removed when none was saved."""
+        self.folder.release(remove=not self.folder.chunk_files())
 
 
 def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
                           chunk_frames: int, client=None, progress: Callable[[int, int], None] | None = None,
-                          inspect: Callable[[pd.DataFrame], None] | None = None) -> int:
+                          inspect: Callable[[pd.DataFrame], None] | None = None, restart: bool = False) -> int:
     """Predict every frame of the stack file into `out` (ThunderSTORM CSV, or HDF5 for .h5 /
     .hdf5); returns the number of localisations. With a dask.distributed `client`, chunks run on
     its workers. progress(done, total) counts chunks; inspect(table) sees each chunk's table as it
-    finishes (e.g. to check the data against the model's training ranges)."""
-    job = StackJob.start(stack, camera, options, out, chunk_frames)
-    todo = job.todo()
-    done = len(job.ranges) - len(todo)
-    if client is None:
-        finished = ((r, job.run(r).table) for r in todo)
-    else:
-        from distributed import as_completed
+    finishes (e.g. to check the data against the model's training ranges); `restart` discards the
+    chunks of an unfinished run with other settings (StackJob.start)."""
+    job = StackJob.start(stack, camera, options, out, chunk_frames, restart=restart)
+    try:
+        todo = job.todo()
+        done = len(job.ranges) - len(todo)
+        if client is None:
+            finished = ((r, job.run(r).table) for r in todo)
+        else:
+            from distributed import as_completed
 
-        camera_values, option_values = camera.to_dict(), options.to_dict()
-        futures = {client.submit(run_chunk, job.stack, camera_values, option_values, *r, pure=False): r
-                   for r in todo}
-        finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
-    for r, table in finished:
-        if client is not None:
-            job.save(r, table)
-        done += 1
-        if inspect is not None:
-            inspect(table)
-        if progress is not None:
-            progress(done, len(job.ranges))
-    return job.finish()
+            camera_values, option_values = camera.to_dict(), options.to_dict()
+            futures = {client.submit(run_chunk, job.stack, camera_values, option_values, *r, pure=False): r
+                       for r in todo}
+            finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
+        for r, table in finished:
+            if client is not None:
+                job.save(r, table)
+            done += 1
+            if inspect is not None:
+                inspect(table)
+            if progress is not None:
+                progress(done, len(job.ranges))
+        return job.finish()
+    finally:
+        job.close()
 
 
 @contextlib.contextmanager
@@ -176,21 +198,6 @@ def dask_client(address: str):
         raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from exc
     with client:
         yield client
-
-
-def _claim(parts: Path, job: dict) -> None:
-    """Use `parts` for this job: create it, or resume it if it holds the same job."""
-    manifest = parts / "job.json"
-    job = json.loads(json.dumps(job, default=str))
-    if manifest.exists():
-        before = json.loads(manifest.read_text(encoding="utf-8"))
-        if before != job:
-            changed = sorted(k for k in set(before) | set(job) if before.get(k) != job.get(k))
-            raise InputError(f"{parts} holds an unfinished run with other settings ({', '.join(changed)}): "
-                             "run it with those again to finish it, or delete the folder")
-        return
-    parts.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(manifest, json.dumps(job, indent=2))
 
 
 def _part(parts: Path, r: tuple[int, int]) -> Path:

@@ -1,0 +1,61 @@
+"""The files a command writes, checked before it does any work: never one of its inputs, never a
+folder, and in a folder it can write to."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ..errors import InputError
+
+PathLike = str | os.PathLike
+
+
+def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathLike | None]) -> None:
+    """InputError naming the output (by its option, e.g. "--out") when it is one of `inputs` (the
+    same path, or the same file through a link or another name), names a folder, or lies where
+    nothing can be written (a read-only or full disk, a file in the way, no permission). None
+    entries are skipped; outputs must differ from each other too."""
+    readable = [Path(p) for p in inputs if p is not None]
+    written: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        for source in readable:
+            if _same_file(path, source):
+                raise InputError(f"{option} {path} is the input {source}: write to a new file "
+                                 "(nothing was written)")
+        if path.resolve() in written:
+            raise InputError(f"{option} {path} is also {written[path.resolve()]}: give each output its own file")
+        written[path.resolve()] = option
+        if path.is_dir():
+            raise InputError(f"{option} {path} is a folder: give a file name in it, e.g. {path / 'locs.csv'}")
+        _check_writable(option, path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """Write and remove a small file in the nearest existing folder of `path`."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as probe:
+            probe.write(b"0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from exc
