@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import json
 import sys
 import traceback
@@ -23,7 +24,7 @@ from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
-from .io.outputs import check_outputs
+from .io.outputs import check_free_space, check_outputs
 from .io.psf_file import read_psf_file
 from .io.tiff import read_stack
 from .model.config import DEFAULT_THRESHOLD
@@ -49,6 +50,7 @@ CAMERA_FLAGS = {
 # folders: their --out / out is not a file)
 INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", "config", "init", *MAP_FIELDS)
 OUTPUT_ARGUMENTS = ("out", "plot", "maps")
+HDF5_OVERHEAD_BYTES = 1 << 16  # an HDF5 file's own structures, beside its (gzipped) arrays
 
 
 class ProgressLine:
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     (Ctrl-C: "interrupted", 130); --debug adds the traceback."""
     args = _parser().parse_args(argv)
     warnings.formatwarning = lambda message, *rest, **kw: f"{_end_progress()}warning: {message}\n"
+    unraisable = sys.unraisablehook
+    if not args.debug:  # e.g. h5py closing a file on a full disk after the error that is reported
+        sys.unraisablehook = lambda _: None
     try:
         _check_files(args)
         return args.run(args)
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                      "traceback, and please report it", 1)
     finally:
         PROGRESS.end()
+        sys.unraisablehook = unraisable
 
 
 def _end_progress() -> str:
@@ -99,9 +105,10 @@ def _end_progress() -> str:
 
 def _fail(args, message: str, status: int) -> int:
     PROGRESS.end()
+    gc.collect()  # objects of the failed work (an HDF5 file on a full disk) go now, while their complaints are muted
     if getattr(args, "debug", False):
         traceback.print_exc()
-    print(message[:2000], file=sys.stderr)
+    print(" ".join(message.split())[:2000], file=sys.stderr)  # one line, however the library wrote it
     return status
 
 
@@ -371,6 +378,8 @@ def _predict(args) -> int:
 
         result = predict(stack.frames, camera, options, model, progress=report)
         inspect(result.table)
+        arrays = (result.scale_maps if mode != "super_resolution" else []) + [result.output_map]
+        check_free_space(maps_path, sum(a.nbytes for a in arrays if a is not None) + HDF5_OVERHEAD_BYTES)
         with atomic_paths(args.out, maps_path) as (table_tmp, maps_tmp):  # both replaced, or neither
             write_localizations(table_tmp, result.table)
             write_maps_h5(maps_tmp, result.scale_maps if mode != "super_resolution" else None, result.strides_px,

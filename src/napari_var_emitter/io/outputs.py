@@ -4,6 +4,7 @@ folder, and in a folder it can write to."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -59,3 +60,15 @@ def _check_writable(option: str, path: Path) -> None:
             os.fsync(probe.fileno())
     except OSError as exc:
         raise InputError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from exc
+
+
+def check_free_space(path: PathLike, needed_bytes: int) -> None:
+    """InputError when the disk that will hold `path` has less than `needed_bytes` (and 5 %) free:
+    said before writing, since some writers (HDF5) do not fail cleanly on a full disk."""
+    folder = Path(path).parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes * 1.05:
+        raise InputError(f"{path}: not enough space on its disk ({needed_bytes / 1e6:,.1f} MB needed, "
+                         f"{free / 1e6:,.1f} MB free); nothing was replaced")

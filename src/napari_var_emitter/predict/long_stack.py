@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
+from ..io.outputs import check_free_space
 from ..io.tiff import read_stack
 from .frames import predict_frames
 from .job_folder import JobFolder, file_digest, frames_digest
@@ -133,6 +134,7 @@ class StackJob:
         """Merge the parts in frame order into `out` (CSV, or HDF5 for .h5 / .hdf5; replaced
         only when complete), remove them and let the folder go; returns the number of
         localisations."""
+        check_free_space(self.out, 2 * sum(_part(self.parts, r).stat().st_size for r in self.ranges))
         rows = write_localizations_stream(self.out, (_read_part(_part(self.parts, r)) for r in self.ranges))
         self.folder.release(remove=True)
         return rows
