@@ -486,3 +486,46 @@ def test_live_preview_follows_the_threshold(qtbot, viewer, sample):
     widget.threshold.value = 0.9
     qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=30_000)
     assert 0 < len(points.data) < loose and (points.features["probability"] >= 0.9).all()
+
+
+def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, errors):
+    """A second Predict into the output a first one is writing is refused at once, naming the
+    first; the first finishes as if alone."""
+    first, second = predict_widget.PredictWidget(viewer), predict_widget.PredictWidget(viewer)
+    for widget in (first, second):
+        widget.frames.value, widget.chunk_frames.value = "all frames", 4
+        widget.out_file.value = tmp_path / "movie.csv"
+    first.start()
+    qtbot.waitUntil(lambda: first.job_progress.done >= 4, timeout=60_000)
+    second.start()
+    assert second.worker is None and "is being written by another run (process" in errors[-1]
+    qtbot.waitUntil(lambda: first.worker is None, timeout=120_000)
+    assert first.status.value.startswith(f"done: {SAMPLE.n_frames} of {SAMPLE.n_frames} frame(s)")
+    table = read_localizations_csv(tmp_path / "movie.csv")
+    assert sorted(table["frame"].unique()) == list(range(SAMPLE.n_frames))
+    assert not (tmp_path / "movie.csv.parts").exists()
+
+
+def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, errors):
+    """A run that fails in its first chunk leaves no folder behind; one that fails later keeps its
+    chunks, and the corrected run (other settings) starts over after saying so, with no folder to
+    delete by hand."""
+    image, _ = sample
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value, widget.chunk_frames.value = "all frames", 4
+    widget.out_file.value = out = tmp_path / "movie.csv"
+    parts = tmp_path / "movie.csv.parts"
+    for bad_frame, kept in ((1, 0), (9, 2)):
+        frames = np.asarray(image.data, np.float32).copy()
+        frames[bad_frame, 5, 5] = np.nan
+        widget.image.value = viewer.add_image(frames, name=f"bad {bad_frame}", metadata=dict(image.metadata))
+        _run(qtbot, widget)
+        assert widget.status.value.startswith("stopped") and f"frame {bad_frame + 1} (1-based)" in errors[-1]
+        assert len(list(parts.glob("chunk_*.npz"))) == kept and parts.exists() == bool(kept) and not out.exists()
+    widget.image.value = image
+    widget.threshold.value = 0.5
+    with pytest.warns(UserWarning, match=r"discarding 2 saved chunk\(s\) and starting over"):
+        _run(qtbot, widget)
+    assert widget.status.value.startswith(f"done: {SAMPLE.n_frames} of {SAMPLE.n_frames} frame(s)")
+    assert len(read_localizations_csv(out)) == len(viewer.layers["simulated SMLM stack detections"].data)
+    assert not parts.exists()
