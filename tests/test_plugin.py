@@ -529,3 +529,13 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
     assert widget.status.value.startswith(f"done: {SAMPLE.n_frames} of {SAMPLE.n_frames} frame(s)")
     assert len(read_localizations_csv(out)) == len(viewer.layers["simulated SMLM stack detections"].data)
     assert not parts.exists()
+
+
+def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, viewer, sample, tmp_path, errors):
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "all frames"
+    widget.out_file.value = tmp_path / "movie.csv"
+    widget.camera_fields.fields["baseline_adu"].value = 60000.0
+    widget.start()
+    assert widget.worker is None and "the camera's offset is likely about" in errors[-1]
+    assert not (tmp_path / "movie.csv.parts").exists()

@@ -14,6 +14,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..errors import InputError
+from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
 from ..predict.long_stack import StackJob
@@ -40,6 +41,7 @@ class PredictWidget(JobControls, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.layers, self.job_progress = viewer, None, None
+        self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
         self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
@@ -160,7 +162,9 @@ class PredictWidget(JobControls, Container):
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
             movie = not current_frame_only and self.frames.value != "current frame"
             job = None
-            if movie:
+            if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame)
+                for message in check_camera_on_frames(camera, frames):
+                    show_warning(message)
                 source = layer.metadata.get("path")
                 described = f"{layer.name} (in memory, {frames.shape[0]}x{frames.shape[1]}x{frames.shape[2]})"
                 job = StackJob.start(source or described, camera, options, self._movie_out(layer),
@@ -180,6 +184,7 @@ class PredictWidget(JobControls, Container):
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
                                 model.config.token_strides_px, camera, Envelope.from_card(card),
                                 self.show_maps.value and not current_frame_only)
+        self.stack_job = job
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)
         worker = create_worker(*generator, _start_thread=False, _connect={
@@ -204,6 +209,9 @@ class PredictWidget(JobControls, Container):
     def _finished(self) -> None:
         """The job is over: every detection goes into the Points layer (which may take a moment
         for a whole movie); then Predict is available again and the status says how it went."""
+        if self.stack_job is not None:  # a cancelled run's generator may be closed only later
+            self.stack_job.close()
+            self.stack_job = None
         self._showing_results()
         self.layers.finish(done=self._report)
 

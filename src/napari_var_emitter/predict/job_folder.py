@@ -52,12 +52,14 @@ class JobFolder:
         return sorted(self.path.glob(CHUNK_GLOB))
 
     def release(self, remove: bool = False) -> None:
-        """Unlock (and with `remove`, delete the folder first, while still holding it)."""
+        """Unlock (and with `remove`, delete the folder first, while still holding it); once
+        released, the folder may be another run's, so a second call does nothing."""
+        if self._lock_file is None:
+            return
         if remove:
             shutil.rmtree(self.path, ignore_errors=True)
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases its lock
-            self._lock_file = None
+        self._lock_file.close()  # closing the file releases its lock
+        self._lock_file = None
 
     def _lock(self) -> None:
         handle = open(self.path / LOCK, "a+", encoding="utf-8")
