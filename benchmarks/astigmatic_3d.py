@@ -27,7 +27,7 @@ import pandas as pd
 import tifffile
 
 from napari_var_emitter.classical.localize import localize_stack
-from napari_var_emitter.classical.mle import fit_spots_3d
+from napari_var_emitter.fit.mle import fit_spots_3d
 from napari_var_emitter.evaluate.crlb import crlb_3d_nm
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera

@@ -3,7 +3,11 @@ never trained, tuned or thresholded on). Each set's camera, PSF and coordinate c
 written once, in SETS below, from the set's README.
 
 Per set and method: Jaccard, lateral RMSE, RMSE / CRLB, efficiency, bias x / y, the
-detections farther than 250 nm from every true emitter of their frame ("far"), frames/s.
+detections farther than 250 nm from every true emitter of their frame ("far"), frames/s; for
+the model with the refinement (the default) and without it (network only), also RMSE / CRLB of
+the isolated emitters (no other true emitter within 1 µm in their frame, at least 500 nm from
+the edge; sets that state photons and background) and the spread of (error / stated
+uncertainty) per axis over every match (1 when the uncertainties hold).
 Our classical reference always runs beside the model; SMAPpy and Picasso too where they are
 installed (`make bench`'s environment, the [bench] extra).
 
@@ -29,7 +33,9 @@ import tifffile
 from scipy.spatial import cKDTree
 
 from napari_var_emitter.classical.localize import localize_stack
-from napari_var_emitter.classical.mle import fit_spots
+from napari_var_emitter.fit.mle import fit_spots
+from napari_var_emitter.evaluate.crlb import crlb_nm
+from napari_var_emitter.evaluate.matching import match_frames
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.camera import Camera, frames_to_photons
 from napari_var_emitter.io.emitters_h5 import GroundTruth
@@ -40,6 +46,8 @@ from napari_var_emitter.psf import PSF
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
 FAR_NM = 250.0
 FIT_BOX_PX = 7
+ISOLATION_NM = 1000.0
+EDGE_NM = 500.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +124,45 @@ def far_detections(table: pd.DataFrame, truth: pd.DataFrame) -> int:
     return far
 
 
+def isolated(truth: pd.DataFrame, field_nm: tuple[float, float]) -> np.ndarray:
+    """(N,) the true emitters with no other within ISOLATION_NM in their frame and at least
+    EDGE_NM from the edge of a field of (height, width) nm."""
+    keep = np.zeros(len(truth), bool)
+    x, y = truth["x_nm"].to_numpy(), truth["y_nm"].to_numpy()
+    for rows in truth.groupby("frame").indices.values():
+        xy = np.column_stack([x[rows], y[rows]])
+        alone = np.array([len(n) == 1 for n in cKDTree(xy).query_ball_point(xy, ISOLATION_NM)])
+        keep[rows] = alone & (xy.min(1) > EDGE_NM) & (y[rows] < field_nm[0] - EDGE_NM) & (x[rows] < field_nm[1] - EDGE_NM)
+    return keep
+
+
+def precision_figures(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, sigma_nm: float,
+                      field_nm: tuple[float, float]) -> dict[str, float]:
+    """RMSE / CRLB of the isolated true emitters (iso_rmse_over_crlb, iso_n), and the sd of
+    error / stated uncertainty per axis over every match (pull_sd_x, pull_sd_y)."""
+    p, t = match_frames(table, truth, FAR_NM)
+    dx = table["x_nm"].to_numpy()[p] - truth["x_nm"].to_numpy()[t]
+    dy = table["y_nm"].to_numpy()[p] - truth["y_nm"].to_numpy()[t]
+    alone = isolated(truth, field_nm)[t]
+    bound = crlb_nm(truth["photons"].to_numpy()[t], truth["background"].to_numpy()[t], sigma_nm, camera.pixel_size_nm,
+                    camera.excess_noise_factor)
+    ux = table["uncertainty_x_nm" if "uncertainty_x_nm" in table else "uncertainty_nm"].to_numpy()[p]
+    uy = table["uncertainty_y_nm" if "uncertainty_y_nm" in table else "uncertainty_nm"].to_numpy()[p]
+    return {"iso_n": int(alone.sum()),
+            "iso_rmse_over_crlb": float(np.sqrt(np.mean(dx[alone] ** 2 + dy[alone] ** 2) / np.mean(2 * bound[alone] ** 2))),
+            "pull_sd_x": float(np.std(dx / ux)), "pull_sd_y": float(np.std(dy / uy))}
+
+
+REFINED = "VAR + MLE (ours)"
+NETWORK_ONLY = "VAR network only"
+
+
 def methods(model_path: str | None) -> dict[str, Callable]:
-    label = "VAR (ours)" if cached_model(model_path)[0].config.var_prior else "no-VAR baseline"
-    runs = {label: lambda frames, camera, sigma: predict(frames, camera, PredictOptions(model=model_path)).table,
+    var_prior = cached_model(model_path)[0].config.var_prior
+    refined, network = (REFINED, NETWORK_ONLY) if var_prior else ("no-VAR + MLE", "no-VAR network only")
+    runs = {refined: lambda frames, camera, sigma: predict(frames, camera, PredictOptions(model=model_path)).table,
+            network: lambda frames, camera, sigma: predict(frames, camera, PredictOptions(model=model_path,
+                                                                                          refine=False)).table,
             "classical (ours)": lambda frames, camera, sigma: localize_stack(frames, camera, sigma)}
     if importlib.util.find_spec("smappy") and importlib.util.find_spec("picasso"):
         sys.path.insert(0, str(Path(__file__).parent))
@@ -149,6 +193,9 @@ def score_set(set_: ExternalSet, runs: dict, max_frames: int | None) -> dict:
         rows[name] = {k: report[k] for k in ("jaccard", "rmse_lateral_nm", "rmse_over_crlb", "crlb_lateral_nm",
                                              "efficiency_lateral", "bias_x_nm", "bias_y_nm", "n_pred", "tp")}
         rows[name].update(far=far_detections(table, truth), frames_per_s=len(frames) / elapsed)
+        if "uncertainty_nm" in table and not estimated and name != "classical (ours)":
+            field_nm = tuple(n * set_.camera.pixel_size_nm for n in frames.shape[1:])
+            rows[name].update(precision_figures(table, truth, set_.camera, set_.psf_sigma_nm, field_nm))
     return rows
 
 
@@ -173,7 +220,9 @@ def main() -> None:
             r = rows[name]
             print(f"{set_.name:<28} {name:<17} {r['jaccard']:7.2f} {r['rmse_lateral_nm']:8.2f} "
                   f"{r['rmse_over_crlb']:6.2f} {r['efficiency_lateral']:6.2f} {r['bias_x_nm']:7.2f} "
-                  f"{r['bias_y_nm']:7.2f} {r['far']:>4}/{r['n_pred']:<4} {r['frames_per_s']:9.1f}", flush=True)
+                  f"{r['bias_y_nm']:7.2f} {r['far']:>4}/{r['n_pred']:<4} {r['frames_per_s']:9.1f}"
+                  + (f"   isolated ({r['iso_n']}) RMSE/CRLB {r['iso_rmse_over_crlb']:.2f}, error/uncertainty sd "
+                     f"x {r['pull_sd_x']:.2f} y {r['pull_sd_y']:.2f}" if "iso_n" in r else ""), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from napari_var_emitter.classical.mle import fit_spots
+from napari_var_emitter.fit.mle import fit_spots
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.psf import render_spots
 

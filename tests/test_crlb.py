@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_var_emitter.classical.mle import fit_spots
+from napari_var_emitter.fit.mle import fit_spots
 from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.psf import render_spots
 from napari_var_emitter.simulate.camera_noise import expose

@@ -30,7 +30,7 @@ def stack(tmp_path_factory):
     return path, frames
 
 
-OPTIONS = PredictOptions(threshold=0.3)
+OPTIONS = PredictOptions(threshold=0.3, psf_sigma_nm=130.0)  # one PSF sigma for the refinement of the whole and the chunks
 
 
 def test_chunk_ranges():
@@ -41,7 +41,7 @@ def test_chunk_ranges():
 
 def test_chunks_equal_the_whole_stack_and_resume_after_interruption(stack, tmp_path):
     path, frames = stack
-    whole = predict_frames(load_model()[0], frames, CAMERA).table
+    whole = predict_frames(load_model()[0], frames, CAMERA, OPTIONS).table
     out = tmp_path / "locs.csv"
 
     def interrupt(done, total):

@@ -127,14 +127,16 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
     assert shown == [] and "warning" not in widget.status.value  # the sample is inside them
     # 25x too small: median photons per localisation ~220 (at 10x the model's estimates stay just
     # above half the trained minimum, ~410: detections of a too-dim stack lean to its brightest spots)
+    # (the refinement's background, 40 photons/px / 25 = 1.6 in truth, falls below the trained range too)
     widget.camera_fields.fields["e_per_adu"].value = 0.02
     _run(qtbot, widget)
-    assert "1 warning(s): data outside the model's training ranges" in widget.status.value
-    assert len(shown) == 1 and "photons per localisation is below" in shown[0] and "e-/ADU" in shown[0]
+    assert "2 warning(s): data outside the model's training ranges" in widget.status.value
+    assert len(shown) == 2 and "photons per localisation is below" in shown[0] and "e-/ADU" in shown[0]
+    assert "background photons/px is below" in shown[1]
     widget.camera_fields.fields["e_per_adu"].value = 0.5
     widget.camera_fields.fields["pixel_size_nm"].value = 160.0
     _run(qtbot, widget)
-    assert "1 warning(s)" in widget.status.value and len(shown) == 2 and "pixel size 160 nm" in shown[1]
+    assert "1 warning(s)" in widget.status.value and len(shown) == 3 and "pixel size 160 nm" in shown[2]
 
 
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
@@ -495,6 +497,7 @@ def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, e
     for widget in (first, second):
         widget.frames.value, widget.chunk_frames.value = "all frames", 4
         widget.out_file.value = tmp_path / "movie.csv"
+    second.refine.value = False  # no PSF sigma to estimate first: it asks for the output at once
     first.start()
     qtbot.waitUntil(lambda: first.job_progress.done >= 4, timeout=60_000)
     second.start()

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_var_emitter.classical.mle import fit_spots_3d
+from napari_var_emitter.fit.mle import fit_spots_3d
 from napari_var_emitter.cli import main
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.evaluate.crlb import crlb_3d_nm, crlb_nm

@@ -1,6 +1,7 @@
 """`python -m napari_var_emitter` and the `var-emitter` command (cli.main), with Ctrl-C while the
 program loads ending as one line too."""
 
+import os
 import sys
 
 
@@ -14,6 +15,10 @@ def run() -> int:
         return 130
     status = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is over: Ctrl-C now would only garble the exit
+    if status == 130:  # interrupted: what the stopped work left pending (e.g. unread TIFF pages) is not the user's
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     return status
 
 

@@ -221,6 +221,10 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--samples", type=int, default=1,
                       help="average maps and detection probability over N generations with sampled tokens "
                            "(N times slower; 1 = argmax tokens)")
+    pred.add_argument("--no-refine", dest="refine", action="store_false",
+                      help="keep the network's positions (no maximum-likelihood refinement; for comparison)")
+    pred.add_argument("--psf-sigma-nm", type=float,
+                      help="PSF sigma the refinement fits with (default: estimated from isolated spots of the stack)")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
     pred.add_argument("--restart", action="store_true",
@@ -342,6 +346,7 @@ def _predict(args) -> int:
     from .model.checkpoint import resolve_device
     from .predict import PredictOptions, predict
     from .predict.envelope import Envelope
+    from .predict.frames import with_psf_sigma
     from .predict.long_stack import dask_client, predict_stack_to_file
     from .predict.model_cache import cached_model
 
@@ -354,9 +359,15 @@ def _predict(args) -> int:
     stack, camera = _stack_and_camera(args)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
-                             output_map=maps_path is not None and mode != "progressive", psf=psf)
+                             output_map=maps_path is not None and mode != "progressive", psf=psf,
+                             refine=args.refine, psf_sigma_nm=args.psf_sigma_nm)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
+    options, said = with_psf_sigma(options, model, stack.frames, camera)
+    if said and options.refine:
+        print(said, file=sys.stderr)
+    elif said:
+        warnings.warn(said, stacklevel=1)
     envelope, checked = Envelope.from_card(card), False
     for message in envelope.input_warnings(camera, psf) if envelope else []:
         warnings.warn(message, stacklevel=1)

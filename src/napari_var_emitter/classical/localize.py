@@ -9,7 +9,7 @@ import pandas as pd
 from ..io.camera import Camera, frames_to_photons
 from ..psf import PSF
 from .detect import detect_candidates
-from .mle import fit_spots, fit_spots_3d
+from ..fit.mle import fit_spots, fit_spots_3d
 
 _FRAMES_PER_CHUNK = 32
 ROI_SIGMAS = 3.0  # a 3-D fit's ROI reaches this many times the round PSF's sigma (at z = 0)

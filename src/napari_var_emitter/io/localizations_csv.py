@@ -23,8 +23,11 @@ HEADERS = {
     "photons": "intensity [photon]",
     "background": "offset [photon]",
     "uncertainty_nm": "uncertainty [nm]",
+    "uncertainty_x_nm": "uncertainty_x [nm]",  # the Cramér–Rao bound of x at the MLE fit (the network's where fitted = 0)
+    "uncertainty_y_nm": "uncertainty_y [nm]",
     "uncertainty_z_nm": "uncertainty_z [nm]",  # 3-D (astigmatic) localisation: the bound of z
     "probability": "probability",
+    "fitted": "fitted",  # 1: position, photons, background and uncertainties from the MLE refinement; 0: the network's
     "last_frame": "last frame",  # merged blinks (analysis/merge.py): frames first..last, 1-based like frame
     "n_merged": "detections",
 }

@@ -3,6 +3,7 @@ movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV;
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..errors import InputError
 from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
+from ..predict.frames import with_psf_sigma
 from ..predict.long_stack import StackJob
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
@@ -42,6 +44,7 @@ class PredictWidget(JobControls, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
+        self.psf_sigmas: dict[tuple, tuple[PredictOptions, str | None]] = {}  # per image, model and camera
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
         self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
@@ -55,6 +58,10 @@ class PredictWidget(JobControls, Container):
         self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,
                                       step=0.05, tooltip="Detection probability a spot needs (integrated over 3x3 "
                                       "output cells); higher keeps fewer, surer detections")
+        self.refine = CheckBox(text="refine positions (maximum-likelihood fit)", value=True,
+                               tooltip="Fit each detection jointly with its overlapping neighbours under the camera's "
+                               "noise and the PSF (sigma estimated from isolated spots once per image); the "
+                               "'fitted' column says which rows carry the fit. Off: the network's positions")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
                                tooltip="auto: the GPU when there is one")
         self.preview = CheckBox(text="live preview (current frame)", value=False,
@@ -78,13 +85,14 @@ class PredictWidget(JobControls, Container):
                                       "histogram: counts")
         self.render_button = PushButton(text="Render super-resolution")
         self.settings = Settings("predict", {
-            "frames": self.frames, "threshold": self.threshold, "device": self.device, "show_maps": self.show_maps,
+            "frames": self.frames, "threshold": self.threshold, "refine": self.refine, "device": self.device,
+            "show_maps": self.show_maps,
             "chunk_frames": self.chunk_frames, "render_nm": self.render_nm, "render_method": self.render_method})
         super().__init__(widgets=[])
         add_sections(self, {
             "Input": [self.image, self.frames, self.first, self.last],
             "Camera": [self.camera_fields],
-            "Model": [self.model, self.checkpoint, self.threshold, self.device, self.preview],
+            "Model": [self.model, self.checkpoint, self.threshold, self.refine, self.device, self.preview],
             "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls],
             "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
         self.native.layout().addWidget(restore_button(self.settings).native)
@@ -127,6 +135,20 @@ class PredictWidget(JobControls, Container):
                 raise InputError(f"frame range {self.first.value}..{self.last.value} is outside 0..{n_frames - 1}")
             return self.first.value, self.last.value + 1
 
+    def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> PredictOptions:
+        """The options with the PSF sigma for the refinement, estimated once per image, model and
+        pixel size (a live preview does not estimate it again), and said once in a notification."""
+        if not options.refine:
+            return options
+        key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
+        if key not in self.psf_sigmas:
+            self.psf_sigmas[key] = with_psf_sigma(options, model, frames, camera)
+            estimated, said = self.psf_sigmas[key]
+            if said:
+                (show_info if estimated.refine else show_warning)(said)
+        estimated = self.psf_sigmas[key][0]
+        return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm)
+
     def _movie_out(self, layer) -> Path:
         if self.out_file.value:
             return Path(self.out_file.value)
@@ -157,9 +179,11 @@ class PredictWidget(JobControls, Container):
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
             first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
-            options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value)
+            options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value,
+                                     refine=self.refine.value)
             model, card = cached_model(options.weights, options.device)
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
+            options = self._with_psf_sigma(options, model, layer, frames, camera)
             movie = not current_frame_only and self.frames.value != "current frame"
             job = None
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame)

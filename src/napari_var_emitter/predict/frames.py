@@ -14,14 +14,20 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..fit.refine import estimate_sigma_px, refine_table
 from ..io.camera import Camera, frames_to_photons
 from ..model.condition import calibration_vector
+from ..model.config import DEFAULT_THRESHOLD
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .model_cache import cached_model
 from .options import PredictOptions
 from .postprocess import maps_to_table
 from .tiling import TileLayout, default_tile_px, paste
+
+# the first frames of a run, whose detections the PSF sigma is estimated from once for the whole
+# run (with_psf_sigma: the CLI's, the widgets', a StackJob's, a predict call's without it)
+SIGMA_FRAMES = 8
 
 # pixels of tiles one pass of the model takes on a CPU (one 256 x 256 frame, two 160 x 160 ones):
 # larger passes outgrow the cache and run slower per pixel (docs/benchmarks.md, "Tiles and
@@ -82,9 +88,16 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
     tables, constant = [], []
+    if options.refine and not config.with_z and options.psf_sigma_nm is None:  # as for a whole run
+        options, said = with_psf_sigma(options, model, frames_adu, camera)
+        if not options.refine:
+            warnings.warn(said, stacklevel=2)
+    refine = options.refine and not config.with_z
+    sigma_px = options.psf_sigma_nm / camera.pixel_size_nm if refine else None
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
         for start, photons_B1HW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
+            in_batch = len(tables)
             b = len(photons_B1HW)
             tiles = layout.cut(photons_B1HW)  # tile ti of the batch's frame j is row ti * b + j
             per_pass = _tiles_per_pass(tiles, options.batch_size)
@@ -105,6 +118,11 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         m, p = margin // s, probs[si]
                         block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
+            if refine and len(tables) > in_batch:  # the MLE refinement of this batch's detections
+                found = pd.concat(tables[in_batch:], ignore_index=True)
+                refined = refine_table(found.assign(frame=found["frame"] - start), photons_B1HW[:, 0].cpu().numpy(),
+                                       camera, sigma_px)
+                tables[in_batch:] = [refined.assign(frame=refined["frame"] + start)]
             if progress is not None:
                 progress(start + b, n)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -117,6 +135,41 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
+                                 options: PredictOptions) -> tuple[float | None, int, int]:
+    """(PSF sigma in px or None, isolated spots used, frames looked at) from the network's
+    detections (at the default threshold) in the first SIGMA_FRAMES of (T, H, W) ADU frames,
+    leaving out frames with NaN or inf."""
+    frames = np.asarray(frames_adu[:SIGMA_FRAMES])
+    looked_at = len(frames)
+    frames = frames[np.isfinite(frames).all(axis=(1, 2))]  # a bad frame is named when the run reaches it
+    if not len(frames):
+        return None, 0, looked_at
+    # the default threshold, so that the sigma (a setting of the run) does not follow the user's
+    table = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False,
+                                                                      threshold=DEFAULT_THRESHOLD)).table
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera.pixel_size_nm)
+    return sigma_px, spots, looked_at
+
+
+def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu,
+                   camera: Camera) -> tuple[PredictOptions, str | None]:
+    """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
+    fits with, estimated once (so that every chunk and Dask worker uses the same) when the
+    refinement is on and the sigma not given; and what to tell the user (None: nothing). With
+    no isolated spot to estimate it from, the refinement is turned off, and the message says so."""
+    if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
+        return options, None
+    sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
+    if sigma_px is None:
+        return dataclasses.replace(options, refine=False), (
+            f"no isolated spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
+            "(give the PSF sigma to refine them)")
+    sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
+    return dataclasses.replace(options, psf_sigma_nm=sigma_nm), (
+        f"PSF sigma {sigma_nm:.1f} nm, estimated from {spots} isolated spots in {looked_at} frame(s)")
 
 
 def _listed(numbers: np.ndarray, most: int = 5) -> str:

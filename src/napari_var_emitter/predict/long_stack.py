@@ -27,7 +27,7 @@ from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.outputs import check_free_space
 from ..io.tiff import read_stack
-from .frames import predict_frames
+from .frames import predict_frames, with_psf_sigma
 from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
 from .options import PredictOptions
@@ -85,8 +85,11 @@ class StackJob:
         first, stop = frame_range or (0, n_frames)
         if not 0 <= first < stop <= n_frames:
             raise InputError(f"frames {first + 1}..{stop} (1-based) are outside the stack's 1..{n_frames}")
-        job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames)
         chunk_ranges(stop - first, chunk_frames)  # checks the chunk size
+        # one PSF sigma for the refinement of every chunk (the CLI and the widgets give it already)
+        options = with_psf_sigma(options, cached_model(options.weights, options.device)[0], source[first:stop],
+                                 camera)[0]
+        job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames)
         settings = {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
                     "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]}
         inputs = {"stack": frames_digest(source), "model": file_digest(options.weights),

@@ -42,6 +42,8 @@ class PredictOptions:
     prior_scale: float = 1.0
     output_map: bool = False
     psf: PSF | None = None
+    refine: bool = True
+    psf_sigma_nm: float | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -50,6 +52,8 @@ class PredictOptions:
             raise InputError("samples and batch size must be 1 or more")
         if not 0 < self.threshold < 1:
             raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.psf_sigma_nm is not None and not 0 < self.psf_sigma_nm < 1e4:
+            raise InputError(f"PSF sigma must be between 0 and 10,000 nm, got {self.psf_sigma_nm}")
         if (self.tile_px is not None and self.tile_px < 1) or self.margin_px < 0:
             raise InputError("tile_px must be >= 1 and margin_px >= 0")
 

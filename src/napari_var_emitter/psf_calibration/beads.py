@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 from scipy.ndimage import gaussian_filter, maximum_filter
 
-from ..classical.mle import fit_elliptical_spots
+from ..fit.mle import fit_elliptical_spots
 from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..classical.localize import localize_stack
-from ..classical.mle import estimate_psf_sigma
+from ..fit.groups import isolated_rois
+from ..fit.mle import estimate_psf_sigma
 from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons
 from ..predict.frames import predict_frames
 from .config import SimulationRanges
 
 CONFIDENT = 0.8  # detection probability of the spots used
-ROI_PX = 9
 MIN_SPOTS = 20
 
 
@@ -27,7 +27,7 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50)
     table = predict_frames(model, frames, camera).table
     confident = table[table["probability"] >= CONFIDENT] if len(table) else table
     px = camera.pixel_size_nm
-    rois = _isolated_rois(frames_to_photons(frames, camera), table, confident, px)
+    rois = isolated_rois(frames_to_photons(frames, camera), table, confident, px)
     if len(rois) < MIN_SPOTS:
         raise InputError(f"only {len(rois)} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
@@ -49,19 +49,3 @@ def ranges_for(conditions: dict, camera: Camera) -> SimulationRanges:
                             background_photons=(0.7 * background, 1.3 * background),
                             density_per_um2=(0.5 * density, 2.0 * density),
                             emccd_fraction=1.0 if camera.em_gain > 1 else 0.0)
-
-
-def _isolated_rois(photons: np.ndarray, table, confident, px: float) -> np.ndarray:
-    """ROI_PX x ROI_PX windows centred on confident detections with no other detection within
-    ROI_PX pixels and the window inside the frame."""
-    half = ROI_PX // 2
-    _, height, width = photons.shape
-    rois = []
-    for frame, spots in confident.groupby("frame"):
-        others = table.loc[table["frame"] == frame, ["x_nm", "y_nm"]].to_numpy() / px
-        for x, y in spots[["x_nm", "y_nm"]].to_numpy() / px:
-            near = np.hypot(others[:, 0] - x, others[:, 1] - y)
-            row, col = int(y), int(x)
-            if (near < ROI_PX).sum() == 1 and half <= row < height - half and half <= col < width - half:
-                rois.append(photons[frame, row - half:row + half + 1, col - half:col + half + 1])
-    return np.asarray(rois).reshape(-1, ROI_PX, ROI_PX)

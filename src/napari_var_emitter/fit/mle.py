@@ -1,4 +1,4 @@
-"""Maximum-likelihood fit of Gaussian spots to ROIs: (x, y, photons, background) with a known
+"""Maximum-likelihood fit of single Gaussian spots to ROIs: (x, y, photons, background) with a known
 sigma, (x, y, z, photons, background) with an astigmatic PSF calibration, or (x, y, sigma_x,
 sigma_y, photons, background) for calibration beads.
 
@@ -8,11 +8,12 @@ coordinates: pixel (r, c) covers [c, c + 1) x [r, r + 1).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_model_and_jacobian, poisson_fisher, spot_model_and_jacobian
+from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
 
 _XY, _AMPLITUDES = [0, 1], [4, 5]  # columns of spot_model_and_jacobian's derivatives
 Z_STEP_LIMIT_NM = 100.0  # largest z change per Fisher step
@@ -118,23 +119,81 @@ def _start(rois: np.ndarray) -> np.ndarray:
 
 
 def _fisher_scoring(rois: np.ndarray, theta: np.ndarray, model: Callable, limits, n_iter: int):
-    """Poisson MLE by Fisher scoring from `theta` (N, P); `limits` = (largest step, lower bound,
-    upper bound), each (P,). Returns theta, the Cramér–Rao variances at theta (N, P) and the
-    log-likelihood (N,) up to a constant."""
+    """Plain Poisson fisher_scoring of (N, R, R) ROIs (every pixel, no read noise)."""
+    result = fisher_scoring(rois.reshape(len(rois), -1), theta, model, limits, n_iter)
+    return result.theta, result.variance, result.loglik
+
+
+@dataclasses.dataclass
+class FitResult:
+    """theta (N, P) at the estimate; variance (N, P): the Cramér–Rao variances there (the
+    inverse Fisher information's diagonal, the camera's noise included); loglik (N,) up to a
+    constant; converged (N,): finite, and the last step was below _tolerance(..., 1e-3)."""
+
+    theta: np.ndarray
+    variance: np.ndarray
+    loglik: np.ndarray
+    converged: np.ndarray
+    deviance_NK: np.ndarray  # each pixel's Poisson deviance (0 where left out): about 1 on average where the model holds
+
+
+def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, limits, n_iter: int,
+                   read_variance_NK: np.ndarray | float = 0.0, excess: float = 1.0,
+                   weight_NK: np.ndarray | None = None, fixed_NP: np.ndarray | None = None) -> FitResult:
+    """Maximum-likelihood estimate by Fisher scoring from `theta` (N, P), the one fitting loop
+    of the project. counts_NK: photons in K pixels; model(theta) -> (expected photons (N, K),
+    their derivatives (N, K, P)); limits = (largest step, lower bound, upper bound), each (P,).
+
+    The camera's noise as it is: read noise of variance `read_variance_NK` (photons², per pixel:
+    an sCMOS variance map, or read noise) through the shifted-Poisson approximation (counts + v
+    ~ Poisson(model + v)); the EM excess noise factor `excess` (2 for an EMCCD with gain) by
+    scaling counts and model by 1 / excess. weight_NK (0 or 1) leaves pixels out; fixed_NP
+    (bool) holds parameters where they start (e.g. the padding emitters of a smaller group)."""
     step_limit, lower, upper = limits
-    counts = rois.reshape(len(rois), -1)
+    offset = np.broadcast_to(np.asarray(read_variance_NK, np.float64), counts_NK.shape)
+    weight = np.ones_like(counts_NK, dtype=np.float64) if weight_NK is None else np.asarray(weight_NK, np.float64)
+    counts = np.maximum(np.nan_to_num(np.asarray(counts_NK, np.float64)) + offset, 0.0) / excess
+    free = np.ones(theta.shape, bool) if fixed_NP is None else ~np.asarray(fixed_NP, bool)
     ridge = 1e-9 * np.eye(theta.shape[1])
     theta = theta.copy()
+
+    def information(rows, theta_rows):
+        values, jac = model(theta_rows)
+        expected = (values + offset[rows]) / excess
+        jac = jac * (weight[rows] / excess)[..., None]
+        fisher = np.matmul(jac.transpose(0, 2, 1), jac / expected[..., None])  # (n, P, P), batched BLAS
+        fisher += np.eye(theta.shape[1]) * ~free[rows][:, :, None]  # a held parameter: no information needed
+        return expected, jac, fisher
+
+    converged = np.zeros(len(theta), bool)
+    moving = np.arange(len(theta))  # fits still taking steps: settled ones are left where they are
     for _ in range(n_iter):
-        values, jac = model(theta)
-        fisher = poisson_fisher(values, jac)
-        score = np.einsum("nkp,nk->np", jac, counts / values - 1.0)
+        expected, jac, fisher = information(moving, theta[moving])
+        score = np.matmul(jac.transpose(0, 2, 1), (counts[moving] / expected - 1.0)[..., None])[..., 0] * free[moving]
         step = np.linalg.solve(fisher + ridge, score[..., None])[..., 0]
-        theta = np.clip(theta + np.clip(step, -step_limit, step_limit), lower, upper)
-    values, jac = model(theta)
-    variance = np.diagonal(np.linalg.inv(poisson_fisher(values, jac) + ridge), axis1=1, axis2=2).copy()
-    loglik = (counts * np.log(values) - values).sum(axis=1)
-    return theta, variance, loglik
+        theta[moving] = np.clip(theta[moving] + np.clip(np.nan_to_num(step), -step_limit, step_limit), lower, upper)
+        converged[moving] = np.isfinite(step).all(1) & (np.abs(step) <= _tolerance(theta[moving], step_limit, 1e-3)).all(1)
+        settled = np.isfinite(step).all(1) & (np.abs(step) <= _tolerance(theta[moving], step_limit, 1e-7)).all(1)
+        moving = moving[~settled]
+        if not len(moving):
+            break
+    everything = np.arange(len(theta))
+    expected, jac, fisher = information(everything, theta)
+    with np.errstate(invalid="ignore"):
+        variance = np.diagonal(np.linalg.pinv(fisher + ridge), axis1=1, axis2=2).copy()
+    loglik = (weight * (counts * np.log(expected) - expected)).sum(axis=1)
+    converged &= np.isfinite(theta).all(1) & np.isfinite(variance).all(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0) - (counts - expected)
+    return FitResult(theta, variance, loglik, converged, 2 * weight * terms)
+
+
+def _tolerance(theta: np.ndarray, step_limit: np.ndarray, fraction: float) -> np.ndarray:
+    """A step this small leaves a parameter where it is: `fraction` of its step limit (positions),
+    or of its value (photons, background: no step limit). A fit has converged below 1e-3 and
+    stops below 1e-7: near the optimum Fisher scoring converges fast, so the second costs an
+    iteration or two, and the estimate then hardly depends on where the fit started."""
+    return np.where(np.isfinite(step_limit), fraction * step_limit, fraction * np.abs(theta) + 1e-9)
 
 
 def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:

@@ -1,0 +1,115 @@
+"""The maximum-likelihood refinement after the network (fit/refine.py), on our own simulated
+stacks: network alone against network + refinement, same detections.
+
+Per stack: Jaccard, lateral RMSE and RMSE / CRLB over every match; the same over isolated
+emitters (no other true emitter within 1 µm in their frame, at least 500 nm from the edge);
+the spread of (error / stated uncertainty) per axis over matches (1 when the uncertainties
+hold); the share of rows the fit replaced; predict time with and without the stage.
+
+Seeds: --seed-base 12000000 is the validation range the stage's constants were chosen on;
+the default 12500000 is held out (no decision has looked at it).
+
+With --speed instead: the stage's share of predict time on whole frames of 160x160 and
+256x256 at 1 emitter/µm² (20 frames; the PSF sigma estimated once beforehand, as a run does,
+and that estimate's own time), each timed twice, alternating.
+
+Run: .venv/bin/python benchmarks/refinement.py [--densities 0.1 0.5 1 2] [--size 128] [--frames 20]
+     [--seed-base N] [--model PATH] [--emccd] [--speed]
+Prints one row per stack and method; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+
+from external import FAR_NM, precision_figures
+
+from napari_var_emitter.evaluate.crlb import crlb_nm
+from napari_var_emitter.evaluate.matching import match_frames
+from napari_var_emitter.io.camera import Camera
+from napari_var_emitter.predict import PredictOptions, predict
+from napari_var_emitter.predict.frames import with_psf_sigma
+from napari_var_emitter.predict.model_cache import cached_model
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
+
+def score(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, sigma_nm: float, field_nm) -> dict:
+    """Jaccard, RMSE / CRLB over every match, and external.precision_figures."""
+    p, t = match_frames(table, truth, FAR_NM)
+    jaccard = 100 * len(p) / (len(table) + len(truth) - len(p))
+    dx = table["x_nm"].to_numpy()[p] - truth["x_nm"].to_numpy()[t]
+    dy = table["y_nm"].to_numpy()[p] - truth["y_nm"].to_numpy()[t]
+    bound = crlb_nm(truth["photons"].to_numpy()[t], truth["background"].to_numpy()[t], sigma_nm,
+                    camera.pixel_size_nm, camera.excess_noise_factor)
+    out = {"jaccard": jaccard, "rmse_nm": float(np.sqrt(np.mean(dx ** 2 + dy ** 2))),
+           "rmse/crlb": float(np.sqrt(np.mean(dx ** 2 + dy ** 2) / np.mean(2 * bound ** 2))),
+           **precision_figures(table, truth, camera, sigma_nm, field_nm)}
+    if "fitted" in table:
+        out["fitted"] = float(table["fitted"].mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--seed-base", type=int, default=12_500_000)
+    parser.add_argument("--model")
+    parser.add_argument("--emccd", action="store_true", help="an EMCCD camera (EM gain 100) instead of sCMOS")
+    parser.add_argument("--speed", action="store_true", help="the stage's share of predict time (module docstring)")
+    args = parser.parse_args()
+    camera = (Camera(e_per_adu=10.0, em_gain=100.0, read_noise_e=50.0, type="EMCCD") if args.emccd
+              else Camera(e_per_adu=0.5, read_noise_e=1.5))
+    if args.speed:
+        speed(camera, args.model, args.seed_base)
+        return
+    for k, density in enumerate(args.densities):
+        config = SimulationConfig(frame_size=(args.size, args.size), n_frames=args.frames, density_per_um2=density,
+                                  photons_mean=2000.0, background_photons=50.0, camera=camera)
+        frames, truth = simulate_stack(config, np.random.default_rng(args.seed_base + k))
+        emitters = truth.emitters
+        times = {}
+        for name, refine in (("network", False), ("network + MLE", True)):
+            start = time.perf_counter()
+            result = predict(frames, camera, PredictOptions(model=args.model, refine=refine))
+            times[name] = time.perf_counter() - start
+            s = score(result.table, emitters, camera, config.psf.sigma_nm, (args.size * camera.pixel_size_nm,) * 2)
+            row = "  ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+                            for key, value in s.items())
+            print(f"density {density:g}/µm² {args.size}² x {args.frames} [{name:>13}] {row}  time {times[name]:.1f} s",
+                  flush=True)
+        share = 1 - times["network"] / times["network + MLE"]
+        print(f"  the refinement's share of predict time (the PSF sigma estimated from the data): {100 * share:.0f} %",
+              flush=True)
+
+
+def speed(camera: Camera, model_path: str | None, seed: int) -> None:
+    model = cached_model(PredictOptions(model=model_path).weights)[0]
+    for size in (160, 256):
+        config = SimulationConfig(frame_size=(size, size), n_frames=20, density_per_um2=1.0, photons_mean=2000.0,
+                                  background_photons=50.0, camera=camera)
+        frames, _ = simulate_stack(config, np.random.default_rng(seed + size))
+        start = time.perf_counter()
+        options, said = with_psf_sigma(PredictOptions(model=model_path), model, frames, camera)
+        estimate_s = time.perf_counter() - start
+        times = {"network": [], "network + MLE": []}
+        for _ in range(2):
+            for name, refine in (("network", False), ("network + MLE", True)):
+                start = time.perf_counter()
+                predict(frames, camera, dataclasses.replace(options, refine=refine))
+                times[name].append(time.perf_counter() - start)
+        net, refined = (np.array(times[k]) for k in ("network", "network + MLE"))
+        shares = ", ".join(f"{100 * (1 - a / b):.0f}" for a, b in zip(net, refined))
+        print(f"{size}x{size}, 20 frames, 1 /µm²: network {', '.join(f'{t:.2f}' for t in net)} s, with the refinement "
+              f"{', '.join(f'{t:.2f}' for t in refined)} s: the stage's share {shares} %; estimating the PSF sigma "
+              f"once: {estimate_s:.2f} s ({said})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

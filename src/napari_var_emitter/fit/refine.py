@@ -1,0 +1,105 @@
+"""The stage after the network: every detection refined by a maximum-likelihood fit, jointly
+with the detections whose spots overlap its own (groups.py, joint.py), under the camera's noise
+and the Gaussian PSF of the data. A fit that does not converge, or moves more than
+MAX_MOVE_PX from the network's position, keeps the network's estimate. The `fitted` column
+says which estimate each row carries: 1 the fit, 0 the network's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..io.camera import Camera
+from .groups import cut_groups, isolated_rois
+from .joint import fit_groups
+from .mle import estimate_psf_sigma
+
+MAX_MOVE_PX = 1.5
+SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
+CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated from
+NETWORK, FITTED = 0, 1  # the `fitted` column: the network's values, the fit's
+
+
+def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
+           max_move_px: float = MAX_MOVE_PX) -> np.ndarray:
+    """(G, K) the fits that hold: converged, photons > 0, finite bounds, and within max_move_px
+    of the network's position of the row in `slots` (-1: padding, never)."""
+    x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
+    safe = np.where(slots >= 0, slots, 0)
+    moved = np.hypot(x - x_px[safe], y - y_px[safe])
+    return ((slots >= 0) & fit.converged[:, None] & (moved <= max_move_px) & (fit.photons > 0)
+            & np.isfinite(fit.crlb_x_px) & np.isfinite(fit.crlb_y_px) & (fit.crlb_x_px > 0))
+
+
+def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, float]:
+    """The table's values of emitter k of group g (an ROI with corner `origin` (row, col))."""
+    # an emitter whose model leaves light unexplained around it (a neighbour the network missed)
+    # is less certain than its bound: scaled by the square root of its misfit
+    misfit = np.sqrt(max(fit.misfit[g, k], 1.0))
+    return {"x_nm": (fit.x_px[g, k] + origin[1]) * px, "y_nm": (fit.y_px[g, k] + origin[0]) * px,
+            "photons": fit.photons[g, k], "background": fit.background[g],
+            "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px, "uncertainty_y_nm": fit.crlb_y_px[g, k] * misfit * px}
+
+
+def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np.ndarray, good: np.ndarray,
+          px: float) -> None:
+    """Write the fits that hold into the table's columns (rows from `slots`), marked fitted."""
+    for g, k in zip(*np.nonzero(good)):
+        for name, value in _values(fit, g, k, origins[g], px).items():
+            columns[name][slots[g, k]] = value
+        fitted[slots[g, k]] = FITTED
+
+
+def read_variance_photons2(camera: Camera) -> np.ndarray | float:
+    """Read-noise variance per pixel in photons² (the sCMOS variance map where there is one,
+    else the camera's read noise), referred to the photons the fit counts."""
+    per_photon = camera.em_gain * camera.qe
+    if camera.variance_map is not None:
+        return camera.pixel_calibration().read_variance_e2_YX().astype(np.float64) / per_photon ** 2
+    return (camera.read_noise_e / per_photon) ** 2
+
+
+def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> tuple[float | None, int]:
+    """(PSF sigma in px under which the isolated confident detections of `table` (frame indexes
+    photons_THW) are most likely, or None without any; the number of spots used)."""
+    confident = table[table["probability"] >= CONFIDENT] if len(table) else table
+    rois = isolated_rois(photons_THW, table, confident, pixel_size_nm)
+    if not len(rois):
+        return None, 0
+    return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
+
+
+def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera,
+                 sigma_px: float | None) -> pd.DataFrame:
+    """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm, photons,
+    background and the uncertainties from the joint fits where they hold; adds
+    uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM excess noise included)
+    and fitted. With sigma_px None (no PSF to fit with) every row keeps the network's values."""
+    px = camera.pixel_size_nm
+    out = table.copy()
+    network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
+    out["uncertainty_x_nm"], out["uncertainty_y_nm"], out["fitted"] = network_sd, network_sd, 0
+    if "background" not in out:
+        out["background"] = np.nan
+    if not len(out) or sigma_px is None:
+        return out.assign(background=out["background"].fillna(0.0))
+    frame = out["frame"].to_numpy().astype(int)
+    x_px, y_px = out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px
+    photons = np.nan_to_num(np.clip(out["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
+    cut = cut_groups(np.nan_to_num(photons_THW.astype(np.float64)), read_variance_photons2(camera), frame, x_px, y_px,
+                     photons, sigma_px)
+    columns = {name: out[name].to_numpy(np.float64).copy()
+               for name in ("x_nm", "y_nm", "photons", "background", "uncertainty_x_nm", "uncertainty_y_nm")}
+    fitted = np.zeros(len(out), np.int64)
+    for batch, slots, origins in zip(cut.batches, cut.members, cut.origins):
+        fit = fit_groups(batch, sigma_px, camera.excess_noise_factor)
+        _take(columns, fitted, fit, slots, origins, _holds(fit, slots, origins, x_px, y_px), px)
+    for name, values in columns.items():
+        out[name] = values
+    out["fitted"] = fitted
+    if "uncertainty_nm" in out:
+        out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)
+    if out["background"].isna().any():  # network models without a background output, where no fit held
+        out["background"] = out["background"].fillna(float(np.nanmedian(columns["background"])) if fitted.any()
+                                                      else 0.0)
+    return out
