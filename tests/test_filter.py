@@ -68,3 +68,21 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert read_localizations_csv(tmp_path / "kept.csv")["photons"].tolist() == [1500.0, 2500.0]
     widget.keep_all()
     assert points.shown.all()
+
+
+def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tmp_path):
+    """Per-axis uncertainties and the `fitted` flag of the refinement (docs/refinement.md) each
+    get a histogram and a kept range, and the expression the CLI takes keeps the same rows."""
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    viewer = make_napari_viewer()
+    refined = TABLE.assign(uncertainty_x_nm=[9.0, 11.0, 13.0, 30.0], uncertainty_y_nm=[8.0, 12.0, 12.0, 25.0],
+                           fitted=[1, 1, 0, 1])
+    write_localizations_csv(tmp_path / "refined.csv", refined)
+    points = viewer.open(str(tmp_path / "refined.csv"), plugin="napari-var-emitter")[0]
+    widget = FilterWidget(viewer)
+    assert {"uncertainty_x_nm", "uncertainty_y_nm", "fitted"} <= set(widget.ranges)
+    widget.ranges["uncertainty_x_nm"][1].value = 20.0
+    widget.ranges["fitted"][0].value = 0.5
+    assert points.shown.tolist() == [True, True, False, False]
+    assert filter_mask(refined, widget.expression.value).tolist() == points.shown.tolist()

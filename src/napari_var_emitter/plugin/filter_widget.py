@@ -21,8 +21,10 @@ from .theme import theme_colours
 from .writers import export_file
 
 # column -> label with unit, in the order shown
-COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "probability": "probability",
-           "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]"}
+COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertainty_x_nm": "uncertainty x [nm]",
+           "uncertainty_y_nm": "uncertainty y [nm]", "probability": "probability",
+           "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
+           "fitted": "fitted (1: MLE fit, 0: network)"}
 BINS = 60
 
 
