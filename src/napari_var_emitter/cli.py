@@ -363,11 +363,6 @@ def _predict(args) -> int:
                              refine=args.refine, psf_sigma_nm=args.psf_sigma_nm)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
-    options, said = with_psf_sigma(options, model, stack.frames, camera)
-    if said and options.refine:
-        print(said, file=sys.stderr)
-    elif said:
-        warnings.warn(said, stacklevel=1)
     envelope, checked = Envelope.from_card(card), False
     for message in envelope.input_warnings(camera, psf) if envelope else []:
         warnings.warn(message, stacklevel=1)
@@ -383,10 +378,19 @@ def _predict(args) -> int:
     def report(done: int, total: int) -> None:
         PROGRESS.show(f"{done}/{total} {'frames' if maps_path else 'chunks'}")
 
+    def tell(said: str | None, refine: bool) -> None:
+        """The PSF sigma estimated for the refinement (or why there is none: a warning)."""
+        if said and refine:
+            print(said, file=sys.stderr)
+        elif said:
+            warnings.warn(said, stacklevel=1)
+
     if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.atomic import atomic_paths
         from .io.maps_h5 import write_maps_h5
 
+        options, said = with_psf_sigma(options, model, stack.frames, camera)
+        tell(said, options.refine)
         result = predict(stack.frames, camera, options, model, progress=report)
         inspect(result.table)
         arrays = (result.scale_maps if mode != "super_resolution" else []) + [result.output_map]
@@ -401,7 +405,8 @@ def _predict(args) -> int:
         try:
             with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
                 rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
-                                             progress=report, inspect=inspect, restart=args.restart)
+                                             progress=report, inspect=inspect, restart=args.restart,
+                                             started=lambda job: tell(job.said, job.options.refine))
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"the chunks finished so far are kept in {parts}: run the same command again "
                                     "to resume" if parts.exists() else "") from None

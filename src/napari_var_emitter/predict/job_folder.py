@@ -27,21 +27,25 @@ CHUNK_GLOB = "chunk_*.npz"
 
 
 class JobFolder:
-    """OUT.parts of one run; `claim` locks and adopts (or starts) it, `release` lets it go."""
+    """OUT.parts of one run: `lock` it, `claim` it (resume or start over), `release` it."""
 
     def __init__(self, path: Path, out: Path) -> None:
         self.path, self.out = Path(path), Path(out)
         self._lock_file = None
 
-    def claim(self, settings: dict[str, Any], inputs: dict[str, Any], restart: bool = False) -> None:
-        """Lock the folder (InputError naming the run that holds it) and make it this run's:
-        resume the chunks of the same run, or start over (saying why) when the inputs changed,
-        the manifest is missing or damaged, no chunk was saved yet, or `restart` is set; chunks
-        of a run with other settings on the same inputs are an InputError otherwise."""
+    def lock(self) -> None:
+        """Lock the folder for this run (InputError naming the run that holds it), before any
+        work, so that a second run on the same output stops at once."""
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         for stale in self.out.parent.glob(f".{self.out.name}.*.part{self.out.suffix}"):
             stale.unlink(missing_ok=True)  # a merge into OUT that was killed (only the lock holder merges)
+
+    def claim(self, settings: dict[str, Any], inputs: dict[str, Any], restart: bool = False) -> None:
+        """Make the locked folder this run's: resume the chunks of the same run, or start over
+        (saying why) when the inputs changed, the manifest is missing or damaged, no chunk was
+        saved yet, or `restart` is set; chunks of a run with other settings on the same inputs
+        are an InputError otherwise (the folder is let go then)."""
         try:
             self._adopt(_plain(settings), _plain(inputs), restart)
         except BaseException:

@@ -67,6 +67,7 @@ class StackJob:
     frames: Any = None  # (T, Y, X) ADU, numpy or dask, when they do not come from the path
 
     folder: JobFolder | None = None
+    said: str | None = None  # what the user should hear of the run's set-up (the PSF sigma estimated)
 
     @classmethod
     def start(cls, stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
@@ -86,23 +87,28 @@ class StackJob:
         if not 0 <= first < stop <= n_frames:
             raise InputError(f"frames {first + 1}..{stop} (1-based) are outside the stack's 1..{n_frames}")
         chunk_ranges(stop - first, chunk_frames)  # checks the chunk size
-        # one PSF sigma for the refinement of every chunk (the CLI and the widgets give it already)
-        options = with_psf_sigma(options, cached_model(options.weights, options.device)[0], source[first:stop],
-                                 camera)[0]
-        job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames)
-        settings = {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
-                    "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]}
-        inputs = {"stack": frames_digest(source), "model": file_digest(options.weights),
-                  **{f"camera {name}": file_digest(path) for name, path in camera.maps().items()}}
-        if frames is None:
-            inputs["stack"] = {"bytes": Path(stack).stat().st_size, "frames": inputs["stack"]}
-        job.folder = JobFolder(job.parts, job.out)
-        job.folder.claim(settings, inputs, restart)
+        folder = JobFolder(Path(out).with_name(Path(out).name + ".parts"), Path(out))
+        folder.lock()  # before any work: a second run on this output stops at once
+        try:
+            # one PSF sigma for the refinement of every chunk, estimated once (said in `said`)
+            options, said = with_psf_sigma(options, cached_model(options.weights, options.device)[0],
+                                           source[first:stop], camera)
+            job = cls(str(stack), camera, options, Path(out), chunk_frames, first, stop, frames, folder, said)
+            settings = {"stack": job.stack, "camera": camera.to_dict(), **options.to_dict(),
+                        "chunk_frames": chunk_frames, "n_frames": n_frames, "frames": [first, stop]}
+            inputs = {"stack": frames_digest(source), "model": file_digest(options.weights),
+                      **{f"camera {name}": file_digest(path) for name, path in camera.maps().items()}}
+            if frames is None:
+                inputs["stack"] = {"bytes": Path(stack).stat().st_size, "frames": inputs["stack"]}
+        except BaseException:
+            folder.release(remove=not folder.chunk_files())
+            raise
+        folder.claim(settings, inputs, restart)
         return job
 
     @property
     def parts(self) -> Path:
-        return self.out.with_name(self.out.name + ".parts")
+        return self.folder.path
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
@@ -150,14 +156,18 @@ class StackJob:
 
 def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
                           chunk_frames: int, client=None, progress: Callable[[int, int], None] | None = None,
-                          inspect: Callable[[pd.DataFrame], None] | None = None, restart: bool = False) -> int:
+                          inspect: Callable[[pd.DataFrame], None] | None = None, restart: bool = False,
+                          started: Callable[[StackJob], None] | None = None) -> int:
     """Predict every frame of the stack file into `out` (ThunderSTORM CSV, or HDF5 for .h5 /
     .hdf5); returns the number of localisations. With a dask.distributed `client`, chunks run on
     its workers. progress(done, total) counts chunks; inspect(table) sees each chunk's table as it
     finishes (e.g. to check the data against the model's training ranges); `restart` discards the
-    chunks of an unfinished run with other settings (StackJob.start)."""
+    chunks of an unfinished run with other settings (StackJob.start); started(job) hears of the
+    job once it holds its output (e.g. to say the PSF sigma it estimated: job.said)."""
     job = StackJob.start(stack, camera, options, out, chunk_frames, restart=restart)
     try:
+        if started is not None:
+            started(job)
         todo = job.todo()
         done = len(job.ranges) - len(todo)
         if client is None:
@@ -165,7 +175,7 @@ def predict_stack_to_file(stack: str | Path, camera: Camera, options: PredictOpt
         else:
             from distributed import as_completed
 
-            camera_values, option_values = camera.to_dict(), options.to_dict()
+            camera_values, option_values = camera.to_dict(), job.options.to_dict()  # the run's PSF sigma
             futures = {client.submit(run_chunk, job.stack, camera_values, option_values, *r, pure=False): r
                        for r in todo}
             finished = ((futures[future], table) for future, table in as_completed(futures, with_results=True))
