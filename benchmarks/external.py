@@ -148,8 +148,9 @@ def precision_figures(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, 
                     camera.excess_noise_factor)
     ux = table["uncertainty_x_nm" if "uncertainty_x_nm" in table else "uncertainty_nm"].to_numpy()[p]
     uy = table["uncertainty_y_nm" if "uncertainty_y_nm" in table else "uncertainty_nm"].to_numpy()[p]
-    return {"iso_n": int(alone.sum()),
-            "iso_rmse_over_crlb": float(np.sqrt(np.mean(dx[alone] ** 2 + dy[alone] ** 2) / np.mean(2 * bound[alone] ** 2))),
+    iso = (float(np.sqrt(np.mean(dx[alone] ** 2 + dy[alone] ** 2) / np.mean(2 * bound[alone] ** 2)))
+           if alone.any() else float("nan"))
+    return {"iso_n": int(alone.sum()), "iso_rmse_over_crlb": iso,
             "pull_sd_x": float(np.std(dx / ux)), "pull_sd_y": float(np.std(dy / uy))}
 
 
