@@ -20,14 +20,13 @@ CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated
 NETWORK, FITTED = 0, 1  # the `fitted` column: the network's values, the fit's
 
 
-def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
-           max_move_px: float = MAX_MOVE_PX) -> np.ndarray:
-    """(G, K) the fits that hold: converged, photons > 0, finite bounds, and within max_move_px
+def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> np.ndarray:
+    """(G, K) the fits that hold: converged, photons > 0, finite bounds, and within MAX_MOVE_PX
     of the network's position of the row in `slots` (-1: padding, never)."""
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
     safe = np.where(slots >= 0, slots, 0)
     moved = np.hypot(x - x_px[safe], y - y_px[safe])
-    return ((slots >= 0) & fit.converged[:, None] & (moved <= max_move_px) & (fit.photons > 0)
+    return ((slots >= 0) & fit.converged[:, None] & (moved <= MAX_MOVE_PX) & (fit.photons > 0)
             & np.isfinite(fit.crlb_x_px) & np.isfinite(fit.crlb_y_px) & (fit.crlb_x_px > 0))
 
 
@@ -78,7 +77,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera,
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
-    out["uncertainty_x_nm"], out["uncertainty_y_nm"], out["fitted"] = network_sd, network_sd, 0
+    out["uncertainty_x_nm"], out["uncertainty_y_nm"], out["fitted"] = network_sd, network_sd, NETWORK
     if "background" not in out:
         out["background"] = np.nan
     if not len(out) or sigma_px is None:
@@ -90,7 +89,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera,
                      photons, sigma_px)
     columns = {name: out[name].to_numpy(np.float64).copy()
                for name in ("x_nm", "y_nm", "photons", "background", "uncertainty_x_nm", "uncertainty_y_nm")}
-    fitted = np.zeros(len(out), np.int64)
+    fitted = np.full(len(out), NETWORK, np.int64)
     for batch, slots, origins in zip(cut.batches, cut.members, cut.origins):
         fit = fit_groups(batch, sigma_px, camera.excess_noise_factor)
         _take(columns, fitted, fit, slots, origins, _holds(fit, slots, origins, x_px, y_px), px)
