@@ -37,7 +37,7 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
 @dataclasses.dataclass
 class CutGroups:
     """A GroupBatch per ROI size; members[i] (G_i, K_i): the detection index of each emitter slot
-    (-1 for padding); origin_G2[i]: each ROI's (row, col) corner in its frame."""
+    (-1 for padding); origins[i] (G_i, 2): each ROI's (row, col) corner in its frame."""
 
     batches: list[GroupBatch]
     members: list[np.ndarray]
