@@ -69,6 +69,14 @@ def read_stack(path: str | os.PathLike) -> Stack:
         raise InputError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
 
 
+def read_here(frames) -> np.ndarray:
+    """A numpy array of `frames` (numpy or dask), read in this process whatever scheduler (a
+    Dask cluster's) is the default."""
+    if hasattr(frames, "compute"):
+        frames = frames.compute(scheduler="synchronous")
+    return np.asarray(frames)
+
+
 def _as_frames(array: da.Array, axes: str, shape: tuple[int, ...], path: Path) -> da.Array:
     """Apply the module's axis rule: returns (T, Y, X)."""
     if "S" in axes and shape[axes.index("S")] > 1:

@@ -16,6 +16,7 @@ import torch
 from ..errors import InputError
 from ..fit.refine import estimate_sigma_px, refine_table
 from ..io.camera import Camera, frames_to_photons
+from ..io.tiff import read_here
 from ..model.condition import calibration_vector
 from ..model.config import DEFAULT_THRESHOLD
 from ..model.head import LOGIT, head_maps
@@ -142,10 +143,7 @@ def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera:
     """(PSF sigma in px or None, isolated spots used, frames looked at) from the network's
     detections (at the default threshold) in the first SIGMA_FRAMES of (T, H, W) ADU frames,
     leaving out frames with NaN or inf."""
-    frames = frames_adu[:SIGMA_FRAMES]
-    if hasattr(frames, "compute"):  # dask: read here, whatever scheduler (a Dask cluster's) is the default
-        frames = frames.compute(scheduler="synchronous")
-    frames = np.asarray(frames)
+    frames = read_here(frames_adu[:SIGMA_FRAMES])
     looked_at = len(frames)
     frames = frames[np.isfinite(frames).all(axis=(1, 2))]  # a bad frame is named when the run reaches it
     if not len(frames):

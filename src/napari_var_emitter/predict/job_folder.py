@@ -18,8 +18,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
+from ..io.tiff import read_here
 
 LOCK = "lock"
 MANIFEST = "job.json"
@@ -132,14 +135,9 @@ def file_digest(path: str | os.PathLike) -> str:
 def frames_digest(frames) -> str:
     """SHA-256 (hex) of the first and last frames of a (T, Y, X) array (numpy or dask), with its
     shape and type: what tells one acquisition from another without reading it all."""
-    import numpy as np
-
     digest = hashlib.sha256(repr((tuple(frames.shape), str(frames.dtype))).encode())
     for index in sorted({0, len(frames) - 1}):
-        frame = frames[index]
-        if hasattr(frame, "compute"):  # dask: read here, whatever scheduler (a Dask cluster's) is the default
-            frame = frame.compute(scheduler="synchronous")
-        digest.update(np.ascontiguousarray(frame).tobytes())
+        digest.update(np.ascontiguousarray(read_here(frames[index])).tobytes())
     return digest.hexdigest()
 
 

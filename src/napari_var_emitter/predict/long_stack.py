@@ -26,7 +26,7 @@ from ..io.atomic import atomic_path
 from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.outputs import check_free_space
-from ..io.tiff import read_stack
+from ..io.tiff import read_here, read_stack
 from .frames import predict_frames, with_psf_sigma
 from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
@@ -46,7 +46,7 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     travel to Dask workers)."""
     options = PredictOptions.from_dict(options)
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
-    frames = read_stack(stack).frames[start:stop].compute(scheduler="synchronous")
+    frames = read_here(read_stack(stack).frames[start:stop])
     model = cached_model(options.weights, options.device)[0]
     return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
 
