@@ -84,7 +84,7 @@ def fit_groups(batch: GroupBatch, sigma_px: float, excess: float = 1.0, n_iter: 
     limits = (np.array(per_spot([STEP_LIMIT_PX, STEP_LIMIT_PX, np.inf]) + [np.inf]),
               np.array(per_spot([-1.0, -1.0, 0.0]) + [1e-3]),
               np.array(per_spot([size + 1.0, size + 1.0, np.inf]) + [np.inf]))
-    result: FitResult = fisher_scoring(counts, theta, lambda t: group_model(t, sigma_px, size), limits, n_iter,
+    result: FitResult = fisher_scoring(counts, theta, lambda t, _rows: group_model(t, sigma_px, size), limits, n_iter,
                                        batch.read_variance_GRR.reshape(groups, -1), excess, weight, fixed)
     spots = result.theta[:, :-1].reshape(groups, k, 3)
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, 3)

@@ -27,7 +27,7 @@ def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, 
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     size = rois.shape[1]
 
-    def model(theta):
+    def model(theta, _rows):
         sigma = np.full(len(theta), float(sigma_px))
         values, jac = spot_model_and_jacobian(theta[:, 0], theta[:, 1], sigma, sigma, theta[:, 2], theta[:, 3], size)
         return values, jac[..., _XY + _AMPLITUDES]
@@ -50,7 +50,7 @@ def fit_spots_3d(rois: np.ndarray, psf: PSF, pixel_size_nm: float, n_iter: int =
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     size = rois.shape[1]
 
-    def model(theta):
+    def model(theta, _rows):
         return astigmatic_model_and_jacobian(theta, psf, pixel_size_nm, size)
 
     low, high = psf.z_range_nm
@@ -81,7 +81,7 @@ def fit_elliptical_spots(rois: np.ndarray, n_iter: int = 40) -> dict[str, np.nda
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     size = rois.shape[1]
 
-    def model(theta):
+    def model(theta, _rows):
         return spot_model_and_jacobian(*theta.T, size)
 
     start = _start(rois)
@@ -141,8 +141,9 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
                    read_variance_NK: np.ndarray | float = 0.0, excess: float = 1.0,
                    weight_NK: np.ndarray | None = None, fixed_NP: np.ndarray | None = None) -> FitResult:
     """Maximum-likelihood estimate by Fisher scoring from `theta` (N, P), the one fitting loop
-    of the project. counts_NK: photons in K pixels; model(theta) -> (expected photons (N, K),
-    their derivatives (N, K, P)); limits = (largest step, lower bound, upper bound), each (P,).
+    of the project. counts_NK: photons in K pixels; model(theta, rows) -> (expected photons (n, K),
+    their derivatives (n, K, P)) of the n fits `rows` (indexes into counts_NK) whose parameters
+    theta (n, P) holds; limits = (largest step, lower bound, upper bound), each (P,).
 
     The camera's noise as it is: read noise of variance `read_variance_NK` (photons², per pixel:
     an sCMOS variance map, or read noise) through the shifted-Poisson approximation (counts + v
@@ -158,7 +159,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     theta = theta.copy()
 
     def information(rows, theta_rows):
-        values, jac = model(theta_rows)
+        values, jac = model(theta_rows, rows)
         expected = (values + offset[rows]) / excess
         jac = jac * (weight[rows] / excess)[..., None]
         fisher = np.matmul(jac.transpose(0, 2, 1), jac / expected[..., None])  # (n, P, P), batched BLAS

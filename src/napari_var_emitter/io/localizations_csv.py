@@ -28,6 +28,7 @@ HEADERS = {
     "uncertainty_z_nm": "uncertainty_z [nm]",  # 3-D (astigmatic) localisation: the bound of z
     "probability": "probability",
     "fitted": "fitted",  # 1: position, photons, background and uncertainties from the MLE refinement; 0: the network's
+    "significance": "significance [sd]",  # of a spot at the position against background only (fit/background_test.py)
     "last_frame": "last frame",  # merged blinks (analysis/merge.py): frames first..last, 1-based like frame
     "n_merged": "detections",
 }

@@ -122,7 +122,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             if refine and len(tables) > in_batch:  # the MLE refinement of this batch's detections
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 refined = refine_table(found.assign(frame=found["frame"] - start), photons_B1HW[:, 0].cpu().numpy(),
-                                       camera, sigma_px)
+                                       camera, sigma_px, options.min_significance)
                 tables[in_batch:] = [refined.assign(frame=refined["frame"] + start)]
             if progress is not None:
                 progress(start + b, n)
