@@ -17,7 +17,7 @@ from .classical.localize import localize_stack
 from .cli_analysis import add_analysis_commands
 from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
-from .fit.refine import SIGNIFICANCE_MIN
+from .fit.refine import PHANTOM_FDR
 from .io.atomic import write_text_atomic
 from .io.camera import MAP_FIELDS, resolve_camera
 from .io.camera_check import check_camera_on_frames
@@ -226,9 +226,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep the network's positions (no maximum-likelihood refinement; for comparison)")
     pred.add_argument("--psf-sigma-nm", type=float,
                       help="PSF sigma the refinement fits with (default: estimated from isolated spots of the stack)")
-    pred.add_argument("--min-significance", type=float, default=SIGNIFICANCE_MIN,
-                      help="refined localisations less significant than this against background only (in standard "
-                           "deviations) are removed, e.g. phantoms on out-of-focus light; 0 keeps every one")
+    pred.add_argument("--phantom-fdr", type=float, default=PHANTOM_FDR,
+                      help="refined localisations are tested against background only (phantoms on out-of-focus "
+                           "light); per frame, the discoveries at this false-discovery rate are kept. Lower is "
+                           "stricter; 0 keeps every one")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
     pred.add_argument("--restart", action="store_true",
@@ -365,7 +366,7 @@ def _predict(args) -> int:
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf,
                              refine=args.refine, psf_sigma_nm=args.psf_sigma_nm,
-                             min_significance=args.min_significance)
+                             phantom_fdr=args.phantom_fdr)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
     envelope, checked = Envelope.from_card(card), False

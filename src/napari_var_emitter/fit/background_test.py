@@ -6,11 +6,18 @@ out-of-focus light and autofluorescence 1 µm wide and more look like that over 
 spot at the localisation's position, against that background alone. The likelihood ratio gives
 the spot's significance in standard deviations, sqrt(2 (l(spot) - l(background))), 0 where the
 best photons are 0. A phantom on a bright patch of background scores about 0-3; a real spot of a
-few hundred photons far more."""
+few hundred photons far more.
+
+Which to keep (discoveries): in each frame, the Benjamini–Hochberg procedure over the one-sided
+p-values of those significances at a false-discovery rate q. Where a frame holds many phantoms
+(a network misled by out-of-focus light) its threshold rises; where nearly every detection is a
+clear spot, it lets dim ones through. The network chose each position because it looks like a
+spot, so the p-values are optimistic: q is chosen on validation stacks, not read as a rate."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 from scipy.spatial import cKDTree
 
 from ..psf import spot_model_and_jacobian
@@ -18,29 +25,47 @@ from .mle import fisher_scoring
 
 WINDOW_SIGMAS = 4.0
 N_ITER = 20
+NEIGHBOUR_SIGNIFICANCE = 5.0  # neighbours at least this significant alone are in the second pass's model
+
+
+def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np.ndarray:
+    """(N,) which localisations to keep: per frame, Benjamini–Hochberg at false-discovery rate q
+    over p = P(N(0, 1) > significance) (module docstring)."""
+    n = len(significance_N)
+    if n == 0:
+        return np.zeros(0, bool)
+    p = stats.norm.sf(significance_N)
+    order = np.lexsort((p, frame_N))
+    frames = np.asarray(frame_N)[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, counts) + 1
+    passed = np.where(p[order] <= q * rank / np.repeat(counts, counts), rank, 0)
+    keep = np.zeros(n, bool)
+    keep[order] = rank <= np.repeat(np.maximum.reduceat(passed, starts), counts)
+    return keep
 
 
 def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, excess: float,
                  frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray,
-                 sigma_px: float, threshold: float) -> np.ndarray:
+                 sigma_x_px_N: np.ndarray, sigma_y_px_N: np.ndarray) -> np.ndarray:
     """(N,) each localisation's significance against background only, in standard deviations
-    (module docstring); frame_N indexes photons_THW, positions in px of the frame, photons_N
-    each localisation's photons. Tested twice: alone; then with the spots of the localisations
-    nearby that were more significant and at least `threshold` alone in the model (each with the
+    (module docstring); frame_N indexes photons_THW, positions and PSF sigmas in px of the
+    frame, photons_N each localisation's photons. Tested twice: alone; then with the spots of the localisations
+    nearby that were more significant and at least NEIGHBOUR_SIGNIFICANCE alone in the model (each with the
     smaller of photons_N and the photons fitted alone), so that a phantom beside a real emitter
     is not credited with its light."""
     n = len(frame_N)
     if n == 0:
         return np.zeros(0)
-    windows = _Windows(photons_THW.shape, frame_N, x_px_N, y_px_N, sigma_px)
+    windows = _Windows(photons_THW.shape, frame_N, x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N)
     counts, variance = windows.cut(photons_THW), windows.cut(np.broadcast_to(read_variance_HW, photons_THW.shape[1:]))
     alone, photons_alone = windows.significance(counts, np.zeros_like(counts), variance, excess)
     source, target = windows.neighbour_pairs()
-    brighter = (alone[source] > alone[target]) & (alone[source] >= threshold)
+    brighter = (alone[source] > alone[target]) & (alone[source] >= NEIGHBOUR_SIGNIFICANCE)
     source, target = source[brighter], target[brighter]
     neighbours = np.zeros_like(counts)
-    np.add.at(neighbours, target, windows.spots(target, x_px_N[source], y_px_N[source],
-                                                np.minimum(photons_N, photons_alone)[source]))
+    np.add.at(neighbours, target, windows.spots(target, source, np.minimum(photons_N, photons_alone)[source]))
     return windows.significance(counts, neighbours, variance, excess)[0]
 
 
@@ -49,14 +74,16 @@ class _Windows:
     the frame), the unit spot at each position there (N, K), and the quadratic background's
     terms (K, 6) over the window."""
 
-    def __init__(self, shape_THW: tuple[int, int, int], frame_N, x_px_N, y_px_N, sigma_px: float):
+    def __init__(self, shape_THW: tuple[int, int, int], frame_N, x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N):
         n, (_, height, width) = len(frame_N), shape_THW
-        self.half = int(np.ceil(WINDOW_SIGMAS * sigma_px))
+        self.sigma_x, self.sigma_y = np.asarray(sigma_x_px_N, np.float64), np.asarray(sigma_y_px_N, np.float64)
+        self.widest = float(max(self.sigma_x.max(), self.sigma_y.max()))
+        self.half = int(np.ceil(WINDOW_SIGMAS * self.widest))
         self.size = size = min(2 * self.half + 1, height, width)
-        self.sigma_px, self.frame, self.x, self.y = sigma_px, np.asarray(frame_N, int), x_px_N, y_px_N
+        self.frame, self.x, self.y = np.asarray(frame_N, int), x_px_N, y_px_N
         self.row0 = np.clip(np.floor(y_px_N).astype(int) - self.half, 0, height - size)
         self.col0 = np.clip(np.floor(x_px_N).astype(int) - self.half, 0, width - size)
-        self.shape = self.spots(np.arange(n), x_px_N, y_px_N, np.ones(n))
+        self.shape = self.spots(np.arange(n), np.arange(n), np.ones(n))
         v, u = (np.mgrid[:size, :size].reshape(2, -1) + 0.5) / size - 0.5
         self.terms = np.column_stack([np.ones_like(u), u, v, u * u, v * v, u * v])
 
@@ -67,19 +94,19 @@ class _Windows:
         cols = np.tile(self.col0[:, None] + inside, (1, self.size))
         return np.asarray(image[rows, cols] if image.ndim == 2 else image[self.frame[:, None], rows, cols], np.float64)
 
-    def spots(self, windows: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, photons: np.ndarray) -> np.ndarray:
-        """(M, K) expected photons of spots at (x_px, y_px) of the frame in the windows `windows`."""
+    def spots(self, windows: np.ndarray, of: np.ndarray, photons: np.ndarray) -> np.ndarray:
+        """(M, K) expected photons of the localisations `of`'s spots in the windows `windows`."""
         if not len(windows):
             return np.zeros((0, self.size ** 2))
-        sigma = np.full(len(windows), float(self.sigma_px))
-        values, _ = spot_model_and_jacobian(x_px - self.col0[windows], y_px - self.row0[windows], sigma, sigma,
-                                            photons, np.zeros(len(windows)), self.size)
+        values, _ = spot_model_and_jacobian(self.x[of] - self.col0[windows], self.y[of] - self.row0[windows],
+                                            self.sigma_x[of], self.sigma_y[of], photons, np.zeros(len(windows)),
+                                            self.size)
         return values
 
     def neighbour_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(source, target): every ordered pair of localisations of one frame whose spot reaches
         the other's window (within its half-width plus 3 sigmas)."""
-        reach = self.half + 3 * self.sigma_px
+        reach = self.half + 3 * self.widest
         points = np.column_stack([self.x, self.y, self.frame * (10 * reach + 1e6)])
         pairs = cKDTree(points).query_pairs(reach * np.sqrt(2), output_type="ndarray").reshape(-1, 2)
         return np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]

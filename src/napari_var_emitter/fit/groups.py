@@ -22,15 +22,18 @@ ROI_STEP_PX = 4  # ROI sides are rounded up to a multiple of this, so that few s
 ROI_PX = 9  # side of the windows of isolated spots (PSF sigma estimation)
 
 
-def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray, link_px: float) -> np.ndarray:
-    """Group label (N,) of each detection: connected by chains of distances < link_px in one frame."""
+def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray, width_px_N: np.ndarray) -> np.ndarray:
+    """Group label (N,) of each detection: connected by chains of pairs in one frame closer than
+    LINK_SIGMAS times the mean of their PSF widths (px)."""
     n = len(frame_N)
     if n == 0:
         return np.zeros(0, int)
-    points = np.column_stack([x_px_N, y_px_N, frame_N * (10 * link_px + 1e6)])  # frames far apart
-    pairs = cKDTree(points).query_pairs(link_px, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])),
-                       shape=(n, n))
+    widest = LINK_SIGMAS * float(np.max(width_px_N))
+    points = np.column_stack([x_px_N, y_px_N, frame_N * (10 * widest + 1e6)])  # frames far apart
+    pairs = cKDTree(points).query_pairs(widest, output_type="ndarray").reshape(-1, 2)
+    reach = LINK_SIGMAS * (width_px_N[pairs[:, 0]] + width_px_N[pairs[:, 1]]) / 2
+    pairs = pairs[np.hypot(*(points[pairs[:, 0], :2] - points[pairs[:, 1], :2]).T) < reach]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
 
@@ -45,19 +48,20 @@ class CutGroups:
 
 
 def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, frame_N: np.ndarray,
-               x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray, sigma_px: float) -> CutGroups:
+               x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray, width_px_N: np.ndarray,
+               z_nm_N: np.ndarray | None = None) -> CutGroups:
     """ROIs of the overlapping groups of detections (frame_N indexes photons_THW; positions in
-    px of the frame), batched by ROI size. Groups of more than MAX_EMITTERS, or too large for
-    the frame, are left out."""
+    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size. Groups
+    of more than MAX_EMITTERS, or too large for the frame, are left out."""
     height, width = photons_THW.shape[1:]
-    labels = overlapping_groups(frame_N, x_px_N, y_px_N, LINK_SIGMAS * sigma_px)
-    margin = int(np.ceil(MASK_SIGMAS * sigma_px)) + 1
+    labels = overlapping_groups(frame_N, x_px_N, y_px_N, width_px_N)
     order = np.argsort(labels, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
     by_size: dict[int, list] = {}
     for members in np.split(order, starts[1:]):
         if len(members) > MAX_EMITTERS:
             continue
+        margin = int(np.ceil(MASK_SIGMAS * width_px_N[members].max())) + 1
         lo_c, hi_c = int(np.floor(x_px_N[members].min())) - margin, int(np.floor(x_px_N[members].max())) + margin
         lo_r, hi_r = int(np.floor(y_px_N[members].min())) - margin, int(np.floor(y_px_N[members].max())) + margin
         size = -(-max(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX
@@ -84,9 +88,10 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         centres = np.arange(size) + 0.5
         dist2 = ((centres[None, None, None, :] - xy[..., 0, None, None]) ** 2
                  + (centres[None, None, :, None] - xy[..., 1, None, None]) ** 2)  # (G, K, R, R)
-        near = (dist2 <= (MASK_SIGMAS * sigma_px + 0.5) ** 2) & active[..., None, None]
+        near = (dist2 <= (MASK_SIGMAS * width_px_N[safe][..., None, None] + 0.5) ** 2) & active[..., None, None]
         cut.batches.append(GroupBatch(counts.astype(np.float64), np.asarray(variance, np.float64),
-                                      near.any(1).astype(np.float64), xy, photons_N[safe], active))
+                                      near.any(1).astype(np.float64), xy, photons_N[safe], active,
+                                      None if z_nm_N is None else z_nm_N[safe]))
         cut.members.append(slots)
         cut.origins.append(origins)
     return cut

@@ -1,10 +1,11 @@
-"""Groups of overlapping spots fitted jointly: x, y and photons of each emitter and one
-background per group, under the Gaussian PSF of a known sigma, by the project's one Fisher
-scoring loop (mle.fisher_scoring) with the camera's noise. Groups of different sizes share a
-batch: a group of k < K emitters holds K - k padding emitters at 0 photons, fixed.
+"""Groups of overlapping spots fitted jointly: the position (x, y, and z under an astigmatic PSF)
+and photons of each emitter and one background per group, by the project's one Fisher scoring
+loop (mle.fisher_scoring) with the camera's noise. Groups of different sizes share a batch: a
+group of k < K emitters holds K - k padding emitters at 0 photons, fixed.
 
-The PSF enters through `spot_model_and_jacobian` (pixel-integrated Gaussian); a measured
-(spline) PSF would be another model function of the same form here."""
+The PSF enters through a spot model (RoundSpots: the Gaussian of one sigma; AstigmaticSpots: the
+calibration from calibrate-psf), each a pixel-integrated Gaussian; a measured (spline) PSF would
+be one more class of the same form."""
 
 from __future__ import annotations
 
@@ -12,12 +13,76 @@ import dataclasses
 
 import numpy as np
 
-from ..psf import spot_model_and_jacobian
-from .mle import FitResult, fisher_scoring
+from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
+from .mle import fisher_scoring
 
 N_ITER = 25
 STEP_LIMIT_PX = 0.5  # largest position change per step
+Z_STEP_LIMIT_NM = 50.0  # largest z change per step
 MISFIT_SIGMAS = 1.5  # an emitter's misfit is measured on the pixels this close to it
+
+
+class RoundSpots:
+    """The Gaussian PSF of one sigma (px): per emitter x, y (px) and photons."""
+
+    def __init__(self, sigma_px: float):
+        self.sigma_px = float(sigma_px)
+        self.step, self.lower = np.array([STEP_LIMIT_PX, STEP_LIMIT_PX, np.inf]), np.array([-1.0, -1.0, 0.0])
+
+    def upper(self, size: int) -> np.ndarray:
+        return np.array([size + 1.0, size + 1.0, np.inf])
+
+    def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:
+        """(..., 3) parameters of emitters from the network's positions and photons."""
+        return np.concatenate([xy_K2, photons_K[..., None]], axis=-1)
+
+    def sigmas_px(self, z_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma_x, sigma_y) in px of spots at z_nm (any z: round)."""
+        sigma = np.full(np.shape(z_nm), self.sigma_px)
+        return sigma, sigma
+
+    def spots(self, params_n3: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Expected photons (n, R*R) of spots (x, y, photons) over no background, and their
+        derivatives (n, R*R, 3)."""
+        sigma = np.full(len(params_n3), self.sigma_px)
+        values, jac = spot_model_and_jacobian(params_n3[:, 0], params_n3[:, 1], sigma, sigma, params_n3[:, 2],
+                                              np.zeros(len(params_n3)), size)
+        return values, jac[..., [0, 1, 4]]
+
+
+class AstigmaticSpots:
+    """An astigmatic PSF calibration (psf.PSF, from calibrate-psf): per emitter x, y (px), z (nm)
+    and photons."""
+
+    def __init__(self, psf: PSF, pixel_size_nm: float):
+        self.psf, self.pixel_size_nm = psf, float(pixel_size_nm)
+        low, high = psf.z_range_nm
+        self.step = np.array([STEP_LIMIT_PX, STEP_LIMIT_PX, Z_STEP_LIMIT_NM, np.inf])
+        self.lower = np.array([-1.0, -1.0, low, 0.0])
+
+    def upper(self, size: int) -> np.ndarray:
+        return np.array([size + 1.0, size + 1.0, self.psf.z_range_nm[1], np.inf])
+
+    def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:
+        """(..., 4) parameters of emitters from the network's positions, depths and photons."""
+        low, high = self.psf.z_range_nm
+        z = np.clip(np.zeros(photons_K.shape) if z_nm_K is None else z_nm_K, low, high)
+        return np.concatenate([xy_K2, z[..., None], photons_K[..., None]], axis=-1)
+
+    def sigmas_px(self, z_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma_x, sigma_y) in px of spots at z_nm."""
+        sigma_x, sigma_y = self.psf.sigmas_nm(np.clip(z_nm, *self.psf.z_range_nm))
+        return sigma_x / self.pixel_size_nm, sigma_y / self.pixel_size_nm
+
+    def spots(self, params_n4: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Expected photons (n, R*R) of spots (x, y, z, photons) over no background, and their
+        derivatives (n, R*R, 4)."""
+        theta = np.column_stack([params_n4, np.zeros(len(params_n4))])
+        values, jac = astigmatic_model_and_jacobian(theta, self.psf, self.pixel_size_nm, size)
+        return values, jac[..., :4]
+
+
+SpotModel = RoundSpots | AstigmaticSpots
 
 
 @dataclasses.dataclass
@@ -25,7 +90,8 @@ class GroupBatch:
     """G groups in R x R ROIs with up to K emitters each. counts_GRR: photons; read_variance_GRR:
     read-noise variance in photons² (0 where there is none); weight_GRR: 1 for the pixels that
     belong to the fit; xy_GK2: starting positions (px, in the ROI: pixel (r, c) covers
-    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; active_GK: real emitters (the rest pad)."""
+    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; active_GK: real emitters (the rest pad);
+    z_nm_GK: starting depths (nm; 3-D only)."""
 
     counts_GRR: np.ndarray
     read_variance_GRR: np.ndarray
@@ -33,6 +99,7 @@ class GroupBatch:
     xy_GK2: np.ndarray
     photons_GK: np.ndarray
     active_GK: np.ndarray
+    z_nm_GK: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -40,8 +107,8 @@ class JointFit:
     """Per emitter (G, K): x_px, y_px, photons, their Cramér–Rao sd (crlb_x_px, crlb_y_px,
     crlb_photons), misfit (the mean Poisson deviance of the pixels within MISFIT_SIGMAS of each:
     about 1 when the model explains them, more when light is missing there, e.g. from a
-    neighbour the network merged into it); per group (G,): background (photons/px), loglik,
-    converged."""
+    neighbour the network merged into it); z_nm and crlb_z_nm under an astigmatic PSF, else
+    None; per group (G,): background (photons/px), loglik, converged."""
 
     x_px: np.ndarray
     y_px: np.ndarray
@@ -53,48 +120,51 @@ class JointFit:
     loglik: np.ndarray
     converged: np.ndarray
     misfit: np.ndarray
+    z_nm: np.ndarray | None = None
+    crlb_z_nm: np.ndarray | None = None
 
 
-def group_model(theta_GP: np.ndarray, sigma_px: float, size: int):
-    """Expected photons (G, R*R) of groups theta = (x1, y1, N1, ..., xK, yK, NK, background) and
-    the derivatives (G, R*R, 3K + 1)."""
-    groups, k = len(theta_GP), (theta_GP.shape[1] - 1) // 3
-    spots = theta_GP[:, :-1].reshape(groups * k, 3)
-    sigma = np.full(len(spots), float(sigma_px))
-    values, jac = spot_model_and_jacobian(spots[:, 0], spots[:, 1], sigma, sigma, spots[:, 2],
-                                          np.zeros(len(spots)), size)
+def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int):
+    """Expected photons (G, R*R) of groups theta = (emitter 1's parameters, ..., emitter K's,
+    background) and the derivatives (G, R*R, P)."""
+    groups, per = len(theta_GP), len(spots.step)
+    k = (theta_GP.shape[1] - 1) // per
+    values, jac = spots.spots(theta_GP[:, :-1].reshape(groups * k, per), size)
     values = values.reshape(groups, k, -1).sum(1) + theta_GP[:, -1:]
-    per_spot = jac[..., [0, 1, 4]].reshape(groups, k, size * size, 3).transpose(0, 2, 1, 3)
-    jac = np.concatenate([per_spot.reshape(groups, size * size, 3 * k), np.ones((groups, size * size, 1))], axis=-1)
+    per_spot = jac.reshape(groups, k, size * size, per).transpose(0, 2, 1, 3)
+    jac = np.concatenate([per_spot.reshape(groups, size * size, per * k), np.ones((groups, size * size, 1))], axis=-1)
     return np.maximum(values, 1e-6), jac
 
 
-def fit_groups(batch: GroupBatch, sigma_px: float, excess: float = 1.0, n_iter: int = N_ITER) -> JointFit:
-    """Jointly fit every group of `batch` (see GroupBatch); `excess` is the EM excess noise
-    factor (2 for an EMCCD with gain, else 1)."""
+def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter: int = N_ITER) -> JointFit:
+    """Jointly fit every group of `batch` (see GroupBatch) under the PSF of `spots`; `excess` is
+    the EM excess noise factor (2 for an EMCCD with gain, else 1)."""
     groups, size, _ = batch.counts_GRR.shape
-    k = batch.xy_GK2.shape[1]
+    k, per = batch.xy_GK2.shape[1], len(spots.step)
     counts = batch.counts_GRR.reshape(groups, -1)
     weight = batch.weight_GRR.reshape(groups, -1)
     background = _background_start(counts, weight)
-    theta = np.concatenate([np.concatenate([batch.xy_GK2, np.where(batch.active_GK, np.maximum(
-        batch.photons_GK, 1.0), 0.0)[..., None]], axis=-1).reshape(groups, 3 * k), background[:, None]], axis=1)
-    fixed = np.concatenate([np.repeat(~batch.active_GK, 3, axis=1), np.zeros((groups, 1), bool)], axis=1)
-    per_spot = lambda values: np.tile(values, k).tolist()  # noqa: E731 (x, y, N per emitter)
-    limits = (np.array(per_spot([STEP_LIMIT_PX, STEP_LIMIT_PX, np.inf]) + [np.inf]),
-              np.array(per_spot([-1.0, -1.0, 0.0]) + [1e-3]),
-              np.array(per_spot([size + 1.0, size + 1.0, np.inf]) + [np.inf]))
-    result: FitResult = fisher_scoring(counts, theta, lambda t, _rows: group_model(t, sigma_px, size), limits, n_iter,
-                                       batch.read_variance_GRR.reshape(groups, -1), excess, weight, fixed)
-    spots = result.theta[:, :-1].reshape(groups, k, 3)
-    sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, 3)
+    photons = np.where(batch.active_GK, np.maximum(batch.photons_GK, 1.0), 0.0)
+    fixed = np.concatenate([np.repeat(~batch.active_GK, per, axis=1), np.zeros((groups, 1), bool)], axis=1)
+    limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
+              np.r_[np.tile(spots.upper(size), k), np.inf])
+    theta = np.concatenate([spots.start(batch.xy_GK2, batch.z_nm_GK, photons).reshape(groups, per * k),
+                            background[:, None]], axis=1)
+    result = fisher_scoring(counts, theta, lambda t, _rows: group_model(t, spots, size), limits, n_iter,
+                            batch.read_variance_GRR.reshape(groups, -1), excess, weight, fixed)
+    params = result.theta[:, :-1].reshape(groups, k, per)
+    sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
+    depth = per == 4
+    width = np.maximum(*spots.sigmas_px(params[..., 2] if depth else np.zeros((groups, k))))  # (G, K) px
     centres = np.arange(size) + 0.5
-    near = (((centres[None, None, None, :] - spots[..., 0, None, None]) ** 2
-             + (centres[None, None, :, None] - spots[..., 1, None, None]) ** 2) <= (MISFIT_SIGMAS * sigma_px) ** 2)
+    near = (((centres[None, None, None, :] - params[..., 0, None, None]) ** 2
+             + (centres[None, None, :, None] - params[..., 1, None, None]) ** 2)
+            <= (MISFIT_SIGMAS * width[..., None, None]) ** 2)
     near = near.reshape(groups, k, -1) * weight[:, None, :]  # (G, K, R*R)
     misfit = (near * result.deviance_NK[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
-    return JointFit(spots[..., 0], spots[..., 1], spots[..., 2], sd[..., 0], sd[..., 1], sd[..., 2],
-                    result.theta[:, -1], result.loglik, result.converged, misfit)
+    return JointFit(params[..., 0], params[..., 1], params[..., -1], sd[..., 0], sd[..., 1], sd[..., -1],
+                    result.theta[:, -1], result.loglik, result.converged, misfit,
+                    params[..., 2] if depth else None, sd[..., 2] if depth else None)
 
 
 def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The stage after the network: every detection refined by a maximum-likelihood fit, jointly
 with the detections whose spots overlap its own (groups.py, joint.py), under the camera's noise
-and the Gaussian PSF of the data. A fit that does not converge, or moves more than
+and the PSF of the data (the Gaussian of a sigma estimated from the data in 2-D, the astigmatic
+calibration in 3-D). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. The `fitted` column
 says which estimate each row carries: 1 the fit, 0 the network's."""
 
@@ -10,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..io.camera import Camera
-from .background_test import significance
+from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
-from .joint import fit_groups
+from .joint import SpotModel, fit_groups
 from .mle import estimate_psf_sigma
 
 MAX_MOVE_PX = 1.5
@@ -22,11 +23,11 @@ NETWORK, FITTED = 0, 1  # the `fitted` column: the network's values, the fit's
 # fitted rows whose network uncertainty over fit bound exceeds this times its median state the
 # network's uncertainty (_confused; chosen on validation stacks, seeds 12,000,000+, 0.1-4 /µm²)
 CONFUSED_RATIO = 1.2
-# localisations less significant than this against background only are removed by default, and
-# more significant ones set the neighbours' light in its second pass (background_test; chosen on
-# validation stacks, seeds 12,100,000+: precision 0.996 over a 10x structured background at
-# 0.1 /µm², 0.035 without; Jaccard 1.0-1.5 points lower on flat ones)
-SIGNIFICANCE_MIN = 5.0
+# the test against background only keeps the discoveries at this false-discovery rate per frame
+# (background_test; chosen on validation stacks, seeds 12,000,000+ and 12,100,000+: precision
+# 0.992-0.994 over 4-10x structured backgrounds at 0.1 /µm², 0.04-0.06 without; Jaccard 0.1-0.8
+# points lower on flat ones at 0.1-2 /µm²)
+PHANTOM_FDR = 1e-4
 
 
 def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> np.ndarray:
@@ -44,9 +45,13 @@ def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, flo
     # an emitter whose model leaves light unexplained around it (a neighbour the network missed)
     # is less certain than its bound: scaled by the square root of its misfit
     misfit = np.sqrt(max(fit.misfit[g, k], 1.0))
-    return {"x_nm": (fit.x_px[g, k] + origin[1]) * px, "y_nm": (fit.y_px[g, k] + origin[0]) * px,
-            "photons": fit.photons[g, k], "background": fit.background[g],
-            "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px, "uncertainty_y_nm": fit.crlb_y_px[g, k] * misfit * px}
+    values = {"x_nm": (fit.x_px[g, k] + origin[1]) * px, "y_nm": (fit.y_px[g, k] + origin[0]) * px,
+              "photons": fit.photons[g, k], "background": fit.background[g],
+              "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px,
+              "uncertainty_y_nm": fit.crlb_y_px[g, k] * misfit * px}
+    if fit.z_nm is not None:
+        values.update(z_nm=fit.z_nm[g, k], uncertainty_z_nm=fit.crlb_z_nm[g, k] * misfit)
+    return values
 
 
 def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np.ndarray, good: np.ndarray,
@@ -88,43 +93,52 @@ def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_n
     return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
 
 
-def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera,
-                 sigma_px: float | None, min_significance: float = SIGNIFICANCE_MIN) -> pd.DataFrame:
-    """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm, photons,
-    background and the uncertainties from the joint fits where they hold; adds
-    uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM excess noise included;
-    the network's where it is confused, _confused), fitted and significance, and leaves out the
-    rows less significant than min_significance against background only (background_test).
-    With sigma_px None (no PSF to fit with) every row keeps the network's values."""
+def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, spots: SpotModel | None,
+                 phantom_fdr: float = PHANTOM_FDR) -> pd.DataFrame:
+    """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm (z_nm in 3-D),
+    photons, background and the uncertainties from the joint fits under the PSF of `spots`
+    where they hold; adds uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM
+    excess noise included; the network's where it is confused, _confused), fitted and
+    significance, and keeps only the discoveries against background only at false-discovery
+    rate phantom_fdr (background_test; 0 keeps every row). With spots None (no PSF to fit with) every row keeps the
+    network's values."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
     out["uncertainty_x_nm"], out["uncertainty_y_nm"], out["fitted"] = network_sd, network_sd, NETWORK
     if "background" not in out:
         out["background"] = np.nan
-    if not len(out) or sigma_px is None:
+    if not len(out) or spots is None:
         return out.assign(background=out["background"].fillna(0.0))
     frame = out["frame"].to_numpy().astype(int)
     x_px, y_px = out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px
+    z_nm = out["z_nm"].to_numpy(np.float64) if "z_nm" in out else None
     photons = np.nan_to_num(np.clip(out["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
     photons_THW = np.nan_to_num(photons_THW.astype(np.float64))
-    cut = cut_groups(photons_THW, read_variance_photons2(camera), frame, x_px, y_px,
-                     photons, sigma_px)
+    read_variance = read_variance_photons2(camera)
+    widths = np.maximum(*spots.sigmas_px(np.zeros(len(out)) if z_nm is None else np.nan_to_num(z_nm)))
+    cut = cut_groups(photons_THW, read_variance, frame, x_px, y_px, photons, widths, z_nm)
+    names = ["x_nm", "y_nm", "photons", "background", "uncertainty_x_nm", "uncertainty_y_nm"]
+    depth = z_nm is not None and "uncertainty_z_nm" in out
     columns = {name: out[name].to_numpy(np.float64).copy()
-               for name in ("x_nm", "y_nm", "photons", "background", "uncertainty_x_nm", "uncertainty_y_nm")}
+               for name in names + (["z_nm", "uncertainty_z_nm"] if depth else [])}
     fitted = np.full(len(out), NETWORK, np.int64)
     for batch, slots, origins in zip(cut.batches, cut.members, cut.origins):
-        fit = fit_groups(batch, sigma_px, camera.excess_noise_factor)
+        fit = fit_groups(batch, spots, camera.excess_noise_factor)
         _take(columns, fitted, fit, slots, origins, _holds(fit, slots, origins, x_px, y_px), px)
     confused = _confused(fitted, network_sd, columns["uncertainty_x_nm"], columns["uncertainty_y_nm"])
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
+    if depth:
+        columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
     for name, values in columns.items():
         out[name] = values
     out["fitted"] = fitted
-    out["significance"] = significance(photons_THW, read_variance_photons2(camera), camera.excess_noise_factor,
-                                       frame, out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px,
-                                       np.nan_to_num(out["photons"].to_numpy(np.float64)), sigma_px, SIGNIFICANCE_MIN)
-    out = out[out["significance"] >= min_significance].reset_index(drop=True)
+    sigma_x, sigma_y = spots.sigmas_px(columns["z_nm"] if depth else np.zeros(len(out)))
+    out["significance"] = significance(photons_THW, read_variance, camera.excess_noise_factor, frame,
+                                       columns["x_nm"] / px, columns["y_nm"] / px,
+                                       np.nan_to_num(columns["photons"]), sigma_x, sigma_y)
+    if phantom_fdr > 0:
+        out = out[discoveries(out["significance"].to_numpy(), frame, phantom_fdr)].reset_index(drop=True)
     if "uncertainty_nm" in out:
         out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)
     if out["background"].isna().any():  # network models without a background output, where no fit held

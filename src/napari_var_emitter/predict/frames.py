@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..fit.joint import AstigmaticSpots, RoundSpots, SpotModel
 from ..fit.refine import estimate_sigma_px, refine_table
 from ..io.camera import Camera, frames_to_photons
 from ..io.tiff import read_here
@@ -93,8 +94,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         options, said = with_psf_sigma(options, model, frames_adu, camera)
         if not options.refine:
             warnings.warn(said, stacklevel=2)
-    refine = options.refine and not config.with_z
-    sigma_px = options.psf_sigma_nm / camera.pixel_size_nm if refine else None
+    spots = refinement_spots(options, config, camera)
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
         for start, photons_B1HW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
@@ -119,10 +119,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         m, p = margin // s, probs[si]
                         block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
-            if refine and len(tables) > in_batch:  # the MLE refinement of this batch's detections
+            if spots is not None and len(tables) > in_batch:  # the MLE refinement of this batch's detections
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 refined = refine_table(found.assign(frame=found["frame"] - start), photons_B1HW[:, 0].cpu().numpy(),
-                                       camera, sigma_px, options.min_significance)
+                                       camera, spots, options.phantom_fdr)
                 tables[in_batch:] = [refined.assign(frame=refined["frame"] + start)]
             if progress is not None:
                 progress(start + b, n)
@@ -136,6 +136,16 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, strides, fine)
+
+
+def refinement_spots(options: PredictOptions, config, camera: Camera) -> SpotModel | None:
+    """The PSF the refinement fits with: the astigmatic calibration of a 3-D model, the
+    Gaussian of options.psf_sigma_nm in 2-D; None when the refinement is off."""
+    if not options.refine:
+        return None
+    if config.with_z:
+        return AstigmaticSpots(options.psf, camera.pixel_size_nm) if options.psf is not None else None
+    return RoundSpots(options.psf_sigma_nm / camera.pixel_size_nm) if options.psf_sigma_nm is not None else None
 
 
 def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,

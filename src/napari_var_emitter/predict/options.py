@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config_tree import build_dataclass
 from ..errors import InputError
-from ..fit.refine import SIGNIFICANCE_MIN
+from ..fit.refine import PHANTOM_FDR
 from ..model.checkpoint import BUNDLED, BUNDLED_3D
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..psf import PSF
@@ -45,7 +45,7 @@ class PredictOptions:
     psf: PSF | None = None
     refine: bool = True
     psf_sigma_nm: float | None = None
-    min_significance: float = SIGNIFICANCE_MIN
+    phantom_fdr: float = PHANTOM_FDR
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -56,8 +56,8 @@ class PredictOptions:
             raise InputError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.psf_sigma_nm is not None and not 0 < self.psf_sigma_nm < 1e4:
             raise InputError(f"PSF sigma must be between 0 and 10,000 nm, got {self.psf_sigma_nm}")
-        if not 0 <= self.min_significance < 1e3:
-            raise InputError(f"minimum significance must be between 0 and 1,000 sd, got {self.min_significance}")
+        if not 0 <= self.phantom_fdr < 1:
+            raise InputError(f"phantom false-discovery rate must be between 0 and 1, got {self.phantom_fdr}")
         if (self.tile_px is not None and self.tile_px < 1) or self.margin_px < 0:
             raise InputError("tile_px must be >= 1 and margin_px >= 0")
 
