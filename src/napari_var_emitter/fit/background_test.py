@@ -26,6 +26,7 @@ from .mle import fisher_scoring
 WINDOW_SIGMAS = 4.0
 N_ITER = 20
 NEIGHBOUR_SIGNIFICANCE = 5.0  # neighbours at least this significant alone are in the second pass's model
+PER_PASS = 2000  # windows (or neighbour pairs) fitted or rendered at a time: memory stays bounded
 
 
 def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np.ndarray:
@@ -51,10 +52,10 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
                  sigma_x_px_N: np.ndarray, sigma_y_px_N: np.ndarray) -> np.ndarray:
     """(N,) each localisation's significance against background only, in standard deviations
     (module docstring); frame_N indexes photons_THW, positions and PSF sigmas in px of the
-    frame, photons_N each localisation's photons. Tested twice: alone; then with the spots of the localisations
-    nearby that were more significant and at least NEIGHBOUR_SIGNIFICANCE alone in the model (each with the
-    smaller of photons_N and the photons fitted alone), so that a phantom beside a real emitter
-    is not credited with its light."""
+    frame, photons_N each localisation's photons. Tested twice: alone; then with the spots of
+    the localisations nearby that were more significant and at least NEIGHBOUR_SIGNIFICANCE
+    alone in the model (each with the smaller of photons_N and the photons fitted alone), so
+    that a phantom beside a real emitter is not credited with its light."""
     n = len(frame_N)
     if n == 0:
         return np.zeros(0)
@@ -65,7 +66,10 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
     brighter = (alone[source] > alone[target]) & (alone[source] >= NEIGHBOUR_SIGNIFICANCE)
     source, target = source[brighter], target[brighter]
     neighbours = np.zeros_like(counts)
-    np.add.at(neighbours, target, windows.spots(target, source, np.minimum(photons_N, photons_alone)[source]))
+    photons = np.minimum(photons_N, photons_alone)
+    for part in range(0, len(source), PER_PASS):  # a bounded slice of pairs at a time
+        pairs = slice(part, part + PER_PASS)
+        np.add.at(neighbours, target[pairs], windows.spots(target[pairs], source[pairs], photons[source[pairs]]))
     return windows.significance(counts, neighbours, variance, excess)[0]
 
 
@@ -115,22 +119,28 @@ class _Windows:
                      excess: float) -> tuple[np.ndarray, np.ndarray]:
         """(N,) sqrt of twice the log-likelihood ratio of a spot (photons >= 0) over a quadratic
         background against the background alone, and (N,) those photons; `known` (N, K):
-        expected photons of other spots, held fixed in both."""
+        expected photons of other spots, held fixed in both. PER_PASS windows at a time."""
+        ratio, photons = np.zeros(len(counts)), np.zeros(len(counts))
+        for start in range(0, len(counts), PER_PASS):
+            rows = slice(start, start + PER_PASS)
+            ratio[rows], photons[rows] = self._likelihood_ratio(counts[rows], known[rows], variance[rows],
+                                                                self.shape[rows], excess)
+        return np.sqrt(np.maximum(ratio, 0.0)), photons
+
+    def _likelihood_ratio(self, counts, known, variance, shape, excess: float) -> tuple[np.ndarray, np.ndarray]:
         n, terms = len(counts), self.terms
         level = np.maximum(np.percentile(counts - known, 20, axis=1), 1.0)
         start = np.column_stack([np.zeros(n), level, np.zeros((n, 5))])  # photons, then the background's terms
 
         def model(theta, rows):
-            values = known[rows] + theta[:, :1] * self.shape[rows] + theta[:, 1:] @ terms.T
-            jac = np.concatenate([self.shape[rows, :, None], np.broadcast_to(terms, (len(rows), *terms.shape))], axis=2)
+            values = known[rows] + theta[:, :1] * shape[rows] + theta[:, 1:] @ terms.T
+            jac = np.concatenate([shape[rows, :, None], np.broadcast_to(terms, (len(rows), *terms.shape))], axis=2)
             return np.maximum(values, 1e-3), jac
 
         limits = (np.full(7, np.inf), np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
         background = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess,
                                     fixed_NP=np.tile(np.r_[True, np.zeros(6, bool)], (n, 1)))
         start = background.theta.copy()
-        start[:, 0] = np.maximum(((counts - known - start[:, 1:] @ terms.T) * self.shape).sum(1)
-                                 / (self.shape ** 2).sum(1), 1.0)
+        start[:, 0] = np.maximum(((counts - known - start[:, 1:] @ terms.T) * shape).sum(1) / (shape ** 2).sum(1), 1.0)
         spot = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess)
-        ratio = 2 * (spot.loglik - background.loglik)
-        return np.sqrt(np.maximum(ratio, 0.0)), spot.theta[:, 0]
+        return 2 * (spot.loglik - background.loglik), spot.theta[:, 0]
