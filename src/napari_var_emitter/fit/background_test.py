@@ -24,8 +24,9 @@ from ..psf import spot_model_and_jacobian
 from .mle import fisher_scoring
 
 WINDOW_SIGMAS = 4.0
-N_ITER = 20
+N_ITER = 10
 NEIGHBOUR_SIGNIFICANCE = 5.0  # neighbours at least this significant alone are in the second pass's model
+BACKGROUND_STEP = 1e4  # photons/px: the largest step of the background's terms
 PER_PASS = 2000  # windows (or neighbour pairs) fitted or rendered at a time: memory stays bounded
 
 
@@ -65,12 +66,17 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
     source, target = windows.neighbour_pairs()
     brighter = (alone[source] > alone[target]) & (alone[source] >= NEIGHBOUR_SIGNIFICANCE)
     source, target = source[brighter], target[brighter]
-    neighbours = np.zeros_like(counts)
+    beside = np.unique(target)  # the rest have no such neighbour: their first test stands
+    index = np.full(n, -1)
+    index[beside] = np.arange(len(beside))
+    neighbours = np.zeros((len(beside), counts.shape[1]))
     photons = np.minimum(photons_N, photons_alone)
     for part in range(0, len(source), PER_PASS):  # a bounded slice of pairs at a time
         pairs = slice(part, part + PER_PASS)
-        np.add.at(neighbours, target[pairs], windows.spots(target[pairs], source[pairs], photons[source[pairs]]))
-    return windows.significance(counts, neighbours, variance, excess)[0]
+        np.add.at(neighbours, index[target[pairs]],
+                  windows.spots(target[pairs], source[pairs], photons[source[pairs]]))
+    alone[beside] = windows.significance(counts[beside], neighbours, variance[beside], excess, beside)[0]
+    return alone
 
 
 class _Windows:
@@ -115,32 +121,45 @@ class _Windows:
         pairs = cKDTree(points).query_pairs(reach * np.sqrt(2), output_type="ndarray").reshape(-1, 2)
         return np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]
 
-    def significance(self, counts: np.ndarray, known: np.ndarray, variance: np.ndarray,
-                     excess: float) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) sqrt of twice the log-likelihood ratio of a spot (photons >= 0) over a quadratic
-        background against the background alone, and (N,) those photons; `known` (N, K):
-        expected photons of other spots, held fixed in both. PER_PASS windows at a time."""
+    def significance(self, counts: np.ndarray, known: np.ndarray, variance: np.ndarray, excess: float,
+                     windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) sqrt of twice the log-likelihood ratio of a spot (photons >= 0) over a quadratic
+        background against the background alone, and (M,) those photons, in `windows` (all by
+        default); counts, variance and `known` (expected photons of other spots, held fixed in
+        both) are (M, K). PER_PASS windows at a time."""
+        shape = self.shape if windows is None else self.shape[windows]
         ratio, photons = np.zeros(len(counts)), np.zeros(len(counts))
         for start in range(0, len(counts), PER_PASS):
             rows = slice(start, start + PER_PASS)
             ratio[rows], photons[rows] = self._likelihood_ratio(counts[rows], known[rows], variance[rows],
-                                                                self.shape[rows], excess)
+                                                                shape[rows], excess)
         return np.sqrt(np.maximum(ratio, 0.0)), photons
 
     def _likelihood_ratio(self, counts, known, variance, shape, excess: float) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) twice the log-likelihood ratio and the spot's photons (module docstring). The
+        model is linear in (photons, the background's terms): its derivatives never change."""
         n, terms = len(counts), self.terms
-        level = np.maximum(np.percentile(counts - known, 20, axis=1), 1.0)
-        start = np.column_stack([np.zeros(n), level, np.zeros((n, 5))])  # photons, then the background's terms
+        jac = np.concatenate([shape[:, :, None], np.broadcast_to(terms, (n, *terms.shape))], axis=2)  # (n, K, 7)
 
         def model(theta, rows):
-            values = known[rows] + theta[:, :1] * shape[rows] + theta[:, 1:] @ terms.T
-            jac = np.concatenate([shape[rows, :, None], np.broadcast_to(terms, (len(rows), *terms.shape))], axis=2)
-            return np.maximum(values, 1e-3), jac
+            return np.maximum(known[rows] + np.einsum("nkp,np->nk", jac[rows], theta), 1e-3), jac[rows]
 
-        limits = (np.full(7, np.inf), np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
+        # both fits start from weighted least squares (the model is linear), a step or two from the optimum
+        weight = 1.0 / np.maximum(counts + variance, 1.0)
+        start = np.zeros((n, 7))
+        start[:, 1:] = _least_squares(jac[..., 1:], counts - known, weight)
+        # photons settle relative to their value; the background's terms (near 0) within BACKGROUND_STEP * 1e-7
+        limits = (np.r_[np.inf, np.full(6, BACKGROUND_STEP)], np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
         background = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess,
                                     fixed_NP=np.tile(np.r_[True, np.zeros(6, bool)], (n, 1)))
-        start = background.theta.copy()
-        start[:, 0] = np.maximum(((counts - known - start[:, 1:] @ terms.T) * shape).sum(1) / (shape ** 2).sum(1), 1.0)
+        start = _least_squares(jac, counts - known, weight)
+        start[:, 0] = np.maximum(start[:, 0], 1.0)
         spot = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess)
         return 2 * (spot.loglik - background.loglik), spot.theta[:, 0]
+
+
+def _least_squares(jac_NKP: np.ndarray, target_NK: np.ndarray, weight_NK: np.ndarray) -> np.ndarray:
+    """(N, P) the weighted least-squares parameters of a linear model per row."""
+    weighted = jac_NKP * weight_NK[..., None]
+    normal = np.matmul(jac_NKP.transpose(0, 2, 1), weighted) + 1e-9 * np.eye(jac_NKP.shape[2])
+    return np.linalg.solve(normal, np.matmul(weighted.transpose(0, 2, 1), target_NK[..., None]))[..., 0]

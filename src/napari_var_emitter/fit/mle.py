@@ -161,7 +161,8 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     def information(rows, theta_rows):
         values, jac = model(theta_rows, rows)
         expected = (values + offset[rows]) / excess
-        jac = jac * (weight[rows] / excess)[..., None]
+        if weight_NK is not None or excess != 1:  # (a copy of the largest array: only when it changes)
+            jac = jac * (weight[rows] / excess)[..., None]
         fisher = np.matmul(jac.transpose(0, 2, 1), jac / expected[..., None])  # (n, P, P), batched BLAS
         fisher += np.eye(theta.shape[1]) * ~free[rows][:, :, None]  # a held parameter: no information needed
         return expected, jac, fisher
