@@ -52,7 +52,7 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
                z_nm_N: np.ndarray | None = None) -> CutGroups:
     """ROIs of the overlapping groups of detections (frame_N indexes photons_THW; positions in
     px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size. Groups
-    of more than MAX_EMITTERS, or too large for the frame, are left out."""
+    of more than MAX_EMITTERS, or spread wider than the frame, are left out."""
     height, width = photons_THW.shape[1:]
     labels = overlapping_groups(frame_N, x_px_N, y_px_N, width_px_N)
     order = np.argsort(labels, kind="stable")
@@ -64,8 +64,11 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         margin = int(np.ceil(MASK_SIGMAS * width_px_N[members].max())) + 1
         lo_c, hi_c = int(np.floor(x_px_N[members].min())) - margin, int(np.floor(x_px_N[members].max())) + margin
         lo_r, hi_r = int(np.floor(y_px_N[members].min())) - margin, int(np.floor(y_px_N[members].max())) + margin
-        size = -(-max(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX
-        if size > min(height, width):
+        # an ROI larger than the frame is the frame (its margins would lie outside anyway), as
+        # long as the members keep a margin inside it
+        size = min(-(-max(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX, height, width)
+        span = max(np.ptp(x_px_N[members]), np.ptp(y_px_N[members]))
+        if span + 2 > size:
             continue
         row0 = int(np.clip((lo_r + hi_r + 1 - size) // 2, 0, height - size))
         col0 = int(np.clip((lo_c + hi_c + 1 - size) // 2, 0, width - size))
