@@ -71,7 +71,8 @@ def stacks(args):
                                   "z_nm": csv["z (nm)"], "photons": csv["Intensity (photons)"].astype(float),
                                   "background": 50.0})
             truth = truth[truth["frame"] < len(frames)].reset_index(drop=True)
-            yield f"NAIRR 3DAS {density}", frames, truth, NAIRR_CAMERA, (frames.shape[1] * 100.0, frames.shape[2] * 100.0)
+            field = (frames.shape[1] * NAIRR_CAMERA.pixel_size_nm, frames.shape[2] * NAIRR_CAMERA.pixel_size_nm)
+            yield f"NAIRR 3DAS {density}", frames, truth, NAIRR_CAMERA, field
         return
     camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
     for i, density in enumerate((0.1, 0.5, 1.0)):

@@ -75,8 +75,9 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
         pairs = slice(part, part + PER_PASS)
         np.add.at(neighbours, index[target[pairs]],
                   windows.spots(target[pairs], source[pairs], photons[source[pairs]]))
-    alone[beside] = windows.significance(counts[beside], neighbours, variance[beside], excess, beside)[0]
-    return alone
+    tested = alone.copy()
+    tested[beside] = windows.significance(counts[beside], neighbours, variance[beside], excess, beside)[0]
+    return tested
 
 
 class _Windows:

@@ -22,7 +22,8 @@ ROI_STEP_PX = 4  # ROI sides are rounded up to a multiple of this, so that few s
 ROI_PX = 9  # side of the windows of isolated spots (PSF sigma estimation)
 
 
-def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray, width_px_N: np.ndarray) -> np.ndarray:
+def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray,
+                       width_px_N: np.ndarray) -> np.ndarray:
     """Group label (N,) of each detection: connected by chains of pairs in one frame closer than
     LINK_SIGMAS times the mean of their PSF widths (px)."""
     n = len(frame_N)

@@ -23,13 +23,15 @@ MISFIT_SIGMAS = 1.5  # an emitter's misfit is measured on the pixels this close 
 
 
 class RoundSpots:
-    """The Gaussian PSF of one sigma (px): per emitter x, y (px) and photons."""
+    """The Gaussian PSF of one sigma (px): per emitter x, y (px) and photons. step, lower: (3,)
+    the largest step and the lower bound of each of an emitter's parameters."""
 
     def __init__(self, sigma_px: float):
         self.sigma_px = float(sigma_px)
         self.step, self.lower = np.array([STEP_LIMIT_PX, STEP_LIMIT_PX, np.inf]), np.array([-1.0, -1.0, 0.0])
 
     def upper(self, size: int) -> np.ndarray:
+        """(3,) upper bounds of an emitter's parameters in an ROI of `size` px."""
         return np.array([size + 1.0, size + 1.0, np.inf])
 
     def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:
@@ -52,7 +54,7 @@ class RoundSpots:
 
 class AstigmaticSpots:
     """An astigmatic PSF calibration (psf.PSF, from calibrate-psf): per emitter x, y (px), z (nm)
-    and photons."""
+    and photons. step, lower: (4,) the largest step and the lower bound of each."""
 
     def __init__(self, psf: PSF, pixel_size_nm: float):
         self.psf, self.pixel_size_nm = psf, float(pixel_size_nm)
@@ -61,6 +63,7 @@ class AstigmaticSpots:
         self.lower = np.array([-1.0, -1.0, low, 0.0])
 
     def upper(self, size: int) -> np.ndarray:
+        """(4,) upper bounds of an emitter's parameters in an ROI of `size` px."""
         return np.array([size + 1.0, size + 1.0, self.psf.z_range_nm[1], np.inf])
 
     def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:

@@ -100,8 +100,8 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     where they hold; adds uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM
     excess noise included; the network's where it is confused, _confused), fitted and
     significance, and keeps only the discoveries against background only at false-discovery
-    rate phantom_fdr (background_test; 0 keeps every row). With spots None (no PSF to fit with) every row keeps the
-    network's values."""
+    rate phantom_fdr (background_test; 0 keeps every row). With spots None (no PSF to fit with)
+    every row keeps the network's values."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)

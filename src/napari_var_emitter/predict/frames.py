@@ -19,7 +19,7 @@ from ..fit.refine import estimate_sigma_px, refine_table
 from ..io.camera import Camera, frames_to_photons
 from ..io.tiff import read_here
 from ..model.condition import calibration_vector
-from ..model.config import DEFAULT_THRESHOLD
+from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .model_cache import cached_model
@@ -138,7 +138,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     return Prediction(table, maps, strides, fine)
 
 
-def refinement_spots(options: PredictOptions, config, camera: Camera) -> SpotModel | None:
+def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camera) -> SpotModel | None:
     """The PSF the refinement fits with: the astigmatic calibration of a 3-D model, the
     Gaussian of options.psf_sigma_nm in 2-D; None when the refinement is off."""
     if not options.refine:

@@ -30,7 +30,9 @@ class PredictOptions:
     camera pixels (tile_px None: the model's own, predict.tiling.default_tile_px); prior_scale:
     0 zeroes the VAR prior (the ablation); output_map: keep the detection probability on the
     output grid; psf: the astigmatic PSF calibration, the input of a calibration-conditioned
-    3-D model."""
+    3-D model; refine: the maximum-likelihood refinement after the network (fit/refine.py),
+    psf_sigma_nm the 2-D PSF sigma it fits with (None: estimated from the data), phantom_fdr
+    its test against background only (0 keeps every detection)."""
 
     model: str | None = None
     device: str = "cpu"
