@@ -23,7 +23,8 @@ HEADERS = {
     "photons": "intensity [photon]",
     "background": "offset [photon]",
     "uncertainty_nm": "uncertainty [nm]",
-    "uncertainty_x_nm": "uncertainty_x [nm]",  # the Cramér–Rao bound of x at the MLE fit (the network's where fitted = 0)
+    # the Cramér–Rao bound of x at the MLE fit (the network's uncertainty where fitted = 0)
+    "uncertainty_x_nm": "uncertainty_x [nm]",
     "uncertainty_y_nm": "uncertainty_y [nm]",
     "uncertainty_z_nm": "uncertainty_z [nm]",  # 3-D (astigmatic) localisation: the bound of z
     "probability": "probability",

@@ -13,8 +13,8 @@ import pandas as pd
 from ..errors import InputError
 
 INTEGER_COLUMNS = ("frame", "id", "last_frame", "n_merged", "fitted")
-FLOAT_COLUMNS = ("x_nm", "y_nm", "z_nm", "photons", "background", "sigma_nm",
-                 "uncertainty_nm", "uncertainty_x_nm", "uncertainty_y_nm", "uncertainty_z_nm", "probability", "significance")
+FLOAT_COLUMNS = ("x_nm", "y_nm", "z_nm", "photons", "background", "sigma_nm", "uncertainty_nm", "uncertainty_x_nm",
+                 "uncertainty_y_nm", "uncertainty_z_nm", "probability", "significance")
 REQUIRED_COLUMNS = ("frame", "x_nm", "y_nm")
 
 

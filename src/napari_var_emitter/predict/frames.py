@@ -90,10 +90,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
     tables, constant = [], []
-    if options.refine and not config.with_z and options.psf_sigma_nm is None:  # as for a whole run
-        options, said = with_psf_sigma(options, model, frames_adu, camera)
-        if not options.refine:
-            warnings.warn(said, stacklevel=2)
+    refine = options.refine
+    options, said = with_psf_sigma(options, model, frames_adu, camera)  # as for a whole run, when not given
+    if refine and not options.refine:
+        warnings.warn(said, stacklevel=2)
     spots = refinement_spots(options, config, camera)
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
         for start, photons_B1HW, constant_B in batches:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..classical.localize import localize_stack
-from ..fit.groups import isolated_rois
-from ..fit.mle import estimate_psf_sigma
 from ..errors import InputError
+from ..fit.refine import estimate_sigma_px
 from ..io.camera import Camera, frames_to_photons
 from ..predict.frames import predict_frames
 from .config import SimulationRanges
 
-CONFIDENT = 0.8  # detection probability of the spots used
 MIN_SPOTS = 20
 
 
@@ -25,18 +23,17 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50)
     picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
     frames = np.asarray(frames_adu[picks])
     table = predict_frames(model, frames, camera).table
-    confident = table[table["probability"] >= CONFIDENT] if len(table) else table
     px = camera.pixel_size_nm
-    rois = isolated_rois(frames_to_photons(frames, camera), table, confident, px)
-    if len(rois) < MIN_SPOTS:
-        raise InputError(f"only {len(rois)} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, px)  # as the refinement does
+    if spots < MIN_SPOTS:
+        raise InputError(f"only {spots} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
-    sigma_nm = estimate_psf_sigma(rois, np.linspace(0.5, 3.0, 26)) * px
+    sigma_nm = sigma_px * px
     fits = localize_stack(frames, camera, sigma_nm)  # every spot, not only those the model is sure of
     field_um2 = frames.shape[1] * frames.shape[2] * (px / 1000) ** 2
     return {"psf_sigma_nm": sigma_nm, "photons": float(fits["photons"].median()),
             "background_photons": float(fits["background"].median()),
-            "density_per_um2": len(table) / (len(picks) * field_um2), "spots": len(rois), "frames": len(picks)}
+            "density_per_um2": len(table) / (len(picks) * field_um2), "spots": spots, "frames": len(picks)}
 
 
 def ranges_for(conditions: dict, camera: Camera) -> SimulationRanges:
