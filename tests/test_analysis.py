@@ -73,7 +73,7 @@ def test_fiducials_give_the_drift():
 def test_rcc_refuses_too_few_frames_clearly():
     locs, _ = simulate_localizations(SimulationConfig(frame_size=(64, 64), n_frames=11, density_per_um2=2.0),
                                      np.random.default_rng(105))
-    with pytest.raises(InputError, match="too few frames for RCC"):
+    with pytest.raises(InputError, match="too few localisations for RCC: .* set a shorter segment length"):
         rcc_drift(locs)
 
 

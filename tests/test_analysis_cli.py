@@ -135,7 +135,7 @@ def test_every_command_on_the_real_scmos_sample(tmp_path, capsys):
                  "--baseline", "90.4", "--adu-per-e", "2.11", "--camera-type", "sCMOS", "--qe", "1"]) == 0
     capsys.readouterr()
     assert main(["drift", str(table), "--out", str(tmp_path / "dc.csv")]) == 2
-    assert "too few frames for RCC" in capsys.readouterr().err
+    assert "too few localisations for RCC" in capsys.readouterr().err
     assert main(["merge", str(table), "--out", str(tmp_path / "merged.csv")]) == 0
     assert len(read_localizations(tmp_path / "merged.csv")) < len(read_localizations(table))
     assert main(["render", str(table), "--out", str(tmp_path / "r.tif"), "--scale-bar-nm", "0"]) == 0

@@ -2,6 +2,7 @@
 would (our CSV through the plugin's reader)."""
 
 import numpy as np
+from matplotlib.colors import to_rgba
 import pandas as pd
 import pytest
 import tifffile
@@ -10,6 +11,7 @@ from napari.layers import Image, Points
 from napari_var_emitter.io.localizations import read_localizations, write_localizations
 from napari_var_emitter.plugin.analysis_widgets import (DriftWidget, MergeWidget, RenderWidget, ResolutionWidget,
                                                         StatsWidget)
+from napari_var_emitter.plugin.theme import theme_colours
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
 
@@ -82,6 +84,8 @@ def test_merge_widget(qtbot, viewer, points):
 
 def test_resolution_widget_plots_in_the_theme(qtbot, viewer, points):
     widget = ResolutionWidget(viewer)
+    empty = widget.figure.get_facecolor()  # before any result: the theme's colour, not matplotlib's white
+    assert empty == to_rgba(theme_colours(viewer).background) and empty != to_rgba("white")
     _run(qtbot, widget)
     assert "NeNA" in widget.status.value and "FRC" in widget.status.value
     nena_axes, frc_axes = widget.figure.axes
@@ -112,6 +116,8 @@ def test_stats_widget(qtbot, viewer, points):
     _run(qtbot, widget)
     assert "3,000 frames" in widget.status.value and "median" in widget.status.value
     assert len(widget.figure.axes) == 3
+    widget.canvas.draw()
+    assert all(axes.get_window_extent().height >= 80 for axes in widget.figure.axes)  # readable, in pixels
 
 
 def test_widgets_open_from_the_plugin_menu(viewer):

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 import torch
 from napari.layers import Image, Points
 from qtpy.QtCore import QTimer
@@ -73,6 +74,7 @@ def test_predict_current_frame_points_then_maps_on_request(qtbot, viewer, sample
     viewer.dims.set_point(0, 3)
     widget = predict_widget.PredictWidget(viewer)
     assert widget.image.value is image and widget.camera_fields.camera().e_per_adu == 0.5
+    widget.frames.value = "current frame"
     _run(qtbot, widget)
     assert not _maps(viewer)  # maps are off by default
     points = viewer.layers["simulated SMLM stack detections"]
@@ -104,14 +106,39 @@ def test_predict_current_frame_points_then_maps_on_request(qtbot, viewer, sample
         np.testing.assert_allclose(corner[1:], [0, 0], atol=1e-9)
         np.testing.assert_allclose(far[1:], np.array(layer.data.shape[1:]) * stride * 100, atol=1e-9)
         assert corner[0] == 3
-    # only the finest map shows, the image stays readable; selecting a map shows it alone
-    assert [m.visible for m in maps] == [False] * (len(maps) - 1) + [True]
+    # the maps lie hidden between the image and the detections, so neither is dimmed; selecting a map shows it alone
+    assert not any(m.visible for m in maps)
+    order = [viewer.layers.index(m) for m in maps]
+    assert order == list(range(viewer.layers.index(image) + 1, viewer.layers.index(image) + 1 + len(maps)))
+    assert max(order) < viewer.layers.index(viewer.layers["simulated SMLM stack detections"])
     assert all(m.blending == "translucent" and m.opacity <= 0.5 for m in maps)
     viewer.layers.selection.active = maps[1]
     assert [m.visible for m in maps] == [i == 1 for i in range(len(maps))]
     # maps are outputs: never offered as the image to predict on
     widget.image.reset_choices()
     assert image in widget.image.choices and not set(maps) & set(widget.image.choices)
+
+
+def test_saving_points_as_csv_offers_our_writer_first(viewer, sample, tmp_path):
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    truth = sample[1]  # a Points layer; opening the sample activated the plugin
+    filters, writers = file_extensions_string_for_layers([truth])  # File › Save Selected Layers…'s choices
+    assert writers[0].command == f"{PLUGIN}.write_points" and filters.startswith("VAR Emitter ThunderSTORM CSV (*.csv)")
+    truth.save(str(tmp_path / "truth.csv"))  # no writer named: the first one
+    assert (tmp_path / "truth.csv").read_text().startswith('"id","frame","x [nm]","y [nm]"')
+
+
+def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
+    """Every dock scrolls: with Predict and Drift open the window needs no more than a 1366x768
+    screen (before, Predict alone needed ~1,330 px of height)."""
+    window = viewer.window
+    _, predict = window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
+    window.add_plugin_dock_widget(PLUGIN, "Drift correction")
+    assert window._qt_window.minimumSizeHint().height() <= 768
+    assert predict.body.minimumSizeHint().height() > 768  # the widget itself is taller: it scrolls
+    # as wide as its rows (within napari's styling of them): it scrolls up and down, not sideways
+    assert predict.native.minimumWidth() >= predict.body.minimumSizeHint().width() - 8
 
 
 def _maps(viewer):
@@ -137,11 +164,15 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
     widget.camera_fields.fields["pixel_size_nm"].value = 160.0
     _run(qtbot, widget)
     assert "1 warning(s)" in widget.status.value and len(shown) == 3 and "pixel size 160 nm" in shown[2]
+    # again on the same image: no new notification, and the panel holds the whole text
+    _run(qtbot, widget)
+    assert len(shown) == 3 and widget.warnings.value == f"⚠ {shown[2]}" and widget.warnings.native.wordWrap()
 
 
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
     widget = predict_widget.PredictWidget(viewer)
-    widget.frames.value, widget.first.value, widget.last.value = "range", 2, 6
+    assert widget.frames.value == "all frames" and (widget.first.value, widget.last.value) == (1, 20)  # the stack
+    widget.frames.value, widget.first.value, widget.last.value = "range", 3, 7  # 1-based, as the user sees frames
     widget.show_maps.value, widget.out_file.value = True, tmp_path / "movie.csv"
     _run(qtbot, widget)
     detections = viewer.layers["simulated SMLM stack detections"]
@@ -280,6 +311,11 @@ def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
     image = viewer.open(str(tmp_path / "s.ome.tiff"), plugin=PLUGIN)[0]
     assert isinstance(image, Image) and image.data.shape == (4, 96, 96) and tuple(image.scale) == (1, 100, 100)
     assert image.metadata["camera"]["e_per_adu"] == 0.5
+    # once the plugin is active, a TIFF opens with it without napari asking which reader to use
+    # (plugin=None: as File › Open does; with two readers and no preference napari would ask)
+    tifffile.imwrite(tmp_path / "plain.tif", frames[:2])
+    plain = viewer.open(str(tmp_path / "plain.tif"), plugin=None)[0]
+    assert "camera" in plain.metadata and plain.data.shape == (2, 96, 96)
     h5 = viewer.open(str(tmp_path / "emitters.h5"), plugin=PLUGIN)[0]
     csv = viewer.open(str(tmp_path / "l.csv"), plugin=PLUGIN)[0]
     locs_h5 = viewer.open(str(tmp_path / "l.h5"), plugin=PLUGIN)[0]
@@ -367,15 +403,17 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
         widget.estimates.value
     comparison = widget.comparison.value
     assert max(map(len, comparison.splitlines())) <= finetune_widget.COMPARISON_WRAP  # no sideways scrolling
+    box = widget.comparison.native  # tall enough for every line of it: the verdict is not below a fold
+    assert box.minimumHeight() >= box.fontMetrics().lineSpacing() * len(comparison.splitlines())
     comparison = " ".join(comparison.split())
-    assert "frames 16-19, never trained or calibrated on" in comparison and "residual" in comparison
+    assert "frames 17-20 (1-based), never trained or calibrated on" in comparison and "residual" in comparison
     assert any(word in comparison for word in ("Better", "Worse", "No clear change"))
     # the time per step measured now gives the next run's estimate before it starts
     assert "for 3 steps on cpu" in widget.time_estimate.value and "measured here" in widget.time_estimate.value
     widget.steps.value = 300
     assert "for 300 steps on cpu" in widget.time_estimate.value
     predict = predict_widget.PredictWidget(viewer)
-    predict.model.value = weights.resolve()
+    predict.model.value, predict.frames.value = weights.resolve(), "current frame"
     _run(qtbot, predict)
     assert predict.status.value.startswith("done: 1 of 1 frame(s)")
     widget.start()  # the same folder again: refused, nothing overwritten
@@ -467,8 +505,10 @@ def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
 def test_settings_persist_and_restore_defaults(viewer):
     widget = predict_widget.PredictWidget(viewer)
     widget.threshold.value, widget.device.value, widget.show_maps.value = 0.7, "cpu", True
+    widget.frames.value = "current frame"
     again = predict_widget.PredictWidget(viewer)
     assert (again.threshold.value, again.device.value, again.show_maps.value) == (0.7, "cpu", True)
+    assert again.frames.value == "all frames"  # not carried over: a new stack starts with every frame
     again.settings.restore_defaults()
     assert again.threshold.value == pytest.approx(DEFAULT_THRESHOLD) and again.device.value == "auto"
     assert not again.show_maps.value
@@ -515,7 +555,7 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
     delete by hand."""
     image, _ = sample
     widget = predict_widget.PredictWidget(viewer)
-    widget.frames.value, widget.chunk_frames.value = "all frames", 4
+    widget.frames.value, widget.chunk_frames.value, widget.show_maps.value = "all frames", 4, True
     widget.out_file.value = out = tmp_path / "movie.csv"
     parts = tmp_path / "movie.csv.parts"
     for bad_frame, kept in ((1, 0), (9, 2)):
@@ -524,7 +564,10 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
         widget.image.value = viewer.add_image(frames, name=f"bad {bad_frame}", metadata=dict(image.metadata))
         _run(qtbot, widget)
         assert widget.status.value.startswith("stopped") and f"frame {bad_frame + 1} (1-based)" in errors[-1]
+        assert not errors[-1].startswith("error")  # the notification says it once ("error" is its kind)
         assert len(list(parts.glob("chunk_*.npz"))) == kept and parts.exists() == bool(kept) and not out.exists()
+        if not kept:  # a run that found nothing leaves no empty layers behind (neither detections nor maps)
+            assert f"bad {bad_frame} detections" not in viewer.layers and not _maps(viewer)
     widget.image.value = image
     widget.threshold.value = 0.5
     with pytest.warns(UserWarning, match=r"discarding 2 saved chunk\(s\) and starting over"):
@@ -532,6 +575,37 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
     assert widget.status.value.startswith(f"done: {SAMPLE.n_frames} of {SAMPLE.n_frames} frame(s)")
     assert len(read_localizations_csv(out)) == len(viewer.layers["simulated SMLM stack detections"].data)
     assert not parts.exists()
+
+
+def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first(qtbot, viewer, tmp_path, errors):
+    """A fresh install says its camera values are defaults; the per-pixel maps typed for one stack
+    are not applied to the next, whose frames they do not fit (the note says so), and come back
+    with the first stack; both predict without error or leftover layers."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "current frame"
+    assert widget.camera_fields.note.value.startswith("Defaults: no camera entered yet")
+    viewer.open_sample(PLUGIN, "simulated")
+    first = viewer.layers["simulated SMLM stack"]
+    assert widget.image.value is first
+    fields = widget.camera_fields.fields
+    np.save(tmp_path / "offset.npy", np.full((96, 96), 100.0, np.float32))
+    np.save(tmp_path / "variance.npy", np.full((96, 96), 9.0, np.float32))
+    fields["offset_map"].value, fields["variance_map"].value = tmp_path / "offset.npy", tmp_path / "variance.npy"
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
+    small = np.random.default_rng(3).poisson(120.0, (6, 32, 32)).astype(np.uint16)
+    second = viewer.add_image(small, name="small stack", metadata={"camera": {"pixel_size_nm": 100.0}})
+    n_layers = len(viewer.layers)
+    widget.image.value = second
+    assert not fields["offset_map"].value and not fields["variance_map"].value
+    note = widget.camera_fields.note.value
+    assert "offset map [ADU] of your last entry left empty: its map is 96×96 px, the frames 32×32 px" in note
+    assert (widget.first.value, widget.last.value) == (1, 6)
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
+    assert len(viewer.layers) == n_layers + 1  # its detections, and nothing else
+    widget.image.value = first  # what was typed for the first stack comes back with it
+    assert str(fields["offset_map"].value) == str(tmp_path / "offset.npy")
 
 
 def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, viewer, sample, tmp_path, errors):

@@ -9,7 +9,8 @@ import pytest
 from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.fit.background_test import discoveries
 from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, group_model
-from napari_var_emitter.fit.refine import MAX_MOVE_PX, refine_table
+from napari_var_emitter.fit.refine import MAX_MOVE_PX, SPLIT, refine_table
+from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.predict import PredictOptions, predict
@@ -54,6 +55,33 @@ def test_the_joint_fit_recovers_pairs_at_1_to_3_sigma(separation, converged, bia
         assert (pull_sd[0] < pull.std(axis=0)).all() and (pull.std(axis=0) < pull_sd[1]).all(), pull.std(axis=0)
     np.testing.assert_allclose(np.median(fit.photons[ok], axis=0), [2000, 1500], rtol=0.06)
     np.testing.assert_allclose(np.median(fit.background[ok]), 20.0, rtol=0.05)
+
+
+def _one_detection(counts, xy_n2):
+    """The joint fit of ROIs with one detection each at xy_n2, and the split tried after it."""
+    n = len(counts)
+    batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), xy_n2[:, None, :],
+                       np.full((n, 1), 3000.0), np.ones((n, 1), bool))
+    fit = fit_groups(batch, ROUND)
+    return fit, split_merged(batch, fit, fit.converged[:, None], ROUND)
+
+
+@pytest.mark.parametrize("separation, found", [(1.5, 0.95), (2.0, 0.97), (3.0, 0.97)])
+def test_a_pair_the_network_merged_is_split_and_a_single_spot_is_not(separation, found):
+    rng = np.random.default_rng(int(separation * 10) + 1)
+    counts, xy = _pairs(separation, 300, rng)
+    fit, splits = _one_detection(counts, xy.mean(axis=1))  # one detection between the two
+    assert splits.accepted.mean() * len(splits.groups) / 300 > found
+    rows, k = splits.groups[splits.accepted], np.flatnonzero(splits.accepted)
+    got = np.stack([np.stack([splits.fit.x_px[k, 0], splits.fit.y_px[k, 0]], -1),
+                    np.stack([splits.fit.x_px[k, 1], splits.fit.y_px[k, 1]], -1)], axis=1)  # (S, 2, 2)
+    error = np.minimum(np.hypot(*(got - xy[rows]).transpose(2, 0, 1)).max(1),
+                       np.hypot(*(got[:, ::-1] - xy[rows]).transpose(2, 0, 1)).max(1))
+    assert np.median(error) < 0.25 and np.percentile(error, 90) < 0.6  # both emitters where they are (px)
+    single, _ = group_model(np.array([[8.3, 7.6, 3500.0, 20.0]]), ROUND, SIZE)  # the pair's photons in one spot
+    counts = rng.poisson(np.repeat(single, 400, axis=0)).reshape(400, SIZE, SIZE).astype(float)
+    _, none = _one_detection(counts, np.tile([[8.3, 7.6]], (400, 1)))
+    assert none is None or none.accepted.sum() <= 2  # false splits rare: at most 2 in 400 single spots
 
 
 def test_an_isolated_fit_reaches_the_bound_and_read_noise_and_em_gain_widen_it():
@@ -101,6 +129,17 @@ def test_a_fit_that_leaves_its_pixels_keeps_the_network_estimate_and_background_
     moved = refine_table(far, frame, camera, ROUND)
     assert moved["fitted"].tolist() == [0] and moved.loc[0, "x_nm"] == far.loc[0, "x_nm"]
     assert moved.loc[0, "uncertainty_x_nm"] == 12.0  # the network's own
+
+
+def test_the_table_gains_the_emitter_split_off_a_merged_detection():
+    camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
+    pair = [(10.0, 10.5, 2500.0), (12.4, 10.5, 2500.0)]  # 2 sigma apart
+    refined = refine_table(_table([[0, 1120.0, 1050.0, 5000.0, 0.9, 12.0]]), _frame_with_spots(pair), camera, ROUND)
+    assert sorted(refined["fitted"]) == [1, SPLIT] and (refined["frame"] == 0).all()
+    found = np.sort(refined["x_nm"].to_numpy())
+    np.testing.assert_allclose(found, [1000.0, 1240.0], atol=15.0)
+    np.testing.assert_allclose(refined["y_nm"], 1050.0, atol=15.0)
+    assert (refined["uncertainty_x_nm"] < 10).all() and (refined["significance"] > 20).all()
 
 
 def test_rows_where_the_network_is_unusually_unsure_state_its_uncertainty():

@@ -67,6 +67,16 @@ def test_resume_continues_without_repeating_steps(tmp_path):
     assert pd.read_csv(out / "log.csv")["step"].tolist() == list(range(7))
 
 
+def test_a_run_stopped_after_its_minutes_resumes_where_it_stopped(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--minutes", "0.0001"]) == 0
+    assert (out / "train_state.pt").exists() and not (out / "model.safetensors").exists()
+    assert pd.read_csv(out / "log.csv")["step"].tolist() == [0, 1]  # stopped at the first checkpoint
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--resume"]) == 0
+    assert pd.read_csv(out / "log.csv")["step"].tolist() == list(range(7))
+    assert (out / "model.safetensors").exists()
+
+
 def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
     data = tmp_path / "data"
     assert main(["simulate", str(data), "--n-samples", "2", "--n-frames", "4", "--frame-size", "64"]) == 0

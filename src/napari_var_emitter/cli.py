@@ -226,6 +226,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep the network's positions (no maximum-likelihood refinement; for comparison)")
     pred.add_argument("--psf-sigma-nm", type=float,
                       help="PSF sigma the refinement fits with (default: estimated from isolated spots of the stack)")
+    pred.add_argument("--bin", type=int, default=0, metavar="N",
+                      help="bin camera pixels N x N in front of the network (default 0: where the PSF is wider "
+                           "than the model was trained on, as its sigma asks; 1: never); the refinement fits "
+                           "unbinned pixels")
     pred.add_argument("--phantom-fdr", type=float, default=PHANTOM_FDR,
                       help="refined localisations are tested against background only (phantoms on out-of-focus "
                            "light); per frame, the discoveries at this false-discovery rate are kept. Lower is "
@@ -243,6 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    tr.add_argument("--minutes", type=float, metavar="M",
+                    help="stop at the first checkpoint after M minutes (continue later with --resume)")
     tr.add_argument("--init", type=_weights_or_bundled, metavar="WEIGHTS | bundled | bundled-3d",
                     help="start from these weights, or a bundled model's (fine-tuning)")
     tr.add_argument("--workers", type=int, default=0,
@@ -366,7 +372,7 @@ def _predict(args) -> int:
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf,
                              refine=args.refine, psf_sigma_nm=args.psf_sigma_nm,
-                             phantom_fdr=args.phantom_fdr)
+                             phantom_fdr=args.phantom_fdr, bin_px=args.bin)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
     envelope, checked = Envelope.from_card(card), False
@@ -404,7 +410,7 @@ def _predict(args) -> int:
         with atomic_paths(args.out, maps_path) as (table_tmp, maps_tmp):  # both replaced, or neither
             write_localizations(table_tmp, result.table)
             write_maps_h5(maps_tmp, result.scale_maps if mode != "super_resolution" else None, result.strides_px,
-                          camera.pixel_size_nm, output_map=result.output_map, upscale=model.config.upscale)
+                          camera.pixel_size_nm, output_map=result.output_map, output_cell_px=result.output_cell_px)
         rows = len(result.table)
     else:
         parts = args.out.with_name(args.out.name + ".parts")
@@ -456,8 +462,11 @@ def _train(args) -> int:
         raise InputError("--workers must be 0 or more")
     if args.workers:
         source = PrefetchedSource(source, args.workers)
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError("--minutes must be more than 0")
     try:
-        train(config, args.out, source, device=resolve_device(args.device), resume=args.resume, init_weights=args.init)
+        train(config, args.out, source, device=resolve_device(args.device), resume=args.resume, init_weights=args.init,
+              stop_after_s=None if args.minutes is None else 60 * args.minutes)
     finally:
         if args.workers:
             source.close()

@@ -62,18 +62,24 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     cubic spline through the segment centres to every frame."""
     check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
     n_frames = int(table["frame"].max()) + 1
-    segment_frames = auto_segment_frames(table) if segment_frames is None else segment_frames
+    automatic = segment_frames is None
+    segment_frames = auto_segment_frames(table) if automatic else segment_frames
     if segment_frames < 1:
-        raise InputError("--segment-frames must be >= 1")
+        raise InputError("the segment length must be at least 1 frame")
     edges = _segment_edges(n_frames, segment_frames)
+    if len(edges) < 3 and automatic:
+        raise InputError(f"too few localisations for RCC: {len(table):,} in {n_frames:,} frames, and RCC needs at "
+                         f"least 2 segments of frames with about {AUTO_LOCS_PER_SEGMENT:,} each; use fiducials, "
+                         "or set a shorter segment length (at least "
+                         f"{MIN_LOCS_PER_SEGMENT} localisations in each)")
     if len(edges) < 3:
-        raise InputError(f"too few frames for RCC: {n_frames} frame(s) make one segment of {segment_frames}; "
-                         f"RCC needs at least 2 segments (lower --segment-frames, or use fiducials)")
+        raise InputError(f"too few frames for RCC: the {n_frames:,} frames make one segment of {segment_frames:,} "
+                         "frames, and RCC needs at least 2: set a shorter segment length, or use fiducials")
     segment = np.searchsorted(edges, table["frame"].to_numpy(), side="right") - 1
     counts = np.bincount(segment, minlength=len(edges) - 1)
     if counts.min() < MIN_LOCS_PER_SEGMENT:
-        raise InputError(f"too few localisations for RCC: a segment of {segment_frames} frames holds "
-                         f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed; raise --segment-frames)")
+        raise InputError(f"too few localisations for RCC: a segment of {segment_frames:,} frames holds only "
+                         f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed): set a longer segment length")
     x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
     origin = np.array([x.min(), y.min()]) - max_drift_nm / 2
     extent = max(x.max() - x.min(), y.max() - y.min()) + max_drift_nm

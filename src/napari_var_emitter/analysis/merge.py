@@ -25,12 +25,12 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     columns = ("frame", "x_nm", "y_nm") + (() if radius_nm is not None else ("uncertainty_nm",))
     if radius_nm is None and "uncertainty_nm" not in table:
         raise InputError("merging: the table has no uncertainty_nm column to set the linking radius from; "
-                         "give --radius-nm")
+                         "give the radius")
     check_table(table, columns, "merging", min_frames=2)
     if radius_nm is not None and not radius_nm > 0:
-        raise InputError("--radius-nm must be > 0")
+        raise InputError("the linking radius must be more than 0 nm")
     if max_gap < 0:
-        raise InputError("--max-gap must be >= 0")
+        raise InputError("the largest gap must be 0 frames or more")
     frames = table["frame"].to_numpy()
     order = np.argsort(frames, kind="stable")
     xy = table[["x_nm", "y_nm"]].to_numpy()[order]

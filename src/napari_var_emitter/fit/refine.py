@@ -2,8 +2,10 @@
 with the detections whose spots overlap its own (groups.py, joint.py), under the camera's noise
 and the PSF of the data (the Gaussian of a sigma estimated from the data in 2-D, the astigmatic
 calibration in 3-D). A fit that does not converge, or moves more than
-MAX_MOVE_PX from the network's position, keeps the network's estimate. The `fitted` column
-says which estimate each row carries: 1 the fit, 0 the network's."""
+MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
+leaves light unexplained is tried as two emitters the network merged (split.py). The `fitted`
+column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
+emitter split off a detection (a row the network did not report)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
 from .joint import SpotModel, fit_groups
 from .mle import estimate_psf_sigma
+from .split import split_merged
 
 MAX_MOVE_PX = 1.5
 SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
 CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated from
-NETWORK, FITTED = 0, 1  # the `fitted` column: the network's values, the fit's
+NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, the fit's, a split-off emitter's
 # fitted rows whose network uncertainty over fit bound exceeds this times its median state the
 # network's uncertainty (_confused; chosen on validation stacks, seeds 12,000,000+, 0.1-4 /µm²)
 CONFUSED_RATIO = 1.2
@@ -61,6 +64,26 @@ def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np
         for name, value in _values(fit, g, k, origins[g], px).items():
             columns[name][slots[g, k]] = value
         fitted[slots[g, k]] = FITTED
+
+
+def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fit, slots: np.ndarray,
+                 origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel, excess: float,
+                 px: float) -> list[tuple[int, dict[str, float]]]:
+    """Write the groups whose split stands (split.py; every member's refit holds) into the
+    table's columns and clear them from `holds`; returns (parent row, values) of each emitter
+    split off."""
+    splits = split_merged(batch, fit, holds, spots, excess)
+    if splits is None:
+        return []
+    parents = slots[splits.groups, splits.parent]
+    split_slots = np.column_stack([slots[splits.groups], parents])
+    split_origins = origins[splits.groups]
+    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px)
+    stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
+    holds[splits.groups[stands]] = False
+    _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins, split_holds[:, :-1] & stands[:, None], px)
+    new_slot = split_slots.shape[1] - 1
+    return [(int(parents[s]), _values(splits.fit, s, new_slot, split_origins[s], px)) for s in np.flatnonzero(stands)]
 
 
 def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarray, fit_y_nm: np.ndarray) -> np.ndarray:
@@ -123,9 +146,20 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns = {name: out[name].to_numpy(np.float64).copy()
                for name in names + (["z_nm", "uncertainty_z_nm"] if depth else [])}
     fitted = np.full(len(out), NETWORK, np.int64)
+    added: list[tuple[int, dict[str, float]]] = []  # (parent row, values) of split-off emitters
     for batch, slots, origins in zip(cut.batches, cut.members, cut.origins):
         fit = fit_groups(batch, spots, camera.excess_noise_factor)
-        _take(columns, fitted, fit, slots, origins, _holds(fit, slots, origins, x_px, y_px), px)
+        holds = _holds(fit, slots, origins, x_px, y_px)
+        added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, x_px, y_px, spots,
+                              camera.excess_noise_factor, px)
+        _take(columns, fitted, fit, slots, origins, holds, px)
+    if added:
+        parents = np.array([parent for parent, _ in added])
+        out = pd.concat([out, out.iloc[parents]], ignore_index=True)
+        for name in columns:
+            columns[name] = np.r_[columns[name], [values[name] for _, values in added]]
+        fitted, network_sd = np.r_[fitted, np.full(len(added), SPLIT)], np.r_[network_sd, network_sd[parents]]
+        frame = np.r_[frame, frame[parents]]
     confused = _confused(fitted, network_sd, columns["uncertainty_x_nm"], columns["uncertainty_y_nm"])
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
@@ -141,6 +175,8 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
         out = out[discoveries(out["significance"].to_numpy(), frame, phantom_fdr)].reset_index(drop=True)
     if "uncertainty_nm" in out:
         out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)
+    if added:
+        out = out.sort_values("frame", kind="stable").reset_index(drop=True)
     if out["background"].isna().any():  # network models without a background output, where no fit held
         out["background"] = out["background"].fillna(float(np.nanmedian(columns["background"])) if fitted.any()
                                                       else 0.0)

@@ -102,6 +102,7 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[
     if broken:
         raise InputError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or inf (e.g. {broken[0]}): the file "
                          "comes from a training run that diverged; use another checkpoint")
+    model.card = card
     return model.to(device).eval(), card
 
 

@@ -38,6 +38,7 @@ class VAREmitterPredictor(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.card: dict = {}  # its model card where it was loaded from a file (load_model): what it was trained on
         c_img = config.image_channels
         self.image_encoder = conv_stack(2, c_img, 2)
         if config.psf_condition:  # the calibration's features -> a bias on every image feature channel

@@ -26,6 +26,7 @@ from ..analysis.stats import table_stats
 from ..errors import InputError
 from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
+from .dock import ScrollingDock
 from .job_controls import StatusLabel
 from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_layer
 from .theme import theme_colours
@@ -42,7 +43,7 @@ class Refused:
     message: str
 
 
-class AnalysisWidget(Container):
+class AnalysisWidget(ScrollingDock, Container):
     """A Points layer to analyse, the step's own fields, a run button, a status line and
     (optionally) a plot; `compute(table)` runs in a worker thread, `show(result)` back on the GUI."""
 
@@ -57,14 +58,15 @@ class AnalysisWidget(Container):
                               tooltip="A Points layer from Predict or a localisation file")
         self.run_button = PushButton(text=self.run_text)
         self.status = StatusLabel()
-        super().__init__(widgets=[self.layer, *fields, self.run_button, self.status])
+        super().__init__(widgets=[self.layer, *fields, self.run_button, self.status], scrollable=True)
         self.figure = self.canvas = None
         if self.plot_height:
             self.figure = Figure(figsize=(4, self.plot_height / 100), tight_layout=True)
             self.canvas = FigureCanvasQTAgg(self.figure)
             self.canvas.setMinimumHeight(self.plot_height)
-            self.native.layout().addWidget(self.canvas)
+            self.body.layout().addWidget(self.canvas)
             viewer.events.theme.connect(lambda _: self._redraw())
+            self._redraw()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.run_button.changed.connect(self.start)
@@ -122,9 +124,16 @@ class AnalysisWidget(Container):
         self.run_button.enabled = True
 
     def _redraw(self) -> None:
-        if self.figure is not None and self.result is not None:
-            self.draw(self.figure, self.result, theme_colours(self.viewer))
-            self.canvas.draw_idle()
+        """The plot in napari's theme: the result's, or an empty area of the theme's colour."""
+        if self.figure is None:
+            return
+        colours = theme_colours(self.viewer)
+        if self.result is None:
+            self.figure.clear()
+            self.figure.set_facecolor(colours.background)
+        else:
+            self.draw(self.figure, self.result, colours)
+        self.canvas.draw_idle()
 
     def compute(self, table: pd.DataFrame):
         raise NotImplementedError
@@ -276,8 +285,9 @@ class RenderWidget(AnalysisWidget):
         self.method = ComboBox(label="method", choices=["gaussian", "histogram"], value="gaussian",
                                tooltip="gaussian: each localisation a Gaussian of its own uncertainty")
         self.colour_by = ComboBox(label="colour by", choices=["density", "frame", "z"], value="density")
-        self.first_frame = SpinBox(label="first frame", value=1, min=1, max=10_000_000)
-        self.last_frame = SpinBox(label="last frame", value=0, min=0, max=10_000_000, tooltip="0: the last")
+        self.first_frame = SpinBox(label="first frame (1-based)", value=1, min=1, max=10_000_000)
+        self.last_frame = SpinBox(label="last frame (1-based)", value=0, min=0, max=10_000_000,
+                                  tooltip="Included; 0: the last frame of the table")
         self.tiff_path = FileEdit(label="TIFF", mode="w", filter="*.tif", tooltip="ImageJ TIFF, pixel size recorded")
         self.burn_bar = CheckBox(text="burn in a scale bar", value=True)
         self.scale_bar = FloatSpinBox(label="scale bar [nm]", value=0.0, min=0.0, max=1e6,

@@ -30,6 +30,7 @@ from ..psf import PSF
 from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
+from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices,
                      output_options, place_image, refill, refillable, retire, stack_of, table_from_layer,
@@ -39,13 +40,13 @@ from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 from .writers import export_csv, output_layer
 
-FRAME_MODES = ("current frame", "all frames")
+FRAME_MODES = ("all frames", "current frame")
 METHODS = ("3-D model", "classical fit")
 CHUNK_FRAMES = 16  # frames localised between progress updates and Cancel checks
 VIEW_POINT_NM = 40.0  # diameter of a localisation in the 3-D view
 
 
-class AstigmaticWidget(JobControls, Container):
+class AstigmaticWidget(ScrollingDock, JobControls, Container):
     """1. Calibrate: bead z-stack, z-step, camera -> PSF calibration, plotted and saved.
     2. Localise in 3-D: a movie with the calibration just fitted, a calibration file, or the one
     the stack carries (the sample), by the 3-D model or the classical fit -> Points coloured by z.
@@ -85,8 +86,8 @@ class AstigmaticWidget(JobControls, Container):
                                  "empty: the one calibrated above, or the one the stack carries")
         self.psf_note = Label(value="")
         self.psf_note.native.setWordWrap(True)
-        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
-                               tooltip="The frame on screen, or every frame")
+        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
+                               tooltip="Every frame, or the frame on screen")
         self.method = ComboBox(label="method", choices=METHODS, value=METHODS[0],
                                tooltip="3-D model: the network given your calibration (as `var-emitter predict "
                                "--psf`); classical fit: one astigmatic Gaussian per spot (as `localize --psf`)")
@@ -112,7 +113,7 @@ class AstigmaticWidget(JobControls, Container):
         self.settings = Settings("astigmatic", {"z_step": self.z_step, "centred": self.centred,
                                                 "z_start": self.z_start, "frames": self.frames, "snr": self.snr,
                                                 "method": self.method, "threshold": self.threshold})
-        super().__init__(widgets=[])
+        super().__init__(widgets=[], scrollable=True)
         add_sections(self, {
             "1. Calibrate on beads": [self.beads, self.z_step, self.centred, self.z_start, self.calibrate_button,
                                       self.calibration_status, self.canvas, self.save_path, self.save_button],
@@ -121,7 +122,8 @@ class AstigmaticWidget(JobControls, Container):
                                    self.model_file, self.threshold, self.snr, *job_controls, self.csv_path,
                                    self.export_button],
             "3. View": [self.points, self.view_button]})
-        self.native.layout().addWidget(restore_button(self.settings).native)
+        self.body.layout().addWidget(restore_button(self.settings).native)
+        self.fit_width()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             for combo in (self.beads, self.image, self.points):
                 event.connect(combo.reset_choices)
@@ -302,7 +304,8 @@ class AstigmaticWidget(JobControls, Container):
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
                                                               "finished": self._finished})
         self._output = (layer, single, camera.pixel_size_nm)
-        self._launch(worker, stop - first, f"localising frame(s) {first}..{stop - 1} in 3-D ({self.method.value})…")
+        self._launch(worker, stop - first,
+                     f"localising frame(s) {first + 1} to {stop} (1-based) in 3-D ({self.method.value})…")
 
     def _arrived(self, item: pd.DataFrame | str) -> None:
         if isinstance(item, str):

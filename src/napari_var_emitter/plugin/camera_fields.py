@@ -17,6 +17,7 @@ from psygnal import Signal
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
 from ..io.camera import CAMERA_TYPES, EMCCD_ONLY, FIELD_INFO, MAP_FIELDS, Camera, merge_camera_values
+from ..io.pixel_calibration import read_map
 from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, saved_profiles,
                                  write_camera_profile)
 
@@ -25,11 +26,15 @@ _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5,
             "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 6), "em_gain": (1.0, 1e4, 1.0, 1),
             "qe": (0.01, 1.0, 0.01, 3), "read_noise_e": (0.0, 1e3, 0.1, 3)}
 NO_PROFILE = "(none: the file's values)"
+DEFAULTS_NOTE = "Defaults: no camera entered yet. Set your camera's values (its manual or test sheet)."
 
 
 class SharedCamera:
-    """The camera values last entered in a viewer, shared by its widgets; saved to camera.json
-    in the config folder so the next session starts from them."""
+    """The camera of a viewer, shared by its widgets: `values`, what the panels show now, and
+    `typed`, what the user last typed into a field (saved to camera.json in the config folder,
+    so the next session starts from it; empty on a fresh install, where defaults fill in);
+    `per_image`: what the user typed while each image was chosen (by its data), restored when it
+    is chosen again."""
 
     changed = Signal(dict, object)  # (values, the panel that set them)
 
@@ -40,18 +45,47 @@ class SharedCamera:
         except (OSError, ValueError, TypeError):
             saved = {}
         known = {f.name for f in dataclasses.fields(Camera)}
-        self.values: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
+        self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
+        self.values: dict[str, Any] = dict(self.typed)
+        self.per_image: dict[int, dict[str, Any]] = {}
 
-    def set(self, values: dict[str, Any], sender) -> None:
+    def set(self, values: dict[str, Any], sender, typed_for: int | None = None) -> None:
+        """Show `values` in every panel; typed_for (an image's id, or -1 for none): the user
+        typed them, so they are remembered for that image and saved for the next session."""
+        if typed_for is not None:
+            self.per_image[typed_for] = dict(values)
+            if values != self.typed:
+                self.typed = dict(values)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(self.path, json.dumps(self.typed, indent=2))
         if values == self.values:
             return
         self.values = dict(values)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.path, json.dumps(self.values, indent=2))
         self.changed.emit(self.values, sender)
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fitting_maps(values: dict[str, Any], frame_shape: tuple[int, int] | None) -> tuple[dict[str, Any], list]:
+    """`values` without the calibration maps that cannot be read or do not have frame_shape;
+    and (field, why) for each left out."""
+    if frame_shape is None:
+        return values, []
+    kept, unfit = dict(values), []
+    for name in MAP_FIELDS:
+        if not values.get(name):
+            continue
+        try:
+            shape = tuple(read_map(values[name]).shape)
+        except InputError as exc:
+            shape, why = None, str(exc)
+        else:
+            why = f"its map is {shape[-1]}×{shape[0]} px, the frames {frame_shape[1]}×{frame_shape[0]} px"
+        if shape != tuple(frame_shape):
+            kept[name] = None
+            unfit.append((name, why))
+    return kept, unfit
 
 
 def shared_camera(viewer) -> SharedCamera:
@@ -67,7 +101,7 @@ class CameraFields(Container):
 
     def __init__(self, viewer) -> None:
         self.shared = shared_camera(viewer)
-        self._quiet, self._stated = False, {}
+        self._quiet, self._stated, self._image = False, {}, None
         self.profile = ComboBox(label="profile", choices=self._profile_choices,
                                 tooltip="A saved camera description; it overrides what the file states")
         self.profile_name = LineEdit(label="save as", tooltip="Name for a new profile of the values below")
@@ -96,6 +130,8 @@ class CameraFields(Container):
         self.save_button.changed.connect(self.save_profile)
         self.shared.changed.connect(self._shared_changed)
         self._set_fields(merge_camera_values(self.shared.values)[0])
+        if not self.shared.typed:
+            self.note.value = DEFAULTS_NOTE
 
     # ---- values -----------------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
@@ -112,26 +148,39 @@ class CameraFields(Container):
     def camera(self) -> Camera:
         return Camera.from_dict(self.values())
 
-    def fill(self, stated: dict) -> list[str]:
-        """Fields from the remembered values, then what a file states, then the chosen profile
-        (one merge rule, as in the CLI); returns the names neither file nor profile gave."""
+    def fill(self, stated: dict, frame_shape: tuple[int, int] | None = None) -> list[str]:
+        """Fields from what the user typed (for this image if they did, else last), then what a
+        file states, then the chosen profile (one merge rule, as in the CLI); calibration maps
+        that do not fit frames of `frame_shape` are left out. The note says where the values the
+        file did not state come from; returns their names."""
         self._stated = {k: v for k, v in stated.items() if v is not None}
         profile = self._profile_values()
-        values, _ = merge_camera_values(self.shared.values, self._stated, profile)
+        for_image = self.shared.per_image.get(self._image)
+        typed = for_image if for_image is not None else self.shared.typed
+        typed, unfit = _fitting_maps(typed, frame_shape)
+        values, _ = merge_camera_values(typed, self._stated, profile)
         _, missing = merge_camera_values(self._stated, profile)
         self._set_fields(values)
-        self._edited(None)
+        self.shared.set(self.values(), self)
+        notes = []
         if missing:
-            source = "your last entry" if self.shared.values else "defaults"
+            source = ("your entry for this image" if for_image is not None else "your last entry" if self.shared.typed
+                      else "defaults (no camera entered yet)")
             names = ", ".join(FIELD_INFO[name].label for name in missing)
-            self.note.value = f"Not stated by the file: {names}. These come from {source}: check them."
-        else:
-            self.note.value = ""
+            notes.append(f"Not stated by the file: {names}. These come from {source}: check them.")
+        notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
+        self.note.value = " ".join(notes)
         return missing
 
     def fill_from(self, layer) -> list[str]:
-        """`fill` with what an image layer's file stated (metadata["camera"])."""
-        return self.fill({} if layer is None else layer.metadata.get("camera", {}))
+        """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
+        if layer is None:  # no image: what the user typed last, or defaults that say so
+            self._image = None
+            missing = self.fill({})
+            self.note.value = "" if self.shared.typed else DEFAULTS_NOTE
+            return missing
+        self._image = id(layer.data)
+        return self.fill(layer.metadata.get("camera", {}), tuple(layer.data.shape[-2:]))
 
     def _set_fields(self, values: dict[str, Any]) -> None:
         self._quiet = True
@@ -157,7 +206,7 @@ class CameraFields(Container):
         finally:
             self._quiet = False
         self._show_for_type()
-        self.shared.set(self.values(), self)
+        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image)
 
     def _shared_changed(self, values: dict, sender) -> None:
         if sender is not self:
@@ -182,10 +231,13 @@ class CameraFields(Container):
         return read_camera_profile(path) if path else {}
 
     def _apply_profile(self, _name=None) -> None:
+        """The chosen profile over the file's values; choosing it counts as the user's entry."""
         try:
             self.fill(self._stated)
         except InputError as exc:
             show_error(str(exc))
+            return
+        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image)
 
     def save_profile(self) -> None:
         """Save the fields as a profile named in 'save as', and select it."""

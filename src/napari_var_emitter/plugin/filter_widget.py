@@ -16,6 +16,7 @@ from napari.layers import Points
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
+from .dock import ScrollingDock
 from .layers import layer_choices, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
@@ -28,7 +29,7 @@ COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertai
 BINS = 60
 
 
-class FilterWidget(Container):
+class FilterWidget(ScrollingDock, Container):
     """Pick a Points layer; set the kept range of each quality column beside its histogram."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -46,11 +47,12 @@ class FilterWidget(Container):
         self.export_button = PushButton(text="Export kept localisations")
         self.reset_button = PushButton(text="Keep all", tooltip="Widen every range to the data's")
         super().__init__(widgets=[self.layer, self.rows, self.expression, self.status, self.reset_button,
-                                  self.csv_path, self.export_button])
+                                  self.csv_path, self.export_button], scrollable=True)
         self.figure = Figure(figsize=(4, 4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(260)
-        self.native.layout().insertWidget(1, self.canvas)
+        self.body.layout().insertWidget(1, self.canvas)
+        self.fit_width()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.layer.changed.connect(self._layer_chosen)

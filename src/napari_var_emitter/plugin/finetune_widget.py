@@ -29,6 +29,7 @@ from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
+from .dock import ScrollingDock
 from .job_controls import JobControls
 from .layers import layer_choices, stack_of, table_from_layer
 from .models import MODELS
@@ -64,7 +65,7 @@ def fine_tune_config(steps: int, lr: float, simulation) -> TrainConfig:
     return TrainConfig(training=training, **({"simulation": simulation} if simulation is not None else {}))
 
 
-class FineTuneWidget(JobControls, Container):
+class FineTuneWidget(ScrollingDock, JobControls, Container):
     """Fine-tune a model on this microscope's data; the result joins the Predict widget's models,
     with a before/after comparison on frames it never saw."""
 
@@ -103,15 +104,16 @@ class FineTuneWidget(JobControls, Container):
         self.axes = self.figure.add_subplot()
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
-        super().__init__(widgets=[])
+        super().__init__(widgets=[], scrollable=True)
         add_sections(self, {
             "Data": [self.mode, self.image, self.positions, self.labels_file],
             "Camera": [self.camera_fields],
             "Training": [self.model, self.steps, self.lr, self.out_dir, self.device, self.time_estimate],
             "Run": [*self._job_controls("Fine-tune")],
             "Result": [self.estimates, self.comparison]})
-        self.native.layout().addWidget(self.canvas)
-        self.native.layout().addWidget(restore_button(self.settings).native)
+        self.body.layout().addWidget(self.canvas)
+        self.body.layout().addWidget(restore_button(self.settings).native)
+        self.fit_width()
         self.losses: list[tuple[int, float]] = []
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
@@ -198,7 +200,7 @@ class FineTuneWidget(JobControls, Container):
 
         self.out_path, self.losses, self.device_used = out_dir, [], device
         self.estimates.value = self.comparison.value = ""
-        self.held_out_note = (f"frames {cut}-{frames.shape[0] - 1}, never trained or calibrated on" if cut
+        self.held_out_note = (f"frames {cut + 1}-{frames.shape[0]} (1-based), never trained or calibrated on" if cut
                               else "the one frame there is (also trained on)")
         worker = create_worker(finetune_job, make_source, self.steps.value, self.lr.value, out_dir, device, init,
                                compare, _start_thread=False,
@@ -219,8 +221,12 @@ class FineTuneWidget(JobControls, Container):
         if "comparing" in row:
             self.status.value = f"comparing the two models on {self.held_out_note}…"
             return
-        if "comparison" in row:
+        if "comparison" in row:  # the verdict in view, whole: the box as tall as its text, scrolled to
             self.comparison.value = comparison_text(row["comparison"], self.held_out_note)
+            box = self.comparison.native
+            lines = self.comparison.value.count("\n") + 1
+            box.setMinimumHeight(box.fontMetrics().lineSpacing() * lines + 2 * box.frameWidth() + 12)
+            self.native.ensureWidgetVisible(box)
             return
         done = row["step"] + 1
         self.progress.value = done
@@ -246,7 +252,7 @@ class FineTuneWidget(JobControls, Container):
             self.axes.legend(fontsize=7, facecolor=colours.background, labelcolor=colours.foreground,
                              edgecolor=colours.foreground)
         self.axes.set_xlabel("step")
-        self.axes.set_ylabel("loss")
+        self.axes.set_ylabel("training loss\n(lower is better; < 0 is fine)", fontsize=8)
         style(self.axes, colours, tick_size=None)
         self.canvas.draw_idle()
 

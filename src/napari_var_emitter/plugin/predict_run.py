@@ -99,8 +99,8 @@ def movie_job(job: StackJob, progress: Progress):
 
 class RunLayers:
     """The layers of one prediction run, filled as chunks arrive (redrawn every REFRESH_S):
-    detections as Points, and per-scale maps when asked for (all hidden but the finest; the
-    one selected in the layer list is shown alone).
+    detections as Points, and per-scale maps when asked for (just above the image, below the
+    detections, all hidden: the one selected in the layer list is shown alone).
 
     While the run goes on, the Points layer holds the detections of the frame in view only (it
     follows the frame slider), and every detection once `finish()` is called at the end:
@@ -136,13 +136,15 @@ class RunLayers:
             shape = (-(-shape_hw[0] // stride), -(-shape_hw[1] // stride))
             map_scale, map_translate = map_placement(scale, translate, stride)
             data = np.zeros(shape if single else (span, *shape), np.float32)
-            looks = {"scale": map_scale, "translate": map_translate, "visible": s == n_maps - 1}
+            looks = {"scale": map_scale, "translate": map_translate, "visible": False}
             reused = old.pop(("scale_map", s), None)
             if reused is None:
                 reused = viewer.add_image(
                     data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
                     opacity=0.5, blending="translucent", **looks,
                     metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
+                # just above the image, below the detections and anything else drawn over it
+                viewer.layers.move(viewer.layers.index(reused), viewer.layers.index(layer) + 1 + s)
             else:
                 reused.data = data
                 for key, value in looks.items():
@@ -260,6 +262,12 @@ class RunLayers:
         self._stop_following()
         if self.maps:
             self.viewer.layers.selection.events.active.disconnect(self._show_selected_map)
+
+    def discard(self) -> None:
+        """The run failed before it found anything: its layers, empty, go (one garbage collection)."""
+        self.disconnect()
+        remove_layers(self.viewer, [layer for layer in [*self.maps, self.points] if layer in self.viewer.layers])
+        self.maps, self.points = [], None
 
 
 def duration(seconds: float) -> str:

@@ -18,25 +18,26 @@ from ..errors import InputError
 from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
-from ..predict.frames import with_psf_sigma
+from ..predict.frames import run_bin_px, with_psf_sigma
 from ..predict.long_stack import StackJob
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
-from .job_controls import JobControls
+from .dock import ScrollingDock
+from .job_controls import JobControls, StatusLabel
 from .layers import TAG, frame_in_view, layer_choices, place_image, remove_outputs, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
-FRAME_MODES = ("current frame", "all frames", "range")
+FRAME_MODES = ("all frames", "current frame", "range")
 PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
 RESULTS_DIR = Path.home() / "var-emitter-results"  # movie results of stacks that are not files
 
 
-class PredictWidget(JobControls, Container):
+class PredictWidget(ScrollingDock, JobControls, Container):
     """Pick an image, set up the camera, pick a model; Predict fills a Points layer (and, if
     asked, one map per scale); a movie is saved chunk by chunk to a localisation file and resumes
     where a cancelled run stopped; Export CSV; Render."""
@@ -47,10 +48,12 @@ class PredictWidget(JobControls, Container):
         self.psf_sigmas: dict[tuple, tuple[PredictOptions, str | None]] = {}  # per image, model and camera
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
-        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="current frame",
-                               tooltip="The frame on screen, every frame, or frames first..last (0-based)")
-        self.first = SpinBox(label="first frame", min=0, max=10**8, tooltip="0-based, included")
-        self.last = SpinBox(label="last frame", min=0, max=10**8, tooltip="0-based, included")
+        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
+                               tooltip="Every frame, the frame on screen, or frames first..last (1-based, as in "
+                               "the CSV and ImageJ)")
+        self.first = SpinBox(label="first frame (1-based)", value=1, min=1, max=10**8, tooltip="Included")
+        self.last = SpinBox(label="last frame (1-based)", value=1, min=1, max=10**8,
+                            tooltip="Included; set to the stack's last frame when an image is chosen")
         self.camera_fields = CameraFields(viewer)
         self.model = ComboBox(label="model", choices=MODELS.choices, tooltip="The bundled model, or one you added")
         self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
@@ -66,15 +69,18 @@ class PredictWidget(JobControls, Container):
                                tooltip="auto: the GPU when there is one")
         self.preview = CheckBox(text="live preview (current frame)", value=False,
                                 tooltip="Predict the frame on screen again whenever the camera or threshold changes")
-        self.show_maps = CheckBox(text="show per-scale maps", value=False,
-                                  tooltip="Add the model's map of each scale, coarse to fine, as image layers (the "
-                                  "finest shown; select another in the layer list to see it instead)")
+        self.show_maps = CheckBox(text="add per-scale maps", value=False,
+                                  tooltip="Add the model's map of each scale, coarse to fine, as hidden image layers "
+                                  "below the detections; select one in the layer list to see it")
         self.out_file = FileEdit(label="save movie to", mode="w", filter="*.csv *.h5", nullable=True,
                                  tooltip="Where a movie run writes its localisations (CSV or .h5), chunk by chunk; "
                                  "empty: beside the stack as <name>.locs.csv. The same file again resumes a run")
         self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
                                     tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
+        self.warnings = StatusLabel()
+        self.warnings.tooltip = "What the last run found outside the model's training ranges, in full"
+        self.shown_warnings: dict[int, set[str]] = {}  # per image (its data): warnings already notified
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export CSV")
@@ -84,21 +90,23 @@ class PredictWidget(JobControls, Container):
                                       tooltip="gaussian: each localisation blurred by its uncertainty; "
                                       "histogram: counts")
         self.render_button = PushButton(text="Render super-resolution")
-        self.settings = Settings("predict", {
-            "frames": self.frames, "threshold": self.threshold, "refine": self.refine, "device": self.device,
+        self.settings = Settings("predict", {  # not the frames: each session starts with every frame
+            "threshold": self.threshold, "refine": self.refine, "device": self.device,
             "show_maps": self.show_maps,
             "chunk_frames": self.chunk_frames, "render_nm": self.render_nm, "render_method": self.render_method})
-        super().__init__(widgets=[])
+        super().__init__(widgets=[], scrollable=True)
         add_sections(self, {
             "Input": [self.image, self.frames, self.first, self.last],
             "Camera": [self.camera_fields],
             "Model": [self.model, self.checkpoint, self.threshold, self.refine, self.device, self.preview],
-            "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls],
+            "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls, self.warnings],
             "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
-        self.native.layout().addWidget(restore_button(self.settings).native)
-        self.preview_timer = QTimer(self.native, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self.body.layout().addWidget(restore_button(self.settings).native)
+        self.fit_width()
+        self.preview_timer = QTimer(self.body, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
         self.image.changed.connect(self.camera_fields.fill_from)
+        self.image.changed.connect(self._frames_of)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self.image.reset_choices)
@@ -111,8 +119,20 @@ class PredictWidget(JobControls, Container):
         self.preview.changed.connect(self._schedule_preview)
         viewer.dims.events.current_step.connect(self._schedule_preview)
         self.camera_fields.fill_from(self.image.value)
+        self._frames_of(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
+    def _frames_of(self, layer) -> None:
+        """The frame range spans the chosen image: 1 to its last frame (an image that is no stack
+        is refused when Predict is pressed, with the reason)."""
+        try:
+            n_frames = stack_of(layer)[0].shape[0] if layer is not None else None
+        except InputError:
+            n_frames = None
+        if n_frames:
+            self.first.max = self.last.max = n_frames
+            self.first.value, self.last.value = 1, n_frames
+
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
         if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
@@ -131,9 +151,10 @@ class PredictWidget(JobControls, Container):
         if self.frames.value == "all frames":
             return 0, n_frames
         if self.frames.value == "range":
-            if not 0 <= self.first.value <= self.last.value < n_frames:
-                raise InputError(f"frame range {self.first.value}..{self.last.value} is outside 0..{n_frames - 1}")
-            return self.first.value, self.last.value + 1
+            if not 1 <= self.first.value <= self.last.value <= n_frames:
+                raise InputError(f"frames {self.first.value} to {self.last.value}: the stack has frames 1 to "
+                                 f"{n_frames} (first frame and last frame, both included)")
+            return self.first.value - 1, self.last.value
 
     def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> PredictOptions:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
@@ -206,14 +227,15 @@ class PredictWidget(JobControls, Container):
         if self.layers is not None:
             self.layers.disconnect()  # the last run's maps are replaced
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
-                                model.config.token_strides_px, camera, Envelope.from_card(card),
+                                tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
+                                camera, Envelope.from_card(card),
                                 self.show_maps.value and not current_frame_only)
         self.stack_job = job
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)
         worker = create_worker(*generator, _start_thread=False, _connect={
             "yielded": self._arrived, "errored": self._failed, "finished": self._finished})
-        what = f"{stop - first:,} frame(s) → {job.out}" if movie else f"frame {first}"
+        what = f"{stop - first:,} frame(s) → {job.out}" if movie else f"frame {first + 1}"
         if already:
             what += f" (resuming: {already:,} frame(s) saved before)"
         self._launch(worker, stop - first, f"predicting {what}…")
@@ -222,8 +244,8 @@ class PredictWidget(JobControls, Container):
     def _arrived(self, item) -> None:
         if isinstance(item, str):
             self.layers.message = item
-            if item.startswith("error"):
-                show_error(item)
+            if item.startswith("error: "):
+                show_error(item.removeprefix("error: "))
             return
         self.layers.add(*item)
 
@@ -244,6 +266,9 @@ class PredictWidget(JobControls, Container):
         self._job_ended()
         self.progress.value = progress.done
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
+        if ended == "stopped" and not len(run.table()):  # a failed run leaves no empty layers behind
+            run.discard()
+            self.layers = None
         rate = f", {progress.rate():.2f} frames/s" if progress.rate() > 0 else ""
         status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
         if run.message:
@@ -252,9 +277,13 @@ class PredictWidget(JobControls, Container):
             status += "; Predict again with the same settings resumes"
         warnings = run.envelope_warnings()
         if warnings:
-            status += f"; {len(warnings)} warning(s): data outside the model's training ranges"
-            for message in warnings:
+            status += f"; {len(warnings)} warning(s): data outside the model's training ranges (below)"
+        notified = self.shown_warnings.setdefault(id(run.image.data), set())
+        for message in warnings:  # a notification once per image; the panel holds the last run's, in full
+            if message not in notified:
                 show_warning(message)
+                notified.add(message)
+        self.warnings.value = "\n".join(f"⚠ {message}" for message in warnings)
         self.status.value = status
 
     # ---- outputs --------------------------------------------------------------------------

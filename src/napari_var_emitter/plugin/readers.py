@@ -10,6 +10,7 @@ from ..io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from ..io.localizations import read_localizations
 from ..io.tiff import read_stack
 from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
+from .preferences import prefer_ours
 
 LOCALISATION_MARKER_NM = 250.0
 
@@ -30,7 +31,9 @@ def get_reader(path):
 
 def read_tiff(path) -> list[tuple]:
     """A (T, Y, X) ADU stack, lazy; scale/translate in nm when the file gives a pixel size;
-    the camera fields the file states go into metadata["camera"]."""
+    the camera fields the file states go into metadata["camera"]. TIFFs open with this reader
+    from now on (preferences.prefer_ours)."""
+    prefer_ours()
     path = _one(path)
     stack = read_stack(path)
     pixel_size = stack.camera_metadata.get("pixel_size_nm")

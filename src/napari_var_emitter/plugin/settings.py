@@ -71,9 +71,9 @@ def restore_button(*settings) -> PushButton:
 
 def add_sections(widget: Container, sections: dict[str, list]) -> None:
     """Put each list of magicgui widgets (and Qt widgets such as plot canvases) in a titled box
-    (its key), in order, into `widget` (a Container made with no widgets). Boxes grow with their
-    contents (status lines, tables)."""
-    layout = widget.native.layout()
+    (its key), in order, into `widget` (a dock.ScrollingDock made with no widgets). Boxes grow
+    with their contents (status lines, tables)."""
+    layout = widget.body.layout()
     for title, members in sections.items():
         box = QGroupBox(title)
         box_layout = QVBoxLayout(box)

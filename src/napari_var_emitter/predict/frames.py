@@ -22,6 +22,8 @@ from ..model.condition import calibration_vector
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
+from .canonical import bin_factor, bin_photons, binned_sigma_px
+from .envelope import FINE_TUNE_HINT, Envelope
 from .model_cache import cached_model
 from .options import PredictOptions
 from .postprocess import maps_to_table
@@ -30,6 +32,7 @@ from .tiling import TileLayout, default_tile_px, paste
 # the first frames of a run, whose detections the PSF sigma is estimated from once for the whole
 # run (with_psf_sigma: the CLI's, the widgets', a StackJob's, a predict call's without it)
 SIGMA_FRAMES = 8
+SIGMA_TOLERANCE = 0.1  # spots this much narrower than the model's narrowest are said to lie outside what it knows
 
 # pixels of tiles one pass of the model takes on a CPU (one 256 x 256 frame, two 160 x 160 ones):
 # larger passes outgrow the cache and run slower per pixel (docs/benchmarks.md, "Tiles and
@@ -42,12 +45,14 @@ class Prediction:
     """table: localisations (frame, x_nm, y_nm, photons, background, uncertainty_nm,
     probability); scale_maps: per scale, (T, h, w) probabilities with token stride
     `strides_px[s]` camera pixels (cell (0, 0) covers [0, stride) px); output_map: the
-    detection probability on the output grid (T, H * upscale, W * upscale), if asked for."""
+    detection probability on the output grid, cells of output_cell_px camera pixels (the
+    network's pixel / upscale), if asked for."""
 
     table: pd.DataFrame
     scale_maps: list[np.ndarray]
     strides_px: tuple[int, ...]
     output_map: np.ndarray | None = None
+    output_cell_px: float = 0.5
 
 
 def predict(frames_adu, camera: Camera, options: PredictOptions = PredictOptions(),
@@ -81,26 +86,28 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             raise InputError("this 3-D model takes your microscope's PSF calibration as an input: give it "
                              "(--psf PSF.json, from calibrate-psf)")
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
-    strides, up = config.token_strides_px, config.upscale
-    n, height, width = frames_adu.shape
-    layout = TileLayout.plan(height, width, strides[0], options.tile_px or default_tile_px(config), options.margin_px)
-    strides = strides if config.var_prior else ()  # the no-VAR baseline has no per-scale maps
-    device = next(model.parameters()).device
-    px, margin = camera.pixel_size_nm, layout.margin
-    maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
-    fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
-    tables, constant = [], []
     refine = options.refine
     options, said = with_psf_sigma(options, model, frames_adu, camera)  # as for a whole run, when not given
     if refine and not options.refine:
         warnings.warn(said, stacklevel=2)
     spots = refinement_spots(options, config, camera)
+    binned = run_bin_px(model, options, camera)
+    strides, up = config.token_strides_px, config.upscale
+    n = len(frames_adu)
+    height, width = (-(-side // binned) for side in frames_adu.shape[1:])  # the network's frame
+    layout = TileLayout.plan(height, width, strides[0], options.tile_px or default_tile_px(config), options.margin_px)
+    strides = strides if config.var_prior else ()  # the no-VAR baseline has no per-scale maps
+    device = next(model.parameters()).device
+    px, margin = camera.pixel_size_nm * binned, layout.margin  # the network's pixel
+    maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
+    fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
+    tables, constant = [], []
     with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
         for start, photons_B1HW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
             in_batch = len(tables)
             b = len(photons_B1HW)
-            tiles = layout.cut(photons_B1HW)  # tile ti of the batch's frame j is row ti * b + j
+            tiles = layout.cut(bin_photons(photons_B1HW, binned))  # tile ti of the batch's frame j is row ti * b + j
             per_pass = _tiles_per_pass(tiles, options.batch_size)
             generator = torch.Generator(device).manual_seed(first_frame + start) if options.samples > 1 else None
             for ti, (r, c) in enumerate(layout.origins):
@@ -119,6 +126,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         m, p = margin // s, probs[si]
                         block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
+            if binned > 1 and len(tables) > in_batch:  # detections in the repeated edge of a binned frame
+                found = pd.concat(tables[in_batch:], ignore_index=True)
+                tables[in_batch:] = [found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
+                                           & (found["y_nm"] < frames_adu.shape[1] * camera.pixel_size_nm)]]
             if spots is not None and len(tables) > in_batch:  # the MLE refinement of this batch's detections
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 refined = refine_table(found.assign(frame=found["frame"] - start), photons_B1HW[:, 0].cpu().numpy(),
@@ -135,7 +146,19 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     if len(table):
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
-    return Prediction(table, maps, strides, fine)
+    return Prediction(table, maps, tuple(s * binned for s in strides), fine, binned / up)
+
+
+def run_bin_px(model: VAREmitterPredictor, options: PredictOptions, camera: Camera) -> int:
+    """The binning of a run's frames in front of the network: options.bin_px, or where that is 0,
+    what the 2-D PSF sigma of the run asks for against the PSF sigmas the model's card says it
+    was trained on (predict.canonical; 1 for 3-D models and where either is unknown)."""
+    if options.bin_px:
+        return options.bin_px
+    envelope = Envelope.from_card(model.card)
+    if model.config.with_z or options.psf_sigma_nm is None or envelope is None:
+        return 1
+    return bin_factor(options.psf_sigma_nm / camera.pixel_size_nm, envelope.psf_sigma_px)
 
 
 def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camera) -> SpotModel | None:
@@ -179,8 +202,26 @@ def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_a
             f"no isolated spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
             "(give the PSF sigma to refine them)")
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
-    return dataclasses.replace(options, psf_sigma_nm=sigma_nm), (
-        f"PSF sigma {sigma_nm:.1f} nm, estimated from {spots} isolated spots in {looked_at} frame(s)")
+    options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
+    return options, (f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} isolated spots in "
+                     f"{looked_at} frame(s)" + _geometry_note(model, options, camera, sigma_px))
+
+
+def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: Camera, sigma_px: float) -> str:
+    """What the PSF sigma means for the network: the binning in front of it, or that the spots are
+    narrower than any it was trained on ("" when neither)."""
+    envelope = Envelope.from_card(model.card)
+    if envelope is None:
+        return ""
+    binned = run_bin_px(model, options, camera)
+    low, high = envelope.psf_sigma_px
+    if binned > 1:
+        return (f"; frames binned {binned}x{binned} in front of the network, where spots are "
+                f"{binned_sigma_px(sigma_px, binned):.2f} px wide (it was trained on {low:.2g}-{high:.2g} px)")
+    if sigma_px < (1 - SIGMA_TOLERANCE) * low:
+        return (f"; spots are narrower than any the model was trained on ({low:.2g}-{high:.2g} px): it may miss "
+                f"some, the brightest first; {FINE_TUNE_HINT}")
+    return ""
 
 
 def _listed(numbers: np.ndarray, most: int = 5) -> str:

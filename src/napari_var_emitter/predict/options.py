@@ -13,6 +13,7 @@ from ..fit.refine import PHANTOM_FDR
 from ..model.checkpoint import BUNDLED, BUNDLED_3D
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..psf import PSF
+from .canonical import MAX_BIN
 
 # what --mode writes besides the localisations: every scale's map, the detection probability on
 # the output grid (upscale x the camera grid), or both
@@ -32,7 +33,9 @@ class PredictOptions:
     output grid; psf: the astigmatic PSF calibration, the input of a calibration-conditioned
     3-D model; refine: the maximum-likelihood refinement after the network (fit/refine.py),
     psf_sigma_nm the 2-D PSF sigma it fits with (None: estimated from the data), phantom_fdr
-    its test against background only (0 keeps every detection)."""
+    its test against background only (0 keeps every detection); bin_px: camera pixels binned
+    b x b in front of the network (0: as the PSF sigma and the model's trained range ask,
+    predict.canonical; 1: never)."""
 
     model: str | None = None
     device: str = "cpu"
@@ -48,6 +51,7 @@ class PredictOptions:
     refine: bool = True
     psf_sigma_nm: float | None = None
     phantom_fdr: float = PHANTOM_FDR
+    bin_px: int = 0
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -60,6 +64,8 @@ class PredictOptions:
             raise InputError(f"PSF sigma must be between 0 and 10,000 nm, got {self.psf_sigma_nm}")
         if not 0 <= self.phantom_fdr < 1:
             raise InputError(f"phantom false-discovery rate must be between 0 and 1, got {self.phantom_fdr}")
+        if not 0 <= self.bin_px <= MAX_BIN:
+            raise InputError(f"binning must be 0 (automatic) to {MAX_BIN} pixels, got {self.bin_px}")
         if (self.tile_px is not None and self.tile_px < 1) or self.margin_px < 0:
             raise InputError("tile_px must be >= 1 and margin_px >= 0")
 

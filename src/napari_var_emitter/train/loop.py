@@ -35,13 +35,16 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu", resume: bool = False,
-          init_weights: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+          init_weights: str | Path | None = None, log: Callable[[str], None] = print,
+          stop_after_s: float | None = None) -> Path | None:
     """Train and return the path of the final weights (OUT/model.safetensors + model.json).
 
     `source` gives batches (SimulatedSource or LabelledSource). With `init_weights` the model
-    starts from that checkpoint (fine-tuning: the tokenizer stage is skipped).
+    starts from that checkpoint (fine-tuning: the tokenizer stage is skipped). With
+    `stop_after_s`, stops at the first checkpoint after that many seconds and returns None (the
+    run resumes from there with resume=True).
     """
-    steps = training_steps(config, out_dir, source, device, resume, init_weights, log)
+    steps = training_steps(config, out_dir, source, device, resume, init_weights, log, stop_after_s)
     while True:
         try:
             next(steps)
@@ -50,9 +53,12 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
 
 
 def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu", resume: bool = False,
-                   init_weights: str | Path | None = None, log: Callable[[str], None] = print):
-    """`train` as a generator: yields each step's log row (dict); returns the weights' path.
-    Closing it early (a GUI's Cancel) leaves the last checkpoint state and writes no model."""
+                   init_weights: str | Path | None = None, log: Callable[[str], None] = print,
+                   stop_after_s: float | None = None):
+    """`train` as a generator: yields each step's log row (dict); returns the weights' path (None
+    when stopped by stop_after_s). Closing it early (a GUI's Cancel) leaves the last checkpoint
+    state and writes no model."""
+    began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.training.seed)
@@ -116,6 +122,9 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         if step % t_cfg.checkpoint_every == 0 or step == total:
             logger.flush()
             _save_state(state_path, model, tok_opt, opt, step, wall, source)
+            if stop_after_s is not None and step < total and time.perf_counter() - began >= stop_after_s:
+                log(f"stopped at step {step}/{total} (checkpoint {state_path}); continue with --resume")
+                return None
     final = out_dir / "model.safetensors"
     card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
                          "wall_s": round(wall, 1), "device": device, "commit": _commit()},
