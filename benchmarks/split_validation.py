@@ -10,7 +10,11 @@ bright spots (8,000 photons) under a PSF with a 15 % halo the fit does not model
 a PSF the Gaussian misses), and bright spots one pixel wide (6,000 photons on 140/px, 160 nm
 pixels) at 1 and 3 /µm².
 
+With --sigma-factor F the fits get the PSF sigma times F: how the splits fare when the sigma is
+wrong (the test against one spot of free width is for that).
+
 Run: .venv/bin/python benchmarks/split_validation.py [--seed-base 12000000] [--frames 20] [--only TEXT]
+     [--gates G ...] [--logliks L ...] [--sigma-factor F]
 Prints one row per setting; asserts nothing.
 """
 
@@ -63,9 +67,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--only", help="the stacks whose name holds this text")
+    parser.add_argument("--gates", type=float, nargs="+", default=GATES)
+    parser.add_argument("--logliks", type=float, nargs="+", default=LOGLIKS)
+    parser.add_argument("--sigma-factor", type=float, default=1.0,
+                        help="fit with the estimated PSF sigma times this (a PSF the fit gets wrong)")
     args = parser.parse_args()
     model = cached_model(PredictOptions().weights)[0]
-    settings = [(np.inf, np.inf)] + list(itertools.product(GATES, LOGLIKS))
+    settings = [(np.inf, np.inf)] + list(itertools.product(args.gates, args.logliks))
     totals = {s: np.zeros(5) for s in settings}  # splits, true splits, matches, tables + truths, squared error
     for k, (name, config) in enumerate(stacks(args.size, args.frames)):
         if args.only and args.only not in name:
@@ -77,7 +85,7 @@ def main() -> None:
         photons = frames_to_photons(frames, camera)
         # the estimate, or where no spot is isolated enough to estimate it from, the true sigma
         sigma_nm = options.psf_sigma_nm if options.refine else config.psf.sigma_nm
-        spots = RoundSpots(sigma_nm / camera.pixel_size_nm)
+        spots = RoundSpots(args.sigma_factor * sigma_nm / camera.pixel_size_nm)
         for gate, loglik in settings:
             split.MISFIT_GATE, split.SPLIT_LOGLIK = gate, loglik
             table = refine_table(network, photons, camera, spots)

@@ -2,7 +2,7 @@
 
     xvfb-run -a .venv/bin/python scripts/user_guide_screenshots.py
 
-Opens the sample, predicts frame 3 (with the per-scale maps) and frames 0-19 with the Predict
+Opens the sample, predicts frame 4 (with the per-scale maps) and frames 1-20 with the Predict
 widget, renders a super-resolution image, filters the detections, fine-tunes for 20 steps; in a
 second viewer calibrates the PSF on the bead sample, localises the astigmatic sample in 3-D and
 views it in 3-D; and writes PNGs into docs/images/. Settings go to a fresh folder, so the widgets show defaults.
@@ -37,7 +37,7 @@ def main() -> None:
     viewer.open_sample(PLUGIN, "simulated")
     _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
     viewer.dims.set_point(0, 3)
-    predict.show_maps.value = True
+    predict.frames.value, predict.show_maps.value = "current frame", True
     predict.start()
     wait(predict)
     viewer.layers["ground truth"].border_color = "cyan"

@@ -10,6 +10,7 @@ import torch
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.model.checkpoint import load_model, save_model
 from napari_var_emitter.model.config import ModelConfig
+from napari_var_emitter.model.head import BACKGROUND, BACKGROUND_SCALE, head_channels, head_maps
 from napari_var_emitter.predict.postprocess import find_detections, maps_to_table
 from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.model.quantizer import ResidualQuantizer
@@ -250,3 +251,10 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path, model):
         load_model(foreign)
     with pytest.raises(InputError, match="needs both"):
         load_model(tmp_path / "missing.safetensors")
+
+
+def test_the_head_never_states_a_negative_background():
+    head = torch.zeros(1, head_channels(False), 4, 4)
+    head[:, BACKGROUND] = torch.linspace(-1, 1, 16).view(4, 4)  # a camera baseline set too high: below 0
+    background = head_maps(head)["background"]
+    assert background.min() == 0 and background.max() == pytest.approx(BACKGROUND_SCALE)

@@ -316,6 +316,13 @@ def test_readers_open_ome_tiff_h5_and_csv(viewer, tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", frames[:2])
     plain = viewer.open(str(tmp_path / "plain.tif"), plugin=None)[0]
     assert "camera" in plain.metadata and plain.data.shape == (2, 96, 96)
+    # Picasso's raw movie with its .yaml (layout and camera): through the same reader (napari's own
+    # claims .raw files too, so napari asks which, once)
+    frames[:3].astype("<u2").tofile(tmp_path / "movie.raw")
+    (tmp_path / "movie.yaml").write_text("Byte Order: <\nData Type: uint16\nFrames: 3\nHeight: 96\nWidth: 96\n"
+                                         "Pixelsize: 130\n", encoding="utf-8")
+    raw = viewer.open(str(tmp_path / "movie.raw"), plugin=PLUGIN)[0]
+    assert raw.data.shape == (3, 96, 96) and tuple(raw.scale) == (1, 130, 130)
     h5 = viewer.open(str(tmp_path / "emitters.h5"), plugin=PLUGIN)[0]
     csv = viewer.open(str(tmp_path / "l.csv"), plugin=PLUGIN)[0]
     locs_h5 = viewer.open(str(tmp_path / "l.h5"), plugin=PLUGIN)[0]

@@ -27,7 +27,7 @@ from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.outputs import check_free_space, check_outputs
 from .io.psf_file import read_psf_file
-from .io.tiff import read_stack
+from .io.stack import open_stack
 from .model.config import DEFAULT_THRESHOLD
 from .predict.options import MAP_MODES
 from .simulate.config import SimulationConfig, apply_overrides, load_config_file
@@ -307,7 +307,7 @@ def _simulate(args) -> int:
 
 def _stack_and_camera(args):
     """Open args.stack lazily; its camera from the file's metadata, then the profile, then the flags."""
-    stack = read_stack(args.stack)
+    stack = open_stack(args.stack)
     flags = {key: getattr(args, flag) for flag, key in CAMERA_FLAGS.items()}
     profile = read_camera_profile(args.camera) if args.camera else {}
     camera = resolve_camera(stack.camera_metadata, profile, flags, context=str(args.stack))
@@ -504,7 +504,7 @@ def _demo(args) -> int:
     status = simulate_dataset(config.to_dict(), args.out / "dataset", n_samples=1, seed=2026,
                               overwrite=True)
     sample = args.out / "dataset" / status["samples"][0]["name"]
-    stack = read_stack(sample / f"{sample.name}.ome.tiff")
+    stack = open_stack(sample / f"{sample.name}.ome.tiff")
     camera = resolve_camera(stack.camera_metadata, context=str(stack.path))
     truth = read_emitters_h5(sample / "emitters.h5")
     result = predict(stack.frames, camera)

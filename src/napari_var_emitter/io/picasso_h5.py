@@ -11,9 +11,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..errors import InputError
+from .picasso_movie import picasso_camera, picasso_info
 from .table import validate_table
 
 
@@ -48,12 +48,5 @@ def read_picasso_h5(path: str | os.PathLike, pixel_size_nm: float | None = None)
 
 
 def _yaml_pixel_size(path: Path) -> float | None:
-    """The first "Pixelsize" (or "*.Pixelsize") value in any document of Picasso's yaml."""
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as f:
-        for document in yaml.safe_load_all(f):
-            for key, value in (document or {}).items():
-                if str(key).split(".")[-1].lower() == "pixelsize":
-                    return float(value)
-    return None
+    """The pixel size (nm) Picasso's yaml states, if it does."""
+    return picasso_camera(picasso_info(path)).get("pixel_size_nm")

@@ -59,7 +59,7 @@ def read_stack(path: str | os.PathLike) -> Stack:
         if np.dtype(series.dtype).kind not in "uif":
             raise InputError(f"{path}: pixel type {series.dtype} is not a camera image")
         array = da.from_zarr(zarr.open(tif.aszarr(series=0, level=0), mode="r"))
-        return Stack(path, _as_frames(array, series.axes, series.shape, path), _camera_metadata(tif))
+        return Stack(path, as_frames(array, series.axes, series.shape, path), _camera_metadata(tif))
     except Exception as exc:
         if tif is not None:
             tif.close()
@@ -77,7 +77,7 @@ def read_here(frames) -> np.ndarray:
     return np.asarray(frames)
 
 
-def _as_frames(array: da.Array, axes: str, shape: tuple[int, ...], path: Path) -> da.Array:
+def as_frames(array: da.Array, axes: str, shape: tuple[int, ...], path: Path) -> da.Array:
     """Apply the module's axis rule: returns (T, Y, X)."""
     if "S" in axes and shape[axes.index("S")] > 1:
         raise InputError(f"{path}: RGB/multi-sample image (axes {axes}); SMLM needs grey frames")

@@ -22,10 +22,11 @@ def head_channels(with_z: bool) -> int:
 
 def head_maps(head_BKHW: torch.Tensor) -> dict[str, torch.Tensor]:
     """Name the localisation head's channels (each (B, H, W)), in physical units where they have
-    one (background in photons/px, sigmas of dx, dy in cells; z and its sigma in nm / Z_SCALE_NM)."""
+    one (background in photons/px, never below 0; sigmas of dx, dy in cells; z and its sigma in
+    nm / Z_SCALE_NM)."""
     maps = {
         "prob": torch.sigmoid(head_BKHW[:, LOGIT]), "dx": head_BKHW[:, DX], "dy": head_BKHW[:, DY],
-        "photons": head_BKHW[:, PHOTONS], "background": head_BKHW[:, BACKGROUND] * BACKGROUND_SCALE,
+        "photons": head_BKHW[:, PHOTONS], "background": (head_BKHW[:, BACKGROUND] * BACKGROUND_SCALE).clamp(min=0),
         "sigma_dx": torch.exp(head_BKHW[:, SIG_DX]), "sigma_dy": torch.exp(head_BKHW[:, SIG_DY]),
     }
     if head_BKHW.shape[1] > Z:

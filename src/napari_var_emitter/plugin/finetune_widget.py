@@ -221,12 +221,13 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         if "comparing" in row:
             self.status.value = f"comparing the two models on {self.held_out_note}…"
             return
-        if "comparison" in row:  # the verdict in view, whole: the box as tall as its text, scrolled to
+        if "comparison" in row:  # the verdict in view: the box as tall as its text, scrolled down to its end
             self.comparison.value = comparison_text(row["comparison"], self.held_out_note)
             box = self.comparison.native
-            lines = self.comparison.value.count("\n") + 1
+            lines = self.comparison.value.count("\n") + 2  # and a line of the editor's margins
             box.setMinimumHeight(box.fontMetrics().lineSpacing() * lines + 2 * box.frameWidth() + 12)
-            self.native.ensureWidgetVisible(box)
+            bottom = box.mapTo(self.body, box.rect().bottomLeft()).y()
+            self.native.ensureVisible(0, bottom, 0, 12)  # down to the verdict, its last lines
             return
         done = row["step"] + 1
         self.progress.value = done

@@ -20,7 +20,8 @@ class StatusLabel(Label):
         super().__init__(value="")
         self.native.setWordWrap(True)
         self.native.setMinimumWidth(MIN_WIDTH_PX)
-        self.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+        # as tall as its text, no taller: spare height in a scrolling dock goes to plots, not gaps
+        self.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
 
     @property
     def value(self) -> str:

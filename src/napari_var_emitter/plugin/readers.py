@@ -1,5 +1,6 @@
-"""napari readers: TIFF / OME-TIFF stacks (lazy); emitters.h5, and localisation tables (ours,
-ThunderSTORM, SMLM challenge CSV, Picasso HDF5) as Points layers."""
+"""napari readers: camera stacks (lazy; TIFF / OME-TIFF, Micro-Manager's multi-file OME-TIFF,
+Picasso .raw + .yaml, ND2: io.stack); emitters.h5, and localisation tables (ours, ThunderSTORM,
+SMLM challenge CSV, Picasso HDF5) as Points layers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from ..io.localizations import read_localizations
-from ..io.tiff import read_stack
+from ..io.stack import STACK_SUFFIXES, open_stack
 from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 from .preferences import prefer_ours
 
@@ -20,8 +21,10 @@ def get_reader(path):
     if isinstance(path, list):
         return None if len(path) != 1 else get_reader(path[0])
     name = str(path).lower()
-    if name.endswith((".tif", ".tiff")):
-        return read_tiff
+    if name.endswith(".raw"):  # Picasso's, with its .yaml beside it; other raw files are not ours
+        return read_stack_layer if Path(path).with_suffix(".yaml").is_file() else None
+    if name.endswith(STACK_SUFFIXES):
+        return read_stack_layer
     if name.endswith((".h5", ".hdf5")):
         return read_h5
     if name.endswith(".csv"):
@@ -29,13 +32,13 @@ def get_reader(path):
     return None
 
 
-def read_tiff(path) -> list[tuple]:
+def read_stack_layer(path) -> list[tuple]:
     """A (T, Y, X) ADU stack, lazy; scale/translate in nm when the file gives a pixel size;
     the camera fields the file states go into metadata["camera"]. TIFFs open with this reader
     from now on (preferences.prefer_ours)."""
     prefer_ours()
     path = _one(path)
-    stack = read_stack(path)
+    stack = open_stack(path)
     pixel_size = stack.camera_metadata.get("pixel_size_nm")
     kwargs = {"name": Path(path).name, "metadata": {"camera": dict(stack.camera_metadata), "path": str(path)},
               "contrast_limits": contrast_limits(stack.frames[0]), **image_placement(pixel_size)}

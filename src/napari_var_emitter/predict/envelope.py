@@ -18,6 +18,7 @@ PIXEL_TOLERANCE = 0.1  # a pixel size within 10 % of the trained ones keeps the 
 # photons fall below the emitters' mean where a blink covers part of a frame
 MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
 FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
+CLASSICAL_3D = "method 'classical fit' in the 3-D widget; var-emitter localize --psf on the command line"
 CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this in the trained z range is the same
 
 
@@ -61,7 +62,7 @@ class Envelope:
         if self.family is not None:
             outside = self.family.outside(psf)
             return [f"the PSF calibration lies outside the family the model was trained on ({'; '.join(outside)}): "
-                    "check the calibration, or localise with the classical fit (var-emitter localize --psf)"
+                    f"check the calibration, or localise with the classical fit ({CLASSICAL_3D})"
                     ] if outside else []
         if self.calibration is None:
             return []
@@ -72,7 +73,8 @@ class Envelope:
             return []
         return [f"the model was trained for another PSF calibration (the widths differ by up to "
                 f"{100 * max(differences):.0f} % between z = {z[0]:.0f} and {z[-1]:.0f} nm): train a 3-D model for "
-                "yours (var-emitter train --psf), or localise with the classical fit (var-emitter localize --psf)"]
+                "yours (docs/3d.md: var-emitter train --psf), or localise with the classical fit "
+                f"({CLASSICAL_3D})"]
 
     def input_warnings(self, camera: Camera, psf: PSF | None = None) -> list[str]:
         """Warnings about what a user gives before predicting: the camera, and the PSF

@@ -26,7 +26,8 @@ from ..io.atomic import atomic_path
 from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.outputs import check_free_space
-from ..io.tiff import read_here, read_stack
+from ..io.stack import open_stack
+from ..io.tiff import read_here
 from .frames import predict_frames, with_psf_sigma
 from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
@@ -46,7 +47,7 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     travel to Dask workers)."""
     options = PredictOptions.from_dict(options)
     # read here, in this process (on a Dask worker the default would ship the file's graph around)
-    frames = read_here(read_stack(stack).frames[start:stop])
+    frames = read_here(open_stack(stack).frames[start:stop])
     model = cached_model(options.weights, options.device)[0]
     return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
 
@@ -79,7 +80,7 @@ class StackJob:
         The job holds the folder until finish() or close()."""
         if frames is None:
             stack = str(Path(stack).resolve())
-            source = read_stack(stack).frames
+            source = open_stack(stack).frames
         else:
             source = frames
         n_frames = source.shape[0]
@@ -128,7 +129,7 @@ class StackJob:
         """Predict chunk r here (its frames read batch by batch, the next while the model works
         on one) and save its table; returns the Prediction (its maps too). progress(frames done,
         frames in chunk) after each batch."""
-        source = self.frames if self.frames is not None else read_stack(self.stack).frames
+        source = self.frames if self.frames is not None else open_stack(self.stack).frames
         frames = source[r[0]:r[1]]
         model = cached_model(self.options.weights, self.options.device)[0]
         prediction = predict_frames(model, frames, self.camera, self.options, first_frame=r[0], progress=progress)

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..io.camera import Camera, frames_to_photons, resolve_camera
 from ..io.emitters_h5 import read_emitters_h5
 from ..io.localizations_csv import read_localizations_csv
-from ..io.tiff import read_stack
+from ..io.stack import open_stack
 from ..model.condition import calibration_vector
 from ..model.config import ModelConfig
 from ..model.targets import render_target
@@ -156,7 +156,7 @@ class LabelledSource:
         """(stack path, labels path: emitters.h5 or ThunderSTORM CSV with intensities) pairs."""
         items = []
         for stack_path, label_path in pairs:
-            stack = read_stack(stack_path)
+            stack = open_stack(stack_path)
             if str(label_path).endswith(".csv"):
                 labels, file_camera = read_localizations_csv(label_path), {}
             else:
