@@ -64,9 +64,11 @@ class AnalysisWidget(ScrollingDock, Container):
             self.figure = Figure(figsize=(4, self.plot_height / 100), tight_layout=True)
             self.canvas = FigureCanvasQTAgg(self.figure)
             self.canvas.setMinimumHeight(self.plot_height)
-            self.body.layout().addWidget(self.canvas)
+            self.body.layout().addWidget(self.canvas, 1)  # the dock's spare height goes to the plot
             viewer.events.theme.connect(lambda _: self._redraw())
             self._redraw()
+        else:
+            self.body.layout().addStretch(1)  # ... or below the last row, not between the rows
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.run_button.changed.connect(self.start)

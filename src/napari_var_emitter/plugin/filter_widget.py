@@ -25,7 +25,7 @@ from .writers import export_file
 COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertainty_x_nm": "uncertainty x [nm]",
            "uncertainty_y_nm": "uncertainty y [nm]", "probability": "probability",
            "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
-           "fitted": "fitted (1: MLE fit, 0: network)", "significance": "significance [sd] (spot vs background only)"}
+           "fitted": "fitted (1: MLE fit, 0: network, 2: split off)", "significance": "significance [sd] (spot vs background only)"}
 BINS = 60
 
 
@@ -51,7 +51,7 @@ class FilterWidget(ScrollingDock, Container):
         self.figure = Figure(figsize=(4, 4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(260)
-        self.body.layout().insertWidget(1, self.canvas)
+        self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
         self.fit_width()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
