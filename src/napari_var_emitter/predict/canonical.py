@@ -13,9 +13,9 @@ MAX_BIN = 4
 
 
 def binned_sigma_px(sigma_px: float, bin_px: int) -> float:
-    """A Gaussian PSF of sigma_px camera pixels, in b x b binned pixels (the pixel's own width
-    added in quadrature before and after)."""
-    return float(np.sqrt(sigma_px ** 2 + (bin_px ** 2 - 1) / 12) / bin_px)
+    """A Gaussian PSF of sigma_px camera pixels, in b x b binned pixels: summing pixels only
+    integrates the same Gaussian over larger ones (as the simulator and the fits model it)."""
+    return float(sigma_px / bin_px)
 
 
 def bin_factor(sigma_px: float | None, trained_sigma_px: tuple[float, float] | None) -> int:
