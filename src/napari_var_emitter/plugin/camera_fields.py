@@ -17,9 +17,9 @@ from psygnal import Signal
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
 from ..io.camera import CAMERA_TYPES, EMCCD_ONLY, FIELD_INFO, MAP_FIELDS, Camera, merge_camera_values
-from ..io.pixel_calibration import read_map
 from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, saved_profiles,
                                  write_camera_profile)
+from ..io.pixel_calibration import read_map
 
 # field -> (min, max, step, decimals)
 _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5, 1.0, 2),
