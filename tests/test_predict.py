@@ -203,6 +203,7 @@ def test_envelope_from_the_bundled_card():
     assert envelope.camera_warnings(Camera(e_per_adu=0.5)) == []
     (pixel,) = envelope.camera_warnings(Camera(pixel_size_nm=160.0))
     assert "pixel size 160 nm" in pixel and "narrower" in pixel and "fine-tune" in pixel
+    assert envelope.camera_warnings(Camera(pixel_size_nm=65.0, e_per_adu=0.5)) == []  # wider spots are binned
     typical = pd.DataFrame({"photons": [1500.0, 2500.0, 3000.0], "background": [40.0, 50.0, 60.0]})
     assert envelope.measured_warnings(typical) == []
     (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]))

@@ -13,7 +13,7 @@ from ..io.camera import Camera
 from ..psf import PSF
 from ..simulate.psf_family import CalibrationFamily
 
-PIXEL_TOLERANCE = 0.1  # a pixel size within 10 % of the trained ones keeps the PSF's width in pixels
+PIXEL_TOLERANCE = 0.1  # pixels up to 10 % larger than the trained ones keep the PSF's width in pixels
 # measured medians are compared with the trained range widened by these factors: a detection's
 # photons fall below the emitters' mean where a blink covers part of a frame
 MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
@@ -84,13 +84,12 @@ class Envelope:
     def camera_warnings(self, camera: Camera) -> list[str]:
         """Warnings about the camera description alone (before predicting)."""
         warnings = []
-        low, high = self.pixel_size_nm
-        if not low * (1 - PIXEL_TOLERANCE) <= camera.pixel_size_nm <= high * (1 + PIXEL_TOLERANCE):
+        high = self.pixel_size_nm[1]
+        if camera.pixel_size_nm > high * (1 + PIXEL_TOLERANCE):  # wider spots (smaller pixels) are binned
             warnings.append(
                 f"pixel size {camera.pixel_size_nm:g} nm: the model was trained at {_range(self.pixel_size_nm)} nm "
-                f"pixels (PSF sigma {_range(self.psf_sigma_px, '.2g')} px), so spots here are "
-                f"{'narrower' if camera.pixel_size_nm > high else 'wider'} in pixels than any it saw: "
-                f"check the pixel size, or {FINE_TUNE_HINT}")
+                f"pixels (PSF sigma {_range(self.psf_sigma_px, '.2g')} px), so spots here are likely narrower in "
+                f"pixels than any it saw: check the pixel size, or {FINE_TUNE_HINT}")
         if camera.type not in self.camera_types:
             warnings.append(f"camera type {camera.type}: the model was trained on {' and '.join(self.camera_types)} "
                             f"noise only: check the camera type, or {FINE_TUNE_HINT}")
