@@ -240,3 +240,65 @@ def test_the_astigmatic_joint_fit_recovers_z_of_rendered_spots_and_pairs():
     pull = error / fit.crlb_z_nm[ok]
     assert 0.8 < pull.std() < 1.25 and np.median(np.abs(error)) < 40  # as precise as its bound says
     assert np.median(np.abs(fit.x_px[ok] - xy[ok][..., 0])) < 0.1
+
+
+def test_fits_converge_to_one_optimum_wherever_they_start_and_hold_a_parameter_on_its_bound():
+    from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
+
+    spots = AstigmaticSpots(SAMPLE_PSF, 100.0)
+    rng = np.random.default_rng(11)
+    n = 200
+    z = np.r_[rng.uniform(-350, 350, n - 20), np.full(20, 520.0)]  # the last 20 beyond the calibrated range
+    xy = SIZE / 2 + rng.uniform(-0.5, 0.5, (n, 1, 2))
+    photons = rng.uniform(400, 4000, n)  # dim spots too, whose likelihood is flat in z
+    theta = np.column_stack([xy[:, 0], z, photons, np.full(n, 40.0)])
+    values, _ = group_model(theta, spots, SIZE)
+    counts = rng.poisson(values).reshape(n, SIZE, SIZE).astype(float)
+    fits = [fit_groups(GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), start_xy,
+                                  np.full((n, 1), 1500.0), np.ones((n, 1), bool), start_z[:, None]), spots)
+            for start_xy, start_z in ((xy, z), (xy + rng.normal(0, 0.4, xy.shape), np.clip(z + 200, -400, 400)))]
+    for fit in fits:
+        assert fit.converged.mean() >= 0.99
+    near, far = fits
+    # one optimum, to a tenth of the bound
+    assert np.all(np.abs(near.z_nm - far.z_nm)[:, 0] < 0.1 * near.crlb_z_nm[:, 0])
+    assert np.all(np.abs(near.x_px - far.x_px)[:, 0] < 0.1 * near.crlb_x_px[:, 0])
+    assert np.all(far.z_nm[-20:, 0] == SAMPLE_PSF.z_range_nm[1])  # held on the bound, and converged there
+    assert far.converged[-20:].all()
+
+
+def test_a_group_larger_than_a_joint_fit_takes_is_fitted_in_parts_as_well_as_whole(monkeypatch):
+    from napari_var_emitter.fit import groups
+
+    camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
+    rng = np.random.default_rng(5)
+    n = 3 * groups.MAX_EMITTERS  # two chains of spots 3 sigmas apart: groups cut into parts
+    truth = np.column_stack([5.0 + 3 * SIGMA_PX * (np.arange(n) % (n // 2)), 8.0 + 20.0 * (np.arange(n) // (n // 2))])
+    truth += rng.uniform(-0.25, 0.25, (n, 2))
+    frame = _frame_with_spots([(x, y, 3000.0) for x, y in truth], size=72, background=20.0)
+    start = truth + rng.normal(0, 0.3, (n, 2))  # a network's positions, 30 nm off
+    table = _table([[0, 100 * x, 100 * y, 2500.0, 0.9, 30.0] for x, y in start])
+
+    def rmse_px(refined):
+        assert (refined["fitted"] == 1).all()
+        assert np.median(np.abs(refined["photons"] / 3000 - 1)) < 0.05
+        return np.sqrt(np.mean((np.column_stack([refined["x_nm"], refined["y_nm"]]) / 100 - truth) ** 2))
+
+    in_parts = rmse_px(refine_table(table, frame, camera, ROUND, phantom_fdr=0))
+    monkeypatch.setattr(groups, "MAX_EMITTERS", n)  # one joint fit of each whole chain
+    assert in_parts < 1.15 * rmse_px(refine_table(table, frame, camera, ROUND, phantom_fdr=0))
+    assert in_parts < 0.3 * np.sqrt(np.mean((start - truth) ** 2))
+
+
+def test_the_psf_sigma_is_estimated_where_no_spot_is_isolated():
+    from napari_var_emitter.fit.refine import estimate_sigma_px
+
+    rng = np.random.default_rng(8)
+    grid = np.stack(np.meshgrid(np.arange(4, 40, 5.0), np.arange(4, 40, 5.0)), -1).reshape(-1, 2)  # 5 px apart
+    frames, rows = [], []
+    for frame in range(3):
+        xy = grid + rng.uniform(-1, 1, grid.shape)
+        frames.append(_frame_with_spots([(x, y, 2000.0) for x, y in xy], size=44, background=20.0, seed=frame)[0])
+        rows += [[frame, 100 * x, 100 * y, 1800.0, 0.9, 20.0] for x, y in xy + rng.normal(0, 0.2, xy.shape)]
+    sigma_px, spots = estimate_sigma_px(np.array(frames), _table(rows), 100.0)
+    assert sigma_px == pytest.approx(SIGMA_PX, rel=0.04) and spots == len(rows)

@@ -225,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--no-refine", dest="refine", action="store_false",
                       help="keep the network's positions (no maximum-likelihood refinement; for comparison)")
     pred.add_argument("--psf-sigma-nm", type=float,
-                      help="PSF sigma the refinement fits with (default: estimated from isolated spots of the stack)")
+                      help="PSF sigma the refinement fits with (default: estimated from the spots of the stack)")
     pred.add_argument("--bin", type=int, default=0, metavar="N",
                       help="bin camera pixels N x N in front of the network (default 0: where the PSF is wider "
                            "than the model was trained on, as its sigma asks; 1: never); the refinement fits "

@@ -2,7 +2,12 @@
 
 Detections of one frame closer than LINK_SIGMAS PSF sigmas are one group (linked in chains); a
 group is fitted on the pixels within MASK_SIGMAS sigmas of any of its members, so that no
-emitter outside the group reaches those pixels by more than a few per cent of its peak."""
+emitter outside the group reaches those pixels by more than a few per cent of its peak. A group
+of more than MAX_EMITTERS is cut into cores of at most CORE_EMITTERS (halved along its wider
+extent, again and again); each core is fitted together with its nearest linked neighbours (free,
+up to MAX_EMITTERS in all; only the core's fits are taken) and the light of the group's other
+members linked to those held in the model (`others`: refine.py fits the cores twice, the second
+time beside their neighbours' first fits)."""
 
 from __future__ import annotations
 
@@ -17,9 +22,54 @@ from .joint import GroupBatch
 
 LINK_SIGMAS = 5.0
 MASK_SIGMAS = 2.5
-MAX_EMITTERS = 8  # larger groups keep the network's estimates
+MAX_EMITTERS = 8  # larger groups are fitted in parts of at most this many
+CORE_EMITTERS = 4  # the emitters of such a part whose fits are taken
 ROI_STEP_PX = 4  # ROI sides are rounded up to a multiple of this, so that few sizes share batches
 ROI_PX = 9  # side of the windows of isolated spots (PSF sigma estimation)
+
+
+def _linked(x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) whether detections a and b (indexes, one frame) are closer than
+    LINK_SIGMAS times the mean of their PSF widths."""
+    return np.hypot(x_px[a, None] - x_px[None, b], y_px[a, None] - y_px[None, b]) < _reach(width_px[a, None],
+                                                                                         width_px[None, b])
+
+
+def _reach(width_a: np.ndarray, width_b: np.ndarray) -> np.ndarray:
+    """How close (px) two detections of these PSF widths (px) must be to be linked."""
+    return LINK_SIGMAS * (width_a + width_b) / 2
+
+
+def _cores(members: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> list[np.ndarray]:
+    """`members` cut at the median of their wider extent, again and again, into cores of at most
+    CORE_EMITTERS."""
+    if len(members) <= CORE_EMITTERS:
+        return [members]
+    along = x_px[members] if np.ptp(x_px[members]) >= np.ptp(y_px[members]) else y_px[members]
+    ordered = members[np.argsort(along, kind="stable")]
+    half = len(ordered) // 2
+    return _cores(ordered[:half], x_px, y_px) + _cores(ordered[half:], x_px, y_px)
+
+
+def _box(members: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray) -> tuple[int, int, int, int]:
+    """(first col, last col, first row, last row) of the pixels within MASK_SIGMAS of `members`."""
+    margin = int(np.ceil(MASK_SIGMAS * width_px[members].max())) + 1
+    return (int(np.floor(x_px[members].min())) - margin, int(np.floor(x_px[members].max())) + margin,
+            int(np.floor(y_px[members].min())) - margin, int(np.floor(y_px[members].max())) + margin)
+
+
+def _part(core: np.ndarray, group: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
+          width_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(members: the core and its nearest linked neighbours, up to MAX_EMITTERS; others: the
+    group's detections linked to those members, held)."""
+    rest = np.setdiff1d(group, core)
+    near = _linked(x_px, y_px, width_px, rest, core)
+    distance = np.where(near, np.hypot(x_px[rest, None] - x_px[None, core], y_px[rest, None] - y_px[None, core]),
+                        np.inf).min(1)
+    halo = rest[np.argsort(distance, kind="stable")[:min(MAX_EMITTERS - len(core), int(near.any(1).sum()))]]
+    members = np.r_[core, halo]
+    rest = np.setdiff1d(group, members)
+    return members, rest[_linked(x_px, y_px, width_px, rest, members).any(1)]
 
 
 def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray,
@@ -32,7 +82,7 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
     widest = LINK_SIGMAS * float(np.max(width_px_N))
     points = np.column_stack([x_px_N, y_px_N, frame_N * (10 * widest + 1e6)])  # frames far apart
     pairs = cKDTree(points).query_pairs(widest, output_type="ndarray").reshape(-1, 2)
-    reach = LINK_SIGMAS * (width_px_N[pairs[:, 0]] + width_px_N[pairs[:, 1]]) / 2
+    reach = _reach(width_px_N[pairs[:, 0]], width_px_N[pairs[:, 1]])
     pairs = pairs[np.hypot(*(points[pairs[:, 0], :2] - points[pairs[:, 1], :2]).T) < reach]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
@@ -41,30 +91,40 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
 @dataclasses.dataclass
 class CutGroups:
     """A GroupBatch per ROI size; members[i] (G_i, K_i): the detection index of each emitter slot
-    (-1 for padding); origins[i] (G_i, 2): each ROI's (row, col) corner in its frame."""
+    (-1 for padding); origins[i] (G_i, 2): each ROI's (row, col) corner in its frame; others[i]
+    (G_i, M_i): the detections outside a part of a large group whose light is held in its model
+    (-1 for padding; M_i is 0 in batches of whole groups alone); cores[i] (G_i, K_i): the slots
+    whose fits are taken (every member of a whole group)."""
 
     batches: list[GroupBatch]
     members: list[np.ndarray]
     origins: list[np.ndarray]
+    others: list[np.ndarray]
+    cores: list[np.ndarray]
 
 
 def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, frame_N: np.ndarray,
                x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray, width_px_N: np.ndarray,
                z_nm_N: np.ndarray | None = None) -> CutGroups:
     """ROIs of the overlapping groups of detections (frame_N indexes photons_THW; positions in
-    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size. Groups
-    of more than MAX_EMITTERS, or spread wider than the frame, are left out."""
+    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size; groups
+    of more than MAX_EMITTERS in parts. Groups or parts spread wider than the frame are left
+    out."""
     height, width = photons_THW.shape[1:]
     labels = overlapping_groups(frame_N, x_px_N, y_px_N, width_px_N)
     order = np.argsort(labels, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
-    by_size: dict[int, list] = {}
-    for members in np.split(order, starts[1:]):
-        if len(members) > MAX_EMITTERS:
+    parts = []  # (members, how many of them are the core, others)
+    for group in np.split(order, starts[1:]):
+        if len(group) <= MAX_EMITTERS:
+            parts.append((group, len(group), group[:0]))
             continue
-        margin = int(np.ceil(MASK_SIGMAS * width_px_N[members].max())) + 1
-        lo_c, hi_c = int(np.floor(x_px_N[members].min())) - margin, int(np.floor(x_px_N[members].max())) + margin
-        lo_r, hi_r = int(np.floor(y_px_N[members].min())) - margin, int(np.floor(y_px_N[members].max())) + margin
+        for core in _cores(group, x_px_N, y_px_N):
+            members, others = _part(core, group, x_px_N, y_px_N, width_px_N)
+            parts.append((members, len(core), others))
+    by_size: dict[int, list] = {}
+    for members, n_core, others in parts:
+        lo_c, hi_c, lo_r, hi_r = _box(members, x_px_N, y_px_N, width_px_N)
         # an ROI larger than the frame is the frame (its margins would lie outside anyway), as
         # long as the members keep a margin inside it
         size = min(-(-max(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX, height, width)
@@ -73,14 +133,17 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
             continue
         row0 = int(np.clip((lo_r + hi_r + 1 - size) // 2, 0, height - size))
         col0 = int(np.clip((lo_c + hi_c + 1 - size) // 2, 0, width - size))
-        by_size.setdefault(size, []).append((members, row0, col0))
-    cut = CutGroups([], [], [])
+        by_size.setdefault(size, []).append((members, n_core, others, row0, col0))
+    cut = CutGroups([], [], [], [], [])
     for size, groups in sorted(by_size.items()):
-        k = max(len(m) for m, _, _ in groups)
-        slots = np.full((len(groups), k), -1)
-        origins = np.array([(r, c) for _, r, c in groups])
-        for g, (members, _, _) in enumerate(groups):
+        k, m = max(len(g[0]) for g in groups), max(len(g[2]) for g in groups)
+        slots, held = np.full((len(groups), k), -1), np.full((len(groups), m), -1)
+        core = np.zeros((len(groups), k), bool)
+        origins = np.array([(r, c) for *_, r, c in groups])
+        for g, (members, n_core, others, _, _) in enumerate(groups):
             slots[g, :len(members)] = members
+            core[g, :n_core] = True
+            held[g, :len(others)] = others
         frames = frame_N[slots[:, 0]]
         rows = origins[:, :1, None] + np.arange(size)[None, :, None]
         cols = origins[:, 1:, None] + np.arange(size)[None, None, :]
@@ -98,6 +161,8 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
                                       None if z_nm_N is None else z_nm_N[safe]))
         cut.members.append(slots)
         cut.origins.append(origins)
+        cut.others.append(held)
+        cut.cores.append(core)
     return cut
 
 

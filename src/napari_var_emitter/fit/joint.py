@@ -94,7 +94,8 @@ class GroupBatch:
     read-noise variance in photons² (0 where there is none); weight_GRR: 1 for the pixels that
     belong to the fit; xy_GK2: starting positions (px, in the ROI: pixel (r, c) covers
     [c, c + 1) x [r, r + 1)); photons_GK: starting photons; active_GK: real emitters (the rest pad);
-    z_nm_GK: starting depths (nm; 3-D only)."""
+    z_nm_GK: starting depths (nm; 3-D only); known_GRR: expected photons from emitters outside
+    the group, held where they are (the neighbours of a part of a large group), or None."""
 
     counts_GRR: np.ndarray
     read_variance_GRR: np.ndarray
@@ -103,6 +104,12 @@ class GroupBatch:
     photons_GK: np.ndarray
     active_GK: np.ndarray
     z_nm_GK: np.ndarray | None = None
+    known_GRR: np.ndarray | None = None
+
+    def take(self, groups: np.ndarray) -> GroupBatch:
+        """The batch of the groups `groups` (indexes) alone."""
+        return GroupBatch(*(None if value is None else value[groups]
+                            for value in (getattr(self, f.name) for f in dataclasses.fields(self))))
 
 
 @dataclasses.dataclass
@@ -127,13 +134,16 @@ class JointFit:
     crlb_z_nm: np.ndarray | None = None
 
 
-def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int):
+def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np.ndarray | None = None):
     """Expected photons (G, R*R) of groups theta = (emitter 1's parameters, ..., emitter K's,
-    background) and the derivatives (G, R*R, P)."""
+    background) over the light known_GRR of emitters held outside them, and the derivatives
+    (G, R*R, P)."""
     groups, per = len(theta_GP), len(spots.step)
     k = (theta_GP.shape[1] - 1) // per
     values, jac = spots.spots(theta_GP[:, :-1].reshape(groups * k, per), size)
     values = values.reshape(groups, k, -1).sum(1) + theta_GP[:, -1:]
+    if known_GRR is not None:
+        values = values + known_GRR.reshape(groups, -1)
     per_spot = jac.reshape(groups, k, size * size, per).transpose(0, 2, 1, 3)
     jac = np.concatenate([per_spot.reshape(groups, size * size, per * k), np.ones((groups, size * size, 1))], axis=-1)
     return np.maximum(values, 1e-6), jac
@@ -146,14 +156,17 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     k, per = batch.xy_GK2.shape[1], len(spots.step)
     counts = batch.counts_GRR.reshape(groups, -1)
     weight = batch.weight_GRR.reshape(groups, -1)
-    background = _background_start(counts, weight)
+    background = _background_start(counts if batch.known_GRR is None else counts - batch.known_GRR.reshape(groups, -1),
+                                   weight)
     photons = np.where(batch.active_GK, np.maximum(batch.photons_GK, 1.0), 0.0)
     fixed = np.concatenate([np.repeat(~batch.active_GK, per, axis=1), np.zeros((groups, 1), bool)], axis=1)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
               np.r_[np.tile(spots.upper(size), k), np.inf])
     theta = np.concatenate([spots.start(batch.xy_GK2, batch.z_nm_GK, photons).reshape(groups, per * k),
                             background[:, None]], axis=1)
-    result = fisher_scoring(counts, theta, lambda t, _rows: group_model(t, spots, size), limits, n_iter,
+    known = None if batch.known_GRR is None else batch.known_GRR.reshape(groups, -1)
+    result = fisher_scoring(counts, theta, lambda t, rows: group_model(t, spots, size, held_rows(known, rows)),
+                            limits, n_iter,
                             batch.read_variance_GRR.reshape(groups, -1), excess, weight, fixed)
     params = result.theta[:, :-1].reshape(groups, k, per)
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
@@ -168,6 +181,12 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     return JointFit(params[..., 0], params[..., 1], params[..., -1], sd[..., 0], sd[..., 1], sd[..., -1],
                     result.theta[:, -1], result.loglik, result.converged, misfit,
                     params[..., 2] if depth else None, sd[..., 2] if depth else None)
+
+
+def held_rows(known_GK: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The held light (G, R*R) of the fits `rows` alone (fisher_scoring evaluates the fits still
+    moving), or None."""
+    return None if known_GK is None else known_GK[rows]
 
 
 def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The stage after the network: every detection refined by a maximum-likelihood fit, jointly
 with the detections whose spots overlap its own (groups.py, joint.py), under the camera's noise
 and the PSF of the data (the Gaussian of a sigma estimated from the data in 2-D, the astigmatic
-calibration in 3-D). A fit that does not converge, or moves more than
+calibration in 3-D); groups too large for one joint fit in parts, each beside the light of its
+neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
 leaves light unexplained is tried as two emitters the network merged (split.py). The `fitted`
 column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
@@ -9,19 +10,23 @@ emitter split off a detection (a row the network did not report)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from ..io.camera import Camera
 from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
-from .joint import SpotModel, fit_groups
-from .mle import estimate_psf_sigma
+from .joint import RoundSpots, SpotModel, fit_groups
+from .mle import estimate_psf_sigma, most_likely_sigma
 from .split import split_merged
 
 MAX_MOVE_PX = 1.5
 SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
 CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated from
+MIN_ISOLATED = 10  # with fewer isolated spots, the PSF sigma is estimated from the joint fits of every group
+CROWDED_DETECTIONS = 300  # ... of the detections in the first frames, up to about this many
 NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, the fit's, a split-off emitter's
 # fitted rows whose network uncertainty over fit bound exceeds this times its median state the
 # network's uncertainty (_confused; chosen on validation stacks, seeds 12,000,000+, 0.1-4 /µm²)
@@ -31,6 +36,7 @@ CONFUSED_RATIO = 1.2
 # 0.992-0.994 over 4-10x structured backgrounds at 0.1 /µm², 0.04-0.06 without; Jaccard 0.1-0.8
 # points lower on flat ones at 0.1-2 /µm²)
 PHANTOM_FDR = 1e-4
+PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time beside their neighbours' fits
 
 
 def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> np.ndarray:
@@ -67,11 +73,11 @@ def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np
 
 
 def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fit, slots: np.ndarray,
-                 origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel, excess: float,
-                 px: float) -> list[tuple[int, dict[str, float]]]:
+                 origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel,
+                 excess: float, px: float) -> list[tuple[int, dict[str, float]]]:
     """Write the groups whose split stands (split.py; every member's refit holds) into the
-    table's columns and clear them from `holds`; returns (parent row, values) of each emitter
-    split off."""
+    table's columns (the `cores` slots of each) and clear them from `holds`; returns (parent row,
+    values) of each emitter split off."""
     splits = split_merged(batch, fit, holds, spots, excess)
     if splits is None:
         return []
@@ -81,9 +87,22 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px)
     stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
     holds[splits.groups[stands]] = False
-    _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins, split_holds[:, :-1] & stands[:, None], px)
+    _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,
+          split_holds[:, :-1] & stands[:, None] & cores[splits.groups], px)
     new_slot = split_slots.shape[1] - 1
     return [(int(parents[s]), _values(splits.fit, s, new_slot, split_origins[s], px)) for s in np.flatnonzero(stands)]
+
+
+def _held_light(others: np.ndarray, origins: np.ndarray, size: int, x_px: np.ndarray, y_px: np.ndarray,
+                z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> np.ndarray:
+    """(G, R, R) expected photons of the detections `others` (G, M) (rows of the per-detection
+    arrays, positions in px of the frame; -1 for none) in the ROIs of corners `origins`."""
+    active = others >= 0
+    safe = np.where(active, others, 0)
+    xy = np.stack([x_px[safe] - origins[:, 1:], y_px[safe] - origins[:, :1]], axis=-1)
+    params = spots.start(xy, None if z_nm is None else z_nm[safe], np.where(active, photons[safe], 0.0))
+    values, _ = spots.spots(params.reshape(-1, len(spots.step)), size)
+    return values.reshape(*others.shape, size, size).sum(1)
 
 
 def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarray, fit_y_nm: np.ndarray) -> np.ndarray:
@@ -108,12 +127,44 @@ def read_variance_photons2(camera: Camera) -> np.ndarray | float:
 
 def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> tuple[float | None, int]:
     """(PSF sigma in px under which the isolated confident detections of `table` (frame indexes
-    photons_THW) are most likely, or None without any; the number of spots used)."""
+    photons_THW) are most likely; where fewer than MIN_ISOLATED are isolated, under which the
+    joint fits of all its detections are (_sigma_of_groups); None without any detection: the
+    number of spots used)."""
     confident = table[table["probability"] >= CONFIDENT] if len(table) else table
     rois = isolated_rois(photons_THW, table, confident, pixel_size_nm)
-    if not len(rois):
+    if len(rois) >= MIN_ISOLATED:
+        return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
+    if not len(table):
         return None, 0
-    return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
+    return _sigma_of_groups(photons_THW, table, pixel_size_nm), len(table)
+
+
+def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> float:
+    """The PSF sigma (px) under which the joint fits of the groups of the detections of `table`
+    in its first frames (up to CROWDED_DETECTIONS of them; large groups in parts beside the light
+    of their neighbours, held at the network's estimates) are most likely, on pixels chosen once
+    for every sigma (within MASK_SIGMAS of a spot as wide as the middle of SIGMA_GRID_PX): every
+    fifth sigma of the grid, then the grid around the best of those."""
+    first = table[table["frame"] <= max(table["frame"].iloc[min(CROWDED_DETECTIONS, len(table)) - 1],
+                                        table["frame"].min())]
+    frame = first["frame"].to_numpy().astype(int)
+    x_px, y_px = first["x_nm"].to_numpy() / pixel_size_nm, first["y_nm"].to_numpy() / pixel_size_nm
+    photons = np.nan_to_num(np.clip(first["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
+    cut = cut_groups(photons_THW, 0.0, frame, x_px, y_px, photons, np.full(len(first), np.median(SIGMA_GRID_PX)))
+
+    def loglik(sigma: float) -> float:
+        spots, total = RoundSpots(sigma), 0.0
+        for batch, origins, others in zip(cut.batches, cut.origins, cut.others):
+            if others.shape[1]:
+                batch = dataclasses.replace(batch, known_GRR=_held_light(others, origins, batch.counts_GRR.shape[1],
+                                                                         x_px, y_px, None, photons, spots))
+            total += float(fit_groups(batch, spots).loglik.sum())
+        return total
+
+    coarse = SIGMA_GRID_PX[::5]
+    best = int(np.argmax([loglik(sigma) for sigma in coarse])) * 5
+    fine = SIGMA_GRID_PX[max(best - 2, 0):best + 3]
+    return most_likely_sigma(fine, [loglik(sigma) for sigma in fine])
 
 
 def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, spots: SpotModel | None,
@@ -147,12 +198,27 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
                for name in names + (["z_nm", "uncertainty_z_nm"] if depth else [])}
     fitted = np.full(len(out), NETWORK, np.int64)
     added: list[tuple[int, dict[str, float]]] = []  # (parent row, values) of split-off emitters
-    for batch, slots, origins in zip(cut.batches, cut.members, cut.origins):
-        fit = fit_groups(batch, spots, camera.excess_noise_factor)
-        holds = _holds(fit, slots, origins, x_px, y_px)
-        added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, x_px, y_px, spots,
-                              camera.excess_noise_factor, px)
-        _take(columns, fitted, fit, slots, origins, holds, px)
+    parts = []  # (batch, slots, origins, others, cores, of a large group): whole groups and parts apart
+    for batch, slots, origins, others, cores in zip(cut.batches, cut.members, cut.origins, cut.others, cut.cores):
+        in_part = (others >= 0).any(1) | ((slots >= 0) & ~cores).any(1)
+        for g, large in ((np.flatnonzero(~in_part), False), (np.flatnonzero(in_part), True)):
+            if len(g):
+                parts.append((batch.take(g), slots[g], origins[g], others[g], cores[g], large))
+    for fit_round in range(PART_ROUNDS):
+        for batch, slots, origins, others, cores, large in parts:
+            if fit_round and not large:
+                continue
+            if (others >= 0).any():
+                known = np.where(fitted > NETWORK, columns["photons"], photons)
+                batch = dataclasses.replace(batch, known_GRR=_held_light(
+                    others, origins, batch.counts_GRR.shape[1], columns["x_nm"] / px, columns["y_nm"] / px,
+                    columns["z_nm"] if depth else z_nm, known, spots))
+            fit = fit_groups(batch, spots, camera.excess_noise_factor)
+            holds = _holds(fit, slots, origins, x_px, y_px) & cores
+            if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
+                added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px, spots,
+                                      camera.excess_noise_factor, px)
+            _take(columns, fitted, fit, slots, origins, holds, px)
     if added:
         parents = np.array([parent for parent, _ in added])
         out = pd.concat([out, out.iloc[parents]], ignore_index=True)

@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 
 from ..psf import spot_model_and_jacobian
-from .joint import N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_groups, group_model
+from .joint import (N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_groups, group_model,
+                    held_rows)
 from .mle import fisher_scoring
 
 MISFIT_GATE = 1.3
@@ -108,7 +109,9 @@ def _wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, p
     limits = (np.r_[np.tile(wide.step, k), np.inf], np.r_[np.tile(wide.lower, k), 1e-3],
               np.r_[np.tile(wide.upper(size), k), np.inf])
     counts = batch.counts_GRR[groups].reshape(len(groups), -1)
-    result = fisher_scoring(counts, theta, lambda t, _rows: group_model(t, wide, size), limits, N_ITER,
+    known = None if batch.known_GRR is None else batch.known_GRR[groups].reshape(len(groups), -1)
+    result = fisher_scoring(counts, theta, lambda t, rows: group_model(t, wide, size, held_rows(known, rows)),
+                            limits, N_ITER,
                             batch.read_variance_GRR[groups].reshape(len(groups), -1), excess,
                             batch.weight_GRR[groups].reshape(len(groups), -1), fixed)
     return result.loglik
@@ -129,6 +132,8 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     spot_values, _ = spots.spots(theta.reshape(-1, per), size)
     spot_values = spot_values.reshape(len(groups), k, size, size)
     others = spot_values.sum(1) - spot_values[rows, parent]
+    if batch.known_GRR is not None:
+        others = others + batch.known_GRR[groups]
     light = np.maximum(batch.counts_GRR[groups] - fit.background[groups, None, None] - others, 0.0)
     centre = xy[rows, parent]  # (S, 2)
     sigma = np.maximum(*spots.sigmas_px(np.zeros(len(groups)) if z is None else z[rows, parent]))
@@ -151,4 +156,5 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     photons_new[rows, parent] /= 2
     z_new = None if z is None else np.concatenate([z, z[rows, parent, None]], axis=1)
     return GroupBatch(batch.counts_GRR[groups], batch.read_variance_GRR[groups], batch.weight_GRR[groups],
-                      xy_new, photons_new, np.concatenate([active, np.ones((len(groups), 1), bool)], axis=1), z_new)
+                      xy_new, photons_new, np.concatenate([active, np.ones((len(groups), 1), bool)], axis=1), z_new,
+                      None if batch.known_GRR is None else batch.known_GRR[groups])

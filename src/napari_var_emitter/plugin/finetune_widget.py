@@ -281,7 +281,7 @@ def describe_conditions(conditions: dict) -> str:
              "labelled emitters": "{:,} labelled emitters"}
     parts = [words[k].format(v) for k, v in conditions.items() if k in words]
     if "spots" in conditions:
-        parts.append(f"from {conditions['spots']} isolated spots in {conditions['frames']} frames")
+        parts.append(f"from {conditions['spots']} spots in {conditions['frames']} frames")
     return "Estimated from the stack: " + ", ".join(parts)
 
 

@@ -63,7 +63,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                       "output cells); higher keeps fewer, surer detections")
         self.refine = CheckBox(text="refine positions (maximum-likelihood fit)", value=True,
                                tooltip="Fit each detection jointly with its overlapping neighbours under the camera's "
-                               "noise and the PSF (sigma estimated from isolated spots once per image); the "
+                               "noise and the PSF (sigma estimated from the spots once per image); the "
                                "'fitted' column says which rows carry the fit. Off: the network's positions")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
                                tooltip="auto: the GPU when there is one")

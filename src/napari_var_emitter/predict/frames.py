@@ -173,7 +173,7 @@ def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camer
 
 def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                                  options: PredictOptions) -> tuple[float | None, int, int]:
-    """(PSF sigma in px or None, isolated spots used, frames looked at) from the network's
+    """(PSF sigma in px or None, spots used, frames looked at) from the network's
     detections (at the default threshold) in the first SIGMA_FRAMES of (T, H, W) ADU frames,
     leaving out frames with NaN or inf."""
     frames = read_here(frames_adu[:SIGMA_FRAMES])
@@ -193,17 +193,17 @@ def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_a
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
-    no isolated spot to estimate it from, the refinement is turned off, and the message says so."""
+    no spot to estimate it from, the refinement is turned off, and the message says so."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
     sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
     if sigma_px is None:
         return dataclasses.replace(options, refine=False), (
-            f"no isolated spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
+            f"no spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
             "(give the PSF sigma to refine them)")
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
     options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
-    return options, (f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} isolated spots in "
+    return options, (f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} spots in "
                      f"{looked_at} frame(s)" + _geometry_note(model, options, camera, sigma_px))
 
 
