@@ -190,8 +190,12 @@ def held_rows(known_GK: np.ndarray | None, rows: np.ndarray) -> np.ndarray | Non
 
 
 def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarray:
-    """The 20th percentile of each group's fitted pixels (photons/px), at least 0.1."""
-    masked = np.where(weight_GK > 0, counts_GK, np.nan)
-    with np.errstate(all="ignore"):
-        start = np.nanpercentile(masked, 20, axis=1)
-    return np.maximum(np.nan_to_num(start, nan=1.0), 0.1)
+    """The 20th percentile of each group's fitted pixels (photons/px; linear between ranks, as
+    np.percentile), at least 0.1; 1 for a group without pixels."""
+    fitted = weight_GK > 0
+    ordered = np.sort(np.where(fitted, np.nan_to_num(counts_GK), np.inf), axis=1)  # the fitted pixels first
+    rank = 0.2 * np.maximum(fitted.sum(1) - 1, 0)
+    low, rows = np.floor(rank).astype(int), np.arange(len(ordered))
+    high = np.minimum(low + 1, np.maximum(fitted.sum(1) - 1, 0))
+    start = ordered[rows, low] + (rank - low) * (ordered[rows, high] - ordered[rows, low])
+    return np.maximum(np.where(fitted.any(1), start, 1.0), 0.1)
