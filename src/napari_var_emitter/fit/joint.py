@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
-from .mle import fisher_scoring
+from .mle import FitResult, fisher_scoring
 
 N_ITER = 25
 STEP_LIMIT_PX = 0.5  # largest position change per step
@@ -160,14 +160,9 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
                                    weight)
     photons = np.where(batch.active_GK, np.maximum(batch.photons_GK, 1.0), 0.0)
     fixed = np.concatenate([np.repeat(~batch.active_GK, per, axis=1), np.zeros((groups, 1), bool)], axis=1)
-    limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
-              np.r_[np.tile(spots.upper(size), k), np.inf])
     theta = np.concatenate([spots.start(batch.xy_GK2, batch.z_nm_GK, photons).reshape(groups, per * k),
                             background[:, None]], axis=1)
-    known = None if batch.known_GRR is None else batch.known_GRR.reshape(groups, -1)
-    result = fisher_scoring(counts, theta, lambda t, rows: group_model(t, spots, size, held_rows(known, rows)),
-                            limits, n_iter,
-                            batch.read_variance_GRR.reshape(groups, -1), excess, weight, fixed)
+    result = fit_from(batch, spots, theta, fixed, excess, n_iter)
     params = result.theta[:, :-1].reshape(groups, k, per)
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
     depth = per == 4
@@ -183,10 +178,23 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
                     params[..., 2] if depth else None, sd[..., 2] if depth else None)
 
 
-def held_rows(known_GK: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    """The held light (G, R*R) of the fits `rows` alone (fisher_scoring evaluates the fits still
-    moving), or None."""
-    return None if known_GK is None else known_GK[rows]
+def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray, excess: float,
+             n_iter: int) -> FitResult:
+    """fisher_scoring of the groups of `batch` (their pixels, read noise and held light) from
+    theta_GP = (emitter 1's parameters under `spots`, ..., emitter K's, background), holding
+    fixed_GP; spots: any spot model of RoundSpots' form (step, lower, upper, spots)."""
+    groups, size, _ = batch.counts_GRR.shape
+    k = (theta_GP.shape[1] - 1) // len(spots.step)
+    limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
+              np.r_[np.tile(spots.upper(size), k), np.inf])
+    known = None if batch.known_GRR is None else batch.known_GRR.reshape(groups, -1)
+
+    def model(theta, rows):  # fisher_scoring evaluates the fits still moving: their held light alone
+        return group_model(theta, spots, size, None if known is None else known[rows])
+
+    return fisher_scoring(batch.counts_GRR.reshape(groups, -1), theta_GP, model, limits, n_iter,
+                          batch.read_variance_GRR.reshape(groups, -1), excess, batch.weight_GRR.reshape(groups, -1),
+                          fixed_GP)
 
 
 def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarray:
@@ -194,8 +202,9 @@ def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarra
     np.percentile), at least 0.1; 1 for a group without pixels."""
     fitted = weight_GK > 0
     ordered = np.sort(np.where(fitted, np.nan_to_num(counts_GK), np.inf), axis=1)  # the fitted pixels first
-    rank = 0.2 * np.maximum(fitted.sum(1) - 1, 0)
+    last = np.maximum(fitted.sum(1) - 1, 0)
+    rank = 0.2 * last
     low, rows = np.floor(rank).astype(int), np.arange(len(ordered))
-    high = np.minimum(low + 1, np.maximum(fitted.sum(1) - 1, 0))
+    high = np.minimum(low + 1, last)
     start = ordered[rows, low] + (rank - low) * (ordered[rows, high] - ordered[rows, low])
     return np.maximum(np.where(fitted.any(1), start, 1.0), 0.1)

@@ -23,9 +23,7 @@ import dataclasses
 import numpy as np
 
 from ..psf import spot_model_and_jacobian
-from .joint import (N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_groups, group_model,
-                    held_rows)
-from .mle import fisher_scoring
+from .joint import N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_from, fit_groups
 
 MISFIT_GATE = 1.3
 SPLIT_LOGLIK = 15.0
@@ -95,7 +93,7 @@ def _wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, p
                          spots: RoundSpots, excess: float) -> np.ndarray:
     """(S,) log-likelihood of the groups refitted with the parent one spot whose sigma is free
     (every member from its fit; the others keep the PSF's sigma)."""
-    size, k = batch.counts_GRR.shape[1], batch.xy_GK2.shape[1]
+    k = batch.xy_GK2.shape[1]
     wide = _FreeWidthSpots(spots.sigma_px)
     rows, active = np.arange(len(groups)), batch.active_GK[groups]
     params = np.stack([fit.x_px[groups], fit.y_px[groups], np.full((len(groups), k), spots.sigma_px),
@@ -106,15 +104,7 @@ def _wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, p
     fixed[:, 2::4] = True
     fixed[rows, 4 * parent + 2] = False  # the parent's sigma alone is free
     fixed = np.concatenate([fixed, np.zeros((len(groups), 1), bool)], axis=1)
-    limits = (np.r_[np.tile(wide.step, k), np.inf], np.r_[np.tile(wide.lower, k), 1e-3],
-              np.r_[np.tile(wide.upper(size), k), np.inf])
-    counts = batch.counts_GRR[groups].reshape(len(groups), -1)
-    known = None if batch.known_GRR is None else batch.known_GRR[groups].reshape(len(groups), -1)
-    result = fisher_scoring(counts, theta, lambda t, rows: group_model(t, wide, size, held_rows(known, rows)),
-                            limits, N_ITER,
-                            batch.read_variance_GRR[groups].reshape(len(groups), -1), excess,
-                            batch.weight_GRR[groups].reshape(len(groups), -1), fixed)
-    return result.loglik
+    return fit_from(batch.take(groups), wide, theta, fixed, excess, N_ITER).loglik
 
 
 def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: np.ndarray,

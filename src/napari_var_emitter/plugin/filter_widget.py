@@ -25,7 +25,8 @@ from .writers import export_file
 COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertainty_x_nm": "uncertainty x [nm]",
            "uncertainty_y_nm": "uncertainty y [nm]", "probability": "probability",
            "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
-           "fitted": "fitted (1: MLE fit, 0: network, 2: split off)", "significance": "significance [sd] (spot vs background only)"}
+           "fitted": "fitted (1: MLE fit, 0: network, 2: split off)",
+           "significance": "significance [sd] (spot vs background only)"}
 BINS = 60
 
 
