@@ -114,7 +114,7 @@ def test_render_widget_colours_by_frame_and_exports(qtbot, viewer, points, tmp_p
 def test_stats_widget(qtbot, viewer, points):
     widget = StatsWidget(viewer)
     _run(qtbot, widget)
-    assert "3,000 frames" in widget.status.value and "median" in widget.status.value
+    assert "in frames 1-3,000" in widget.status.value and "median" in widget.status.value
     assert len(widget.figure.axes) == 3
     widget.canvas.draw()
     assert all(axes.get_window_extent().height >= 80 for axes in widget.figure.axes)  # readable, in pixels

@@ -70,6 +70,20 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert points.shown.all()
 
 
+def test_filter_widget_keeps_every_point_until_a_range_is_narrowed(make_napari_viewer, tmp_path):
+    """Values with more decimals than the boxes show (and than 6 significant digits) are kept at
+    the start: the boxes round outward."""
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    viewer = make_napari_viewer()
+    awkward = TABLE.assign(photons=TABLE["photons"] * 1.23456789 + 0.000456, probability=[0.123457, 0.5, 0.75, 0.98765],
+                           uncertainty_nm=TABLE["uncertainty_nm"] * 531.1)
+    points = viewer.add_points(awkward[["frame", "y_nm", "x_nm"]].to_numpy(), features=awkward)  # as Predict adds them
+    widget = FilterWidget(viewer)
+    assert points.shown.all() and widget.status.value == "kept 4 of 4 localisations"
+    assert filter_mask(points.features, widget.expression.value).all()
+
+
 def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tmp_path):
     """Per-axis uncertainties and the `fitted` flag of the refinement (docs/refinement.md) each
     get a histogram and a kept range, and the expression the CLI takes keeps the same rows."""

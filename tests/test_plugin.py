@@ -139,6 +139,38 @@ def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
     assert predict.body.minimumSizeHint().height() > 768  # the widget itself is taller: it scrolls
     # as wide as its rows (within napari's styling of them): it scrolls up and down, not sideways
     assert predict.native.minimumWidth() >= predict.body.minimumSizeHint().width() - 8
+    # a section folds away under its title (the camera, once set up) and unfolds again
+    from qtpy.QtWidgets import QToolButton
+
+    (camera,) = [b for b in predict.body.findChildren(QToolButton) if b.text() == "Camera"]
+    box = camera.parentWidget()
+    assert box.minimumSizeHint().height() > 400
+    camera.click()
+    assert not predict.camera_fields.native.isVisibleTo(predict.body) and box.minimumSizeHint().height() < 60
+    camera.click()
+    assert predict.camera_fields.native.isVisibleTo(predict.body) and box.minimumSizeHint().height() > 400
+
+
+def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_output_files(qtbot, viewer, sample,
+                                                                                             tmp_path):
+    """Opened as a user opens it (napari's proxy between the widget and the viewer): selecting a
+    per-scale map shows it alone; a second image does not inherit the first one's output files
+    or PSF sigma, and they come back with the first."""
+    image = sample[0]
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
+    widget.frames.value, widget.show_maps.value = "current frame", True
+    _run(qtbot, widget)
+    maps = _maps(viewer)
+    assert len(maps) > 1 and not any(m.visible for m in maps)
+    viewer.layers.selection.active = maps[1]
+    assert [m.visible for m in maps] == [i == 1 for i in range(len(maps))]
+    chosen = (tmp_path / "first.locs.csv", tmp_path / "first.csv", 130.0)  # output files and PSF sigma [nm]
+    widget.out_file.value, widget.csv_path.value, widget.psf_sigma.value = chosen
+    viewer.add_image(np.zeros((3, 32, 32), np.uint16), name="second stack")  # opened: chosen for Predict
+    assert widget.image.value.name == "second stack"
+    assert widget.out_file.value is None and widget.csv_path.value != chosen[1] and widget.psf_sigma.value == 0
+    widget.image.value = image
+    assert (widget.out_file.value, widget.csv_path.value, widget.psf_sigma.value) == chosen
 
 
 def _maps(viewer):
@@ -162,6 +194,7 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
     assert "background photons/px is below" in shown[1]
     widget.camera_fields.fields["e_per_adu"].value = 0.5
     widget.camera_fields.fields["pixel_size_nm"].value = 160.0
+    widget.refine.value = False  # with it, the PSF sigma measured in px stands in for this guess from the pixel size
     _run(qtbot, widget)
     assert "1 warning(s)" in widget.status.value and len(shown) == 3 and "pixel size 160 nm" in shown[2]
     # again on the same image: no new notification, and the panel holds the whole text
@@ -496,6 +529,8 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     note = widget.camera_fields.note.value
     assert "baseline [ADU]" in note and "gain [e⁻/ADU]" in note and "baseline_adu" not in note
     assert widget.camera_fields.note.native.wordWrap() and widget.status.native.wordWrap()
+    widget.camera_fields.fields["baseline_adu"].value = 95.0  # typed: the note now says so
+    assert widget.camera_fields.note.value.endswith("These come from your entry for this image: check them.")
 
 
 def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
@@ -569,6 +604,7 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
         frames = np.asarray(image.data, np.float32).copy()
         frames[bad_frame, 5, 5] = np.nan
         widget.image.value = viewer.add_image(frames, name=f"bad {bad_frame}", metadata=dict(image.metadata))
+        widget.out_file.value = out  # each image has its own output files: chosen again
         _run(qtbot, widget)
         assert widget.status.value.startswith("stopped") and f"frame {bad_frame + 1} (1-based)" in errors[-1]
         assert not errors[-1].startswith("error")  # the notification says it once ("error" is its kind)
@@ -576,6 +612,7 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
         if not kept:  # a run that found nothing leaves no empty layers behind (neither detections nor maps)
             assert f"bad {bad_frame} detections" not in viewer.layers and not _maps(viewer)
     widget.image.value = image
+    widget.out_file.value = out
     widget.threshold.value = 0.5
     with pytest.warns(UserWarning, match=r"discarding 2 saved chunk\(s\) and starting over"):
         _run(qtbot, widget)
@@ -603,7 +640,7 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     small = np.random.default_rng(3).poisson(120.0, (6, 32, 32)).astype(np.uint16)
     second = viewer.add_image(small, name="small stack", metadata={"camera": {"pixel_size_nm": 100.0}})
     n_layers = len(viewer.layers)
-    widget.image.value = second
+    assert widget.image.value is second  # the stack just opened is the one Predict runs on
     assert not fields["offset_map"].value and not fields["variance_map"].value
     note = widget.camera_fields.note.value
     assert "offset map [ADU] of your last entry left empty: its map is 96×96 px, the frames 32×32 px" in note
@@ -622,4 +659,5 @@ def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, vie
     widget.camera_fields.fields["baseline_adu"].value = 60000.0
     widget.start()
     assert widget.worker is None and "the camera's offset is likely about" in errors[-1]
+    assert widget.status.value.startswith("not started") and errors[-1] in widget.warnings.value  # in full
     assert not (tmp_path / "movie.csv.parts").exists()

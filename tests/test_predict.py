@@ -254,18 +254,21 @@ SCMOS_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external
 
 
 @pytest.mark.skipif(not SCMOS_REAL.is_dir(), reason="../shared/data/external is not here")
-def test_out_of_range_warning_fires_on_the_real_scmos_stack(tmp_path):
+def test_out_of_range_warning_fires_on_the_real_scmos_stack(tmp_path, capsys):
     """Real sCMOS STORM frames (validation data: looked at, never tuned on), predicted through
-    the CLI with the camera a user would type: it warns about the pixel size and the photons."""
+    the CLI with the camera a user would type: it warns about the photons; about the pixel size
+    only where no PSF sigma is measured (the refinement off): the measured sigma says more."""
     stack = SCMOS_REAL / "sample_11frames.tif"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert main(["predict", str(stack), "--out", str(tmp_path / "locs.csv"), "--pixel-size", "160",
-                     "--baseline", "90.4", "--adu-per-e", "2.11", "--read-noise", "1.1",
-                     "--camera-type", "sCMOS", "--qe", "1"]) == 0
-    messages = [str(w.message) for w in caught]
-    assert any("pixel size 160 nm" in m for m in messages)
-    assert any("photons per localisation is below" in m for m in messages)
+    for refine in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["predict", str(stack), "--out", str(tmp_path / "locs.csv"), "--pixel-size", "160",
+                         "--baseline", "90.4", "--adu-per-e", "2.11", "--read-noise", "1.1",
+                         "--camera-type", "sCMOS", "--qe", "1"] + ([] if refine else ["--no-refine"])) == 0
+        messages = [str(w.message) for w in caught]
+        assert any("pixel size 160 nm" in m for m in messages) != refine
+        assert any("photons per localisation is below" in m for m in messages)
+        assert ("PSF sigma" in capsys.readouterr().err) == refine
 
 
 def test_the_binning_follows_the_psf_and_keeps_photons():

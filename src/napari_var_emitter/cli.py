@@ -376,7 +376,8 @@ def _predict(args) -> int:
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
     envelope, checked = Envelope.from_card(card), False
-    for message in envelope.input_warnings(camera, psf) if envelope else []:
+    sigma_said = options.refine and not model.config.with_z  # the PSF sigma, given or estimated, is said below
+    for message in envelope.input_warnings(camera, psf, sigma_said) if envelope else []:
         warnings.warn(message, stacklevel=1)
 
     def inspect(table) -> None:

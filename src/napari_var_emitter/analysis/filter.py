@@ -93,4 +93,4 @@ def filter_mask(table: pd.DataFrame, expression: str) -> np.ndarray:
 
 def range_expression(ranges: dict[str, tuple[float, float]]) -> str:
     """The expression that keeps each column within [low, high]."""
-    return " and ".join(f"{low:g} <= {column} <= {high:g}" for column, (low, high) in ranges.items())
+    return " and ".join(f"{low:.12g} <= {column} <= {high:.12g}" for column, (low, high) in ranges.items())

@@ -192,13 +192,15 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         origin[ahead], reached[ahead] = theta[ahead], loglik[~worse]
         jac, fisher, expected = jac[~worse], fisher[~worse], expected[~worse]
         score = np.matmul(jac.transpose(0, 2, 1), (counts[ahead] / expected - 1.0)[..., None])[..., 0] * free[ahead]
-        step = np.linalg.solve(fisher + ridge, score[..., None])[..., 0]
+        inverse = np.linalg.inv(fisher + ridge)  # the step and the Cramér–Rao sd from one factorisation
+        step = np.matmul(inverse, score[..., None])[..., 0]
         # parameters on a bound that the step pushes beyond it are held there, the rest stepped without them
         pinned = ((theta[ahead] <= lower) & (step < 0)) | ((theta[ahead] >= upper) & (step > 0))
-        if pinned.any():
-            held = ~pinned
-            on_bound = fisher * held[:, :, None] * held[:, None, :] + np.eye(len(lower)) * pinned[:, :, None]
-            step = np.linalg.solve(on_bound + ridge, (score * held)[..., None])[..., 0]
+        on = pinned.any(1)
+        if on.any():
+            held = ~pinned[on]
+            on_bound = fisher[on] * held[:, :, None] * held[:, None, :] + np.eye(len(lower)) * pinned[on][:, :, None]
+            step[on] = np.linalg.solve(on_bound + ridge, (score[on] * held)[..., None])[..., 0]
         finite = np.isfinite(step)
         step = np.nan_to_num(step)
         # a step longer than a parameter's limit is shortened as a whole, keeping its direction (uphill)
@@ -206,7 +208,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         theta[ahead] = np.clip(theta[ahead] + step, lower, upper)
         change = np.where(finite, np.abs(theta[ahead] - origin[ahead]), np.inf)
         with np.errstate(invalid="ignore"):
-            sd[ahead] = np.sqrt(np.abs(np.diagonal(np.linalg.inv(fisher + ridge), axis1=1, axis2=2)))
+            sd[ahead] = np.sqrt(np.abs(np.diagonal(inverse, axis1=1, axis2=2)))
         for rows, moved in ((ahead, change), (back, change_back)):
             converged[rows] = (moved <= np.maximum(_tolerance(theta[rows], step_limit), 1e-2 * sd[rows])).all(1)
         moving = moving[~converged[moving]]  # a converged fit stops where it is

@@ -18,13 +18,14 @@ import pandas as pd
 from ..io.camera import Camera
 from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
-from .joint import RoundSpots, SpotModel, fit_groups
+from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
 from .mle import estimate_psf_sigma, most_likely_sigma
 from .split import split_merged
 
 MAX_MOVE_PX = 1.5
 SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
 CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated from
+TEST_SIGMA_PX = 1.0  # the spot (px) detections are tested with against background only before the sigma is known
 MIN_ISOLATED = 10  # with fewer isolated spots, the PSF sigma is estimated from the joint fits of every group
 CROWDED_DETECTIONS = 300  # ... of the detections in the first frames, up to about this many
 NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, the fit's, a split-off emitter's
@@ -33,20 +34,26 @@ NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, t
 CONFUSED_RATIO = 1.2
 # the test against background only keeps the discoveries at this false-discovery rate per frame
 # (background_test; chosen on validation stacks, seeds 12,000,000+ and 12,100,000+: precision
-# 0.992-0.994 over 4-10x structured backgrounds at 0.1 /µm², 0.04-0.06 without; Jaccard 0.1-0.8
-# points lower on flat ones at 0.1-2 /µm²)
-PHANTOM_FDR = 1e-4
+# 0.994-0.998 over 4-10x structured backgrounds at 0.1 /µm² and 0.988-0.993 at 1 /µm², against
+# 0.988-0.994 and 0.979-0.987 at 1e-4, Jaccard within 0.2 points; 0.03-0.06 without the test;
+# on flat ones, where nearly every detection is a clear spot, every one is kept)
+PHANTOM_FDR = 1e-5
 PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time beside their neighbours' fits
 
 
-def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> np.ndarray:
-    """(G, K) the fits that hold: converged, photons > 0, finite bounds, and within MAX_MOVE_PX
-    of the network's position of the row in `slots` (-1: padding, never)."""
+def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size: int) -> np.ndarray:
+    """(G, K) the fits that hold: converged, photons > 0, finite bounds, within MAX_MOVE_PX of
+    the network's position of the row in `slots` (-1: padding, never), inside their ROI of
+    `size` px (ROIs lie inside the frame), and stating a position to better than MAX_MOVE_PX
+    (a fit that does not pin the spot down says less than the network: on real frames some
+    stated several µm)."""
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
     safe = np.where(slots >= 0, slots, 0)
     moved = np.hypot(x - x_px[safe], y - y_px[safe])
-    return ((slots >= 0) & fit.converged[:, None] & (moved <= MAX_MOVE_PX) & (fit.photons > 0)
-            & np.isfinite(fit.crlb_x_px) & np.isfinite(fit.crlb_y_px) & (fit.crlb_x_px > 0))
+    widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * np.sqrt(np.maximum(fit.misfit, 1.0))  # as _values states it
+    inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
+    return ((slots >= 0) & fit.converged[:, None] & (moved <= MAX_MOVE_PX) & (fit.photons > 0) & inside
+            & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
 
 
 def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, float]:
@@ -84,7 +91,7 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     parents = slots[splits.groups, splits.parent]
     split_slots = np.column_stack([slots[splits.groups], parents])
     split_origins = origins[splits.groups]
-    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px)
+    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1])
     stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
     holds[splits.groups[stands]] = False
     _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,
@@ -93,16 +100,20 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     return [(int(parents[s]), _values(splits.fit, s, new_slot, split_origins[s], px)) for s in np.flatnonzero(stands)]
 
 
-def _held_light(others: np.ndarray, origins: np.ndarray, size: int, x_px: np.ndarray, y_px: np.ndarray,
-                z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> np.ndarray:
-    """(G, R, R) expected photons of the detections `others` (G, M) (rows of the per-detection
-    arrays, positions in px of the frame; -1 for none) in the ROIs of corners `origins`."""
+def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
+             z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> GroupBatch:
+    """`batch` with the light of the detections `others` (G, M) held in its model: their
+    expected photons in the ROIs of corners `origins` (rows of the per-detection arrays,
+    positions in px of the frame; -1 for none). Unchanged where no group holds any."""
     active = others >= 0
+    if not active.any():
+        return batch
+    size = batch.counts_GRR.shape[1]
     safe = np.where(active, others, 0)
     xy = np.stack([x_px[safe] - origins[:, 1:], y_px[safe] - origins[:, :1]], axis=-1)
     params = spots.start(xy, None if z_nm is None else z_nm[safe], np.where(active, photons[safe], 0.0))
     values, _ = spots.spots(params.reshape(-1, len(spots.step)), size)
-    return values.reshape(*others.shape, size, size).sum(1)
+    return dataclasses.replace(batch, known_GRR=values.reshape(*others.shape, size, size).sum(1))
 
 
 def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarray, fit_y_nm: np.ndarray) -> np.ndarray:
@@ -125,18 +136,41 @@ def read_variance_photons2(camera: Camera) -> np.ndarray | float:
     return (camera.read_noise_e / per_photon) ** 2
 
 
-def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> tuple[float | None, int]:
+def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera) -> tuple[float | None, int]:
     """(PSF sigma in px under which the isolated confident detections of `table` (frame indexes
     photons_THW) are most likely; where fewer than MIN_ISOLATED are isolated, under which the
     joint fits of all its detections are (_sigma_of_groups); None without any detection: the
-    number of spots used)."""
+    number of spots used). Detections that are not discoveries against background only are
+    left out first (_spots): on a structured background the network's phantoms outnumber the
+    spots, leave none isolated and widen the estimate."""
+    table = _spots(photons_THW, table, camera)
     confident = table[table["probability"] >= CONFIDENT] if len(table) else table
-    rois = isolated_rois(photons_THW, table, confident, pixel_size_nm)
+    rois = isolated_rois(photons_THW, table, confident, camera.pixel_size_nm)
     if len(rois) >= MIN_ISOLATED:
         return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
     if not len(table):
         return None, 0
-    return _sigma_of_groups(photons_THW, table, pixel_size_nm), len(table)
+    return _sigma_of_groups(photons_THW, table, camera.pixel_size_nm), len(table)
+
+
+def _spots(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera) -> pd.DataFrame:
+    """The rows of `table` that are discoveries at PHANTOM_FDR against background only
+    (background_test), each tested with a spot TEST_SIGMA_PX wide: the PSF sigma is not known
+    yet, and a spot narrower than most never takes a real neighbour's light for its own (a
+    wider one did, on spots 5 px apart)."""
+    if not len(table):
+        return table
+    frame = table["frame"].to_numpy().astype(int)
+    width = np.full(len(table), TEST_SIGMA_PX)
+    tested = significance(np.nan_to_num(photons_THW.astype(np.float64)), read_variance_photons2(camera),
+                          camera.excess_noise_factor, frame, table["x_nm"].to_numpy() / camera.pixel_size_nm,
+                          table["y_nm"].to_numpy() / camera.pixel_size_nm, _start_photons(table), width, width)
+    return table[discoveries(tested, frame, PHANTOM_FDR)]
+
+
+def _start_photons(table: pd.DataFrame) -> np.ndarray:
+    """(N,) the network's photons of each row, at least 1 (100 where it states none)."""
+    return np.nan_to_num(np.clip(table["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
 
 
 def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> float:
@@ -149,15 +183,13 @@ def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm
                                         table["frame"].min())]
     frame = first["frame"].to_numpy().astype(int)
     x_px, y_px = first["x_nm"].to_numpy() / pixel_size_nm, first["y_nm"].to_numpy() / pixel_size_nm
-    photons = np.nan_to_num(np.clip(first["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
+    photons = _start_photons(first)
     cut = cut_groups(photons_THW, 0.0, frame, x_px, y_px, photons, np.full(len(first), np.median(SIGMA_GRID_PX)))
 
     def loglik(sigma: float) -> float:
         spots, total = RoundSpots(sigma), 0.0
         for batch, origins, others in zip(cut.batches, cut.origins, cut.others):
-            if others.shape[1]:
-                batch = dataclasses.replace(batch, known_GRR=_held_light(others, origins, batch.counts_GRR.shape[1],
-                                                                         x_px, y_px, None, photons, spots))
+            batch = _holding(batch, others, origins, x_px, y_px, None, photons, spots)
             total += float(fit_groups(batch, spots).loglik.sum())
         return total
 
@@ -187,7 +219,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     frame = out["frame"].to_numpy().astype(int)
     x_px, y_px = out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px
     z_nm = out["z_nm"].to_numpy(np.float64) if "z_nm" in out else None
-    photons = np.nan_to_num(np.clip(out["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
+    photons = _start_photons(out)
     photons_THW = np.nan_to_num(photons_THW.astype(np.float64))
     read_variance = read_variance_photons2(camera)
     widths = np.maximum(*spots.sigmas_px(np.zeros(len(out)) if z_nm is None else np.nan_to_num(z_nm)))
@@ -208,13 +240,11 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
         for batch, slots, origins, others, cores, large in parts:
             if fit_round and not large:
                 continue
-            if (others >= 0).any():
-                known = np.where(fitted > NETWORK, columns["photons"], photons)
-                batch = dataclasses.replace(batch, known_GRR=_held_light(
-                    others, origins, batch.counts_GRR.shape[1], columns["x_nm"] / px, columns["y_nm"] / px,
-                    columns["z_nm"] if depth else z_nm, known, spots))
+            known = np.where(fitted > NETWORK, columns["photons"], photons)  # light held: fitted, else the network's
+            batch = _holding(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
+                             columns["z_nm"] if depth else z_nm, known, spots)
             fit = fit_groups(batch, spots, camera.excess_noise_factor)
-            holds = _holds(fit, slots, origins, x_px, y_px) & cores
+            holds = _holds(fit, slots, origins, x_px, y_px, batch.counts_GRR.shape[1]) & cores
             if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
                 added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px, spots,
                                       camera.excess_noise_factor, px)

@@ -39,7 +39,7 @@ def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
         darkest = float(np.percentile(live, 1))
         text = (f"{offset} is at or above {below:.0%} of the pixels (median pixel {np.median(live):.0f} ADU): "
                 f"the camera's offset is likely about {darkest:.0f} ADU or lower (the darkest 1 % of the pixels); "
-                "check the baseline (--baseline, or the camera profile)")
+                "check the camera's baseline (its offset in ADU)")
         if below >= 0.99:
             raise InputError(text)
         messages.append(text)

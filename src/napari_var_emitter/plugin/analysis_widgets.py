@@ -171,7 +171,7 @@ class DriftWidget(AnalysisWidget):
                                value="RCC (cross-correlation)",
                                tooltip="RCC: images of frame segments cross-correlated. Fiducials: bright beads "
                                "you mark in the layer below")
-        self.segment_frames = SpinBox(label="segment [frames]", value=0, min=0, max=1_000_000,
+        self.segment_frames = SpinBox(label="segment [frames] (0: automatic)", value=0, min=0, max=1_000_000,
                                       tooltip="Frames per RCC segment; 0: automatic (the movie in 20 segments, "
                                       "longer if one would hold fewer than 2,000 localisations)")
         self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
@@ -288,7 +288,7 @@ class RenderWidget(AnalysisWidget):
                                tooltip="gaussian: each localisation a Gaussian of its own uncertainty")
         self.colour_by = ComboBox(label="colour by", choices=["density", "frame", "z"], value="density")
         self.first_frame = SpinBox(label="first frame (1-based)", value=1, min=1, max=10_000_000)
-        self.last_frame = SpinBox(label="last frame (1-based)", value=0, min=0, max=10_000_000,
+        self.last_frame = SpinBox(label="last frame (1-based; 0: the last)", value=0, min=0, max=10_000_000,
                                   tooltip="Included; 0: the last frame of the table")
         self.tiff_path = FileEdit(label="TIFF", mode="w", filter="*.tif", tooltip="ImageJ TIFF, pixel size recorded")
         self.burn_bar = CheckBox(text="burn in a scale bar", value=True)
@@ -349,7 +349,7 @@ class StatsWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> None:
         s = result.summary
-        text = f"{s['localizations']:,} localisations in {s['frames']:,} frames"
+        text = f"{s['localizations']:,} localisations in frames 1-{s['frames']:,} (up to the last with one)"
         if "photons" in s:
             text += f" · median {s['photons']['median']:.0f} photons"
         if "uncertainty_nm" in s:

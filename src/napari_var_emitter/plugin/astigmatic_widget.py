@@ -11,7 +11,7 @@ from pathlib import Path
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Points
@@ -84,8 +84,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.psf_file = FileEdit(label="calibration file", mode="r", filter="*.json", nullable=True,
                                  tooltip="A PSF calibration from `var-emitter calibrate-psf` or this widget; "
                                  "empty: the one calibrated above, or the one the stack carries")
-        self.psf_note = Label(value="")
-        self.psf_note.native.setWordWrap(True)
+        self.psf_note = StatusLabel()  # wraps instead of widening the dock
         self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
                                tooltip="Every frame, or the frame on screen")
         self.method = ComboBox(label="method", choices=METHODS, value=METHODS[0],

@@ -10,7 +10,7 @@ import json
 import weakref
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 
@@ -20,6 +20,7 @@ from ..io.camera import CAMERA_TYPES, EMCCD_ONLY, FIELD_INFO, MAP_FIELDS, Camera
 from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, saved_profiles,
                                  write_camera_profile)
 from ..io.pixel_calibration import read_map
+from .job_controls import StatusLabel
 
 # field -> (min, max, step, decimals)
 _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5, 1.0, 2),
@@ -101,14 +102,13 @@ class CameraFields(Container):
 
     def __init__(self, viewer) -> None:
         self.shared = shared_camera(viewer)
-        self._quiet, self._stated, self._image = False, {}, None
+        self._quiet, self._stated, self._image, self._missing = False, {}, None, []
         self.profile = ComboBox(label="profile", choices=self._profile_choices,
                                 tooltip="A saved camera description; it overrides what the file states")
         self.profile_name = LineEdit(label="save as", tooltip="Name for a new profile of the values below")
         self.save_button = PushButton(text="Save profile",
                                       tooltip=f"Save the values below as a profile (in {config_dir() / 'cameras'})")
-        self.note = Label(value="")
-        self.note.native.setWordWrap(True)
+        self.note = StatusLabel()  # wraps instead of widening the dock
         self.fields: dict[str, Any] = {}
         for name, (low, high, step, decimals) in _NUMBERS.items():
             info = FIELD_INFO[name]
@@ -162,15 +162,17 @@ class CameraFields(Container):
         _, missing = merge_camera_values(self._stated, profile)
         self._set_fields(values)
         self.shared.set(self.values(), self)
-        notes = []
-        if missing:
-            source = ("your entry for this image" if for_image is not None else "your last entry" if self.shared.typed
-                      else "defaults (no camera entered yet)")
-            names = ", ".join(FIELD_INFO[name].label for name in missing)
-            notes.append(f"Not stated by the file: {names}. These come from {source}: check them.")
+        self._missing = missing
+        source = ("your entry for this image" if for_image is not None else "your last entry" if self.shared.typed
+                  else "defaults (no camera entered yet)")
+        notes = [self._missing_note(source)] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
         self.note.value = " ".join(notes)
         return missing
+
+    def _missing_note(self, source: str) -> str:
+        names = ", ".join(FIELD_INFO[name].label for name in self._missing)
+        return f"Not stated by the file: {names}. These come from {source}: check them."
 
     def fill_from(self, layer) -> list[str]:
         """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
@@ -207,6 +209,8 @@ class CameraFields(Container):
             self._quiet = False
         self._show_for_type()
         self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image)
+        # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
+        self.note.value = self._missing_note("your entry for this image") if self._missing else ""
 
     def _shared_changed(self, values: dict, sender) -> None:
         if sender is not self:

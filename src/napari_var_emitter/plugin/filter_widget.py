@@ -71,13 +71,14 @@ class FilterWidget(ScrollingDock, Container):
         self.ranges = {}
         for column in self._columns(layer):
             values = layer.features[column].to_numpy(float)
-            low, high = float(np.min(values)), float(np.max(values))
+            # at the boxes' 3 decimals, outward: every point is kept until a range is narrowed
+            low, high = np.floor(np.min(values) * 1e3) / 1e3, np.ceil(np.max(values) * 1e3) / 1e3
             step = (high - low) / 100 or 1.0
             spin = {"min": low - abs(low) - 1, "max": high + abs(high) + 1, "step": step}
-            lo = FloatSpinBox(label=f"{COLUMNS[column]} from", value=low, **spin)
-            hi = FloatSpinBox(label="to", value=high, **spin)
-            for box in (lo, hi):
-                box.native.setDecimals(3)
+            lo, hi = FloatSpinBox(label=f"{COLUMNS[column]} from", **spin), FloatSpinBox(label="to", **spin)
+            for box, value in ((lo, low), (hi, high)):
+                box.native.setDecimals(3)  # before the value: a box rounds what it is given to its decimals
+                box.value = value
                 box.changed.connect(self.apply)
             self.ranges[column] = (lo, hi)
             self.rows.extend([lo, hi])

@@ -110,8 +110,9 @@ class RunLayers:
     goes into a new layer built off the GUI thread instead (layers.image_points)."""
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
-                 envelope: Envelope | None, with_maps: bool) -> None:
+                 envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False) -> None:
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
+        self.psf_sigma_known = psf_sigma_known
         self.image = layer
         self.tables: list[pd.DataFrame] = []
         self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
@@ -185,15 +186,19 @@ class RunLayers:
             self.flush()
 
     def _show_selected_map(self, event) -> None:
-        if event.value in self.maps:
+        """The map selected in the layer list is shown alone. By name: a widget opened from napari's
+        Plugins menu holds its layers through napari's proxy, which is not the layer the event names."""
+        chosen = getattr(event.value, "name", None)
+        if chosen in {layer.name for layer in self.maps}:
             for layer in self.maps:
-                layer.visible = layer is event.value
+                layer.visible = layer.name == chosen
 
     def envelope_warnings(self) -> list[str]:
         """Where the camera or the measured photons and background lie outside the model's training ranges."""
         if self.envelope is None:
             return []
-        return self.envelope.camera_warnings(self.camera) + self.envelope.measured_warnings(self.table())
+        return (self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
+                + self.envelope.measured_warnings(self.table()))
 
     def table(self) -> pd.DataFrame:
         """Every detection so far (concatenated once per chunk arrived)."""

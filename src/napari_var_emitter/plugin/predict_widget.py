@@ -65,6 +65,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                tooltip="Fit each detection jointly with its overlapping neighbours under the camera's "
                                "noise and the PSF (sigma estimated from the spots once per image); the "
                                "'fitted' column says which rows carry the fit. Off: the network's positions")
+        self.psf_sigma = FloatSpinBox(label="PSF σ [nm] (0: from the spots)", value=0.0, min=0.0, max=2000.0,
+                                      step=5.0, tooltip="The refinement's PSF sigma; 0 estimates it from the spots "
+                                      "of the first frames, once per image (said in a notification)")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
                                tooltip="auto: the GPU when there is one")
         self.preview = CheckBox(text="live preview (current frame)", value=False,
@@ -98,18 +101,23 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         add_sections(self, {
             "Input": [self.image, self.frames, self.first, self.last],
             "Camera": [self.camera_fields],
-            "Model": [self.model, self.checkpoint, self.threshold, self.refine, self.device, self.preview],
+            "Model": [self.model, self.checkpoint, self.threshold, self.refine, self.psf_sigma, self.device,
+                      self.preview],
             "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls, self.warnings],
             "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
         self.preview_timer = QTimer(self.body, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
+        self.image_fields = (self.out_file, self.csv_path, self.psf_sigma)  # each image has its own (_fields_of)
+        self.per_image: dict[int | None, tuple] = {}
+        self._fields_image, self._unset = self._image_key(self.image.value), self._field_values()
         self.image.changed.connect(self.camera_fields.fill_from)
         self.image.changed.connect(self._frames_of)
+        self.image.changed.connect(self._fields_of)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
-        viewer.layers.events.inserted.connect(self.image.reset_choices)
+        viewer.layers.events.inserted.connect(self._layer_added)
         viewer.layers.events.removed.connect(self.image.reset_choices)
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self.export_csv)
@@ -132,6 +140,29 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if n_frames:
             self.first.max = self.last.max = n_frames
             self.first.value, self.last.value = 1, n_frames
+
+    def _layer_added(self, event) -> None:
+        """A stack the user opens becomes the one to predict on (Predict right after opening a
+        second stack must not run the first again); outputs are never offered."""
+        self.image.reset_choices()
+        if event.value in self.image.choices:
+            self.image.value = event.value
+
+    @staticmethod
+    def _image_key(layer) -> int | None:
+        return None if layer is None else id(layer.data)
+
+    def _field_values(self) -> tuple:
+        return tuple(field.value for field in self.image_fields)
+
+    def _fields_of(self, layer) -> None:
+        """The output files and PSF sigma of the chosen image: what they were when it was last
+        chosen, else unset (beside the stack; estimated), so that one image's run never writes
+        over another's file nor fits with another's PSF."""
+        self.per_image[self._fields_image] = self._field_values()
+        self._fields_image = self._image_key(layer)
+        for field, value in zip(self.image_fields, self.per_image.get(self._fields_image, self._unset)):
+            field.value = value
 
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
@@ -159,7 +190,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> PredictOptions:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
         pixel size (a live preview does not estimate it again), and said once in a notification."""
-        if not options.refine:
+        if not options.refine or options.psf_sigma_nm is not None:
             return options
         key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
         if key not in self.psf_sigmas:
@@ -201,7 +232,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             camera = self.camera_fields.camera()
             first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value,
-                                     refine=self.refine.value)
+                                     refine=self.refine.value, psf_sigma_nm=self.psf_sigma.value or None)
             model, card = cached_model(options.weights, options.device)
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
             options = self._with_psf_sigma(options, model, layer, frames, camera)
@@ -215,8 +246,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 job = StackJob.start(source or described, camera, options, self._movie_out(layer),
                                      self.chunk_frames.value, (first, stop), frames=None if source else frames,
                                      restart=True)
-        except InputError as exc:
+        except InputError as exc:  # said in the panel too, in full, in place of the last run's status
             show_error(str(exc))
+            self.status.value, self.warnings.value = "not started: see below", f"✖ {exc}"
             return
         if single and not current_frame_only:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
@@ -228,8 +260,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             self.layers.disconnect()  # the last run's maps are replaced
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
                                 tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
-                                camera, Envelope.from_card(card),
-                                self.show_maps.value and not current_frame_only)
+                                camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
+                                psf_sigma_known=options.refine and options.psf_sigma_nm is not None)
         self.stack_job = job
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import Container, PushButton
-from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QGroupBox, QToolButton, QVBoxLayout, QWidget
 
 from ..io.atomic import write_text_atomic
 from ..io.camera_profile import config_dir
@@ -70,14 +71,26 @@ def restore_button(*settings) -> PushButton:
 
 
 def add_sections(widget: Container, sections: dict[str, list]) -> None:
-    """Put each list of magicgui widgets (and Qt widgets such as plot canvases) in a titled box
-    (its key), in order, into `widget` (a dock.ScrollingDock made with no widgets). Boxes grow
-    with their contents (status lines, tables)."""
+    """Put each list of magicgui widgets (and Qt widgets such as plot canvases) in a box under a
+    title (its key) that folds it away when clicked, in order, into `widget` (a
+    dock.ScrollingDock made with no widgets). Boxes grow with their contents (status lines,
+    tables)."""
     layout = widget.body.layout()
     for title, members in sections.items():
-        box = QGroupBox(title)
-        box_layout = QVBoxLayout(box)
-        box_layout.setContentsMargins(4, 4, 4, 4)
+        box, content = QGroupBox(), QWidget()
+        header = QToolButton(text=title, checkable=True, checked=True, autoRaise=True,
+                             toolTip=f"Click to fold or unfold {title}")
+        header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        header.setArrowType(Qt.ArrowType.DownArrow)
+        header.toggled.connect(content.setVisible)
+        header.toggled.connect(lambda unfolded, header=header: header.setArrowType(
+            Qt.ArrowType.DownArrow if unfolded else Qt.ArrowType.RightArrow))
+        outer = QVBoxLayout(box)
+        outer.setContentsMargins(4, 2, 4, 4)
+        outer.addWidget(header)
+        outer.addWidget(content)
+        box_layout = QVBoxLayout(content)
+        box_layout.setContentsMargins(0, 0, 0, 0)
         run: list = []  # consecutive magicgui widgets, laid out as one form
         for member in [*members, None]:
             if member is not None and not isinstance(member, QWidget):

@@ -76,16 +76,18 @@ class Envelope:
                 "yours (docs/3d.md: var-emitter train --psf), or localise with the classical fit "
                 f"({CLASSICAL_3D})"]
 
-    def input_warnings(self, camera: Camera, psf: PSF | None = None) -> list[str]:
+    def input_warnings(self, camera: Camera, psf: PSF | None = None, psf_sigma_known: bool = False) -> list[str]:
         """Warnings about what a user gives before predicting: the camera, and the PSF
         calibration of a 3-D run."""
-        return self.camera_warnings(camera) + (self.psf_warnings(psf) if psf is not None else [])
+        return self.camera_warnings(camera, psf_sigma_known) + (self.psf_warnings(psf) if psf is not None else [])
 
-    def camera_warnings(self, camera: Camera) -> list[str]:
-        """Warnings about the camera description alone (before predicting)."""
+    def camera_warnings(self, camera: Camera, psf_sigma_known: bool = False) -> list[str]:
+        """Warnings about the camera description alone (before predicting). The guess from the
+        pixel size that spots are narrower than the model knows is left to the PSF sigma where
+        that is given or measured (psf_sigma_known: the run says what it means)."""
         warnings = []
         high = self.pixel_size_nm[1]
-        if camera.pixel_size_nm > high * (1 + PIXEL_TOLERANCE):  # wider spots (smaller pixels) are binned
+        if not psf_sigma_known and camera.pixel_size_nm > high * (1 + PIXEL_TOLERANCE):  # wider spots are binned
             warnings.append(
                 f"pixel size {camera.pixel_size_nm:g} nm: the model was trained at {_range(self.pixel_size_nm)} nm "
                 f"pixels (PSF sigma {_range(self.psf_sigma_px, '.2g')} px), so spots here are likely narrower in "
@@ -108,7 +110,8 @@ class Envelope:
             median = float(np.median(table[column]))
             if not trained[0] * MEASURED_LOW <= median <= trained[1] * MEASURED_HIGH:
                 side = "below" if median < trained[0] * MEASURED_LOW else "above"
-                warnings.append(f"median {median:.4g} {unit} is {side} what the model was trained on "
+                shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
+                warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
                                 f"({_range(trained)}): {hint}; if they are right, {FINE_TUNE_HINT}")
         return warnings
 

@@ -30,8 +30,9 @@ from .postprocess import maps_to_table
 from .tiling import TileLayout, default_tile_px, paste
 
 # the first frames of a run, whose detections the PSF sigma is estimated from once for the whole
-# run (with_psf_sigma: the CLI's, the widgets', a StackJob's, a predict call's without it)
-SIGMA_FRAMES = 8
+# run (with_psf_sigma: the CLI's, the widgets', a StackJob's, a predict call's without it): at
+# least SIGMA_FRAMES, and as many as hold SIGMA_PIXELS (small frames hold few spots each)
+SIGMA_FRAMES, SIGMA_PIXELS = 8, 8 * 128 * 128
 SIGMA_TOLERANCE = 0.1  # spots this much narrower than the model's narrowest are said to lie outside what it knows
 
 # pixels of tiles one pass of the model takes on a CPU (one 256 x 256 frame, two 160 x 160 ones):
@@ -174,9 +175,9 @@ def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camer
 def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                                  options: PredictOptions) -> tuple[float | None, int, int]:
     """(PSF sigma in px or None, spots used, frames looked at) from the network's
-    detections (at the default threshold) in the first SIGMA_FRAMES of (T, H, W) ADU frames,
-    leaving out frames with NaN or inf."""
-    frames = read_here(frames_adu[:SIGMA_FRAMES])
+    detections (at the default threshold) in the first frames of (T, H, W) ADU frames (SIGMA_FRAMES,
+    or more to make SIGMA_PIXELS), leaving out frames with NaN or inf."""
+    frames = read_here(frames_adu[:max(SIGMA_FRAMES, -(-SIGMA_PIXELS // (frames_adu.shape[1] * frames_adu.shape[2])))])
     looked_at = len(frames)
     frames = frames[np.isfinite(frames).all(axis=(1, 2))]  # a bad frame is named when the run reaches it
     if not len(frames):
@@ -184,7 +185,7 @@ def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera:
     # the default threshold, so that the sigma (a setting of the run) does not follow the user's
     table = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False,
                                                                       threshold=DEFAULT_THRESHOLD)).table
-    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera.pixel_size_nm)
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera)
     return sigma_px, spots, looked_at
 
 

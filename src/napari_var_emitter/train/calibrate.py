@@ -24,7 +24,7 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50)
     frames = np.asarray(frames_adu[picks])
     table = predict_frames(model, frames, camera).table
     px = camera.pixel_size_nm
-    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, px)  # as the refinement does
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera)  # as the refinement does
     if spots < MIN_SPOTS:
         raise InputError(f"only {spots} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
