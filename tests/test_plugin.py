@@ -171,6 +171,9 @@ def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_
     assert widget.out_file.value is None and widget.csv_path.value != chosen[1] and widget.psf_sigma.value == 0
     widget.image.value = image
     assert (widget.out_file.value, widget.csv_path.value, widget.psf_sigma.value) == chosen
+    widget.psf_sigmas.clear()
+    _run(qtbot, widget)  # with the PSF sigma given, none is estimated, and the rows carry the fit
+    assert not widget.psf_sigmas and (viewer.layers["simulated SMLM stack detections"].features["fitted"] == 1).any()
 
 
 def _maps(viewer):
