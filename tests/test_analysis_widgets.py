@@ -11,6 +11,7 @@ from napari.layers import Image, Points
 from napari_var_emitter.io.localizations import read_localizations, write_localizations
 from napari_var_emitter.plugin.analysis_widgets import (DriftWidget, MergeWidget, RenderWidget, ResolutionWidget,
                                                         StatsWidget)
+from napari_var_emitter.plugin.layers import FRAME_FEATURE
 from napari_var_emitter.plugin.theme import theme_colours
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
@@ -52,7 +53,7 @@ def test_drift_widget_adds_a_corrected_layer_and_saves(qtbot, viewer, points, dr
     residual = estimated - drifted[1]
     assert np.sqrt(np.mean(np.sum((residual - residual.mean(0)) ** 2, axis=1))) < 5.0
     shift = corrected.features[["x_nm", "y_nm"]].to_numpy() - points.features[["x_nm", "y_nm"]].to_numpy()
-    np.testing.assert_allclose(-shift, estimated[points.features["frame"]], atol=1e-6)
+    np.testing.assert_allclose(-shift, estimated[points.features[FRAME_FEATURE] - 1], atol=1e-6)
     assert widget.figure.axes and widget.figure.axes[0].lines  # the curve is drawn
     widget.csv_path.value = tmp_path / "dc.csv"
     widget.export()

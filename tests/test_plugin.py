@@ -19,7 +19,7 @@ from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, card_path
 from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
-from napari_var_emitter.plugin.layers import TAG
+from napari_var_emitter.plugin.layers import FRAME_FEATURE, TAG
 from napari_var_emitter.plugin.models import MODELS
 from napari_var_emitter.plugin.predict_run import RunLayers
 from napari_var_emitter.predict.frames import Prediction
@@ -79,16 +79,19 @@ def test_predict_current_frame_points_then_maps_on_request(qtbot, viewer, sample
     assert not _maps(viewer)  # maps are off by default
     points = viewer.layers["simulated SMLM stack detections"]
     features = points.features
-    assert {"frame", "x_nm", "y_nm", "photons", "uncertainty_nm", "probability"} <= set(features.columns)
-    assert len(features) > 3 and (features["frame"] == 3).all()
+    assert {FRAME_FEATURE, "x_nm", "y_nm", "photons", "uncertainty_nm", "probability"} <= set(features.columns)
+    assert len(features) > 3 and (features[FRAME_FEATURE] == 4).all()  # frame index 3 is frame 4 to the user
     # points sit at their nm positions in world coordinates, on the image's frame axis
     world = np.array([points.data_to_world(p) for p in points.data])
     np.testing.assert_allclose(world[:, 1], features["y_nm"], atol=1e-6)
     np.testing.assert_allclose(world[:, 2], features["x_nm"], atol=1e-6)
     assert (world[:, 0] == 3).all()
+    # hovering a point, the status bar states its frame as the CSV and the widgets do
+    status = points.get_status(world[0], view_direction=np.array([1.0, 0, 0]), dims_displayed=[1, 2], world=True)
+    assert f"{FRAME_FEATURE}: 4" in status["value"]
     # the detections match the ground truth of that frame
     truth = viewer.layers["ground truth"].features
-    true_xy = truth.loc[truth["frame"] == 3, ["x_nm", "y_nm"]].to_numpy()
+    true_xy = truth.loc[truth[FRAME_FEATURE] == 4, ["x_nm", "y_nm"]].to_numpy()
     nearest = np.hypot(*(features[["x_nm", "y_nm"]].to_numpy()[:, None] - true_xy[None]).transpose(2, 0, 1)).min(1)
     assert np.median(nearest) < 60
     assert widget.status.value.startswith("done: 1 of 1 frame(s)")
@@ -217,7 +220,7 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     _run(qtbot, widget)
     assert len(viewer.layers) == n_layers  # replaced, not duplicated
     points = viewer.layers["simulated SMLM stack detections"]
-    assert sorted(points.features["frame"].unique()) == [2, 3, 4, 5, 6]
+    assert sorted(points.features[FRAME_FEATURE].unique()) == [3, 4, 5, 6, 7]
     finest = viewer.layers["simulated SMLM stack scale 3 (4 px)"]
     assert finest.data.shape == (5, 24, 24) and finest.translate[0] == 2 and finest.data.max() > 0.5
     path = tmp_path / "locs.csv"
@@ -227,6 +230,7 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     assert len(table) == len(points.data)
     np.testing.assert_allclose(table["x_nm"], points.features["x_nm"], rtol=1e-6)
     assert pd.read_csv(path)["frame"].min() == 3  # 1-based in the file
+    assert (pd.read_csv(path)["frame"].to_numpy() == points.features[FRAME_FEATURE].to_numpy()).all()
     # napari's save through our writer gives the same table; our reader brings it back as Points
     points.save(str(tmp_path / "saved.csv"), plugin=PLUGIN)
     pd.testing.assert_frame_equal(read_localizations_csv(tmp_path / "saved.csv"), table)
@@ -292,13 +296,13 @@ def test_run_layers_show_the_frame_in_view_while_running_and_everything_at_the_e
         run.add(first, Prediction(table, [], ()))
     points = viewer.layers["simulated SMLM stack detections"]
     viewer.dims.set_point(0, 2)
-    assert set(points.features["frame"]) == {2} and len(points.data) == 5
+    assert set(points.features[FRAME_FEATURE]) == {3} and len(points.data) == 5
     viewer.dims.set_point(0, 6)  # follows the slider
-    assert set(points.features["frame"]) == {6} and len(points.data) == 5
+    assert set(points.features[FRAME_FEATURE]) == {7} and len(points.data) == 5
     np.testing.assert_allclose(points.data[:, 0], 6)
     finished = []
     run.finish(done=lambda: finished.append(True))
-    assert finished and len(points.data) == 40 and sorted(set(points.features["frame"])) == list(range(8))
+    assert finished and len(points.data) == 40 and sorted(set(points.features[FRAME_FEATURE])) == list(range(1, 9))
     viewer.dims.set_point(0, 1)  # no longer follows
     assert len(points.data) == 40
 
@@ -329,7 +333,7 @@ def test_a_finished_run_of_600000_localisations_is_shown_without_stalling_the_vi
         assert results[-1] is not live and not live.visible and len(live.data) == 0
     first, second = results
     assert second is not first and len(second.data) == n and second.metadata[TAG]["role"] == "detections"
-    assert second.features["frame"].nunique() == 2000 and second.border_color.shape == (n, 4)
+    assert second.features[FRAME_FEATURE].nunique() == 2000 and second.border_color.shape == (n, 4)
     assert first.name == "movie detections (earlier run)" and not first.visible and len(first.data) == n
     assert sorted(lay.metadata[TAG]["role"] for lay in viewer.layers if TAG in lay.metadata) == \
         ["detections", "earlier detections", "live detections"]  # one layer kept for runs, not one per run
@@ -568,7 +572,7 @@ def test_live_preview_follows_the_threshold(qtbot, viewer, sample):
                     and widget.status.value.startswith("done"), timeout=30_000)
     points = viewer.layers["simulated SMLM stack detections"]
     loose = len(points.data)
-    assert loose > 3 and (points.features["frame"] == 5).all()
+    assert loose > 3 and (points.features[FRAME_FEATURE] == 6).all()
     widget.status.value = ""
     widget.threshold.value = 0.9
     qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=30_000)

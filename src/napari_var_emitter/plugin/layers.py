@@ -19,6 +19,9 @@ from ..errors import InputError
 from ..io.table import validate_table
 
 MARKER_PX = 2.5  # marker diameter in camera pixels
+# the frame column of a layer's features, as the user sees it beside napari's 0-based slider in the
+# status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
+FRAME_FEATURE = "frame (1-based)"
 TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
 # results of this many localisations or more go into a new layer built off the GUI thread
 # (image_points); fewer are put into the last result's layer (refill)
@@ -42,10 +45,17 @@ def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float,
                   source: str = "") -> dict:
     """Points layer options (size in data units): every column a feature, border coloured by z
     (3-D tables, turbo over the 1st-99th percentile), else by probability when present."""
-    return {"name": name, "features": table.reset_index(drop=True), "scale": scale, "translate": translate,
+    return {"name": name, "features": layer_features(table), "scale": scale, "translate": translate,
             "size": size, "symbol": "ring", "face_color": "transparent",
             "border_width": 0.15, "border_width_is_relative": True, "out_of_slice_display": False,
             "metadata": {TAG: {"role": role, "source": source}}, **colouring(table)}
+
+
+def layer_features(table: pd.DataFrame) -> pd.DataFrame:
+    """A table as a Points layer's features: every column, the frame 1-based as FRAME_FEATURE."""
+    features = table.reset_index(drop=True).rename(columns={"frame": FRAME_FEATURE})
+    features[FRAME_FEATURE] = features[FRAME_FEATURE] + 1
+    return features
 
 
 def colouring(table: pd.DataFrame) -> dict:
@@ -86,7 +96,7 @@ def refill(points: Points, table: pd.DataFrame, pixel_size_nm: float) -> None:
         return
     data = points_data(table, pixel_size_nm)
     points.data = data[:, 1:] if points.ndim == 2 else data
-    points.features = table.reset_index(drop=True)
+    points.features = layer_features(table)
     for key, value in colouring(table).items():
         setattr(points, key, value)
 
@@ -224,11 +234,16 @@ def stack_of(layer) -> tuple[object, bool]:
 
 
 def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, translate) -> pd.DataFrame:
-    """A localisation table from a Points layer: its features when they hold frame/x_nm/y_nm
-    (layers made by this plugin or read from CSV / emitters.h5), else world coordinates
-    (frame, y, x) taken as nm."""
-    if features is not None and {"frame", "x_nm", "y_nm"} <= set(features.columns):
-        return validate_table(features.reset_index(drop=True), "points layer")
+    """A localisation table from a Points layer: its features when they hold x_nm/y_nm and a
+    frame (FRAME_FEATURE: layers made by this plugin or read from CSV / emitters.h5; or a 0-based
+    "frame"), else world coordinates (frame, y, x) taken as nm."""
+    columns = set(features.columns) if features is not None else set()
+    if {"x_nm", "y_nm"} <= columns and columns & {FRAME_FEATURE, "frame"}:
+        table = features.reset_index(drop=True)
+        if FRAME_FEATURE in columns:
+            table = table.drop(columns="frame", errors="ignore").rename(columns={FRAME_FEATURE: "frame"})
+            table["frame"] = table["frame"] - 1
+        return validate_table(table, "points layer")
     data = np.asarray(data, float)
     if data.ndim != 2 or data.shape[1] != 3:
         raise ValueError(f"points need (frame, y, x) coordinates, got shape {data.shape}")

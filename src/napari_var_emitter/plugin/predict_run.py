@@ -16,8 +16,8 @@ from ..errors import InputError
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, image_points, insert_built, map_placement,
-                     output_options, points_kwargs, refill, refillable, remove_layers, retire)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, image_points, insert_built, layer_features,
+                     map_placement, output_options, points_kwargs, refill, refillable, remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
@@ -170,7 +170,7 @@ class RunLayers:
             self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
         else:
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
-            self.points.data, self.points.features = np.zeros((0, dims)), empty
+            self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
 
     def add(self, first_frame: int, prediction) -> None:
         self.tables.append(prediction.table)
