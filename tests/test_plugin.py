@@ -19,6 +19,7 @@ from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, card_path
 from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
+from napari_var_emitter.plugin.filter_widget import FilterWidget
 from napari_var_emitter.plugin.layers import FRAME_FEATURE, TAG
 from napari_var_emitter.plugin.models import MODELS
 from napari_var_emitter.plugin.predict_run import RunLayers
@@ -644,10 +645,17 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     fields["offset_map"].value, fields["variance_map"].value = tmp_path / "offset.npy", tmp_path / "variance.npy"
     _run(qtbot, widget)
     assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
+    # the PSF sigma the refinement estimated is in the panel, whole (a notification cuts it)
+    assert widget.warnings.value.startswith("ℹ PSF sigma ") and " spots in " in widget.warnings.value
     small = np.random.default_rng(3).poisson(120.0, (6, 32, 32)).astype(np.uint16)
     second = viewer.add_image(small, name="small stack", metadata={"camera": {"pixel_size_nm": 100.0}})
     n_layers = len(viewer.layers)
     assert widget.image.value is second  # the stack just opened is the one Predict runs on
+    # ... shown alone: the first dataset (stack, truth, detections) hidden, the view on the new one
+    first_dataset = [layer for layer in viewer.layers if layer is not second]
+    assert len(first_dataset) == 3 and not any(layer.visible for layer in first_dataset) and second.visible
+    assert "hidden" in widget.status.value and "simulated SMLM stack detections" in widget.status.value
+    qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (1600, 1600)))  # the middle of 32x32 px of 100 nm
     assert not fields["offset_map"].value and not fields["variance_map"].value
     note = widget.camera_fields.note.value
     assert "offset map [ADU] of your last entry left empty: its map is 96×96 px, the frames 32×32 px" in note
@@ -655,6 +663,7 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     _run(qtbot, widget)
     assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
     assert len(viewer.layers) == n_layers + 1  # its detections, and nothing else
+    assert FilterWidget(viewer).layer.value is viewer.layers["small stack detections"]  # opened now: the one in view
     widget.image.value = first  # what was typed for the first stack comes back with it
     assert str(fields["offset_map"].value) == str(tmp_path / "offset.npy")
 

@@ -28,7 +28,7 @@ from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
 from .dock import ScrollingDock
 from .job_controls import StatusLabel
-from .layers import MARKER_PX, TAG, layer_choices, points_kwargs, table_from_layer
+from .layers import MARKER_PX, TAG, layer_choices, pick_shown, points_kwargs, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
 
@@ -56,6 +56,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self.result = None
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
                               tooltip="A Points layer from Predict or a localisation file")
+        pick_shown(self.layer)
         self.run_button = PushButton(text=self.run_text)
         self.status = StatusLabel()
         super().__init__(widgets=[self.layer, *fields, self.run_button, self.status], scrollable=True)

@@ -17,7 +17,7 @@ from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock
-from .layers import layer_choices, table_from_layer
+from .layers import layer_choices, pick_shown, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
 
@@ -37,6 +37,7 @@ class FilterWidget(ScrollingDock, Container):
         self.viewer = viewer
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
                               tooltip="A Points layer with photons, uncertainty, ... (from Predict or a file)")
+        pick_shown(self.layer)
         self.ranges: dict[str, tuple[FloatSpinBox, FloatSpinBox]] = {}
         self.rows = Container(widgets=[])
         self.expression = LineEdit(label="expression", tooltip="The same filter for the command line: "

@@ -31,7 +31,7 @@ from ..train.loop import training_steps
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls
-from .layers import layer_choices, stack_of, table_from_layer
+from .layers import layer_choices, pick_shown, stack_of, table_from_layer
 from .models import MODELS
 from .predict_run import duration
 from .settings import Settings, add_sections, restore_button
@@ -77,6 +77,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU); its last fifth (up to 20 frames) is kept aside "
                               "for the before/after comparison")
+        pick_shown(self.image)
         self.camera_fields = CameraFields(viewer)
         self.positions = ComboBox(label="trusted positions", choices=layer_choices(viewer, Points), nullable=True)
         self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r",

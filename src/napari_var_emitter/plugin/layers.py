@@ -132,6 +132,18 @@ def retire(layer) -> None:
     layer.metadata[TAG]["role"] = f"earlier {layer.metadata[TAG]['role']}"
 
 
+def show_alone(viewer, image, stacks) -> list[str]:
+    """Hide the other camera stacks among `stacks` and the layers this plugin made of them:
+    napari puts every dataset in one world (nm), so a dataset just opened would lie over the
+    last one and under its detections. Returns the names of the layers hidden."""
+    others = {stack.name for stack in stacks if stack is not image}
+    hidden = [layer for layer in viewer.layers if layer.visible
+              and (layer.name in others or layer.metadata.get(TAG, {}).get("source") in others)]
+    for layer in hidden:
+        layer.visible = False
+    return [layer.name for layer in hidden]
+
+
 def remove_layers(viewer, layers: list) -> None:
     """Remove these layers with one garbage collection: napari runs a full one after each
     removal (~0.25 s of frozen viewer with napari and torch loaded), once per batch."""
@@ -177,6 +189,14 @@ def layer_choices(viewer, kind, inputs_only: bool = False):
         return [layer for layer in viewer.layers if isinstance(layer, kind)
                 and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in ("scale_map", "render"))]
     return choices
+
+
+def pick_shown(combo) -> None:
+    """Set a layer ComboBox to the topmost visible layer it offers (napari lists the lowest first):
+    a widget opened beside the dataset in view works on that one."""
+    shown = [layer for layer in combo.choices if layer.visible]
+    if shown:
+        combo.value = shown[-1]
 
 
 def frame_in_view(viewer, layer) -> int:

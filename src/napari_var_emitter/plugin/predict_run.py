@@ -166,9 +166,11 @@ class RunLayers:
         if self.points is None and live is not None:
             self.points = live
             live.name, live.visible, live.metadata[TAG]["role"] = self.options["name"], True, "detections"
+        layer.visible = True  # a run shows the stack it runs on (show_alone may have hidden it)
         if self.points is None:
             self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
-        else:
+        else:  # shown first: napari's hidden layers keep a stale view that new data would index out of range
+            self.points.visible = True
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
 

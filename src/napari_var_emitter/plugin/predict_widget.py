@@ -26,7 +26,8 @@ from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
-from .layers import TAG, frame_in_view, layer_choices, place_image, remove_outputs, stack_of, table_from_layer
+from .layers import (TAG, frame_in_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone,
+                     stack_of, table_from_layer)
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
@@ -45,9 +46,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
+        self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
         self.psf_sigmas: dict[tuple, tuple[PredictOptions, str | None]] = {}  # per image, model and camera
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
+        pick_shown(self.image)
         self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
                                tooltip="Every frame, the frame on screen, or frames first..last (1-based, as in "
                                "the CSV and ImageJ)")
@@ -143,10 +146,23 @@ class PredictWidget(ScrollingDock, JobControls, Container):
 
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
-        second stack must not run the first again); outputs are never offered."""
+        second stack must not run the first again), shown alone (show_alone); outputs are never
+        offered."""
         self.image.reset_choices()
         if event.value in self.image.choices:
             self.image.value = event.value
+            hidden = show_alone(self.viewer, event.value, self.image.choices)
+            if hidden:
+                self.status.value = (f"{event.value.name} opened; hidden (tick their eye in the layer list to show "
+                                     f"them): {', '.join(hidden)}")
+                # once napari has taken the layer in (its dims follow the insertion)
+                QTimer.singleShot(0, lambda: self._fit_view(event.value))
+
+    def _fit_view(self, layer) -> None:
+        """The view on this layer alone (napari fits a view to every layer only for the first; its
+        fit to some layers fails on one with fewer dimensions than the viewer: then left as is)."""
+        if layer in self.viewer.layers and layer.visible and layer.ndim == self.viewer.dims.ndim:
+            self.viewer.fit_to_view(layers=[layer])
 
     @staticmethod
     def _image_key(layer) -> int | None:
@@ -187,19 +203,21 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                  f"{n_frames} (first frame and last frame, both included)")
             return self.first.value - 1, self.last.value
 
-    def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> PredictOptions:
+    def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> tuple[PredictOptions, str]:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
-        pixel size (a live preview does not estimate it again), and said once in a notification."""
+        pixel size (a live preview does not estimate it again), said once in a notification; and
+        the line the panel shows of it ("" when the sigma was given)."""
         if not options.refine or options.psf_sigma_nm is not None:
-            return options
+            return options, ""
         key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
         if key not in self.psf_sigmas:
             self.psf_sigmas[key] = with_psf_sigma(options, model, frames, camera)
             estimated, said = self.psf_sigmas[key]
             if said:
                 (show_info if estimated.refine else show_warning)(said)
-        estimated = self.psf_sigmas[key][0]
-        return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm)
+        estimated, said = self.psf_sigmas[key]
+        line = f"{'ℹ' if estimated.refine else '⚠'} {said}" if said else ""
+        return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm), line
 
     def _movie_out(self, layer) -> Path:
         if self.out_file.value:
@@ -235,7 +253,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                      refine=self.refine.value, psf_sigma_nm=self.psf_sigma.value or None)
             model, card = cached_model(options.weights, options.device)
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
-            options = self._with_psf_sigma(options, model, layer, frames, camera)
+            options, sigma_line = self._with_psf_sigma(options, model, layer, frames, camera)
             movie = not current_frame_only and self.frames.value != "current frame"
             job = None
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame)
@@ -262,7 +280,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                 tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None)
-        self.stack_job = job
+        self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)
         worker = create_worker(*generator, _start_thread=False, _connect={
@@ -315,7 +333,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if message not in notified:
                 show_warning(message)
                 notified.add(message)
-        self.warnings.value = "\n".join(f"⚠ {message}" for message in warnings)
+        self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
+                                        + [f"⚠ {message}" for message in warnings])
         self.status.value = status
 
     # ---- outputs --------------------------------------------------------------------------

@@ -52,4 +52,4 @@ def _stack_and_truth(config: SimulationConfig, name: str, truth_name: str, seed:
     image = (frames, {"name": name, "metadata": {"camera": truth.camera.to_dict(), **metadata},
                       "contrast_limits": contrast_limits(frames), **image_placement(px)}, "image")
     columns = ["frame", "x_nm", "y_nm", *(["z_nm"] if config.psf.astigmatism else []), "photons"]
-    return [image, nm_points_layer(truth.emitters[columns], truth_name, "truth", MARKER_PX * px)]
+    return [image, nm_points_layer(truth.emitters[columns], truth_name, "truth", MARKER_PX * px, source=name)]
