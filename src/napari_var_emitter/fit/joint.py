@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_model_and_jacobian, spot_model_and_jacobian
+from ..psf import PSF, astigmatic_model_and_jacobian, round_spot_model_and_jacobian
 from .mle import FitResult, fisher_scoring
 
 N_ITER = 25
@@ -46,10 +46,8 @@ class RoundSpots:
     def spots(self, params_n3: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Expected photons (n, R*R) of spots (x, y, photons) over no background, and their
         derivatives (n, R*R, 3)."""
-        sigma = np.full(len(params_n3), self.sigma_px)
-        values, jac = spot_model_and_jacobian(params_n3[:, 0], params_n3[:, 1], sigma, sigma, params_n3[:, 2],
-                                              np.zeros(len(params_n3)), size)
-        return values, jac[..., [0, 1, 4]]
+        return round_spot_model_and_jacobian(params_n3[:, 0], params_n3[:, 1], np.full(len(params_n3), self.sigma_px),
+                                             params_n3[:, 2], size)
 
 
 class AstigmaticSpots:
