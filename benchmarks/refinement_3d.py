@@ -9,11 +9,12 @@ spread of (error / stated uncertainty) per axis over matches.
 
 Stacks: --own (default): our astigmatic stacks with the NAIRR-like calibration (benchmarks/
 astigmatic_3d.NAIRR_PSF), 64 x 64 px, 100 nm pixels, 3,000 photons over 50 photons/px, sCMOS,
-at 0.1 / 0.5 / 1 per µm², seeds --seed-base + i (12,200,000+ validation; 12,700,000+ held out).
+at 0.1 / 0.5 / 1 per µm² (--densities), seeds --seed-base + i (12,200,000+ validation; 12,700,000+
+held out).
 --nairr: the NAIRR 3DAS LD / MD / HD validation movies (../shared/data/external; validation
 only, never tuned on). Calibration: seed 301's simulated beads.
 
-Run: .venv/bin/python benchmarks/refinement_3d.py [--nairr] [--frames N] [--seed-base N]
+Run: .venv/bin/python benchmarks/refinement_3d.py [--nairr] [--frames N] [--seed-base N] [--densities D ...]
 Prints one row per stack and method; asserts nothing.
 """
 
@@ -75,7 +76,7 @@ def stacks(args):
             yield f"NAIRR 3DAS {density}", frames, truth, NAIRR_CAMERA, field
         return
     camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=0.5, read_noise_e=1.5)
-    for i, density in enumerate((0.1, 0.5, 1.0)):
+    for i, density in enumerate(args.densities):
         config = SimulationConfig(frame_size=(64, 64), n_frames=args.frames or 100, density_per_um2=density,
                                   photons_mean=3000.0, background_photons=50.0, psf=NAIRR_PSF, camera=camera)
         frames, truth = simulate_stack(config, np.random.default_rng(args.seed_base + i))
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--nairr", action="store_true", help="the NAIRR 3DAS validation movies instead of ours")
     parser.add_argument("--frames", type=int, help="at most this many frames per stack (ours: 100 by default)")
     parser.add_argument("--seed-base", type=int, default=12_700_000)
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0], help="ours: emitters/µm²")
     args = parser.parse_args()
     psf = calibration_from_beads(NAIRR_PSF, 301)
     for name, frames, truth, camera, field in stacks(args):
