@@ -436,7 +436,9 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_table(stacks, 
             phases["killed"] += status != 0
             if sig == 1 and status != 0:
                 err = run.stderr.read()
-                assert status == 130 and "Traceback" not in err, f"run {k} {plans[k]}: {status} {err}"
+                # 130, or ended by the SIGINT itself (a shell shows both as 130): seen once under load, with
+                # "interrupted" said, when the signal came while the program was still loading
+                assert status in (130, -signal.SIGINT) and "Traceback" not in err, f"run {k} {plans[k]}: {status} {err}"
         for k, out, _ in runs:
             assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "2"]) == 0
             _same_table(out, reference)
