@@ -96,6 +96,7 @@ def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tm
     points = viewer.open(str(tmp_path / "refined.csv"), plugin="napari-var-emitter")[0]
     widget = FilterWidget(viewer)
     assert {"uncertainty_x_nm", "uncertainty_y_nm", "fitted"} <= set(widget.ranges)
+    assert widget.canvas.minimumHeight() >= 80 * len(widget.ranges)  # readable histograms: the dock scrolls
     widget.ranges["uncertainty_x_nm"][1].value = 20.0
     widget.ranges["fitted"][0].value = 0.5
     assert points.shown.tolist() == [True, True, False, False]

@@ -28,6 +28,7 @@ COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertai
            "fitted": "fitted (1: MLE fit, 0: network, 2: split off)",
            "significance": "significance [sd] (spot vs background only)"}
 BINS = 60
+HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 
 
 class FilterWidget(ScrollingDock, Container):
@@ -52,7 +53,6 @@ class FilterWidget(ScrollingDock, Container):
                                   self.csv_path, self.export_button], scrollable=True)
         self.figure = Figure(figsize=(4, 4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(260)
         self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
         self.fit_width()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
@@ -83,6 +83,7 @@ class FilterWidget(ScrollingDock, Container):
                 box.changed.connect(self.apply)
             self.ranges[column] = (lo, hi)
             self.rows.extend([lo, hi])
+        self.canvas.setMinimumHeight(HISTOGRAM_PX * max(len(self.ranges), 3))
         self.apply()
 
     def keep_all(self) -> None:
