@@ -46,9 +46,9 @@ def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np
     n = len(significance_N)
     if n == 0:
         return np.zeros(0, bool)
-    p = stats.norm.sf(significance_N)
     if np.mean(significance_N < CLEAR_SIGMAS) / stats.norm.cdf(CLEAR_SIGMAS) < PHANTOM_SHARE:
         return np.ones(n, bool)
+    p = stats.norm.sf(significance_N)
     order = np.lexsort((p, frame_N))
     frames = np.asarray(frame_N)[order]
     starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])

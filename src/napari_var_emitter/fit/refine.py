@@ -50,17 +50,22 @@ def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: 
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
     safe = np.where(slots >= 0, slots, 0)
     moved = np.hypot(x - x_px[safe], y - y_px[safe])
-    widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * np.sqrt(np.maximum(fit.misfit, 1.0))  # as _values states it
+    widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * _misfit_scale(fit.misfit)  # as _values states it
     inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
     return ((slots >= 0) & fit.converged[:, None] & (moved <= MAX_MOVE_PX) & (fit.photons > 0) & inside
             & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
 
 
+def _misfit_scale(misfit):
+    """What a fit's Cramér–Rao bound is multiplied by to state its uncertainty: an emitter whose
+    model leaves light unexplained around it (a neighbour the network missed) is less certain than
+    its bound, by the square root of its misfit (at least 1)."""
+    return np.sqrt(np.maximum(misfit, 1.0))
+
+
 def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, float]:
     """The table's values of emitter k of group g (an ROI with corner `origin` (row, col))."""
-    # an emitter whose model leaves light unexplained around it (a neighbour the network missed)
-    # is less certain than its bound: scaled by the square root of its misfit
-    misfit = np.sqrt(max(fit.misfit[g, k], 1.0))
+    misfit = _misfit_scale(fit.misfit[g, k])
     values = {"x_nm": (fit.x_px[g, k] + origin[1]) * px, "y_nm": (fit.y_px[g, k] + origin[0]) * px,
               "photons": fit.photons[g, k], "background": fit.background[g],
               "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px,

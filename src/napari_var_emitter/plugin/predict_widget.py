@@ -70,7 +70,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                "'fitted' column says which rows carry the fit. Off: the network's positions")
         self.psf_sigma = FloatSpinBox(label="PSF σ [nm] (0: from the spots)", value=0.0, min=0.0, max=2000.0,
                                       step=5.0, tooltip="The refinement's PSF sigma; 0 estimates it from the spots "
-                                      "of the first frames, once per image (said in a notification)")
+                                      "of the first frames, once per image (said at the top of the panel below)")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
                                tooltip="auto: the GPU when there is one")
         self.preview = CheckBox(text="live preview (current frame)", value=False,
