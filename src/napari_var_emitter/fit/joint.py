@@ -147,15 +147,6 @@ def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np
     return np.maximum(values, 1e-6), jac
 
 
-def member_light(x_px_GK: np.ndarray, y_px_GK: np.ndarray, z_nm_GK: np.ndarray | None, photons_GK: np.ndarray,
-                 spots: SpotModel, size: int) -> np.ndarray:
-    """(G, K, R, R) expected photons of each emitter's spot (positions in px of the ROI, photons 0
-    for padding) in R x R ROIs, over no background."""
-    theta = spots.start(np.stack([x_px_GK, y_px_GK], axis=-1), z_nm_GK, photons_GK)
-    values, _ = spots.spots(theta.reshape(-1, len(spots.step)), size)
-    return values.reshape(*photons_GK.shape, size, size)
-
-
 def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter: int = N_ITER) -> JointFit:
     """Jointly fit every group of `batch` (see GroupBatch) under the PSF of `spots`; `excess` is
     the EM excess noise factor (2 for an EMCCD with gain, else 1)."""

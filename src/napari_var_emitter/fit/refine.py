@@ -4,12 +4,9 @@ and the PSF of the data (the Gaussian of a sigma estimated from the data in 2-D,
 calibration in 3-D); groups too large for one joint fit in parts, each beside the light of its
 neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
-leaves light unexplained is tried as two emitters the network merged (split.py); where that does
-not stand, the light a group's fit leaves unexplained is searched for one emitter the network
-missed (missed.py). The `fitted` column says which estimate each row carries: 1 the fit, 0 the
-network's, 2 the fit of an emitter split off a detection, 3 the fit of an emitter the network
-missed (rows the network did not report; each carries the other columns, e.g. the frame and
-probability, of the detection it was found beside)."""
+leaves light unexplained is tried as two emitters the network merged (split.py). The `fitted`
+column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
+emitter split off a detection (a row the network did not report)."""
 
 from __future__ import annotations
 
@@ -23,8 +20,7 @@ from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
 from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
 from .mle import estimate_psf_sigma, most_likely_sigma
-from .missed import add_missed
-from .split import Splits, split_merged
+from .split import split_merged
 
 MAX_MOVE_PX = 1.5
 SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
@@ -32,8 +28,7 @@ CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated
 TEST_SIGMA_PX = 1.0  # the spot (px) detections are tested with against background only before the sigma is known
 MIN_ISOLATED = 10  # with fewer isolated spots, the PSF sigma is estimated from the joint fits of every group
 CROWDED_DETECTIONS = 300  # ... of the detections in the first frames, up to about this many
-# the `fitted` column: the network's values, the fit's, an emitter split off a detection, one the network missed
-NETWORK, FITTED, SPLIT, ADDED = 0, 1, 2, 3
+NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, the fit's, a split-off emitter's
 # fitted rows whose network uncertainty over fit bound exceeds this times its median state the
 # network's uncertainty (_confused; chosen on validation stacks, seeds 12,000,000+, 0.1-4 /µm²)
 CONFUSED_RATIO = 1.2
@@ -89,48 +84,25 @@ def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np
         fitted[slots[g, k]] = FITTED
 
 
-def _take_one_more(columns: dict, fitted: np.ndarray, holds: np.ndarray, trial: Splits, anchors_S2: np.ndarray,
-                   slots: np.ndarray, origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
-                   size: int, px: float) -> list[tuple[int, dict[str, float]]]:
-    """Write the groups whose refit with one emitter more stands (split.py, missed.py: accepted,
-    every member's refit holds, the new emitter's within MAX_MOVE_PX of its anchor (S, 2), px of
-    the frame) into the table's columns (the `cores` slots of each) and clear them from `holds`;
-    returns (row of the member it was found beside, values) of each new emitter."""
-    parents = slots[trial.groups, trial.parent]
-    anchors = len(x_px) + np.arange(len(trial.groups))  # the new emitters' anchors, as rows after the table's
-    trial_slots = np.column_stack([slots[trial.groups], anchors])
-    trial_origins = origins[trial.groups]
-    trial_holds = _holds(trial.fit, trial_slots, trial_origins, np.r_[x_px, anchors_S2[:, 0]],
-                         np.r_[y_px, anchors_S2[:, 1]], size)
-    stands = trial.accepted & (trial_holds | (trial_slots < 0)).all(1)
-    holds[trial.groups[stands]] = False
-    _take(columns, fitted, trial.fit, trial_slots[:, :-1], trial_origins,
-          trial_holds[:, :-1] & stands[:, None] & cores[trial.groups], px)
-    new_slot = trial_slots.shape[1] - 1
-    return [(int(parents[s]), _values(trial.fit, s, new_slot, trial_origins[s], px)) for s in np.flatnonzero(stands)]
-
-
-def _take_found(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch: GroupBatch, fit, slots: np.ndarray,
-                origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel,
-                excess: float, px: float) -> list[tuple[int, int, dict[str, float]]]:
-    """Model selection after a group's last fit: a detection split in two where that stands
-    (split.py), else an emitter the network missed added where that stands (missed.py); written
-    as _take_one_more does. Returns (row it was found beside, SPLIT or ADDED, values) of each
-    new emitter."""
-    size, found = batch.counts_GRR.shape[1], []
+def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fit, slots: np.ndarray,
+                 origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel,
+                 excess: float, px: float) -> list[tuple[int, dict[str, float]]]:
+    """Write the groups whose split stands (split.py; every member's refit holds) into the
+    table's columns (the `cores` slots of each) and clear them from `holds`; returns (parent row,
+    values) of each emitter split off."""
     splits = split_merged(batch, fit, holds, spots, excess)
-    if splits is not None:
-        parents = slots[splits.groups, splits.parent]  # a split-off emitter stays near its parent's detection
-        found += [(row, SPLIT, values) for row, values in _take_one_more(
-            columns, fitted, holds, splits, np.column_stack([x_px[parents], y_px[parents]]), slots, origins, cores,
-            x_px, y_px, size, px)]
-    missed = add_missed(batch, fit, holds, spots, excess)
-    if missed is not None:
-        additions, starts = missed
-        found += [(row, ADDED, values) for row, values in _take_one_more(
-            columns, fitted, holds, additions, starts + origins[additions.groups][:, ::-1], slots, origins, cores,
-            x_px, y_px, size, px)]
-    return found
+    if splits is None:
+        return []
+    parents = slots[splits.groups, splits.parent]
+    split_slots = np.column_stack([slots[splits.groups], parents])
+    split_origins = origins[splits.groups]
+    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1])
+    stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
+    holds[splits.groups[stands]] = False
+    _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,
+          split_holds[:, :-1] & stands[:, None] & cores[splits.groups], px)
+    new_slot = split_slots.shape[1] - 1
+    return [(int(parents[s]), _values(splits.fit, s, new_slot, split_origins[s], px)) for s in np.flatnonzero(stands)]
 
 
 def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
@@ -262,7 +234,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns = {name: out[name].to_numpy(np.float64).copy()
                for name in names + (["z_nm", "uncertainty_z_nm"] if depth else [])}
     fitted = np.full(len(out), NETWORK, np.int64)
-    added: list[tuple[int, int, dict[str, float]]] = []  # (row found beside, SPLIT or ADDED, values) of new emitters
+    added: list[tuple[int, dict[str, float]]] = []  # (parent row, values) of split-off emitters
     parts = []  # (batch, slots, origins, others, cores, of a large group): whole groups and parts apart
     for batch, slots, origins, others, cores in zip(cut.batches, cut.members, cut.origins, cut.others, cut.cores):
         in_part = (others >= 0).any(1) | ((slots >= 0) & ~cores).any(1)
@@ -279,16 +251,15 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
             fit = fit_groups(batch, spots, camera.excess_noise_factor)
             holds = _holds(fit, slots, origins, x_px, y_px, batch.counts_GRR.shape[1]) & cores
             if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
-                added += _take_found(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px, spots,
-                                     camera.excess_noise_factor, px)
+                added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px, spots,
+                                      camera.excess_noise_factor, px)
             _take(columns, fitted, fit, slots, origins, holds, px)
     if added:
-        parents = np.array([parent for parent, _, _ in added])
+        parents = np.array([parent for parent, _ in added])
         out = pd.concat([out, out.iloc[parents]], ignore_index=True)
         for name in columns:
-            columns[name] = np.r_[columns[name], [values[name] for _, _, values in added]]
-        fitted = np.r_[fitted, [code for _, code, _ in added]]
-        network_sd = np.r_[network_sd, network_sd[parents]]
+            columns[name] = np.r_[columns[name], [values[name] for _, values in added]]
+        fitted, network_sd = np.r_[fitted, np.full(len(added), SPLIT)], np.r_[network_sd, network_sd[parents]]
         frame = np.r_[frame, frame[parents]]
     confused = _confused(fitted, network_sd, columns["uncertainty_x_nm"], columns["uncertainty_y_nm"])
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]

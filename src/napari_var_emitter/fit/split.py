@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from ..psf import spot_model_and_jacobian
-from .joint import N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_from, fit_groups, member_light
+from .joint import N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_from, fit_groups
 
 MISFIT_GATE = 1.3
 SPLIT_LOGLIK = 15.0
@@ -66,7 +66,7 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
                 & (np.minimum(pa, pb) >= MIN_SHARE * (pa + pb))
                 & (np.hypot(*(a - b).T) >= MIN_SEPARATION_SIGMAS * sigma))
     if isinstance(spots, RoundSpots) and accepted.any():
-        wide = wider_single_loglik(batch, fit, groups[accepted], parent[accepted], spots, excess)
+        wide = _wider_single_loglik(batch, fit, groups[accepted], parent[accepted], spots, excess)
         accepted[accepted] = 2 * (refit.loglik[accepted] - wide) >= SPLIT_LOGLIK
     return Splits(groups, parent, refit, accepted)
 
@@ -89,7 +89,7 @@ class _FreeWidthSpots:
         return values, np.stack([jac[..., 0], jac[..., 1], jac[..., 2] + jac[..., 3], jac[..., 4]], axis=-1)
 
 
-def wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: np.ndarray,
+def _wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: np.ndarray,
                          spots: RoundSpots, excess: float) -> np.ndarray:
     """(S,) log-likelihood of the groups refitted with the parent one spot whose sigma is free
     (every member from its fit; the others keep the PSF's sigma)."""
@@ -117,7 +117,10 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     xy = np.stack([fit.x_px[groups], fit.y_px[groups]], axis=-1)
     photons = np.where(active, fit.photons[groups], 0.0)
     z = None if fit.z_nm is None else fit.z_nm[groups]
-    spot_values = member_light(xy[..., 0], xy[..., 1], z, photons, spots, size)  # (S, K, R, R)
+    per = len(spots.step)
+    theta = spots.start(xy, z, photons)  # (S, K, per)
+    spot_values, _ = spots.spots(theta.reshape(-1, per), size)
+    spot_values = spot_values.reshape(len(groups), k, size, size)
     others = spot_values.sum(1) - spot_values[rows, parent]
     if batch.known_GRR is not None:
         others = others + batch.known_GRR[groups]
