@@ -666,6 +666,30 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     assert FilterWidget(viewer).layer.value is viewer.layers["small stack detections"]  # opened now: the one in view
     widget.image.value = first  # what was typed for the first stack comes back with it
     assert str(fields["offset_map"].value) == str(tmp_path / "offset.npy")
+    assert "In use from your last entry" not in widget.camera_fields.note.value  # typed for this stack
+    # a third stack the maps fit: they are applied, and the note names them (another camera's
+    # maps of the same size would otherwise pass unnoticed)
+    third = viewer.add_image(np.random.default_rng(4).poisson(120.0, (3, 96, 96)).astype(np.uint16), name="third")
+    assert widget.image.value is third and str(fields["variance_map"].value) == str(tmp_path / "variance.npy")
+    assert ("In use from your last entry: offset map [ADU] offset.npy, variance map [ADU²] variance.npy. Clear "
+            "them if this stack was taken with another camera") in widget.camera_fields.note.value
+
+
+def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):
+    """A stack whose file states no pixel size is placed in nm with the pixel size typed for it; the
+    view is then on it alone, not on it and the hidden dataset before it (trying the plugin, a
+    32x32 px movie sat small in a corner of the 256x256 px stack's extent)."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "current frame"
+    viewer.open_sample(PLUGIN, "simulated")  # 96x96 px of 100 nm
+    _run(qtbot, widget)
+    small = viewer.add_image(np.random.default_rng(5).poisson(120.0, (4, 32, 32)).astype(np.uint16), name="small")
+    assert widget.image.value is small and tuple(small.scale[-2:]) == (100, 100)  # the last entry's
+    qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (1600, 1600)))  # the view fitted to it on opening
+    widget.camera_fields.fields["pixel_size_nm"].value = 160.0
+    _run(qtbot, widget)
+    assert not errors and tuple(small.scale[-2:]) == (160, 160)
+    qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (2560, 2560)))  # 32 px of 160 nm, not 9.6 µm
 
 
 def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, viewer, sample, tmp_path, errors):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import weakref
+from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
@@ -167,6 +168,12 @@ class CameraFields(Container):
                   else "defaults (no camera entered yet)")
         notes = [self._missing_note(source)] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
+        carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed and self.values()[name]
+                   and not self._stated.get(name) and not profile.get(name)]
+        if carried:  # another camera's (or region's) maps of the same size would pass unnoticed
+            maps = ", ".join(f"{FIELD_INFO[name].label} {Path(self.values()[name]).name}" for name in carried)
+            notes.append(f"In use from your last entry: {maps}. Clear them if this stack was taken with another "
+                         "camera or camera region.")
         self.note.value = " ".join(notes)
         return missing
 

@@ -158,11 +158,15 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 # once napari has taken the layer in (its dims follow the insertion)
                 QTimer.singleShot(0, lambda: self._fit_view(event.value))
 
-    def _fit_view(self, layer) -> None:
-        """The view on this layer alone (napari fits a view to every layer only for the first; its
-        fit to some layers fails on one with fewer dimensions than the viewer: then left as is)."""
+    def _fit_view(self, layer, or_all: bool = False) -> None:
+        """The view on this layer alone, not on every layer (napari's reset: with another dataset
+        hidden beside it, a small stack would sit in a corner of the other's extent). napari's fit
+        to some layers fails on one with fewer dimensions than the viewer: then the view is fitted
+        to every layer if `or_all`, else left as is."""
         if layer in self.viewer.layers and layer.visible and layer.ndim == self.viewer.dims.ndim:
             self.viewer.fit_to_view(layers=[layer])
+        elif or_all:
+            self.viewer.reset_view()
 
     @staticmethod
     def _image_key(layer) -> int | None:
@@ -183,7 +187,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
         if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
-            self.viewer.reset_view()
+            self._fit_view(layer, or_all=True)
         self._schedule_preview()
 
     def _add_checkpoint(self, path) -> None:
@@ -271,7 +275,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if single and not current_frame_only:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
         if place_image(layer, camera.pixel_size_nm):
-            self.viewer.reset_view()
+            self._fit_view(layer, or_all=True)
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
         self.job_progress = Progress(stop - first, already)
         if self.layers is not None:
