@@ -8,12 +8,13 @@ import pytest
 
 from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.fit.background_test import discoveries
-from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, group_model
+from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels, group_model
 from napari_var_emitter.fit.refine import MAX_MOVE_PX, SPLIT, refine_table
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.predict import PredictOptions, predict
+from napari_var_emitter.psf import DefocusCurve, astigmatic_psf
 
 SIGMA_PX = 1.2
 ROUND = RoundSpots(SIGMA_PX)
@@ -55,6 +56,29 @@ def test_the_joint_fit_recovers_pairs_at_1_to_3_sigma(separation, converged, bia
         assert (pull_sd[0] < pull.std(axis=0)).all() and (pull.std(axis=0) < pull_sd[1]).all(), pull.std(axis=0)
     np.testing.assert_allclose(np.median(fit.photons[ok], axis=0), [2000, 1500], rtol=0.06)
     np.testing.assert_allclose(np.median(fit.background[ok]), 20.0, rtol=0.05)
+
+
+@pytest.mark.parametrize("spots", [ROUND, AstigmaticSpots(astigmatic_psf(DefocusCurve(135.0, -220.0, 300.0, 0.03, 0.02),
+                                                                        DefocusCurve(130.0, 220.0, 300.0, -0.02, 0.02),
+                                                                        (-450.0, 450.0)), 100.0)])
+def test_the_fit_evaluates_its_own_pixels_alone_as_the_whole_roi_gives_them(spots):
+    """Groups are fitted on their packed pixels (fit_pixels): the model and its derivatives there
+    equal the whole ROI's at those pixels, and padding after a group's last pixel is marked."""
+    rng = np.random.default_rng(7)
+    per, k, size = len(spots.step), 3, 12
+    xy = rng.uniform(3, 9, (4, k, 2))
+    theta = np.concatenate([spots.start(xy, rng.uniform(-300, 300, (4, k)), rng.uniform(500, 3000, (4, k)))
+                            .reshape(4, per * k), np.full((4, 1), 20.0)], axis=1)
+    weight = (rng.uniform(size=(4, size, size)) < np.array([0.2, 0.5, 0.9, 1.0])[:, None, None]).astype(float)
+    (rows, cols), fitted = fit_pixels(weight)
+    assert fitted.shape[1] == weight.reshape(4, -1).sum(1).max()
+    np.testing.assert_array_equal(fitted.sum(1), weight.reshape(4, -1).sum(1))
+    whole, whole_jac = group_model(theta, spots, size)
+    packed, packed_jac = group_model(theta, spots, size, None, (rows, cols))
+    at = rows * size + cols
+    np.testing.assert_allclose(packed, np.take_along_axis(whole, at, 1), rtol=1e-12)
+    np.testing.assert_allclose(packed_jac, np.take_along_axis(whole_jac, at[..., None], 1), rtol=1e-12, atol=1e-12)
+    assert (np.take_along_axis(weight.reshape(4, -1), at, 1) == fitted).all()
 
 
 def _one_detection(counts, xy_n2):

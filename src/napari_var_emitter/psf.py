@@ -143,40 +143,57 @@ def _axis_terms(centre_px: np.ndarray, sigma_px: np.ndarray, size: int):
     return fractions, g[:, :-1] - g[:, 1:], (t[:, :-1] * g[:, :-1] - t[:, 1:] * g[:, 1:]) / s
 
 
-def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int):
+def _at_pixels(along_y_NR: np.ndarray, along_x_NR: np.ndarray, pixels) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis terms of N spots, set to multiply into their values at the ROI's pixels: (N, R, 1)
+    and (N, 1, R), broadcast over the whole ROI; or with pixels = (rows, cols), each (N, M), the
+    terms of those pixels alone, (N, M) each."""
+    if pixels is None:
+        return along_y_NR[:, :, None], along_x_NR[:, None, :]
+    rows, cols = pixels
+    return np.take_along_axis(along_y_NR, rows, 1), np.take_along_axis(along_x_NR, cols, 1)
+
+
+def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int, pixels=None):
     """Expected photons of N spots in R x R ROIs, (N, R*R), and its derivatives with respect to
     (x, y, sigma_x, sigma_y, photons, background), (N, R*R, 6). Every argument is (N,) in px or
-    photons (background per pixel); the ROI's pixel (r, c) covers [c, c + 1) x [r, r + 1)."""
+    photons (background per pixel); the ROI's pixel (r, c) covers [c, c + 1) x [r, r + 1). With
+    pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone."""
     ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x_px, np.float64), size)  # (N, R)
     ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y_px, np.float64), size)
-    n = len(ex)
-    amp = np.asarray(photons, np.float64)[:, None, None]
-    shape = ey[:, :, None] * ex[:, None, :]
-    model = (np.asarray(background, np.float64)[:, None, None] + amp * shape).reshape(n, -1)
+    (ey, ex), (dey, dex), (dey_ds, dex_ds) = (_at_pixels(a, b, pixels)
+                                              for a, b in ((ey, ex), (dey, dex), (dey_ds, dex_ds)))
+    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
+    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
+    shape = ey * ex
+    model = (np.asarray(background, np.float64).reshape(n, *(1,) * len(grid)) + amp * shape).reshape(n, -1)
     jac = np.stack([
-        (amp * ey[:, :, None] * dex[:, None, :]).reshape(n, -1),
-        (amp * dey[:, :, None] * ex[:, None, :]).reshape(n, -1),
-        (amp * ey[:, :, None] * dex_ds[:, None, :]).reshape(n, -1),
-        (amp * dey_ds[:, :, None] * ex[:, None, :]).reshape(n, -1),
+        (amp * ey * dex).reshape(n, -1),
+        (amp * dey * ex).reshape(n, -1),
+        (amp * ey * dex_ds).reshape(n, -1),
+        (amp * dey_ds * ex).reshape(n, -1),
         shape.reshape(n, -1),
         np.ones_like(model),
     ], axis=-1)
     return np.maximum(model, 1e-9), jac
 
 
-def round_spot_model_and_jacobian(x_px, y_px, sigma_px, photons, size: int):
+def round_spot_model_and_jacobian(x_px, y_px, sigma_px, photons, size: int, pixels=None):
     """spot_model_and_jacobian of round spots over no background, with the derivatives by
-    (x, y, photons) alone, (N, R*R, 3): what a fit of known PSF width needs, at half the work."""
+    (x, y, photons) alone, (N, R*R, 3): what a fit of known PSF width needs, at half the work.
+    With pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone, (N, M) and
+    (N, M, 3)."""
     sigma = np.asarray(sigma_px, np.float64)
     ex, dex, _ = _axis_terms(np.asarray(x_px, np.float64), sigma, size)
     ey, dey, _ = _axis_terms(np.asarray(y_px, np.float64), sigma, size)
-    n, amp = len(ex), np.asarray(photons, np.float64)[:, None, None]
-    jac = np.empty((n, size, size, 3))
-    np.multiply(ey[:, :, None], ex[:, None, :], out=jac[..., 2])
-    np.multiply(amp * ey[:, :, None], dex[:, None, :], out=jac[..., 0])
-    np.multiply(amp * dey[:, :, None], ex[:, None, :], out=jac[..., 1])
-    model = amp[:, :, 0] * jac[..., 2].reshape(n, -1)
-    return np.maximum(model, 1e-9), jac.reshape(n, size * size, 3)
+    (ey, ex), (dey, dex) = _at_pixels(ey, ex, pixels), _at_pixels(dey, dex, pixels)
+    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
+    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
+    jac = np.empty((n, *grid, 3))
+    np.multiply(ey, ex, out=jac[..., 2])
+    np.multiply(amp * ey, dex, out=jac[..., 0])
+    np.multiply(amp * dey, ex, out=jac[..., 1])
+    model = amp.reshape(n, 1) * jac[..., 2].reshape(n, -1)
+    return np.maximum(model, 1e-9), jac.reshape(n, -1, 3)
 
 
 def poisson_fisher(values: np.ndarray, jac: np.ndarray) -> np.ndarray:
@@ -185,16 +202,38 @@ def poisson_fisher(values: np.ndarray, jac: np.ndarray) -> np.ndarray:
     return np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
 
 
+def astigmatic_spot_model_and_jacobian(x_px, y_px, z_nm, photons, psf: PSF, pixel_size_nm: float, size: int,
+                                       pixels=None):
+    """Expected photons (N, R*R) of spots at (x, y px, z nm) with `photons` under an astigmatic
+    `psf`, over no background, and the derivatives by (x, y, z, photons), (N, R*R, 4): each
+    column computed once into its place (no intermediate derivatives by the two widths). With
+    pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone."""
+    z = np.asarray(z_nm, np.float64)
+    sigma_x, sigma_y = (s / pixel_size_nm for s in psf.sigmas_nm(z))
+    slope_x, slope_y = (s / pixel_size_nm for s in psf.slopes(z))
+    ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x, np.float64), size)
+    ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y, np.float64), size)
+    (ey, ex), (dey, dex), (dey_ds, dex_ds) = (_at_pixels(a, b, pixels)
+                                              for a, b in ((ey, ex), (dey, dex), (dey_ds, dex_ds)))
+    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
+    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
+    slope_x, slope_y = (np.asarray(k).reshape(n, *(1,) * len(grid)) for k in (slope_x, slope_y))
+    jac = np.empty((n, *grid, 4))
+    np.multiply(ey, ex, out=jac[..., 3])
+    np.multiply(amp * ey, dex, out=jac[..., 0])
+    np.multiply(amp * dey, ex, out=jac[..., 1])
+    jac[..., 2] = (amp * ey * dex_ds) * slope_x + (amp * dey_ds * ex) * slope_y
+    model = amp.reshape(n, 1) * jac[..., 3].reshape(n, -1)
+    return np.maximum(model, 1e-9), jac.reshape(n, -1, 4)
+
+
 def astigmatic_model_and_jacobian(theta_N5: np.ndarray, psf: PSF, pixel_size_nm: float, size: int):
     """Expected photons (N, R*R) of spots theta_N5 = (x px, y px, z nm, photons, background per
     pixel) under an astigmatic `psf`, and the derivatives with respect to those five (N, R*R, 5)."""
-    z = theta_N5[:, 2]
-    sigma_x, sigma_y = (s / pixel_size_nm for s in psf.sigmas_nm(z))
-    slope_x, slope_y = (s / pixel_size_nm for s in psf.slopes(z))
-    values, jac = spot_model_and_jacobian(theta_N5[:, 0], theta_N5[:, 1], sigma_x, sigma_y,
-                                          theta_N5[:, 3], theta_N5[:, 4], size)
-    dz = jac[..., 2] * slope_x[:, None] + jac[..., 3] * slope_y[:, None]
-    return values, np.concatenate([jac[..., :2], dz[..., None], jac[..., 4:]], axis=-1)
+    _, jac = astigmatic_spot_model_and_jacobian(theta_N5[:, 0], theta_N5[:, 1], theta_N5[:, 2],
+                                                theta_N5[:, 3], psf, pixel_size_nm, size)
+    values = np.maximum(theta_N5[:, 4:5] + theta_N5[:, 3:4] * jac[..., 3], 1e-9)
+    return values, np.concatenate([jac, np.ones((*values.shape, 1))], axis=-1)
 
 
 # frames of at most this many spot windows ((2 radius + 1)^2 px) are rendered as one matrix

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_model_and_jacobian, round_spot_model_and_jacobian
+from ..psf import PSF, astigmatic_spot_model_and_jacobian, round_spot_model_and_jacobian
 from .mle import FitResult, fisher_scoring
 
 N_ITER = 25
@@ -43,11 +43,11 @@ class RoundSpots:
         sigma = np.full(np.shape(z_nm), self.sigma_px)
         return sigma, sigma
 
-    def spots(self, params_n3: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def spots(self, params_n3: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
         """Expected photons (n, R*R) of spots (x, y, photons) over no background, and their
-        derivatives (n, R*R, 3)."""
+        derivatives (n, R*R, 3); at pixels = (rows, cols) (n, M) of each ROI alone where given."""
         return round_spot_model_and_jacobian(params_n3[:, 0], params_n3[:, 1], np.full(len(params_n3), self.sigma_px),
-                                             params_n3[:, 2], size)
+                                             params_n3[:, 2], size, pixels)
 
 
 class AstigmaticSpots:
@@ -75,12 +75,10 @@ class AstigmaticSpots:
         sigma_x, sigma_y = self.psf.sigmas_nm(np.clip(z_nm, *self.psf.z_range_nm))
         return sigma_x / self.pixel_size_nm, sigma_y / self.pixel_size_nm
 
-    def spots(self, params_n4: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def spots(self, params_n4: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
         """Expected photons (n, R*R) of spots (x, y, z, photons) over no background, and their
-        derivatives (n, R*R, 4)."""
-        theta = np.column_stack([params_n4, np.zeros(len(params_n4))])
-        values, jac = astigmatic_model_and_jacobian(theta, self.psf, self.pixel_size_nm, size)
-        return values, jac[..., :4]
+        derivatives (n, R*R, 4); at pixels = (rows, cols) (n, M) of each ROI alone where given."""
+        return astigmatic_spot_model_and_jacobian(*params_n4.T, self.psf, self.pixel_size_nm, size, pixels)
 
 
 SpotModel = RoundSpots | AstigmaticSpots
@@ -132,18 +130,22 @@ class JointFit:
     crlb_z_nm: np.ndarray | None = None
 
 
-def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np.ndarray | None = None):
+def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np.ndarray | None = None,
+                pixels=None):
     """Expected photons (G, R*R) of groups theta = (emitter 1's parameters, ..., emitter K's,
     background) over the light known_GRR of emitters held outside them, and the derivatives
-    (G, R*R, P)."""
+    (G, R*R, P); with pixels = (rows, cols), each (G, M), at those pixels of each group's ROI
+    alone ((G, M), known (G, M), (G, M, P))."""
     groups, per = len(theta_GP), len(spots.step)
     k = (theta_GP.shape[1] - 1) // per
-    values, jac = spots.spots(theta_GP[:, :-1].reshape(groups * k, per), size)
-    values = values.reshape(groups, k, -1).sum(1) + theta_GP[:, -1:]
+    each = None if pixels is None else tuple(np.repeat(index, k, axis=0) for index in pixels)  # per emitter
+    values, jac = spots.spots(theta_GP[:, :-1].reshape(groups * k, per), size, each)
+    n_px = values.shape[1]
+    values = values.reshape(groups, k, n_px).sum(1) + theta_GP[:, -1:]
     if known_GRR is not None:
         values = values + known_GRR.reshape(groups, -1)
-    per_spot = jac.reshape(groups, k, size * size, per).transpose(0, 2, 1, 3)
-    jac = np.concatenate([per_spot.reshape(groups, size * size, per * k), np.ones((groups, size * size, 1))], axis=-1)
+    per_spot = jac.reshape(groups, k, n_px, per).transpose(0, 2, 1, 3)
+    jac = np.concatenate([per_spot.reshape(groups, n_px, per * k), np.ones((groups, n_px, 1))], axis=-1)
     return np.maximum(values, 1e-6), jac
 
 
@@ -165,11 +167,9 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
     depth = per == 4
     width = np.maximum(*spots.sigmas_px(params[..., 2] if depth else np.zeros((groups, k))))  # (G, K) px
-    centres = np.arange(size) + 0.5
-    near = (((centres[None, None, None, :] - params[..., 0, None, None]) ** 2
-             + (centres[None, None, :, None] - params[..., 1, None, None]) ** 2)
-            <= (MISFIT_SIGMAS * width[..., None, None]) ** 2)
-    near = near.reshape(groups, k, -1) * weight[:, None, :]  # (G, K, R*R)
+    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    near = (((cols[:, None, :] + 0.5 - params[..., 0, None]) ** 2 + (rows[:, None, :] + 0.5 - params[..., 1, None]) ** 2)
+            <= (MISFIT_SIGMAS * width[..., None]) ** 2) * fitted[:, None, :]  # (G, K, M)
     misfit = (near * result.deviance_NK[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
     return JointFit(params[..., 0], params[..., 1], params[..., -1], sd[..., 0], sd[..., 1], sd[..., -1],
                     result.theta[:, -1], result.loglik, result.converged, misfit,
@@ -185,14 +185,28 @@ def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarra
     k = (theta_GP.shape[1] - 1) // len(spots.step)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
               np.r_[np.tile(spots.upper(size), k), np.inf])
-    known = None if batch.known_GRR is None else batch.known_GRR.reshape(groups, -1)
+    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    at = (np.arange(groups)[:, None], rows, cols)
+    known = None if batch.known_GRR is None else batch.known_GRR[at]
 
-    def model(theta, rows):  # fisher_scoring evaluates the fits still moving: their held light alone
-        return group_model(theta, spots, size, None if known is None else known[rows])
+    def model(theta, moving):  # fisher_scoring evaluates the fits still moving: their pixels and held light alone
+        return group_model(theta, spots, size, None if known is None else known[moving],
+                           (rows[moving], cols[moving]))
 
-    return fisher_scoring(batch.counts_GRR.reshape(groups, -1), theta_GP, model, limits, n_iter,
-                          batch.read_variance_GRR.reshape(groups, -1), excess, batch.weight_GRR.reshape(groups, -1),
-                          fixed_GP)
+    return fisher_scoring(batch.counts_GRR[at], theta_GP, model, limits, n_iter, batch.read_variance_GRR[at], excess,
+                          fitted, fixed_GP)
+
+
+def fit_pixels(weight_GRR: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The pixels each group is fitted on (weight > 0), packed: ((rows, cols), each (G, M) int,
+    M the most of any group), and (G, M) 1 for those, 0 for the padding after a group's last.
+    The fit's work goes with M, not the ROI's R*R (a third to a half of it for most groups)."""
+    inside = weight_GRR.reshape(len(weight_GRR), -1) > 0
+    n_px = max(int(inside.sum(1).max(initial=0)), 1)
+    order = np.argsort(~inside, axis=1, kind="stable")[:, :n_px]  # each group's pixels first, in ROI order
+    fitted = np.take_along_axis(inside, order, 1).astype(np.float64)
+    size = weight_GRR.shape[-1]
+    return (order // size, order % size), fitted
 
 
 def _background_start(counts_GK: np.ndarray, weight_GK: np.ndarray) -> np.ndarray:

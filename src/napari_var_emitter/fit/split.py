@@ -83,9 +83,9 @@ class _FreeWidthSpots:
     def upper(self, size: int) -> np.ndarray:
         return np.array([size + 1.0, size + 1.0, 3.0 * self.sigma_px, np.inf])
 
-    def spots(self, params_n4: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def spots(self, params_n4: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
         x, y, sigma, photons = params_n4.T
-        values, jac = spot_model_and_jacobian(x, y, sigma, sigma, photons, np.zeros(len(x)), size)
+        values, jac = spot_model_and_jacobian(x, y, sigma, sigma, photons, np.zeros(len(x)), size, pixels)
         return values, np.stack([jac[..., 0], jac[..., 1], jac[..., 2] + jac[..., 3], jac[..., 4]], axis=-1)
 
 
