@@ -143,14 +143,26 @@ def _axis_terms(centre_px: np.ndarray, sigma_px: np.ndarray, size: int):
     return fractions, g[:, :-1] - g[:, 1:], (t[:, :-1] * g[:, :-1] - t[:, 1:] * g[:, 1:]) / s
 
 
-def _at_pixels(along_y_NR: np.ndarray, along_x_NR: np.ndarray, pixels) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis terms of N spots, set to multiply into their values at the ROI's pixels: (N, R, 1)
-    and (N, 1, R), broadcast over the whole ROI; or with pixels = (rows, cols), each (N, M), the
-    terms of those pixels alone, (N, M) each."""
+def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> tuple[list, list]:
+    """Per-axis terms (N, R) of N spots, set to multiply into their values at the ROI's pixels:
+    each (N, R, 1) along y and (N, 1, R) along x, broadcast over the whole ROI; or with pixels =
+    (rows, cols), each (N, M), the terms of those pixels alone, (N, M) each (one gather per axis)."""
     if pixels is None:
-        return along_y_NR[:, :, None], along_x_NR[:, None, :]
+        return [a[:, :, None] for a in along_y], [a[:, None, :] for a in along_x]
     rows, cols = pixels
-    return np.take_along_axis(along_y_NR, rows, 1), np.take_along_axis(along_x_NR, cols, 1)
+    spot = np.arange(len(rows))[:, None]
+    return list(np.stack(along_y)[:, spot, rows]), list(np.stack(along_x)[:, spot, cols])
+
+
+def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int) -> np.ndarray:
+    """Expected photons (N, R*R) of N spots over no background, without derivatives (arguments as
+    spot_model_and_jacobian's): the same values at a sixth of the work."""
+    fx = consecutive_pixel_fractions(0, size, np.asarray(x_px, np.float64)[:, None],
+                                     np.asarray(sigma_x_px, np.float64)[:, None])
+    fy = consecutive_pixel_fractions(0, size, np.asarray(y_px, np.float64)[:, None],
+                                     np.asarray(sigma_y_px, np.float64)[:, None])
+    amp = np.asarray(photons, np.float64)[:, None, None]
+    return np.maximum((amp * (fy[:, :, None] * fx[:, None, :])).reshape(len(fx), -1), 1e-9)
 
 
 def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int, pixels=None):
@@ -160,8 +172,7 @@ def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, backgro
     pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone."""
     ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x_px, np.float64), size)  # (N, R)
     ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y_px, np.float64), size)
-    (ey, ex), (dey, dex), (dey_ds, dex_ds) = (_at_pixels(a, b, pixels)
-                                              for a, b in ((ey, ex), (dey, dex), (dey_ds, dex_ds)))
+    (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
     n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
     amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
     shape = ey * ex
@@ -185,7 +196,7 @@ def round_spot_model_and_jacobian(x_px, y_px, sigma_px, photons, size: int, pixe
     sigma = np.asarray(sigma_px, np.float64)
     ex, dex, _ = _axis_terms(np.asarray(x_px, np.float64), sigma, size)
     ey, dey, _ = _axis_terms(np.asarray(y_px, np.float64), sigma, size)
-    (ey, ex), (dey, dex) = _at_pixels(ey, ex, pixels), _at_pixels(dey, dex, pixels)
+    (ey, dey), (ex, dex) = _at_pixels([ey, dey], [ex, dex], pixels)
     n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
     amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
     jac = np.empty((n, *grid, 3))
@@ -213,8 +224,7 @@ def astigmatic_spot_model_and_jacobian(x_px, y_px, z_nm, photons, psf: PSF, pixe
     slope_x, slope_y = (s / pixel_size_nm for s in psf.slopes(z))
     ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x, np.float64), size)
     ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y, np.float64), size)
-    (ey, ex), (dey, dex), (dey_ds, dex_ds) = (_at_pixels(a, b, pixels)
-                                              for a, b in ((ey, ex), (dey, dex), (dey_ds, dex_ds)))
+    (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
     n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
     amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
     slope_x, slope_y = (np.asarray(k).reshape(n, *(1,) * len(grid)) for k in (slope_x, slope_y))

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import cKDTree
 
-from ..psf import spot_model_and_jacobian
+from ..psf import spot_values
 from .mle import fisher_scoring
 
 WINDOW_SIGMAS = 4.0
@@ -121,10 +121,8 @@ class _Windows:
         """(M, K) expected photons of the localisations `of`'s spots in the windows `windows`."""
         if not len(windows):
             return np.zeros((0, self.size ** 2))
-        values, _ = spot_model_and_jacobian(self.x[of] - self.col0[windows], self.y[of] - self.row0[windows],
-                                            self.sigma_x[of], self.sigma_y[of], photons, np.zeros(len(windows)),
-                                            self.size)
-        return values
+        return spot_values(self.x[of] - self.col0[windows], self.y[of] - self.row0[windows], self.sigma_x[of],
+                           self.sigma_y[of], photons, self.size)
 
     def neighbour_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(source, target): every ordered pair of localisations of one frame whose spot reaches
