@@ -162,10 +162,10 @@ class _Windows:
         # photons settle relative to their value; the background's terms (near 0) within BACKGROUND_STEP * 1e-7
         limits = (np.r_[np.inf, np.full(6, BACKGROUND_STEP)], np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
         background = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess,
-                                    fixed_NP=np.tile(np.r_[True, np.zeros(6, bool)], (n, 1)))
+                                    fixed_NP=np.tile(np.r_[True, np.zeros(6, bool)], (n, 1)), bounds=False)
         start = _least_squares(jac, counts - known, weight)
         start[:, 0] = np.maximum(start[:, 0], 1.0)
-        spot = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess)
+        spot = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess, bounds=False)
         return 2 * (spot.loglik - background.loglik), spot.theta[:, 0]
 
 

@@ -141,7 +141,8 @@ class FitResult:
 
 def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, limits, n_iter: int,
                    read_variance_NK: np.ndarray | float = 0.0, excess: float = 1.0,
-                   weight_NK: np.ndarray | None = None, fixed_NP: np.ndarray | None = None) -> FitResult:
+                   weight_NK: np.ndarray | None = None, fixed_NP: np.ndarray | None = None,
+                   bounds: bool = True) -> FitResult:
     """Maximum-likelihood estimate by Fisher scoring from `theta` (N, P), the one fitting loop
     of the project. counts_NK: photons in K pixels; model(theta, rows) -> (expected photons (n, K),
     their derivatives (n, K, P)) of the n fits `rows` (indexes into counts_NK) whose parameters
@@ -152,6 +153,8 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     ~ Poisson(model + v)); the EM excess noise factor `excess` (2 for an EMCCD with gain) by
     scaling counts and model by 1 / excess. weight_NK (0 or 1) leaves pixels out; fixed_NP
     (bool) holds parameters where they start (e.g. the padding emitters of a smaller group).
+    bounds False skips the Cramér–Rao variances (NaN) where only the estimate and its likelihood
+    are wanted.
 
     Every step goes uphill: one longer than a parameter's step limit is shortened as a whole, a
     parameter on its bound that the step would push beyond it is held there, and a step that
@@ -219,10 +222,13 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         theta[moving[worse]] = origin[moving[worse]]
     everything = np.arange(len(theta))
     expected, jac, fisher = information(everything, theta)
-    with np.errstate(invalid="ignore"):
-        variance = np.diagonal(np.linalg.pinv(fisher + ridge), axis1=1, axis2=2).copy()
+    variance = np.full(theta.shape, np.nan)
+    if bounds:
+        with np.errstate(invalid="ignore"):
+            variance = np.diagonal(np.linalg.pinv(fisher + ridge), axis1=1, axis2=2).copy()
+        converged &= np.isfinite(variance).all(1)
     loglik = log_likelihood(everything, expected)
-    converged &= np.isfinite(theta).all(1) & np.isfinite(variance).all(1)
+    converged &= np.isfinite(theta).all(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0) - (counts - expected)
     return FitResult(theta, variance, loglik, converged, 2 * weight * terms)
