@@ -155,8 +155,8 @@ def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> 
 
 
 def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int) -> np.ndarray:
-    """Expected photons (N, R*R) of N spots over no background, without derivatives (arguments as
-    spot_model_and_jacobian's): the same values at a sixth of the work."""
+    """Expected photons (N, R*R) of N spots over no background (arguments as
+    spot_model_and_jacobian's): its values, without computing any derivative."""
     fx = consecutive_pixel_fractions(0, size, np.asarray(x_px, np.float64)[:, None],
                                      np.asarray(sigma_x_px, np.float64)[:, None])
     fy = consecutive_pixel_fractions(0, size, np.asarray(y_px, np.float64)[:, None],
