@@ -124,8 +124,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             "Camera": [self.camera_fields],
             "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.method,
                                    self.model_file, self.threshold, self.refine, self.snr, *job_controls,
-                                   self.csv_path,
-                                   self.export_button],
+                                   self.csv_path, self.export_button],
             "3. View": [self.points, self.view_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
