@@ -154,15 +154,17 @@ def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> 
     return list(np.stack(along_y)[:, spot, rows]), list(np.stack(along_x)[:, spot, cols])
 
 
-def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int) -> np.ndarray:
+def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int, pixels=None) -> np.ndarray:
     """Expected photons (N, R*R) of N spots over no background (arguments as
-    spot_model_and_jacobian's): its values, without computing any derivative."""
+    spot_model_and_jacobian's, pixels too): its values, without computing any derivative."""
     fx = consecutive_pixel_fractions(0, size, np.asarray(x_px, np.float64)[:, None],
                                      np.asarray(sigma_x_px, np.float64)[:, None])
     fy = consecutive_pixel_fractions(0, size, np.asarray(y_px, np.float64)[:, None],
                                      np.asarray(sigma_y_px, np.float64)[:, None])
-    amp = np.asarray(photons, np.float64)[:, None, None]
-    return np.maximum((amp * (fy[:, :, None] * fx[:, None, :])).reshape(len(fx), -1), 1e-9)
+    (fy,), (fx,) = _at_pixels([fy], [fx], pixels)
+    n, grid = len(fx), np.broadcast_shapes(fy.shape, fx.shape)[1:]
+    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
+    return np.maximum((amp * (fy * fx)).reshape(n, -1), 1e-9)
 
 
 def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int, pixels=None):

@@ -83,10 +83,14 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
     index[beside] = np.arange(len(beside))
     neighbours = np.zeros((len(beside), counts.shape[1]))
     photons = np.minimum(photons_N, photons_alone)
+    order = np.argsort(index[target], kind="stable")  # each window's neighbours one after the other
+    source, target = source[order], target[order]
     for part in range(0, len(source), PER_PASS):  # a bounded slice of pairs at a time
         pairs = slice(part, part + PER_PASS)
-        np.add.at(neighbours, index[target[pairs]],
-                  windows.spots(target[pairs], source[pairs], photons[source[pairs]]))
+        rows = index[target[pairs]]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        neighbours[rows[starts]] += np.add.reduceat(windows.spots(target[pairs], source[pairs],
+                                                                  photons[source[pairs]]), starts, axis=0)
     tested = alone.copy()
     tested[beside] = windows.significance(counts[beside], neighbours, variance[beside], excess, beside)[0]
     return tested

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_spot_model_and_jacobian, round_spot_model_and_jacobian
+from ..psf import PSF, astigmatic_spot_model_and_jacobian, round_spot_model_and_jacobian, spot_values
 from .mle import FitResult, fisher_scoring
 
 N_ITER = 25
@@ -42,6 +42,13 @@ class RoundSpots:
         """(sigma_x, sigma_y) in px of spots at z_nm (any z: round)."""
         sigma = np.full(np.shape(z_nm), self.sigma_px)
         return sigma, sigma
+
+    def light(self, params_n3: np.ndarray, size: int, pixels=None) -> np.ndarray:
+        """Expected photons (n, R*R) of spots (x, y, photons) over no background: spots()'s values,
+        without derivatives (the light of held neighbours, of split candidates); at pixels =
+        (rows, cols) (n, M) of each ROI alone where given."""
+        sigma = np.full(len(params_n3), self.sigma_px)
+        return spot_values(params_n3[:, 0], params_n3[:, 1], sigma, sigma, params_n3[:, 2], size, pixels)
 
     def spots(self, params_n3: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
         """Expected photons (n, R*R) of spots (x, y, photons) over no background, and their
@@ -74,6 +81,12 @@ class AstigmaticSpots:
         """(sigma_x, sigma_y) in px of spots at z_nm."""
         sigma_x, sigma_y = self.psf.sigmas_nm(np.clip(z_nm, *self.psf.z_range_nm))
         return sigma_x / self.pixel_size_nm, sigma_y / self.pixel_size_nm
+
+    def light(self, params_n4: np.ndarray, size: int, pixels=None) -> np.ndarray:
+        """Expected photons (n, R*R) of spots (x, y, z, photons) over no background: spots()'s
+        values, without derivatives; at pixels = (rows, cols) (n, M) of each ROI alone where given."""
+        sigma_x, sigma_y = (s / self.pixel_size_nm for s in self.psf.sigmas_nm(params_n4[:, 2]))
+        return spot_values(params_n4[:, 0], params_n4[:, 1], sigma_x, sigma_y, params_n4[:, 3], size, pixels)
 
     def spots(self, params_n4: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
         """Expected photons (n, R*R) of spots (x, y, z, photons) over no background, and their

@@ -18,7 +18,7 @@ import pandas as pd
 from ..io.camera import Camera
 from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
-from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
+from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups, fit_pixels
 from .mle import estimate_psf_sigma, most_likely_sigma
 from .split import split_merged
 
@@ -109,16 +109,21 @@ def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: n
              z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> GroupBatch:
     """`batch` with the light of the detections `others` (G, M) held in its model: their
     expected photons in the ROIs of corners `origins` (rows of the per-detection arrays,
-    positions in px of the frame; -1 for none). Unchanged where no group holds any."""
+    positions in px of the frame; -1 for none), on the pixels each group is fitted on (0 on the
+    rest, which no use of it reads). Unchanged where no group holds any."""
     active = others >= 0
     if not active.any():
         return batch
-    size = batch.counts_GRR.shape[1]
+    groups, size, _ = batch.counts_GRR.shape
     safe = np.where(active, others, 0)
     xy = np.stack([x_px[safe] - origins[:, 1:], y_px[safe] - origins[:, :1]], axis=-1)
     params = spots.start(xy, None if z_nm is None else z_nm[safe], np.where(active, photons[safe], 0.0))
-    values, _ = spots.spots(params.reshape(-1, len(spots.step)), size)
-    return dataclasses.replace(batch, known_GRR=values.reshape(*others.shape, size, size).sum(1))
+    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    each = tuple(np.repeat(index, others.shape[1], axis=0) for index in (rows, cols))  # per held spot
+    values = spots.light(params.reshape(-1, len(spots.step)), size, each).reshape(*others.shape, -1).sum(1)
+    known = np.zeros((groups, size * size))
+    np.put_along_axis(known, rows * size + cols, values * fitted, 1)
+    return dataclasses.replace(batch, known_GRR=known.reshape(groups, size, size))
 
 
 def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarray, fit_y_nm: np.ndarray) -> np.ndarray:

@@ -119,7 +119,7 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     z = None if fit.z_nm is None else fit.z_nm[groups]
     per = len(spots.step)
     theta = spots.start(xy, z, photons)  # (S, K, per)
-    spot_values, _ = spots.spots(theta.reshape(-1, per), size)
+    spot_values = spots.light(theta.reshape(-1, per), size)
     spot_values = spot_values.reshape(len(groups), k, size, size)
     others = spot_values.sum(1) - spot_values[rows, parent]
     if batch.known_GRR is not None:
