@@ -154,6 +154,12 @@ def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> 
     return list(np.stack(along_y)[:, spot, rows]), list(np.stack(along_x)[:, spot, cols])
 
 
+def _per_spot(values_N, terms: np.ndarray) -> np.ndarray:
+    """(N,) values per spot, shaped to multiply into per-pixel terms of `terms`' shape ((N, R, 1)
+    or (N, M), _at_pixels)."""
+    return np.asarray(values_N, np.float64).reshape(len(terms), *(1,) * (terms.ndim - 1))
+
+
 def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int, pixels=None) -> np.ndarray:
     """Expected photons (N, R*R) of N spots over no background (arguments as
     spot_model_and_jacobian's, pixels too): its values, without computing any derivative."""
@@ -162,9 +168,7 @@ def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int, pixels=N
     fy = consecutive_pixel_fractions(0, size, np.asarray(y_px, np.float64)[:, None],
                                      np.asarray(sigma_y_px, np.float64)[:, None])
     (fy,), (fx,) = _at_pixels([fy], [fx], pixels)
-    n, grid = len(fx), np.broadcast_shapes(fy.shape, fx.shape)[1:]
-    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
-    return np.maximum((amp * (fy * fx)).reshape(n, -1), 1e-9)
+    return np.maximum((_per_spot(photons, fy) * (fy * fx)).reshape(len(fx), -1), 1e-9)
 
 
 def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int, pixels=None):
@@ -175,10 +179,9 @@ def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, backgro
     ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x_px, np.float64), size)  # (N, R)
     ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y_px, np.float64), size)
     (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
-    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
-    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
+    n, amp = len(ex), _per_spot(photons, ey)
     shape = ey * ex
-    model = (np.asarray(background, np.float64).reshape(n, *(1,) * len(grid)) + amp * shape).reshape(n, -1)
+    model = (_per_spot(background, ey) + amp * shape).reshape(n, -1)
     jac = np.stack([
         (amp * ey * dex).reshape(n, -1),
         (amp * dey * ex).reshape(n, -1),
@@ -199,9 +202,8 @@ def round_spot_model_and_jacobian(x_px, y_px, sigma_px, photons, size: int, pixe
     ex, dex, _ = _axis_terms(np.asarray(x_px, np.float64), sigma, size)
     ey, dey, _ = _axis_terms(np.asarray(y_px, np.float64), sigma, size)
     (ey, dey), (ex, dex) = _at_pixels([ey, dey], [ex, dex], pixels)
-    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
-    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
-    jac = np.empty((n, *grid, 3))
+    n, amp = len(ex), _per_spot(photons, ey)
+    jac = np.empty((*np.broadcast_shapes(ey.shape, ex.shape), 3))
     np.multiply(ey, ex, out=jac[..., 2])
     np.multiply(amp * ey, dex, out=jac[..., 0])
     np.multiply(amp * dey, ex, out=jac[..., 1])
@@ -227,10 +229,9 @@ def astigmatic_spot_model_and_jacobian(x_px, y_px, z_nm, photons, psf: PSF, pixe
     ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x, np.float64), size)
     ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y, np.float64), size)
     (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
-    n, grid = len(ex), np.broadcast_shapes(ey.shape, ex.shape)[1:]
-    amp = np.asarray(photons, np.float64).reshape(n, *(1,) * len(grid))
-    slope_x, slope_y = (np.asarray(k).reshape(n, *(1,) * len(grid)) for k in (slope_x, slope_y))
-    jac = np.empty((n, *grid, 4))
+    n, amp = len(ex), _per_spot(photons, ey)
+    slope_x, slope_y = _per_spot(slope_x, ey), _per_spot(slope_y, ey)
+    jac = np.empty((*np.broadcast_shapes(ey.shape, ex.shape), 4))
     np.multiply(ey, ex, out=jac[..., 3])
     np.multiply(amp * ey, dex, out=jac[..., 0])
     np.multiply(amp * dey, ex, out=jac[..., 1])

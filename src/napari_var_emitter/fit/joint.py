@@ -10,6 +10,7 @@ be one more class of the same form."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -115,6 +116,11 @@ class GroupBatch:
     z_nm_GK: np.ndarray | None = None
     known_GRR: np.ndarray | None = None
 
+    @functools.cached_property
+    def pixels(self) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """fit_pixels of this batch: the pixels each group is fitted on, packed (computed once)."""
+        return fit_pixels(self.weight_GRR)
+
     def take(self, groups: np.ndarray) -> GroupBatch:
         """The batch of the groups `groups` (indexes) alone."""
         return GroupBatch(*(None if value is None else value[groups]
@@ -180,7 +186,7 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
     depth = per == 4
     width = np.maximum(*spots.sigmas_px(params[..., 2] if depth else np.zeros((groups, k))))  # (G, K) px
-    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    (rows, cols), fitted = batch.pixels
     near = (((cols[:, None, :] + 0.5 - params[..., 0, None]) ** 2 + (rows[:, None, :] + 0.5 - params[..., 1, None]) ** 2)
             <= (MISFIT_SIGMAS * width[..., None]) ** 2) * fitted[:, None, :]  # (G, K, M)
     misfit = (near * result.deviance_NK[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
@@ -198,7 +204,7 @@ def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarra
     k = (theta_GP.shape[1] - 1) // len(spots.step)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
               np.r_[np.tile(spots.upper(size), k), np.inf])
-    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    (rows, cols), fitted = batch.pixels
     at = (np.arange(groups)[:, None], rows, cols)
     known = None if batch.known_GRR is None else batch.known_GRR[at]
 

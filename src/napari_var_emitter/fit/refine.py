@@ -18,7 +18,7 @@ import pandas as pd
 from ..io.camera import Camera
 from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
-from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups, fit_pixels
+from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
 from .mle import estimate_psf_sigma, most_likely_sigma
 from .split import split_merged
 
@@ -118,7 +118,7 @@ def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: n
     safe = np.where(active, others, 0)
     xy = np.stack([x_px[safe] - origins[:, 1:], y_px[safe] - origins[:, :1]], axis=-1)
     params = spots.start(xy, None if z_nm is None else z_nm[safe], np.where(active, photons[safe], 0.0))
-    (rows, cols), fitted = fit_pixels(batch.weight_GRR)
+    (rows, cols), fitted = batch.pixels
     each = tuple(np.repeat(index, others.shape[1], axis=0) for index in (rows, cols))  # per held spot
     values = spots.light(params.reshape(-1, len(spots.step)), size, each).reshape(*others.shape, -1).sum(1)
     known = np.zeros((groups, size * size))

@@ -168,10 +168,11 @@ class CameraFields(Container):
                   else "defaults (no camera entered yet)")
         notes = [self._missing_note(source)] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
-        carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed and self.values()[name]
+        in_use = self.values()
+        carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
         if carried:  # another camera's (or region's) maps of the same size would pass unnoticed
-            maps = ", ".join(f"{FIELD_INFO[name].label} {Path(self.values()[name]).name}" for name in carried)
+            maps = ", ".join(f"{FIELD_INFO[name].label} {Path(in_use[name]).name}" for name in carried)
             notes.append(f"In use from your last entry: {maps}. Clear them if this stack was taken with another "
                          "camera or camera region.")
         self.note.value = " ".join(notes)
