@@ -54,7 +54,7 @@ def score(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, sigma_nm: fl
            "rmse/crlb": float(np.sqrt(np.mean(dx ** 2 + dy ** 2) / np.mean(2 * bound ** 2))),
            **precision_figures(table, truth, camera, sigma_nm, field_nm)}
     if "fitted" in table:
-        out["fitted"] = float(table["fitted"].mean())
+        out["fitted"] = float((table["fitted"] > 0).mean())  # the share of rows a fit replaced or added
     return out
 
 

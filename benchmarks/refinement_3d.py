@@ -57,7 +57,7 @@ def score(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, field_nm) ->
         column = f"uncertainty_{a}_nm" if f"uncertainty_{a}_nm" in table else "uncertainty_nm"
         out[f"pull_sd_{a}"] = float(np.std(error[a] / table[column].to_numpy()[p]))
     if "fitted" in table:
-        out["fitted"] = float(table["fitted"].mean())
+        out["fitted"] = float((table["fitted"] > 0).mean())  # the share of rows a fit replaced or added
     return out
 
 

@@ -4,7 +4,8 @@ and the PSF of the data (the Gaussian of a sigma estimated from the data in 2-D,
 calibration in 3-D); groups too large for one joint fit in parts, each beside the light of its
 neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
-leaves light unexplained is tried as two emitters the network merged (split.py). The `fitted`
+leaves light unexplained is tried as two emitters the network merged (split.py), whose halves
+may each lie up to split.MOMENT_SIGMAS PSF sigmas from the network's position. The `fitted`
 column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
 emitter split off a detection (a row the network did not report)."""
 
@@ -20,7 +21,7 @@ from .background_test import discoveries, significance
 from .groups import cut_groups, isolated_rois
 from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
 from .mle import estimate_psf_sigma, most_likely_sigma
-from .split import split_merged
+from .split import MOMENT_SIGMAS, split_merged
 
 MAX_MOVE_PX = 1.5
 SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
@@ -41,9 +42,10 @@ PHANTOM_FDR = 1e-5
 PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time beside their neighbours' fits
 
 
-def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size: int) -> np.ndarray:
-    """(G, K) the fits that hold: converged, photons > 0, finite bounds, within MAX_MOVE_PX of
-    the network's position of the row in `slots` (-1: padding, never), inside their ROI of
+def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size: int,
+           reach_px: np.ndarray | float = MAX_MOVE_PX) -> np.ndarray:
+    """(G, K) the fits that hold: converged, photons > 0, finite bounds, within reach_px (G, K)
+    of the network's position of the row in `slots` (-1: padding, never), inside their ROI of
     `size` px (ROIs lie inside the frame), and stating a position to better than MAX_MOVE_PX
     (a fit that does not pin the spot down says less than the network: on real frames some
     stated several µm)."""
@@ -52,7 +54,7 @@ def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: 
     moved = np.hypot(x - x_px[safe], y - y_px[safe])
     widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * _misfit_scale(fit.misfit)  # as _values states it
     inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
-    return ((slots >= 0) & fit.converged[:, None] & (moved <= MAX_MOVE_PX) & (fit.photons > 0) & inside
+    return ((slots >= 0) & fit.converged[:, None] & (moved <= reach_px) & (fit.photons > 0) & inside
             & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
 
 
@@ -96,7 +98,14 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     parents = slots[splits.groups, splits.parent]
     split_slots = np.column_stack([slots[splits.groups], parents])
     split_origins = origins[splits.groups]
-    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1])
+    # the two halves of a split stand where they lie within the light that was split
+    # (split.MOMENT_SIGMAS of the parent's PSF sigma from the parent's network position), not only
+    # MAX_MOVE_PX: a pair of wide defocused spots the network merged lies farther apart than that
+    reach = np.full(split_slots.shape, MAX_MOVE_PX)
+    halves = (np.arange(len(splits.groups)), splits.parent), (slice(None), -1)
+    for half in halves:
+        reach[half] = np.maximum(MAX_MOVE_PX, MOMENT_SIGMAS * splits.parent_sigma_px)
+    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1], reach)
     stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
     holds[splits.groups[stands]] = False
     _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,

@@ -36,12 +36,14 @@ MOMENT_SIGMAS = 2.0  # the light of a candidate is measured within this many PSF
 class Splits:
     """The groups (`groups`, (S,) indexes of the batch) refitted with one emitter more: `fit` has
     K + 1 emitters per group, the parent's in its own slot and the new one in slot K;
-    `parent` (S,): the slot that was split; `accepted` (S,): the splits that stand."""
+    `parent` (S,): the slot that was split; parent_sigma_px (S,): the larger PSF sigma (px) at its
+    refitted depth; `accepted` (S,): the splits that stand."""
 
     groups: np.ndarray
     parent: np.ndarray
     fit: JointFit
     accepted: np.ndarray
+    parent_sigma_px: np.ndarray
 
 
 def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: SpotModel,
@@ -68,7 +70,7 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
     if isinstance(spots, RoundSpots) and accepted.any():
         wide = _wider_single_loglik(batch, fit, groups[accepted], parent[accepted], spots, excess)
         accepted[accepted] = 2 * (refit.loglik[accepted] - wide) >= SPLIT_LOGLIK
-    return Splits(groups, parent, refit, accepted)
+    return Splits(groups, parent, refit, accepted, sigma)
 
 
 class _FreeWidthSpots:
