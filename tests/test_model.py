@@ -17,7 +17,8 @@ from napari_var_emitter.model.quantizer import ResidualQuantizer
 from napari_var_emitter.model.targets import map_to_photons, render_target
 from napari_var_emitter.model.transformer import attend_windows, token_levels
 from napari_var_emitter.model.windows import attention_mask, local_scales
-from napari_var_emitter.train.losses import ProgressiveScaleWeights
+from napari_var_emitter.model.head import DX, DY, LOGIT, PHOTONS, SIG_DX, SIG_DY
+from napari_var_emitter.train.losses import ProgressiveScaleWeights, mixture_localisation_loss
 
 TINY = ModelConfig(vocab_size=64, cvq=8, embed_dim=32, num_heads=2, num_layers=2, image_channels=8,
                    tokenizer_channels=8)
@@ -207,12 +208,64 @@ def test_probability_integration_in_detections():
     assert len(find_detections(prob, threshold=0.5, occupied=0.5)[0]) == 1  # neither cell is occupied itself
 
 
+def test_maxima_pointing_at_one_emitter_are_one_detection_and_a_close_pair_stays_two():
+    """Two maxima two cells apart whose offsets place their emitter within one cell (50 nm) of
+    each other are one row at the probability-weighted position; two emitters 150 nm apart stay
+    two rows."""
+    prob, dx, dy = torch.zeros(1, 16, 16), torch.zeros(1, 16, 16), torch.zeros(1, 16, 16)
+    prob[0, 5, 5], prob[0, 5, 7] = 0.6, 0.4  # both point at x = 6.6 cells (+- 0.1)
+    dx[0, 5, 5], dx[0, 5, 7] = 1.0, -0.8
+    prob[0, 12, 3], prob[0, 12, 6] = 0.9, 0.9  # a pair 3 cells (150 nm) apart
+    maps = {"prob": prob, "dx": dx, "dy": dy, "photons": torch.ones(1, 16, 16)}
+    table = maps_to_table(maps, 0.3, cell_nm=50.0, frames=[0]).sort_values("y_nm", ignore_index=True)
+    assert len(table) == 3
+    assert table.loc[0, "x_nm"] == pytest.approx(50 * (0.6 * 6.5 + 0.4 * 6.7)) and table.loc[0, "probability"] == 1.0
+    assert table.loc[1:, "x_nm"].tolist() == pytest.approx([175.0, 325.0])
+
+
 def test_occupied_cells_keep_adjacent_emitters_apart():
     prob = torch.zeros(1, 8, 8)
     prob[0, 3, 3], prob[0, 3, 4] = 0.99, 0.97  # two emitters in adjacent cells of a tokenizer map
     assert len(find_detections(prob, threshold=0.5)[0]) == 1  # the local maximum alone merges them
     b, r, c, p = find_detections(prob, threshold=0.5, occupied=0.5)
     assert (r.tolist(), c.tolist()) == ([3, 3], [3, 4])
+
+
+def _head_firing_at(cells, target, p=0.98):
+    """(1, 8, H, W) a head that puts probability p in `cells` [(row, col)], each pointing at the
+    nearest emitter of `target` (render_target, dense) with sd 0.1 cells, and nothing elsewhere."""
+    head = torch.zeros(1, head_channels(False), *target.shape[-2:])
+    head[0, LOGIT] = -12.0
+    head[0, [SIG_DX, SIG_DY]] = float(np.log(0.1))
+    for r, c in cells:
+        head[0, LOGIT, r, c] = float(np.log(p / (1 - p)))
+        head[0, [DX, DY, PHOTONS], r, c] = torch.from_numpy(target[1:4, r, c])
+    return head
+
+
+def test_mixture_loss_counts_emitters_and_keeps_close_pairs_apart():
+    """The detection-first loss: two emitters 150 nm apart are best told as two detections, each
+    at its own emitter, not one at their midpoint nor two where there is one; each part is finite
+    and has a gradient for every head channel it reads."""
+    x_px, y_px = np.array([10.3, 11.8]), np.array([20.4, 20.4])  # 150 nm apart: 3 output cells
+    sparse = render_target(x_px, y_px, np.full(2, 1000.0), np.zeros(2), (32, 32), 2, False, dense=False)
+    dense = render_target(x_px, y_px, np.full(2, 1000.0), np.zeros(2), (32, 32), 2, False, dense=True)
+    background = torch.full((1, 32, 32), 10.0)
+    own = [(40, 20), (40, 23)]
+
+    def loss(cells, p=0.98):
+        head = _head_firing_at(cells, dense, p)
+        total, parts = mixture_localisation_loss(head, torch.from_numpy(sparse)[None], background, False)
+        return total.item(), parts
+
+    pair, parts = loss(own)
+    assert all(np.isfinite(v.item()) for v in parts.values())
+    assert pair < loss([(40, 21)], p=0.999)[0]  # one detection between them (merged)
+    assert pair < loss(own + [(30, 10)])[0]  # one more detection where there is nothing
+    assert pair < loss([(40, 20), (41, 20)])[0]  # two detections at the same emitter
+    head = _head_firing_at(own, dense).requires_grad_()
+    mixture_localisation_loss(head, torch.from_numpy(sparse)[None], background, False)[0].backward()
+    assert all(head.grad[0, k].abs().sum() > 0 for k in (LOGIT, DX, DY, PHOTONS, SIG_DX, SIG_DY, BACKGROUND))
 
 
 def test_progressive_scale_weights():

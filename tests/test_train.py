@@ -130,6 +130,9 @@ def test_bad_training_config(tmp_path):
     path.write_text(json.dumps({"simulation": {"density_sampling": "sideways"}}))
     with pytest.raises(InputError, match="density_sampling"):
         TrainConfig.from_file(path)
+    path.write_text(json.dumps({"training": {"localisation_loss": "nearest"}}))
+    with pytest.raises(InputError, match="localisation_loss must be one of cells, mixture"):
+        TrainConfig.from_file(path)
 
 
 def test_log_uniform_density_draws():
@@ -218,13 +221,17 @@ def test_generalist_envelope_draws_every_range_and_background_map():
         TrainConfig.from_dict({"simulation": {**GENERALIST, "structures": ["stars"]}})
 
 
-def test_no_var_baseline_trains_and_predicts_without_tokens(tmp_path):
+@pytest.mark.parametrize("loss", ["cells", "mixture"])
+def test_no_var_baseline_trains_and_predicts_without_tokens(tmp_path, loss):
     """var_prior false: no tokenizer stage, no transformer, the same encoder and head; predicts
-    a table and no per-scale maps."""
+    a table and no per-scale maps; with either localisation loss (its parts in the log)."""
     path = tmp_path / "baseline.json"
-    path.write_text(json.dumps({**TINY, "model": {**TINY["model"], "var_prior": False}}))
+    path.write_text(json.dumps({**TINY, "model": {**TINY["model"], "var_prior": False},
+                                "training": {**TINY["training"], "localisation_loss": loss}}))
     out = tmp_path / "run"
     assert main(["train", "--config", str(path), "--out", str(out), "--device", "cpu"]) == 0
+    logged = pd.read_csv(out / "log.csv")
+    assert np.isfinite(logged["loc_count" if loss == "mixture" else "loc_detect"]).all()
     model, card = load_model(out / "model.safetensors")
     assert not hasattr(model, "tokenizer") and not hasattr(model, "blocks")
     assert card["training"]["tokenizer_steps"] == 0

@@ -112,6 +112,9 @@ class SimulationRanges:
         return float(np.exp(rng.uniform(np.log(low + shift), np.log(high + shift))) - shift)
 
 
+LOCALISATION_LOSSES = ("cells", "mixture")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     tokenizer_steps: int = 4000
@@ -128,9 +131,13 @@ class TrainingConfig:
     eval_every: int = 500
     checkpoint_every: int = 250
     seed: int = 0
+    localisation_loss: str = "cells"  # or "mixture" (train/losses.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale_weights", tuple(float(w) for w in self.scale_weights))
+        if self.localisation_loss not in LOCALISATION_LOSSES:
+            raise InputError(f"training.localisation_loss must be one of {', '.join(LOCALISATION_LOSSES)}, "
+                             f"not {self.localisation_loss!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,8 @@ from ..model.checkpoint import load_model, load_training_state, save_model
 from ..model.predictor import VAREmitterPredictor
 from .config import TrainConfig
 from .heldout import evaluate_heldout, heldout_stacks
-from .losses import ProgressiveScaleWeights, localisation_loss, scale_map_loss, token_loss, tokenizer_loss
+from .losses import (ProgressiveScaleWeights, localisation_loss, mixture_localisation_loss, scale_map_loss, token_loss,
+                     tokenizer_loss)
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "log.csv"
@@ -178,8 +179,12 @@ def _main_step(model, opt, batch, grids, weights, step, t_cfg, device) -> dict[s
     for group in opt.param_groups:
         group["lr"] = learning_rate(step, t_cfg.steps, t_cfg.lr, t_cfg.warmup_steps)
     token_part, head, row = _token_losses(model, batch, grids, weights, device)
-    loc, parts = localisation_loss(head, batch.dense_map.to(device), batch.background.to(device),
-                                   model.config.with_z)
+    if t_cfg.localisation_loss == "mixture":
+        loc, parts = mixture_localisation_loss(head, batch.token_map.to(device), batch.background.to(device),
+                                               model.config.with_z)
+    else:
+        loc, parts = localisation_loss(head, batch.dense_map.to(device), batch.background.to(device),
+                                       model.config.with_z)
     loss = token_part + loc
     opt.zero_grad(set_to_none=True)
     loss.backward()
