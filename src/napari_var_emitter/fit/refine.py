@@ -5,7 +5,7 @@ calibration in 3-D); groups too large for one joint fit in parts, each beside th
 neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
 leaves light unexplained is tried as two emitters the network merged (split.py), whose halves
-may each lie up to split.MOMENT_SIGMAS PSF sigmas from the network's position. The `fitted`
+may each lie up to split.MOMENT_SIGMAS PSF sigmas from the network's position in 3-D. The `fitted`
 column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
 emitter split off a detection (a row the network did not report)."""
 
@@ -98,13 +98,14 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     parents = slots[splits.groups, splits.parent]
     split_slots = np.column_stack([slots[splits.groups], parents])
     split_origins = origins[splits.groups]
-    # the two halves of a split stand where they lie within the light that was split
+    # in 3-D the two halves of a split stand where they lie within the light that was split
     # (split.MOMENT_SIGMAS of the parent's PSF sigma from the parent's network position), not only
-    # MAX_MOVE_PX: a pair of wide defocused spots the network merged lies farther apart than that
+    # within MAX_MOVE_PX: a pair of wide defocused spots the network merged lies farther apart than
+    # that. In 2-D the splits this adds were 4.4 % false against 0.5 % (split validation stacks)
     reach = np.full(split_slots.shape, MAX_MOVE_PX)
-    halves = (np.arange(len(splits.groups)), splits.parent), (slice(None), -1)
-    for half in halves:
-        reach[half] = np.maximum(MAX_MOVE_PX, MOMENT_SIGMAS * splits.parent_sigma_px)
+    if splits.fit.z_nm is not None:
+        for half in (np.arange(len(splits.groups)), splits.parent), (slice(None), -1):
+            reach[half] = np.maximum(MAX_MOVE_PX, MOMENT_SIGMAS * splits.parent_sigma_px)
     split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1], reach)
     stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
     holds[splits.groups[stands]] = False
