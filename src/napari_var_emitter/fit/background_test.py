@@ -39,20 +39,14 @@ PHANTOM_SHARE = 0.05
 CLEAR_SIGMAS = 2.0
 
 
-def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float,
-                measured_N: np.ndarray | None = None) -> np.ndarray:
+def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np.ndarray:
     """(N,) which localisations to keep: all where under PHANTOM_SHARE of them are background only,
     else per frame Benjamini–Hochberg at false-discovery rate q over p = P(N(0, 1) > significance)
-    (module docstring). With measured_N (bool), that share is estimated over those rows alone
-    (where any): the refinement's rows whose fit held; one whose fit did not is tested at the
-    network's position and depth, which in crowded 3-D frames understates true spots (3-D
-    validation stacks at 4 /µm²: a share of 6.0 % over every row, 2.3 % over the fitted ones;
-    structured 2-D ones 26-83 % either way)."""
+    (module docstring)."""
     n = len(significance_N)
     if n == 0:
         return np.zeros(0, bool)
-    judged = significance_N if measured_N is None or not np.any(measured_N) else significance_N[measured_N]
-    if np.mean(judged < CLEAR_SIGMAS) / stats.norm.cdf(CLEAR_SIGMAS) < PHANTOM_SHARE:
+    if np.mean(significance_N < CLEAR_SIGMAS) / stats.norm.cdf(CLEAR_SIGMAS) < PHANTOM_SHARE:
         return np.ones(n, bool)
     p = stats.norm.sf(significance_N)
     order = np.lexsort((p, frame_N))

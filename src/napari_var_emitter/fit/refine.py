@@ -288,8 +288,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
                                        columns["x_nm"] / px, columns["y_nm"] / px,
                                        np.nan_to_num(columns["photons"]), sigma_x, sigma_y)
     if phantom_fdr > 0:
-        keep = discoveries(out["significance"].to_numpy(), frame, phantom_fdr, fitted > NETWORK)
-        out = out[keep].reset_index(drop=True)
+        out = out[discoveries(out["significance"].to_numpy(), frame, phantom_fdr)].reset_index(drop=True)
     if "uncertainty_nm" in out:
         out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)
     if added:
