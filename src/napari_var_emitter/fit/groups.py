@@ -72,20 +72,34 @@ def _part(core: np.ndarray, group: np.ndarray, x_px: np.ndarray, y_px: np.ndarra
     return members, rest[_linked(x_px, y_px, width_px, rest, members).any(1)]
 
 
+def frame_chains(frame_N: np.ndarray, x_N: np.ndarray, y_N: np.ndarray, within: float,
+                 linked=None) -> np.ndarray:
+    """Label (N,) of each point: connected by chains of pairs in one frame closer than `within`
+    (the positions' unit, below 1e6 of it across a frame), and where given, that `linked` ((P, 2)
+    index pairs -> (P,) bool) accepts."""
+    n = len(frame_N)
+    if n == 0:
+        return np.zeros(0, int)
+    points = np.column_stack([x_N, y_N, np.asarray(frame_N) * (10 * within + 1e6)])  # frames far apart
+    pairs = cKDTree(points).query_pairs(within, output_type="ndarray").reshape(-1, 2)
+    if linked is not None:
+        pairs = pairs[linked(pairs)]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
 def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray,
                        width_px_N: np.ndarray) -> np.ndarray:
     """Group label (N,) of each detection: connected by chains of pairs in one frame closer than
     LINK_SIGMAS times the mean of their PSF widths (px)."""
-    n = len(frame_N)
-    if n == 0:
+    if len(frame_N) == 0:
         return np.zeros(0, int)
-    widest = LINK_SIGMAS * float(np.max(width_px_N))
-    points = np.column_stack([x_px_N, y_px_N, frame_N * (10 * widest + 1e6)])  # frames far apart
-    pairs = cKDTree(points).query_pairs(widest, output_type="ndarray").reshape(-1, 2)
-    reach = _reach(width_px_N[pairs[:, 0]], width_px_N[pairs[:, 1]])
-    pairs = pairs[np.hypot(*(points[pairs[:, 0], :2] - points[pairs[:, 1], :2]).T) < reach]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+
+    def close(pairs):
+        reach = _reach(width_px_N[pairs[:, 0]], width_px_N[pairs[:, 1]])
+        return np.hypot(x_px_N[pairs[:, 0]] - x_px_N[pairs[:, 1]], y_px_N[pairs[:, 0]] - y_px_N[pairs[:, 1]]) < reach
+
+    return frame_chains(frame_N, x_px_N, y_px_N, LINK_SIGMAS * float(np.max(width_px_N)), close)
 
 
 @dataclasses.dataclass

@@ -7,10 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
+from ..fit.groups import frame_chains
 from ..model.targets import Z_SCALE_NM, map_to_photons
 
 # row and column offsets of a cell's 3x3 neighbourhood, row-major
@@ -102,15 +100,10 @@ def merge_same_emitter(table: pd.DataFrame, cell_nm: float) -> pd.DataFrame:
     values, the probability-weighted mean position, the probabilities summed (at most 1)."""
     if len(table) < 2:
         return table
-    xy = table[["x_nm", "y_nm"]].to_numpy()
-    frame = table["frame"].to_numpy()
-    span = np.ptp(xy) + 10 * cell_nm  # frames apart along a third axis, farther than any pair within one
-    pairs = cKDTree(np.column_stack([xy, (frame - frame.min()) * span])).query_pairs(cell_nm, output_type="ndarray")
-    if not len(pairs):
-        return table
     n = len(table)
-    _, label = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
-                                    directed=False)
+    label = frame_chains(table["frame"].to_numpy(), table["x_nm"].to_numpy(), table["y_nm"].to_numpy(), cell_nm)
+    if label.max() == n - 1:  # no two in one chain
+        return table
     probability = table["probability"].to_numpy()
     first = np.lexsort((-probability, label))  # per emitter, its most probable row first
     keep = first[np.r_[True, label[first][1:] != label[first][:-1]]]
