@@ -111,16 +111,14 @@ def mixture_localisation_loss(head_BKHW, sparse_target, background_BHW, with_z: 
         rows, cols = r[:, None] + dr, c[:, None] + dc  # (E, W) the cells around each emitter
         height, width = logit.shape[-2:]
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        at = (b[:, None].expand_as(rows), rows.clamp(0, height - 1), cols.clamp(0, width - 1))
-        values = [DX, DY, PHOTONS] + ([Z] if with_z else [])
-        sigmas = [SIG_DX, SIG_DY, SIG_PHOTONS] + ([SIG_Z] if with_z else [])
-        mean = torch.stack([head_BKHW[at[0], k, at[1], at[2]] for k in values], -1)  # (E, W, D)
+        cells_EWK = head_BKHW.permute(0, 2, 3, 1)[b[:, None], rows.clamp(0, height - 1), cols.clamp(0, width - 1)]
+        mean = cells_EWK[..., [DX, DY, PHOTONS] + ([Z] if with_z else [])]  # (E, W, D)
         shift = torch.zeros_like(mean)
         shift[..., 0], shift[..., 1] = dc.to(mean.dtype), dr.to(mean.dtype)  # a cell's dx is from its own centre
-        log_sigma = torch.stack([head_BKHW[at[0], k, at[1], at[2]] for k in sigmas], -1).clamp(*LOG_SIGMA_RANGE)
+        log_sigma = cells_EWK[..., [SIG_DX, SIG_DY, SIG_PHOTONS] + ([SIG_Z] if with_z else [])].clamp(*LOG_SIGMA_RANGE)
         truth = sparse_target[b, :, r, c][:, [1, 2, 3] + ([4] if with_z else [])]  # (E, D)
         standardised = (truth[:, None] - mean - shift) / torch.exp(log_sigma)
-        component = F.logsigmoid(logit[at]) - (0.5 * standardised ** 2 + log_sigma).sum(-1)
+        component = F.logsigmoid(cells_EWK[..., LOGIT]) - (0.5 * standardised ** 2 + log_sigma).sum(-1)
         component = component.masked_fill(~inside, float("-inf"))
         mixture = -(torch.logsumexp(component, 1) - torch.log(expected[b].clamp(min=1e-6))).mean()
     background = background_loss(head_BKHW, background_BHW)
