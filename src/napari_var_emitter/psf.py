@@ -150,8 +150,9 @@ def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> 
     if pixels is None:
         return [a[:, :, None] for a in along_y], [a[:, None, :] for a in along_x]
     rows, cols = pixels
-    spot = np.arange(len(rows))[:, None]
-    return list(np.stack(along_y)[:, spot, rows]), list(np.stack(along_x)[:, spot, cols])
+    start = np.arange(len(rows))[:, None] * along_y[0].shape[1]  # each spot's first term, flat
+    flat_rows, flat_cols = start + rows, start + cols
+    return [np.take(a.ravel(), flat_rows) for a in along_y], [np.take(a.ravel(), flat_cols) for a in along_x]
 
 
 def _per_spot(values_N, terms: np.ndarray) -> np.ndarray:

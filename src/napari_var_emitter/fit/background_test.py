@@ -25,7 +25,7 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from ..psf import spot_values
-from .mle import fisher_scoring
+from .mle import SpotOverSurface, fisher_scoring, gram, project
 
 WINDOW_SIGMAS = 4.0
 N_ITER = 10
@@ -153,16 +153,16 @@ class _Windows:
     def _likelihood_ratio(self, counts, known, variance, shape, excess: float) -> tuple[np.ndarray, np.ndarray]:
         """(n,) twice the log-likelihood ratio and the spot's photons (module docstring). The
         model is linear in (photons, the background's terms): its derivatives never change."""
-        n, terms = len(counts), self.terms
-        jac = np.concatenate([shape[:, :, None], np.broadcast_to(terms, (n, *terms.shape))], axis=2)  # (n, K, 7)
+        n, jac = len(counts), SpotOverSurface(shape, self.terms)
 
         def model(theta, rows):
-            return np.maximum(known[rows] + np.einsum("nkp,np->nk", jac[rows], theta), 1e-3), jac[rows]
+            taken = jac.take(rows)
+            return np.maximum(known[rows] + taken.values(theta), 1e-3), taken
 
         # both fits start from weighted least squares (the model is linear), a step or two from the optimum
         weight = 1.0 / np.maximum(counts + variance, 1.0)
         start = np.zeros((n, 7))
-        start[:, 1:] = _least_squares(jac[..., 1:], counts - known, weight)
+        start[:, 1:] = _least_squares(SpotOverSurface(None, self.terms), counts - known, weight)
         # photons settle relative to their value; the background's terms (near 0) within BACKGROUND_STEP * 1e-7
         limits = (np.r_[np.inf, np.full(6, BACKGROUND_STEP)], np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
         background = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess,
@@ -173,8 +173,8 @@ class _Windows:
         return 2 * (spot.loglik - background.loglik), spot.theta[:, 0]
 
 
-def _least_squares(jac_NKP: np.ndarray, target_NK: np.ndarray, weight_NK: np.ndarray) -> np.ndarray:
+def _least_squares(jac: SpotOverSurface, target_NK: np.ndarray, weight_NK: np.ndarray) -> np.ndarray:
     """(N, P) the weighted least-squares parameters of a linear model per row."""
-    weighted = jac_NKP * weight_NK[..., None]
-    normal = np.matmul(jac_NKP.transpose(0, 2, 1), weighted) + 1e-9 * np.eye(jac_NKP.shape[2])
-    return np.linalg.solve(normal, np.matmul(weighted.transpose(0, 2, 1), target_NK[..., None]))[..., 0]
+    normal = gram(jac, np.broadcast_to(weight_NK, target_NK.shape))
+    normal += 1e-9 * np.eye(normal.shape[1])
+    return np.linalg.solve(normal, project(jac, weight_NK * target_NK)[..., None])[..., 0]

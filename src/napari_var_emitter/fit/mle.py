@@ -169,13 +169,13 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     theta = theta.copy()
 
     def information(rows, theta_rows):
+        """expected (n, K), the Fisher information (n, P, P) and the score (n, P) of the fits `rows`."""
         values, jac = model(theta_rows, rows)
         expected = (values + offset[rows]) / excess
-        if weight_NK is not None or excess != 1:  # (a copy of the largest array: only when it changes)
-            jac = jac * (weight[rows] / excess)[..., None]
-        fisher = np.matmul(jac.transpose(0, 2, 1), jac / expected[..., None])  # (n, P, P), batched BLAS
+        scale = weight[rows] / excess  # the derivatives of the scaled counts' expectations, per unit of jac
+        fisher = gram(jac, scale * scale / expected)
         fisher += np.eye(theta.shape[1]) * ~free[rows][:, :, None]  # a held parameter: no information needed
-        return expected, jac, fisher
+        return expected, fisher, project(jac, scale * (counts[rows] / expected - 1.0)) * free[rows]
 
     def log_likelihood(rows, expected):
         return (weight[rows] * (counts[rows] * np.log(expected) - expected)).sum(axis=1)
@@ -185,7 +185,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     origin, reached = theta.copy(), np.full(len(theta), -np.inf)  # where each fit last stepped from, its loglik
     sd = np.zeros(theta.shape)  # the Cramér–Rao sd at `origin`: a step well below it has converged
     for _ in range(n_iter):
-        expected, jac, fisher = information(moving, theta[moving])
+        expected, fisher, score = information(moving, theta[moving])
         loglik = log_likelihood(moving, expected)
         # a step that lowered the likelihood (overshot) is halved back towards where it started
         worse = loglik < reached[moving] - 1e-9 * np.abs(reached[moving])
@@ -193,8 +193,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         change_back = np.abs(theta[back] - origin[back]) / 2
         theta[back] = (theta[back] + origin[back]) / 2
         origin[ahead], reached[ahead] = theta[ahead], loglik[~worse]
-        jac, fisher, expected = jac[~worse], fisher[~worse], expected[~worse]
-        score = np.matmul(jac.transpose(0, 2, 1), (counts[ahead] / expected - 1.0)[..., None])[..., 0] * free[ahead]
+        fisher, score = fisher[~worse], score[~worse]
         inverse = np.linalg.inv(fisher + ridge)  # the step and the Cramér–Rao sd from one factorisation
         step = np.matmul(inverse, score[..., None])[..., 0]
         # parameters on a bound that the step pushes beyond it are held there, the rest stepped without them
@@ -221,7 +220,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         worse = log_likelihood(moving, information(moving, theta[moving])[0]) < reached[moving]
         theta[moving[worse]] = origin[moving[worse]]
     everything = np.arange(len(theta))
-    expected, jac, fisher = information(everything, theta)
+    expected, fisher, _ = information(everything, theta)
     variance = np.full(theta.shape, np.nan)
     if bounds:
         with np.errstate(invalid="ignore"):
@@ -232,6 +231,48 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0) - (counts - expected)
     return FitResult(theta, variance, loglik, converged, 2 * weight * terms)
+
+
+class SpotOverSurface:
+    """The derivatives (N, K, 1 + Q) of a model linear in a spot's photons and Q terms of a
+    background surface: the spot's unit shape spot_NK (each row its own; None: the surface alone,
+    (N, K, Q)) and the terms terms_KQ over the same K pixels in every row. gram and project form
+    their products as matrix products over K, without the (N, K, 1 + Q) array."""
+
+    def __init__(self, spot_NK: np.ndarray | None, terms_KQ: np.ndarray):
+        self.spot_NK, self.terms_KQ = spot_NK, terms_KQ
+        self.outer_KQQ = (terms_KQ[:, :, None] * terms_KQ[:, None, :]).reshape(len(terms_KQ), -1)
+
+    def values(self, theta_NP: np.ndarray) -> np.ndarray:
+        """(N, K) the model's linear part at parameters (photons, terms) (or terms alone)."""
+        surface = theta_NP[:, -self.terms_KQ.shape[1]:] @ self.terms_KQ.T
+        return surface if self.spot_NK is None else surface + self.spot_NK * theta_NP[:, :1]
+
+    def take(self, rows) -> SpotOverSurface:
+        taken = SpotOverSurface.__new__(SpotOverSurface)
+        taken.spot_NK, taken.terms_KQ, taken.outer_KQQ = self.spot_NK[rows], self.terms_KQ, self.outer_KQQ
+        return taken
+
+
+def gram(jac, d_NK: np.ndarray) -> np.ndarray:
+    """(N, P, P) jacᵀ diag(d) jac per row, of jac (N, K, P) or a SpotOverSurface."""
+    if not isinstance(jac, SpotOverSurface):
+        return np.matmul(jac.transpose(0, 2, 1), jac * d_NK[..., None])  # batched BLAS
+    q = jac.terms_KQ.shape[1]
+    surface = (d_NK @ jac.outer_KQQ).reshape(len(d_NK), q, q)
+    if jac.spot_NK is None:
+        return surface
+    weighted = d_NK * jac.spot_NK
+    cross = weighted @ jac.terms_KQ
+    return np.block([[(weighted * jac.spot_NK).sum(1)[:, None, None], cross[:, None, :]], [cross[:, :, None], surface]])
+
+
+def project(jac, r_NK: np.ndarray) -> np.ndarray:
+    """(N, P) jacᵀ r per row, of jac (N, K, P) or a SpotOverSurface."""
+    if not isinstance(jac, SpotOverSurface):
+        return np.matmul(jac.transpose(0, 2, 1), r_NK[..., None])[..., 0]
+    surface = r_NK @ jac.terms_KQ
+    return surface if jac.spot_NK is None else np.column_stack([(r_NK * jac.spot_NK).sum(1), surface])
 
 
 def _tolerance(theta: np.ndarray, step_limit: np.ndarray) -> np.ndarray:
