@@ -154,6 +154,21 @@ def test_any_tile_size_and_scale_maps(model):
 
 
 
+def test_a_u_net_encoder_keeps_the_camera_grid_at_any_tile_size_and_round_trips(tmp_path):
+    """encoder_levels 2: image features on the camera grid for any tile (sides that do not halve
+    evenly too); the file loads back to the same outputs."""
+    torch.manual_seed(0)
+    unet = VAREmitterPredictor(dataclasses.replace(TINY, var_prior=False, encoder_levels=2)).eval()
+    for h, w in [(64, 64), (96, 160), (37, 50)]:
+        assert unet.encode_image(torch.rand(2, 1, h, w) * 100)[1].shape == (2, TINY.image_channels, h, w)
+    path = tmp_path / "unet.safetensors"
+    save_model(path, unet, {})
+    loaded, _ = load_model(path)
+    tile = torch.rand(1, 1, 64, 96) * 100
+    assert loaded.config.encoder_levels == 2
+    assert torch.equal(loaded.generate(tile)[1], unet.generate(tile)[1])
+
+
 def test_refinement_scale_repeats_the_finest_grid():
     """patch_nums may repeat the finest scale: a second residual step on the same grid."""
     config = ModelConfig(**{**TINY.to_dict(), "patch_nums": (5, 10, 20, 40, 40)})

@@ -160,16 +160,18 @@ def test_predict_errors(tmp_path, capsys):
 
 def test_read_ahead_raises_a_bad_frame_at_its_batch_and_stops(model):
     """The next batch is read in a background thread: a NaN there fails the call naming its frame
-    (numbered in the stack), after the batches before it ran, and leaves no reading thread behind."""
+    (numbered in the stack), after the batches before it ran (without the refinement, whose thread
+    may still hold the batch before), and leaves no reading or refining thread behind."""
     frames, truth = _stack(32, 5, 0.5, seed_offset=4)
     frames = frames.astype(np.float32)
     frames[3, 4, 4] = np.nan
-    batches = []
-    with pytest.raises(InputError, match=r"frame 104 \(1-based\) contains NaN"):
-        predict_frames(model, frames, truth.camera, PredictOptions(batch_size=2), first_frame=100,
-                       progress=lambda done, total: batches.append(done))
-    assert batches == [2]
-    assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
+    for refine in (False, True):
+        batches = []
+        with pytest.raises(InputError, match=r"frame 104 \(1-based\) contains NaN"):
+            predict_frames(model, frames, truth.camera, PredictOptions(batch_size=2, refine=refine), first_frame=100,
+                           progress=lambda done, total: batches.append(done))
+        assert batches == ([] if refine else [2])
+        assert not [t for t in threading.enumerate() if t.name.startswith(("read-ahead", "refine"))]
 
 
 def test_threads_share_one_model_without_interfering(model):

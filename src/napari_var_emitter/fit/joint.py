@@ -163,9 +163,10 @@ def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np
     values = values.reshape(groups, k, n_px).sum(1) + theta_GP[:, -1:]
     if known_GRR is not None:
         values = values + known_GRR.reshape(groups, -1)
-    per_spot = jac.reshape(groups, k, n_px, per).transpose(0, 2, 1, 3)
-    jac = np.concatenate([per_spot.reshape(groups, n_px, per * k), np.ones((groups, n_px, 1))], axis=-1)
-    return np.maximum(values, 1e-6), jac
+    jac_GMP = np.empty((groups, n_px, per * k + 1))  # each pixel's derivatives, emitter by emitter, then background
+    jac_GMP[..., :-1].reshape(groups, n_px, k, per)[...] = jac.reshape(groups, k, n_px, per).transpose(0, 2, 1, 3)
+    jac_GMP[..., -1] = 1.0
+    return np.maximum(values, 1e-6), jac_GMP
 
 
 def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter: int = N_ITER) -> JointFit:

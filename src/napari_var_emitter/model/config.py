@@ -20,7 +20,9 @@ class ModelConfig:
     `upscale` times the camera grid. window_px > 0: the fine scales attend within windows of
     window_px camera pixels (model/windows.py); 0: every scale attends over the whole tile (v1).
     image_channels, tokenizer_channels and head_width are the widths of the convolutions that run
-    on the camera grid (most of the CPU cost of a large frame). var_prior False: the no-VAR
+    on the camera grid (most of the CPU cost of a large frame); encoder_levels > 0 makes the image
+    encoder a U-Net that also works at 1/2, ..., 1/2^levels of that grid (layers.UNet; 0: one
+    stack at camera resolution, v1 and the first no-VAR baseline). var_prior False: the no-VAR
     baseline, the same image encoder and localisation head without tokenizer and transformer.
     with_z: a 3-D model (z and its sigma from the head); psf_condition: it takes the PSF
     calibration as an input (model/condition.py), added to the image features, so one model
@@ -44,6 +46,7 @@ class ModelConfig:
     window_px: int = 0
     var_prior: bool = True
     psf_condition: bool = False
+    encoder_levels: int = 0
 
     def __post_init__(self) -> None:
         if self.psf_condition and not self.with_z:
@@ -59,6 +62,8 @@ class ModelConfig:
         if self.window_px < 0 or (self.window_px and coarsest % self.window_px):
             raise InputError(f"window_px must be 0 (global attention) or divide the coarsest stride "
                              f"{coarsest} px, got {self.window_px}")
+        if self.encoder_levels < 0:
+            raise InputError(f"encoder_levels must be 0 or more, got {self.encoder_levels}")
         down = self.token_strides_px[-1] * self.upscale
         if down & (down - 1):
             raise InputError(f"finest stride x upscale must be a power of two, got {down}")

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from .condition import CALIBRATION_FEATURES
 from .config import ModelConfig
 from .head import head_channels
-from .layers import ResBlock, conv_stack
+from .layers import ResBlock, UNet, conv_stack
 from .quantizer import Grids
 from .tokenizer import EmitterTokenizer
 from .transformer import AdaLNBlock, AdaLNHead, KVCache, sincos_2d, token_levels
@@ -40,7 +40,8 @@ class VAREmitterPredictor(nn.Module):
         self.config = config
         self.card: dict = {}  # its model card where it was loaded from a file (load_model): what it was trained on
         c_img = config.image_channels
-        self.image_encoder = conv_stack(2, c_img, 2)
+        levels = config.encoder_levels
+        self.image_encoder = UNet(2, c_img, 2, levels) if levels else conv_stack(2, c_img, 2)
         if config.psf_condition:  # the calibration's features -> a bias on every image feature channel
             self.calibration_embed = nn.Sequential(nn.Linear(CALIBRATION_FEATURES, 2 * c_img), nn.SiLU(),
                                                    nn.Linear(2 * c_img, c_img))

@@ -3,11 +3,13 @@ post-processing and stitching (predict/tiling.py)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,10 @@ SIGMA_TOLERANCE = 0.1  # spots this much narrower than the model's narrowest are
 # larger passes outgrow the cache and run slower per pixel (docs/benchmarks.md, "Tiles and
 # passes on a CPU")
 CPU_PIXELS_PER_PASS = 1 << 16
+# the refinement of a batch runs in a thread beside the network's next batches, at most this many
+# batches behind it (each holds its frames' photons until it is done); on 2 CPU cores the
+# refinement runs on one core and the network on both: their time overlaps
+REFINING_AHEAD = 2
 
 
 @dataclasses.dataclass
@@ -75,7 +81,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
 
     `options.batch_size` frames are read at a time (the next batch in a background thread while
     the model works on this one); the tiles at one place in those frames go through the model
-    together (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them per pass); amp runs
+    together (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them per pass), and a batch's
+    refinement runs in a thread while the model works on the next ones (REFINING_AHEAD); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
     float32). samples = N > 1 averages the maps and the detection probability over N
     generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
@@ -103,7 +110,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     maps = [np.zeros((n, -(-height // s), -(-width // s)), np.float32) for s in strides]
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
     tables, constant = [], []
-    with contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches:
+    refining: collections.deque[tuple[int, Future | None]] = collections.deque()  # (frames done then, refinement)
+    with (contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches,
+          ThreadPoolExecutor(1, thread_name_prefix="refine") as refiner,
+          contextlib.closing(_SharedCores(device, spots is not None)) as cores):
         for start, photons_B1HW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
             in_batch = len(tables)
@@ -131,13 +141,18 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 tables[in_batch:] = [found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
                                            & (found["y_nm"] < frames_adu.shape[1] * camera.pixel_size_nm)]]
+            refinement = None
             if spots is not None and len(tables) > in_batch:  # the MLE refinement of this batch's detections
-                found = pd.concat(tables[in_batch:], ignore_index=True)
-                refined = refine_table(found.assign(frame=found["frame"] - start), photons_B1HW[:, 0].cpu().numpy(),
-                                       camera, spots, options.phantom_fdr)
-                tables[in_batch:] = [refined.assign(frame=refined["frame"] + start)]
-            if progress is not None:
-                progress(start + b, n)
+                refinement = refiner.submit(_refine_batch, pd.concat(tables[in_batch:], ignore_index=True), start,
+                                            photons_B1HW[:, 0].cpu().numpy(), camera, spots, options.phantom_fdr)
+                tables[in_batch:] = [refinement]
+            refining.append((start + b, refinement))
+            cores.after_batch(refining[-2][1] if len(refining) > 1 else None)
+            while refining and (len(refining) > REFINING_AHEAD or refining[0][1] is None):
+                _finish(refining.popleft(), n, progress)
+        while refining:
+            _finish(refining.popleft(), n, progress)
+    tables = [t.result() if isinstance(t, Future) else t for t in tables]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if constant:  # an empty or failed acquisition's frames: nothing to find (the network would guess)
         warnings.warn(f"frame(s) {_listed(first_frame + np.array(constant) + 1)} (1-based) hold one value "
@@ -148,6 +163,52 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         table["frame"] += first_frame
         table = table.sort_values(["frame", "y_nm", "x_nm"], ignore_index=True)
     return Prediction(table, maps, tuple(s * binned for s in strides), fine, binned / up)
+
+
+class _SharedCores:
+    """The network's CPU threads beside the refinement's thread: while the refinement of the batch
+    before is still running when the network has finished the next one, the network runs on one
+    thread less than torch had (else its threads wait on each other behind the refinement's: 2
+    cores, 160x160 frames, the no-VAR network 9.6 -> 10.9 frames/s); while the refinement keeps up
+    (a VAR network is the slower part), on all of them. When the last run open closes, torch's
+    number of threads is what it was before the first (runs in several threads share it)."""
+
+    lock, users, threads = threading.Lock(), 0, 0
+
+    def __init__(self, device: torch.device, refining: bool):
+        self.on = device.type == "cpu" and refining
+        if self.on:
+            with _SharedCores.lock:
+                if not _SharedCores.users:
+                    _SharedCores.threads = torch.get_num_threads()
+                _SharedCores.users += 1
+
+    def after_batch(self, before: Future | None) -> None:
+        if self.on and before is not None and _SharedCores.threads > 1:
+            torch.set_num_threads(_SharedCores.threads - (not before.done()))
+
+    def close(self) -> None:
+        if self.on:
+            with _SharedCores.lock:
+                _SharedCores.users -= 1
+                if not _SharedCores.users:
+                    torch.set_num_threads(_SharedCores.threads)
+
+
+def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, camera: Camera, spots: SpotModel,
+                  phantom_fdr: float) -> pd.DataFrame:
+    """refine_table of the detections `found` in the frames start, start + 1, ... (photons_THW)."""
+    refined = refine_table(found.assign(frame=found["frame"] - start), photons_THW, camera, spots, phantom_fdr)
+    return refined.assign(frame=refined["frame"] + start)
+
+
+def _finish(batch: tuple[int, Future | None], n: int, progress: Callable[[int, int], None] | None) -> None:
+    """Wait for a batch's refinement (its error raised here) and report its frames done."""
+    done, refinement = batch
+    if refinement is not None:
+        refinement.result()
+    if progress is not None:
+        progress(done, n)
 
 
 def run_bin_px(model: VAREmitterPredictor, options: PredictOptions, camera: Camera) -> int:
