@@ -11,9 +11,9 @@ the default 12500000 is held out (no decision has looked at it).
 
 With --speed instead: the stage's share of predict time on whole frames of 160x160 and
 256x256 at 1 emitter/µm² (20 frames; the PSF sigma estimated once beforehand, as a run does,
-and that estimate's own time): in three runs with the stage, the seconds spent inside it over
-the run's whole time (one clock, so the network's run-to-run spread does not enter it; the
-network alone is timed too, alternating).
+and that estimate's own time): three runs with the stage and three of the network alone,
+alternating; the time the stage adds (the means' difference) over the run's, and the seconds
+its thread spent in it (beside the network's next batches: predict_frames runs them at once).
 
 Run: .venv/bin/python benchmarks/refinement.py [--densities 0.1 0.5 1 2] [--size 128] [--frames 20]
      [--seed-base N] [--model PATH] [--emccd] [--speed]
@@ -122,10 +122,12 @@ def speed(camera: Camera, model_path: str | None, seed: int) -> None:
             predict(frames, camera, options)
             whole.append(time.perf_counter() - start)
             stage.append(sum(in_stage))
-        shares = ", ".join(f"{100 * s / w:.0f}" for s, w in zip(stage, whole))
-        print(f"{size}x{size}, 20 frames, 1 /µm²: with the refinement {', '.join(f'{t:.2f}' for t in whole)} s, of "
-              f"which in it {', '.join(f'{t:.2f}' for t in stage)} s: the stage's share {shares} %; the network "
-              f"alone {', '.join(f'{t:.2f}' for t in network)} s; estimating the PSF sigma once: {estimate_s:.2f} s "
+        busy = ", ".join(f"{100 * s / w:.0f}" for s, w in zip(stage, whole))
+        added = np.mean(whole) - np.mean(network)
+        print(f"{size}x{size}, 20 frames, 1 /µm²: with the refinement {', '.join(f'{t:.2f}' for t in whole)} s, "
+              f"the network alone {', '.join(f'{t:.2f}' for t in network)} s: the stage adds {added:.2f} s, "
+              f"{100 * added / np.mean(whole):.0f} % of the run; its thread busy {', '.join(f'{t:.2f}' for t in stage)}"
+              f" s ({busy} % of each run, beside the network); estimating the PSF sigma once: {estimate_s:.2f} s "
               f"({said})", flush=True)
 
 
