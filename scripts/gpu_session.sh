@@ -4,20 +4,21 @@
 #
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
-#                                              # training_runs/cpu_2d for MIN minutes (default 7),
+#                                              # $RUN (training_runs/cpu_2d_unet, the run in progress;
+#                                              # CONFIG=configs/cpu_2d_unet.json) for MIN minutes (default 7),
 #                                              # its train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
 #   bash scripts/gpu_session.sh bring-back DIR # here: copy the returned checkpoint and log into
-#                                              # training_runs/cpu_2d (then commit them)
+#                                              # $RUN (then commit them)
 #
 # The run resumes exactly where the CPU left it (same config, same step count); on the CPU it
-# continues with: var-emitter train --config configs/cpu_2d.json --out training_runs/cpu_2d --resume
+# continues with: var-emitter train --config configs/cpu_2d_unet.json --out training_runs/cpu_2d_unet --resume
 set -euo pipefail
-RUN=training_runs/cpu_2d
-CONFIG=configs/cpu_2d.json
+RUN=${RUN:-training_runs/cpu_2d_unet}
+CONFIG=${CONFIG:-configs/cpu_2d_unet.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
-google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0"
+google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0"
 
 device_env() {
   if ls .whl/*.whl >/dev/null 2>&1; then
@@ -58,7 +59,7 @@ case "${1:-}" in
     src=${2:?the folder holding the files the device run brought back}
     cp "$src/train_state.pt" "$src/log.csv" "$RUN/"
     [ -f "$src/model.safetensors" ] && cp "$src/model.safetensors" "$src/model.json" "$RUN/" || true
-    tail -1 "$RUN/log.csv" | cut -d, -f1 | xargs -I{} echo "training_runs/cpu_2d now at step {}"
+    tail -1 "$RUN/log.csv" | cut -d, -f1 | xargs -I{} echo "$RUN now at step {}"
     ;;
   *)
     sed -n 2,16p "$0"
