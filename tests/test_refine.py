@@ -9,7 +9,7 @@ import pytest
 from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.fit.background_test import discoveries
 from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels, group_model
-from napari_var_emitter.fit.refine import MAX_MOVE_PX, SPLIT, refine_table
+from napari_var_emitter.fit.refine import FITTED, MAX_MOVE_PX, NETWORK, SPLIT, counted_in_share, refine_table
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
@@ -251,6 +251,13 @@ def test_discoveries_follow_how_many_phantoms_a_frame_holds():
     # where nearly every detection is a clear spot (under PHANTOM_SHARE background only) the dim ones are kept too
     assert discoveries(np.r_[clear, clear, 1.5, 0.5], np.zeros(102, int), 1e-4).all()
     assert not discoveries(np.r_[clear, 1.5, 0.5, phantoms[:6]], np.zeros(58, int), 1e-4)[50:].any()
+    # rows whose fit failed beside brighter spots (crowded) do not decide that share; isolated ones do
+    significance = np.r_[clear, clear, phantoms[:8]]
+    fitted = np.r_[np.full(100, FITTED), np.full(8, NETWORK)]
+    crowded = np.r_[np.zeros(100, bool), np.ones(8, bool)]
+    assert discoveries(significance, np.zeros(108, int), 1e-4, counted_in_share(fitted, crowded)).all()
+    isolated = counted_in_share(fitted, np.zeros(108, bool))
+    assert not discoveries(significance, np.zeros(108, int), 1e-4, isolated)[100:].any()
 
 
 def test_nan_pixels_and_empty_rois_never_crash_the_stage():

@@ -39,14 +39,16 @@ PHANTOM_SHARE = 0.05
 CLEAR_SIGMAS = 2.0
 
 
-def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np.ndarray:
-    """(N,) which localisations to keep: all where under PHANTOM_SHARE of them are background only,
-    else per frame Benjamini–Hochberg at false-discovery rate q over p = P(N(0, 1) > significance)
-    (module docstring)."""
+def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float,
+                counted_N: np.ndarray | None = None) -> np.ndarray:
+    """(N,) which localisations to keep: all where under PHANTOM_SHARE of the `counted_N` ones (all
+    by default) are background only, else per frame Benjamini–Hochberg at false-discovery rate q
+    over p = P(N(0, 1) > significance) (module docstring)."""
     n = len(significance_N)
     if n == 0:
         return np.zeros(0, bool)
-    if np.mean(significance_N < CLEAR_SIGMAS) / stats.norm.cdf(CLEAR_SIGMAS) < PHANTOM_SHARE:
+    counted = significance_N if counted_N is None else significance_N[counted_N]
+    if not len(counted) or np.mean(counted < CLEAR_SIGMAS) / stats.norm.cdf(CLEAR_SIGMAS) < PHANTOM_SHARE:
         return np.ones(n, bool)
     p = stats.norm.sf(significance_N)
     order = np.lexsort((p, frame_N))
@@ -62,16 +64,17 @@ def discoveries(significance_N: np.ndarray, frame_N: np.ndarray, q: float) -> np
 
 def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, excess: float,
                  frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray,
-                 sigma_x_px_N: np.ndarray, sigma_y_px_N: np.ndarray) -> np.ndarray:
+                 sigma_x_px_N: np.ndarray, sigma_y_px_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) each localisation's significance against background only, in standard deviations
-    (module docstring); frame_N indexes photons_THW, positions and PSF sigmas in px of the
-    frame, photons_N each localisation's photons. Tested twice: alone; then with the spots of
-    the localisations nearby that were more significant and at least NEIGHBOUR_SIGNIFICANCE
-    alone in the model (each with the smaller of photons_N and the photons fitted alone), so
-    that a phantom beside a real emitter is not credited with its light."""
+    (module docstring), and (N,) whether it was tested beside such neighbours; frame_N indexes
+    photons_THW, positions and PSF sigmas in px of the frame, photons_N each localisation's
+    photons. Tested twice: alone; then with the spots of the localisations nearby that were more
+    significant and at least NEIGHBOUR_SIGNIFICANCE alone in the model (each with the smaller of
+    photons_N and the photons fitted alone), so that a phantom beside a real emitter is not
+    credited with its light."""
     n = len(frame_N)
     if n == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0, bool)
     windows = _Windows(photons_THW.shape, frame_N, x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N)
     counts, variance = windows.cut(photons_THW), windows.cut(np.broadcast_to(read_variance_HW, photons_THW.shape[1:]))
     alone, photons_alone = windows.significance(counts, np.zeros_like(counts), variance, excess)
@@ -93,7 +96,7 @@ def significance(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, 
                                                                   photons[source[pairs]]), starts, axis=0)
     tested = alone.copy()
     tested[beside] = windows.significance(counts[beside], neighbours, variance[beside], excess, beside)[0]
-    return tested
+    return tested, np.isin(np.arange(n), beside)
 
 
 class _Windows:
