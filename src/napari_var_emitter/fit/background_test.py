@@ -178,6 +178,6 @@ class _Windows:
 
 def _least_squares(jac: SpotOverSurface, target_NK: np.ndarray, weight_NK: np.ndarray) -> np.ndarray:
     """(N, P) the weighted least-squares parameters of a linear model per row."""
-    normal = gram(jac, np.broadcast_to(weight_NK, target_NK.shape))
+    normal = gram(jac, weight_NK)
     normal += 1e-9 * np.eye(normal.shape[1])
     return np.linalg.solve(normal, project(jac, weight_NK * target_NK)[..., None])[..., 0]

@@ -249,6 +249,7 @@ class SpotOverSurface:
         return surface if self.spot_NK is None else surface + self.spot_NK * theta_NP[:, :1]
 
     def take(self, rows) -> SpotOverSurface:
+        """The derivatives of the rows `rows` alone."""
         taken = SpotOverSurface.__new__(SpotOverSurface)
         taken.spot_NK, taken.terms_KQ, taken.outer_KQQ = self.spot_NK[rows], self.terms_KQ, self.outer_KQQ
         return taken

@@ -198,8 +198,8 @@ def _spots(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera) -> pd.D
     frame = table["frame"].to_numpy().astype(int)
     width = np.full(len(table), TEST_SIGMA_PX)
     tested, _ = significance(np.nan_to_num(photons_THW.astype(np.float64)), read_variance_photons2(camera),
-                          camera.excess_noise_factor, frame, table["x_nm"].to_numpy() / camera.pixel_size_nm,
-                          table["y_nm"].to_numpy() / camera.pixel_size_nm, _start_photons(table), width, width)
+                             camera.excess_noise_factor, frame, table["x_nm"].to_numpy() / camera.pixel_size_nm,
+                             table["y_nm"].to_numpy() / camera.pixel_size_nm, _start_photons(table), width, width)
     return table[discoveries(tested, frame, PHANTOM_FDR)]
 
 

@@ -42,8 +42,8 @@ SIGMA_TOLERANCE = 0.1  # spots this much narrower than the model's narrowest are
 # passes on a CPU")
 CPU_PIXELS_PER_PASS = 1 << 16
 # the refinement of a batch runs in a thread beside the network's next batches, at most this many
-# batches behind it (each holds its frames' photons until it is done); on 2 CPU cores the
-# refinement runs on one core and the network on both: their time overlaps
+# batches behind it (each holds its frames' photons until it is done); on a CPU the two share the
+# cores (_SharedCores)
 REFINING_AHEAD = 2
 
 
@@ -169,7 +169,7 @@ class _SharedCores:
     """The network's CPU threads beside the refinement's thread: while the refinement of the batch
     before is still running when the network has finished the next one, the network runs on one
     thread less than torch had (else its threads wait on each other behind the refinement's: 2
-    cores, 160x160 frames, the no-VAR network 9.6 -> 10.9 frames/s); while the refinement keeps up
+    cores, 160x160 frames, the no-VAR network 9.6 -> 10.4-10.9 frames/s); while the refinement keeps up
     (a VAR network is the slower part), on all of them. When the last run open closes, torch's
     number of threads is what it was before the first (runs in several threads share it)."""
 
