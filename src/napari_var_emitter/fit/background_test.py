@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from scipy.spatial import cKDTree
 
 from ..psf import spot_values
+from .groups import frame_pairs
 from .mle import SpotOverSurface, fisher_scoring, gram, project
 
 WINDOW_SIGMAS = 4.0
@@ -134,9 +134,7 @@ class _Windows:
     def neighbour_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(source, target): every ordered pair of localisations of one frame whose spot reaches
         the other's window (within its half-width plus 3 sigmas)."""
-        reach = self.half + 3 * self.widest
-        points = np.column_stack([self.x, self.y, self.frame * (10 * reach + 1e6)])
-        pairs = cKDTree(points).query_pairs(reach * np.sqrt(2), output_type="ndarray").reshape(-1, 2)
+        pairs = frame_pairs(self.frame, self.x, self.y, (self.half + 3 * self.widest) * np.sqrt(2))
         return np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]
 
     def significance(self, counts: np.ndarray, known: np.ndarray, variance: np.ndarray, excess: float,

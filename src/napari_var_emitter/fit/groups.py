@@ -72,16 +72,21 @@ def _part(core: np.ndarray, group: np.ndarray, x_px: np.ndarray, y_px: np.ndarra
     return members, rest[_linked(x_px, y_px, width_px, rest, members).any(1)]
 
 
+def frame_pairs(frame_N: np.ndarray, x_N: np.ndarray, y_N: np.ndarray, within: float) -> np.ndarray:
+    """(P, 2) index pairs (i < j) of the points of one frame closer than `within` (the positions'
+    unit, below 1e6 of it across a frame)."""
+    points = np.column_stack([x_N, y_N, np.asarray(frame_N) * (10 * within + 1e6)])  # frames far apart
+    return cKDTree(points).query_pairs(within, output_type="ndarray").reshape(-1, 2)
+
+
 def frame_chains(frame_N: np.ndarray, x_N: np.ndarray, y_N: np.ndarray, within: float,
                  linked=None) -> np.ndarray:
-    """Label (N,) of each point: connected by chains of pairs in one frame closer than `within`
-    (the positions' unit, below 1e6 of it across a frame), and where given, that `linked` ((P, 2)
-    index pairs -> (P,) bool) accepts."""
+    """Label (N,) of each point: connected by chains of frame_pairs closer than `within`, and
+    where given, that `linked` ((P, 2) index pairs -> (P,) bool) accepts."""
     n = len(frame_N)
     if n == 0:
         return np.zeros(0, int)
-    points = np.column_stack([x_N, y_N, np.asarray(frame_N) * (10 * within + 1e6)])  # frames far apart
-    pairs = cKDTree(points).query_pairs(within, output_type="ndarray").reshape(-1, 2)
+    pairs = frame_pairs(frame_N, x_N, y_N, within)
     if linked is not None:
         pairs = pairs[linked(pairs)]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
