@@ -364,6 +364,20 @@ def test_a_group_larger_than_a_joint_fit_takes_is_fitted_in_parts_as_well_as_who
     assert in_parts < 0.3 * np.sqrt(np.mean((start - truth) ** 2))
 
 
+def test_groups_are_batched_by_roi_size_and_number_of_emitters_without_padding():
+    from napari_var_emitter.fit.groups import cut_groups
+
+    rng = np.random.default_rng(3)
+    n = 90
+    frame, x, y = rng.integers(0, 3, n), rng.uniform(3, 61, n), rng.uniform(3, 61, n)
+    cut = cut_groups(np.full((3, 64, 64), 10.0), 0.0, frame, x, y, np.full(n, 1000.0), np.full(n, SIGMA_PX))
+    keys = [(batch.counts_GRR.shape[1], batch.xy_GK2.shape[1]) for batch in cut.batches]
+    assert len(set(keys)) == len(keys) and len({k for _, k in keys}) >= 3  # groups of several sizes
+    assert all(batch.active_GK.all() for batch in cut.batches)  # no padding emitter in any fit
+    cores = np.concatenate([members[core] for members, core in zip(cut.members, cut.cores)])
+    assert sorted(cores) == list(range(n))  # every detection's fit taken once
+
+
 def test_the_psf_sigma_is_estimated_where_no_spot_is_isolated():
     from napari_var_emitter.fit.refine import estimate_sigma_px
 

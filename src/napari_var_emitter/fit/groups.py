@@ -109,11 +109,12 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
 
 @dataclasses.dataclass
 class CutGroups:
-    """A GroupBatch per ROI size; members[i] (G_i, K_i): the detection index of each emitter slot
-    (-1 for padding); origins[i] (G_i, 2): each ROI's (row, col) corner in its frame; others[i]
-    (G_i, M_i): the detections outside a part of a large group whose light is held in its model
-    (-1 for padding; M_i is 0 in batches of whole groups alone); cores[i] (G_i, K_i): the slots
-    whose fits are taken (every member of a whole group)."""
+    """A GroupBatch per ROI size and number of emitters (no padding: a fit's work goes with the
+    square of its parameters); members[i] (G_i, K_i): the detection index of each emitter slot;
+    origins[i] (G_i, 2): each ROI's (row, col) corner in its frame; others[i] (G_i, M_i): the
+    detections outside a part of a large group whose light is held in its model (-1 for padding;
+    M_i is 0 in batches of whole groups alone); cores[i] (G_i, K_i): the slots whose fits are
+    taken (every member of a whole group)."""
 
     batches: list[GroupBatch]
     members: list[np.ndarray]
@@ -126,9 +127,9 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
                x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray, width_px_N: np.ndarray,
                z_nm_N: np.ndarray | None = None) -> CutGroups:
     """ROIs of the overlapping groups of detections (frame_N indexes photons_THW; positions in
-    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size; groups
-    of more than MAX_EMITTERS in parts. Groups or parts spread wider than the frame are left
-    out."""
+    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size and number
+    of emitters; groups of more than MAX_EMITTERS in parts. Groups or parts spread wider than the
+    frame are left out."""
     height, width = photons_THW.shape[1:]
     labels = overlapping_groups(frame_N, x_px_N, y_px_N, width_px_N)
     order = np.argsort(labels, kind="stable")
@@ -141,7 +142,7 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         for core in _cores(group, x_px_N, y_px_N):
             members, others = _part(core, group, x_px_N, y_px_N, width_px_N)
             parts.append((members, len(core), others))
-    by_size: dict[int, list] = {}
+    batched: dict[tuple[int, int], list] = {}  # (ROI size, emitters) -> groups
     for members, n_core, others in parts:
         lo_c, hi_c, lo_r, hi_r = _box(members, x_px_N, y_px_N, width_px_N)
         # an ROI larger than the frame is the frame (its margins would lie outside anyway), as
@@ -152,10 +153,10 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
             continue
         row0 = int(np.clip((lo_r + hi_r + 1 - size) // 2, 0, height - size))
         col0 = int(np.clip((lo_c + hi_c + 1 - size) // 2, 0, width - size))
-        by_size.setdefault(size, []).append((members, n_core, others, row0, col0))
+        batched.setdefault((size, len(members)), []).append((members, n_core, others, row0, col0))
     cut = CutGroups([], [], [], [], [])
-    for size, groups in sorted(by_size.items()):
-        k, m = max(len(g[0]) for g in groups), max(len(g[2]) for g in groups)
+    for (size, k), groups in sorted(batched.items()):
+        m = max(len(g[2]) for g in groups)
         slots, held = np.full((len(groups), k), -1), np.full((len(groups), m), -1)
         core = np.zeros((len(groups), k), bool)
         origins = np.array([(r, c) for *_, r, c in groups])

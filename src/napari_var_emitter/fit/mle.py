@@ -9,6 +9,7 @@ coordinates: pixel (r, c) covers [c, c + 1) x [r, r + 1).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -136,7 +137,17 @@ class FitResult:
     variance: np.ndarray
     loglik: np.ndarray
     converged: np.ndarray
-    deviance_NK: np.ndarray  # each pixel's Poisson deviance (0 where left out): about 1 on average where the model holds
+    counts_NK: np.ndarray = dataclasses.field(repr=False)  # the counts and expectations the fit compared (scaled)
+    expected_NK: np.ndarray = dataclasses.field(repr=False)
+    weight_NK: np.ndarray = dataclasses.field(repr=False)
+
+    @functools.cached_property
+    def deviance_NK(self) -> np.ndarray:
+        """(N, K) each pixel's Poisson deviance (0 where left out): about 1 on average where the model holds."""
+        counts, expected = self.counts_NK, self.expected_NK
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0) - (counts - expected)
+        return 2 * self.weight_NK * terms
 
 
 def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, limits, n_iter: int,
@@ -220,17 +231,17 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         worse = log_likelihood(moving, information(moving, theta[moving])[0]) < reached[moving]
         theta[moving[worse]] = origin[moving[worse]]
     everything = np.arange(len(theta))
-    expected, fisher, _ = information(everything, theta)
     variance = np.full(theta.shape, np.nan)
     if bounds:
+        expected, fisher, _ = information(everything, theta)
         with np.errstate(invalid="ignore"):
             variance = np.diagonal(np.linalg.pinv(fisher + ridge), axis1=1, axis2=2).copy()
         converged &= np.isfinite(variance).all(1)
+    else:
+        expected = (model(theta, everything)[0] + offset) / excess
     loglik = log_likelihood(everything, expected)
     converged &= np.isfinite(theta).all(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0) - (counts - expected)
-    return FitResult(theta, variance, loglik, converged, 2 * weight * terms)
+    return FitResult(theta, variance, loglik, converged, counts, expected, weight)
 
 
 class SpotOverSurface:

@@ -12,6 +12,7 @@ emitter split off a detection (a row the network did not report)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -236,14 +237,17 @@ def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm
 
 @one_blas_thread
 def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, spots: SpotModel | None,
-                 phantom_fdr: float = PHANTOM_FDR) -> pd.DataFrame:
+                 phantom_fdr: float = PHANTOM_FDR, block_frames: int | None = None) -> pd.DataFrame:
     """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm (z_nm in 3-D),
     photons, background and the uncertainties from the joint fits under the PSF of `spots`
     where they hold; adds uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM
     excess noise included; the network's where it is confused, _confused), fitted and
     significance, and keeps only the discoveries against background only at false-discovery
     rate phantom_fdr (background_test; 0 keeps every row). With spots None (no PSF to fit with)
-    every row keeps the network's values."""
+    every row keeps the network's values. What is judged over many rows (which are confused, the
+    share of background-only rows) is judged per block of block_frames frames (frame //
+    block_frames; the whole table by default): the fits are batched over the whole table, and a
+    run's result does not depend on how many blocks are refined together."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
@@ -273,18 +277,22 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
             if len(g):
                 parts.append((batch.take(g), slots[g], origins[g], others[g], cores[g], large))
     for fit_round in range(PART_ROUNDS):
-        for batch, slots, origins, others, cores, large in parts:
-            if fit_round and not large:
-                continue
-            known = np.where(fitted > NETWORK, columns["photons"], photons)  # light held: fitted, else the network's
-            batch = _holding(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
+        todo = [part for part in parts if part[-1] or not fit_round]
+        # the parts of one ROI size are fitted beside the same held light, whatever their number of
+        # emitters: their neighbours' fits from parts of other sizes and rounds before, else the network's
+        for _, same_size in itertools.groupby(todo, key=lambda part: part[0].counts_GRR.shape[1]):
+            same_size = list(same_size)
+            known = np.where(fitted > NETWORK, columns["photons"], photons)
+            held = [_holding(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
                              columns["z_nm"] if depth else z_nm, known, spots)
-            fit = fit_groups(batch, spots, camera.excess_noise_factor)
-            holds = _holds(fit, slots, origins, x_px, y_px, batch.counts_GRR.shape[1]) & cores
-            if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
-                added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px, spots,
-                                      camera.excess_noise_factor, px)
-            _take(columns, fitted, fit, slots, origins, holds, px)
+                    for batch, _, origins, others, _, _ in same_size]
+            for batch, (_, slots, origins, _, cores, large) in zip(held, same_size):
+                fit = fit_groups(batch, spots, camera.excess_noise_factor)
+                holds = _holds(fit, slots, origins, x_px, y_px, batch.counts_GRR.shape[1]) & cores
+                if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
+                    added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px,
+                                          spots, camera.excess_noise_factor, px)
+                _take(columns, fitted, fit, slots, origins, holds, px)
     if added:
         parents = np.array([parent for parent, _ in added])
         out = pd.concat([out, out.iloc[parents]], ignore_index=True)
@@ -292,7 +300,12 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
             columns[name] = np.r_[columns[name], [values[name] for _, values in added]]
         fitted, network_sd = np.r_[fitted, np.full(len(added), SPLIT)], np.r_[network_sd, network_sd[parents]]
         frame = np.r_[frame, frame[parents]]
-    confused = _confused(fitted, network_sd, columns["uncertainty_x_nm"], columns["uncertainty_y_nm"])
+    block = frame // block_frames if block_frames else np.zeros(len(frame), int)
+    blocks = [block == b for b in np.unique(block)]
+    confused = np.zeros(len(fitted), bool)
+    for rows in blocks:
+        confused[rows] = _confused(fitted[rows], network_sd[rows], columns["uncertainty_x_nm"][rows],
+                                   columns["uncertainty_y_nm"][rows])
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
@@ -304,7 +317,10 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
                                                 columns["x_nm"] / px, columns["y_nm"] / px,
                                                 np.nan_to_num(columns["photons"]), sigma_x, sigma_y)
     if phantom_fdr > 0:
-        kept = discoveries(out["significance"].to_numpy(), frame, phantom_fdr, counted_in_share(fitted, crowded))
+        tested, counted = out["significance"].to_numpy(), counted_in_share(fitted, crowded)
+        kept = np.zeros(len(out), bool)
+        for rows in blocks:
+            kept[rows] = discoveries(tested[rows], frame[rows], phantom_fdr, counted[rows])
         out = out[kept].reset_index(drop=True)
     if "uncertainty_nm" in out:
         out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)

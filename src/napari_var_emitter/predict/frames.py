@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -41,9 +41,17 @@ SIGMA_TOLERANCE = 0.1  # spots this much narrower than the model's narrowest are
 # larger passes outgrow the cache and run slower per pixel (docs/benchmarks.md, "Tiles and
 # passes on a CPU")
 CPU_PIXELS_PER_PASS = 1 << 16
-# the refinement of a batch runs in a thread beside the network's next batches, at most this many
-# batches behind it (each holds its frames' photons until it is done); on a CPU the two share the
-# cores (_SharedCores)
+# in 2-D the refinement takes the detections of consecutive batches together, up to about
+# REFINE_DETECTIONS of them in at most REFINE_PIXELS pixels of frames: its fits are batched, and
+# cost less per detection in larger batches (2 cores, 160x160 frames at 1 /µm²: 74 ms per frame
+# in batches of 4 frames, 57 in batches of 40). In 3-D a batch alone: there each batch of fits is
+# large already (wide defocused spots; 862 ms per 160x160 frame in batches of 4 frames, 1,048 in
+# batches of 20), and the test against background only sizes its windows for the widest spot it
+# is given. The refinement runs in a thread beside the network's next batches, at most
+# REFINING_AHEAD chunks behind it (each holds its frames' photons until it is done); on a CPU the
+# two share the cores (_SharedCores)
+REFINE_DETECTIONS = 8000
+REFINE_PIXELS = 64 * 256 * 256
 REFINING_AHEAD = 2
 
 
@@ -111,6 +119,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     fine = np.zeros((n, height * up, width * up), np.float32) if options.output_map else None
     tables, constant = [], []
     refining: collections.deque[tuple[int, Future | None]] = collections.deque()  # (frames done then, refinement)
+    waiting = _Waiting(REFINE_DETECTIONS if isinstance(spots, RoundSpots) else 0)  # batches the refinement waits for
     with (contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches,
           ThreadPoolExecutor(1, thread_name_prefix="refine") as refiner,
           contextlib.closing(_SharedCores(device, spots is not None)) as cores):
@@ -141,13 +150,17 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 tables[in_batch:] = [found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
                                            & (found["y_nm"] < frames_adu.shape[1] * camera.pixel_size_nm)]]
-            refinement = None
-            if spots is not None and len(tables) > in_batch:  # the MLE refinement of this batch's detections
-                refinement = refiner.submit(_refine_batch, pd.concat(tables[in_batch:], ignore_index=True), start,
-                                            photons_B1HW[:, 0].cpu().numpy(), camera, spots, options.phantom_fdr)
-                tables[in_batch:] = [refinement]
-            refining.append((start + b, refinement))
-            cores.after_batch(refining[-2][1] if len(refining) > 1 else None)
+            if spots is None:
+                refining.append((start + b, None))
+            else:  # the MLE refinement of the detections of this batch and those waiting before it
+                waiting.add(tables, in_batch, start, photons_B1HW[:, 0].cpu().numpy())
+                if waiting.full() or start + b == n:
+                    chunk_start, photons_THW = waiting.take()
+                    refinement = refiner.submit(_refine_batch, pd.concat(tables[waiting.first:], ignore_index=True),
+                                                chunk_start, photons_THW, camera, spots, options)
+                    tables[waiting.first:] = [refinement]
+                    refining.append((start + b, refinement))
+            cores.after_batch(refining)
             while refining and (len(refining) > REFINING_AHEAD or refining[0][1] is None):
                 _finish(refining.popleft(), n, progress)
         while refining:
@@ -165,13 +178,39 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     return Prediction(table, maps, tuple(s * binned for s in strides), fine, binned / up)
 
 
+class _Waiting:
+    """The batches whose detections wait to be refined together, until they hold `enough`
+    detections (0: every batch alone) or REFINE_PIXELS pixels of frames: `first` the index of their
+    first table in the run's list of tables, their frames' photons and the first frame's index."""
+
+    def __init__(self, enough: int):
+        self.enough, self.first, self.start, self.photons, self.detections = enough, 0, 0, [], 0
+
+    def add(self, tables: list[pd.DataFrame], in_batch: int, start: int, photons_BHW: np.ndarray) -> None:
+        """One batch more: its tables tables[in_batch:], its first frame's index, its photons."""
+        if not self.photons:
+            self.first, self.start = in_batch, start
+        self.photons.append(photons_BHW)
+        self.detections += sum(len(table) for table in tables[in_batch:])
+
+    def full(self) -> bool:
+        """Whether they are enough to refine."""
+        return self.detections >= self.enough or sum(p.size for p in self.photons) >= REFINE_PIXELS
+
+    def take(self) -> tuple[int, np.ndarray]:
+        """(first frame's index, (T, H, W) photons) of the batches waiting, emptied."""
+        start, photons = self.start, np.concatenate(self.photons)
+        self.photons, self.detections = [], 0
+        return start, photons
+
+
 class _SharedCores:
-    """The network's CPU threads beside the refinement's thread: while the refinement of the batch
-    before is still running when the network has finished the next one, the network runs on one
-    thread less than torch had (else its threads wait on each other behind the refinement's: 2
-    cores, 160x160 frames, the no-VAR network 9.6 -> 10.4-10.9 frames/s); while the refinement keeps up
-    (a VAR network is the slower part), on all of them. When the last run open closes, torch's
-    number of threads is what it was before the first (runs in several threads share it)."""
+    """The network's CPU threads beside the refinement's thread: while a refinement is still
+    running when the network has finished a batch, the network runs on one thread less than
+    torch had (else its threads wait on each other behind the refinement's: 2 cores, 160x160
+    frames, the no-VAR network 9.6 -> 10.4-10.9 frames/s); while none is (a VAR network is the
+    slower part), on all of them. When the last run open closes, torch's number of threads is what
+    it was before the first (runs in several threads share it)."""
 
     lock, users, threads = threading.Lock(), 0, 0
 
@@ -183,9 +222,10 @@ class _SharedCores:
                     _SharedCores.threads = torch.get_num_threads()
                 _SharedCores.users += 1
 
-    def after_batch(self, before: Future | None) -> None:
-        if self.on and before is not None and _SharedCores.threads > 1:
-            torch.set_num_threads(_SharedCores.threads - (not before.done()))
+    def after_batch(self, refining: Iterable[tuple[int, Future | None]]) -> None:
+        if self.on and _SharedCores.threads > 1:
+            running = any(refinement is not None and not refinement.done() for _, refinement in refining)
+            torch.set_num_threads(_SharedCores.threads - running)
 
     def close(self) -> None:
         if self.on:
@@ -196,9 +236,11 @@ class _SharedCores:
 
 
 def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, camera: Camera, spots: SpotModel,
-                  phantom_fdr: float) -> pd.DataFrame:
-    """refine_table of the detections `found` in the frames start, start + 1, ... (photons_THW)."""
-    refined = refine_table(found.assign(frame=found["frame"] - start), photons_THW, camera, spots, phantom_fdr)
+                  options: PredictOptions) -> pd.DataFrame:
+    """refine_table of the detections `found` in the frames start, start + 1, ... (photons_THW;
+    start a multiple of options.batch_size), judged per batch of frames as they were read."""
+    refined = refine_table(found.assign(frame=found["frame"] - start), photons_THW, camera, spots,
+                           options.phantom_fdr, options.batch_size)
     return refined.assign(frame=refined["frame"] + start)
 
 
