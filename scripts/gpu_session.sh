@@ -4,8 +4,8 @@
 #
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
-#                                              # $RUN (training_runs/cpu_2d_unet, the run in progress;
-#                                              # CONFIG=configs/cpu_2d_unet.json) for MIN minutes (default 7),
+#                                              # $RUN (training_runs/cpu_2d_unet3, the run in progress;
+#                                              # CONFIG=configs/cpu_2d_unet3.json) for MIN minutes (default 7),
 #                                              # its train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
@@ -13,10 +13,10 @@
 #                                              # $RUN (then commit them)
 #
 # The run resumes exactly where the CPU left it (same config, same step count); on the CPU it
-# continues with: var-emitter train --config configs/cpu_2d_unet.json --out training_runs/cpu_2d_unet --resume
+# continues with: var-emitter train --config configs/cpu_2d_unet3.json --out training_runs/cpu_2d_unet3 --resume
 set -euo pipefail
-RUN=${RUN:-training_runs/cpu_2d_unet}
-CONFIG=${CONFIG:-configs/cpu_2d_unet.json}
+RUN=${RUN:-training_runs/cpu_2d_unet3}
+CONFIG=${CONFIG:-configs/cpu_2d_unet3.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
 google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0"
 
