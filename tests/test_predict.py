@@ -213,6 +213,9 @@ def test_envelope_from_the_bundled_card():
     assert "median 204 photons" in dim and "below" in dim and "e-/ADU" in dim
     (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]))
     assert "background" in bright_bg and "above" in bright_bg and "baseline" in bright_bg
+    brightest = pd.DataFrame({"photons": [1500.0] * 8 + [14_000.0, 20_000.0], "background": [50.0] * 10})
+    (bright,) = envelope.measured_warnings(brightest)  # the median in range, the brightest tenth not
+    assert "a tenth of the localisations carry more than" in bright and "may miss" in bright
     assert envelope.measured_warnings(typical.iloc[:0]) == []
     assert Envelope.from_card({}) is None
 

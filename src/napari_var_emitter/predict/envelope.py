@@ -17,6 +17,9 @@ PIXEL_TOLERANCE = 0.1  # pixels up to 10 % larger than the trained ones keep the
 # measured medians are compared with the trained range widened by these factors: a detection's
 # photons fall below the emitters' mean where a blink covers part of a frame
 MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
+# ... and the photons of the brightest tenth with the top of it: a model misses spots brighter than
+# any it saw (v1 on Picasso's test movie: the five brightest of 30, where the median was in range)
+BRIGHTEST = 0.9
 FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
 CLASSICAL_3D = "method 'classical fit' in the 3-D widget; var-emitter localize --psf on the command line"
 CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this in the trained z range is the same
@@ -98,7 +101,8 @@ class Envelope:
         return warnings
 
     def measured_warnings(self, table: pd.DataFrame) -> list[str]:
-        """Warnings about the medians of a prediction's photons and background."""
+        """Warnings about the medians of a prediction's photons and background, and about its
+        brightest localisations (BRIGHTEST quantile of the photons) where the median is in range."""
         warnings = []
         for column, trained, unit, hint in (
                 ("photons", self.photons, "photons per localisation",
@@ -113,6 +117,13 @@ class Envelope:
                 shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
                 warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
                                 f"({_range(trained)}): {hint}; if they are right, {FINE_TUNE_HINT}")
+        if "photons" in table and len(table) and not any("photons per localisation" in w for w in warnings):
+            bright = float(np.quantile(table["photons"], BRIGHTEST))
+            if bright > self.photons[1] * MEASURED_HIGH:
+                warnings.append(f"a tenth of the localisations carry more than {bright:,.0f} photons, above what the "
+                                f"model was trained on ({_range(self.photons)}): it may miss spots as bright without "
+                                f"a sign; check the camera's e-/ADU, EM gain and baseline; if they are right, "
+                                f"{FINE_TUNE_HINT}")
         return warnings
 
 
