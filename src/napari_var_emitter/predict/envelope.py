@@ -103,27 +103,26 @@ class Envelope:
     def measured_warnings(self, table: pd.DataFrame) -> list[str]:
         """Warnings about the medians of a prediction's photons and background, and about its
         brightest localisations (BRIGHTEST quantile of the photons) where the median is in range."""
+        if not len(table):
+            return []
         warnings = []
         for column, trained, unit, hint in (
                 ("photons", self.photons, "photons per localisation",
                  "check the camera's e-/ADU (not ADU/e-), EM gain and baseline"),
                 ("background", self.background_photons, "background photons/px",
                  "check the camera's baseline (ADU) and e-/ADU")):
-            if column not in table or not len(table):
+            if column not in table:
                 continue
-            median = float(np.median(table[column]))
+            median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))
             if not trained[0] * MEASURED_LOW <= median <= trained[1] * MEASURED_HIGH:
                 side = "below" if median < trained[0] * MEASURED_LOW else "above"
                 shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
                 warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
                                 f"({_range(trained)}): {hint}; if they are right, {FINE_TUNE_HINT}")
-        if "photons" in table and len(table) and not any("photons per localisation" in w for w in warnings):
-            bright = float(np.quantile(table["photons"], BRIGHTEST))
-            if bright > self.photons[1] * MEASURED_HIGH:
+            elif column == "photons" and bright > trained[1] * MEASURED_HIGH:
                 warnings.append(f"a tenth of the localisations carry more than {bright:,.0f} photons, above what the "
-                                f"model was trained on ({_range(self.photons)}): it may miss spots as bright without "
-                                f"a sign; check the camera's e-/ADU, EM gain and baseline; if they are right, "
-                                f"{FINE_TUNE_HINT}")
+                                f"model was trained on ({_range(trained)}): it may miss spots as bright without a "
+                                f"sign; {hint}; if they are right, {FINE_TUNE_HINT}")
         return warnings
 
 
