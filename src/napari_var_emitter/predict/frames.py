@@ -121,6 +121,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     tables, constant = [], []
     refining: collections.deque[tuple[int, Future | None]] = collections.deque()  # (frames done then, refinement)
     waiting = _Waiting(REFINE_DETECTIONS if isinstance(spots, RoundSpots) else 0)  # batches the refinement waits for
+    finished = 0  # frames done: refined (or not to be)
     with (contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches,
           ThreadPoolExecutor(1, thread_name_prefix="refine") as refiner,
           contextlib.closing(_SharedCores(device, spots is not None)) as cores):
@@ -163,7 +164,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                     refining.append((start + b, refinement))
             cores.after_batch(refining)
             while refining and (len(refining) > REFINING_AHEAD or refining[0][1] is None):
-                _finish(refining.popleft(), n, progress)
+                finished = _finish(refining.popleft(), n, progress)
+            if progress is not None and waiting.photons:  # told at every batch, so that a Cancel is heard
+                progress(finished, n)
         while refining:
             _finish(refining.popleft(), n, progress)
     tables = [t.result() if isinstance(t, Future) else t for t in tables]
@@ -245,13 +248,14 @@ def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, came
     return refined.assign(frame=refined["frame"] + start)
 
 
-def _finish(batch: tuple[int, Future | None], n: int, progress: Callable[[int, int], None] | None) -> None:
-    """Wait for a batch's refinement (its error raised here) and report its frames done."""
+def _finish(batch: tuple[int, Future | None], n: int, progress: Callable[[int, int], None] | None) -> int:
+    """Wait for a batch's refinement (its error raised here), report its frames done and return them."""
     done, refinement = batch
     if refinement is not None:
         refinement.result()
     if progress is not None:
         progress(done, n)
+    return done
 
 
 def run_bin_px(model: VAREmitterPredictor, options: PredictOptions, camera: Camera) -> int:
