@@ -179,10 +179,14 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     ridge = 1e-9 * np.eye(theta.shape[1])
     theta = theta.copy()
 
+    def expectation(rows, theta_rows):
+        """expected (n, K) scaled counts of the fits `rows`, and the model's derivatives."""
+        values, jac = model(theta_rows, rows)
+        return (values + offset[rows]) / excess, jac
+
     def information(rows, theta_rows):
         """expected (n, K), the Fisher information (n, P, P) and the score (n, P) of the fits `rows`."""
-        values, jac = model(theta_rows, rows)
-        expected = (values + offset[rows]) / excess
+        expected, jac = expectation(rows, theta_rows)
         scale = weight[rows] / excess  # the derivatives of the scaled counts' expectations, per unit of jac
         fisher = gram(jac, scale * scale / expected)
         fisher += np.eye(theta.shape[1]) * ~free[rows][:, :, None]  # a held parameter: no information needed
@@ -228,7 +232,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
         if not len(moving):
             break
     if len(moving):  # out of iterations: a last step that lowered the likelihood is taken back
-        worse = log_likelihood(moving, information(moving, theta[moving])[0]) < reached[moving]
+        worse = log_likelihood(moving, expectation(moving, theta[moving])[0]) < reached[moving]
         theta[moving[worse]] = origin[moving[worse]]
     everything = np.arange(len(theta))
     variance = np.full(theta.shape, np.nan)
@@ -238,7 +242,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
             variance = np.diagonal(np.linalg.pinv(fisher + ridge), axis1=1, axis2=2).copy()
         converged &= np.isfinite(variance).all(1)
     else:
-        expected = (model(theta, everything)[0] + offset) / excess
+        expected = expectation(everything, theta)[0]
     loglik = log_likelihood(everything, expected)
     converged &= np.isfinite(theta).all(1)
     return FitResult(theta, variance, loglik, converged, counts, expected, weight)
