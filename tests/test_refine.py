@@ -43,8 +43,7 @@ def test_the_joint_fit_recovers_pairs_at_1_to_3_sigma(separation, converged, bia
     rng = np.random.default_rng(int(separation * 10))
     counts, xy = _pairs(separation, 400, rng)
     start = xy + rng.normal(0, 0.25, xy.shape)  # the network's positions: a fraction of a pixel off
-    batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), start, np.full((400, 2), 1000.0),
-                       np.ones((400, 2), bool))
+    batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), start, np.full((400, 2), 1000.0))
     fit = fit_groups(batch, ROUND)
     ok = fit.converged
     assert ok.mean() > converged
@@ -85,7 +84,7 @@ def _one_detection(counts, xy_n2):
     """The joint fit of ROIs with one detection each at xy_n2, and the split tried after it."""
     n = len(counts)
     batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), xy_n2[:, None, :],
-                       np.full((n, 1), 3000.0), np.ones((n, 1), bool))
+                       np.full((n, 1), 3000.0))
     fit = fit_groups(batch, ROUND)
     return fit, split_merged(batch, fit, fit.converged[:, None], ROUND)
 
@@ -116,8 +115,7 @@ def test_an_isolated_fit_reaches_the_bound_and_read_noise_and_em_gain_widen_it()
 
     def fit(variance=0.0, excess=1.0):
         batch = GroupBatch(counts, np.full_like(counts, variance), np.ones_like(counts),
-                           np.tile([[[8.0, 8.0], [0.0, 0.0]]], (500, 1, 1)), np.full((500, 2), 1000.0),
-                           np.tile([[True, False]], (500, 1)))
+                           np.tile([[[8.0, 8.0]]], (500, 1, 1)), np.full((500, 1), 1000.0))
         return fit_groups(batch, ROUND, excess)
 
     plain = fit()
@@ -305,7 +303,7 @@ def test_the_astigmatic_joint_fit_recovers_z_of_rendered_spots_and_pairs():
     counts = rng.poisson(values).reshape(n, SIZE, SIZE).astype(float)
     start_z = np.clip(z + rng.normal(0, 60, z.shape), -450, 450)  # a network's depths, 60 nm off
     batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), xy + rng.normal(0, 0.2, xy.shape),
-                       np.full((n, 2), 2000.0), np.ones((n, 2), bool), start_z)
+                       np.full((n, 2), 2000.0), start_z)
     fit = fit_groups(batch, spots)
     ok = fit.converged
     assert ok.mean() > 0.9  # the rest keep the network's values (refine_table)
@@ -329,7 +327,7 @@ def test_fits_converge_to_one_optimum_wherever_they_start_and_hold_a_parameter_o
     values, _ = group_model(theta, spots, SIZE)
     counts = rng.poisson(values).reshape(n, SIZE, SIZE).astype(float)
     fits = [fit_groups(GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), start_xy,
-                                  np.full((n, 1), 1500.0), np.ones((n, 1), bool), start_z[:, None]), spots)
+                                  np.full((n, 1), 1500.0), start_z[:, None]), spots)
             for start_xy, start_z in ((xy, z), (xy + rng.normal(0, 0.4, xy.shape), np.clip(z + 200, -400, 400)))]
     for fit in fits:
         assert fit.converged.mean() >= 0.99
@@ -373,7 +371,7 @@ def test_groups_are_batched_by_roi_size_and_number_of_emitters_without_padding()
     cut = cut_groups(np.full((3, 64, 64), 10.0), 0.0, frame, x, y, np.full(n, 1000.0), np.full(n, SIGMA_PX))
     keys = [(batch.counts_GRR.shape[1], batch.xy_GK2.shape[1]) for batch in cut.batches]
     assert len(set(keys)) == len(keys) and len({k for _, k in keys}) >= 3  # groups of several sizes
-    assert all(batch.active_GK.all() for batch in cut.batches)  # no padding emitter in any fit
+    assert all((members >= 0).all() for members in cut.members)  # no padding emitter in any fit
     cores = np.concatenate([members[core] for members, core in zip(cut.members, cut.cores)])
     assert sorted(cores) == list(range(n))  # every detection's fit taken once
 

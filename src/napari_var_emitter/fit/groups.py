@@ -110,7 +110,7 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
 @dataclasses.dataclass
 class CutGroups:
     """A GroupBatch per ROI size and number of emitters (no padding: a fit's work goes with the
-    square of its parameters); members[i] (G_i, K_i): the detection index of each emitter slot;
+    square of its parameters); members[i] (G_i, K_i): the detection index of each emitter;
     origins[i] (G_i, 2): each ROI's (row, col) corner in its frame; others[i] (G_i, M_i): the
     detections outside a part of a large group whose light is held in its model (-1 for padding;
     M_i is 0 in batches of whole groups alone); cores[i] (G_i, K_i): the slots whose fits are
@@ -156,29 +156,25 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         batched.setdefault((size, len(members)), []).append((members, n_core, others, row0, col0))
     cut = CutGroups([], [], [], [], [])
     for (size, k), groups in sorted(batched.items()):
-        m = max(len(g[2]) for g in groups)
-        slots, held = np.full((len(groups), k), -1), np.full((len(groups), m), -1)
-        core = np.zeros((len(groups), k), bool)
-        origins = np.array([(r, c) for *_, r, c in groups])
-        for g, (members, n_core, others, _, _) in enumerate(groups):
-            slots[g, :len(members)] = members
-            core[g, :n_core] = True
+        slots = np.array([members for members, *_ in groups]).reshape(len(groups), k)
+        core = np.arange(k) < np.array([n_core for _, n_core, *_ in groups])[:, None]
+        held = np.full((len(groups), max(len(g[2]) for g in groups)), -1)
+        for g, (_, _, others, _, _) in enumerate(groups):
             held[g, :len(others)] = others
+        origins = np.array([(r, c) for *_, r, c in groups])
         frames = frame_N[slots[:, 0]]
         rows = origins[:, :1, None] + np.arange(size)[None, :, None]
         cols = origins[:, 1:, None] + np.arange(size)[None, None, :]
         counts = photons_THW[frames[:, None, None], rows, cols]
         variance = np.broadcast_to(np.asarray(read_variance_HW, np.float64), (height, width))[rows, cols]
-        active = slots >= 0
-        safe = np.where(active, slots, slots[:, :1])
-        xy = np.stack([x_px_N[safe] - origins[:, 1:], y_px_N[safe] - origins[:, :1]], axis=-1)
+        xy = np.stack([x_px_N[slots] - origins[:, 1:], y_px_N[slots] - origins[:, :1]], axis=-1)
         centres = np.arange(size) + 0.5
         dist2 = ((centres[None, None, None, :] - xy[..., 0, None, None]) ** 2
                  + (centres[None, None, :, None] - xy[..., 1, None, None]) ** 2)  # (G, K, R, R)
-        near = (dist2 <= (MASK_SIGMAS * width_px_N[safe][..., None, None] + 0.5) ** 2) & active[..., None, None]
+        near = dist2 <= (MASK_SIGMAS * width_px_N[slots][..., None, None] + 0.5) ** 2
         cut.batches.append(GroupBatch(counts.astype(np.float64), np.asarray(variance, np.float64),
-                                      near.any(1).astype(np.float64), xy, photons_N[safe], active,
-                                      None if z_nm_N is None else z_nm_N[safe]))
+                                      near.any(1).astype(np.float64), xy, photons_N[slots],
+                                      None if z_nm_N is None else z_nm_N[slots]))
         cut.members.append(slots)
         cut.origins.append(origins)
         cut.others.append(held)

@@ -1,7 +1,7 @@
 """Groups of overlapping spots fitted jointly: the position (x, y, and z under an astigmatic PSF)
 and photons of each emitter and one background per group, by the project's one Fisher scoring
-loop (mle.fisher_scoring) with the camera's noise. Groups of different sizes share a batch: a
-group of k < K emitters holds K - k padding emitters at 0 photons, fixed.
+loop (mle.fisher_scoring) with the camera's noise. A batch holds groups of one ROI size and one
+number of emitters (groups.cut_groups).
 
 The PSF enters through a spot model (RoundSpots: the Gaussian of one sigma; AstigmaticSpots: the
 calibration from calibrate-psf), each a pixel-integrated Gaussian; a measured (spline) PSF would
@@ -100,11 +100,10 @@ SpotModel = RoundSpots | AstigmaticSpots
 
 @dataclasses.dataclass
 class GroupBatch:
-    """G groups in R x R ROIs with up to K emitters each. counts_GRR: photons; read_variance_GRR:
+    """G groups in R x R ROIs with K emitters each. counts_GRR: photons; read_variance_GRR:
     read-noise variance in photons² (0 where there is none); weight_GRR: 1 for the pixels that
     belong to the fit; xy_GK2: starting positions (px, in the ROI: pixel (r, c) covers
-    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; active_GK: real emitters (the rest pad);
-    z_nm_GK: starting depths (nm; 3-D only); known_GRR: expected photons from emitters outside
+    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; z_nm_GK: starting depths (nm; 3-D only); known_GRR: expected photons from emitters outside
     the group, held where they are (the neighbours of a part of a large group), or None."""
 
     counts_GRR: np.ndarray
@@ -112,7 +111,6 @@ class GroupBatch:
     weight_GRR: np.ndarray
     xy_GK2: np.ndarray
     photons_GK: np.ndarray
-    active_GK: np.ndarray
     z_nm_GK: np.ndarray | None = None
     known_GRR: np.ndarray | None = None
 
@@ -178,11 +176,10 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     weight = batch.weight_GRR.reshape(groups, -1)
     background = _background_start(counts if batch.known_GRR is None else counts - batch.known_GRR.reshape(groups, -1),
                                    weight)
-    photons = np.where(batch.active_GK, np.maximum(batch.photons_GK, 1.0), 0.0)
-    fixed = np.concatenate([np.repeat(~batch.active_GK, per, axis=1), np.zeros((groups, 1), bool)], axis=1)
+    photons = np.maximum(batch.photons_GK, 1.0)
     theta = np.concatenate([spots.start(batch.xy_GK2, batch.z_nm_GK, photons).reshape(groups, per * k),
                             background[:, None]], axis=1)
-    result = fit_from(batch, spots, theta, fixed, excess, n_iter)
+    result = fit_from(batch, spots, theta, None, excess, n_iter)
     params = result.theta[:, :-1].reshape(groups, k, per)
     sd = np.sqrt(np.maximum(result.variance[:, :-1], 0)).reshape(groups, k, per)
     depth = per == 4
@@ -196,11 +193,11 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
                     params[..., 2] if depth else None, sd[..., 2] if depth else None)
 
 
-def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray, excess: float,
+def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray | None, excess: float,
              n_iter: int) -> FitResult:
     """fisher_scoring of the groups of `batch` (their pixels, read noise and held light) from
     theta_GP = (emitter 1's parameters under `spots`, ..., emitter K's, background), holding
-    fixed_GP; spots: any spot model of RoundSpots' form (step, lower, upper, spots)."""
+    fixed_GP (None: nothing held); spots: any spot model of RoundSpots' form (step, lower, upper, spots)."""
     groups, size, _ = batch.counts_GRR.shape
     k = (theta_GP.shape[1] - 1) // len(spots.step)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],

@@ -163,7 +163,7 @@ def fisher_scoring(counts_NK: np.ndarray, theta: np.ndarray, model: Callable, li
     an sCMOS variance map, or read noise) through the shifted-Poisson approximation (counts + v
     ~ Poisson(model + v)); the EM excess noise factor `excess` (2 for an EMCCD with gain) by
     scaling counts and model by 1 / excess. weight_NK (0 or 1) leaves pixels out; fixed_NP
-    (bool) holds parameters where they start (e.g. the padding emitters of a smaller group).
+    (bool) holds parameters where they start (e.g. all but the parent's width in split.py).
     bounds False skips the Cramér–Rao variances (NaN) where only the estimate and its likelihood
     are wanted.
 

@@ -51,16 +51,15 @@ PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time 
 def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size: int,
            reach_px: np.ndarray | float = MAX_MOVE_PX) -> np.ndarray:
     """(G, K) the fits that hold: converged, photons > 0, finite bounds, within reach_px (G, K)
-    of the network's position of the row in `slots` (-1: padding, never), inside their ROI of
+    of the network's position of the row in `slots`, inside their ROI of
     `size` px (ROIs lie inside the frame), and stating a position to better than MAX_MOVE_PX
     (a fit that does not pin the spot down says less than the network: on real frames some
     stated several µm)."""
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
-    safe = np.where(slots >= 0, slots, 0)
-    moved = np.hypot(x - x_px[safe], y - y_px[safe])
+    moved = np.hypot(x - x_px[slots], y - y_px[slots])
     widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * _misfit_scale(fit.misfit)  # as _values states it
     inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
-    return ((slots >= 0) & fit.converged[:, None] & (moved <= reach_px) & (fit.photons > 0) & inside
+    return (fit.converged[:, None] & (moved <= reach_px) & (fit.photons > 0) & inside
             & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
 
 
@@ -113,7 +112,7 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
         for half in (np.arange(len(splits.groups)), splits.parent), (slice(None), -1):
             reach[half] = np.maximum(MAX_MOVE_PX, MOMENT_SIGMAS * splits.parent_sigma_px)
     split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1], reach)
-    stands = splits.accepted & (split_holds | (split_slots < 0)).all(1)
+    stands = splits.accepted & split_holds.all(1)
     holds[splits.groups[stands]] = False
     _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,
           split_holds[:, :-1] & stands[:, None] & cores[splits.groups], px)
@@ -272,7 +271,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     added: list[tuple[int, dict[str, float]]] = []  # (parent row, values) of split-off emitters
     parts = []  # (batch, slots, origins, others, cores, of a large group): whole groups and parts apart
     for batch, slots, origins, others, cores in zip(cut.batches, cut.members, cut.origins, cut.others, cut.cores):
-        in_part = (others >= 0).any(1) | ((slots >= 0) & ~cores).any(1)
+        in_part = (others >= 0).any(1) | ~cores.all(1)
         for g, large in ((np.flatnonzero(~in_part), False), (np.flatnonzero(in_part), True)):
             if len(g):
                 parts.append((batch.take(g), slots[g], origins[g], others[g], cores[g], large))

@@ -97,12 +97,12 @@ def _wider_single_loglik(batch: GroupBatch, fit: JointFit, groups: np.ndarray, p
     (every member from its fit; the others keep the PSF's sigma)."""
     k = batch.xy_GK2.shape[1]
     wide = _FreeWidthSpots(spots.sigma_px)
-    rows, active = np.arange(len(groups)), batch.active_GK[groups]
+    rows = np.arange(len(groups))
     params = np.stack([fit.x_px[groups], fit.y_px[groups], np.full((len(groups), k), spots.sigma_px),
-                       np.where(active, fit.photons[groups], 0.0)], axis=-1)  # (S, K, 4)
+                       fit.photons[groups]], axis=-1)  # (S, K, 4)
     params[rows, parent, 2] *= 1.2  # the parent starts a little wider
     theta = np.concatenate([params.reshape(len(groups), -1), fit.background[groups, None]], axis=1)
-    fixed = np.repeat(~active, 4, axis=1)
+    fixed = np.zeros((len(groups), 4 * k), bool)
     fixed[:, 2::4] = True
     fixed[rows, 4 * parent + 2] = False  # the parent's sigma alone is free
     fixed = np.concatenate([fixed, np.zeros((len(groups), 1), bool)], axis=1)
@@ -115,9 +115,8 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     new emitter (slot K) on either side of the parent's fit along its light's widest axis."""
     size = batch.counts_GRR.shape[1]
     k, rows = batch.xy_GK2.shape[1], np.arange(len(groups))
-    active = batch.active_GK[groups]
     xy = np.stack([fit.x_px[groups], fit.y_px[groups]], axis=-1)
-    photons = np.where(active, fit.photons[groups], 0.0)
+    photons = fit.photons[groups]
     z = None if fit.z_nm is None else fit.z_nm[groups]
     per = len(spots.step)
     theta = spots.start(xy, z, photons)  # (S, K, per)
@@ -148,5 +147,5 @@ def _split_starts(batch: GroupBatch, fit: JointFit, groups: np.ndarray, parent: 
     photons_new[rows, parent] /= 2
     z_new = None if z is None else np.concatenate([z, z[rows, parent, None]], axis=1)
     return GroupBatch(batch.counts_GRR[groups], batch.read_variance_GRR[groups], batch.weight_GRR[groups],
-                      xy_new, photons_new, np.concatenate([active, np.ones((len(groups), 1), bool)], axis=1), z_new,
+                      xy_new, photons_new, z_new,
                       None if batch.known_GRR is None else batch.known_GRR[groups])
