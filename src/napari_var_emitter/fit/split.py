@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 
 from ..psf import spot_model_and_jacobian
-from .joint import N_ITER, STEP_LIMIT_PX, GroupBatch, JointFit, RoundSpots, SpotModel, fit_from, fit_groups
+from .joint import (N_ITER, STEP_LIMIT_PX, AstigmaticSpots, GroupBatch, JointFit, RoundSpots, SpotModel, fit_from,
+                    fit_groups)
 
 MISFIT_GATE = 1.3
 SPLIT_LOGLIK = 15.0
@@ -58,6 +59,8 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
     parent = parent[groups]
     trial = _split_starts(batch, fit, groups, parent, spots)
     refit = fit_groups(trial, spots, excess)
+    if isinstance(spots, AstigmaticSpots):
+        refit = _from_the_foci(trial, parent, refit, spots, excess)
     k = batch.xy_GK2.shape[1]
     rows = np.arange(len(groups))
     a = np.column_stack([refit.x_px[rows, parent], refit.y_px[rows, parent]])
@@ -71,6 +74,53 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
         wide = _wider_single_loglik(batch, fit, groups[accepted], parent[accepted], spots, excess)
         accepted[accepted] = 2 * (refit.loglik[accepted] - wide) >= SPLIT_LOGLIK
     return Splits(groups, parent, refit, accepted, sigma)
+
+
+def _from_the_foci(trial: GroupBatch, parent: np.ndarray, refit: JointFit, spots: AstigmaticSpots,
+                   excess: float) -> JointFit:
+    """3-D: the two halves of each split trial fitted again from the calibration's two foci, one
+    at each, both ways round, beside the group's other members held at the split's fit (2 emitters
+    instead of up to MAX_EMITTERS + 1); the most likely fit of the halves kept. Two spots side by
+    side look like one spot stretched along them, which astigmatism also makes: from the parent's
+    depth alone the halves often end on either side of their true depths. On 3-D validation stacks
+    (seeds 12,200,410-412, 0.5 / 1 / 2 /µm²) splits standing 71 / 69 / 118 -> 80 / 101 / 145, of
+    them matching no emitter 1 / 4 / 6 -> 1 / 6 / 11; axial RMSE of the split-off rows 85 / 127 /
+    152 -> 81 / 97 / 128 nm."""
+    n, k = len(parent), trial.xy_GK2.shape[1] - 1
+    rows, size = np.arange(n), trial.counts_GRR.shape[1]
+    halves = np.column_stack([parent, np.full(n, k)])  # (S, 2) their slots
+    params = np.nan_to_num(np.stack([refit.x_px, refit.y_px, refit.z_nm, refit.photons], axis=-1))  # (S, K+1, 4)
+    rest = params.copy()
+    rest[rows[:, None], halves, 3] = 0.0
+    held = spots.light(rest.reshape(-1, 4), size).reshape(n, k + 1, size, size).sum(1)
+    if trial.known_GRR is not None:
+        held = held + trial.known_GRR
+    best = refit
+    foci = spots.psf.curve_x.focus_nm, spots.psf.curve_y.focus_nm
+    for depths in (foci, foci[::-1]):
+        pair = fit_groups(GroupBatch(trial.counts_GRR, trial.read_variance_GRR, trial.weight_GRR,
+                                     trial.xy_GK2[rows[:, None], halves], trial.photons_GK[rows[:, None], halves],
+                                     np.tile(np.asarray(depths, np.float64), (n, 1)), held), spots, excess)
+        wins = pair.converged & (~best.converged | (pair.loglik > best.loglik))
+        best = _with_halves(best, halves, pair, wins)
+    return best
+
+
+def _with_halves(fit: JointFit, halves: np.ndarray, pair: JointFit, rows: np.ndarray) -> JointFit:
+    """`fit` with the emitters in slots `halves` (S, 2) and the group's background, likelihood and
+    convergence taken from `pair` (their fit beside the others held) where `rows` (S,)."""
+    values = {}
+    for field in dataclasses.fields(JointFit):
+        value, new = getattr(fit, field.name), getattr(pair, field.name)
+        if value is not None:
+            value = value.copy()
+            if value.ndim == 1:
+                value[rows] = new[rows]
+            else:
+                taken = np.flatnonzero(rows)
+                value[taken[:, None], halves[taken]] = new[taken]
+        values[field.name] = value
+    return JointFit(**values)
 
 
 class _FreeWidthSpots:
