@@ -143,3 +143,33 @@ def test_bad_inputs_give_messages(qtbot, viewer, errors, tmp_path):
     widget.view_3d()
     assert "with z" in errors[-1]  # the 2-D truth has no z
     assert [layer.name for layer in viewer.layers] == ["simulated SMLM stack", "ground truth", "blank"]
+
+
+def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warned_of(qtbot, viewer, monkeypatch,
+                                                                                     tmp_path):
+    from napari_var_emitter.plugin import astigmatic_widget
+
+    shown = []
+    monkeypatch.setattr(astigmatic_widget, "show_warning", shown.append)
+    viewer.open_sample(PLUGIN, "astigmatic_stack")
+    sample = viewer.layers["astigmatic 3-D stack"]
+    widget = AstigmaticWidget(viewer)
+    camera = {name: field.value for name, field in widget.camera_fields.fields.items()}
+    widget.csv_path.value = tmp_path / "sample.csv"
+    widget.start()  # the current frame
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value.startswith("done:") and shown == []  # the sample lies inside the training ranges
+    # a second movie with its calibration; in the camera fields a slip: e-/ADU 25x too small
+    second = viewer.add_image(np.array(sample.data), name="second movie", metadata={"psf": sample.metadata["psf"]})
+    widget.image.value = second
+    assert widget.csv_path.value != tmp_path / "sample.csv"  # unset: not the first movie's file
+    assert widget.status.value == "" and widget.progress.value == 0  # the first movie's run is not this one's
+    for name, value in camera.items():
+        widget.camera_fields.fields[name].value = value
+    widget.camera_fields.fields["e_per_adu"].value = camera["e_per_adu"] / 25
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value.startswith("done:")
+    assert any("photons per localisation is below" in message and "e-/ADU" in message for message in shown)
+    widget.image.value = sample
+    assert widget.csv_path.value == tmp_path / "sample.csv"

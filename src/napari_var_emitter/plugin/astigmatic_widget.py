@@ -32,6 +32,7 @@ from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
+from .per_image import PerImageFields
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices,
                      output_options, place_image, refill, refillable, retire, stack_of, table_from_layer,
                      z_colour_limits)
@@ -54,6 +55,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer, self.job_progress, self.calibration_worker, self.job_error = viewer, None, None, ""
+        self.envelope = None  # the model's training ranges, for the warnings at the end of a run
         self.fitted: PSFCalibration | None = None
         self.psf: PSF | None = None
         self.tables: list[pd.DataFrame] = []
@@ -134,6 +136,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.centred.changed.connect(lambda centred: setattr(self.z_start, "visible", not centred))
         self.method.changed.connect(self._method_chosen)
         self.beads.changed.connect(self._beads_chosen)
+        # each movie its own CSV: one movie's export never overwrites another's
+        self.csv_of_image = PerImageFields((self.csv_path,), self.image.value)
         self.image.changed.connect(self._movie_chosen)
         self.psf_file.changed.connect(self._choose_psf)
         self.calibrate_button.changed.connect(self.calibrate)
@@ -238,6 +242,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
     # ---- 2. localise --------------------------------------------------------------------------
     def _movie_chosen(self, layer) -> None:
         self.camera_fields.fill_from(layer)
+        self.csv_of_image.chosen(layer)
+        self._forget_last_run()
         self._choose_psf()
 
     def _choose_psf(self, *_) -> None:
@@ -270,7 +276,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     def _localiser(self, camera):
         """(frames, first frame) -> table, for the chosen method; the model is loaded here, so a
-        bad model file is reported before the run, and data outside its training ranges warned of."""
+        bad model file is reported before the run, and a camera or calibration outside its training
+        ranges warned of (the photons and background it measures, when the run ends)."""
+        self.envelope = None
         if self.method.value == METHODS[1]:
             psf, snr = self.psf, self.snr.value
             return lambda chunk, start: localize_stack(chunk, camera, snr=snr, psf=psf, first_frame=start)
@@ -278,7 +286,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                                  psf=self.psf, refine=self.refine.value)
         model, card = cached_model(options.weights, options.device)
         options.check_model(model.config)
-        envelope = Envelope.from_card(card)
+        self.envelope = envelope = Envelope.from_card(card)
         for message in envelope.input_warnings(camera, self.psf) if envelope else []:
             show_warning(message)
         return lambda chunk, start: predict_frames(model, chunk, camera, options, first_frame=start).table
@@ -338,6 +346,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             self._job_ended()
             self.status.value = f"error: {self.job_error}" if self.job_error else status
             return
+        for message in self.envelope.measured_warnings(table) if self.envelope else []:
+            show_warning(message)
         if has_z(table):
             low, high = z_colour_limits(table)
             status += f"; coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)"

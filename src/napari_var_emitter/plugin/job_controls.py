@@ -82,6 +82,12 @@ class JobControls:
         self.progress_timer.stop()
         self.cancel_button.enabled, self.status.value = False, "showing the localisations…"
 
+    def _forget_last_run(self, *_) -> None:
+        """Another dataset is chosen: the last run's progress and status say nothing about it
+        (a running job's stay, until it ends)."""
+        if self.worker is None:
+            self.progress.value, self.status.value = 0, ""
+
     def _job_ended(self) -> None:
         self.progress_timer.stop()
         self.worker = None

@@ -26,6 +26,7 @@ from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
+from .per_image import PerImageFields
 from .layers import (TAG, frame_in_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone,
                      stack_of, table_from_layer)
 from .models import MODELS
@@ -112,12 +113,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.fit_width()
         self.preview_timer = QTimer(self.body, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
-        self.image_fields = (self.out_file, self.csv_path, self.psf_sigma)  # each image has its own (_fields_of)
-        self.per_image: dict[int | None, tuple] = {}
-        self._fields_image, self._unset = self._image_key(self.image.value), self._field_values()
+        # each image its own output files and PSF sigma: one image's run never writes over another's
+        # file nor fits with another's PSF
+        self.image_fields = PerImageFields((self.out_file, self.csv_path, self.psf_sigma), self.image.value)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.image.changed.connect(self._frames_of)
-        self.image.changed.connect(self._fields_of)
+        self.image.changed.connect(self.image_fields.chosen)
+        self.image.changed.connect(self._forget_last_run)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self._layer_added)
@@ -167,22 +169,6 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             self.viewer.fit_to_view(layers=[layer])
         elif or_all:
             self.viewer.reset_view()
-
-    @staticmethod
-    def _image_key(layer) -> int | None:
-        return None if layer is None else id(layer.data)
-
-    def _field_values(self) -> tuple:
-        return tuple(field.value for field in self.image_fields)
-
-    def _fields_of(self, layer) -> None:
-        """The output files and PSF sigma of the chosen image: what they were when it was last
-        chosen, else unset (beside the stack; estimated), so that one image's run never writes
-        over another's file nor fits with another's PSF."""
-        self.per_image[self._fields_image] = self._field_values()
-        self._fields_image = self._image_key(layer)
-        for field, value in zip(self.image_fields, self.per_image.get(self._fields_image, self._unset)):
-            field.value = value
 
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value

@@ -1,0 +1,29 @@
+"""Fields each image has its own of (output files, a PSF sigma), so that one dataset's settings
+never carry over to the next one a user opens in the same session."""
+
+from __future__ import annotations
+
+
+class PerImageFields:
+    """`fields` (magicgui value widgets) hold, for each image chosen, what they held when it was
+    last chosen, else what they held at the start (unset: each widget's default). Images are told
+    apart by their data, so a renamed layer keeps its fields."""
+
+    def __init__(self, fields: tuple, layer) -> None:
+        self.fields = fields
+        self.values: dict[int | None, tuple] = {}
+        self._image, self._unset = _key(layer), self._current()
+
+    def chosen(self, layer) -> None:
+        """Keep the fields of the image chosen so far; show those of `layer`."""
+        self.values[self._image] = self._current()
+        self._image = _key(layer)
+        for field, value in zip(self.fields, self.values.get(self._image, self._unset), strict=True):
+            field.value = value
+
+    def _current(self) -> tuple:
+        return tuple(field.value for field in self.fields)
+
+
+def _key(layer) -> int | None:
+    return None if layer is None else id(layer.data)
