@@ -7,7 +7,7 @@ import pytest
 
 from napari_var_emitter.evaluate.metrics import evaluate
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
-from napari_var_emitter.io.psf_file import read_psf_file
+from napari_var_emitter.io.psf_file import read_psf_file, write_psf_file
 from napari_var_emitter.model.checkpoint import BUNDLED
 from napari_var_emitter.plugin.astigmatic_widget import AstigmaticWidget
 from napari_var_emitter.plugin.layers import table_from_layer
@@ -159,9 +159,12 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     widget.start()  # the current frame
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value.startswith("done:") and shown == []  # the sample lies inside the training ranges
-    # a second movie with its calibration; in the camera fields a slip: e-/ADU 25x too small
-    second = viewer.add_image(np.array(sample.data), name="second movie", metadata={"psf": sample.metadata["psf"]})
-    widget.image.value = second
+    # a second movie, opened: chosen and shown alone; the calibration from a file; in the camera
+    # fields a slip: e-/ADU 25x too small
+    second = viewer.add_image(np.array(sample.data), name="second movie")
+    assert widget.image.value is second and not sample.visible
+    write_psf_file(tmp_path / "psf.json", SAMPLE_PSF, 100.0, {})
+    widget.psf_file.value = tmp_path / "psf.json"
     assert widget.csv_path.value != tmp_path / "sample.csv"  # unset: not the first movie's file
     assert widget.status.value == "" and widget.progress.value == 0  # the first movie's run is not this one's
     for name, value in camera.items():

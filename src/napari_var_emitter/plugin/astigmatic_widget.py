@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
@@ -32,10 +33,10 @@ from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_in_view, has_z, image_points, insert_built,
+                     layer_choices, output_options, place_image, refill, refillable, retire, show_alone, stack_of,
+                     table_from_layer, z_colour_limits)
 from .per_image import PerImageFields
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, has_z, image_points, insert_built, layer_choices,
-                     output_options, place_image, refill, refillable, retire, stack_of, table_from_layer,
-                     z_colour_limits)
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
@@ -145,7 +146,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self.export_csv)
         self.view_button.changed.connect(self.view_3d)
-        viewer.layers.events.inserted.connect(lambda event: self._offer(event.value))
+        viewer.layers.events.inserted.connect(self._opened)
         viewer.events.theme.connect(lambda _: self._draw_calibration())
         self.z_start.visible = not self.centred.value
         self._method_chosen(self.method.value)
@@ -155,12 +156,20 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self._beads_chosen(self.beads.value)
 
     def _offer(self, layer) -> None:
-        """Choose a new image that states a z-step as the bead stack, one that carries a
-        calibration (the 3-D sample) as the movie."""
+        """Choose an image that states a z-step as the bead stack, any other stack as the movie
+        (Localise right after opening a second movie must not run the first again)."""
         if "z_step_nm" in layer.metadata and layer in self.beads.choices:
             self.beads.value = layer
-        if "psf" in layer.metadata and layer in self.image.choices:
+        elif layer in self.image.choices:
             self.image.value = layer
+
+    def _opened(self, event) -> None:
+        """A stack the user opens is chosen (_offer) and shown alone, the view on it (show_alone:
+        napari puts every dataset in one world)."""
+        self._offer(event.value)
+        if event.value in (self.beads.value, self.image.value) and show_alone(self.viewer, event.value,
+                                                                             self.image.choices):
+            QTimer.singleShot(0, lambda: fit_view(self.viewer, event.value))  # once napari has taken it in
 
     # ---- 1. calibrate -------------------------------------------------------------------------
     def _beads_chosen(self, layer) -> None:

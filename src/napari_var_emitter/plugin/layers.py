@@ -144,6 +144,17 @@ def show_alone(viewer, image, stacks) -> list[str]:
     return [layer.name for layer in hidden]
 
 
+def fit_view(viewer, layer, or_all: bool = False) -> None:
+    """The view on this layer alone, not on every layer (napari's reset: with another dataset
+    hidden beside it, a small stack would sit in a corner of the other's extent). napari's fit to
+    some layers fails on one with fewer dimensions than the viewer: then the view is fitted to
+    every layer if `or_all`, else left as is."""
+    if layer in viewer.layers and layer.visible and layer.ndim == viewer.dims.ndim:
+        viewer.fit_to_view(layers=[layer])
+    elif or_all:
+        viewer.reset_view()
+
+
 def remove_layers(viewer, layers: list) -> None:
     """Remove these layers with one garbage collection: napari runs a full one after each
     removal (~0.25 s of frozen viewer with napari and torch loaded), once per batch."""

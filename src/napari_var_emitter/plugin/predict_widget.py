@@ -27,8 +27,8 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .job_controls import JobControls, StatusLabel
 from .per_image import PerImageFields
-from .layers import (TAG, frame_in_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone,
-                     stack_of, table_from_layer)
+from .layers import (TAG, fit_view, frame_in_view, layer_choices, pick_shown, place_image, remove_outputs,
+                     show_alone, stack_of, table_from_layer)
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
@@ -158,22 +158,12 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 self.status.value = (f"{event.value.name} opened; hidden (tick their eye in the layer list to show "
                                      f"them): {', '.join(hidden)}")
                 # once napari has taken the layer in (its dims follow the insertion)
-                QTimer.singleShot(0, lambda: self._fit_view(event.value))
-
-    def _fit_view(self, layer, or_all: bool = False) -> None:
-        """The view on this layer alone, not on every layer (napari's reset: with another dataset
-        hidden beside it, a small stack would sit in a corner of the other's extent). napari's fit
-        to some layers fails on one with fewer dimensions than the viewer: then the view is fitted
-        to every layer if `or_all`, else left as is."""
-        if layer in self.viewer.layers and layer.visible and layer.ndim == self.viewer.dims.ndim:
-            self.viewer.fit_to_view(layers=[layer])
-        elif or_all:
-            self.viewer.reset_view()
+                QTimer.singleShot(0, lambda: fit_view(self.viewer, event.value))
 
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
         if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
-            self._fit_view(layer, or_all=True)
+            fit_view(self.viewer, layer, or_all=True)
         self._schedule_preview()
 
     def _add_checkpoint(self, path) -> None:
@@ -261,7 +251,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if single and not current_frame_only:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
         if place_image(layer, camera.pixel_size_nm):
-            self._fit_view(layer, or_all=True)
+            fit_view(self.viewer, layer, or_all=True)
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
         self.job_progress = Progress(stop - first, already)
         if self.layers is not None:
