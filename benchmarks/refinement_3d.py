@@ -15,6 +15,7 @@ held out).
 only, never tuned on). Calibration: seed 301's simulated beads.
 
 Run: .venv/bin/python benchmarks/refinement_3d.py [--nairr] [--frames N] [--seed-base N] [--densities D ...]
+[--model M.safetensors]
 Prints one row per stack and method; asserts nothing.
 """
 
@@ -89,12 +90,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="at most this many frames per stack (ours: 100 by default)")
     parser.add_argument("--seed-base", type=int, default=12_700_000)
     parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0], help="ours: emitters/µm²")
+    parser.add_argument("--model", help="a 3-D model file (default: the bundled 3-D model)")
     args = parser.parse_args()
     psf = calibration_from_beads(NAIRR_PSF, 301)
     for name, frames, truth, camera, field in stacks(args):
         for method, refine in (("network", False), ("network + MLE", True)):
             start = time.perf_counter()
-            table = predict(frames, camera, PredictOptions(psf=psf, refine=refine)).table
+            table = predict(frames, camera, PredictOptions(model=args.model, psf=psf, refine=refine)).table
             elapsed = time.perf_counter() - start
             row = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in score(table, truth, camera, field).items())

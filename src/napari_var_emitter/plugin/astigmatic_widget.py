@@ -32,17 +32,17 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
+from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_in_view, has_z, image_points, insert_built,
-                     layer_choices, output_options, place_image, refill, refillable, retire, show_alone, stack_of,
-                     table_from_layer, z_colour_limits)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, has_z, image_points, insert_built, layer_choices,
+                     output_options, place_image, refill, refillable, retire, show_alone, stack_of, table_from_layer,
+                     z_colour_limits)
 from .per_image import PerImageFields
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 from .writers import export_csv, output_layer
 
-FRAME_MODES = ("all frames", "current frame")
 METHODS = ("3-D model", "classical fit")
 CHUNK_FRAMES = 16  # frames localised between progress updates and Cancel checks
 VIEW_POINT_NM = 40.0  # diameter of a localisation in the 3-D view
@@ -88,8 +88,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                                  tooltip="A PSF calibration from `var-emitter calibrate-psf` or this widget; "
                                  "empty: the one calibrated above, or the one the stack carries")
         self.psf_note = StatusLabel()  # wraps instead of widening the dock
-        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
-                               tooltip="Every frame, or the frame on screen")
+        self.frame_range = FrameRange(viewer)
+        self.frames, self.first, self.last = self.frame_range.mode, self.frame_range.first, self.frame_range.last
         self.method = ComboBox(label="method", choices=METHODS, value=METHODS[0],
                                tooltip="3-D model: the network given your calibration (as `var-emitter predict "
                                "--psf`); classical fit: one astigmatic Gaussian per spot (as `localize --psf`)")
@@ -125,8 +125,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             "1. Calibrate on beads": [self.beads, self.z_step, self.centred, self.z_start, self.calibrate_button,
                                       self.calibration_status, self.canvas, self.save_path, self.save_button],
             "Camera": [self.camera_fields],
-            "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.method,
-                                   self.model_file, self.threshold, self.refine, self.snr, *job_controls,
+            "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.first, self.last,
+                                   self.method, self.model_file, self.threshold, self.refine, self.snr, *job_controls,
                                    self.csv_path, self.export_button],
             "3. View": [self.points, self.view_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
@@ -251,6 +251,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
     # ---- 2. localise --------------------------------------------------------------------------
     def _movie_chosen(self, layer) -> None:
         self.camera_fields.fill_from(layer)
+        self.frame_range.follow(layer)
         self.csv_of_image.chosen(layer)
         self._forget_last_run()
         self._choose_psf()
@@ -311,6 +312,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             if self.psf is None:
                 raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
             frames, single = stack_of(layer)
+            first, stop = self.frame_range.span(layer, frames.shape[0])
             camera = self.camera_fields.camera()
             localise = self._localiser(camera)
         except InputError as exc:
@@ -318,8 +320,6 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             return
         if place_image(layer, camera.pixel_size_nm):
             self.viewer.reset_view()
-        first = 0 if self.frames.value == "all frames" else frame_in_view(self.viewer, layer)
-        stop = frames.shape[0] if self.frames.value == "all frames" else first + 1
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
         self.layer_builder = None  # the worker that builds the results' layer at the end
         worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
@@ -391,7 +391,10 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     # ---- 3. view ------------------------------------------------------------------------------
     def _layers_with_z(self, _widget=None) -> list:
-        return [layer for layer in self.viewer.layers if isinstance(layer, Points) and has_z(layer.features)]
+        """Points layers with z: this widget's results (even where every z is the same, e.g. one
+        localisation), and others whose z varies (2-D truth has z = 0)."""
+        return [layer for layer in self.viewer.layers if isinstance(layer, Points)
+                and (layer.metadata.get(TAG, {}).get("role") == "localisations_3d" or has_z(layer.features))]
 
     def view_3d(self) -> napari.Viewer | None:
         """A new viewer in 3-D display: every localisation of the chosen layer at (z, y, x) in nm,

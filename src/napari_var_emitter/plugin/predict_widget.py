@@ -25,16 +25,16 @@ from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
 from .dock import ScrollingDock
+from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
 from .per_image import PerImageFields
-from .layers import (TAG, fit_view, frame_in_view, layer_choices, pick_shown, place_image, remove_outputs,
-                     show_alone, stack_of, table_from_layer)
+from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone, stack_of,
+                     table_from_layer)
 from .models import MODELS
 from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
-FRAME_MODES = ("all frames", "current frame", "range")
 PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
 RESULTS_DIR = Path.home() / "var-emitter-results"  # movie results of stacks that are not files
 
@@ -52,12 +52,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
         pick_shown(self.image)
-        self.frames = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
-                               tooltip="Every frame, the frame on screen, or frames first..last (1-based, as in "
-                               "the CSV and ImageJ)")
-        self.first = SpinBox(label="first frame (1-based)", value=1, min=1, max=10**8, tooltip="Included")
-        self.last = SpinBox(label="last frame (1-based)", value=1, min=1, max=10**8,
-                            tooltip="Included; set to the stack's last frame when an image is chosen")
+        self.frame_range = FrameRange(viewer)
+        self.frames, self.first, self.last = self.frame_range.mode, self.frame_range.first, self.frame_range.last
         self.camera_fields = CameraFields(viewer)
         self.model = ComboBox(label="model", choices=MODELS.choices, tooltip="The bundled model, or one you added")
         self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
@@ -117,7 +113,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         # file nor fits with another's PSF
         self.image_fields = PerImageFields((self.out_file, self.csv_path, self.psf_sigma), self.image.value)
         self.image.changed.connect(self.camera_fields.fill_from)
-        self.image.changed.connect(self._frames_of)
+        self.image.changed.connect(self.frame_range.follow)
         self.image.changed.connect(self.image_fields.chosen)
         self.image.changed.connect(self._forget_last_run)
         self.checkpoint.changed.connect(self._add_checkpoint)
@@ -132,20 +128,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.preview.changed.connect(self._schedule_preview)
         viewer.dims.events.current_step.connect(self._schedule_preview)
         self.camera_fields.fill_from(self.image.value)
-        self._frames_of(self.image.value)
+        self.frame_range.follow(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _frames_of(self, layer) -> None:
-        """The frame range spans the chosen image: 1 to its last frame (an image that is no stack
-        is refused when Predict is pressed, with the reason)."""
-        try:
-            n_frames = stack_of(layer)[0].shape[0] if layer is not None else None
-        except InputError:
-            n_frames = None
-        if n_frames:
-            self.first.max = self.last.max = n_frames
-            self.first.value, self.last.value = 1, n_frames
-
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
         second stack must not run the first again), shown alone (show_alone); outputs are never
@@ -169,19 +154,6 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     def _add_checkpoint(self, path) -> None:
         if path and Path(path).is_file():
             self.model.value = MODELS.add(path)
-
-    def _frame_range(self, layer, n_frames: int, current_only: bool) -> tuple[int, int]:
-        """[first, stop) of the frames to predict."""
-        if current_only or self.frames.value == "current frame":
-            current = frame_in_view(self.viewer, layer)
-            return current, current + 1
-        if self.frames.value == "all frames":
-            return 0, n_frames
-        if self.frames.value == "range":
-            if not 1 <= self.first.value <= self.last.value <= n_frames:
-                raise InputError(f"frames {self.first.value} to {self.last.value}: the stack has frames 1 to "
-                                 f"{n_frames} (first frame and last frame, both included)")
-            return self.first.value - 1, self.last.value
 
     def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> tuple[PredictOptions, str]:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
@@ -228,7 +200,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 raise InputError("open an image stack first (File > Open, or the sample data)")
             frames, single = stack_of(layer)
             camera = self.camera_fields.camera()
-            first, stop = self._frame_range(layer, frames.shape[0], current_frame_only)
+            first, stop = self.frame_range.span(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value,
                                      refine=self.refine.value, psf_sigma_nm=self.psf_sigma.value or None)
             model, card = cached_model(options.weights, options.device)

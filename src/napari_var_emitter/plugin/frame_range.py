@@ -1,0 +1,48 @@
+"""Which frames a widget's run takes: every frame, the frame on screen, or first to last (1-based,
+as in the CSV and ImageJ; shared by the Predict and 3-D widgets)."""
+
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, SpinBox
+
+from ..errors import InputError
+from .layers import frame_in_view, stack_of
+
+FRAME_MODES = ("all frames", "current frame", "range")
+
+
+class FrameRange:
+    """`mode`, `first`, `last` (magicgui widgets, for the widget's own list); `follow(layer)` when
+    an image is chosen, `span(...)` when a run starts."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.mode = ComboBox(label="frames", choices=FRAME_MODES, value="all frames",
+                             tooltip="Every frame, the frame on screen, or frames first..last (1-based, as in "
+                             "the CSV and ImageJ)")
+        self.first = SpinBox(label="first frame (1-based)", value=1, min=1, max=10**8, tooltip="Included")
+        self.last = SpinBox(label="last frame (1-based)", value=1, min=1, max=10**8,
+                            tooltip="Included; set to the stack's last frame when an image is chosen")
+
+    def follow(self, layer) -> None:
+        """The range spans the chosen image: 1 to its last frame (an image that is no stack is
+        refused when the run starts, with the reason)."""
+        try:
+            n_frames = stack_of(layer)[0].shape[0] if layer is not None else None
+        except InputError:
+            n_frames = None
+        if n_frames:
+            self.first.max = self.last.max = n_frames
+            self.first.value, self.last.value = 1, n_frames
+
+    def span(self, layer, n_frames: int, current_only: bool = False) -> tuple[int, int]:
+        """[first, stop) of the frames to run on (0-based), of `layer`'s `n_frames`."""
+        if current_only or self.mode.value == "current frame":
+            current = frame_in_view(self.viewer, layer)
+            return current, current + 1
+        if self.mode.value == "range":
+            if not 1 <= self.first.value <= self.last.value <= n_frames:
+                raise InputError(f"frames {self.first.value} to {self.last.value}: the stack has frames 1 to "
+                                 f"{n_frames} (first frame and last frame, both included)")
+            return self.first.value - 1, self.last.value
+        return 0, n_frames
