@@ -41,7 +41,8 @@ def main() -> None:
 
 
 def _stage(training: dict) -> str:
-    return (f"{training['tokenizer_steps']} tokenizer steps + {training['steps']} steps, "
+    of = f" of the run's {training['run_steps']} (a checkpoint of a run in progress)" if "run_steps" in training else ""
+    return (f"{training['tokenizer_steps']} tokenizer steps + {training['steps']} steps{of}, "
             f"{training['wall_s'] / 60:.0f} min on {training['device']}, commit {training['commit']}")
 
 

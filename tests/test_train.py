@@ -77,6 +77,19 @@ def test_a_run_stopped_after_its_minutes_resumes_where_it_stopped(tmp_path, tiny
     assert (out / "model.safetensors").exists()
 
 
+def test_the_model_so_far_of_a_run_in_progress_is_exported_and_the_run_resumes(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--export"]) == 2  # no checkpoint yet
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--minutes", "0.0001"]) == 0
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--export"]) == 0
+    model, card = load_model(out / "model.safetensors")
+    assert card["training"]["tokenizer_steps"] == 2 and card["training"]["steps"] == 0  # stopped at step 2
+    assert card["training"]["run_steps"] == 4 and {"low_jaccard", "high_jaccard"} <= set(card["heldout"])
+    assert main(["train", "--config", str(tiny_config), "--out", str(out), "--resume"]) == 0
+    assert pd.read_csv(out / "log.csv")["step"].tolist() == list(range(7))
+    assert "run_steps" not in load_model(out / "model.safetensors")[1]["training"]  # the finished run's model
+
+
 def test_train_from_dataset_folder_and_fine_tune(tmp_path, tiny_config):
     data = tmp_path / "data"
     assert main(["simulate", str(data), "--n-samples", "2", "--n-frames", "4", "--frame-size", "64"]) == 0

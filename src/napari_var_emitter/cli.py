@@ -249,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     tr.add_argument("--minutes", type=float, metavar="M",
                     help="stop at the first checkpoint after M minutes (continue later with --resume)")
+    tr.add_argument("--export", action="store_true",
+                    help="write OUT/model.safetensors from the run's last checkpoint and stop (the model so far of "
+                    "a run in progress; continue it with --resume)")
     tr.add_argument("--init", type=_weights_or_bundled, metavar="WEIGHTS | bundled | bundled-3d",
                     help="start from these weights, or a bundled model's (fine-tuning)")
     tr.add_argument("--workers", type=int, default=0,
@@ -440,7 +443,7 @@ def _train(args) -> int:
     from .train.config import TrainConfig
     from .train.data import LabelledSource, SimulatedSource
     from .model.checkpoint import read_card, resolve_device
-    from .train.loop import for_parent, train
+    from .train.loop import export_checkpoint, for_parent, train
     from .train.prefetch import PrefetchedSource
 
     config = TrainConfig.from_file(args.config)
@@ -448,6 +451,9 @@ def _train(args) -> int:
         calibration = read_psf_file(args.psf)[0]
         config = TrainConfig(model=dataclasses.replace(config.model, with_z=True), training=config.training,
                              simulation=dataclasses.replace(config.simulation, psf_calibration=calibration))
+    if args.export:
+        export_checkpoint(config, args.out, resolve_device(args.device), args.init)
+        return 0
     if args.init:  # fine-tuning keeps the parent's architecture, which decides what a batch carries
         config = for_parent(config, *read_card(args.init))
     t = config.training

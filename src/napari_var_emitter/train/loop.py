@@ -126,13 +126,51 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
             if stop_after_s is not None and step < total and time.perf_counter() - began >= stop_after_s:
                 log(f"stopped at step {step}/{total} (checkpoint {state_path}); continue with --resume")
                 return None
+    return _save_run_model(out_dir, model, config, {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps},
+                           wall, device, evaluate_heldout(model, heldout), init_weights, parent_card, log)
+
+
+def export_checkpoint(config: TrainConfig, out_dir: str | Path, device: str = "cpu",
+                      init_weights: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """OUT/model.safetensors and its card from a run's last checkpoint, without training: the
+    model so far of a run in progress (its card states the steps done and the run's total, and
+    its held-out check). The run resumes as before; its end writes the file again."""
+    out_dir = Path(out_dir)
+    if not (out_dir / STATE_FILE).exists():
+        raise InputError(f"{out_dir / STATE_FILE} does not exist: no checkpoint to export")
+    parent_card: dict[str, Any] = {}
+    if init_weights is not None:
+        model, parent_card = load_model(init_weights, device)
+        if model.config != config.model:
+            config = for_parent(config, model.config, parent_card)
+    state = load_training_state(out_dir / STATE_FILE)
+    model = VAREmitterPredictor(config.model).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise InputError(f"{out_dir / STATE_FILE} is the checkpoint of another architecture than the config's") from exc
+    model.eval()
+    t_cfg = config.training
+    tokenizer_steps = 0 if init_weights is not None or not config.model.var_prior else t_cfg.tokenizer_steps
+    step = int(state["step"])
+    done = {"steps": max(step - tokenizer_steps, 0), "tokenizer_steps": min(step, tokenizer_steps),
+            "run_steps": t_cfg.steps}
+    family = config.simulation.psf_family
+    heldout = heldout_stacks(psf=family.middle() if family is not None else config.simulation.psf_calibration)
+    return _save_run_model(out_dir, model, config, done, float(state["wall_s"]), device,
+                           evaluate_heldout(model, heldout), init_weights, parent_card, log)
+
+
+def _save_run_model(out_dir: Path, model, config: TrainConfig, steps: dict[str, int], wall: float, device: str,
+                    heldout: dict, init_weights, parent_card: dict, log: Callable[[str], None]) -> Path:
+    """OUT/model.safetensors with its card (the steps, time, device and commit of the run, the
+    parent's stages when it was fine-tuned, the config, the held-out check) and the curves."""
     final = out_dir / "model.safetensors"
-    card = {"training": {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps,
-                         "wall_s": round(wall, 1), "device": device, "commit": _commit()},
+    card = {"training": {**steps, "wall_s": round(wall, 1), "device": device, "commit": _commit()},
             **({"init": {"weights": Path(init_weights).name,  # the parent's stages, newest first
                          **{k: parent_card[k] for k in ("training", "train_config", "init") if k in parent_card}}}
                if init_weights is not None else {}),
-            "train_config": config.to_dict(), "heldout": evaluate_heldout(model, heldout)}
+            "train_config": config.to_dict(), "heldout": heldout}
     save_model(final, model, card)
     plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
     log(f"saved {final} ({card['heldout']})")
