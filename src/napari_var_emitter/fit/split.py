@@ -60,7 +60,8 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
     trial = _split_starts(batch, fit, groups, parent, spots)
     refit = fit_groups(trial, spots, excess)
     if isinstance(spots, AstigmaticSpots):
-        refit = _from_the_foci(trial, parent, refit, spots, excess)
+        halves = np.column_stack([parent, np.full(len(parent), trial.xy_GK2.shape[1] - 1)])  # (S, 2) their slots
+        refit = _from_the_foci(trial, halves, refit, spots, excess)
     k = batch.xy_GK2.shape[1]
     rows = np.arange(len(groups))
     a = np.column_stack([refit.x_px[rows, parent], refit.y_px[rows, parent]])
@@ -76,19 +77,18 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
     return Splits(groups, parent, refit, accepted, sigma)
 
 
-def _from_the_foci(trial: GroupBatch, parent: np.ndarray, refit: JointFit, spots: AstigmaticSpots,
+def _from_the_foci(trial: GroupBatch, halves: np.ndarray, refit: JointFit, spots: AstigmaticSpots,
                    excess: float) -> JointFit:
-    """3-D: the two halves of each split trial fitted again from the calibration's two foci, one
-    at each, both ways round, beside the group's other members held at the split's fit (2 emitters
+    """3-D: the two halves of each split trial (their slots `halves` (S, 2) in `trial`) fitted
+    again from the calibration's two foci, one at each, both ways round, beside the group's other members held at the split's fit (2 emitters
     instead of up to MAX_EMITTERS + 1); the most likely fit of the halves kept. Two spots side by
     side look like one spot stretched along them, which astigmatism also makes: from the parent's
     depth alone the halves often end on either side of their true depths. On 3-D validation stacks
     (seeds 12,200,410-412, 0.5 / 1 / 2 /µm²) splits standing 71 / 69 / 118 -> 80 / 101 / 145, of
     them matching no emitter 1 / 4 / 6 -> 1 / 6 / 11; axial RMSE of the split-off rows 85 / 127 /
     152 -> 81 / 97 / 128 nm."""
-    n, k = len(parent), trial.xy_GK2.shape[1] - 1
+    n, k = halves.shape[0], trial.xy_GK2.shape[1] - 1
     rows, size = np.arange(n), trial.counts_GRR.shape[1]
-    halves = np.column_stack([parent, np.full(n, k)])  # (S, 2) their slots
     params = np.nan_to_num(np.stack([refit.x_px, refit.y_px, refit.z_nm, refit.photons], axis=-1))  # (S, K+1, 4)
     rest = params.copy()
     rest[rows[:, None], halves, 3] = 0.0
