@@ -66,8 +66,9 @@ def test_the_bundled_3d_model_localises_the_sample_with_its_calibration(qtbot, v
     assert status.minimumHeight() >= status.heightForWidth(220) >= 2 * status.fontMetrics().height()
     table = table_from_layer(viewer.layers["astigmatic 3-D stack 3-D localisations"])
     scores = evaluate(table, table_from_layer(viewer.layers["3-D ground truth"]))
-    # the CPU-trained bundled model on this sample: Jaccard 89 %, lateral 31 nm, axial 80 nm, z bias +25 nm
-    assert scores["jaccard"] > 80 and scores["rmse_lateral_nm"] < 45 and scores["rmse_axial_nm"] < 100
+    # the bundled 3-D model (CPU-trained U-Net) with the refinement on this sample: Jaccard 94 %, lateral 26 nm,
+    # axial 43 nm, z bias +2 nm (the CPU-trained VAR model before it: 89 %, 31, 80 and +25 nm without the refinement)
+    assert scores["jaccard"] > 88 and scores["rmse_lateral_nm"] < 35 and scores["rmse_axial_nm"] < 65
     assert (table["fitted"] > 0).mean() > 0.5  # refined by default, as the CLI does
     widget.method.value = "classical fit"
     assert widget.refine.native.isHidden()  # the model's option
@@ -77,7 +78,7 @@ def test_the_bundled_3d_model_localises_the_sample_with_its_calibration(qtbot, v
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     frame = table_from_layer(viewer.layers["astigmatic 3-D stack 3-D localisations"])
     assert len(frame) and ("fitted" not in frame or (frame["fitted"] == 0).all())
-    assert abs(scores["bias_z_nm"]) < 50
+    assert abs(scores["bias_z_nm"]) < 20
     assert (table["uncertainty_z_nm"] > 0).all() and table["frame"].max() == 39
 
 
