@@ -319,7 +319,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             show_error(str(exc))
             return
         if place_image(layer, camera.pixel_size_nm):
-            self.viewer.reset_view()
+            fit_view(self.viewer, layer, or_all=True)
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""
         self.layer_builder = None  # the worker that builds the results' layer at the end
         worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
