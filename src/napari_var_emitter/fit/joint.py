@@ -103,8 +103,9 @@ class GroupBatch:
     """G groups in R x R ROIs with K emitters each. counts_GRR: photons; read_variance_GRR:
     read-noise variance in photons² (0 where there is none); weight_GRR: 1 for the pixels that
     belong to the fit; xy_GK2: starting positions (px, in the ROI: pixel (r, c) covers
-    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; z_nm_GK: starting depths (nm; 3-D only); known_GRR: expected photons from emitters outside
-    the group, held where they are (the neighbours of a part of a large group), or None."""
+    [c, c + 1) x [r, r + 1)); photons_GK: starting photons; z_nm_GK: starting depths (nm; 3-D
+    only); known_GRR: expected photons from emitters outside the group, held where they are (the
+    neighbours of a part of a large group), or None."""
 
     counts_GRR: np.ndarray
     read_variance_GRR: np.ndarray
@@ -193,11 +194,12 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
                     params[..., 2] if depth else None, sd[..., 2] if depth else None)
 
 
-def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray | None, excess: float,
-             n_iter: int) -> FitResult:
+def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray | None,
+             excess: float, n_iter: int) -> FitResult:
     """fisher_scoring of the groups of `batch` (their pixels, read noise and held light) from
     theta_GP = (emitter 1's parameters under `spots`, ..., emitter K's, background), holding
-    fixed_GP (None: nothing held); spots: any spot model of RoundSpots' form (step, lower, upper, spots)."""
+    fixed_GP (None: nothing held); spots: any spot model of RoundSpots' form (step, lower, upper,
+    spots)."""
     groups, size, _ = batch.counts_GRR.shape
     k = (theta_GP.shape[1] - 1) // len(spots.step)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],

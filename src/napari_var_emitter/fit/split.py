@@ -80,10 +80,11 @@ def split_merged(batch: GroupBatch, fit: JointFit, holds_GK: np.ndarray, spots: 
 def _from_the_foci(trial: GroupBatch, halves: np.ndarray, refit: JointFit, spots: AstigmaticSpots,
                    excess: float) -> JointFit:
     """3-D: the two halves of each split trial (their slots `halves` (S, 2) in `trial`) fitted
-    again from the calibration's two foci, one at each, both ways round, beside the group's other members held at the split's fit (2 emitters
-    instead of up to MAX_EMITTERS + 1); the most likely fit of the halves kept. Two spots side by
-    side look like one spot stretched along them, which astigmatism also makes: from the parent's
-    depth alone the halves often end on either side of their true depths. On 3-D validation stacks
+    again from the calibration's two foci, one at each, both ways round, beside the group's other
+    members held at the split's fit (2 emitters instead of up to MAX_EMITTERS + 1); the most likely
+    fit of the halves kept. Two spots side by side look like one spot stretched along them, which
+    astigmatism also makes: from the parent's depth alone the halves often end on either side of
+    their true depths. On 3-D validation stacks
     (seeds 12,200,410-412, 0.5 / 1 / 2 /µm²) splits standing 71 / 69 / 118 -> 80 / 101 / 145, of
     them matching no emitter 1 / 4 / 6 -> 1 / 6 / 11; axial RMSE of the split-off rows 85 / 127 /
     152 -> 81 / 97 / 128 nm."""

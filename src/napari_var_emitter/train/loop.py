@@ -91,8 +91,7 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
         source.rng.bit_generator.state = json.loads(state["rng"])
         log(f"resumed at step {step}")
     grids = config.model.grids(t_cfg.tile_px, t_cfg.tile_px)
-    family = config.simulation.psf_family
-    heldout = heldout_stacks(psf=family.middle() if family is not None else config.simulation.psf_calibration)
+    heldout = _heldout_of(config)
     total = tokenizer_steps + t_cfg.steps
     logger = _CsvLog(out_dir / LOG_FILE, resume_step=step)
     model.train()
@@ -155,10 +154,15 @@ def export_checkpoint(config: TrainConfig, out_dir: str | Path, device: str = "c
     step = int(state["step"])
     done = {"steps": max(step - tokenizer_steps, 0), "tokenizer_steps": min(step, tokenizer_steps),
             "run_steps": t_cfg.steps}
-    family = config.simulation.psf_family
-    heldout = heldout_stacks(psf=family.middle() if family is not None else config.simulation.psf_calibration)
     return _save_run_model(out_dir, model, config, done, float(state["wall_s"]), device,
-                           evaluate_heldout(model, heldout), init_weights, parent_card, log)
+                           evaluate_heldout(model, _heldout_of(config)), init_weights, parent_card, log)
+
+
+def _heldout_of(config: TrainConfig):
+    """The held-out stacks a run is checked on: 2-D, or through its calibration (the middle of
+    its calibration family) in 3-D."""
+    family = config.simulation.psf_family
+    return heldout_stacks(psf=family.middle() if family is not None else config.simulation.psf_calibration)
 
 
 def _save_run_model(out_dir: Path, model, config: TrainConfig, steps: dict[str, int], wall: float, device: str,
