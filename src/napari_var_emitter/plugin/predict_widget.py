@@ -27,10 +27,10 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .per_image import PerImageFields
 from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone, stack_of,
                      table_from_layer)
 from .models import MODELS
+from .per_image import PerImageFields
 from .predict_run import Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
