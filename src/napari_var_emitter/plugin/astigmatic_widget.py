@@ -107,7 +107,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                                 tooltip="Difference-of-Gaussians peak a spot needs, in units of its shot noise; "
                                 "higher keeps fewer, brighter spots")
         job_controls = self._job_controls("Localise in 3-D")
-        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", nullable=True,
                                  tooltip="ThunderSTORM layout with z [nm] and uncertainty_z [nm], 1-based frames")
         self.export_button = PushButton(text="Export CSV")
         self.points = ComboBox(label="localisations", choices=self._layers_with_z,

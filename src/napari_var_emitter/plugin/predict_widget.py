@@ -84,7 +84,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.warnings = StatusLabel()
         self.warnings.tooltip = "What the last run found outside the model's training ranges, in full"
         self.shown_warnings: dict[int, set[str]] = {}  # per image (its data): warnings already notified
-        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
+        self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", nullable=True,
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export CSV")
         self.render_nm = FloatSpinBox(label="render [nm/px]", value=10.0, min=1.0, max=1000.0,
