@@ -5,8 +5,9 @@
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
 #                                              # $RUN (training_runs/cpu_2d_unet3, the run in progress;
-#                                              # CONFIG=configs/cpu_2d_unet3.json) for MIN minutes (default 7),
-#                                              # its train_state.pt and log.csv -> $OUT
+#                                              # CONFIG=configs/cpu_2d_unet3.json; the 3-D run with
+#                                              # RUN=training_runs/cpu_3d_unet CONFIG=configs/cpu_3d_unet.json)
+#                                              # for MIN minutes (default 7), its train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
 #   bash scripts/gpu_session.sh bring-back DIR # here: copy the returned checkpoint and log into
