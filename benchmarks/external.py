@@ -114,14 +114,22 @@ def estimated_photons(photons_fhw: np.ndarray, truth: pd.DataFrame, set_: Extern
     return float(np.median(fits["photons"])), float(np.median(fits["background"]))
 
 
+def nearest_nm(points: pd.DataFrame, others: pd.DataFrame) -> np.ndarray:
+    """(len(points),) each point's distance (nm) to the nearest of `others` in its frame (inf: none
+    there); both tables with frame, x_nm, y_nm."""
+    distance = np.full(len(points), np.inf)
+    frames = points["frame"].to_numpy()
+    for frame in np.unique(frames):
+        xy = others.loc[others["frame"] == frame, ["x_nm", "y_nm"]].to_numpy()
+        if len(xy):
+            rows = frames == frame
+            distance[rows] = cKDTree(xy).query(points.loc[rows, ["x_nm", "y_nm"]].to_numpy())[0]
+    return distance
+
+
 def far_detections(table: pd.DataFrame, truth: pd.DataFrame) -> int:
     """Detections farther than FAR_NM from every true emitter of their frame."""
-    far = 0
-    for frame, rows in table.groupby("frame"):
-        true_xy = truth.loc[truth["frame"] == frame, ["x_nm", "y_nm"]].to_numpy()
-        xy = rows[["x_nm", "y_nm"]].to_numpy()
-        far += len(xy) if not len(true_xy) else int((cKDTree(true_xy).query(xy)[0] > FAR_NM).sum())
-    return far
+    return int((nearest_nm(table, truth) > FAR_NM).sum())
 
 
 def isolated(truth: pd.DataFrame, field_nm: tuple[float, float]) -> np.ndarray:

@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
+from external import nearest_nm
 
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.picasso_h5 import read_picasso_h5
@@ -32,17 +32,6 @@ WITHIN_NM, NEAR_NM = 30.0, 250.0
 CAMERA = Camera(pixel_size_nm=160.0, baseline_adu=0.0, e_per_adu=1.0, read_noise_e=1.0)
 
 
-def nearest_nm(frame_a, xy_a, frame_b, xy_b) -> np.ndarray:
-    """(len(a),) distance from each point of a to the nearest point of b in its frame (inf: none)."""
-    distance = np.full(len(frame_a), np.inf)
-    for frame in np.unique(frame_a):
-        others = xy_b[frame_b == frame]
-        if len(others):
-            rows = frame_a == frame
-            distance[rows] = cKDTree(others).query(xy_a[rows])[0]
-    return distance
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["bundled"], help="weights, or 'bundled' (the default)")
@@ -52,15 +41,12 @@ def main() -> None:
     frames = np.asarray(stack.frames)
     picasso = read_picasso_h5(DATA / "testdata_locs.hdf5", CAMERA.pixel_size_nm)
     picasso = picasso[picasso["frame"] < len(frames)]
-    theirs = picasso[["x_nm", "y_nm"]].to_numpy()
     print(f"{len(picasso)} Picasso localisations in {len(frames)} frames, photons "
           f"{picasso['photons'].min():,.0f}-{picasso['photons'].max():,.0f}")
     for model in args.model:
         weights = None if model == "bundled" else model
         table = predict(frames, CAMERA, PredictOptions(model=weights, refine=not args.no_refine)).table
-        ours = table[["x_nm", "y_nm"]].to_numpy()
-        to_ours = nearest_nm(picasso["frame"].to_numpy(), theirs, table["frame"].to_numpy(), ours)
-        to_theirs = nearest_nm(table["frame"].to_numpy(), ours, picasso["frame"].to_numpy(), theirs)
+        to_ours, to_theirs = nearest_nm(picasso, table), nearest_nm(table, picasso)
         found, near = to_ours <= WITHIN_NM, to_ours <= NEAR_NM
         missed = picasso.loc[~found, "photons"].round().astype(int).tolist()
         print(f"{model}{' (network only)' if args.no_refine else ''}: "
