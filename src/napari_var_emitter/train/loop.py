@@ -63,17 +63,11 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.training.seed)
-    parent_card: dict[str, Any] = {}
-    if init_weights is not None:
-        model, parent_card = load_model(init_weights, device)
-        if model.config != config.model:
-            config = for_parent(config, model.config, parent_card)
-        model.train()
-    else:
-        model = VAREmitterPredictor(config.model).to(device)
+    config, parent, parent_card = _with_parent(config, init_weights, device)
+    model = parent.train() if parent is not None else VAREmitterPredictor(config.model).to(device)
     t_cfg = config.training
     var_prior = config.model.var_prior
-    tokenizer_steps = 0 if init_weights is not None or not var_prior else t_cfg.tokenizer_steps
+    tokenizer_steps = _tokenizer_steps(config, init_weights)
     tok_opt = (torch.optim.AdamW(model.tokenizer.parameters(), lr=t_cfg.tokenizer_lr, weight_decay=0.0)
                if var_prior else None)
     main_params = [p for n, p in model.named_parameters() if not n.startswith("tokenizer.")]
@@ -137,11 +131,7 @@ def export_checkpoint(config: TrainConfig, out_dir: str | Path, device: str = "c
     out_dir = Path(out_dir)
     if not (out_dir / STATE_FILE).exists():
         raise InputError(f"{out_dir / STATE_FILE} does not exist: no checkpoint to export")
-    parent_card: dict[str, Any] = {}
-    if init_weights is not None:
-        model, parent_card = load_model(init_weights, device)
-        if model.config != config.model:
-            config = for_parent(config, model.config, parent_card)
+    config, _, parent_card = _with_parent(config, init_weights, device)
     state = load_training_state(out_dir / STATE_FILE)
     model = VAREmitterPredictor(config.model).to(device)
     try:
@@ -149,13 +139,29 @@ def export_checkpoint(config: TrainConfig, out_dir: str | Path, device: str = "c
     except RuntimeError as exc:
         raise InputError(f"{out_dir / STATE_FILE} is the checkpoint of another architecture than the config's") from exc
     model.eval()
-    t_cfg = config.training
-    tokenizer_steps = 0 if init_weights is not None or not config.model.var_prior else t_cfg.tokenizer_steps
-    step = int(state["step"])
+    tokenizer_steps, step = _tokenizer_steps(config, init_weights), int(state["step"])
     done = {"steps": max(step - tokenizer_steps, 0), "tokenizer_steps": min(step, tokenizer_steps),
-            "run_steps": t_cfg.steps}
+            "run_steps": config.training.steps}
     return _save_run_model(out_dir, model, config, done, float(state["wall_s"]), device,
                            evaluate_heldout(model, _heldout_of(config)), init_weights, parent_card, log)
+
+
+def _with_parent(config: TrainConfig, init_weights: str | Path | None,
+                 device: str) -> tuple[TrainConfig, VAREmitterPredictor | None, dict[str, Any]]:
+    """(the config, with the parent's architecture when fine-tuning from init_weights; the parent
+    model; its card), or (config, None, {}) for a run from scratch."""
+    if init_weights is None:
+        return config, None, {}
+    model, parent_card = load_model(init_weights, device)
+    if model.config != config.model:
+        config = for_parent(config, model.config, parent_card)
+    return config, model, parent_card
+
+
+def _tokenizer_steps(config: TrainConfig, init_weights) -> int:
+    """The tokenizer steps of a run: none when fine-tuning (the parent's tokenizer) or without
+    the VAR prior."""
+    return 0 if init_weights is not None or not config.model.var_prior else config.training.tokenizer_steps
 
 
 def _heldout_of(config: TrainConfig):
