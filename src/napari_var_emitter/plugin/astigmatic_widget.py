@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
@@ -35,7 +34,7 @@ from .dock import ScrollingDock
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, has_z, image_points, insert_built, layer_choices,
-                     output_options, place_image, refill, refillable, retire, show_alone, stack_of, table_from_layer,
+                     output_options, place_image, refill, refillable, retire, stack_of, table_from_layer, view_alone,
                      z_colour_limits)
 from .per_image import PerImageFields
 from .predict_run import Progress
@@ -167,9 +166,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         """A stack the user opens is chosen (_offer) and shown alone, the view on it (show_alone:
         napari puts every dataset in one world)."""
         self._offer(event.value)
-        if event.value in (self.beads.value, self.image.value) and show_alone(self.viewer, event.value,
-                                                                             self.image.choices):
-            QTimer.singleShot(0, lambda: fit_view(self.viewer, event.value))  # once napari has taken it in
+        if event.value in (self.beads.value, self.image.value):
+            view_alone(self.viewer, event.value, self.image.choices)
 
     # ---- 1. calibrate -------------------------------------------------------------------------
     def _beads_chosen(self, layer) -> None:

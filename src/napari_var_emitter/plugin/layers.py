@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from napari.layers import Points
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
 
 from ..errors import InputError
 from ..io.table import validate_table
@@ -142,6 +143,15 @@ def show_alone(viewer, image, stacks) -> list[str]:
     for layer in hidden:
         layer.visible = False
     return [layer.name for layer in hidden]
+
+
+def view_alone(viewer, image, stacks) -> list[str]:
+    """show_alone, then the view on `image` alone (fit_view) once napari has taken it in (its dims
+    follow the insertion); returns the names of the layers hidden (none: the view is left)."""
+    hidden = show_alone(viewer, image, stacks)
+    if hidden:
+        QTimer.singleShot(0, lambda: fit_view(viewer, image))
+    return hidden
 
 
 def fit_view(viewer, layer, or_all: bool = False) -> None:

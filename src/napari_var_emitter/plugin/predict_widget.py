@@ -27,8 +27,8 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, show_alone, stack_of,
-                     table_from_layer)
+from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, stack_of, table_from_layer,
+                     view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
 from .predict_run import Progress, RunLayers, frame_job, movie_job
@@ -138,12 +138,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.image.reset_choices()
         if event.value in self.image.choices:
             self.image.value = event.value
-            hidden = show_alone(self.viewer, event.value, self.image.choices)
+            hidden = view_alone(self.viewer, event.value, self.image.choices)
             if hidden:
                 self.status.value = (f"{event.value.name} opened; hidden (tick their eye in the layer list to show "
                                      f"them): {', '.join(hidden)}")
-                # once napari has taken the layer in (its dims follow the insertion)
-                QTimer.singleShot(0, lambda: fit_view(self.viewer, event.value))
 
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
