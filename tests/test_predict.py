@@ -19,7 +19,7 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import write_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.checkpoint import BUNDLED_3D, load_model, read_card
 from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.canonical import bin_factor, bin_photons, binned_sigma_px
@@ -218,6 +218,26 @@ def test_envelope_from_the_bundled_card():
     assert "a tenth of the localisations carry more than" in bright and "may miss" in bright
     assert envelope.measured_warnings(typical.iloc[:0]) == []
     assert Envelope.from_card({}) is None
+
+
+def test_envelope_warns_of_scmos_read_noise_above_the_trained_range(tmp_path):
+    """The bundled 3-D model's card states its sCMOS read noise (0.5-3 e⁻): a camera well above
+    it (as given, or the median of its variance map) is warned of; one inside it, or an EMCCD, is
+    not. v1's card states none, so it never warns."""
+    envelope = Envelope.from_card(read_card(BUNDLED_3D)[1])
+    assert envelope.scmos_read_noise_e == (0.5, 3.0)
+    assert envelope.camera_warnings(Camera(e_per_adu=0.5, read_noise_e=3.0)) == []
+    (noisy,) = envelope.camera_warnings(Camera(e_per_adu=0.5, read_noise_e=6.0))
+    assert "read noise 6 e⁻ rms (as given)" in noisy and "0.5–3 e⁻" in noisy and "not ADU" in noisy
+    assert envelope.camera_warnings(Camera(e_per_adu=10.0, em_gain=100.0, read_noise_e=50.0, type="EMCCD")) == []
+    variance_adu2 = np.full((8, 8), (2.0 / 0.5) ** 2)  # 2 e⁻ at 0.5 e⁻/ADU (2 ADU/e⁻): in range
+    np.save(tmp_path / "quiet.npy", variance_adu2)
+    quiet = Camera(e_per_adu=0.5, read_noise_e=9.0, variance_map=str(tmp_path / "quiet.npy"))
+    assert envelope.camera_warnings(quiet) == []  # the map's median, not the one value
+    np.save(tmp_path / "noisy.npy", variance_adu2 * 9)  # 6 e⁻
+    (mapped,) = envelope.camera_warnings(Camera(e_per_adu=0.5, variance_map=str(tmp_path / "noisy.npy")))
+    assert "read noise 6 e⁻ rms (median over the variance map)" in mapped
+    assert Envelope.from_card(load_model()[1]).scmos_read_noise_e is None
 
 
 def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):

@@ -23,19 +23,24 @@ BRIGHTEST = 0.9
 FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
 CLASSICAL_3D = "method 'classical fit' in the 3-D widget; var-emitter localize --psf on the command line"
 CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this in the trained z range is the same
+# an sCMOS read noise up to this factor above the trained range is close enough (its variance is
+# a small part of a pixel's noise on all but the dimmest backgrounds)
+READ_NOISE_TOLERANCE = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
 class Envelope:
     """Training ranges: pixel size (nm), PSF sigma (camera px), emitter photons per frame,
-    background (photons/px), camera types; and a 3-D model's astigmatic calibration, or the
-    calibration family a conditioned 3-D model was trained on."""
+    background (photons/px), camera types, sCMOS read noise (e⁻ rms; None where the card states
+    none); and a 3-D model's astigmatic calibration, or the calibration family a conditioned 3-D
+    model was trained on."""
 
     pixel_size_nm: tuple[float, float]
     psf_sigma_px: tuple[float, float]
     photons: tuple[float, float]
     background_photons: tuple[float, float]
     camera_types: tuple[str, ...]
+    scmos_read_noise_e: tuple[float, float] | None = None
     calibration: PSF | None = None
     family: CalibrationFamily | None = None
 
@@ -55,8 +60,9 @@ class Envelope:
         types = tuple(t for t, share in (("EMCCD", emccd), ("sCMOS", 1 - emccd)) if share > 0)
         calibration = PSF.from_dict(simulation["psf_calibration"]) if simulation.get("psf_calibration") else None
         family = CalibrationFamily(**simulation["psf_family"]) if simulation.get("psf_family") else None
+        read_noise = _span(simulation["scmos_read_noise_e"]) if simulation.get("scmos_read_noise_e") else None
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
-                   calibration, family)
+                   read_noise, calibration, family)
 
     def psf_warnings(self, psf: PSF) -> list[str]:
         """Warnings when the calibration given is not one a 3-D model knows: outside the family a
@@ -98,6 +104,14 @@ class Envelope:
         if camera.type not in self.camera_types:
             warnings.append(f"camera type {camera.type}: the model was trained on {' and '.join(self.camera_types)} "
                             f"noise only: check the camera type, or {FINE_TUNE_HINT}")
+        elif camera.type == "sCMOS" and self.scmos_read_noise_e is not None:
+            read_noise = _read_noise_e(camera)
+            if read_noise > READ_NOISE_TOLERANCE * self.scmos_read_noise_e[1]:
+                where = "median over the variance map" if camera.variance_map is not None else "as given"
+                warnings.append(
+                    f"read noise {read_noise:.2g} e⁻ rms ({where}) is above what the model was trained on "
+                    f"({_range(self.scmos_read_noise_e, '.2g')} e⁻): check that it is in electrons, not ADU; "
+                    f"if it is right, {FINE_TUNE_HINT}")
         return warnings
 
     def measured_warnings(self, table: pd.DataFrame) -> list[str]:
@@ -124,6 +138,13 @@ class Envelope:
                                 f"model was trained on ({_range(trained)}): it may miss spots as bright without a "
                                 f"sign; {hint}; if they are right, {FINE_TUNE_HINT}")
         return warnings
+
+
+def _read_noise_e(camera: Camera) -> float:
+    """The camera's read noise in e⁻ rms: the median over its variance map where it has one."""
+    if camera.variance_map is None:
+        return camera.read_noise_e
+    return float(np.sqrt(np.median(camera.pixel_calibration().read_variance_e2_YX())))
 
 
 def _span(value) -> tuple[float, float]:
