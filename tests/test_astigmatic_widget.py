@@ -164,7 +164,7 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     # fields a slip: e-/ADU 25x too small
     second = viewer.add_image(np.array(sample.data), name="second movie")
     assert widget.image.value is second and not sample.visible
-    write_psf_file(tmp_path / "psf.json", SAMPLE_PSF, 100.0, {})
+    write_psf_file(tmp_path / "psf.json", SAMPLE_PSF, 160.0, {})  # measured on other pixels: warned of
     widget.psf_file.value = tmp_path / "psf.json"
     assert widget.csv_path.value != tmp_path / "sample.csv"  # unset: not the first movie's file
     assert widget.status.value == "" and widget.progress.value == 0  # the first movie's run is not this one's
@@ -180,5 +180,6 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     found = viewer.layers["second movie 3-D localisations"]
     assert set(table_from_layer(found)["frame"]) <= {1, 2, 3} and widget.points.value is found
     assert any("photons per localisation is below" in message and "e-/ADU" in message for message in shown)
+    assert any("measured on 160 nm pixels and this camera has 100 nm" in message for message in shown)
     widget.image.value = sample
     assert widget.csv_path.value == tmp_path / "sample.csv"

@@ -2,6 +2,7 @@
 3-D command line: calibrate-psf, localize --psf, simulate --psf, predict --psf."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -129,7 +130,14 @@ def test_cli_calibrates_simulates_localises_and_evaluates_in_3d(bead_stack, tmp_
     truth = read_emitters_h5(sample / "emitters.h5")
     assert truth.psf["curve_x"]["focus_nm"] == pytest.approx(psf.curve_x.focus_nm)
     out = tmp_path / "locs.csv"
-    assert main(["localize", str(next(sample.glob("*.ome.tiff"))), "--psf", str(psf_path), "--out", str(out)]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["localize", str(next(sample.glob("*.ome.tiff"))), "--psf", str(psf_path), "--out", str(out)]) == 0
+    assert not [w for w in caught if "PSF calibration was measured" in str(w.message)]  # the same 100 nm pixels
+    # a stack whose pixel size was given wrong (160 nm) is localised, with a warning that names both
+    with pytest.warns(UserWarning, match="measured on 100 nm pixels and this camera has 160 nm"):
+        assert main(["localize", str(next(sample.glob("*.ome.tiff"))), "--psf", str(psf_path),
+                     "--pixel-size", "160", "--out", str(tmp_path / "wrong.csv")]) == 0
     header = out.read_text().splitlines()[0]
     assert '"z [nm]"' in header and '"uncertainty_z [nm]"' in header
     table = read_localizations(out)

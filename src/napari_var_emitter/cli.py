@@ -19,17 +19,18 @@ from .errors import InputError
 from .evaluate.metrics import evaluate, format_report
 from .fit.refine import PHANTOM_FDR
 from .io.atomic import write_text_atomic
-from .io.camera import MAP_FIELDS, resolve_camera
+from .io.camera import MAP_FIELDS, Camera, resolve_camera
 from .io.camera_check import check_camera_on_frames
 from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
 from .io.outputs import check_free_space, check_outputs
-from .io.psf_file import read_psf_file
+from .io.psf_file import pixel_size_warning, read_psf_file
 from .io.stack import open_stack
 from .model.config import DEFAULT_THRESHOLD
 from .predict.options import MAP_MODES
+from .psf import PSF
 from .simulate.config import SimulationConfig, apply_overrides, load_config_file
 from .simulate.dataset import simulate_dataset
 
@@ -347,9 +348,21 @@ def _calibrate_psf(args) -> int:
     return 0
 
 
+def _calibration(path, camera: Camera) -> PSF | None:
+    """The astigmatic calibration in `path` (None without one), warning when it was measured on
+    pixels of another size than the camera's."""
+    if not path:
+        return None
+    psf, calibrated_nm = read_psf_file(path)
+    message = pixel_size_warning(calibrated_nm, camera.pixel_size_nm)
+    if message:
+        warnings.warn(message, stacklevel=1)
+    return psf
+
+
 def _localize(args) -> int:
     stack, camera = _stack_and_camera(args)
-    psf = read_psf_file(args.psf)[0] if args.psf else None
+    psf = _calibration(args.psf, camera)
     table = localize_stack(stack.frames, camera, sigma_nm=args.psf_sigma_nm, snr=args.snr, psf=psf)
     write_localizations(args.out, table)
     print(f"{len(table)} localisations in {stack.frames.shape[0]} frames -> {args.out}")
@@ -369,8 +382,10 @@ def _predict(args) -> int:
     if maps_path and args.dask:
         raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
     check_outputs([args.stack, args.out], {"the maps file": maps_path})
-    psf = read_psf_file(args.psf)[0] if args.psf else None  # a bad file is named first
+    if args.psf:
+        read_psf_file(args.psf)  # a bad file is named first
     stack, camera = _stack_and_camera(args)
+    psf = _calibration(args.psf, camera)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf,

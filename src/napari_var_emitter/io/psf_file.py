@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..psf import PSF
 from .atomic import write_text_atomic
 
+PIXEL_SIZE_TOLERANCE = 0.02  # pixel sizes closer than this (relative) are the same camera's
 FORMAT = "napari-var-emitter PSF calibration"
 VERSION = 1
 UNITS = ("nm throughout; z = 0 midway between the x and y foci, z growing with the bead stack's slice index; "
@@ -54,3 +55,14 @@ def read_psf_file(path: str | os.PathLike) -> tuple[PSF, float]:
     if not psf.astigmatism:
         raise InputError(f"{path}: the calibration is not astigmatic; 2-D localisation needs no PSF file")
     return psf, pixel_size_nm
+
+
+def pixel_size_warning(calibrated_nm: float | None, camera_nm: float) -> str | None:
+    """A warning when a calibration was measured on pixels of another size than the camera's
+    (None when they agree or the calibration's is unknown): its widths are in nm and apply to any
+    camera behind the same optics, but a wrong pixel size on either stack scales them and z."""
+    if calibrated_nm is None or abs(calibrated_nm / camera_nm - 1) <= PIXEL_SIZE_TOLERANCE:
+        return None
+    return (f"the PSF calibration was measured on {calibrated_nm:g} nm pixels and this camera has {camera_nm:g} nm: "
+            "its widths are in nm and are used as they are; if both stacks come from the same microscope, check "
+            "the pixel size of each (a wrong one scales every width, and so z)")

@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
-from ..io.psf_file import read_psf_file, write_psf_file
+from ..io.psf_file import pixel_size_warning, read_psf_file, write_psf_file
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
 from ..predict.frames import predict_frames
@@ -58,6 +58,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.envelope = None  # the model's training ranges, for the warnings at the end of a run
         self.fitted: PSFCalibration | None = None
         self.psf: PSF | None = None
+        self.psf_pixel_nm: float | None = None  # the pixel size the calibration was measured on, where known
         self.tables: list[pd.DataFrame] = []
         self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
         self._output = None  # (image layer, whether it is one 2D frame, pixel size in nm) of the running fit
@@ -257,13 +258,15 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
     def _choose_psf(self, *_) -> None:
         """The calibration Localise uses: the file given, else the one fitted above, else the one
         the movie carries in its metadata (the sample); said in plain words under the field."""
-        self.psf, source = None, ""
+        self.psf, self.psf_pixel_nm, source = None, None, ""
         layer = self.image.value
         try:
             if self.psf_file.value and Path(self.psf_file.value).is_file():
-                self.psf, source = read_psf_file(self.psf_file.value)[0], Path(self.psf_file.value).name
+                self.psf, self.psf_pixel_nm = read_psf_file(self.psf_file.value)
+                source = Path(self.psf_file.value).name
             elif self.fitted is not None:
                 self.psf, source = self.fitted.psf, "the calibration fitted above"
+                self.psf_pixel_nm = self.fitted.pixel_size_nm
             elif layer is not None and "psf" in layer.metadata:
                 self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"
         except (InputError, ValueError, TypeError) as exc:  # a damaged file, or metadata that is no calibration
@@ -287,6 +290,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         bad model file is reported before the run, and a camera or calibration outside its training
         ranges warned of (the photons and background it measures, when the run ends)."""
         self.envelope = None
+        message = pixel_size_warning(self.psf_pixel_nm, camera.pixel_size_nm)
+        if message:
+            show_warning(message)
         if self.method.value == METHODS[1]:
             psf, snr = self.psf, self.snr.value
             return lambda chunk, start: localize_stack(chunk, camera, snr=snr, psf=psf, first_frame=start)
