@@ -107,6 +107,13 @@ def test_localise_the_astigmatic_sample_in_3d_export_and_view_it(qtbot, viewer, 
     widget.export_csv()
     np.testing.assert_allclose(read_localizations_csv(tmp_path / "3d.csv")["z_nm"], table["z_nm"], atol=0.01)
     assert widget.points.value is points
+    # the colour bar says what the colours mean: turbo from the 1st to the 99th percentile of z
+    low, high = np.percentile(table["z_nm"], [1, 99])
+    assert not widget.z_colours.native.isHidden()
+    assert widget.z_colours.low.value == f"z [nm] {low:+.0f}" and widget.z_colours.high.value == f"{high:+.0f}"
+    ramp = widget.z_colours._ramp
+    assert ramp[0, 0, 2] > ramp[0, 0, 0] and ramp[0, -1, 0] > ramp[0, -1, 2]  # blue at the low end, red at the high
+    assert not widget.z_colours.bar.pixmap().isNull()
     view = widget.view_3d()
     try:
         assert view.dims.ndisplay == 3
@@ -122,6 +129,12 @@ def test_localise_the_astigmatic_sample_in_3d_export_and_view_it(qtbot, viewer, 
     frame = table_from_layer(points)
     assert widget.points.value is points and points.visible and len(frame) < len(table)
     assert frame["frame"].nunique() == 1 and np.ptp(points.border_color[:, :3], axis=0).max() > 0.5
+    assert widget.z_colours.high.value == f"{np.percentile(frame['z_nm'], 99):+.0f}"  # the new run's limits
+    widget.points.value = viewer.layers["3-D ground truth"]  # the sample's truth, coloured by z too
+    assert widget.z_colours.high.value == f"{np.percentile(truth['z_nm'], 99):+.0f}"
+    viewer.layers.remove(points)
+    viewer.layers.remove("3-D ground truth")  # nothing left to choose: no colour bar
+    assert widget.points.value is None and widget.z_colours.native.isHidden()
     assert not [layer for layer in viewer.layers if "earlier run" in layer.name]
 
 

@@ -30,6 +30,7 @@ from ..psf import PSF
 from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
+from .colour_bar import ColourBar
 from .dock import ScrollingDock
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
@@ -113,6 +114,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.points = ComboBox(label="localisations", choices=self._layers_with_z,
                                tooltip="A Points layer with z: from here, or a CSV from `var-emitter predict --psf` "
                                "or `localize --psf`")
+        self.z_colours = ColourBar("z_nm", "z", "nm")  # the points' colours: napari draws no colour bar for Points
         self.view_button = PushButton(text="View in 3-D",
                                       tooltip="Open a 3-D viewer of every localisation at (z, y, x) in nm, coloured "
                                       "by z (drag to rotate)")
@@ -128,7 +130,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.first, self.last,
                                    self.method, self.model_file, self.threshold, self.refine, self.snr, *job_controls,
                                    self.csv_path, self.export_button],
-            "3. View": [self.points, self.view_button]})
+            "3. View": [self.points, self.z_colours, self.view_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
@@ -146,6 +148,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self.export_csv)
         self.view_button.changed.connect(self.view_3d)
+        self.points.changed.connect(self.z_colours.show_layer)
+        # the last layer removed leaves the choice empty without a change event
+        viewer.layers.events.removed.connect(lambda _: self.z_colours.show_layer(self.points.value))
         viewer.layers.events.inserted.connect(self._opened)
         viewer.events.theme.connect(lambda _: self._draw_calibration())
         self.z_start.visible = not self.centred.value
@@ -153,6 +158,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         for layer in viewer.layers:
             self._offer(layer)
         self._movie_chosen(self.image.value)
+        self.z_colours.show_layer(self.points.value)
         self._beads_chosen(self.beads.value)
 
     def _offer(self, layer) -> None:
@@ -370,6 +376,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         def shown(points) -> None:
             self._job_ended()
             self.points.value, self.status.value = points, status
+            self.z_colours.show_layer(points)  # a refilled layer is the same choice, with new limits
 
         if len(table) < BUILD_OFF_THREAD_FROM and last is not None and refillable(last, 2 if single else 3):
             last.scale, last.translate, last.visible = options["scale"], options["translate"], True
