@@ -664,7 +664,14 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
     assert len(viewer.layers) == n_layers + 1  # its detections, and nothing else
     assert FilterWidget(viewer).layer.value is viewer.layers["small stack detections"]  # opened now: the one in view
+    assert widget.warnings.value  # the small stack's run said something (its PSF sigma, its ranges)
     widget.image.value = first  # what was typed for the first stack comes back with it
+    # ... and the first dataset as it was left: shown alone again, the view on it, the small stack's
+    # run's warnings gone from the panel
+    assert all(layer.visible for layer in first_dataset)
+    assert not second.visible and not viewer.layers["small stack detections"].visible
+    assert widget.warnings.value == "" and "small stack, small stack detections" in widget.status.value
+    qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (4800, 4800)))  # 96 px of 100 nm
     assert str(fields["offset_map"].value) == str(tmp_path / "offset.npy")
     assert "In use from your last entry" not in widget.camera_fields.note.value  # typed for this stack
     # a third stack the maps fit: they are applied, and the note names them (another camera's

@@ -142,6 +142,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         # each movie its own CSV: one movie's export never overwrites another's
         self.csv_of_image = PerImageFields((self.csv_path,), self.image.value)
         self.image.changed.connect(self._movie_chosen)
+        self.image.changed.connect(lambda layer: layer is not None and view_alone(viewer, layer, self.image.choices))
         self.psf_file.changed.connect(self._choose_psf)
         self.calibrate_button.changed.connect(self.calibrate)
         self.save_button.changed.connect(self.save_calibration)

@@ -24,6 +24,7 @@ MARKER_PX = 2.5  # marker diameter in camera pixels
 # status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
 FRAME_FEATURE = "frame (1-based)"
 TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
+HIDDEN_KEY = "napari_var_emitter_hidden"  # metadata flag of a layer show_alone hid: shown again with its stack
 # results of this many localisations or more go into a new layer built off the GUI thread
 # (image_points); fewer are put into the last result's layer (refill)
 BUILD_OFF_THREAD_FROM = 20_000
@@ -134,14 +135,22 @@ def retire(layer) -> None:
 
 
 def show_alone(viewer, image, stacks) -> list[str]:
-    """Hide the other camera stacks among `stacks` and the layers this plugin made of them:
-    napari puts every dataset in one world (nm), so a dataset just opened would lie over the
+    """Show `image` with the layers of it that an earlier call hid (not those the user hid), and
+    hide the other camera stacks among `stacks` and the layers this plugin made of them: napari
+    puts every dataset in one world (nm), so a dataset just opened or chosen would lie over the
     last one and under its detections. Returns the names of the layers hidden."""
+    image.visible = True
+    for layer in viewer.layers:
+        own = layer is image or layer.metadata.get(TAG, {}).get("source") == image.name
+        if own and layer.metadata.get(HIDDEN_KEY):
+            layer.visible = True
+            del layer.metadata[HIDDEN_KEY]
     others = {stack.name for stack in stacks if stack is not image}
     hidden = [layer for layer in viewer.layers if layer.visible
               and (layer.name in others or layer.metadata.get(TAG, {}).get("source") in others)]
     for layer in hidden:
         layer.visible = False
+        layer.metadata[HIDDEN_KEY] = True
     return [layer.name for layer in hidden]
 
 

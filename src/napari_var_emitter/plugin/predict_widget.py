@@ -116,6 +116,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.image.changed.connect(self.frame_range.follow)
         self.image.changed.connect(self.image_fields.chosen)
         self.image.changed.connect(self._forget_last_run)
+        self.image.changed.connect(self._show_chosen)
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.changed.connect(self.model.reset_choices)
         viewer.layers.events.inserted.connect(self._layer_added)
@@ -133,15 +134,26 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     # ---- inputs -------------------------------------------------------------------------
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
-        second stack must not run the first again), shown alone (show_alone); outputs are never
-        offered."""
+        second stack must not run the first again); outputs are never offered."""
         self.image.reset_choices()
         if event.value in self.image.choices:
+            if self.image.value is event.value:
+                self._show_chosen(event.value)
             self.image.value = event.value
-            hidden = view_alone(self.viewer, event.value, self.image.choices)
-            if hidden:
-                self.status.value = (f"{event.value.name} opened; hidden (tick their eye in the layer list to show "
-                                     f"them): {', '.join(hidden)}")
+
+    def _show_chosen(self, layer) -> None:
+        """The stack chosen (or opened) is shown alone with its own layers (layers.show_alone),
+        the view on it; the status names what was hidden."""
+        hidden = view_alone(self.viewer, layer, self.image.choices) if layer is not None else []
+        if hidden and self.worker is None:
+            self.status.value = (f"{layer.name} shown alone; hidden (tick their eye in the layer list to show "
+                                 f"them): {', '.join(hidden)}")
+
+    def _forget_last_run(self, *_) -> None:
+        """JobControls': the last run's warnings too say nothing about another dataset."""
+        super()._forget_last_run()
+        if self.worker is None:
+            self.warnings.value = ""
 
     def _camera_changed(self, values: dict, _sender) -> None:
         layer = self.image.value
