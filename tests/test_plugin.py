@@ -16,7 +16,7 @@ from qtpy.QtCore import QTimer
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, card_path
+from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, card_path, read_card
 from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
 from napari_var_emitter.plugin import finetune_widget, predict_widget
 from napari_var_emitter.plugin.filter_widget import FilterWidget
@@ -58,6 +58,25 @@ def _run(qtbot, widget, timeout=60_000):
     """Start and wait until the widget's own `finished` handler has run (it clears `worker`)."""
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_the_fast_model_is_offered_and_finds_the_samples_emitters_with_its_own_maps(qtbot, viewer, sample):
+    image, _ = sample
+    widget = predict_widget.PredictWidget(viewer)
+    assert ("fast model (U-Net, CPU-trained)", BUNDLED_FAST) in MODELS.choices()
+    widget.model.value = BUNDLED_FAST
+    widget.frames.value, widget.show_maps.value = "current frame", True
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done: 1 of 1 frame(s)")
+    features = viewer.layers["simulated SMLM stack detections"].features
+    truth = viewer.layers["ground truth"].features
+    frame = features[FRAME_FEATURE].iloc[0]  # the frame in view
+    true_xy = truth.loc[truth[FRAME_FEATURE] == frame, ["x_nm", "y_nm"]].to_numpy()
+    nearest = np.hypot(*(features[["x_nm", "y_nm"]].to_numpy()[:, None] - true_xy[None]).transpose(2, 0, 1)).min(1)
+    assert len(features) >= 0.8 * len(true_xy) and np.median(nearest) < 60
+    strides = read_card(BUNDLED_FAST)[0].token_strides_px  # its own scales, not the bundled model's
+    names = [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
+    assert [m.name for m in _maps(viewer)] == names
 
 
 def test_sample_opens_with_camera_and_nm_world(sample):

@@ -19,7 +19,7 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import write_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import BUNDLED_3D, load_model, read_card
+from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, load_model, read_card
 from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.canonical import bin_factor, bin_photons, binned_sigma_px
@@ -198,6 +198,21 @@ def test_threads_share_one_model_without_interfering(model):
         assert len(together[i]) == 3
         for table in together[i]:
             pd.testing.assert_frame_equal(table, alone[i])
+
+
+def test_the_fast_model_by_name_on_the_command_line(tmp_path):
+    """`--model fast` runs the bundled fast 2-D model (a U-Net, no VAR prior), which finds the
+    emitters of held-out data as the bundled model does, and states its wider training ranges."""
+    assert PredictOptions(model="fast").weights == BUNDLED_FAST and PredictOptions().weights == BUNDLED
+    config, card = read_card(BUNDLED_FAST)
+    assert not config.var_prior and config.encoder_levels >= 2
+    assert Envelope.from_card(card).photons == (100.0, 20000.0)  # Picasso's bright spots lie inside
+    frames, truth = _stack(96, 6, 0.5)
+    write_ome_tiff(tmp_path / "s.ome.tiff", frames, truth.camera)
+    out = tmp_path / "fast.csv"
+    assert main(["predict", str(tmp_path / "s.ome.tiff"), "--out", str(out), "--model", "fast", "--device", "cpu"]) == 0
+    report = evaluate(read_localizations_csv(out), truth)
+    assert report["jaccard"] > 75 and report["rmse_lateral_nm"] < 40
 
 
 def test_envelope_from_the_bundled_card():

@@ -202,7 +202,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="output: CSV (ThunderSTORM layout), or .h5 (HDF5, docs/formats.md)")
     _add_camera_flags(pred)
     pred.add_argument("--model", type=Path,
-                      help="model weights (.safetensors); default: the bundled 2-D model, or with --psf the "
+                      help="model weights (.safetensors), or 'fast' for the bundled fast 2-D model (a CPU-trained "
+                      "U-Net, several times faster on a CPU); default: the bundled 2-D model, or with --psf the "
                       "bundled 3-D model")
     pred.add_argument("--psf", type=Path, metavar="PSF.json",
                       help="astigmatic calibration (calibrate-psf): localise in 3-D (x, y, z) with a 3-D model")

@@ -24,6 +24,8 @@ FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED = WEIGHTS_DIR / "var_emitter.safetensors"  # the 2-D model
 BUNDLED_3D = WEIGHTS_DIR / "var_emitter_3d.safetensors"  # astigmatic 3-D, conditioned on the PSF calibration
+# the fast 2-D model, a choice beside the bundled one (a CPU-trained U-Net: docs/model.md), and its name in --model
+BUNDLED_FAST, FAST = WEIGHTS_DIR / "var_emitter_fast.safetensors", "fast"
 
 
 def card_path(weights: Path) -> Path:

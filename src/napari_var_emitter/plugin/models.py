@@ -1,4 +1,5 @@
-"""The models the widgets offer: the bundled one, and checkpoints opened or made this session."""
+"""The models the widgets offer: the bundled one, the bundled fast one, and checkpoints opened or
+made this session."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ from pathlib import Path
 
 from psygnal import Signal
 
-from ..model.checkpoint import BUNDLED
+from ..model.checkpoint import BUNDLED, BUNDLED_FAST
+
+BUNDLED_NAMES = {BUNDLED: "bundled model", BUNDLED_FAST: "fast model (U-Net, CPU-trained)"}
 
 
 class ModelList:
-    """Weights paths, bundled first; `changed` fires when one is added."""
+    """Weights paths, the bundled ones first; `changed` fires when one is added."""
 
     changed = Signal()
 
     def __init__(self) -> None:
-        self.paths: list[Path] = [BUNDLED]
+        self.paths: list[Path] = list(BUNDLED_NAMES)
 
     def add(self, path: str | Path) -> Path:
         path = Path(path).resolve()
@@ -25,7 +28,7 @@ class ModelList:
         return path
 
     def choices(self, _widget=None) -> list[tuple[str, Path]]:
-        return [("bundled model" if p == BUNDLED else f"{p.parent.name}/{p.name}", p) for p in self.paths]
+        return [(BUNDLED_NAMES.get(p, f"{p.parent.name}/{p.name}"), p) for p in self.paths]
 
 
 MODELS = ModelList()

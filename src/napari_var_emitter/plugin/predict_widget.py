@@ -55,7 +55,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.frame_range = FrameRange(viewer)
         self.frames, self.first, self.last = self.frame_range.mode, self.frame_range.first, self.frame_range.last
         self.camera_fields = CameraFields(viewer)
-        self.model = ComboBox(label="model", choices=MODELS.choices, tooltip="The bundled model, or one you added")
+        self.model = ComboBox(label="model", choices=MODELS.choices,
+                              tooltip="The bundled model; the fast model (a CPU-trained U-Net: several times "
+                              "faster on a CPU, better on crowded frames; docs/model.md); or one you added")
         self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
                                    tooltip="A model file (.safetensors with its .json card), e.g. from Fine-tune")
         self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,

@@ -10,7 +10,7 @@ from typing import Any
 from ..config_tree import build_dataclass
 from ..errors import InputError
 from ..fit.refine import PHANTOM_FDR
-from ..model.checkpoint import BUNDLED, BUNDLED_3D
+from ..model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, FAST
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..psf import PSF
 from .canonical import MAX_BIN
@@ -23,7 +23,7 @@ MAP_MODES = ("progressive", "super_resolution", "both")
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
     """model: weights path (None = a bundled model: the 3-D one when psf is given, else the 2-D
-    one; `weights` says which); device: cpu, cuda[:N] or auto (resolved when the model is
+    one; "fast": the bundled fast 2-D model; `weights` says which); device: cpu, cuda[:N] or auto (resolved when the model is
     loaded); threshold: detection probability integrated over 3x3 output cells; batch_size:
     frames read, and tiles run, at a time (on a CPU, no more tiles than fit in
     predict.frames.CPU_PIXELS_PER_PASS); amp: bfloat16 autocast; samples: 1 = argmax tokens,
@@ -54,8 +54,9 @@ class PredictOptions:
     bin_px: int = 0
 
     def __post_init__(self) -> None:
-        if self.model is not None:
-            object.__setattr__(self, "model", str(Path(self.model).resolve()))
+        if self.model is not None:  # "fast": the bundled fast 2-D model
+            path = BUNDLED_FAST if str(self.model) == FAST else Path(self.model).resolve()
+            object.__setattr__(self, "model", str(path))
         if self.samples < 1 or self.batch_size < 1:
             raise InputError("samples and batch size must be 1 or more")
         if not 0 < self.threshold < 1:
