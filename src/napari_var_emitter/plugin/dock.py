@@ -4,9 +4,17 @@ instead of growing the napari window (1366x768 with Predict and an analysis widg
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QScrollArea, QWidget
+from qtpy.QtWidgets import QComboBox, QScrollArea, QWidget
 
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
+COMBO_CHARS = 16  # a list of files or models is this many characters wide; longer names are elided
+
+
+def fixed_width_combo(combo) -> None:
+    """A magicgui ComboBox that does not widen the dock with its longest choice (a model file's
+    folder and name, say): as wide as COMBO_CHARS characters, its list as wide as it needs."""
+    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.native.setMinimumContentsLength(COMBO_CHARS)
 
 
 class ScrollingDock:

@@ -29,7 +29,7 @@ from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
-from .dock import ScrollingDock
+from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import JobControls
 from .layers import layer_choices, pick_shown, stack_of, table_from_layer
 from .models import MODELS
@@ -83,6 +83,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r",
                                     tooltip="Localisations in any layout the readers take, with photons")
         self.model = ComboBox(label="start from", choices=MODELS.choices)
+        fixed_width_combo(self.model)
         self.steps = SpinBox(label="steps", value=300, min=1, max=100_000, tooltip="Training steps of 8 tiles")
         self.lr = FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1e-2, step=1e-5)
         self.lr.native.setDecimals(6)

@@ -24,7 +24,7 @@ from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
 from .camera_fields import CameraFields
-from .dock import ScrollingDock
+from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
 from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, stack_of, table_from_layer,
@@ -58,6 +58,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.model = ComboBox(label="model", choices=MODELS.choices,
                               tooltip="The bundled model; the fast model (a CPU-trained U-Net: several times "
                               "faster on a CPU, better on crowded frames; docs/model.md); or one you added")
+        fixed_width_combo(self.model)
         self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
                                    tooltip="A model file (.safetensors with its .json card), e.g. from Fine-tune")
         self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,
