@@ -142,7 +142,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         # each movie its own CSV: one movie's export never overwrites another's
         self.csv_of_image = PerImageFields((self.csv_path,), self.image.value)
         self.image.changed.connect(self._movie_chosen)
-        self.image.changed.connect(lambda layer: layer is not None and view_alone(viewer, layer, self.image.choices))
+        self.image.changed.connect(self._show_chosen)
         self.psf_file.changed.connect(self._choose_psf)
         self.calibrate_button.changed.connect(self.calibrate)
         self.save_button.changed.connect(self.save_calibration)
@@ -169,6 +169,11 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             self.beads.value = layer
         elif layer in self.image.choices:
             self.image.value = layer
+
+    def _show_chosen(self, layer) -> None:
+        """A movie chosen is shown alone with its own layers (layers.show_alone), the view on it."""
+        if layer is not None:
+            view_alone(self.viewer, layer, self.image.choices)
 
     def _opened(self, event) -> None:
         """A stack the user opens is chosen (_offer) and shown alone, the view on it (show_alone:

@@ -34,7 +34,7 @@ class ColourBar(Container):
     """"<name> [unit] low [bar] high", or hidden when the layer shown is not coloured by the feature."""
 
     def __init__(self, feature: str, name: str, unit: str) -> None:
-        self.feature, self.name_, self.unit = feature, name, unit
+        self.feature, self.quantity, self.unit = feature, name, unit
         self.low, self.high = Label(value=""), Label(value="")
         super().__init__(layout="horizontal", labels=False, widgets=[self.low, self.high])
         self.bar = QLabel()
@@ -54,5 +54,5 @@ class ColourBar(Container):
         self._ramp = colour_ramp_rgb(colormap, width, height)  # QImage reads this memory: kept alive with it
         image = QImage(self._ramp.data, width, height, 3 * width, QImage.Format.Format_RGB888)
         self.bar.setPixmap(QPixmap.fromImage(image))
-        self.low.value, self.high.value = f"{self.name_} [{self.unit}] {low:+.0f}", f"{high:+.0f}"
+        self.low.value, self.high.value = f"{self.quantity} [{self.unit}] {low:+.0f}", f"{high:+.0f}"
         self.visible = True
