@@ -4,9 +4,9 @@
 #
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
-#                                              # $RUN (training_runs/cpu_2d_unet3, the run in progress;
-#                                              # CONFIG=configs/cpu_2d_unet3.json; the 3-D run with
-#                                              # RUN=training_runs/cpu_3d_unet CONFIG=configs/cpu_3d_unet.json)
+#                                              # $RUN with $CONFIG (default training_runs/cpu_2d_unet3 and
+#                                              # configs/cpu_2d_unet3.json, finished 2026-12-06, as is
+#                                              # training_runs/cpu_3d_unet: give the next run's RUN and CONFIG)
 #                                              # for MIN minutes (default 7), its train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
