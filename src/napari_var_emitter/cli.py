@@ -349,12 +349,12 @@ def _calibrate_psf(args) -> int:
     return 0
 
 
-def _calibration(path, camera: Camera) -> PSF | None:
-    """The astigmatic calibration in `path` (None without one), warning when it was measured on
-    pixels of another size than the camera's."""
-    if not path:
+def _calibration(calibration: tuple[PSF, float] | None, camera: Camera) -> PSF | None:
+    """The PSF of a calibration read by read_psf_file (None without one), warning when it was
+    measured on pixels of another size than the camera's."""
+    if calibration is None:
         return None
-    psf, calibrated_nm = read_psf_file(path)
+    psf, calibrated_nm = calibration
     message = pixel_size_warning(calibrated_nm, camera.pixel_size_nm)
     if message:
         warnings.warn(message, stacklevel=1)
@@ -363,7 +363,7 @@ def _calibration(path, camera: Camera) -> PSF | None:
 
 def _localize(args) -> int:
     stack, camera = _stack_and_camera(args)
-    psf = _calibration(args.psf, camera)
+    psf = _calibration(read_psf_file(args.psf) if args.psf else None, camera)
     table = localize_stack(stack.frames, camera, sigma_nm=args.psf_sigma_nm, snr=args.snr, psf=psf)
     write_localizations(args.out, table)
     print(f"{len(table)} localisations in {stack.frames.shape[0]} frames -> {args.out}")
@@ -383,10 +383,9 @@ def _predict(args) -> int:
     if maps_path and args.dask:
         raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
     check_outputs([args.stack, args.out], {"the maps file": maps_path})
-    if args.psf:
-        read_psf_file(args.psf)  # a bad file is named first
+    calibration = read_psf_file(args.psf) if args.psf else None  # a bad file is named first
     stack, camera = _stack_and_camera(args)
-    psf = _calibration(args.psf, camera)
+    psf = _calibration(calibration, camera)
     options = PredictOptions(model=args.model, device=resolve_device(args.device), threshold=args.threshold,
                              batch_size=args.batch_size, amp=args.amp, samples=args.samples,
                              output_map=maps_path is not None and mode != "progressive", psf=psf,

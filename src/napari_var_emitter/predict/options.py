@@ -23,8 +23,8 @@ MAP_MODES = ("progressive", "super_resolution", "both")
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
     """model: weights path (None = a bundled model: the 3-D one when psf is given, else the 2-D
-    one; "fast": the bundled fast 2-D model; `weights` says which); device: cpu, cuda[:N] or auto (resolved when the model is
-    loaded); threshold: detection probability integrated over 3x3 output cells; batch_size:
+    one; "fast": the bundled fast 2-D model; `weights` says which); device: cpu, cuda[:N] or auto
+    (resolved when the model is loaded); threshold: detection probability integrated over 3x3 output cells; batch_size:
     frames read, and tiles run, at a time (on a CPU, no more tiles than fit in
     predict.frames.CPU_PIXELS_PER_PASS); amp: bfloat16 autocast; samples: 1 = argmax tokens,
     N = the mean of N sampled generations; tile_px / margin_px: tile core and context border in
