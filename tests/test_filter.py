@@ -101,3 +101,31 @@ def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tm
     widget.ranges["fitted"][0].value = 0.5
     assert points.shown.tolist() == [True, True, False, False]
     assert filter_mask(refined, widget.expression.value).tolist() == points.shown.tolist()
+
+
+def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(make_napari_viewer, qtbot, tmp_path):
+    """Predict run again into the layer being filtered: the count, the histograms and the export
+    are of the new localisations, the range the user narrowed still applied (the others span the
+    new data). Another dataset shown alone (this layer hidden): the Filter moves to its layer."""
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+    from napari_var_emitter.plugin.layers import refill
+
+    viewer = make_napari_viewer()
+    points = viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE)
+    widget = FilterWidget(viewer)
+    widget.ranges["uncertainty_nm"][1].value = 14.0
+    assert widget.status.value == "kept 2 of 4 localisations"
+    again = pd.DataFrame({"frame": [0, 1, 1, 2, 3], "x_nm": [1.0, 2.0, 3.0, 4.0, 5.0], "y_nm": [5.0, 4.0, 3.0, 2.0, 1.0],
+                          "photons": [100.0, 200.0, 9000.0, 400.0, 500.0], "uncertainty_nm": [5.0, 13.0, 20.0, 40.0, 9.0],
+                          "probability": [0.5, 0.6, 0.7, 0.8, 0.9]})
+    refill(points, again, 1.0)  # as a Predict run into the same layer does
+    qtbot.waitUntil(lambda: widget.status.value == "kept 3 of 5 localisations", timeout=5_000)
+    assert points.shown.tolist() == [True, True, False, False, True]
+    assert widget.ranges["photons"][1].value == 9000.0  # not narrowed: spans the new data
+    widget.csv_path.value = tmp_path / "kept.csv"
+    widget.export_csv()
+    assert read_localizations_csv(tmp_path / "kept.csv")["uncertainty_nm"].tolist() == [5.0, 13.0, 9.0]
+    other = viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE, name="other dataset")
+    assert widget.layer.value is points  # both shown: the user's choice stands
+    points.visible = False
+    assert widget.layer.value is other and widget.status.value == "kept 4 of 4 localisations"

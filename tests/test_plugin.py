@@ -199,6 +199,26 @@ def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_
     assert not widget.psf_sigmas and (viewer.layers["simulated SMLM stack detections"].features["fitted"] == 1).any()
 
 
+def test_a_default_movie_output_never_replaces_results_and_an_unfinished_run_keeps_its_name(viewer, tmp_path,
+                                                                                              own_settings):
+    """With no output chosen, a movie run writes beside its stack as <name>.locs.csv, or
+    <name>.locs-2.csv, ... where a finished run's results are there; a run left unfinished there
+    (its .parts folder) is resumed under its name. A stack that is no file: the results folder."""
+    widget = predict_widget.PredictWidget(viewer)
+    stack = tmp_path / "movie.ome.tiff"
+    layer = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="movie", metadata={"path": str(stack)})
+    assert widget._movie_out(layer) == tmp_path / "movie.locs.csv"
+    (tmp_path / "movie.locs.csv").write_text("frame,x [nm]\n")  # a finished run's results
+    assert widget._movie_out(layer) == tmp_path / "movie.locs-2.csv"
+    (tmp_path / "movie.locs-2.csv.parts").mkdir()  # a run into -2 left unfinished: resumed there
+    (tmp_path / "movie.locs-2.csv").write_text("frame,x [nm]\n")
+    assert widget._movie_out(layer) == tmp_path / "movie.locs-2.csv"
+    (tmp_path / "movie.locs-2.csv.parts").rmdir()
+    assert widget._movie_out(layer) == tmp_path / "movie.locs-3.csv"
+    in_memory = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="typed in")
+    assert widget._movie_out(in_memory) == own_settings / "results" / "typed in.locs.csv"
+
+
 def _maps(viewer):
     return [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "scale_map"]
 
@@ -542,6 +562,31 @@ def test_camera_set_up_units_tooltips_profiles_shared_and_kept(viewer, own_setti
     assert other.camera_fields.camera() == predict.camera_fields.camera()
 
 
+def test_a_calibration_map_opened_beside_a_stack_does_not_take_its_place(viewer, sample):
+    """An image of the stack's frame size (File > Open of an offset map) is opened beside the stack,
+    which stays chosen and shown; a single frame of another size is chosen as any new dataset."""
+    image = sample[0]
+    widget = predict_widget.PredictWidget(viewer)
+    offset = viewer.add_image(np.full(image.data.shape[-2:], 100.0, np.float32), name="calib_offset_ADU")
+    assert widget.image.value is image and image.visible
+    assert widget.status.value.startswith("calib_offset_ADU opened beside simulated SMLM stack")
+    other = viewer.add_image(np.zeros((40, 40), np.uint16), name="one frame")
+    assert widget.image.value is other and offset in widget.image.choices
+
+
+def test_a_camera_value_a_map_replaces_is_greyed_out_and_says_so(viewer, tmp_path):
+    """A baseline typed beside an offset map is not used: the field says so instead of seeming in use."""
+    fields = predict_widget.PredictWidget(viewer).camera_fields.fields
+    fields["type"].value = "sCMOS"
+    np.save(tmp_path / "offset.npy", np.full((32, 32), 100.0, np.float32))
+    assert fields["baseline_adu"].enabled and "Not used now" not in fields["baseline_adu"].tooltip
+    fields["offset_map"].value = tmp_path / "offset.npy"
+    assert not fields["baseline_adu"].enabled and fields["read_noise_e"].enabled
+    assert "Not used now: the offset map [ADU] gives each pixel's" in fields["baseline_adu"].tooltip
+    fields["offset_map"].value = None
+    assert fields["baseline_adu"].enabled
+
+
 def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     """A file that states EM gain 100 and no type is an EMCCD in the widget as in the CLI; the
     note names what the file left out in plain words and wraps instead of widening the dock."""
@@ -666,8 +711,10 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
     # the PSF sigma the refinement estimated is in the panel, whole (a notification cuts it)
     assert widget.warnings.value.startswith("ℹ PSF sigma ") and " spots in " in widget.warnings.value
+    viewer.dims.set_point(0, SAMPLE.n_frames - 1)  # the first stack's last frame in view
     small = np.random.default_rng(3).poisson(120.0, (6, 32, 32)).astype(np.uint16)
     second = viewer.add_image(small, name="small stack", metadata={"camera": {"pixel_size_nm": 100.0}})
+    qtbot.waitUntil(lambda: viewer.dims.point[0] == 5)  # the slider brought onto the small stack's last frame
     n_layers = len(viewer.layers)
     assert widget.image.value is second  # the stack just opened is the one Predict runs on
     # ... shown alone: the first dataset (stack, truth, detections) hidden, the view on the new one
@@ -684,7 +731,9 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     assert len(viewer.layers) == n_layers + 1  # its detections, and nothing else
     assert FilterWidget(viewer).layer.value is viewer.layers["small stack detections"]  # opened now: the one in view
     assert widget.warnings.value  # the small stack's run said something (its PSF sigma, its ranges)
+    widget.frames.value, widget.first.value, widget.last.value = "range", 2, 4  # frames chosen for the small stack
     widget.image.value = first  # what was typed for the first stack comes back with it
+    assert (widget.frames.value, widget.first.value, widget.last.value) == ("current frame", 1, SAMPLE.n_frames)
     # ... and the first dataset as it was left: shown alone again, the view on it, the small stack's
     # run's warnings gone from the panel
     assert all(layer.visible for layer in first_dataset)
@@ -693,6 +742,8 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (4800, 4800)))  # 96 px of 100 nm
     assert str(fields["offset_map"].value) == str(tmp_path / "offset.npy")
     assert "In use from your last entry" not in widget.camera_fields.note.value  # typed for this stack
+    widget.image.value = second  # ... and the frames chosen for the small stack come back with it
+    assert (widget.frames.value, widget.first.value, widget.last.value) == ("range", 2, 4)
     # a third stack the maps fit: they are applied, and the note names them (another camera's
     # maps of the same size would otherwise pass unnoticed)
     third = viewer.add_image(np.random.default_rng(4).poisson(120.0, (3, 96, 96)).astype(np.uint16), name="third")

@@ -375,7 +375,7 @@ def _predict(args) -> int:
     from .predict import PredictOptions, predict
     from .predict.envelope import Envelope
     from .predict.frames import with_psf_sigma
-    from .predict.long_stack import dask_client, predict_stack_to_file
+    from .predict.long_stack import dask_client, parts_folder, predict_stack_to_file
     from .predict.model_cache import cached_model
 
     maps_path = args.maps or (args.out.with_name(args.out.stem + ".maps.h5") if args.mode else None)
@@ -432,7 +432,7 @@ def _predict(args) -> int:
                           camera.pixel_size_nm, output_map=result.output_map, output_cell_px=result.output_cell_px)
         rows = len(result.table)
     else:
-        parts = args.out.with_name(args.out.name + ".parts")
+        parts = parts_folder(args.out)
         try:
             with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
                 rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,

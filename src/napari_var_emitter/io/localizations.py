@@ -37,8 +37,8 @@ def write_localizations(path: str | os.PathLike, table: pd.DataFrame) -> None:
 
 
 LAYOUTS = ("ours / ThunderSTORM CSV (frame, x [nm], y [nm], ...)", "SMLM challenge CSV (frame, xnano, ynano, ...)",
-           "our HDF5 (var-emitter predict --out X.h5)", "Picasso HDF5 (locs: frame, x, y in pixels)",
-           "emitters.h5 (var-emitter simulate)")
+           "our HDF5 (localisations saved as .h5)", "Picasso HDF5 (locs: frame, x, y in pixels)",
+           "simulated ground truth (emitters.h5)")
 
 
 def read_localizations(path: str | os.PathLike, pixel_size_nm: float | None = None) -> pd.DataFrame:

@@ -24,6 +24,8 @@ from ..io.pixel_calibration import read_map
 from .job_controls import StatusLabel
 
 # field -> (min, max, step, decimals)
+REPLACED_BY_MAP = {"baseline_adu": "offset_map", "read_noise_e": "variance_map", "e_per_adu": "gain_map",
+                   "adu_per_e": "gain_map"}  # camera values that a per-pixel map replaces
 _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5, 1.0, 2),
             "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 6), "em_gain": (1.0, 1e4, 1.0, 1),
             "qe": (0.01, 1.0, 0.01, 3), "read_noise_e": (0.0, 1e3, 0.1, 3)}
@@ -225,11 +227,18 @@ class CameraFields(Container):
             self._set_fields(values)
 
     def _show_for_type(self) -> None:
+        """The fields that apply to the camera type; a value a per-pixel map replaces is greyed out,
+        its tooltip saying so (a baseline typed beside an offset map would otherwise seem in use)."""
         emccd = self.fields["type"].value == "EMCCD"
         for name in EMCCD_ONLY:
             self.fields[name].visible = emccd
         for name in MAP_FIELDS:
             self.fields[name].visible = not emccd
+        for name, map_name in REPLACED_BY_MAP.items():
+            replaced = not emccd and bool(self.fields[map_name].value)
+            self.fields[name].enabled = not replaced
+            self.fields[name].tooltip = FIELD_INFO[name].help + (
+                f" Not used now: the {FIELD_INFO[map_name].label} gives each pixel's." if replaced else "")
 
     # ---- profiles ---------------------------------------------------------------------------
     def _profile_choices(self, _widget=None) -> list[str]:

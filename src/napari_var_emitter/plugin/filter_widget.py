@@ -12,6 +12,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
+from qtpy.QtCore import QTimer
 
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
@@ -29,6 +30,7 @@ COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertai
            "significance": "significance [sd] (spot vs background only)"}
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
+REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
 
 
 class FilterWidget(ScrollingDock, Container):
@@ -55,8 +57,13 @@ class FilterWidget(ScrollingDock, Container):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
         self.fit_width()
+        self.watched = None  # the layer whose changes of data refresh the filter
+        self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built
+        self.refresh_timer = QTimer(self.body, singleShot=True, interval=REFRESH_DELAY_MS)
+        self.refresh_timer.timeout.connect(self._data_changed)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
+        viewer.layers.events.inserted.connect(self._follow_shown)
         self.layer.changed.connect(self._layer_chosen)
         self.export_button.changed.connect(self.export_csv)
         self.reset_button.changed.connect(self.keep_all)
@@ -68,26 +75,65 @@ class FilterWidget(ScrollingDock, Container):
         return [c for c in COLUMNS if features is not None and c in features and len(features)]
 
     def _layer_chosen(self, layer) -> None:
+        self._watch(layer)
+        self._build(layer, {})
+
+    def _watch(self, layer) -> None:
+        """Refresh when `layer`'s data change (Predict run again into it), no longer the last one's."""
+        for event in (("data", "features", "visible") if self.watched is not None else ()):
+            getattr(self.watched.events, event).disconnect(self._layer_changed)
+        self.watched = layer
+        if layer is not None:
+            for event in ("data", "features", "visible"):
+                getattr(layer.events, event).connect(self._layer_changed)
+
+    def _layer_changed(self, event) -> None:
+        if event.type == "visible":
+            self._follow_shown()
+        else:
+            self.refresh_timer.start()
+
+    def _follow_shown(self, *_) -> None:
+        """Where the layer filtered is hidden (another dataset shown alone) or there is none, the
+        topmost visible Points layer instead (pick_shown), if any."""
+        if self.layer.value is None or not self.layer.value.visible:
+            self.layer.reset_choices()
+            pick_shown(self.layer)
+
+    def _data_changed(self) -> None:
+        """The layer's new localisations: histograms and count again, each range the user narrowed
+        kept (the rest span the new data)."""
+        layer = self.layer.value
+        if layer is None or len(layer.features) != len(layer.data):
+            return
+        narrowed = {column: tuple(box.value if box.value != bound else None for box, bound in zip(boxes, bounds))
+                    for (column, boxes), bounds in zip(self.ranges.items(), self.bounds.values())}
+        self._build(layer, narrowed)
+
+    def _build(self, layer, narrowed: dict[str, tuple[float | None, float | None]]) -> None:
+        """A range per column of `layer` spanning its data, or what `narrowed` keeps of one; applied."""
         self.rows.clear()
-        self.ranges = {}
+        self.ranges, self.bounds = {}, {}
         for column in self._columns(layer):
             values = layer.features[column].to_numpy(float)
             # at the boxes' 3 decimals, outward: every point is kept until a range is narrowed
             low, high = np.floor(np.min(values) * 1e3) / 1e3, np.ceil(np.max(values) * 1e3) / 1e3
+            kept = narrowed.get(column, (None, None))
+            start, stop = (bound if value is None else value for value, bound in zip(kept, (low, high)))
             step = (high - low) / 100 or 1.0
-            spin = {"min": low - abs(low) - 1, "max": high + abs(high) + 1, "step": step}
+            spin = {"min": min(low - abs(low) - 1, start), "max": max(high + abs(high) + 1, stop), "step": step}
             lo, hi = FloatSpinBox(label=f"{COLUMNS[column]} from", **spin), FloatSpinBox(label="to", **spin)
-            for box, value in ((lo, low), (hi, high)):
+            for box, value in ((lo, start), (hi, stop)):
                 box.native.setDecimals(3)  # before the value: a box rounds what it is given to its decimals
                 box.value = value
                 box.changed.connect(self.apply)
-            self.ranges[column] = (lo, hi)
+            self.ranges[column], self.bounds[column] = (lo, hi), (low, high)
             self.rows.extend([lo, hi])
         self.canvas.setMinimumHeight(HISTOGRAM_PX * max(len(self.ranges), 3))
         self.apply()
 
     def keep_all(self) -> None:
-        self._layer_chosen(self.layer.value)
+        self._build(self.layer.value, {})
 
     def current_expression(self) -> str:
         return range_expression({c: (lo.value, hi.value) for c, (lo, hi) in self.ranges.items()})
@@ -127,6 +173,9 @@ class FilterWidget(ScrollingDock, Container):
         self.canvas.draw_idle()
 
     def export_csv(self) -> None:
+        if self.refresh_timer.isActive():  # new data not taken in yet: the filter on them first
+            self.refresh_timer.stop()
+            self._data_changed()
         layer = self.layer.value
 
         def write(path: Path) -> str:

@@ -159,8 +159,21 @@ def view_alone(viewer, image, stacks) -> list[str]:
     follow the insertion); returns the names of the layers hidden (none: the view is left)."""
     hidden = show_alone(viewer, image, stacks)
     if hidden:
-        QTimer.singleShot(0, lambda: fit_view(viewer, image))
+        QTimer.singleShot(0, lambda: (fit_view(viewer, image), frame_into_view(viewer, image)))
     return hidden
+
+
+def frame_into_view(viewer, layer) -> None:
+    """Move the frame slider onto `layer`'s last frame where it stands beyond it (a longer stack
+    was in view: napari's slider spans the hidden layers too, and the canvas would stay empty)."""
+    if layer not in viewer.layers or layer.ndim < 3 or layer.ndim > viewer.dims.ndim:
+        return
+    point = np.asarray(viewer.dims.point[-layer.ndim:], float)
+    data = np.asarray(layer.world_to_data(point), float)
+    if 0 <= round(data[-3]) < layer.data.shape[-3]:
+        return
+    data[-3] = frame_in_view(viewer, layer)
+    viewer.dims.set_point(viewer.dims.ndim - 3, float(layer.data_to_world(data)[-3]))
 
 
 def fit_view(viewer, layer, or_all: bool = False) -> None:

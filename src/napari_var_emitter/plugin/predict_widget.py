@@ -3,6 +3,7 @@ movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV;
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
 from ..predict.frames import run_bin_px, with_psf_sigma
-from ..predict.long_stack import StackJob
+from ..predict.long_stack import StackJob, output_without_results
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
 from ..analysis.render import METHODS, render
@@ -80,7 +81,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                   "below the detections; select one in the layer list to see it")
         self.out_file = FileEdit(label="save movie to", mode="w", filter="*.csv *.h5", nullable=True,
                                  tooltip="Where a movie run writes its localisations (CSV or .h5), chunk by chunk; "
-                                 "empty: beside the stack as <name>.locs.csv. The same file again resumes a run")
+                                 "empty: beside the stack as <name>.locs.csv (<name>.locs-2.csv, ... where results are there "
+                                 "already: none is replaced). The same file again resumes a run")
         self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
                                     tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
@@ -137,12 +139,21 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     # ---- inputs -------------------------------------------------------------------------
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
-        second stack must not run the first again); outputs are never offered."""
+        second stack must not run the first again); outputs are never offered. A single image of
+        the chosen stack's frame size (a calibration map, an average) is opened beside it."""
         self.image.reset_choices()
-        if event.value in self.image.choices:
-            if self.image.value is event.value:
-                self._show_chosen(event.value)
-            self.image.value = event.value
+        if event.value not in self.image.choices:
+            return
+        current = self.image.value
+        if (current is not None and current is not event.value and current.ndim >= 3 and event.value.ndim == 2
+                and tuple(event.value.data.shape) == tuple(current.data.shape[-2:])):
+            if self.worker is None:
+                self.status.value = (f"{event.value.name} opened beside {current.name} (one image of its frame "
+                                     "size: a calibration map or an average?); choose it under image to predict on it")
+            return
+        if current is event.value:
+            self._show_chosen(event.value)
+        self.image.value = event.value
 
     def _show_chosen(self, layer) -> None:
         """The stack chosen (or opened) is shown alone with its own layers (layers.show_alone),
@@ -185,12 +196,16 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm), line
 
     def _movie_out(self, layer) -> Path:
+        """The file a movie run writes: the one chosen, else beside the stack (in RESULTS_DIR for a
+        stack that is not a file, or whose folder is not writable) as <name>.locs.csv, or
+        <name>.locs-2.csv, ... where results are there already (output_without_results)."""
         if self.out_file.value:
             return Path(self.out_file.value)
         source = layer.metadata.get("path")
-        if source:
-            return Path(source).with_name(Path(source).name.split(".")[0] + ".locs.csv")
-        return RESULTS_DIR / f"{layer.name}.locs.csv"
+        if source and os.access(Path(source).parent, os.W_OK):
+            return output_without_results(Path(source).with_name(Path(source).name.split(".")[0] + ".locs.csv"))
+        name = Path(source).name.split(".")[0] if source else layer.name
+        return output_without_results(RESULTS_DIR / f"{name}.locs.csv")
 
     # ---- running --------------------------------------------------------------------------
     def _schedule_preview(self, *_) -> None:
@@ -218,12 +233,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                      refine=self.refine.value, psf_sigma_nm=self.psf_sigma.value or None)
             model, card = cached_model(options.weights, options.device)
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
-            options, sigma_line = self._with_psf_sigma(options, model, layer, frames, camera)
             movie = not current_frame_only and self.frames.value != "current frame"
-            job = None
-            if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame)
+            if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame), first
                 for message in check_camera_on_frames(camera, frames):
                     show_warning(message)
+            options, sigma_line = self._with_psf_sigma(options, model, layer, frames, camera)
+            job = None
+            if movie:
                 source = layer.metadata.get("path")
                 described = f"{layer.name} (in memory, {frames.shape[0]}x{frames.shape[1]}x{frames.shape[2]})"
                 job = StackJob.start(source or described, camera, options, self._movie_out(layer),

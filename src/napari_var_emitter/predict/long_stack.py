@@ -41,6 +41,23 @@ def chunk_ranges(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_frames, n_frames)) for start in range(0, n_frames, chunk_frames)]
 
 
+def parts_folder(out: str | Path) -> Path:
+    """OUT.parts: where a run into `out` keeps its chunks until `out` is complete."""
+    return Path(out).with_name(Path(out).name + ".parts")
+
+
+def output_without_results(out: str | Path) -> Path:
+    """`out`, or where a finished run's results are there already, the first of NAME-2.EXT,
+    NAME-3.EXT, ... that holds none: a default output never replaces results. A run left unfinished
+    (its OUT.parts folder) keeps its name, so that running it again resumes it."""
+    out = Path(out)
+    for n in range(1, 10_000):
+        candidate = out if n == 1 else out.with_name(f"{out.stem}-{n}{out.suffix}")
+        if parts_folder(candidate).exists() or not candidate.exists():
+            return candidate
+    raise InputError(f"{out.parent} holds 10,000 results named like {out.name}: choose an output file")
+
+
 def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) -> pd.DataFrame:
     """Localisations of frames [start, stop) of the stack at path `stack`, opened here, so a worker
     process reads only its own frames (one chunk in memory); camera and options as dicts (they
@@ -88,7 +105,7 @@ class StackJob:
         if not 0 <= first < stop <= n_frames:
             raise InputError(f"frames {first + 1}..{stop} (1-based) are outside the stack's 1..{n_frames}")
         chunk_ranges(stop - first, chunk_frames)  # checks the chunk size
-        folder = JobFolder(Path(out).with_name(Path(out).name + ".parts"), Path(out))
+        folder = JobFolder(parts_folder(out), Path(out))
         folder.lock()  # before any work: a second run on this output stops at once
         try:
             # one PSF sigma for the refinement of every chunk, estimated once (said in `said`)
