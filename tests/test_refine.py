@@ -161,7 +161,9 @@ def test_the_table_gains_the_emitter_split_off_a_merged_detection():
     found = np.sort(refined["x_nm"].to_numpy())
     np.testing.assert_allclose(found, [1000.0, 1240.0], atol=15.0)
     np.testing.assert_allclose(refined["y_nm"], 1050.0, atol=15.0)
-    assert (refined["uncertainty_x_nm"] < 10).all() and (refined["significance"] > 20).all()
+    # each half as uncertain as its distance from the network's one emitter (the alternative, were the split wrong)
+    assert (refined["uncertainty_x_nm"] >= np.abs(refined["x_nm"] - 1120.0)).all()
+    assert (refined["uncertainty_y_nm"] < 10).all() and (refined["significance"] > 20).all()
 
 
 def test_a_merged_pair_of_wide_defocused_spots_is_split_in_3d():
@@ -224,12 +226,28 @@ def test_rows_where_the_network_is_unusually_unsure_state_its_uncertainty():
     camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
     spots = [(8.5 + 10 * i, 10.5, 3000.0) for i in range(3)]
     frame = _frame_with_spots(spots)
-    rows = [[0, 100 * x + 10, 100 * y - 10, 2800.0, 0.9, 12.0] for x, y, _ in spots]
+    rows = [[0, 100 * x + 2, 100 * y - 2, 2800.0, 0.9, 12.0] for x, y, _ in spots]
     rows[1][-1] = 40.0  # the network far less sure of the middle one than of the others
     refined = refine_table(_table(rows), frame, camera, ROUND)
     assert refined["fitted"].tolist() == [1, 1, 1]  # every position from the fit
-    assert refined["uncertainty_x_nm"].tolist()[1] == 40.0  # stating the network's uncertainty there
-    assert (refined["uncertainty_x_nm"].to_numpy()[[0, 2]] < 5).all()  # the bound elsewhere, below the network's 12 nm
+    apart = refined.loc[1, "x_nm"] - rows[1][1]  # the fit from the network's position (a few nm)
+    assert refined.loc[1, "uncertainty_x_nm"] == pytest.approx(np.hypot(40.0, apart))  # the network's uncertainty
+    # elsewhere the bound, with the fit's few nm from the network's position: below the network's 12 nm
+    assert (refined["uncertainty_y_nm"].to_numpy()[[0, 2]] < 5).all()
+    assert (refined["uncertainty_x_nm"].to_numpy()[[0, 2]] < 12).all()
+
+
+def test_a_fit_far_from_the_network_position_states_that_disagreement_and_one_close_to_it_its_bound():
+    camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
+    spots = [(8.5, 10.5, 3000.0), (28.5, 10.5, 3000.0)]
+    # the network 80 nm off in x for the first spot (a neighbour it missed might have led it there)
+    rows = [[0, 850.0 + 80.0, 1050.0, 2800.0, 0.9, 12.0], [0, 2850.0, 1050.0, 2800.0, 0.9, 12.0]]
+    refined = refine_table(_table(rows), _frame_with_spots(spots), camera, ROUND)
+    assert refined["fitted"].tolist() == [1, 1]
+    assert abs(refined.loc[0, "x_nm"] - 850.0) < 10  # the fit found the spot
+    apart = refined["x_nm"].to_numpy() - [930.0, 2850.0]
+    assert refined.loc[0, "uncertainty_x_nm"] >= abs(apart[0]) > 70  # at least the disagreement, in x
+    assert refined.loc[0, "uncertainty_y_nm"] < 8 and refined.loc[1, "uncertainty_x_nm"] < 8  # the bound
 
 
 def test_the_background_test_keeps_spots_and_removes_phantoms_on_structure_and_beside_bright_spots():

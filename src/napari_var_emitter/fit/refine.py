@@ -152,6 +152,22 @@ def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarra
     return ratio > CONFUSED_RATIO * np.nanmedian(ratio)
 
 
+def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFrame, axes: str) -> None:
+    """Add to each fitted row's uncertainty per axis, in quadrature, how far the fit lies from the
+    network's position of the row (`network`'s x_nm, y_nm, z_nm): two estimates of one emitter that
+    disagree say that one of them is wrong, mostly the fit's, led by a neighbour the network missed
+    or merged (which its bound cannot know). For the two halves of a split, the network's one
+    emitter between them is the alternative: where the split is wrong, that is the error. On
+    validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463, 0.1-2 /µm²) error /
+    uncertainty sd went from 0.92-1.95 to 0.85-1.26 in 3-D and stayed within 0.89-1.05 in 2-D
+    (without the splits' rows 0.85-1.31 in 3-D); adding only the disagreement beyond k times the
+    two stated uncertainties did worse for every k tried (0.2-0.5)."""
+    moved = fitted > NETWORK
+    for axis in axes:
+        apart = columns[f"{axis}_nm"][moved] - network[f"{axis}_nm"].to_numpy(np.float64)[moved]
+        columns[f"uncertainty_{axis}_nm"][moved] = np.hypot(columns[f"uncertainty_{axis}_nm"][moved], apart)
+
+
 def counted_in_share(fitted: np.ndarray, crowded: np.ndarray) -> np.ndarray:
     """(N,) the rows Storey's share of background-only localisations is judged over
     (background_test.discoveries): all but those whose fit did not hold and that were tested
@@ -240,7 +256,8 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm (z_nm in 3-D),
     photons, background and the uncertainties from the joint fits under the PSF of `spots`
     where they hold; adds uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM
-    excess noise included; the network's where it is confused, _confused), fitted and
+    excess noise included; the network's where it is confused, _confused; widened by how far the
+    fit lies from the network's position, _widen_by_disagreement), fitted and
     significance, and keeps only the discoveries against background only at false-discovery
     rate phantom_fdr (background_test; 0 keeps every row). With spots None (no PSF to fit with)
     every row keeps the network's values. What is judged over many rows (which are confused, the
@@ -308,6 +325,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
+    _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
     for name, values in columns.items():
         out[name] = values
     out["fitted"] = fitted
