@@ -10,8 +10,9 @@ Seeds: --seed-base 12000000 is the validation range the stage's constants were c
 the default 12500000 is held out (no decision has looked at it).
 
 With --speed instead: the stage's share of predict time on whole frames of 160x160 and
-256x256 at 1 emitter/µm² (20 frames; the PSF sigma estimated once beforehand, as a run does,
-and that estimate's own time): three runs with the stage and three of the network alone,
+256x256 at 1 emitter/µm² (--frames, 20 by default: over 20 frames one refinement batch holds
+them all and runs after the network, over longer runs beside it; the PSF sigma estimated once
+beforehand, as a run does, and that estimate's own time): three runs with the stage and three of the network alone,
 alternating; the time the stage adds (the means' difference) over the run's, and the seconds
 its thread spent in it (beside the network's next batches: predict_frames runs them at once).
 
@@ -71,7 +72,7 @@ def main() -> None:
     camera = (Camera(e_per_adu=10.0, em_gain=100.0, read_noise_e=50.0, type="EMCCD") if args.emccd
               else Camera(e_per_adu=0.5, read_noise_e=1.5))
     if args.speed:
-        speed(camera, args.model, args.seed_base)
+        speed(camera, args.model, args.seed_base, args.frames)
         return
     for k, density in enumerate(args.densities):
         config = SimulationConfig(frame_size=(args.size, args.size), n_frames=args.frames, density_per_um2=density,
@@ -93,7 +94,7 @@ def main() -> None:
               flush=True)
 
 
-def speed(camera: Camera, model_path: str | None, seed: int) -> None:
+def speed(camera: Camera, model_path: str | None, seed: int, n_frames: int) -> None:
     model = cached_model(PredictOptions(model=model_path).weights)[0]
     in_stage = []  # seconds inside the refinement, per call
 
@@ -106,7 +107,8 @@ def speed(camera: Camera, model_path: str | None, seed: int) -> None:
 
     frames_module.refine_table = timed_refine
     for size in (160, 256):
-        config = SimulationConfig(frame_size=(size, size), n_frames=20, density_per_um2=1.0, photons_mean=2000.0,
+        config = SimulationConfig(frame_size=(size, size), n_frames=n_frames, density_per_um2=1.0,
+                                  photons_mean=2000.0,
                                   background_photons=50.0, camera=camera)
         frames, _ = simulate_stack(config, np.random.default_rng(seed + size))
         start = time.perf_counter()
@@ -124,7 +126,8 @@ def speed(camera: Camera, model_path: str | None, seed: int) -> None:
             stage.append(sum(in_stage))
         busy = ", ".join(f"{100 * s / w:.0f}" for s, w in zip(stage, whole))
         added = np.mean(whole) - np.mean(network)
-        print(f"{size}x{size}, 20 frames, 1 /µm²: with the refinement {', '.join(f'{t:.2f}' for t in whole)} s, "
+        print(f"{size}x{size}, {n_frames} frames, 1 /µm²: "
+              f"with the refinement {', '.join(f'{t:.2f}' for t in whole)} s, "
               f"the network alone {', '.join(f'{t:.2f}' for t in network)} s: the stage adds {added:.2f} s, "
               f"{100 * added / np.mean(whole):.0f} % of the run; its thread busy {', '.join(f'{t:.2f}' for t in stage)}"
               f" s ({busy} % of each run, beside the network); estimating the PSF sigma once: {estimate_s:.2f} s "
