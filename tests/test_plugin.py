@@ -161,7 +161,10 @@ def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
     assert window._qt_window.minimumSizeHint().height() <= 768
     assert predict.body.minimumSizeHint().height() > 768  # the widget itself is taller: it scrolls
     # as wide as its rows (within napari's styling of them): it scrolls up and down, not sideways
-    assert predict.native.minimumWidth() >= predict.body.minimumSizeHint().width() - 8
+    assert predict.native.minimumSizeHint().width() >= predict.body.minimumSizeHint().width() - 8
+    # Predict, its progress and status stay in view under the scrolling settings
+    assert predict.run_button.native.isVisibleTo(predict.native) and not predict.body.isAncestorOf(
+        predict.run_button.native)
     # a section folds away under its title (the camera, once set up) and unfolds again
     from qtpy.QtWidgets import QToolButton
 

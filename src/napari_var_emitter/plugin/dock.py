@@ -4,7 +4,8 @@ instead of growing the napari window (1366x768 with Predict and an analysis widg
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QScrollArea, QWidget
+from magicgui.widgets import Container
+from qtpy.QtWidgets import QComboBox, QScrollArea, QVBoxLayout, QWidget
 
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
 COMBO_CHARS = 16  # a list of files or models is this many characters wide; longer names are elided
@@ -23,7 +24,27 @@ class ScrollingDock:
     `body` (add to body.layout())."""
 
     @property
-    def native(self) -> QScrollArea:
+    def native(self) -> QWidget:
+        """What napari docks: the scroll area, with the pinned bar under it once there is one."""
+        return getattr(self, "pinned_frame", None) or self.scroll_area
+
+    def pin(self, widgets: list) -> None:
+        """Keep these magicgui widgets (a run button, its progress and status) in a bar under the
+        scroll area, in view however far the settings above it are scrolled (a laptop screen shows
+        only the first sections of a long widget). Call before the dock is added."""
+        frame = QWidget()
+        layout = QVBoxLayout(frame)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.scroll_area, 1)
+        bar = Container(widgets=widgets)
+        bar.native.setObjectName("pinned")
+        layout.addWidget(bar.native)
+        self.pinned_frame = frame
+
+    @property
+    def scroll_area(self) -> QScrollArea:
+        """The scroll area around the widget's rows."""
         return self.root_native_widget
 
     @property

@@ -111,11 +111,11 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             "Data": [self.mode, self.image, self.positions, self.labels_file],
             "Camera": [self.camera_fields],
             "Training": [self.model, self.steps, self.lr, self.out_dir, self.device, self.time_estimate],
-            "Run": [*self._job_controls("Fine-tune")],
             "Result": [self.estimates, self.comparison]})
         self.body.layout().addWidget(self.canvas)
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
+        self.pin(self._job_controls("Fine-tune"))  # Fine-tune, Cancel, progress and status always in view
         self.losses: list[tuple[int, float]] = []
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
@@ -229,7 +229,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             lines = self.comparison.value.count("\n") + 2  # and a line of the editor's margins
             box.setMinimumHeight(box.fontMetrics().lineSpacing() * lines + 2 * box.frameWidth() + 12)
             bottom = box.mapTo(self.body, box.rect().bottomLeft()).y()
-            self.native.ensureVisible(0, bottom, 0, 12)  # down to the verdict, its last lines
+            self.scroll_area.ensureVisible(0, bottom, 0, 12)  # down to the verdict, its last lines
             return
         done = row["step"] + 1
         self.progress.value = done

@@ -81,8 +81,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                   "below the detections; select one in the layer list to see it")
         self.out_file = FileEdit(label="save movie to", mode="w", filter="*.csv *.h5", nullable=True,
                                  tooltip="Where a movie run writes its localisations (CSV or .h5), chunk by chunk; "
-                                 "empty: beside the stack as <name>.locs.csv (<name>.locs-2.csv, ... where results are there "
-                                 "already: none is replaced). The same file again resumes a run")
+                                 "empty: beside the stack as <name>.locs.csv (<name>.locs-2.csv, ... where results "
+                                 "are there already: none is replaced). The same file again resumes a run")
         self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
                                     tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
@@ -108,10 +108,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             "Camera": [self.camera_fields],
             "Model": [self.model, self.checkpoint, self.threshold, self.refine, self.psf_sigma, self.device,
                       self.preview],
-            "Run": [self.show_maps, self.out_file, self.chunk_frames, *job_controls, self.warnings],
+            "Run": [self.show_maps, self.out_file, self.chunk_frames, self.warnings],
             "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
+        self.pin(job_controls)  # Predict, Cancel, progress and status always in view
         self.preview_timer = QTimer(self.body, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
         # each image its own output files and PSF sigma: one image's run never writes over another's
