@@ -458,3 +458,32 @@ def test_the_psf_sigma_is_not_widened_by_phantoms_on_a_structured_background():
     assert len(rows) > 150
     sigma_px, spots = estimate_sigma_px(np.array(frames), _table(rows), Camera(pixel_size_nm=100.0, read_noise_e=1.0))
     assert sigma_px == pytest.approx(SIGMA_PX, rel=0.1) and spots < 30
+
+
+def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties():
+    """Astigmatic spots whose network rows lie 40 nm off in x: stated ten times surer than its
+    bound, the network's x holds the result near its own; stated far less sure, the fit's does.
+    The stated uncertainty carries the fit's disagreement with the network either way."""
+    from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
+
+    spots = AstigmaticSpots(SAMPLE_PSF, 100.0)
+    rng, size = np.random.default_rng(11), 40
+    frames, truth = [], []
+    for _ in range(6):
+        xy = np.array([20.0, 20.0]) + rng.uniform(-0.5, 0.5, 2)
+        values, _ = group_model(np.array([[*xy, 100.0, 3000.0, 30.0]]), spots, size)
+        frames.append(rng.poisson(values.reshape(size, size)).astype(float))
+        truth.append(100 * xy)
+    columns = ["frame", "x_nm", "y_nm", "z_nm", "photons", "probability", "uncertainty_nm", "uncertainty_z_nm"]
+
+    def refined(network_sd_nm):
+        rows = [[f, x + 40.0, y, 100.0, 3000.0, 0.9, network_sd_nm, 40.0] for f, (x, y) in enumerate(truth)]
+        return refine_table(pd.DataFrame(rows, columns=columns), np.array(frames), Camera(pixel_size_nm=100.0,
+                                                                                         read_noise_e=1.0), spots)
+
+    sure, unsure = refined(1.0), refined(200.0)
+    assert (sure["fitted"] == FITTED).all() and (unsure["fitted"] == FITTED).all()
+    x_true = np.array(truth)[:, 0]
+    assert (np.abs(sure["x_nm"] - (x_true + 40.0)) < 5).all()  # near the network's
+    assert (np.abs(unsure["x_nm"] - x_true) < 15).all()  # near the truth: the fit's
+    assert (unsure["uncertainty_x_nm"] > 25).all()  # about 40 nm apart: said

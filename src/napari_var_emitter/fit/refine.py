@@ -168,6 +168,26 @@ def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFr
         columns[f"uncertainty_{axis}_nm"][moved] = np.hypot(columns[f"uncertainty_{axis}_nm"][moved], apart)
 
 
+def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, fit_sd: dict,
+                        network_sd: dict) -> None:
+    """3-D: the position of each of `rows` (bool) per axis the mean of its fit's and the network's (`network`'s
+    x_nm, y_nm, z_nm), weighted by the inverse of their stated variances (fit_sd, network_sd: per
+    axis, nm; the fit's alone where the network states none). The network's estimate carries what
+    it learned (the depths emitters take, spots beside others), the fit the photons' likelihood
+    under a calibration measured on beads: on our 3-D validation stacks (seeds 12,200,460-463,
+    0.1-2 /µm²) the network alone was the better in z at 0.1 /µm² (46.5 against the fit's 57.4
+    nm; 53.5 with the true PSF), the fit elsewhere; weighted, lateral / axial RMSE 20.1 / 50.3,
+    23.5 / 56.0, 30.8 / 73.4, 38.4 / 91.0 nm against the fit's 20.6 / 57.4, 23.6 / 57.3, 32.3 /
+    74.5, 39.7 / 94.3 (choosing the more certain of the two: worse than weighting at every density).
+    In 2-D, where the network learns little a fit lacks, weighting was mixed on validation stacks
+    (sCMOS 0.1-0.5 nm better, EMCCD at 0.1 /µm² 0.6 nm worse) and is not done."""
+    for axis in "xyz":
+        fit_var, network_var = fit_sd[axis][rows] ** 2, network_sd[axis][rows] ** 2
+        weight = np.where(np.isfinite(network_var) & (network_var > 0), network_var / (fit_var + network_var), 1.0)
+        estimate = network[f"{axis}_nm"].to_numpy(np.float64)[rows]
+        columns[f"{axis}_nm"][rows] = estimate + weight * (columns[f"{axis}_nm"][rows] - estimate)
+
+
 def counted_in_share(fitted: np.ndarray, crowded: np.ndarray) -> np.ndarray:
     """(N,) the rows Storey's share of background-only localisations is judged over
     (background_test.discoveries): all but those whose fit did not hold and that were tested
@@ -325,7 +345,13 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in "xyz"[:3 if depth else 2]}
     _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
+    if depth:
+        weighed = fitted == FITTED
+        weighed[[parent for parent, _ in added]] = False  # a split's half: the network's row was of both
+        _weigh_with_network(columns, weighed, out, bounds, {"x": network_sd, "y": network_sd,
+                                                            "z": out["uncertainty_z_nm"].to_numpy(np.float64)})
     for name, values in columns.items():
         out[name] = values
     out["fitted"] = fitted
