@@ -4,20 +4,20 @@
 #
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
-#                                              # $RUN with $CONFIG (default training_runs/cpu_2d_unet3 and
-#                                              # configs/cpu_2d_unet3.json, finished 2026-12-06, as is
-#                                              # training_runs/cpu_3d_unet: give the next run's RUN and CONFIG)
-#                                              # for MIN minutes (default 7), its train_state.pt and log.csv -> $OUT
+#                                              # $RUN with $CONFIG (default training_runs/cpu_3d_unet3 and
+#                                              # configs/cpu_3d_unet3.json, the 3-level 3-D U-Net started
+#                                              # 2026-12-06) for MIN minutes (default 7), its
+#                                              # train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
 #   bash scripts/gpu_session.sh bring-back DIR # here: copy the returned checkpoint and log into
 #                                              # $RUN (then commit them)
 #
 # The run resumes exactly where the CPU left it (same config, same step count); on the CPU it
-# continues with: var-emitter train --config configs/cpu_2d_unet3.json --out training_runs/cpu_2d_unet3 --resume
+# continues with: var-emitter train --config configs/cpu_3d_unet3.json --out training_runs/cpu_3d_unet3 --resume
 set -euo pipefail
-RUN=${RUN:-training_runs/cpu_2d_unet3}
-CONFIG=${CONFIG:-configs/cpu_2d_unet3.json}
+RUN=${RUN:-training_runs/cpu_3d_unet3}
+CONFIG=${CONFIG:-configs/cpu_3d_unet3.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
 google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0"
 
