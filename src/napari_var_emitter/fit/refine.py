@@ -345,8 +345,9 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
-    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in "xyz"[:3 if depth else 2]}
-    _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
+    axes = "xyz" if depth else "xy"
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}  # the fits' (or the network's)
+    _widen_by_disagreement(columns, fitted, out, axes)
     if depth:
         weighed = fitted == FITTED
         weighed[[parent for parent, _ in added]] = False  # a split's half: the network's row was of both

@@ -23,9 +23,9 @@ from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, 
 from ..io.pixel_calibration import read_map
 from .job_controls import StatusLabel
 
-# field -> (min, max, step, decimals)
 REPLACED_BY_MAP = {"baseline_adu": "offset_map", "read_noise_e": "variance_map", "e_per_adu": "gain_map",
                    "adu_per_e": "gain_map"}  # camera values that a per-pixel map replaces
+# field -> (min, max, step, decimals)
 _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5, 1.0, 2),
             "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 6), "em_gain": (1.0, 1e4, 1.0, 1),
             "qe": (0.01, 1.0, 0.01, 3), "read_noise_e": (0.0, 1e3, 0.1, 3)}

@@ -31,6 +31,7 @@ COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertai
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
+WATCHED_EVENTS = ("data", "features", "visible")  # of the layer filtered
 
 
 class FilterWidget(ScrollingDock, Container):
@@ -79,13 +80,13 @@ class FilterWidget(ScrollingDock, Container):
         self._build(layer, {})
 
     def _watch(self, layer) -> None:
-        """Refresh when `layer`'s data change (Predict run again into it), no longer the last one's."""
-        for event in (("data", "features", "visible") if self.watched is not None else ()):
-            getattr(self.watched.events, event).disconnect(self._layer_changed)
-        self.watched = layer
-        if layer is not None:
-            for event in ("data", "features", "visible"):
+        """Follow `layer`'s changes (Predict run again into it; hidden), no longer the last one's."""
+        for event in WATCHED_EVENTS:
+            if self.watched is not None:
+                getattr(self.watched.events, event).disconnect(self._layer_changed)
+            if layer is not None:
                 getattr(layer.events, event).connect(self._layer_changed)
+        self.watched = layer
 
     def _layer_changed(self, event) -> None:
         if event.type == "visible":
