@@ -180,7 +180,8 @@ def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, 
     23.5 / 56.0, 30.8 / 73.4, 38.4 / 91.0 nm against the fit's 20.6 / 57.4, 23.6 / 57.3, 32.3 /
     74.5, 39.7 / 94.3 (choosing the more certain of the two: worse than weighting at every density).
     In 2-D, where the network learns little a fit lacks, weighting was mixed on validation stacks
-    (sCMOS 0.1-0.5 nm better, EMCCD at 0.1 /µm² 0.6 nm worse) and is not done."""
+    (seeds 12,001,104-111: sCMOS 0.1-0.6 nm better; EMCCD at 0.1 /µm² 0.9 nm worse, at 0.5 /µm²
+    0.11 points of Jaccard lower) and is not done."""
     for axis in "xyz":
         fit_var, network_var = fit_sd[axis][rows] ** 2, network_sd[axis][rows] ** 2
         weight = np.where(np.isfinite(network_var) & (network_var > 0), network_var / (fit_var + network_var), 1.0)
