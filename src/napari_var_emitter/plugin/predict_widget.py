@@ -182,8 +182,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
 
     def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> tuple[PredictOptions, str]:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
-        pixel size (a live preview does not estimate it again), said once in a notification; and
-        the line the panel shows of it ("" when the sigma was given)."""
+        pixel size from the first of `frames` (those from the run's first frame on; a live preview
+        does not estimate it again), said once in a notification; and the line the panel shows of
+        it ("" when the sigma was given)."""
         if not options.refine or options.psf_sigma_nm is not None:
             return options, ""
         key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
@@ -238,7 +239,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame), first
                 for message in check_camera_on_frames(camera, frames):
                     show_warning(message)
-            options, sigma_line = self._with_psf_sigma(options, model, layer, frames, camera)
+            options, sigma_line = self._with_psf_sigma(options, model, layer, frames[first:], camera)
             job = None
             if movie:
                 source = layer.metadata.get("path")
