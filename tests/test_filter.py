@@ -113,11 +113,15 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     viewer = make_napari_viewer()
     points = viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE)
     widget = FilterWidget(viewer)
+    viewer.window.add_dock_widget(widget)
     widget.ranges["uncertainty_nm"][1].value = 14.0
     assert widget.status.value == "kept 2 of 4 localisations"
-    again = pd.DataFrame({"frame": [0, 1, 1, 2, 3], "x_nm": [1.0, 2.0, 3.0, 4.0, 5.0], "y_nm": [5.0, 4.0, 3.0, 2.0, 1.0],
-                          "photons": [100.0, 200.0, 9000.0, 400.0, 500.0], "uncertainty_nm": [5.0, 13.0, 20.0, 40.0, 9.0],
-                          "probability": [0.5, 0.6, 0.7, 0.8, 0.9]})
+    refill(points, TABLE.iloc[:0], 1.0)  # a new run into the layer empties it first ...
+    qtbot.wait(400)
+    assert widget.ranges["uncertainty_nm"][1].value == 14.0
+    again = pd.DataFrame({"frame": [0, 1, 1, 2, 3], "x_nm": [1.0, 2.0, 3.0, 4.0, 5.0],
+                          "y_nm": [5.0, 4.0, 3.0, 2.0, 1.0], "photons": [100.0, 200.0, 9000.0, 400.0, 500.0],
+                          "uncertainty_nm": [5.0, 13.0, 20.0, 40.0, 9.0], "probability": [0.5, 0.6, 0.7, 0.8, 0.9]})
     refill(points, again, 1.0)  # as a Predict run into the same layer does
     qtbot.waitUntil(lambda: widget.status.value == "kept 3 of 5 localisations", timeout=5_000)
     assert points.shown.tolist() == [True, True, False, False, True]
@@ -129,3 +133,11 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     assert widget.layer.value is points  # both shown: the user's choice stands
     points.visible = False
     assert widget.layer.value is other and widget.status.value == "kept 4 of 4 localisations"
+    points.visible, widget.layer.value = True, points  # back to it: its range comes back with it
+    assert widget.ranges["uncertainty_nm"][1].value == 14.0
+    assert points.shown.tolist() == [True, True, False, False, True]
+    viewer.window.remove_dock_widget(widget.native)  # closed: a later run into the layer is not filtered
+    said = widget.status.value
+    refill(points, TABLE, 1.0)
+    qtbot.wait(400)
+    assert widget.watched is None and widget.status.value == said

@@ -213,10 +213,10 @@ def test_a_default_movie_output_never_replaces_results_and_an_unfinished_run_kee
     assert widget._movie_out(layer) == tmp_path / "movie.locs.csv"
     (tmp_path / "movie.locs.csv").write_text("frame,x [nm]\n")  # a finished run's results
     assert widget._movie_out(layer) == tmp_path / "movie.locs-2.csv"
-    (tmp_path / "movie.locs-2.csv.parts").mkdir()  # a run into -2 left unfinished: resumed there
-    (tmp_path / "movie.locs-2.csv").write_text("frame,x [nm]\n")
+    (tmp_path / "movie.locs-2.csv.parts").mkdir()  # a run into -2 left unfinished (no file yet): resumed there
     assert widget._movie_out(layer) == tmp_path / "movie.locs-2.csv"
-    (tmp_path / "movie.locs-2.csv.parts").rmdir()
+    (tmp_path / "movie.locs.csv.parts").mkdir()  # a later run into the first cancelled: its results stay
+    (tmp_path / "movie.locs-2.csv").write_text("frame,x [nm]\n")
     assert widget._movie_out(layer) == tmp_path / "movie.locs-3.csv"
     in_memory = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="typed in")
     assert widget._movie_out(in_memory) == own_settings / "results" / "typed in.locs.csv"

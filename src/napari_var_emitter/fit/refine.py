@@ -6,8 +6,9 @@ neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
 leaves light unexplained is tried as two emitters the network merged (split.py), whose halves
 may each lie up to split.MOMENT_SIGMAS PSF sigmas from the network's position in 3-D. The `fitted`
-column says which estimate each row carries: 1 the fit, 0 the network's, 2 the fit of an
-emitter split off a detection (a row the network did not report)."""
+column says which estimate each row carries: 1 the fit (in 3-D weighed with the network's,
+_weigh_with_network), 0 the network's, 2 the fit of an emitter split off a detection (a row the
+network did not report)."""
 
 from __future__ import annotations
 
@@ -159,9 +160,10 @@ def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFr
     or merged (which its bound cannot know). For the two halves of a split, the network's one
     emitter between them is the alternative: where the split is wrong, that is the error. On
     validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463, 0.1-2 /µm²) error /
-    uncertainty sd went from 0.92-1.95 to 0.85-1.26 in 3-D and stayed within 0.89-1.05 in 2-D
-    (without the splits' rows 0.85-1.31 in 3-D); adding only the disagreement beyond k times the
-    two stated uncertainties did worse for every k tried (0.2-0.5)."""
+    uncertainty sd went from 0.92-1.95 to 0.85-1.26 in 3-D (0.82-1.24 with the weighing of
+    _weigh_with_network) and stayed within 0.89-1.05 in 2-D (without the splits' rows 0.85-1.31 in
+    3-D); adding only the disagreement beyond k times the two stated uncertainties did worse for
+    every k tried (0.2-0.5)."""
     moved = fitted > NETWORK
     for axis in axes:
         apart = columns[f"{axis}_nm"][moved] - network[f"{axis}_nm"].to_numpy(np.float64)[moved]
@@ -177,7 +179,7 @@ def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, 
     under a calibration measured on beads: on our 3-D validation stacks (seeds 12,200,460-463,
     0.1-2 /µm²) the network alone was the better in z at 0.1 /µm² (46.5 against the fit's 57.4
     nm; 53.5 with the true PSF), the fit elsewhere; weighted, lateral / axial RMSE 20.1 / 50.3,
-    23.5 / 56.0, 30.8 / 73.4, 38.4 / 91.0 nm against the fit's 20.6 / 57.4, 23.6 / 57.3, 32.3 /
+    23.5 / 56.0, 30.8 / 73.5, 38.5 / 91.0 nm against the fit's 20.6 / 57.4, 23.6 / 57.3, 32.3 /
     74.5, 39.7 / 94.3 (choosing the more certain of the two: worse than weighting at every density).
     In 2-D, where the network learns little a fit lacks, weighting was mixed on validation stacks
     (seeds 12,001,104-111: sCMOS 0.1-0.6 nm better; EMCCD at 0.1 /µm² 0.9 nm worse, at 0.5 /µm²
@@ -347,7 +349,8 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
     axes = "xyz" if depth else "xy"
-    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}  # the fits' (or the network's)
+    # the fits' bounds; a confused row's is the network's uncertainty, so it is weighed half and half
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}
     _widen_by_disagreement(columns, fitted, out, axes)
     if depth:
         weighed = fitted == FITTED

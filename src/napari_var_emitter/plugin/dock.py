@@ -37,9 +37,8 @@ class ScrollingDock:
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.scroll_area, 1)
-        bar = Container(widgets=widgets)
-        bar.native.setObjectName("pinned")
-        layout.addWidget(bar.native)
+        self.pinned_bar = Container(widgets=widgets)
+        layout.addWidget(self.pinned_bar.native)
         self.pinned_frame = frame
 
     @property

@@ -4,6 +4,7 @@ filter --where` takes, exportable as CSV."""
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import napari
@@ -59,6 +60,7 @@ class FilterWidget(ScrollingDock, Container):
         self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
         self.fit_width()
         self.watched = None  # the layer whose changes of data refresh the filter
+        self.narrowed_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # _narrowed() of layers left
         self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built
         self.refresh_timer = QTimer(self.body, singleShot=True, interval=REFRESH_DELAY_MS)
         self.refresh_timer.timeout.connect(self._data_changed)
@@ -76,8 +78,12 @@ class FilterWidget(ScrollingDock, Container):
         return [c for c in COLUMNS if features is not None and c in features and len(features)]
 
     def _layer_chosen(self, layer) -> None:
+        """Filter `layer` with the ranges narrowed on it when it was last filtered (none the first
+        time); those of the layer filtered so far are kept for it."""
+        if self.watched is not None:
+            self.narrowed_of[self.watched] = self._narrowed()
         self._watch(layer)
-        self._build(layer, {})
+        self._build(layer, self.narrowed_of.get(layer, {}) if layer is not None else {})
 
     def _watch(self, layer) -> None:
         """Follow `layer`'s changes (Predict run again into it; hidden), no longer the last one's."""
@@ -89,27 +95,32 @@ class FilterWidget(ScrollingDock, Container):
         self.watched = layer
 
     def _layer_changed(self, event) -> None:
-        if event.type == "visible":
+        if self.native.parent() is None:  # closed (napari takes a closed dock's widget out): no more filtering
+            self._watch(None)
+        elif event.type == "visible":
             self._follow_shown()
         else:
             self.refresh_timer.start()
 
     def _follow_shown(self, *_) -> None:
         """Where the layer filtered is hidden (another dataset shown alone) or there is none, the
-        topmost visible Points layer instead (pick_shown), if any."""
-        if self.layer.value is None or not self.layer.value.visible:
+        topmost visible Points layer instead (pick_shown), if any; not once the Filter is closed."""
+        if self.native.parent() is not None and (self.layer.value is None or not self.layer.value.visible):
             self.layer.reset_choices()
             pick_shown(self.layer)
 
+    def _narrowed(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per column, the (from, to) bounds the user narrowed (None where a bound spans the data)."""
+        return {column: tuple(box.value if box.value != bound else None for box, bound in zip(boxes, bounds))
+                for (column, boxes), bounds in zip(self.ranges.items(), self.bounds.values())}
+
     def _data_changed(self) -> None:
         """The layer's new localisations: histograms and count again, each range the user narrowed
-        kept (the rest span the new data)."""
+        kept (the rest span the new data). A layer emptied for a new run keeps the ranges as they are."""
         layer = self.layer.value
-        if layer is None or len(layer.features) != len(layer.data):
+        if layer is None or not len(layer.data) or len(layer.features) != len(layer.data):
             return
-        narrowed = {column: tuple(box.value if box.value != bound else None for box, bound in zip(boxes, bounds))
-                    for (column, boxes), bounds in zip(self.ranges.items(), self.bounds.values())}
-        self._build(layer, narrowed)
+        self._build(layer, self._narrowed())
 
     def _build(self, layer, narrowed: dict[str, tuple[float | None, float | None]]) -> None:
         """A range per column of `layer` spanning its data, or what `narrowed` keeps of one; applied."""

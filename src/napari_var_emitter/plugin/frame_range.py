@@ -23,14 +23,14 @@ class FrameRange:
         self.first = SpinBox(label="first frame (1-based)", value=1, min=1, max=10**8, tooltip="Included")
         self.last = SpinBox(label="last frame (1-based)", value=1, min=1, max=10**8,
                             tooltip="Included; set to the stack's last frame when an image is chosen")
-        self.image, self.kept = None, {}  # the image chosen (id of its data); (mode, first, last) of each before
+        self.image, self.kept = None, {}  # the image chosen (id of its data); (mode, first, last, frames) of each
 
     def follow(self, layer) -> None:
         """The frames chosen for this image when it was last chosen (told apart by its data), else
         the same choice over its whole stack: 1 to its last frame (an image that is no stack is
         refused when the run starts, with the reason)."""
         if self.image is not None:
-            self.kept[self.image] = (self.mode.value, self.first.value, self.last.value)
+            self.kept[self.image] = (self.mode.value, self.first.value, self.last.value, self.first.max)
         self.image = None if layer is None else id(layer.data)
         try:
             n_frames = stack_of(layer)[0].shape[0] if layer is not None else None
@@ -38,7 +38,9 @@ class FrameRange:
             n_frames = None
         if n_frames:
             self.first.max = self.last.max = n_frames
-            mode, first, last = self.kept.get(self.image, (self.mode.value, 1, n_frames))
+            mode, first, last, of = self.kept.get(self.image, (self.mode.value, 1, n_frames, n_frames))
+            if of != n_frames:  # another stack's entry (Python reuses the id of data freed since)
+                first, last = 1, n_frames
             self.mode.value, self.first.value, self.last.value = mode, first, last
 
     def span(self, layer, n_frames: int, current_only: bool = False) -> tuple[int, int]:

@@ -156,10 +156,10 @@ def show_alone(viewer, image, stacks) -> list[str]:
 
 def view_alone(viewer, image, stacks) -> list[str]:
     """show_alone, then the view on `image` alone (fit_view) once napari has taken it in (its dims
-    follow the insertion); returns the names of the layers hidden (none: the view is left)."""
+    follow the insertion) and the slider on one of its frames; returns the names of the layers
+    hidden (none: the view is left, but for the slider)."""
     hidden = show_alone(viewer, image, stacks)
-    if hidden:
-        QTimer.singleShot(0, lambda: (fit_view(viewer, image), frame_into_view(viewer, image)))
+    QTimer.singleShot(0, lambda: (fit_view(viewer, image) if hidden else None, frame_into_view(viewer, image)))
     return hidden
 
 

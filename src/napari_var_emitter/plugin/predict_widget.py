@@ -182,9 +182,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
 
     def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> tuple[PredictOptions, str]:
         """The options with the PSF sigma for the refinement, estimated once per image, model and
-        pixel size from the first of `frames` (those from the run's first frame on; a live preview
-        does not estimate it again), said once in a notification; and the line the panel shows of
-        it ("" when the sigma was given)."""
+        pixel size from the first of `frames` (a movie's range, or the frames from the one in view
+        on; a live preview does not estimate it again), said once in a notification; and the line
+        the panel shows of it ("" when the sigma was given)."""
         if not options.refine or options.psf_sigma_nm is not None:
             return options, ""
         key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
@@ -239,7 +239,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame), first
                 for message in check_camera_on_frames(camera, frames):
                     show_warning(message)
-            options, sigma_line = self._with_psf_sigma(options, model, layer, frames[first:], camera)
+            options, sigma_line = self._with_psf_sigma(options, model, layer, frames[first:stop if movie else None],
+                                                       camera)
             job = None
             if movie:
                 source = layer.metadata.get("path")
@@ -249,7 +250,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                      restart=True)
         except InputError as exc:  # said in the panel too, in full, in place of the last run's status
             show_error(str(exc))
-            self.status.value, self.warnings.value = "not started: see below", f"✖ {exc}"
+            self.status.value, self.warnings.value = "not started: see the message under Run", f"✖ {exc}"
+            self.scroll_area.ensureWidgetVisible(self.warnings.native)
             return
         if single and not current_frame_only:
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
@@ -310,7 +312,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             status += "; Predict again with the same settings resumes"
         warnings = run.envelope_warnings()
         if warnings:
-            status += f"; {len(warnings)} warning(s): data outside the model's training ranges (below)"
+            status += f"; {len(warnings)} warning(s): data outside the model's training ranges (under Run)"
         notified = self.shown_warnings.setdefault(id(run.image.data), set())
         for message in warnings:  # a notification once per image; the panel holds the last run's, in full
             if message not in notified:
@@ -319,6 +321,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
                                         + [f"⚠ {message}" for message in warnings])
         self.status.value = status
+        if warnings:
+            self.scroll_area.ensureWidgetVisible(self.warnings.native)
 
     # ---- outputs --------------------------------------------------------------------------
     def _detections(self):

@@ -47,13 +47,13 @@ def parts_folder(out: str | Path) -> Path:
 
 
 def output_without_results(out: str | Path) -> Path:
-    """`out`, or where a finished run's results are there already, the first of NAME-2.EXT,
-    NAME-3.EXT, ... that holds none: a default output never replaces results. A run left unfinished
-    (its OUT.parts folder) keeps its name, so that running it again resumes it."""
+    """`out`, or where results are there already, the first of NAME-2.EXT, NAME-3.EXT, ... that
+    holds none: a default output never replaces results. A run left unfinished has written no OUT
+    yet (only its OUT.parts), so it keeps its name, and running it again resumes it."""
     out = Path(out)
     for n in range(1, 10_000):
         candidate = out if n == 1 else out.with_name(f"{out.stem}-{n}{out.suffix}")
-        if parts_folder(candidate).exists() or not candidate.exists():
+        if not candidate.exists():
             return candidate
     raise InputError(f"{out.parent} holds 10,000 results named like {out.name}: choose an output file")
 
