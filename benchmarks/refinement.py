@@ -12,8 +12,8 @@ the default 12500000 is held out (no decision has looked at it).
 With --speed instead: the stage's share of predict time on whole frames of 160x160 and
 256x256 at 1 emitter/µm² (--frames, 20 by default: over 20 frames one refinement batch holds
 them all and runs after the network, over longer runs beside it; the PSF sigma estimated once
-beforehand, as a run does, and that estimate's own time): three runs with the stage and three of the network alone,
-alternating; the time the stage adds (the means' difference) over the run's, and the seconds
+beforehand, as a run does, and that estimate's own time): three runs with the stage and three
+of the network alone, alternating; the time the stage adds (the means' difference) over the run's, and the seconds
 its thread spent in it (beside the network's next batches: predict_frames runs them at once).
 
 Run: .venv/bin/python benchmarks/refinement.py [--densities 0.1 0.5 1 2] [--size 128] [--frames 20]
@@ -108,8 +108,7 @@ def speed(camera: Camera, model_path: str | None, seed: int, n_frames: int) -> N
     frames_module.refine_table = timed_refine
     for size in (160, 256):
         config = SimulationConfig(frame_size=(size, size), n_frames=n_frames, density_per_um2=1.0,
-                                  photons_mean=2000.0,
-                                  background_photons=50.0, camera=camera)
+                                  photons_mean=2000.0, background_photons=50.0, camera=camera)
         frames, _ = simulate_stack(config, np.random.default_rng(seed + size))
         start = time.perf_counter()
         options, said = with_psf_sigma(PredictOptions(model=model_path), model, frames, camera)

@@ -348,10 +348,10 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
-    axes = "xyz" if depth else "xy"
-    # the fits' bounds; a confused row's is the network's uncertainty, so it is weighed half and half
-    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}
-    _widen_by_disagreement(columns, fitted, out, axes)
+    # in 3-D the fits' bounds, before they are widened (a confused row's is the network's
+    # uncertainty, so it is weighed half and half)
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in "xyz"} if depth else None
+    _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
     if depth:
         weighed = fitted == FITTED
         weighed[[parent for parent, _ in added]] = False  # a split's half: the network's row was of both

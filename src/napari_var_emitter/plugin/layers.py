@@ -159,7 +159,13 @@ def view_alone(viewer, image, stacks) -> list[str]:
     follow the insertion) and the slider on one of its frames; returns the names of the layers
     hidden (none: the view is left, but for the slider)."""
     hidden = show_alone(viewer, image, stacks)
-    QTimer.singleShot(0, lambda: (fit_view(viewer, image) if hidden else None, frame_into_view(viewer, image)))
+
+    def view() -> None:
+        if hidden:
+            fit_view(viewer, image)
+        frame_into_view(viewer, image)
+
+    QTimer.singleShot(0, view)
     return hidden
 
 

@@ -203,11 +203,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         <name>.locs-2.csv, ... where results are there already (output_without_results)."""
         if self.out_file.value:
             return Path(self.out_file.value)
-        source = layer.metadata.get("path")
-        if source and os.access(Path(source).parent, os.W_OK):
-            return output_without_results(Path(source).with_name(Path(source).name.split(".")[0] + ".locs.csv"))
-        name = Path(source).name.split(".")[0] if source else layer.name
-        return output_without_results(RESULTS_DIR / f"{name}.locs.csv")
+        source = Path(layer.metadata["path"]) if layer.metadata.get("path") else None
+        name = source.name.split(".")[0] if source else layer.name
+        folder = source.parent if source and os.access(source.parent, os.W_OK) else RESULTS_DIR
+        return output_without_results(folder / f"{name}.locs.csv")
 
     # ---- running --------------------------------------------------------------------------
     def _schedule_preview(self, *_) -> None:
