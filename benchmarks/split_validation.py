@@ -1,6 +1,6 @@
 """How the model selection of the refinement (fit/split.py) was chosen: on our own validation stacks
-(seeds 12,000,000+), the network's detections refined with splits off and with each pair of
-(MISFIT_GATE, SPLIT_LOGLIK) of a grid; per setting, summed over the stacks: the emitters split off,
+(seeds 12,000,000+), the network's detections refined with splits off and with each setting
+(MISFIT_GATE, SPLIT_LOGLIK, WIDER_LOGLIK) of a grid; per setting, summed over the stacks: the emitters split off,
 how many of them match a true emitter (true splits; matching within 250 nm), Jaccard and lateral
 RMSE over every match. The PSF sigma is estimated from the data as a run does (the true one
 where no spot is isolated enough for that).
@@ -14,7 +14,7 @@ With --sigma-factor F the fits get the PSF sigma times F: how the splits fare wh
 wrong (the test against one spot of free width is for that).
 
 Run: .venv/bin/python benchmarks/split_validation.py [--seed-base 12000000] [--frames 20] [--only TEXT]
-     [--gates G ...] [--logliks L ...] [--sigma-factor F]
+     [--gates G ...] [--logliks L ...] [--widers W ...] [--sigma-factor F]
 Prints one row per setting; asserts nothing.
 """
 
@@ -68,12 +68,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--only", help="the stacks whose name holds this text")
     parser.add_argument("--gates", type=float, nargs="+", default=GATES)
-    parser.add_argument("--logliks", type=float, nargs="+", default=LOGLIKS)
+    parser.add_argument("--logliks", type=float, nargs="+", default=LOGLIKS, help="SPLIT_LOGLIK: over one spot")
+    parser.add_argument("--widers", type=float, nargs="+", default=[split.WIDER_LOGLIK],
+                        help="WIDER_LOGLIK: over one spot of free width")
     parser.add_argument("--sigma-factor", type=float, default=1.0,
                         help="fit with the estimated PSF sigma times this (a PSF the fit gets wrong)")
     args = parser.parse_args()
     model = cached_model(PredictOptions().weights)[0]
-    settings = [(np.inf, np.inf)] + list(itertools.product(args.gates, args.logliks))
+    settings = [(np.inf, np.inf, np.inf)] + list(itertools.product(args.gates, args.logliks, args.widers))
     totals = {s: np.zeros(5) for s in settings}  # splits, true splits, matches, tables + truths, squared error
     for k, (name, config) in enumerate(stacks(args.size, args.frames)):
         if args.only and args.only not in name:
@@ -86,8 +88,8 @@ def main() -> None:
         # the estimate, or where no spot is isolated enough to estimate it from, the true sigma
         sigma_nm = options.psf_sigma_nm if options.refine else config.psf.sigma_nm
         spots = RoundSpots(args.sigma_factor * sigma_nm / camera.pixel_size_nm)
-        for gate, loglik in settings:
-            split.MISFIT_GATE, split.SPLIT_LOGLIK = gate, loglik
+        for gate, loglik, wider in settings:
+            split.MISFIT_GATE, split.SPLIT_LOGLIK, split.WIDER_LOGLIK = gate, loglik, wider
             table = refine_table(network, photons, camera, spots)
             p, t = match_frames(table, truth.emitters, FAR_NM)
             new = np.flatnonzero(table["fitted"].to_numpy() == SPLIT)
@@ -95,13 +97,13 @@ def main() -> None:
                      + (table["y_nm"].to_numpy()[p] - truth.emitters["y_nm"].to_numpy()[t]) ** 2)
             figures = np.array([len(new), np.isin(new, p).sum(), len(p), len(table) + len(truth.emitters),
                                 error.sum()])
-            totals[(gate, loglik)] += figures
-            print(f"{name:>40}  gate {gate:>4}  2ΔlogL ≥ {loglik:>5}: splits {len(new):4d} "
+            totals[(gate, loglik, wider)] += figures
+            print(f"{name:>40}  gate {gate:>4}  2ΔlogL ≥ {loglik:>5}, {wider:>5}: splits {len(new):4d} "
                   f"(true {figures[1]:4.0f})  Jaccard {100 * len(p) / (figures[3] - len(p)):.2f}  "
                   f"RMSE {np.sqrt(error.mean()):.2f} nm", flush=True)
     print("\nsummed over the stacks:")
-    for (gate, loglik), (n, true, matches, both, squared) in totals.items():
-        print(f"gate {gate:>4}  2ΔlogL ≥ {loglik:>5}: splits {n:5.0f}, false {n - true:4.0f}  "
+    for (gate, loglik, wider), (n, true, matches, both, squared) in totals.items():
+        print(f"gate {gate:>4}  2ΔlogL ≥ {loglik:>5}, {wider:>5}: splits {n:5.0f}, false {n - true:4.0f}  "
               f"Jaccard {100 * matches / (both - matches):.2f}  RMSE {np.sqrt(squared / matches):.2f} nm")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.fit.background_test import discoveries
-from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels, group_model
+from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels
 from napari_var_emitter.fit.refine import FITTED, MAX_MOVE_PX, NETWORK, SPLIT, counted_in_share, refine_table
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
@@ -20,6 +20,13 @@ ROUND = RoundSpots(SIGMA_PX)
 SIZE = 16
 
 
+def _expected(theta_GP: np.ndarray, spots, size: int) -> np.ndarray:
+    """Expected photons (G, size²) of groups theta_GP = (each emitter's parameters under `spots`, background)."""
+    per = len(spots.step)
+    k = (theta_GP.shape[1] - 1) // per
+    return spots.light(theta_GP[:, :-1].reshape(-1, per), size).reshape(len(theta_GP), k, -1).sum(1) + theta_GP[:, -1:]
+
+
 def _pairs(separation_sigmas: float, n: int, rng, photons=(2000.0, 1500.0), background=20.0):
     """n ROIs of two spots `separation_sigmas` apart (along a random direction) and the truth."""
     angle = rng.uniform(0, np.pi, n)
@@ -29,7 +36,7 @@ def _pairs(separation_sigmas: float, n: int, rng, photons=(2000.0, 1500.0), back
                    centre - half * np.column_stack([np.cos(angle), np.sin(angle)])], axis=1)  # (n, 2, 2)
     theta = np.concatenate([np.concatenate([xy, np.broadcast_to(np.array(photons)[None, :, None], (n, 2, 1))],
                                            axis=-1).reshape(n, 6), np.full((n, 1), background)], axis=1)
-    values, _ = group_model(theta, ROUND, SIZE)
+    values = _expected(theta, ROUND, SIZE)
     return rng.poisson(values).reshape(n, SIZE, SIZE).astype(float), xy
 
 
@@ -56,28 +63,15 @@ def test_the_joint_fit_recovers_pairs_at_1_to_3_sigma(separation, converged, bia
     np.testing.assert_allclose(np.median(fit.background[ok]), 20.0, rtol=0.05)
 
 
-@pytest.mark.parametrize("psf", ["round", "astigmatic"])
-def test_the_fit_evaluates_its_own_pixels_alone_as_the_whole_roi_gives_them(psf):
-    """Groups are fitted on their packed pixels (fit_pixels): the model and its derivatives there
-    equal the whole ROI's at those pixels, and padding after a group's last pixel is marked."""
-    from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
-
-    spots = ROUND if psf == "round" else AstigmaticSpots(SAMPLE_PSF, 100.0)
+def test_groups_are_fitted_on_their_own_pixels_packed():
+    """fit_pixels packs each group's pixels first and marks the padding after its last."""
     rng = np.random.default_rng(7)
-    per, k, size = len(spots.step), 3, 12
-    xy = rng.uniform(3, 9, (4, k, 2))
-    theta = np.concatenate([spots.start(xy, rng.uniform(-300, 300, (4, k)), rng.uniform(500, 3000, (4, k)))
-                            .reshape(4, per * k), np.full((4, 1), 20.0)], axis=1)
+    size = 12
     weight = (rng.uniform(size=(4, size, size)) < np.array([0.2, 0.5, 0.9, 1.0])[:, None, None]).astype(float)
     (rows, cols), fitted = fit_pixels(weight)
     assert fitted.shape[1] == weight.reshape(4, -1).sum(1).max()
     np.testing.assert_array_equal(fitted.sum(1), weight.reshape(4, -1).sum(1))
-    whole, whole_jac = group_model(theta, spots, size)
-    packed, packed_jac = group_model(theta, spots, size, None, (rows, cols))
-    at = rows * size + cols
-    np.testing.assert_allclose(packed, np.take_along_axis(whole, at, 1), rtol=1e-12)
-    np.testing.assert_allclose(packed_jac, np.take_along_axis(whole_jac, at[..., None], 1), rtol=1e-12, atol=1e-12)
-    assert (np.take_along_axis(weight.reshape(4, -1), at, 1) == fitted).all()
+    assert (np.take_along_axis(weight.reshape(4, -1), rows * size + cols, 1) == fitted).all()
 
 
 def _one_detection(counts, xy_n2):
@@ -101,7 +95,7 @@ def test_a_pair_the_network_merged_is_split_and_a_single_spot_is_not(separation,
     error = np.minimum(np.hypot(*(got - xy[rows]).transpose(2, 0, 1)).max(1),
                        np.hypot(*(got[:, ::-1] - xy[rows]).transpose(2, 0, 1)).max(1))
     assert np.median(error) < 0.25 and np.percentile(error, 90) < 0.6  # both emitters where they are (px)
-    single, _ = group_model(np.array([[8.3, 7.6, 3500.0, 20.0]]), ROUND, SIZE)  # the pair's photons in one spot
+    single = _expected(np.array([[8.3, 7.6, 3500.0, 20.0]]), ROUND, SIZE)  # the pair's photons in one spot
     counts = rng.poisson(np.repeat(single, 400, axis=0)).reshape(400, SIZE, SIZE).astype(float)
     _, none = _one_detection(counts, np.tile([[8.3, 7.6]], (400, 1)))
     assert none is None or none.accepted.sum() <= 2  # false splits rare: at most 2 in 400 single spots
@@ -110,7 +104,7 @@ def test_a_pair_the_network_merged_is_split_and_a_single_spot_is_not(separation,
 def test_an_isolated_fit_reaches_the_bound_and_read_noise_and_em_gain_widen_it():
     rng = np.random.default_rng(3)
     truth = np.tile([[8.3, 7.6, 3000.0, 0.0, 0.0, 0.0, 40.0]], (1, 1))
-    values, _ = group_model(truth, ROUND, SIZE)
+    values = _expected(truth, ROUND, SIZE)
     counts = rng.poisson(np.repeat(values, 500, axis=0)).reshape(500, SIZE, SIZE).astype(float)
 
     def fit(variance=0.0, excess=1.0):
@@ -133,7 +127,7 @@ def _table(rows):
 def _frame_with_spots(spots, size=40, background=10.0, seed=4):
     """(1, size, size) Poisson photons of round spots (x_px, y_px, photons) over a flat background."""
     theta = np.array([[*spot, 0.0, 0.0, 0.0, 0.0] for spot in spots]).reshape(len(spots), -1)[:, :3]
-    values, _ = group_model(np.concatenate([theta.reshape(1, -1), [[background]]], axis=1), ROUND, size)
+    values = _expected(np.concatenate([theta.reshape(1, -1), [[background]]], axis=1), ROUND, size)
     return np.random.default_rng(seed).poisson(values.reshape(1, size, size)).astype(float)
 
 
@@ -179,7 +173,7 @@ def test_a_merged_pair_of_wide_defocused_spots_is_split_in_3d():
     for frame in range(8):
         a = np.array([18.0, 20.0]) + rng.uniform(-0.5, 0.5, 2)
         b = a + np.array([3.6, 0.0])
-        values, _ = group_model(np.array([[*a, 250.0, 3000.0, *b, 320.0, 3000.0, 30.0]]), spots, size)
+        values = _expected(np.array([[*a, 250.0, 3000.0, *b, 320.0, 3000.0, 30.0]]), spots, size)
         frames.append(rng.poisson(values.reshape(size, size)).astype(float))
         mid = 100 * (a + b) / 2
         rows.append([frame, mid[0], mid[1], 285.0, 6000.0, 0.9, 20.0, 60.0])
@@ -209,7 +203,7 @@ def test_a_merged_pair_side_by_side_at_one_depth_is_split_at_that_depth_in_3d():
     angle = rng.uniform(0, np.pi, n)
     b = a + 2.5 * np.column_stack([np.cos(angle), np.sin(angle)])
     theta = np.column_stack([a, z, np.full(n, 3000.0), b, z, np.full(n, 3000.0), np.full(n, 30.0)])
-    values, _ = group_model(theta, spots, size)
+    values = _expected(theta, spots, size)
     counts = rng.poisson(values).reshape(n, size, size).astype(float)
     batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), ((a + b) / 2)[:, None],
                        np.full((n, 1), 6000.0), (z + rng.normal(0, 50, n))[:, None])  # the network's merged row
@@ -257,7 +251,7 @@ def test_the_background_test_keeps_spots_and_removes_phantoms_on_structure_and_b
     bump = 40.0 + 360.0 * np.exp(-((xx - 40) ** 2 + (yy - 40) ** 2) / (2 * 8.0 ** 2))  # out-of-focus light, 10x
     spots = [(12.5, 12.5, 4000.0), (15.5, 12.5, 400.0), (40.3, 33.2, 1500.0)]  # bright, dim 3 px beside it, on the bump
     theta = np.concatenate([np.array(spots).reshape(1, -1), [[0.0]]], axis=1)
-    values, _ = group_model(theta, ROUND, size)
+    values = _expected(theta, ROUND, size)
     frame = rng.poisson(values.reshape(size, size) + bump)[None].astype(float)
     table = _table([[0, 100 * x, 100 * y, n, 0.9, 10.0] for x, y, n in spots]
                    + [[0, 1250.0, 1550.0, 2000.0, 0.9, 10.0],   # 3 px beside the bright spot, nothing there
@@ -343,7 +337,7 @@ def test_the_astigmatic_joint_fit_recovers_z_of_rendered_spots_and_pairs():
     xy[:, 1, 0] += 3.5  # the second emitter 350 nm to the right: their spots overlap
     theta = np.concatenate([np.concatenate([xy, z[..., None], np.full((n, 2, 1), 3000.0)], axis=-1).reshape(n, 8),
                             np.full((n, 1), 30.0)], axis=1)
-    values, _ = group_model(theta, spots, SIZE)
+    values = _expected(theta, spots, SIZE)
     counts = rng.poisson(values).reshape(n, SIZE, SIZE).astype(float)
     start_z = np.clip(z + rng.normal(0, 60, z.shape), -450, 450)  # a network's depths, 60 nm off
     batch = GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), xy + rng.normal(0, 0.2, xy.shape),
@@ -368,7 +362,7 @@ def test_fits_converge_to_one_optimum_wherever_they_start_and_hold_a_parameter_o
     xy = SIZE / 2 + rng.uniform(-0.5, 0.5, (n, 1, 2))
     photons = rng.uniform(400, 4000, n)  # dim spots too, whose likelihood is flat in z
     theta = np.column_stack([xy[:, 0], z, photons, np.full(n, 40.0)])
-    values, _ = group_model(theta, spots, SIZE)
+    values = _expected(theta, spots, SIZE)
     counts = rng.poisson(values).reshape(n, SIZE, SIZE).astype(float)
     fits = [fit_groups(GroupBatch(counts, np.zeros_like(counts), np.ones_like(counts), start_xy,
                                   np.full((n, 1), 1500.0), start_z[:, None]), spots)
@@ -406,18 +400,35 @@ def test_a_group_larger_than_a_joint_fit_takes_is_fitted_in_parts_as_well_as_who
     assert in_parts < 0.3 * np.sqrt(np.mean((start - truth) ** 2))
 
 
-def test_groups_are_batched_by_roi_size_and_number_of_emitters_without_padding():
+def test_whole_groups_are_batched_by_number_of_emitters_in_padded_rois_and_fit_as_alone():
     from napari_var_emitter.fit.groups import cut_groups
 
     rng = np.random.default_rng(3)
     n = 90
     frame, x, y = rng.integers(0, 3, n), rng.uniform(3, 61, n), rng.uniform(3, 61, n)
-    cut = cut_groups(np.full((3, 64, 64), 10.0), 0.0, frame, x, y, np.full(n, 1000.0), np.full(n, SIGMA_PX))
-    keys = [(batch.counts_GRR.shape[1], batch.xy_GK2.shape[1]) for batch in cut.batches]
-    assert len(set(keys)) == len(keys) and len({k for _, k in keys}) >= 3  # groups of several sizes
+    photons = rng.poisson(10.0 + rng.uniform(0, 5, (3, 64, 64))).astype(float)
+    cut = cut_groups(photons, 0.0, frame, x, y, np.full(n, 1000.0), np.full(n, SIGMA_PX))
+    emitters = [batch.xy_GK2.shape[1] for batch in cut.batches]
+    assert len(set(emitters)) == len(emitters) >= 3  # no large group here: one batch per number of emitters
+    assert any(len(np.unique(batch.sizes)) > 1 for batch in cut.batches)  # ROIs of several sizes in one batch
     assert all((members >= 0).all() for members in cut.members)  # no padding emitter in any fit
     cores = np.concatenate([members[core] for members, core in zip(cut.members, cut.cores)])
     assert sorted(cores) == list(range(n))  # every detection's fit taken once
+    batch = next(batch for batch in cut.batches if len(np.unique(batch.sizes)) > 1)
+    small = np.flatnonzero(batch.sizes < batch.counts_GRR.shape[1])
+    for g in small:  # nothing beyond a group's own ROI is fitted ...
+        own = batch.sizes[g]
+        assert not batch.weight_GRR[g, own:].any() and not batch.weight_GRR[g, :, own:].any()
+    # ... and each padded group fits as it does alone in its own ROI
+    padded = fit_groups(batch.take(small), ROUND)
+    for g, fit_g in zip(small, range(len(small))):
+        own = batch.sizes[g]
+        alone = fit_groups(GroupBatch(*(value[[g]][:, :own, :own] if name.endswith("GRR") else value[[g]]
+                                        for name, value in ((f, getattr(batch, f)) for f in
+                                                            ("counts_GRR", "read_variance_GRR", "weight_GRR",
+                                                             "xy_GK2", "photons_GK")))), ROUND)
+        np.testing.assert_allclose(padded.x_px[fit_g], alone.x_px[0], rtol=1e-9)
+        np.testing.assert_allclose(padded.loglik[fit_g], alone.loglik[0], rtol=1e-12)
 
 
 def test_the_psf_sigma_is_estimated_where_no_spot_is_isolated():
@@ -448,7 +459,7 @@ def test_the_psf_sigma_is_not_widened_by_phantoms_on_a_structured_background():
     for frame in range(4):
         spots = rng.uniform(6, 58, (6, 2))
         background = 20 + 380 * structured_field((64, 64), 100.0, rng)
-        values, _ = group_model(np.c_[np.c_[spots, np.full(6, 2000.0)].reshape(1, -1), [[0.0]]], ROUND, 64)
+        values = _expected(np.c_[np.c_[spots, np.full(6, 2000.0)].reshape(1, -1), [[0.0]]], ROUND, 64)
         photons = rng.poisson(values.reshape(64, 64) + background).astype(float)
         smooth = gaussian_filter(photons - gaussian_filter(photons, 4), SIGMA_PX)
         peaks = np.argwhere((smooth == maximum_filter(smooth, 5)) & (background > 150))[:, ::-1] + 0.5
@@ -471,7 +482,7 @@ def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties
     frames, truth = [], []
     for _ in range(6):
         xy = np.array([20.0, 20.0]) + rng.uniform(-0.5, 0.5, 2)
-        values, _ = group_model(np.array([[*xy, 100.0, 3000.0, 30.0]]), spots, size)
+        values = _expected(np.array([[*xy, 100.0, 3000.0, 30.0]]), spots, size)
         frames.append(rng.poisson(values.reshape(size, size)).astype(float))
         truth.append(100 * xy)
     columns = ["frame", "x_nm", "y_nm", "z_nm", "photons", "probability", "uncertainty_nm", "uncertainty_z_nm"]

@@ -62,29 +62,13 @@ def test_photons_and_blinking():
     assert partial.mean() > 0.1  # blinks starting or ending mid-frame are dimmer, and kept
 
 
-def test_pixel_fractions_and_the_spot_jacobians():
-    """Each pixel's fraction is the Gaussian's integral over it; the derivatives of the spot model
-    are its finite differences, and the round model (x, y, photons) is the full one's columns."""
+def test_pixel_fractions_are_the_gaussians_integrals():
+    """Each pixel's fraction is the Gaussian's integral over it."""
     rng = np.random.default_rng(29)
     first, centre, sigma = rng.integers(-20, 20, (50, 1)), rng.uniform(-25, 25, (50, 1)), rng.uniform(0.5, 6, (50, 1))
     lo = first + np.arange(15)
     integral = 0.5 * (erf((lo + 1 - centre) / (np.sqrt(2) * sigma)) - erf((lo - centre) / (np.sqrt(2) * sigma)))
     np.testing.assert_allclose(psf_module.consecutive_pixel_fractions(first, 15, centre, sigma), integral, atol=1e-15)
-    n, size = 20, 9
-    theta = np.column_stack([rng.uniform(2, 7, (n, 2)), rng.uniform(0.8, 2, (n, 2)), rng.uniform(100, 5000, n),
-                             rng.uniform(0, 50, n)])  # x, y, sigma_x, sigma_y, photons, background
-    values, jac = psf_module.spot_model_and_jacobian(*theta.T, size)
-    for p in range(6):
-        step = np.zeros(6)
-        step[p] = 1e-6 * max(1.0, abs(theta[:, p]).max())
-        up, down = (psf_module.spot_model_and_jacobian(*(theta + sign * step).T, size)[0] for sign in (1, -1))
-        np.testing.assert_allclose(jac[..., p], (up - down) / (2 * step[p]), rtol=1e-5, atol=1e-6)
-    round_values, round_jac = psf_module.round_spot_model_and_jacobian(theta[:, 0], theta[:, 1], theta[:, 2],
-                                                                        theta[:, 4], size)
-    same = psf_module.spot_model_and_jacobian(theta[:, 0], theta[:, 1], theta[:, 2], theta[:, 2], theta[:, 4],
-                                              np.zeros(n), size)
-    np.testing.assert_array_equal(round_values, same[0])
-    np.testing.assert_array_equal(round_jac, same[1][..., [0, 1, 4]])
 
 
 def test_spots_by_frame_products_equal_the_windows():

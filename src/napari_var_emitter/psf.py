@@ -14,7 +14,6 @@ import numpy as np
 from scipy.special import erf
 
 _SQRT2 = np.sqrt(2.0)
-_SQRT_2PI = np.sqrt(2 * np.pi)
 _MIN_WIDTH2 = 0.01  # floor of 1 + u² + A u³ + B u⁴, where large negative A would take it below 0
 
 
@@ -132,17 +131,6 @@ def consecutive_pixel_fractions(first_px: np.ndarray, n_px: int, centre_px: np.n
     return 0.5 * (cumulative[..., 1:] - cumulative[..., :-1])
 
 
-def _axis_terms(centre_px: np.ndarray, sigma_px: np.ndarray, size: int):
-    """Along one axis of an ROI of `size` px, for N spots at centre_px (N,) of width sigma_px (N,):
-    the consecutive_pixel_fractions (N, R) of pixels 0..R-1 and their derivatives by the centre
-    and by sigma (N, R), each pixel edge evaluated once."""
-    s = sigma_px[:, None]
-    t = np.arange(size + 1, dtype=np.float64) - centre_px[:, None]  # (N, R + 1) each edge less the centre
-    g = np.exp(-(t**2) / (2 * s**2)) / (_SQRT_2PI * s)  # the Gaussian at each edge
-    fractions = consecutive_pixel_fractions(0, size, centre_px[:, None], s)
-    return fractions, g[:, :-1] - g[:, 1:], (t[:, :-1] * g[:, :-1] - t[:, 1:] * g[:, 1:]) / s
-
-
 def _at_pixels(along_y: list[np.ndarray], along_x: list[np.ndarray], pixels) -> tuple[list, list]:
     """Per-axis terms (N, R) of N spots, set to multiply into their values at the ROI's pixels:
     each (N, R, 1) along y and (N, 1, R) along x, broadcast over the whole ROI; or with pixels =
@@ -170,84 +158,6 @@ def spot_values(x_px, y_px, sigma_x_px, sigma_y_px, photons, size: int, pixels=N
                                      np.asarray(sigma_y_px, np.float64)[:, None])
     (fy,), (fx,) = _at_pixels([fy], [fx], pixels)
     return np.maximum((_per_spot(photons, fy) * (fy * fx)).reshape(len(fx), -1), 1e-9)
-
-
-def spot_model_and_jacobian(x_px, y_px, sigma_x_px, sigma_y_px, photons, background, size: int, pixels=None):
-    """Expected photons of N spots in R x R ROIs, (N, R*R), and its derivatives with respect to
-    (x, y, sigma_x, sigma_y, photons, background), (N, R*R, 6). Every argument is (N,) in px or
-    photons (background per pixel); the ROI's pixel (r, c) covers [c, c + 1) x [r, r + 1). With
-    pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone."""
-    ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x_px, np.float64), size)  # (N, R)
-    ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y_px, np.float64), size)
-    (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
-    n, amp = len(ex), _per_spot(photons, ey)
-    shape = ey * ex
-    model = (_per_spot(background, ey) + amp * shape).reshape(n, -1)
-    jac = np.stack([
-        (amp * ey * dex).reshape(n, -1),
-        (amp * dey * ex).reshape(n, -1),
-        (amp * ey * dex_ds).reshape(n, -1),
-        (amp * dey_ds * ex).reshape(n, -1),
-        shape.reshape(n, -1),
-        np.ones_like(model),
-    ], axis=-1)
-    return np.maximum(model, 1e-9), jac
-
-
-def round_spot_model_and_jacobian(x_px, y_px, sigma_px, photons, size: int, pixels=None):
-    """spot_model_and_jacobian of round spots over no background, with the derivatives by
-    (x, y, photons) alone, (N, R*R, 3): what a fit of known PSF width needs, at half the work.
-    With pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone, (N, M) and
-    (N, M, 3)."""
-    sigma = np.asarray(sigma_px, np.float64)
-    ex, dex, _ = _axis_terms(np.asarray(x_px, np.float64), sigma, size)
-    ey, dey, _ = _axis_terms(np.asarray(y_px, np.float64), sigma, size)
-    (ey, dey), (ex, dex) = _at_pixels([ey, dey], [ex, dex], pixels)
-    n, amp = len(ex), _per_spot(photons, ey)
-    jac = np.empty((*np.broadcast_shapes(ey.shape, ex.shape), 3))
-    np.multiply(ey, ex, out=jac[..., 2])
-    np.multiply(amp * ey, dex, out=jac[..., 0])
-    np.multiply(amp * dey, ex, out=jac[..., 1])
-    model = amp.reshape(n, 1) * jac[..., 2].reshape(n, -1)
-    return np.maximum(model, 1e-9), jac.reshape(n, -1, 3)
-
-
-def poisson_fisher(values: np.ndarray, jac: np.ndarray) -> np.ndarray:
-    """Fisher information (N, P, P) of Poisson counts with expectations `values` (N, K) whose
-    derivatives with respect to P parameters are `jac` (N, K, P)."""
-    return np.einsum("nkp,nkq,nk->npq", jac, jac, 1.0 / values)
-
-
-def astigmatic_spot_model_and_jacobian(x_px, y_px, z_nm, photons, psf: PSF, pixel_size_nm: float, size: int,
-                                       pixels=None):
-    """Expected photons (N, R*R) of spots at (x, y px, z nm) with `photons` under an astigmatic
-    `psf`, over no background, and the derivatives by (x, y, z, photons), (N, R*R, 4): each
-    column computed once into its place (no intermediate derivatives by the two widths). With
-    pixels = (rows, cols), each (N, M): at those pixels of each spot's ROI alone."""
-    z = np.asarray(z_nm, np.float64)
-    sigma_x, sigma_y = (s / pixel_size_nm for s in psf.sigmas_nm(z))
-    slope_x, slope_y = (s / pixel_size_nm for s in psf.slopes(z))
-    ex, dex, dex_ds = _axis_terms(np.asarray(x_px, np.float64), np.asarray(sigma_x, np.float64), size)
-    ey, dey, dey_ds = _axis_terms(np.asarray(y_px, np.float64), np.asarray(sigma_y, np.float64), size)
-    (ey, dey, dey_ds), (ex, dex, dex_ds) = _at_pixels([ey, dey, dey_ds], [ex, dex, dex_ds], pixels)
-    n, amp = len(ex), _per_spot(photons, ey)
-    slope_x, slope_y = _per_spot(slope_x, ey), _per_spot(slope_y, ey)
-    jac = np.empty((*np.broadcast_shapes(ey.shape, ex.shape), 4))
-    np.multiply(ey, ex, out=jac[..., 3])
-    np.multiply(amp * ey, dex, out=jac[..., 0])
-    np.multiply(amp * dey, ex, out=jac[..., 1])
-    jac[..., 2] = (amp * ey * dex_ds) * slope_x + (amp * dey_ds * ex) * slope_y
-    model = amp.reshape(n, 1) * jac[..., 3].reshape(n, -1)
-    return np.maximum(model, 1e-9), jac.reshape(n, -1, 4)
-
-
-def astigmatic_model_and_jacobian(theta_N5: np.ndarray, psf: PSF, pixel_size_nm: float, size: int):
-    """Expected photons (N, R*R) of spots theta_N5 = (x px, y px, z nm, photons, background per
-    pixel) under an astigmatic `psf`, and the derivatives with respect to those five (N, R*R, 5)."""
-    _, jac = astigmatic_spot_model_and_jacobian(theta_N5[:, 0], theta_N5[:, 1], theta_N5[:, 2],
-                                                theta_N5[:, 3], psf, pixel_size_nm, size)
-    values = np.maximum(theta_N5[:, 4:5] + theta_N5[:, 3:4] * jac[..., 3], 1e-9)
-    return values, np.concatenate([jac, np.ones((*values.shape, 1))], axis=-1)
 
 
 # frames of at most this many spot windows ((2 radius + 1)^2 px) are rendered as one matrix

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import spence
 
-from ..psf import PSF, astigmatic_model_and_jacobian, poisson_fisher
+from ..fit.scoring import ASTIGMATIC, Spots, fisher_scoring
+from ..psf import PSF
 
 
 def crlb_nm(photons, background, sigma_nm, pixel_size_nm, excess_noise_factor=1.0) -> np.ndarray:
@@ -42,7 +43,9 @@ def crlb_3d_nm(photons, background, z_nm, psf: PSF, pixel_size_nm: float,
     size = 2 * int(np.ceil(5 * widest_px)) + 1
     centre = np.full(len(z), size / 2)
     theta = np.column_stack([centre, centre, z, photons, np.maximum(background, 1e-12)])
-    fisher = poisson_fisher(*astigmatic_model_and_jacobian(theta, psf, pixel_size_nm, size))
-    variance = excess_noise_factor * np.diagonal(np.linalg.inv(fisher), axis1=1, axis2=2)
-    std = np.sqrt(variance)
+    limits = (np.full(5, np.inf), np.full(5, -np.inf), np.full(5, np.inf))
+    spots = Spots(ASTIGMATIC, psf=psf, pixel_size_nm=pixel_size_nm)
+    at = fisher_scoring(np.zeros((len(z), size * size)), theta, spots, limits, 0, size,
+                        excess=excess_noise_factor)  # no step: the bounds where theta stands
+    std = np.sqrt(at.variance)
     return std[:, 0] * pixel_size_nm, std[:, 1] * pixel_size_nm, std[:, 2]

@@ -1,12 +1,12 @@
 """The test against "background only": is there a spot at a localisation, or only background?
 
 On the pixels within WINDOW_SIGMAS PSF sigmas of a localisation, two fits under the camera's
-noise (the project's one fitting loop): a background that varies smoothly (a quadratic surface:
-out-of-focus light and autofluorescence 1 µm wide and more look like that over a window) plus a
-spot at the localisation's position, against that background alone. The likelihood ratio gives
-the spot's significance in standard deviations, sqrt(2 (l(spot) - l(background))), 0 where the
-best photons are 0. A phantom on a bright patch of background scores about 0-3; a real spot of a
-few hundred photons far more.
+noise (the project's one fitting loop, scoring.fisher_scoring): a background that varies
+smoothly (a quadratic surface: out-of-focus light and autofluorescence 1 µm wide and more look
+like that over a window) plus a spot at the localisation's position, against that background
+alone. The likelihood ratio gives the spot's significance in standard deviations,
+sqrt(2 (l(spot) - l(background))), 0 where the best photons are 0. A phantom on a bright patch
+of background scores about 0-3; a real spot of a few hundred photons far more.
 
 Which to keep (discoveries): where nearly every localisation is a clear spot (Storey's estimate
 of the share that are background only, from how many stand less than CLEAR_SIGMAS above it, is
@@ -20,12 +20,14 @@ as a rate."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import stats
 
 from ..psf import spot_values
 from .groups import frame_pairs
-from .mle import SpotOverSurface, fisher_scoring, gram, project
+from .scoring import QUADRATIC, ROUND, Spots, fisher_scoring
 
 WINDOW_SIGMAS = 4.0
 N_ITER = 10
@@ -143,39 +145,54 @@ class _Windows:
         background against the background alone, and (M,) those photons, in `windows` (all by
         default); counts, variance and `known` (expected photons of other spots, held fixed in
         both) are (M, K). PER_PASS windows at a time."""
-        shape = self.shape if windows is None else self.shape[windows]
+        windows = np.arange(len(counts)) if windows is None else windows
         ratio, photons = np.zeros(len(counts)), np.zeros(len(counts))
         for start in range(0, len(counts), PER_PASS):
             rows = slice(start, start + PER_PASS)
             ratio[rows], photons[rows] = self._likelihood_ratio(counts[rows], known[rows], variance[rows],
-                                                                shape[rows], excess)
+                                                                windows[rows], excess)
         return np.sqrt(np.maximum(ratio, 0.0)), photons
 
-    def _likelihood_ratio(self, counts, known, variance, shape, excess: float) -> tuple[np.ndarray, np.ndarray]:
-        """(n,) twice the log-likelihood ratio and the spot's photons (module docstring). The
-        model is linear in (photons, the background's terms): its derivatives never change."""
-        n, jac = len(counts), SpotOverSurface(shape, self.terms)
-
-        def model(theta, rows):
-            taken = jac.take(rows)
-            return np.maximum(known[rows] + taken.values(theta), 1e-3), taken
-
+    def _likelihood_ratio(self, counts, known, variance, windows, excess: float) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) twice the log-likelihood ratio and the spot's photons (module docstring) in the
+        windows `windows` (indexes). The spot stays at the localisation (x, y held): the model is
+        linear in (photons, the background's terms)."""
+        n = len(counts)
+        spots = Spots(ROUND, np.stack([self.sigma_x[windows], self.sigma_y[windows]], axis=-1)[:, None, :])
+        theta = np.zeros((n, 3 + QUADRATIC))
+        theta[:, 0], theta[:, 1] = self.x[windows] - self.col0[windows], self.y[windows] - self.row0[windows]
         # both fits start from weighted least squares (the model is linear), a step or two from the optimum
         weight = 1.0 / np.maximum(counts + variance, 1.0)
-        start = np.zeros((n, 7))
-        start[:, 1:] = _least_squares(SpotOverSurface(None, self.terms), counts - known, weight)
+        theta[:, 3:] = _least_squares(None, self.terms, counts - known, weight)
         # photons settle relative to their value; the background's terms (near 0) within BACKGROUND_STEP * 1e-7
-        limits = (np.r_[np.inf, np.full(6, BACKGROUND_STEP)], np.r_[0.0, np.full(6, -np.inf)], np.full(7, np.inf))
-        background = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess,
-                                    fixed_NP=np.tile(np.r_[True, np.zeros(6, bool)], (n, 1)), bounds=False)
-        start = _least_squares(jac, counts - known, weight)
-        start[:, 0] = np.maximum(start[:, 0], 1.0)
-        spot = fisher_scoring(counts, start, model, limits, N_ITER, variance, excess, bounds=False)
-        return 2 * (spot.loglik - background.loglik), spot.theta[:, 0]
+        limits = (np.r_[np.inf, np.inf, np.inf, np.full(QUADRATIC, BACKGROUND_STEP)],
+                  np.r_[-np.inf, -np.inf, 0.0, np.full(QUADRATIC, -np.inf)], np.full(3 + QUADRATIC, np.inf))
+        held = np.zeros((n, 3 + QUADRATIC), bool)
+        held[:, :3] = True  # the background alone: no spot
+        fit = functools.partial(fisher_scoring, counts, spots=spots, limits=limits, n_iter=N_ITER, size=self.size,
+                                read_variance_NK=variance, excess=excess, known_NK=known, n_terms=QUADRATIC,
+                                bounds=False)
+        background = fit(theta_NP=theta, fixed_NP=held)
+        theta[:, 2:] = _least_squares(self.shape[windows], self.terms, counts - known, weight)
+        theta[:, 2] = np.maximum(theta[:, 2], 1.0)
+        held[:, 2] = False
+        spot = fit(theta_NP=theta, fixed_NP=held)
+        return 2 * (spot.loglik - background.loglik), spot.theta[:, 2]
 
 
-def _least_squares(jac: SpotOverSurface, target_NK: np.ndarray, weight_NK: np.ndarray) -> np.ndarray:
-    """(N, P) the weighted least-squares parameters of a linear model per row."""
-    normal = gram(jac, weight_NK)
+def _least_squares(spot_NK: np.ndarray | None, terms_KQ: np.ndarray, target_NK: np.ndarray,
+                   weight_NK: np.ndarray) -> np.ndarray:
+    """(N, Q) or with a spot (N, 1 + Q): the weighted least-squares photons of the spot of unit
+    shape spot_NK (None: no spot) and the background's terms, per row."""
+    q = terms_KQ.shape[1]
+    outer = (terms_KQ[:, :, None] * terms_KQ[:, None, :]).reshape(len(terms_KQ), -1)
+    normal = (weight_NK @ outer).reshape(len(weight_NK), q, q)
+    projected = (weight_NK * target_NK) @ terms_KQ
+    if spot_NK is not None:
+        weighted = weight_NK * spot_NK
+        cross = weighted @ terms_KQ
+        normal = np.block([[(weighted * spot_NK).sum(1)[:, None, None], cross[:, None, :]],
+                           [cross[:, :, None], normal]])
+        projected = np.column_stack([(weighted * target_NK).sum(1), projected])
     normal += 1e-9 * np.eye(normal.shape[1])
-    return np.linalg.solve(normal, project(jac, weight_NK * target_NK)[..., None])[..., 0]
+    return np.linalg.solve(normal, projected[..., None])[..., 0]

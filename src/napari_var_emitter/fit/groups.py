@@ -51,11 +51,22 @@ def _cores(members: np.ndarray, x_px: np.ndarray, y_px: np.ndarray) -> list[np.n
     return _cores(ordered[:half], x_px, y_px) + _cores(ordered[half:], x_px, y_px)
 
 
-def _box(members: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray) -> tuple[int, int, int, int]:
-    """(first col, last col, first row, last row) of the pixels within MASK_SIGMAS of `members`."""
-    margin = int(np.ceil(MASK_SIGMAS * width_px[members].max())) + 1
-    return (int(np.floor(x_px[members].min())) - margin, int(np.floor(x_px[members].max())) + margin,
-            int(np.floor(y_px[members].min())) - margin, int(np.floor(y_px[members].max())) + margin)
+def _rois(slots_GK: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, height: int,
+          width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Square ROIs of groups of K detections each (slots_GK, indexes), covering the pixels within
+    MASK_SIGMAS of every member, sides rounded up to ROI_STEP_PX, inside the frame: (G,) side,
+    row and column of the corner, and whether the group fits (its members keep a margin inside
+    it). An ROI larger than the frame is the frame (its margins would lie outside anyway)."""
+    xs, ys = x_px[slots_GK], y_px[slots_GK]
+    margin = np.ceil(MASK_SIGMAS * width_px[slots_GK].max(1)).astype(int) + 1
+    lo_c, hi_c = np.floor(xs.min(1)).astype(int) - margin, np.floor(xs.max(1)).astype(int) + margin
+    lo_r, hi_r = np.floor(ys.min(1)).astype(int) - margin, np.floor(ys.max(1)).astype(int) + margin
+    side = -(-np.maximum(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX
+    size = np.minimum(side, min(height, width))
+    fits = np.maximum(np.ptp(xs, 1), np.ptp(ys, 1)) + 2 <= size
+    row0 = np.clip((lo_r + hi_r + 1 - size) // 2, 0, np.maximum(height - size, 0))
+    col0 = np.clip((lo_c + hi_c + 1 - size) // 2, 0, np.maximum(width - size, 0))
+    return size, row0, col0, fits
 
 
 def _part(core: np.ndarray, group: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
@@ -109,7 +120,8 @@ def overlapping_groups(frame_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarr
 
 @dataclasses.dataclass
 class CutGroups:
-    """A GroupBatch per ROI size and number of emitters (no padding: a fit's work goes with the
+    """A GroupBatch per number of emitters (whole groups, in padded ROIs) or per ROI size and
+    number of emitters (parts of large groups); no padding emitters (a fit's work goes with the
     square of its parameters); members[i] (G_i, K_i): the detection index of each emitter;
     origins[i] (G_i, 2): each ROI's (row, col) corner in its frame; others[i] (G_i, M_i): the
     detections outside a part of a large group whose light is held in its model (-1 for padding;
@@ -127,44 +139,46 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
                x_px_N: np.ndarray, y_px_N: np.ndarray, photons_N: np.ndarray, width_px_N: np.ndarray,
                z_nm_N: np.ndarray | None = None) -> CutGroups:
     """ROIs of the overlapping groups of detections (frame_N indexes photons_THW; positions in
-    px of the frame; width_px_N: the larger PSF sigma of each, px), batched by ROI size and number
-    of emitters; groups of more than MAX_EMITTERS in parts. Groups or parts spread wider than the
+    px of the frame; width_px_N: the larger PSF sigma of each, px), batched as CutGroups says;
+    groups of more than MAX_EMITTERS in parts. Groups or parts spread wider than the
     frame are left out."""
     height, width = photons_THW.shape[1:]
     labels = overlapping_groups(frame_N, x_px_N, y_px_N, width_px_N)
     order = np.argsort(labels, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
-    parts = []  # (members, how many of them are the core, others)
-    for group in np.split(order, starts[1:]):
-        if len(group) <= MAX_EMITTERS:
-            parts.append((group, len(group), group[:0]))
-            continue
+    starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0]) if len(order) else np.zeros(0, int)
+    n_members = np.diff(np.r_[starts, len(order)])
+    # whole groups are batched by their number of emitters, in ROIs padded to the largest of
+    # them (one fit over many ROI sizes: most batches held a few groups, and a fit's time went
+    # on its steps, not its pixels); parts of large groups by ROI size too (refine.py fits them
+    # size after size, each beside its neighbours' fits)
+    batched = {}  # (ROI size of a part, 0 for whole groups; emitters) -> (slots (G, K), cores, held, sizes, corners)
+    for k in np.unique(n_members[n_members <= MAX_EMITTERS]):
+        slots = order[starts[n_members == k][:, None] + np.arange(k)]
+        size, row0, col0, fits = _rois(slots, x_px_N, y_px_N, width_px_N, height, width)
+        batched[(0, int(k))] = (slots[fits], np.full((fits.sum(), k), True), np.full((fits.sum(), 0), -1),
+                                size[fits], np.column_stack([row0, col0])[fits])
+    parts: dict[int, list] = {}  # emitters -> (members, how many of them are the core, others) of each part
+    for group in (order[start:start + count] for start, count in zip(starts, n_members) if count > MAX_EMITTERS):
         for core in _cores(group, x_px_N, y_px_N):
             members, others = _part(core, group, x_px_N, y_px_N, width_px_N)
-            parts.append((members, len(core), others))
-    batched: dict[tuple[int, int], list] = {}  # (ROI size, emitters) -> groups
-    for members, n_core, others in parts:
-        lo_c, hi_c, lo_r, hi_r = _box(members, x_px_N, y_px_N, width_px_N)
-        # an ROI larger than the frame is the frame (its margins would lie outside anyway), as
-        # long as the members keep a margin inside it
-        size = min(-(-max(hi_c - lo_c + 1, hi_r - lo_r + 1) // ROI_STEP_PX) * ROI_STEP_PX, height, width)
-        span = max(np.ptp(x_px_N[members]), np.ptp(y_px_N[members]))
-        if span + 2 > size:
-            continue
-        row0 = int(np.clip((lo_r + hi_r + 1 - size) // 2, 0, height - size))
-        col0 = int(np.clip((lo_c + hi_c + 1 - size) // 2, 0, width - size))
-        batched.setdefault((size, len(members)), []).append((members, n_core, others, row0, col0))
+            parts.setdefault(len(members), []).append((members, len(core), others))
+    for k, of_k in parts.items():
+        slots = np.array([members for members, _, _ in of_k])
+        size, row0, col0, fits = _rois(slots, x_px_N, y_px_N, width_px_N, height, width)
+        for side in np.unique(size[fits]):
+            chosen = np.flatnonzero(fits & (size == side))
+            held = np.full((len(chosen), max(len(of_k[i][2]) for i in chosen)), -1)
+            for row, i in enumerate(chosen):
+                held[row, :len(of_k[i][2])] = of_k[i][2]
+            batched[(int(side), k)] = (slots[chosen], np.arange(k) < np.array([of_k[i][1] for i in chosen])[:, None],
+                                       held, size[chosen], np.column_stack([row0, col0])[chosen])
     cut = CutGroups([], [], [], [], [])
-    for (size, k), groups in sorted(batched.items()):
-        slots = np.array([members for members, *_ in groups]).reshape(len(groups), k)
-        core = np.arange(k) < np.array([n_core for _, n_core, *_ in groups])[:, None]
-        held = np.full((len(groups), max(len(g[2]) for g in groups)), -1)
-        for g, (_, _, others, _, _) in enumerate(groups):
-            held[g, :len(others)] = others
-        origins = np.array([(r, c) for *_, r, c in groups])
+    padded = {key: int(value[3].max()) for key, value in batched.items() if len(value[0])}
+    for key in sorted(padded, key=lambda key: (padded[key], key[1])):
+        (slots, core, held, own, origins), size, k = batched[key], padded[key], key[1]
         frames = frame_N[slots[:, 0]]
-        rows = origins[:, :1, None] + np.arange(size)[None, :, None]
-        cols = origins[:, 1:, None] + np.arange(size)[None, None, :]
+        rows = np.minimum(origins[:, :1, None] + np.arange(size)[None, :, None], height - 1)
+        cols = np.minimum(origins[:, 1:, None] + np.arange(size)[None, None, :], width - 1)
         counts = photons_THW[frames[:, None, None], rows, cols]
         variance = np.broadcast_to(np.asarray(read_variance_HW, np.float64), (height, width))[rows, cols]
         xy = np.stack([x_px_N[slots] - origins[:, 1:], y_px_N[slots] - origins[:, :1]], axis=-1)
@@ -172,9 +186,10 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         dist2 = ((centres[None, None, None, :] - xy[..., 0, None, None]) ** 2
                  + (centres[None, None, :, None] - xy[..., 1, None, None]) ** 2)  # (G, K, R, R)
         near = dist2 <= (MASK_SIGMAS * width_px_N[slots][..., None, None] + 0.5) ** 2
+        inside = (np.arange(size)[None, :, None] < own[:, None, None]) & (np.arange(size) < own[:, None, None])
         cut.batches.append(GroupBatch(counts.astype(np.float64), np.asarray(variance, np.float64),
-                                      near.any(1).astype(np.float64), xy, photons_N[slots],
-                                      None if z_nm_N is None else z_nm_N[slots]))
+                                      (near.any(1) & inside).astype(np.float64), xy, photons_N[slots],
+                                      None if z_nm_N is None else z_nm_N[slots], size_G=own))
         cut.members.append(slots)
         cut.origins.append(origins)
         cut.others.append(held)

@@ -1,11 +1,11 @@
 """Groups of overlapping spots fitted jointly: the position (x, y, and z under an astigmatic PSF)
 and photons of each emitter and one background per group, by the project's one Fisher scoring
-loop (mle.fisher_scoring) with the camera's noise. A batch holds groups of one ROI size and one
-number of emitters (groups.cut_groups).
+loop (scoring.fisher_scoring) with the camera's noise. A batch holds groups of one number of
+emitters, in ROIs of one size or padded to one (groups.cut_groups).
 
 The PSF enters through a spot model (RoundSpots: the Gaussian of one sigma; AstigmaticSpots: the
-calibration from calibrate-psf), each a pixel-integrated Gaussian; a measured (spline) PSF would
-be one more class of the same form."""
+calibration from calibrate-psf), each a pixel-integrated Gaussian that the fitting loop evaluates
+(scoring.Spots); a measured (spline) PSF would be one more kind there and one more class here."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import functools
 
 import numpy as np
 
-from ..psf import PSF, astigmatic_spot_model_and_jacobian, round_spot_model_and_jacobian, spot_values
-from .mle import FitResult, fisher_scoring
+from ..psf import PSF, spot_values
+from .scoring import ASTIGMATIC, CONSTANT, ROUND, FitResult, Spots, fisher_scoring
 
 N_ITER = 25
 STEP_LIMIT_PX = 0.5  # largest position change per step
@@ -31,9 +31,10 @@ class RoundSpots:
         self.sigma_px = float(sigma_px)
         self.step, self.lower = np.array([STEP_LIMIT_PX, STEP_LIMIT_PX, np.inf]), np.array([-1.0, -1.0, 0.0])
 
-    def upper(self, size: int) -> np.ndarray:
-        """(3,) upper bounds of an emitter's parameters in an ROI of `size` px."""
-        return np.array([size + 1.0, size + 1.0, np.inf])
+    def upper(self, size_G: np.ndarray) -> np.ndarray:
+        """(G, 3) upper bounds of an emitter's parameters in ROIs of size_G (G,) px."""
+        edge = np.asarray(size_G, np.float64)[:, None] + 1.0
+        return np.concatenate([edge, edge, np.full(edge.shape, np.inf)], axis=1)
 
     def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:
         """(..., 3) parameters of emitters from the network's positions and photons."""
@@ -51,11 +52,9 @@ class RoundSpots:
         sigma = np.full(len(params_n3), self.sigma_px)
         return spot_values(params_n3[:, 0], params_n3[:, 1], sigma, sigma, params_n3[:, 2], size, pixels)
 
-    def spots(self, params_n3: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
-        """Expected photons (n, R*R) of spots (x, y, photons) over no background, and their
-        derivatives (n, R*R, 3); at pixels = (rows, cols) (n, M) of each ROI alone where given."""
-        return round_spot_model_and_jacobian(params_n3[:, 0], params_n3[:, 1], np.full(len(params_n3), self.sigma_px),
-                                             params_n3[:, 2], size, pixels)
+    def loop_spots(self, groups: int, k: int) -> Spots:
+        """The fitting loop's spots of `groups` fits of k emitters each."""
+        return Spots(ROUND, np.full((groups, k, 2), self.sigma_px))
 
 
 class AstigmaticSpots:
@@ -68,9 +67,11 @@ class AstigmaticSpots:
         self.step = np.array([STEP_LIMIT_PX, STEP_LIMIT_PX, Z_STEP_LIMIT_NM, np.inf])
         self.lower = np.array([-1.0, -1.0, low, 0.0])
 
-    def upper(self, size: int) -> np.ndarray:
-        """(4,) upper bounds of an emitter's parameters in an ROI of `size` px."""
-        return np.array([size + 1.0, size + 1.0, self.psf.z_range_nm[1], np.inf])
+    def upper(self, size_G: np.ndarray) -> np.ndarray:
+        """(G, 4) upper bounds of an emitter's parameters in ROIs of size_G (G,) px."""
+        edge = np.asarray(size_G, np.float64)[:, None] + 1.0
+        return np.concatenate([edge, edge, np.full(edge.shape, self.psf.z_range_nm[1]), np.full(edge.shape, np.inf)],
+                              axis=1)
 
     def start(self, xy_K2: np.ndarray, z_nm_K: np.ndarray | None, photons_K: np.ndarray) -> np.ndarray:
         """(..., 4) parameters of emitters from the network's positions, depths and photons."""
@@ -89,10 +90,9 @@ class AstigmaticSpots:
         sigma_x, sigma_y = (s / self.pixel_size_nm for s in self.psf.sigmas_nm(params_n4[:, 2]))
         return spot_values(params_n4[:, 0], params_n4[:, 1], sigma_x, sigma_y, params_n4[:, 3], size, pixels)
 
-    def spots(self, params_n4: np.ndarray, size: int, pixels=None) -> tuple[np.ndarray, np.ndarray]:
-        """Expected photons (n, R*R) of spots (x, y, z, photons) over no background, and their
-        derivatives (n, R*R, 4); at pixels = (rows, cols) (n, M) of each ROI alone where given."""
-        return astigmatic_spot_model_and_jacobian(*params_n4.T, self.psf, self.pixel_size_nm, size, pixels)
+    def loop_spots(self, groups: int, k: int) -> Spots:
+        """The fitting loop's spots of `groups` fits of k emitters each."""
+        return Spots(ASTIGMATIC, psf=self.psf, pixel_size_nm=self.pixel_size_nm)
 
 
 SpotModel = RoundSpots | AstigmaticSpots
@@ -105,7 +105,8 @@ class GroupBatch:
     belong to the fit; xy_GK2: starting positions (px, in the ROI: pixel (r, c) covers
     [c, c + 1) x [r, r + 1)); photons_GK: starting photons; z_nm_GK: starting depths (nm; 3-D
     only); known_GRR: expected photons from emitters outside the group, held where they are (the
-    neighbours of a part of a large group), or None."""
+    neighbours of a part of a large group), or None; size_G: each group's own ROI side (px), the
+    rest of R x R padding outside its fit (weight 0), or None where every ROI is R x R (`sizes`)."""
 
     counts_GRR: np.ndarray
     read_variance_GRR: np.ndarray
@@ -114,6 +115,13 @@ class GroupBatch:
     photons_GK: np.ndarray
     z_nm_GK: np.ndarray | None = None
     known_GRR: np.ndarray | None = None
+    size_G: np.ndarray | None = None
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """(G,) each group's own ROI side (px)."""
+        groups, size, _ = self.counts_GRR.shape
+        return np.full(groups, size) if self.size_G is None else self.size_G
 
     @functools.cached_property
     def pixels(self) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
@@ -148,26 +156,6 @@ class JointFit:
     crlb_z_nm: np.ndarray | None = None
 
 
-def group_model(theta_GP: np.ndarray, spots: SpotModel, size: int, known_GRR: np.ndarray | None = None,
-                pixels=None):
-    """Expected photons (G, R*R) of groups theta = (emitter 1's parameters, ..., emitter K's,
-    background) over the light known_GRR of emitters held outside them, and the derivatives
-    (G, R*R, P); with pixels = (rows, cols), each (G, M), at those pixels of each group's ROI
-    alone ((G, M), known (G, M), (G, M, P))."""
-    groups, per = len(theta_GP), len(spots.step)
-    k = (theta_GP.shape[1] - 1) // per
-    each = None if pixels is None else tuple(np.repeat(index, k, axis=0) for index in pixels)  # per emitter
-    values, jac = spots.spots(theta_GP[:, :-1].reshape(groups * k, per), size, each)
-    n_px = values.shape[1]
-    values = values.reshape(groups, k, n_px).sum(1) + theta_GP[:, -1:]
-    if known_GRR is not None:
-        values = values + known_GRR.reshape(groups, -1)
-    jac_GMP = np.empty((groups, n_px, per * k + 1))  # each pixel's derivatives, emitter by emitter, then background
-    jac_GMP[..., :-1].reshape(groups, n_px, k, per)[...] = jac.reshape(groups, k, n_px, per).transpose(0, 2, 1, 3)
-    jac_GMP[..., -1] = 1.0
-    return np.maximum(values, 1e-6), jac_GMP
-
-
 def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter: int = N_ITER) -> JointFit:
     """Jointly fit every group of `batch` (see GroupBatch) under the PSF of `spots`; `excess` is
     the EM excess noise factor (2 for an EMCCD with gain, else 1)."""
@@ -199,21 +187,17 @@ def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarra
     """fisher_scoring of the groups of `batch` (their pixels, read noise and held light) from
     theta_GP = (emitter 1's parameters under `spots`, ..., emitter K's, background), holding
     fixed_GP (None: nothing held); spots: any spot model of RoundSpots' form (step, lower, upper,
-    spots)."""
+    loop_spots)."""
     groups, size, _ = batch.counts_GRR.shape
     k = (theta_GP.shape[1] - 1) // len(spots.step)
     limits = (np.r_[np.tile(spots.step, k), np.inf], np.r_[np.tile(spots.lower, k), 1e-3],
-              np.r_[np.tile(spots.upper(size), k), np.inf])
+              np.column_stack([np.tile(spots.upper(batch.sizes), k), np.full(groups, np.inf)]))
     (rows, cols), fitted = batch.pixels
     at = (np.arange(groups)[:, None], rows, cols)
-    known = None if batch.known_GRR is None else batch.known_GRR[at]
-
-    def model(theta, moving):  # fisher_scoring evaluates the fits still moving: their pixels and held light alone
-        return group_model(theta, spots, size, None if known is None else known[moving],
-                           (rows[moving], cols[moving]))
-
-    return fisher_scoring(batch.counts_GRR[at], theta_GP, model, limits, n_iter, batch.read_variance_GRR[at], excess,
-                          fitted, fixed_GP)
+    return fisher_scoring(batch.counts_GRR[at], theta_GP, spots.loop_spots(groups, k), limits, n_iter, size,
+                          pixels=(rows, cols), read_variance_NK=batch.read_variance_GRR[at], excess=excess,
+                          weight_NK=fitted, known_NK=None if batch.known_GRR is None else batch.known_GRR[at],
+                          n_terms=CONSTANT, fixed_NP=fixed_GP)
 
 
 def fit_pixels(weight_GRR: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:

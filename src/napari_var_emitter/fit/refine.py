@@ -49,16 +49,17 @@ one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time beside their neighbours' fits
 
 
-def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size: int,
+def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, size_G: np.ndarray,
            reach_px: np.ndarray | float = MAX_MOVE_PX) -> np.ndarray:
     """(G, K) the fits that hold: converged, photons > 0, finite bounds, within reach_px (G, K)
     of the network's position of the row in `slots`, inside their ROI of
-    `size` px (ROIs lie inside the frame), and stating a position to better than MAX_MOVE_PX
+    size_G (G,) px (ROIs lie inside the frame), and stating a position to better than MAX_MOVE_PX
     (a fit that does not pin the spot down says less than the network: on real frames some
     stated several µm)."""
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
     moved = np.hypot(x - x_px[slots], y - y_px[slots])
     widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * _misfit_scale(fit.misfit)  # as _values states it
+    size = size_G[:, None]
     inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
     return (fit.converged[:, None] & (moved <= reach_px) & (fit.photons > 0) & inside
             & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
@@ -71,10 +72,11 @@ def _misfit_scale(misfit):
     return np.sqrt(np.maximum(misfit, 1.0))
 
 
-def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, float]:
-    """The table's values of emitter k of group g (an ROI with corner `origin` (row, col))."""
+def _values(fit, g: np.ndarray, k: np.ndarray, origins: np.ndarray, px: float) -> dict[str, np.ndarray]:
+    """The table's values (n,) of emitters k of groups g (each (n,); ROIs with corners `origins`
+    (G, 2) (row, col))."""
     misfit = _misfit_scale(fit.misfit[g, k])
-    values = {"x_nm": (fit.x_px[g, k] + origin[1]) * px, "y_nm": (fit.y_px[g, k] + origin[0]) * px,
+    values = {"x_nm": (fit.x_px[g, k] + origins[g, 1]) * px, "y_nm": (fit.y_px[g, k] + origins[g, 0]) * px,
               "photons": fit.photons[g, k], "background": fit.background[g],
               "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px,
               "uncertainty_y_nm": fit.crlb_y_px[g, k] * misfit * px}
@@ -86,15 +88,15 @@ def _values(fit, g: int, k: int, origin: np.ndarray, px: float) -> dict[str, flo
 def _take(columns: dict, fitted: np.ndarray, fit, slots: np.ndarray, origins: np.ndarray, good: np.ndarray,
           px: float) -> None:
     """Write the fits that hold into the table's columns (rows from `slots`), marked fitted."""
-    for g, k in zip(*np.nonzero(good)):
-        for name, value in _values(fit, g, k, origins[g], px).items():
-            columns[name][slots[g, k]] = value
-        fitted[slots[g, k]] = FITTED
+    g, k = np.nonzero(good)
+    for name, values in _values(fit, g, k, origins, px).items():
+        columns[name][slots[g, k]] = values
+    fitted[slots[g, k]] = FITTED
 
 
 def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fit, slots: np.ndarray,
                  origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel,
-                 excess: float, px: float) -> list[tuple[int, dict[str, float]]]:
+                 excess: float, px: float) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Write the groups whose split stands (split.py; every member's refit holds) into the
     table's columns (the `cores` slots of each) and clear them from `holds`; returns (parent row,
     values) of each emitter split off."""
@@ -112,13 +114,14 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     if splits.fit.z_nm is not None:
         for half in (np.arange(len(splits.groups)), splits.parent), (slice(None), -1):
             reach[half] = np.maximum(MAX_MOVE_PX, MOMENT_SIGMAS * splits.parent_sigma_px)
-    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.counts_GRR.shape[1], reach)
+    split_holds = _holds(splits.fit, split_slots, split_origins, x_px, y_px, batch.sizes[splits.groups], reach)
     stands = splits.accepted & split_holds.all(1)
     holds[splits.groups[stands]] = False
     _take(columns, fitted, splits.fit, split_slots[:, :-1], split_origins,
           split_holds[:, :-1] & stands[:, None] & cores[splits.groups], px)
     new_slot = split_slots.shape[1] - 1
-    return [(int(parents[s]), _values(splits.fit, s, new_slot, split_origins[s], px)) for s in np.flatnonzero(stands)]
+    standing = np.flatnonzero(stands)
+    return [(parents[standing], _values(splits.fit, standing, np.full(len(standing), new_slot), split_origins, px))]
 
 
 def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
@@ -308,7 +311,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns = {name: out[name].to_numpy(np.float64).copy()
                for name in names + (["z_nm", "uncertainty_z_nm"] if depth else [])}
     fitted = np.full(len(out), NETWORK, np.int64)
-    added: list[tuple[int, dict[str, float]]] = []  # (parent row, values) of split-off emitters
+    added: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (parent rows, values) of split-off emitters
     parts = []  # (batch, slots, origins, others, cores, of a large group): whole groups and parts apart
     for batch, slots, origins, others, cores in zip(cut.batches, cut.members, cut.origins, cut.others, cut.cores):
         in_part = (others >= 0).any(1) | ~cores.all(1)
@@ -327,17 +330,17 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
                     for batch, _, origins, others, _, _ in same_size]
             for batch, (_, slots, origins, _, cores, large) in zip(held, same_size):
                 fit = fit_groups(batch, spots, camera.excess_noise_factor)
-                holds = _holds(fit, slots, origins, x_px, y_px, batch.counts_GRR.shape[1]) & cores
+                holds = _holds(fit, slots, origins, x_px, y_px, batch.sizes) & cores
                 if fit_round == PART_ROUNDS - 1 or not large:  # a group's last fit
                     added += _take_splits(columns, fitted, holds, batch, fit, slots, origins, cores, x_px, y_px,
                                           spots, camera.excess_noise_factor, px)
                 _take(columns, fitted, fit, slots, origins, holds, px)
-    if added:
-        parents = np.array([parent for parent, _ in added])
+    parents = np.concatenate([rows for rows, _ in added]).astype(int) if added else np.zeros(0, int)
+    if len(parents):
         out = pd.concat([out, out.iloc[parents]], ignore_index=True)
         for name in columns:
-            columns[name] = np.r_[columns[name], [values[name] for _, values in added]]
-        fitted, network_sd = np.r_[fitted, np.full(len(added), SPLIT)], np.r_[network_sd, network_sd[parents]]
+            columns[name] = np.concatenate([columns[name], *(values[name] for _, values in added)])
+        fitted, network_sd = np.r_[fitted, np.full(len(parents), SPLIT)], np.r_[network_sd, network_sd[parents]]
         frame = np.r_[frame, frame[parents]]
     block = frame // block_frames if block_frames else np.zeros(len(frame), int)
     blocks = [block == b for b in np.unique(block)]
@@ -354,7 +357,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
     if depth:
         weighed = fitted == FITTED
-        weighed[[parent for parent, _ in added]] = False  # a split's half: the network's row was of both
+        weighed[parents] = False  # a split's half: the network's row was of both
         _weigh_with_network(columns, weighed, out, bounds, {"x": network_sd, "y": network_sd,
                                                             "z": out["uncertainty_z_nm"].to_numpy(np.float64)})
     for name, values in columns.items():
@@ -372,7 +375,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
         out = out[kept].reset_index(drop=True)
     if "uncertainty_nm" in out:
         out["uncertainty_nm"] = np.sqrt((out["uncertainty_x_nm"] ** 2 + out["uncertainty_y_nm"] ** 2) / 2)
-    if added:
+    if len(parents):
         out = out.sort_values("frame", kind="stable").reset_index(drop=True)
     if out["background"].isna().any():  # network models without a background output, where no fit held
         out["background"] = out["background"].fillna(float(np.nanmedian(columns["background"])) if fitted.any()

@@ -1,0 +1,101 @@
+"""The project's one fitting loop (fit/scoring.py): its spot models' derivatives, the pixels it
+evaluates, held parameters, and the Cramér–Rao bounds it states."""
+
+import numpy as np
+import pytest
+
+from napari_var_emitter.fit import scoring
+from napari_var_emitter.fit.scoring import (ASTIGMATIC, CONSTANT, FREE_ELLIPTICAL, FREE_ROUND, PER_EMITTER, QUADRATIC,
+                                            ROUND, Spots, fisher_scoring)
+from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
+
+SIZE = 12
+
+
+def _spots(kind: int, k: int) -> Spots:
+    if kind == ROUND:
+        return Spots(ROUND, np.array([[[1.1, 1.4]] * k]))
+    return Spots(kind, psf=SAMPLE_PSF, pixel_size_nm=100.0) if kind == ASTIGMATIC else Spots(kind)
+
+
+def _theta(kind: int, k: int, n_terms: int, rng) -> np.ndarray:
+    shape = {ROUND: [], ASTIGMATIC: [rng.uniform(-300, 300)], FREE_ROUND: [rng.uniform(0.9, 1.6)],
+             FREE_ELLIPTICAL: list(rng.uniform(0.9, 1.6, 2))}
+    emitters = [[*rng.uniform(3, 9, 2), *shape[kind], rng.uniform(500, 3000)] for _ in range(k)]
+    return np.r_[np.concatenate(emitters), 20.0, rng.uniform(-5, 5, n_terms - 1)]
+
+
+def _model(theta: np.ndarray, spots: Spots, k: int, n_terms: int, rows: np.ndarray, cols: np.ndarray):
+    """The loop's expected photons (K,) and derivatives (P, K) at pixels (rows, cols) of one fit."""
+    per, n_px = PER_EMITTER[spots.kind], len(rows)
+    jac, expected = np.zeros((len(theta), n_px)), np.zeros(n_px)
+    scoring._background_terms(rows, cols, SIZE, k * per, n_terms, jac)
+    widths = np.zeros((k, 2)) if spots.widths_px_GK2 is None else spots.widths_px_GK2[0]
+    scoring._model(theta, spots.kind, k, per, n_terms, widths, spots.curves(), spots.pixel_size_nm, rows, cols,
+                   np.zeros(n_px), np.zeros(n_px), 1.0, expected, jac, np.zeros((6, SIZE)))
+    return expected, jac
+
+
+@pytest.mark.parametrize("n_terms", [CONSTANT, QUADRATIC])
+@pytest.mark.parametrize("kind", [ROUND, ASTIGMATIC, FREE_ROUND, FREE_ELLIPTICAL])
+def test_the_spot_models_derivatives_are_their_finite_differences_at_any_pixels(kind, n_terms):
+    rng = np.random.default_rng(kind * 10 + n_terms)
+    k, spots = 2, _spots(kind, 2)
+    theta = _theta(kind, k, n_terms, rng)
+    grid = np.arange(SIZE * SIZE)
+    rows, cols = grid // SIZE, grid % SIZE
+    expected, jac = _model(theta, spots, k, n_terms, rows, cols)
+    for p in range(len(theta)):
+        step = np.zeros(len(theta))
+        step[p] = 1e-6 * max(1.0, abs(theta[p]))
+        up, down = (_model(theta + sign * step, spots, k, n_terms, rows, cols)[0] for sign in (1, -1))
+        np.testing.assert_allclose(jac[p], (up - down) / (2 * step[p]), rtol=1e-5, atol=1e-6)
+    some = rng.permutation(grid)[:40]  # a fit's own pixels alone, in any order: the whole ROI's values there
+    packed, packed_jac = _model(theta, spots, k, n_terms, rows[some], cols[some])
+    np.testing.assert_allclose(packed, expected[some], rtol=1e-12)
+    np.testing.assert_allclose(packed_jac, jac[:, some], rtol=1e-12, atol=1e-15)
+    if kind == ROUND:  # the light the rest of the stage renders (RoundSpots.light) is the loop's own
+        from napari_var_emitter.fit.joint import RoundSpots
+
+        spots_alone = _model(np.r_[theta[:k * 3], np.zeros(n_terms)], Spots(ROUND, np.full((1, k, 2), 1.3)), k,
+                             n_terms, rows, cols)[0]
+        light = RoundSpots(1.3).light(theta[:k * 3].reshape(k, 3), SIZE).sum(0)
+        np.testing.assert_allclose(spots_alone, light, rtol=1e-9, atol=1e-5)
+
+
+def test_a_held_parameter_stays_where_it_starts_and_the_rest_fit_as_if_it_were_known():
+    rng = np.random.default_rng(4)
+    n, sigma = 300, 1.3
+    xy = SIZE / 2 + rng.uniform(-1, 1, (n, 2))
+    theta = np.column_stack([xy, np.full(n, sigma), np.full(n, 2000.0), np.full(n, 30.0)])
+    values = np.stack([_model(row, Spots(FREE_ROUND), 1, CONSTANT, np.arange(SIZE ** 2) // SIZE,
+                              np.arange(SIZE ** 2) % SIZE)[0] for row in theta])
+    counts = rng.poisson(values).astype(float)
+    start = theta + np.column_stack([rng.normal(0, 0.3, (n, 2)), np.zeros(n), rng.normal(0, 200, n), np.zeros(n)])
+    limits = (np.array([0.5, 0.5, 0.3, np.inf, np.inf]), np.array([-1.0, -1.0, 0.5, 0.0, 1e-3]),
+              np.array([SIZE + 1.0, SIZE + 1.0, 3.0, np.inf, np.inf]))
+    held = np.zeros(start.shape, bool)
+    held[:, 2] = True  # the width, at its true value
+    free_width = fisher_scoring(counts, start, Spots(FREE_ROUND), limits, 25, SIZE, fixed_NP=held)
+    known = fisher_scoring(counts, start[:, [0, 1, 3, 4]], Spots(ROUND, np.full((n, 1, 2), sigma)),
+                           tuple(limit[[0, 1, 3, 4]] for limit in limits), 25, SIZE)
+    assert free_width.converged.all() and known.converged.all()
+    np.testing.assert_array_equal(free_width.theta[:, 2], sigma)
+    np.testing.assert_allclose(free_width.theta[:, [0, 1, 3, 4]], known.theta, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(free_width.loglik, known.loglik, rtol=1e-10)
+    np.testing.assert_allclose(free_width.variance[:, [0, 1, 3, 4]], known.variance, rtol=1e-6)
+    assert (free_width.variance[:, 2] == 0).all()
+
+
+def test_no_step_states_the_bounds_at_the_start_and_a_wrong_start_is_not_converged():
+    """n_iter 0 computes the Cramér–Rao variances where theta stands (evaluate.crlb does so in 3-D):
+    for an isolated round spot, the closed form of Mortensen et al. to a few per cent."""
+    from napari_var_emitter.evaluate.crlb import crlb_nm
+
+    size, sigma = 21, 1.3
+    theta = np.array([[10.5, 10.5, 3000.0, 10.0]])
+    limits = (np.full(4, np.inf), np.full(4, -np.inf), np.full(4, np.inf))
+    at = fisher_scoring(np.zeros((1, size * size)), theta, Spots(ROUND, np.full((1, 1, 2), sigma)), limits, 0, size)
+    assert not at.converged[0]
+    np.testing.assert_array_equal(at.theta, theta)
+    np.testing.assert_allclose(np.sqrt(at.variance[0, 0]) * 100, crlb_nm(3000.0, 10.0, sigma * 100, 100.0), rtol=0.03)
