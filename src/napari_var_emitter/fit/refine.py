@@ -42,8 +42,9 @@ CONFUSED_RATIO = 1.2
 # 0.988-0.994 and 0.979-0.987 at 1e-4, Jaccard within 0.2 points; 0.03-0.06 without the test;
 # on flat ones, where nearly every detection is a clear spot, every one is kept)
 PHANTOM_FDR = 1e-5
-# numpy's BLAS runs the fits on one thread: their matrix products are small, and the threads it
-# leaves spinning after each took the CPU from the network (2 cores, 160x160 frames: the
+# numpy's BLAS runs the stage's array work (the test's least-squares starts, the fits' LAPACK
+# fallback) on one thread: its matrix products are small, and the threads it left spinning after
+# each took the CPU from the network (2 cores, 160x160 frames, when the fits were numpy's: the
 # network's 34 -> 18 ms per frame, the refinement as fast)
 one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 PART_ROUNDS = 2  # the parts of a large group are fitted twice: the second time beside their neighbours' fits
@@ -98,8 +99,8 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
                  origins: np.ndarray, cores: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, spots: SpotModel,
                  excess: float, px: float) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Write the groups whose split stands (split.py; every member's refit holds) into the
-    table's columns (the `cores` slots of each) and clear them from `holds`; returns (parent row,
-    values) of each emitter split off."""
+    table's columns (the `cores` slots of each) and clear them from `holds`; returns [(parent
+    rows, values)] of the emitters split off."""
     splits = split_merged(batch, fit, holds, spots, excess)
     if splits is None:
         return []
