@@ -54,12 +54,14 @@ def test_the_spot_models_derivatives_are_their_finite_differences_at_any_pixels(
     packed, packed_jac = _model(theta, spots, k, n_terms, rows[some], cols[some])
     np.testing.assert_allclose(packed, expected[some], rtol=1e-12)
     np.testing.assert_allclose(packed_jac, jac[:, some], rtol=1e-12, atol=1e-15)
-    if kind == ROUND:  # the light the rest of the stage renders (RoundSpots.light) is the loop's own
-        from napari_var_emitter.fit.joint import RoundSpots
+    if kind in (ROUND, ASTIGMATIC):  # the light the rest of the stage renders (spots.light) is the loop's own
+        from napari_var_emitter.fit.joint import AstigmaticSpots, RoundSpots
 
-        spots_alone = _model(np.r_[theta[:k * 3], np.zeros(n_terms)], Spots(ROUND, np.full((1, k, 2), 1.3)), k,
-                             n_terms, rows, cols)[0]
-        light = RoundSpots(1.3).light(theta[:k * 3].reshape(k, 3), SIZE).sum(0)
+        per = PER_EMITTER[kind]
+        model = RoundSpots(1.3) if kind == ROUND else AstigmaticSpots(SAMPLE_PSF, 100.0)
+        loop = Spots(ROUND, np.full((1, k, 2), 1.3)) if kind == ROUND else spots  # widths from psf.DefocusCurve
+        spots_alone = _model(np.r_[theta[:k * per], np.zeros(n_terms)], loop, k, n_terms, rows, cols)[0]
+        light = model.light(theta[:k * per].reshape(k, per), SIZE).sum(0)
         np.testing.assert_allclose(spots_alone, light, rtol=1e-9, atol=1e-5)
 
 

@@ -355,7 +355,6 @@ def _fit_all(counts, offset, weight, known, rows, cols, size, theta, free_in, lo
                     n_free = n_held
                     _information(counts[i], expected[i], weight[i], jac, index, n_free, excess, fisher, score, scratch)
                     _solve(fisher, score, n_free, chol, column, solved, sd_free)
-                change[:] = 0.0
                 finite, shorten = True, 1.0
                 for a in range(n_free):
                     p = index[a]
@@ -372,13 +371,12 @@ def _fit_all(counts, offset, weight, known, rows, cols, size, theta, free_in, lo
             if _settled(change, th, step_limit, sd):
                 done = True
                 break
-        if not done:  # out of iterations: a last step that lowered the likelihood is taken back
-            _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
-                   excess, expected[i], jac, work)
-            if _log_likelihood(counts[i], expected[i], weight[i]) < reached:
-                th[:] = origin
         _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
                excess, expected[i], jac, work)
+        if not done and _log_likelihood(counts[i], expected[i], weight[i]) < reached:
+            th[:] = origin  # out of iterations: a last step that lowered the likelihood is taken back
+            _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
+                   excess, expected[i], jac, work)
         ok = done
         if bounds:
             n_free = _free(free_in[i], index)
