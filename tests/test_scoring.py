@@ -101,3 +101,45 @@ def test_no_step_states_the_bounds_at_the_start_and_a_wrong_start_is_not_converg
     assert not at.converged[0]
     np.testing.assert_array_equal(at.theta, theta)
     np.testing.assert_allclose(np.sqrt(at.variance[0, 0]) * 100, crlb_nm(3000.0, 10.0, sigma * 100, 100.0), rtol=0.03)
+
+
+def _windows_over_background(n: int, spot_photons: float, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n frames of 13 x 13 px: Poisson counts of a tilted background (20-35 photons/px) and, where
+    spot_photons > 0, a round spot (sigma 1.3 px) of that many photons at a random place near the
+    middle; returns (frames (n, 13, 13) photons, x px, y px)."""
+    from napari_var_emitter.psf import spot_values
+
+    size = 13
+    rows, cols = np.mgrid[:size, :size]
+    x, y = rng.uniform(5.5, 7.5, n), rng.uniform(5.5, 7.5, n)
+    light = 20.0 + cols[None] + 0.2 * rows[None] + np.zeros((n, 1, 1))
+    if spot_photons:
+        sigma = np.full(n, 1.3)
+        light = light + spot_values(x, y, sigma, sigma, np.full(n, spot_photons), size).reshape(n, size, size)
+    return rng.poisson(light).astype(np.float64), x, y
+
+
+def _against_background(frames, x, y, known=None):
+    n = len(frames)
+    return scoring.spot_against_background(frames, 0.0, np.arange(n), np.zeros(n, int), np.zeros(n, int), x, y,
+                                           np.full(n, 1.3), np.full(n, 1.3), 13, known, 1.0, 10, 1e4)
+
+
+def test_the_test_against_background_only_is_calibrated_on_background_and_finds_spots():
+    """On background alone twice the log-likelihood ratio is chi-squared with one degree of freedom
+    on the half where the photons are not pinned at 0 (P(> 3.84) = 2.5 %); a spot of 1,000 photons
+    stands far above it with its photons recovered; the same spot held as known light is not found again."""
+    rng = np.random.default_rng(3)
+    frames, x, y = _windows_over_background(4000, 0.0, rng)
+    ratio, photons = _against_background(frames, x, y)
+    assert 0.015 < np.mean(ratio > 3.84) < 0.035
+    assert 0.45 < np.mean(photons < 1e-9) < 0.55  # the other half: no spot fits better than none
+    frames, x, y = _windows_over_background(200, 1000.0, rng)
+    ratio, photons = _against_background(frames, x, y)
+    assert np.sqrt(ratio).min() > 15
+    assert abs(np.median(photons) - 1000.0) < 30
+    from napari_var_emitter.psf import spot_values
+
+    known = spot_values(x, y, np.full(200, 1.3), np.full(200, 1.3), np.full(200, 1000.0), 13)
+    ratio, _ = _against_background(frames, x, y, known)
+    assert np.mean(ratio > 3.84) < 0.1

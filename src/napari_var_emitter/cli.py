@@ -9,6 +9,7 @@ import dataclasses
 import gc
 import json
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -53,6 +54,7 @@ CAMERA_FLAGS = {
 INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", "config", "init", *MAP_FIELDS)
 OUTPUT_ARGUMENTS = ("out", "plot", "maps")
 HDF5_OVERHEAD_BYTES = 1 << 16  # an HDF5 file's own structures, beside its (gzipped) arrays
+COMPILE_NOTE_AFTER_S = 1.0  # the fits' compilation is said when it takes longer (loading them takes 0.3 s)
 
 
 class ProgressLine:
@@ -370,6 +372,19 @@ def _localize(args) -> int:
     return 0
 
 
+def _compile_fits_saying_so() -> None:
+    """Compile the refinement's fits before the run, saying so where it takes a while (the first
+    run after installing; later runs load them from numba's cache)."""
+    from .fit.scoring import compile_fits
+
+    compiling = threading.Thread(target=compile_fits, daemon=True)
+    compiling.start()
+    compiling.join(COMPILE_NOTE_AFTER_S)
+    if compiling.is_alive():
+        print("preparing the fitting code: once after installing, about 15 s", file=sys.stderr)
+        compiling.join()
+
+
 def _predict(args) -> int:
     from .model.checkpoint import resolve_device
     from .predict import PredictOptions, predict
@@ -393,6 +408,8 @@ def _predict(args) -> int:
                              phantom_fdr=args.phantom_fdr, bin_px=args.bin)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
+    if options.refine:
+        _compile_fits_saying_so()
     envelope, checked = Envelope.from_card(card), False
     sigma_said = options.refine and not model.config.with_z  # the PSF sigma, given or estimated, is said below
     for message in envelope.input_warnings(camera, psf, sigma_said) if envelope else []:

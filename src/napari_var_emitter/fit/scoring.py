@@ -105,20 +105,22 @@ def fisher_scoring(counts_NK: np.ndarray, theta_NP: np.ndarray, spots: Spots, li
     theta = np.array(theta_NP, np.float64, copy=True)
     per = PER_EMITTER[spots.kind]
     k = (theta.shape[1] - n_terms) // per
+    # per-fit arrays that are the same for every fit go in as one row (_row)
     if pixels is None:
         grid = np.arange(size * size)
-        rows, cols = np.broadcast_to(grid // size, (n, n_px)), np.broadcast_to(grid % size, (n, n_px))
+        rows, cols = (grid // size)[None], (grid % size)[None]
     else:
         rows, cols = pixels
-    offset = np.broadcast_to(np.asarray(read_variance_NK, np.float64), counts_NK.shape)
-    weight = np.ones((n, n_px)) if weight_NK is None else np.asarray(weight_NK, np.float64)
+    offset = np.asarray(read_variance_NK, np.float64)
+    offset = offset.reshape(1, 1).repeat(n_px, 1) if offset.ndim == 0 else offset
+    weight = np.ones((1, n_px)) if weight_NK is None else np.asarray(weight_NK, np.float64)
     counts = np.maximum(np.nan_to_num(counts_NK) + offset, 0.0) / excess
     step_limit, lower, upper = (np.asarray(limit, np.float64) for limit in limits)
     widths = np.zeros((n, max(k, 1), 2)) if spots.widths_px_GK2 is None else spots.widths_px_GK2
     variance, loglik = np.full(theta.shape, np.nan), np.zeros(n)
     converged, expected = np.zeros(n, np.bool_), np.zeros((n, n_px))
     _fit_all(np.ascontiguousarray(counts), np.ascontiguousarray(offset, np.float64), np.ascontiguousarray(weight),
-             np.zeros((n, n_px)) if known_NK is None else np.ascontiguousarray(known_NK, np.float64),
+             np.zeros((1, n_px)) if known_NK is None else np.ascontiguousarray(known_NK, np.float64),
              np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64), size,
              theta, np.ones(theta.shape, np.bool_) if fixed_NP is None else ~np.asarray(fixed_NP, np.bool_),
              np.ascontiguousarray(np.broadcast_to(lower, theta.shape)),
@@ -126,7 +128,45 @@ def fisher_scoring(counts_NK: np.ndarray, theta_NP: np.ndarray, spots: Spots, li
              spots.kind, k, per, n_terms, np.ascontiguousarray(widths, np.float64), spots.curves(),
              float(spots.pixel_size_nm), float(excess), int(n_iter), bool(bounds),
              variance, loglik, converged, expected)
-    return FitResult(theta, variance, loglik, converged, counts, expected, weight)
+    return FitResult(theta, variance, loglik, converged, counts, expected, np.broadcast_to(weight, counts.shape))
+
+
+def spot_against_background(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, frame_N: np.ndarray,
+                            row0_N: np.ndarray, col0_N: np.ndarray, x_px_N: np.ndarray, y_px_N: np.ndarray,
+                            sigma_x_px_N: np.ndarray, sigma_y_px_N: np.ndarray, size: int, known_NK: np.ndarray | None,
+                            excess: float, n_iter: int, background_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) twice the log-likelihood ratio of a round spot (photons >= 0) held at (x, y) px of its
+    frame over a quadratic background (QUADRATIC terms) against that background alone, and (N,)
+    the spot's photons; each in the size x size window of photons_THW with corner (row0, col0),
+    under read variance read_variance_HW (photons², a map or one value) and the EM excess noise
+    factor, known_NK expected photons of other spots held in both fits (None: none). Both fits
+    start from weighted least squares (the model is linear in photons and the background's
+    terms), a step or two from their optimum; background_step bounds a term's step."""
+    variance = np.atleast_2d(np.asarray(read_variance_HW, np.float64))
+    n = len(frame_N)
+    known = np.zeros((1, size * size)) if known_NK is None else np.ascontiguousarray(known_NK, np.float64)
+    ratio, photons = np.zeros(n), np.zeros(n)
+    _spots_against_background(np.ascontiguousarray(photons_THW, np.float64), np.ascontiguousarray(variance),
+                              *(np.ascontiguousarray(a, np.int64) for a in (frame_N, row0_N, col0_N)),
+                              *(np.ascontiguousarray(a, np.float64)
+                                for a in (x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N)),
+                              int(size), known, float(excess), int(n_iter), float(background_step), ratio, photons)
+    return ratio, photons
+
+
+def compile_fits() -> None:
+    """Compile the fitting loop and the test against background only on a tiny fit each (numba:
+    about 15 s on 2 cores the first time after installing; later processes load the machine code
+    from numba's cache in well under a second)."""
+    fisher_scoring(np.ones((1, 9)), np.array([[1.5, 1.5, 10.0, 1.0]]), Spots(ROUND, np.ones((1, 1, 2))),
+                   (np.full(4, np.inf), np.full(4, -np.inf), np.full(4, np.inf)), 1, 3)
+    spot_against_background(np.ones((1, 3, 3)), 0.0, np.zeros(1, int), np.zeros(1, int), np.zeros(1, int),
+                            np.ones(1), np.ones(1), np.ones(1), np.ones(1), 3, None, 1.0, 1, 1.0)
+
+
+def fits_compiled() -> bool:
+    """Whether this process has the fits' machine code (compile_fits or a first fit has run)."""
+    return bool(_fit_all.signatures and _spots_against_background.signatures)
 
 
 @njit(cache=True, nogil=True)
@@ -233,9 +273,9 @@ def _information(counts, expected, weight, jac, index, n_free, excess, fisher, s
     into `fisher` and `score` (the ridge added); scratch (3, K)."""
     d, residual, weighted = scratch[0], scratch[1], scratch[2]
     for m in range(len(counts)):
-        scale = weight[m] / excess
-        d[m] = scale * scale / expected[m]
-        residual[m] = scale * (counts[m] / expected[m] - 1.0)
+        scale, inverse = weight[m] / excess, 1.0 / expected[m]
+        d[m] = scale * scale * inverse
+        residual[m] = scale * (counts[m] * inverse - 1.0)
     for a in range(n_free):
         row = jac[index[a]]
         total = 0.0
@@ -314,82 +354,182 @@ def _fit_all(counts, offset, weight, known, rows, cols, size, theta, free_in, lo
     """Fit after fit (fisher_scoring's arguments, arrays per fit); theta in place, results into
     variance, loglik, converged, expected."""
     n, n_px = counts.shape
-    n_par = theta.shape[1]
-    jac, work, scratch = np.zeros((n_par, n_px)), np.zeros((6, size)), np.zeros((3, n_px))
-    fisher, chol = np.zeros((n_par, n_par)), np.zeros((n_par, n_par))
-    score, column, solved, sd_free = np.zeros(n_par), np.zeros(n_par), np.zeros(n_par), np.zeros(n_par)
-    origin, sd, change = np.zeros(n_par), np.zeros(n_par), np.zeros(n_par)
-    index = np.zeros(n_par, np.int64)
+    space = _workspace(theta.shape[1], n_px, size)
     for i in range(n):
-        th = theta[i]
-        _background_terms(rows[i], cols[i], size, k * per, n_terms, jac)
-        origin[:] = th
-        sd[:] = 0.0
-        reached = -np.inf
-        done = False
-        for _ in range(n_iter):
-            _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
-                   excess, expected[i], jac, work)
-            current = _log_likelihood(counts[i], expected[i], weight[i])
-            if current < reached - 1e-9 * abs(reached):  # overshot: halved back towards where it started
-                for p in range(n_par):
-                    change[p] = abs(th[p] - origin[p]) / 2
-                    th[p] = (th[p] + origin[p]) / 2
-            else:
-                origin[:] = th
-                reached = current
-                n_free = _free(free_in[i], index)
-                _information(counts[i], expected[i], weight[i], jac, index, n_free, excess, fisher, score, scratch)
-                _solve(fisher, score, n_free, chol, column, solved, sd_free)
-                sd[:] = 0.0
-                for a in range(n_free):
-                    sd[index[a]] = math.sqrt(abs(sd_free[a]))
-                # parameters on a bound that the step pushes beyond it are held there, the rest stepped without them
-                n_held = 0
-                for a in range(n_free):
-                    p = index[a]
-                    if not ((th[p] <= lower[i, p] and solved[a] < 0) or (th[p] >= upper[i, p] and solved[a] > 0)):
-                        index[n_held] = p
-                        n_held += 1
-                if n_held < n_free:
-                    n_free = n_held
-                    _information(counts[i], expected[i], weight[i], jac, index, n_free, excess, fisher, score, scratch)
-                    _solve(fisher, score, n_free, chol, column, solved, sd_free)
-                finite, shorten = True, 1.0
-                for a in range(n_free):
-                    p = index[a]
-                    if not np.isfinite(solved[a]):
-                        finite = False
-                        solved[a] = 0.0
-                    elif abs(solved[a]) > step_limit[p]:
-                        shorten = min(shorten, step_limit[p] / abs(solved[a]))
-                for a in range(n_free):
-                    p = index[a]
-                    th[p] = min(max(th[p] + shorten * solved[a], lower[i, p]), upper[i, p])
-                for p in range(n_par):
-                    change[p] = abs(th[p] - origin[p]) if finite else np.inf
-            if _settled(change, th, step_limit, sd):
-                done = True
-                break
-        _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
-               excess, expected[i], jac, work)
-        if not done and _log_likelihood(counts[i], expected[i], weight[i]) < reached:
-            th[:] = origin  # out of iterations: a last step that lowered the likelihood is taken back
-            _model(th, kind, k, per, n_terms, widths[i], curves, px_nm, rows[i], cols[i], known[i], offset[i],
-                   excess, expected[i], jac, work)
-        ok = done
-        if bounds:
-            n_free = _free(free_in[i], index)
-            _information(counts[i], expected[i], weight[i], jac, index, n_free, excess, fisher, score, scratch)
+        loglik[i], converged[i] = _fit_one(
+            counts[i], offset[_row(offset, i)], weight[_row(weight, i)], known[_row(known, i)], rows[_row(rows, i)],
+            cols[_row(cols, i)], size, theta[i], free_in[i], lower[i], upper[i], step_limit, kind, k, per, n_terms,
+            widths[i], curves, px_nm, excess, n_iter, bounds, variance[i], expected[i], space)
+
+
+@njit(cache=True, nogil=True)
+def _workspace(n_par, n_px, size):
+    """One fit's scratch arrays, reused fit after fit: jac (P, K), work (6, size), scratch (3, K),
+    fisher, chol (P, P), score, column, solved, sd_free, origin, sd, change (P,), index (P,)."""
+    return (np.zeros((n_par, n_px)), np.zeros((6, size)), np.zeros((3, n_px)), np.zeros((n_par, n_par)),
+            np.zeros((n_par, n_par)), np.zeros(n_par), np.zeros(n_par), np.zeros(n_par), np.zeros(n_par),
+            np.zeros(n_par), np.zeros(n_par), np.zeros(n_par), np.zeros(n_par, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _fit_one(counts, offset, weight, known, rows, cols, size, th, free_in, lower, upper, step_limit,
+             kind, k, per, n_terms, widths, curves, px_nm, excess, n_iter, bounds, variance, expected, space):
+    """One fit (fisher_scoring's arguments for one fit, its K pixels): th (P,) in place, its
+    Cramér–Rao variances into variance (P,) where `bounds`, its model into expected (K,); returns
+    (log-likelihood, converged). space: _workspace."""
+    jac, work, scratch, fisher, chol, score, column, solved, sd_free, origin, sd, change, index = space
+    n_par = len(th)
+    _background_terms(rows, cols, size, k * per, n_terms, jac)
+    origin[:] = th
+    sd[:] = 0.0
+    reached = -np.inf
+    done = False
+    for _ in range(n_iter):
+        _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work)
+        current = _log_likelihood(counts, expected, weight)
+        if current < reached - 1e-9 * abs(reached):  # overshot: halved back towards where it started
+            for p in range(n_par):
+                change[p] = abs(th[p] - origin[p]) / 2
+                th[p] = (th[p] + origin[p]) / 2
+        else:
+            origin[:] = th
+            reached = current
+            n_free = _free(free_in, index)
+            _information(counts, expected, weight, jac, index, n_free, excess, fisher, score, scratch)
             _solve(fisher, score, n_free, chol, column, solved, sd_free)
-            variance[i, :] = 0.0
+            sd[:] = 0.0
             for a in range(n_free):
-                variance[i, index[a]] = sd_free[a]
-                ok = ok and np.isfinite(sd_free[a])
-        loglik[i] = _log_likelihood(counts[i], expected[i], weight[i])
-        for p in range(n_par):
-            ok = ok and np.isfinite(th[p])
-        converged[i] = ok
+                sd[index[a]] = math.sqrt(abs(sd_free[a]))
+            # parameters on a bound that the step pushes beyond it are held there, the rest stepped without them
+            n_held = 0
+            for a in range(n_free):
+                p = index[a]
+                if not ((th[p] <= lower[p] and solved[a] < 0) or (th[p] >= upper[p] and solved[a] > 0)):
+                    index[n_held] = p
+                    n_held += 1
+            if n_held < n_free:
+                n_free = n_held
+                _information(counts, expected, weight, jac, index, n_free, excess, fisher, score, scratch)
+                _solve(fisher, score, n_free, chol, column, solved, sd_free)
+            finite, shorten = True, 1.0
+            for a in range(n_free):
+                p = index[a]
+                if not np.isfinite(solved[a]):
+                    finite = False
+                    solved[a] = 0.0
+                elif abs(solved[a]) > step_limit[p]:
+                    shorten = min(shorten, step_limit[p] / abs(solved[a]))
+            for a in range(n_free):
+                p = index[a]
+                th[p] = min(max(th[p] + shorten * solved[a], lower[p]), upper[p])
+            for p in range(n_par):
+                change[p] = abs(th[p] - origin[p]) if finite else np.inf
+        if _settled(change, th, step_limit, sd):
+            done = True
+            break
+    _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work)
+    if not done and _log_likelihood(counts, expected, weight) < reached:
+        th[:] = origin  # out of iterations: a last step that lowered the likelihood is taken back
+        _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac,
+               work)
+    ok = done
+    if bounds:
+        n_free = _free(free_in, index)
+        _information(counts, expected, weight, jac, index, n_free, excess, fisher, score, scratch)
+        _solve(fisher, score, n_free, chol, column, solved, sd_free)
+        variance[:] = 0.0
+        for a in range(n_free):
+            variance[index[a]] = sd_free[a]
+            ok = ok and np.isfinite(sd_free[a])
+    for p in range(n_par):
+        ok = ok and np.isfinite(th[p])
+    return _log_likelihood(counts, expected, weight), ok
+
+
+@njit(cache=True, nogil=True)
+def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_x, sigma_y, size, known, excess,
+                              n_iter, background_step, ratio, spot_photons):
+    """spot_against_background window after window, into ratio and spot_photons (N,)."""
+    n_px, n_par = size * size, 3 + QUADRATIC
+    rows, cols = np.arange(n_px) // size, np.arange(n_px) % size
+    terms = np.zeros((n_par, n_px))
+    _background_terms(rows, cols, size, 3, QUADRATIC, terms)
+    terms[2] = 0.0  # the spot's unit shape, per window
+    step_limit = np.full(n_par, np.inf)
+    step_limit[3:] = background_step
+    lower, upper = np.full(n_par, -np.inf), np.full(n_par, np.inf)
+    lower[2] = 0.0
+    background_only, with_spot = np.zeros(n_par, np.bool_), np.zeros(n_par, np.bool_)
+    background_only[3:] = True
+    with_spot[2:] = True
+    counts, offset, target, weight = np.zeros(n_px), np.zeros(n_px), np.zeros(n_px), np.zeros(n_px)
+    ones, expected, widths, variances = np.ones(n_px), np.zeros(n_px), np.zeros((1, 2)), np.zeros(n_par)
+    theta, normal, right, chol, column, solved, solved_sd = (np.zeros(n_par), np.zeros((n_par, n_par)),
+                                                            np.zeros(n_par), np.zeros((n_par, n_par)),
+                                                            np.zeros(n_par), np.zeros(n_par), np.zeros(n_par))
+    work, weighted = np.zeros((6, size)), np.zeros(n_px)
+    order = np.append(np.arange(3, n_par), 2)  # the background's terms, then the spot
+    space = _workspace(n_par, n_px, size)
+    curves = np.zeros((2, 5))
+    one_value = variance.shape[0] == 1
+    for i in range(len(frame)):
+        k = _row(known, i)
+        for m in range(n_px):
+            r, c = row0[i] + rows[m], col0[i] + cols[m]
+            value = photons[frame[i], r, c]
+            value = value if np.isfinite(value) else 0.0
+            offset[m] = variance[0, 0] if one_value else variance[r, c]
+            counts[m] = max(value + offset[m], 0.0) / excess
+            weight[m] = 1.0 / max(value + offset[m], 1.0)
+            target[m] = value - known[k, m]
+        theta[:] = 0.0
+        theta[0], theta[1] = x[i] - col0[i], y[i] - row0[i]
+        widths[0, 0], widths[0, 1] = sigma_x[i], sigma_y[i]
+        _axis(theta[0], sigma_x[i], size, work[0], work[1], work[2])
+        _axis(theta[1], sigma_y[i], size, work[3], work[4], work[5])
+        for m in range(n_px):
+            terms[2, m] = work[3, rows[m]] * work[0, cols[m]]
+        # least squares over the background's terms first, then the spot: the background alone
+        # solves the leading block of the same equations
+        _normal_equations(terms, order, target, weight, weighted, normal, right)
+        _solve(normal, right, QUADRATIC, chol, column, solved, solved_sd)
+        theta[3:] = solved[:QUADRATIC]
+        background, _ = _fit_one(counts, offset, ones, known[k], rows, cols, size, theta, background_only, lower,
+                                 upper, step_limit, ROUND, 1, 3, QUADRATIC, widths, curves, 1.0, excess, n_iter,
+                                 False, variances, expected, space)
+        _solve(normal, right, QUADRATIC + 1, chol, column, solved, solved_sd)
+        theta[3:] = solved[:QUADRATIC]
+        theta[2] = max(solved[QUADRATIC], 1.0)
+        spot, _ = _fit_one(counts, offset, ones, known[k], rows, cols, size, theta, with_spot, lower, upper,
+                           step_limit, ROUND, 1, 3, QUADRATIC, widths, curves, 1.0, excess, n_iter, False, variances,
+                           expected, space)
+        ratio[i], spot_photons[i] = 2.0 * (spot - background), theta[2]
+
+
+@njit(cache=True, nogil=True)
+def _normal_equations(design, order, target, weight, weighted, normal, right):
+    """The weighted least-squares normal equations of target (K,) by the rows `order` of design
+    (P, K), the ridge added: normal (n, n) and right (n,) for n = len(order); weighted (K,) scratch."""
+    for a in range(len(order)):
+        row = design[order[a]]
+        total = 0.0
+        for m in range(len(target)):
+            weighted[m] = weight[m] * row[m]
+            total += weighted[m] * target[m]
+        right[a] = total
+        for b in range(a, len(order)):
+            other = design[order[b]]
+            total = 0.0
+            for m in range(len(target)):
+                total += weighted[m] * other[m]
+            normal[a, b] = normal[b, a] = total
+        normal[a, a] += RIDGE
+
+
+@njit(cache=True, nogil=True)
+def _row(per_fit, i):
+    """Fit i's row of an array of one row per fit, or of one row for every fit."""
+    return i if per_fit.shape[0] > 1 else 0
 
 
 @njit(cache=True, nogil=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..fit.scoring import fits_compiled
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
@@ -58,6 +59,8 @@ class Progress:
         text = f"{self.done:,} / {self.total:,} frames"
         if rate > 0:
             text += f" · {rate:.2f} frames/s · {duration((self.total - self.done) / rate)} left"
+        elif not fits_compiled():
+            text += " · preparing the fitting code (once after installing: about 15 s)"
         return text
 
 

@@ -4,6 +4,7 @@ movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV;
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..errors import InputError
+from ..fit.scoring import compile_fits, fits_compiled
 from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope
@@ -46,6 +48,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
     where a cancelled run stopped; Export CSV; Render."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        if not fits_compiled():  # the first run after installing would wait for it (Progress.describe says so)
+            threading.Thread(target=compile_fits, daemon=True, name="compile-fits").start()
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
