@@ -24,7 +24,7 @@ from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.canonical import bin_factor, bin_photons, binned_sigma_px
 from napari_var_emitter.predict.frames import CPU_PIXELS_PER_PASS
-from napari_var_emitter.predict.envelope import Envelope
+from napari_var_emitter.predict.envelope import Envelope, bundled_alternatives
 from napari_var_emitter.predict.tiling import TileLayout, default_tile_px
 from napari_var_emitter.psf import PSF
 from napari_var_emitter.simulate.config import SimulationConfig
@@ -231,8 +231,21 @@ def test_envelope_from_the_bundled_card():
     brightest = pd.DataFrame({"photons": [1500.0] * 8 + [14_000.0, 20_000.0], "background": [50.0] * 10})
     (bright,) = envelope.measured_warnings(brightest)  # the median in range, the brightest tenth not
     assert "a tenth of the localisations carry more than" in bright and "may miss" in bright
+    assert "fast model" not in bright  # named only where the run says which model it used
     assert envelope.measured_warnings(typical.iloc[:0]) == []
     assert Envelope.from_card({}) is None
+    # the other bundled model is named where its training covers what was measured, and only then
+    others = bundled_alternatives(BUNDLED)
+    (bright,) = envelope.measured_warnings(brightest, others)
+    assert "try the fast model (--model fast" in bright and "100–20000 photons" in bright and "fine-tune" in bright
+    (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), others)
+    assert "fast model" not in very_bright and "fine-tune" in very_bright
+    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]), others)
+    assert "try the fast model" in bright_bg
+    fast = Envelope.from_card(read_card(BUNDLED_FAST)[1])
+    (dim,) = fast.measured_warnings(typical.assign(photons=[20.0, 30.0, 40.0]), bundled_alternatives(BUNDLED_FAST))
+    assert "bundled model" not in dim  # trained on 800-6000: no help
+    assert bundled_alternatives(BUNDLED_3D) == []
 
 
 def test_envelope_warns_of_scmos_read_noise_above_the_trained_range(tmp_path):
@@ -342,3 +355,15 @@ def test_spots_wider_than_the_model_knows_are_binned_into_its_range(model):
     better, worse = evaluate(binned.table, truth), evaluate(plain.table, truth)
     assert better["jaccard"] > max(90.0, worse["jaccard"] + 10)
     assert better["rmse_over_crlb"] < 1.5
+
+
+def test_spots_narrower_than_the_bundled_model_knows_name_the_fast_model_where_it_knows_them():
+    """Picasso's test movie (0.82 px) lies below the bundled model's PSF range (1-1.6 px) and within
+    the fast model's (0.9-1.5 px, 10 % tolerance): the note names it; far narrower spots do not."""
+    from napari_var_emitter.predict.frames import _geometry_note
+
+    model, camera = load_model()[0], Camera(pixel_size_nm=100.0, e_per_adu=0.5)
+    note = _geometry_note(model, PredictOptions(psf_sigma_nm=82.0), camera, 0.82)
+    assert "narrower than any" in note and "try the fast model" in note and "fine-tune" in note
+    note = _geometry_note(model, PredictOptions(psf_sigma_nm=50.0), camera, 0.5)
+    assert "narrower than any" in note and "fast model" not in note

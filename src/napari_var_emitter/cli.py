@@ -388,7 +388,7 @@ def _compile_fits_saying_so() -> None:
 def _predict(args) -> int:
     from .model.checkpoint import resolve_device
     from .predict import PredictOptions, predict
-    from .predict.envelope import Envelope
+    from .predict.envelope import Envelope, bundled_alternatives
     from .predict.frames import with_psf_sigma
     from .predict.long_stack import dask_client, parts_folder, predict_stack_to_file
     from .predict.model_cache import cached_model
@@ -420,7 +420,7 @@ def _predict(args) -> int:
         nonlocal checked
         if envelope is not None and not checked and len(table):
             checked = True
-            for message in envelope.measured_warnings(table):
+            for message in envelope.measured_warnings(table, bundled_alternatives(options.weights)):
                 warnings.warn(message, stacklevel=1)
 
     def report(done: int, total: int) -> None:

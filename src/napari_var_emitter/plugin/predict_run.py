@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,9 +113,10 @@ class RunLayers:
     goes into a new layer built off the GUI thread instead (layers.image_points)."""
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
-                 envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False) -> None:
+                 envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False,
+                 other_models: Sequence[tuple[str, Envelope]] = ()) -> None:
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
-        self.psf_sigma_known = psf_sigma_known
+        self.psf_sigma_known, self.other_models = psf_sigma_known, other_models
         self.image = layer
         self.tables: list[pd.DataFrame] = []
         self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
@@ -203,7 +204,7 @@ class RunLayers:
         if self.envelope is None:
             return []
         return (self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
-                + self.envelope.measured_warnings(self.table()))
+                + self.envelope.measured_warnings(self.table(), self.other_models))
 
     def table(self) -> pd.DataFrame:
         """Every detection so far (concatenated once per chunk arrived)."""

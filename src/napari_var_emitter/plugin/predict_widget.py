@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..fit.scoring import compile_fits, fits_compiled
 from ..io.camera_check import check_camera_on_frames
 from ..model.config import DEFAULT_THRESHOLD
-from ..predict.envelope import Envelope
+from ..predict.envelope import Envelope, bundled_alternatives
 from ..predict.frames import run_bin_px, with_psf_sigma
 from ..predict.long_stack import StackJob, output_without_results
 from ..predict.model_cache import cached_model
@@ -267,7 +267,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
                                 tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
-                                psf_sigma_known=options.refine and options.psf_sigma_nm is not None)
+                                psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
+                                other_models=bundled_alternatives(options.weights))
         self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)

@@ -4,12 +4,15 @@ measured data against them: plain-words warnings that say what looks wrong and w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..io.camera import Camera
+from ..model.checkpoint import BUNDLED, BUNDLED_FAST, read_card
 from ..psf import PSF
 from ..simulate.psf_family import CalibrationFamily
 
@@ -114,9 +117,11 @@ class Envelope:
                     f"if it is right, {FINE_TUNE_HINT}")
         return warnings
 
-    def measured_warnings(self, table: pd.DataFrame) -> list[str]:
+    def measured_warnings(self, table: pd.DataFrame, others: Sequence[tuple[str, Envelope]] = ()) -> list[str]:
         """Warnings about the medians of a prediction's photons and background, and about its
-        brightest localisations (BRIGHTEST quantile of the photons) where the median is in range."""
+        brightest localisations (BRIGHTEST quantile of the photons) where the median is in range;
+        `others` (how a user picks another model, its envelope): those trained on what is measured
+        are named as what to try."""
         if not len(table):
             return []
         warnings = []
@@ -128,16 +133,43 @@ class Envelope:
             if column not in table:
                 continue
             median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))
-            if not trained[0] * MEASURED_LOW <= median <= trained[1] * MEASURED_HIGH:
+            if not _holds(trained, median):
                 side = "below" if median < trained[0] * MEASURED_LOW else "above"
                 shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
                 warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
-                                f"({_range(trained)}): {hint}; if they are right, {FINE_TUNE_HINT}")
+                                f"({_range(trained)}): {hint}; if they are right, "
+                                + _remedy(others, column, unit, lambda span: _holds(span, median)))
             elif column == "photons" and bright > trained[1] * MEASURED_HIGH:
                 warnings.append(f"a tenth of the localisations carry more than {bright:,.0f} photons, above what the "
                                 f"model was trained on ({_range(trained)}): it may miss spots as bright without a "
-                                f"sign; {hint}; if they are right, {FINE_TUNE_HINT}")
+                                f"sign; {hint}; if they are right, "
+                                + _remedy(others, column, unit, lambda span: bright <= span[1] * MEASURED_HIGH))
         return warnings
+
+
+def bundled_alternatives(weights: Path) -> list[tuple[str, Envelope]]:
+    """The other bundled 2-D model than `weights` (one of the two), as a user picks it, with its
+    training ranges; none for any other model."""
+    if Path(weights).resolve() not in {BUNDLED, BUNDLED_FAST}:
+        return []
+    other, name = ((BUNDLED_FAST, "the fast model (--model fast; 'fast model' in the Predict widget)")
+                   if Path(weights).resolve() == BUNDLED else (BUNDLED, "the bundled model (the default)"))
+    envelope = Envelope.from_card(read_card(other)[1])
+    return [(name, envelope)] if envelope is not None else []
+
+
+def _holds(trained: tuple[float, float], measured: float) -> bool:
+    """Whether a measured median lies in a trained range, widened by MEASURED_LOW and MEASURED_HIGH."""
+    return trained[0] * MEASURED_LOW <= measured <= trained[1] * MEASURED_HIGH
+
+
+def _remedy(others: Sequence[tuple[str, Envelope]], column: str, unit: str, covers) -> str:
+    """What to do about a measured column outside the model's range: the other models trained on it
+    (`covers` of their range), then the fine-tune."""
+    spans = {"photons": lambda e: e.photons, "background": lambda e: e.background_photons}[column]
+    tried = [f"{name}, trained on {_range(spans(envelope))} {unit}" for name, envelope in others
+             if covers(spans(envelope))]
+    return "".join(f"try {name}, or " for name in tried) + FINE_TUNE_HINT
 
 
 def _read_noise_e(camera: Camera) -> float:

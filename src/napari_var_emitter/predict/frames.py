@@ -25,7 +25,7 @@ from ..model.config import DEFAULT_THRESHOLD, ModelConfig
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .canonical import bin_factor, bin_photons, binned_sigma_px
-from .envelope import FINE_TUNE_HINT, Envelope
+from .envelope import FINE_TUNE_HINT, Envelope, bundled_alternatives
 from .model_cache import cached_model
 from .options import PredictOptions
 from .postprocess import maps_to_table
@@ -328,8 +328,11 @@ def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: 
         return (f"; frames binned {binned}x{binned} in front of the network, where spots are "
                 f"{binned_sigma_px(sigma_px, binned):.2f} px wide (it was trained on {low:.2g}-{high:.2g} px)")
     if sigma_px < (1 - SIGMA_TOLERANCE) * low:
+        others = "".join(f"try {name}, trained on {other.psf_sigma_px[0]:.2g}-{other.psf_sigma_px[1]:.2g} px, or "
+                         for name, other in bundled_alternatives(options.weights)
+                         if sigma_px >= (1 - SIGMA_TOLERANCE) * other.psf_sigma_px[0])
         return (f"; spots are narrower than any the model was trained on ({low:.2g}-{high:.2g} px): it may miss "
-                f"some, the brightest first; {FINE_TUNE_HINT}")
+                f"some, the brightest first; {others}{FINE_TUNE_HINT}")
     return ""
 
 
