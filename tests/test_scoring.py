@@ -32,7 +32,7 @@ def _model(theta: np.ndarray, spots: Spots, k: int, n_terms: int, rows: np.ndarr
     scoring._background_terms(rows, cols, SIZE, k * per, n_terms, jac)
     widths = np.zeros((k, 2)) if spots.widths_px_GK2 is None else spots.widths_px_GK2[0]
     scoring._model(theta, spots.kind, k, per, n_terms, widths, spots.curves(), spots.pixel_size_nm, rows, cols,
-                   np.zeros(n_px), np.zeros(n_px), 1.0, expected, jac, np.zeros((6, SIZE)))
+                   np.zeros(n_px), np.zeros(n_px), 1.0, expected, jac, np.zeros((6, SIZE)), False)
     return expected, jac
 
 

@@ -209,11 +209,13 @@ def _background_terms(rows, cols, size, first, n_terms, jac):
 
 @njit(cache=True, nogil=True)
 def _model(theta, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac,
-           work):
+           work, held_shapes):
     """A fit's expected scaled counts (K,) (its spots, background and held light, at least
     MIN_EXPECTED photons, plus the read variance, over `excess`) and the spots' derivatives by
     their parameters (P, K) in photons, into `expected` and `jac` (whose background rows
-    _background_terms set); work (6, size) scratch."""
+    _background_terms set); work (6, size) scratch. held_shapes: the spots' positions and widths
+    are held and jac's photons rows hold their unit shapes from an earlier call (the other rows
+    are then left as they were)."""
     n_px = len(rows)
     expected[:] = known
     ex, dex, dsx, ey, dey, dsy = work[0], work[1], work[2], work[3], work[4], work[5]
@@ -232,6 +234,11 @@ def _model(theta, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, know
         else:
             sigma_x, sigma_y = theta[base + 2], theta[base + 3]
         photons = theta[base + per - 1]
+        if held_shapes:
+            d_photons = jac[base + per - 1]
+            for m in range(n_px):
+                expected[m] += photons * d_photons[m]
+            continue
         _axis(theta[base], sigma_x, size, ex, dex, dsx)
         _axis(theta[base + 1], sigma_y, size, ey, dey, dsy)
         d_x, d_y, d_width, d_photons = jac[base], jac[base + 1], jac[base + 2], jac[base + per - 1]
@@ -254,8 +261,9 @@ def _model(theta, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, know
         level, terms = theta[first + q], jac[first + q]
         for m in range(n_px):
             expected[m] += level * terms[m]
+    per_excess = 1.0 / excess  # (1 or 2: the products are exact)
     for m in range(n_px):
-        expected[m] = (max(expected[m], MIN_EXPECTED) + offset[m]) / excess
+        expected[m] = (max(expected[m], MIN_EXPECTED) + offset[m]) * per_excess
 
 
 @njit(cache=True, nogil=True)
@@ -272,8 +280,9 @@ def _information(counts, expected, weight, jac, index, n_free, excess, fisher, s
     """The Fisher information (n_free, n_free) and score (n_free,) of the parameters index[:n_free],
     into `fisher` and `score` (the ridge added); scratch (3, K)."""
     d, residual, weighted = scratch[0], scratch[1], scratch[2]
+    per_excess = 1.0 / excess
     for m in range(len(counts)):
-        scale, inverse = weight[m] / excess, 1.0 / expected[m]
+        scale, inverse = weight[m] * per_excess, 1.0 / expected[m]
         d[m] = scale * scale * inverse
         residual[m] = scale * (counts[m] * inverse - 1.0)
     for a in range(n_free):
@@ -379,13 +388,20 @@ def _fit_one(counts, offset, weight, known, rows, cols, size, th, free_in, lower
     (log-likelihood, converged). space: _workspace."""
     jac, work, scratch, fisher, chol, score, column, solved, sd_free, origin, sd, change, index = space
     n_par = len(th)
+    held_shapes = False  # from the second evaluation on, where no spot's position or width is free
+    shapes_free = False
+    for e in range(k):
+        for p in range(e * per, e * per + per - 1):
+            shapes_free = shapes_free or free_in[p]
     _background_terms(rows, cols, size, k * per, n_terms, jac)
     origin[:] = th
     sd[:] = 0.0
     reached = -np.inf
     done = False
     for _ in range(n_iter):
-        _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work)
+        _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work,
+               held_shapes)
+        held_shapes = not shapes_free
         current = _log_likelihood(counts, expected, weight)
         if current < reached - 1e-9 * abs(reached):  # overshot: halved back towards where it started
             for p in range(n_par):
@@ -427,11 +443,12 @@ def _fit_one(counts, offset, weight, known, rows, cols, size, th, free_in, lower
         if _settled(change, th, step_limit, sd):
             done = True
             break
-    _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work)
+    _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac, work,
+           held_shapes)
     if not done and _log_likelihood(counts, expected, weight) < reached:
         th[:] = origin  # out of iterations: a last step that lowered the likelihood is taken back
         _model(th, kind, k, per, n_terms, widths, curves, px_nm, rows, cols, known, offset, excess, expected, jac,
-               work)
+               work, held_shapes)
     ok = done
     if bounds:
         n_free = _free(free_in, index)
