@@ -367,3 +367,23 @@ def test_spots_narrower_than_the_bundled_model_knows_name_the_fast_model_where_i
     assert "narrower than any" in note and "try the fast model" in note and "fine-tune" in note
     note = _geometry_note(model, PredictOptions(psf_sigma_nm=50.0), camera, 0.5)
     assert "narrower than any" in note and "fast model" not in note
+
+
+def test_a_run_refined_in_parts_gives_what_one_refinement_of_all_its_frames_gives(model):
+    """The last chunk of a run is refined in two parts at once, the network done (frames 0-3 and
+    4-9 here): the table is what one refinement of every frame gives."""
+    from napari_var_emitter.fit.refine import refine_table
+    from napari_var_emitter.io.camera import frames_to_photons
+    from napari_var_emitter.predict.frames import refinement_spots
+
+    frames, truth = _stack(64, 10, 1.0, seed_offset=5)
+    options = PredictOptions(batch_size=2, psf_sigma_nm=130.0)
+    network = predict_frames(model, frames, truth.camera, dataclasses.replace(options, refine=False)).table
+    whole = refine_table(network, frames_to_photons(frames, truth.camera), truth.camera,
+                         refinement_spots(options, model.config, truth.camera), options.phantom_fdr, options.batch_size)
+    in_parts = predict_frames(model, frames, truth.camera, options).table
+    order = ["frame", "y_nm", "x_nm"]
+    whole, in_parts = (t.sort_values(order, ignore_index=True) for t in (whole, in_parts))
+    assert len(in_parts) == len(whole) > 50 and set(in_parts["frame"]) == set(range(10))
+    columns = ["x_nm", "y_nm", "photons", "uncertainty_x_nm", "significance"]
+    np.testing.assert_allclose(in_parts[columns], whole[columns], rtol=1e-6, atol=1e-6)

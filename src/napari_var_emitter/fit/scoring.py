@@ -21,9 +21,10 @@ oscillated or ran against the calibration's z range and never converged). Held p
 they are.
 
 Compiled because most fits are small (a few parameters over 50-300 pixels) and take 4-25 steps:
-in numpy their time went on the steps' overhead, not their arithmetic. 160x160 frames at 1 /µm²,
-one thread: the joint fits about 5x faster, the test against background only 1.7x; the
-refinement's thread 67 -> 31 ms per frame (docs/refinement.md, *Speed*)."""
+in numpy their time went on the steps' overhead, not their arithmetic. The test against
+background only runs here whole, window after window (spot_against_background). 160x160 frames at
+1 /µm², one thread: the refinement's thread 67 ms per frame in numpy, 22 now (docs/refinement.md,
+*Speed*)."""
 
 from __future__ import annotations
 

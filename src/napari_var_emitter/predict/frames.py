@@ -124,6 +124,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     finished = 0  # frames done: refined (or not to be)
     with (contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches,
           ThreadPoolExecutor(1, thread_name_prefix="refine") as refiner,
+          ThreadPoolExecutor(1, thread_name_prefix="refine-last") as finisher,
           contextlib.closing(_SharedCores(device, spots is not None)) as cores):
         for start, photons_B1HW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
@@ -158,10 +159,16 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                 waiting.add(tables, in_batch, start, photons_B1HW[:, 0].cpu().numpy())
                 if waiting.full() or start + b == n:
                     chunk_start, photons_THW = waiting.take()
-                    refinement = refiner.submit(_refine_batch, pd.concat(tables[waiting.first:], ignore_index=True),
-                                                chunk_start, photons_THW, camera, spots, options)
-                    tables[waiting.first:] = [refinement]
-                    refining.append((start + b, refinement))
+                    found = pd.concat(tables[waiting.first:], ignore_index=True)
+                    # the last chunk in two parts at once: the network is done, both cores are free
+                    ends = _halves(len(photons_THW), options.batch_size) if start + b == n else [len(photons_THW)]
+                    tables[waiting.first:] = []
+                    for executor, first, stop in zip((finisher, refiner), [0, *ends[:-1]], ends):
+                        in_part = found["frame"].between(chunk_start + first, chunk_start + stop - 1)
+                        refinement = executor.submit(_refine_batch, found[in_part], chunk_start + first,
+                                                     photons_THW[first:stop], camera, spots, options)
+                        tables.append(refinement)
+                        refining.append((chunk_start + stop, refinement))
             cores.after_batch(refining)
             while refining and (len(refining) > REFINING_AHEAD or refining[0][1] is None):
                 finished = _finish(refining.popleft(), n, progress)
@@ -237,6 +244,14 @@ class _SharedCores:
                 _SharedCores.users -= 1
                 if not _SharedCores.users:
                     torch.set_num_threads(_SharedCores.threads)
+
+
+def _halves(n_frames: int, batch_size: int) -> list[int]:
+    """Where the two parts of a chunk of n_frames frames end, split at the batch boundary nearest
+    its middle ([n_frames] where it holds one batch): the refinement judges per batch
+    (_refine_batch), so the parts give what the whole would."""
+    middle = batch_size * round(n_frames / batch_size / 2)
+    return [middle, n_frames] if 0 < middle < n_frames else [n_frames]
 
 
 def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, camera: Camera, spots: SpotModel,
