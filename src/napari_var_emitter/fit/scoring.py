@@ -286,21 +286,7 @@ def _information(counts, expected, weight, jac, index, n_free, excess, fisher, s
         scale, inverse = weight[m] * per_excess, 1.0 / expected[m]
         d[m] = scale * scale * inverse
         residual[m] = scale * (counts[m] * inverse - 1.0)
-    for a in range(n_free):
-        row = jac[index[a]]
-        total = 0.0
-        for m in range(len(counts)):
-            weighted[m] = d[m] * row[m]
-            total += row[m] * residual[m]
-        score[a] = total
-        for b in range(a, n_free):
-            other = jac[index[b]]
-            total = 0.0
-            for m in range(len(counts)):
-                total += weighted[m] * other[m]
-            fisher[a, b] = total
-            fisher[b, a] = total
-        fisher[a, a] += RIDGE
+    _normal_equations(jac, index, n_free, d, residual, weighted, fisher, score)
 
 
 @njit(cache=True, nogil=True)
@@ -480,7 +466,7 @@ def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_
     background_only, with_spot = np.zeros(n_par, np.bool_), np.zeros(n_par, np.bool_)
     background_only[3:] = True
     with_spot[2:] = True
-    counts, offset, target, weight = np.zeros(n_px), np.zeros(n_px), np.zeros(n_px), np.zeros(n_px)
+    counts, offset, projected, weight = np.zeros(n_px), np.zeros(n_px), np.zeros(n_px), np.zeros(n_px)
     ones, expected, widths, variances = np.ones(n_px), np.zeros(n_px), np.zeros((1, 2)), np.zeros(n_par)
     theta, normal, right, chol, column, solved, solved_sd = (np.zeros(n_par), np.zeros((n_par, n_par)),
                                                             np.zeros(n_par), np.zeros((n_par, n_par)),
@@ -499,7 +485,7 @@ def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_
             offset[m] = variance[0, 0] if one_value else variance[r, c]
             counts[m] = max(value + offset[m], 0.0) / excess
             weight[m] = 1.0 / max(value + offset[m], 1.0)
-            target[m] = value - known[k, m]
+            projected[m] = weight[m] * (value - known[k, m])
         theta[:] = 0.0
         theta[0], theta[1] = x[i] - col0[i], y[i] - row0[i]
         widths[0, 0], widths[0, 1] = sigma_x[i], sigma_y[i]
@@ -509,7 +495,7 @@ def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_
             terms[2, m] = work[3, rows[m]] * work[0, cols[m]]
         # least squares over the background's terms first, then the spot: the background alone
         # solves the leading block of the same equations
-        _normal_equations(terms, order, target, weight, weighted, normal, right)
+        _normal_equations(terms, order, len(order), weight, projected, weighted, normal, right)
         _solve(normal, right, QUADRATIC, chol, column, solved, solved_sd)
         theta[3:] = solved[:QUADRATIC]
         background, _ = _fit_one(counts, offset, ones, known[k], rows, cols, size, theta, background_only, lower,
@@ -524,21 +510,23 @@ def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_
         ratio[i], spot_photons[i] = 2.0 * (spot - background), theta[2]
 
 
-@njit(cache=True, nogil=True)
-def _normal_equations(design, order, target, weight, weighted, normal, right):
-    """The weighted least-squares normal equations of target (K,) by the rows `order` of design
-    (P, K), the ridge added: normal (n, n) and right (n,) for n = len(order); weighted (K,) scratch."""
-    for a in range(len(order)):
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _normal_equations(design, order, n, weight, projected, weighted, normal, right):
+    """normal (n, n) = Σ weight · design[order[a]] · design[order[b]] over the K pixels, the ridge
+    added, and right (n,) = Σ projected · design[order[a]]: a weighted least-squares system
+    (projected: weight × target) or a fit's Fisher information and score (weight: each pixel's
+    information, projected: its scaled residual); weighted (K,) scratch."""
+    for a in range(n):
         row = design[order[a]]
         total = 0.0
-        for m in range(len(target)):
+        for m in range(len(weight)):
             weighted[m] = weight[m] * row[m]
-            total += weighted[m] * target[m]
+            total += row[m] * projected[m]
         right[a] = total
-        for b in range(a, len(order)):
+        for b in range(a, n):
             other = design[order[b]]
             total = 0.0
-            for m in range(len(target)):
+            for m in range(len(weight)):
                 total += weighted[m] * other[m]
             normal[a, b] = normal[b, a] = total
         normal[a, a] += RIDGE

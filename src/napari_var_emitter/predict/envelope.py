@@ -133,12 +133,12 @@ class Envelope:
             if column not in table:
                 continue
             median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))
-            if not _holds(trained, median):
+            if not _within(trained, median):
                 side = "below" if median < trained[0] * MEASURED_LOW else "above"
                 shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
                 warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
                                 f"({_range(trained)}): {hint}; if they are right, "
-                                + _remedy(others, column, unit, lambda span: _holds(span, median)))
+                                + _remedy(others, column, unit, lambda span: _within(span, median)))
             elif column == "photons" and bright > trained[1] * MEASURED_HIGH:
                 warnings.append(f"a tenth of the localisations carry more than {bright:,.0f} photons, above what the "
                                 f"model was trained on ({_range(trained)}): it may miss spots as bright without a "
@@ -158,7 +158,7 @@ def bundled_alternatives(weights: Path) -> list[tuple[str, Envelope]]:
     return [(name, envelope)] if envelope is not None else []
 
 
-def _holds(trained: tuple[float, float], measured: float) -> bool:
+def _within(trained: tuple[float, float], measured: float) -> bool:
     """Whether a measured median lies in a trained range, widened by MEASURED_LOW and MEASURED_HIGH."""
     return trained[0] * MEASURED_LOW <= measured <= trained[1] * MEASURED_HIGH
 

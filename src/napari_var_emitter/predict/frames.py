@@ -91,7 +91,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     the model works on this one); the tiles at one place in those frames go through the model
     together (on a CPU, at most CPU_PIXELS_PER_PASS pixels of them per pass), and the refinement
     of a batch's detections (in 2-D gathered with those of the batches after it, REFINE_DETECTIONS)
-    runs in a thread while the model works on the next ones (REFINING_AHEAD); amp runs
+    runs in a thread while the model works on the next ones (REFINING_AHEAD), the last in two
+    threads once the model is done (_halves); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
     float32). samples = N > 1 averages the maps and the detection probability over N
     generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
