@@ -120,13 +120,12 @@ def fisher_scoring(counts_NK: np.ndarray, theta_NP: np.ndarray, spots: Spots, li
     widths = np.zeros((n, max(k, 1), 2)) if spots.widths_px_GK2 is None else spots.widths_px_GK2
     variance, loglik = np.full(theta.shape, np.nan), np.zeros(n)
     converged, expected = np.zeros(n, np.bool_), np.zeros((n, n_px))
-    _fit_all(np.ascontiguousarray(counts), np.ascontiguousarray(offset, np.float64), np.ascontiguousarray(weight),
-             np.zeros((1, n_px)) if known_NK is None else np.ascontiguousarray(known_NK, np.float64),
-             np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64), size,
+    _fit_all(_for_loop(counts), _for_loop(offset), _for_loop(weight),
+             np.zeros((1, n_px)) if known_NK is None else _for_loop(known_NK),
+             _for_loop(rows, np.int64), _for_loop(cols, np.int64), size,
              theta, np.ones(theta.shape, np.bool_) if fixed_NP is None else ~np.asarray(fixed_NP, np.bool_),
-             np.ascontiguousarray(np.broadcast_to(lower, theta.shape)),
-             np.ascontiguousarray(np.broadcast_to(upper, theta.shape)), step_limit,
-             spots.kind, k, per, n_terms, np.ascontiguousarray(widths, np.float64), spots.curves(),
+             _for_loop(np.broadcast_to(lower, theta.shape)), _for_loop(np.broadcast_to(upper, theta.shape)),
+             _for_loop(step_limit), spots.kind, k, per, n_terms, _for_loop(widths), spots.curves(),
              float(spots.pixel_size_nm), float(excess), int(n_iter), bool(bounds),
              variance, loglik, converged, expected)
     return FitResult(theta, variance, loglik, converged, counts, expected, np.broadcast_to(weight, counts.shape))
@@ -145,14 +144,20 @@ def spot_against_background(photons_THW: np.ndarray, read_variance_HW: np.ndarra
     terms), a step or two from their optimum; background_step bounds a term's step."""
     variance = np.atleast_2d(np.asarray(read_variance_HW, np.float64))
     n = len(frame_N)
-    known = np.zeros((1, size * size)) if known_NK is None else np.ascontiguousarray(known_NK, np.float64)
+    known = np.zeros((1, size * size)) if known_NK is None else _for_loop(known_NK)
     ratio, photons = np.zeros(n), np.zeros(n)
-    _spots_against_background(np.ascontiguousarray(photons_THW, np.float64), np.ascontiguousarray(variance),
-                              *(np.ascontiguousarray(a, np.int64) for a in (frame_N, row0_N, col0_N)),
-                              *(np.ascontiguousarray(a, np.float64)
-                                for a in (x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N)),
+    _spots_against_background(_for_loop(photons_THW), _for_loop(variance),
+                              *(_for_loop(a, np.int64) for a in (frame_N, row0_N, col0_N)),
+                              *(_for_loop(a) for a in (x_px_N, y_px_N, sigma_x_px_N, sigma_y_px_N)),
                               int(size), known, float(excess), int(n_iter), float(background_step), ratio, photons)
     return ratio, photons
+
+
+def _for_loop(array, dtype=np.float64) -> np.ndarray:
+    """`array` as the compiled code takes it: C-ordered, writable, of `dtype` (copied only where it
+    is not). numba compiles a function once per layout and writability of its arguments: a
+    read-only view (np.broadcast_to) beside a writable copy would compile it twice."""
+    return np.require(array, dtype, ["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def compile_fits() -> None:
@@ -475,7 +480,7 @@ def _spots_against_background(photons, variance, frame, row0, col0, x, y, sigma_
     order = np.append(np.arange(3, n_par), 2)  # the background's terms, then the spot
     space = _workspace(n_par, n_px, size)
     curves = np.zeros((2, 5))
-    one_value = variance.shape[0] == 1
+    one_value = variance.shape == (1, 1)
     for i in range(len(frame)):
         k = _row(known, i)
         for m in range(n_px):
