@@ -42,8 +42,8 @@ CONFUSED_RATIO = 1.2
 # 0.988-0.994 and 0.979-0.987 at 1e-4, Jaccard within 0.2 points; 0.03-0.06 without the test;
 # on flat ones, where nearly every detection is a clear spot, every one is kept)
 PHANTOM_FDR = 1e-5
-# numpy's BLAS runs the stage's array work (the test's least-squares starts, the fits' LAPACK
-# fallback) on one thread: its matrix products are small, and the threads it left spinning after
+# numpy's BLAS runs the stage's array work (the matrix products around the compiled fits, their
+# LAPACK fallback) on one thread: its matrix products are small, and the threads it left spinning after
 # each took the CPU from the network (2 cores, 160x160 frames, when the fits were numpy's: the
 # network's 34 -> 18 ms per frame, the refinement as fast)
 one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
