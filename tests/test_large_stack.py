@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from napari_var_emitter.cli import main
 from napari_var_emitter.errors import InputError
@@ -12,9 +13,11 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.io.localizations_h5 import read_localizations_h5
-from napari_var_emitter.model.checkpoint import load_model
+from napari_var_emitter.model.checkpoint import load_model, save_model
+from napari_var_emitter.model.config import ModelConfig
+from napari_var_emitter.model.predictor import VAREmitterPredictor
 from napari_var_emitter.predict import PredictOptions, predict_frames
-from napari_var_emitter.predict.long_stack import chunk_ranges, predict_stack_to_file
+from napari_var_emitter.predict.long_stack import chunk_ranges, predict_stack_to_file, run_chunk
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 
@@ -86,3 +89,39 @@ def test_dask_errors(stack, tmp_path, capsys):
     assert "needs a number of workers" in capsys.readouterr().err
     assert main(["predict", str(path), "--out", str(tmp_path / "x.csv"), "--maps", str(tmp_path / "m.h5"),
                  "--dask", "local:2"]) == 2
+
+
+def test_a_model_with_context_frames_sees_across_chunk_boundaries(stack, tmp_path):
+    """A model that sees each frame's neighbours (context_frames 1) gives in chunks, in a Dask
+    worker's chunk and one frame at a time what it gives over the whole stack: each chunk reads the
+    frames beside it as context."""
+    path, frames = stack
+    torch.manual_seed(0)
+    model = VAREmitterPredictor(ModelConfig(var_prior=False, context_frames=1, image_channels=8, head_width=8,
+                                            tokenizer_channels=8)).eval()
+    with torch.no_grad():  # non-trivial weights: every output depends on every input frame
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.2)
+    weights = tmp_path / "context.safetensors"
+    save_model(weights, model, {})
+    options = dataclasses.replace(OPTIONS, model=str(weights), threshold=0.2)
+    whole = predict_frames(model, frames, CAMERA, options)
+    assert whole.table["frame"].nunique() == len(frames)  # detections in every frame
+    out = tmp_path / "locs.csv"
+    predict_stack_to_file(path, CAMERA, options, out, 6)
+    chunked = read_localizations_csv(out)
+    pd.testing.assert_frame_equal(chunked[whole.table.columns], whole.table, check_dtype=False, rtol=1e-5)
+    in_worker = run_chunk(str(path), CAMERA.to_dict(), options.to_dict(), 6, 12)
+    pd.testing.assert_frame_equal(in_worker, whole.table[whole.table["frame"].between(6, 11)].reset_index(drop=True),
+                                  check_dtype=False, rtol=1e-5)
+    one = predict_frames(model, frames, CAMERA, dataclasses.replace(options, output_map=True), span=(6, 7))
+    assert one.table["frame"].eq(6).all()
+    np.testing.assert_allclose(one.output_map[0], predict_frames(
+        model, frames, CAMERA, dataclasses.replace(options, output_map=True)).output_map[6], rtol=1e-5, atol=1e-6)
+    changed = frames.copy()
+    changed[7] = changed[7][::-1]  # frame 8 (1-based) changes: frame 7's maps change, frame 5's do not
+    again = predict_frames(model, changed, CAMERA, dataclasses.replace(options, output_map=True), span=(4, 7))
+    before = predict_frames(model, frames, CAMERA, dataclasses.replace(options, output_map=True), span=(4, 7))
+    assert np.array_equal(again.output_map[0], before.output_map[0])
+    assert not np.allclose(again.output_map[2], before.output_map[2], atol=1e-3)

@@ -498,3 +498,23 @@ def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties
     assert (np.abs(sure["x_nm"] - (x_true + 40.0)) < 5).all()  # near the network's
     assert (np.abs(unsure["x_nm"] - x_true) < 15).all()  # near the truth: the fit's
     assert (unsure["uncertainty_x_nm"] > 25).all()  # about 40 nm apart: said
+
+
+def test_a_network_that_saw_context_frames_is_weighed_with_the_fit():
+    """network_sees_more: a fitted row's position per axis is the fit's and the network's weighed by
+    the inverse of their stated variances (the network's 6 nm against the fit's bound); without it,
+    the fit's."""
+    camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
+    frame = _frame_with_spots([(10.5, 10.5, 3000.0)], seed=4)
+    table = _table([[0, 1065.0, 1040.0, 2800.0, 0.9, 6.0]])  # the network's 15 nm right of and 10 nm above the spot
+    fit = refine_table(table, frame, camera, ROUND)
+    weighed = refine_table(table, frame, camera, ROUND, network_sees_more=True)
+    assert fit["fitted"].tolist() == weighed["fitted"].tolist() == [1]
+    for axis, network in (("x", 1065.0), ("y", 1040.0)):
+        # the fit's bound, squared: its stated uncertainty less its distance from the network's, in quadrature
+        bound = fit.loc[0, f"uncertainty_{axis}_nm"] ** 2 - (fit.loc[0, f"{axis}_nm"] - network) ** 2
+        weight = 36.0 / (bound + 36.0)
+        expected = network + weight * (fit.loc[0, f"{axis}_nm"] - network)
+        assert abs(weighed.loc[0, f"{axis}_nm"] - expected) < 1e-6
+        position = weighed.loc[0, f"{axis}_nm"]
+        assert min(abs(position - network), abs(position - fit.loc[0, f"{axis}_nm"])) > 1  # neither alone

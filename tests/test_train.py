@@ -23,7 +23,7 @@ from napari_var_emitter.psf import PSF, DefocusCurve
 from napari_var_emitter.simulate.config import SimulationConfig
 from napari_var_emitter.simulate.stack import simulate_stack
 from napari_var_emitter.train.config import TrainConfig
-from napari_var_emitter.train.data import SimulatedSource
+from napari_var_emitter.train.data import LabelledSource, SimulatedSource
 from napari_var_emitter.train.loop import train
 from napari_var_emitter.train.prefetch import PrefetchedSource
 
@@ -374,3 +374,37 @@ def test_every_training_config_in_the_repository_is_valid(path):
     """The GPU configs are checked here too, where no GPU runs them: reading one raises InputError
     for any unknown key, bad range or inconsistent combination (e.g. with_z without a calibration)."""
     TrainConfig.from_file(path)
+
+
+def test_a_model_with_context_frames_learns_each_frame_beside_its_neighbours(tmp_path):
+    """context_frames 1: every training tile comes with the frames before and after it (channels 1
+    and 2, the nearest frame standing in beyond the stack's ends) and the emitters of its own frame
+    (channel 0), from labelled stacks and from simulations of consecutive frames; it trains and
+    predicts."""
+    config = TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "context_frames": 1, "var_prior": False}})
+    camera = Camera(baseline_adu=100.0, e_per_adu=1.0)
+    frames = np.stack([np.full((32, 32), 200.0 + 10 * t) for t in range(5)])  # frame t: 100 + 10 t photons
+    labels = pd.DataFrame({"frame": np.arange(5), "x_nm": 150.0 + 400 * np.arange(5), "y_nm": 1650.0,
+                           "photons": 1000.0})  # frame t's emitter in pixel (16, 1 + 4 t)
+    source = LabelledSource([(frames, labels, camera)], config.model, 32, seed=0)
+    batch = source.batch(12)
+    assert batch.photons.shape == (12, 3, 32, 32)
+    t = ((batch.photons[:, 0, 0, 0] - 100) / 10).round().long()
+    assert sorted(set(t.tolist())) == [0, 1, 2, 3, 4]
+    assert torch.equal(batch.photons[:, 1, 0, 0], 100 + 10 * (t - 1).clamp(min=0).float())
+    assert torch.equal(batch.photons[:, 2, 0, 0], 100 + 10 * (t + 1).clamp(max=4).float())
+    occupied = batch.dense_map[:, 0].flatten(1).argmax(1)  # the output grid is 2x the camera grid
+    assert torch.equal(occupied % 64 // 2, 1 + 4 * t) and (occupied // 64 // 2 == 16).all()
+
+    simulated = SimulatedSource(config.simulation, config.model, 32, seed=1).batch(8)
+    assert simulated.photons.shape == (8, 3, 32, 32)  # one condition: consecutive frames of one stack
+    assert torch.equal(simulated.photons[1:, 1], simulated.photons[:-1, 0])
+    assert torch.equal(simulated.photons[:-1, 2], simulated.photons[1:, 0])
+
+    path = tmp_path / "context.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    model, _ = load_model(tmp_path / "run" / "model.safetensors")
+    assert model.config.context_frames == 1
+    stack = np.random.default_rng(0).poisson(30, (3, 64, 64)).astype(np.uint16) + 100
+    assert list(predict_frames(model, stack, Camera()).table.columns)[:3] == ["frame", "x_nm", "y_nm"]

@@ -176,9 +176,10 @@ def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFr
 
 def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, fit_sd: dict,
                         network_sd: dict) -> None:
-    """3-D: the position of each of `rows` (bool) per axis the mean of its fit's and the network's (`network`'s
-    x_nm, y_nm, z_nm), weighted by the inverse of their stated variances (fit_sd, network_sd: per
-    axis, nm; the fit's alone where the network states none). The network's estimate carries what
+    """The position of each of `rows` (bool) per axis (fit_sd's keys) the mean of its fit's and the
+    network's (`network`'s x_nm, y_nm (, z_nm)), weighted by the inverse of their stated variances
+    (fit_sd, network_sd: per axis, nm; the fit's alone where the network states none). In 3-D the
+    network's estimate carries what
     it learned (the depths emitters take, spots beside others), the fit the photons' likelihood
     under a calibration measured on beads: on our 3-D validation stacks (seeds 12,200,460-463,
     0.1-2 /µm²) the network alone was the better in z at 0.1 /µm² (46.5 against the fit's 57.4
@@ -187,8 +188,9 @@ def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, 
     74.5, 39.7 / 94.3 (choosing the more certain of the two: worse than weighting at every density).
     In 2-D, where the network learns little a fit lacks, weighting was mixed on validation stacks
     (seeds 12,001,104-111: sCMOS 0.1-0.6 nm better; EMCCD at 0.1 /µm² 0.9 nm worse, at 0.5 /µm²
-    0.11 points of Jaccard lower) and is not done."""
-    for axis in "xyz":
+    0.11 points of Jaccard lower) and is not done, but for a network that sees context frames
+    (refine_table)."""
+    for axis in fit_sd:
         fit_var, network_var = fit_sd[axis][rows] ** 2, network_sd[axis][rows] ** 2
         weight = np.where(np.isfinite(network_var) & (network_var > 0), network_var / (fit_var + network_var), 1.0)
         estimate = network[f"{axis}_nm"].to_numpy(np.float64)[rows]
@@ -279,7 +281,8 @@ def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm
 
 @one_blas_thread
 def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, spots: SpotModel | None,
-                 phantom_fdr: float = PHANTOM_FDR, block_frames: int | None = None) -> pd.DataFrame:
+                 phantom_fdr: float = PHANTOM_FDR, block_frames: int | None = None,
+                 network_sees_more: bool = False) -> pd.DataFrame:
     """A copy of the network's `table` (frame indexes photons_THW) with x_nm, y_nm (z_nm in 3-D),
     photons, background and the uncertainties from the joint fits under the PSF of `spots`
     where they hold; adds uncertainty_x_nm, uncertainty_y_nm (Cramér–Rao bounds at the fit, EM
@@ -290,7 +293,10 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     every row keeps the network's values. What is judged over many rows (which are confused, the
     share of background-only rows) is judged per block of block_frames frames (frame //
     block_frames; the whole table by default): the fits are batched over the whole table, and a
-    run's result does not depend on how many blocks are refined together."""
+    run's result does not depend on how many blocks are refined together. In 3-D, and in 2-D where
+    network_sees_more (a network that sees context frames: its estimate carries the photons an
+    emitter left in the frames beside, which a fit of one frame lacks), each fitted row's position
+    is its fit's and the network's weighed by their stated variances (_weigh_with_network)."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
@@ -352,15 +358,18 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
-    # in 3-D the fits' bounds, before they are widened (a confused row's is the network's
-    # uncertainty, so it is weighed half and half)
-    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in "xyz"} if depth else None
-    _widen_by_disagreement(columns, fitted, out, "xyz" if depth else "xy")
-    if depth:
+    axes = "xyz" if depth else "xy"
+    # the fits' bounds, before they are widened (a confused row's is the network's uncertainty, so
+    # it is weighed half and half)
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}
+    _widen_by_disagreement(columns, fitted, out, axes)
+    if depth or network_sees_more:
         weighed = fitted == FITTED
         weighed[parents] = False  # a split's half: the network's row was of both
-        _weigh_with_network(columns, weighed, out, bounds, {"x": network_sd, "y": network_sd,
-                                                            "z": out["uncertainty_z_nm"].to_numpy(np.float64)})
+        network_sds = {"x": network_sd, "y": network_sd}
+        if depth:
+            network_sds["z"] = out["uncertainty_z_nm"].to_numpy(np.float64)
+        _weigh_with_network(columns, weighed, out, bounds, network_sds)
     for name, values in columns.items():
         out[name] = values
     out["fitted"] = fitted

@@ -26,7 +26,9 @@ class ModelConfig:
     baseline, the same image encoder and localisation head without tokenizer and transformer.
     with_z: a 3-D model (z and its sigma from the head); psf_condition: it takes the PSF
     calibration as an input (model/condition.py), added to the image features, so one model
-    serves every calibration of the family it was trained on."""
+    serves every calibration of the family it was trained on. context_frames k > 0: the network
+    sees the k frames before and after each frame beside it (a temporal window: an emitter on
+    across frames is seen in its neighbours too; the frame is channel 0 of its input)."""
 
     patch_nums: tuple[int, ...] = (5, 10, 20, 40)
     reference_frame_px: int = 160
@@ -47,6 +49,7 @@ class ModelConfig:
     var_prior: bool = True
     psf_condition: bool = False
     encoder_levels: int = 0
+    context_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.psf_condition and not self.with_z:
@@ -64,6 +67,8 @@ class ModelConfig:
                              f"{coarsest} px, got {self.window_px}")
         if self.encoder_levels < 0:
             raise InputError(f"encoder_levels must be 0 or more, got {self.encoder_levels}")
+        if self.context_frames < 0:
+            raise InputError(f"context_frames must be 0 or more, got {self.context_frames}")
         down = self.token_strides_px[-1] * self.upscale
         if down & (down - 1):
             raise InputError(f"finest stride x upscale must be a power of two, got {down}")
@@ -72,6 +77,11 @@ class ModelConfig:
     def token_strides_px(self) -> tuple[int, ...]:
         """Camera pixels per token side at each scale, coarse to fine."""
         return tuple(self.reference_frame_px // p for p in self.patch_nums)
+
+    @property
+    def input_frames(self) -> int:
+        """Frames per input of the network: the frame and its context on both sides."""
+        return 1 + 2 * self.context_frames
 
     @property
     def latent_down(self) -> int:

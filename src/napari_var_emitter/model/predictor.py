@@ -27,11 +27,12 @@ TRAIN_TILE_PX = 64
 DETECTION_PRIOR_LOGIT = -6.0
 
 
-def normalise(photons_B1HW: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) photons -> (B, 2, H, W): photons above the frame median, and the median."""
-    median = photons_B1HW.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
-    return torch.cat([(photons_B1HW - median) / PHOTON_NORM,
-                      (median / PHOTON_NORM).expand_as(photons_B1HW)], dim=1)
+def normalise(photons_BFHW: torch.Tensor) -> torch.Tensor:
+    """(B, F, H, W) photons of a frame (channel 0) and its context frames -> (B, F + 1, H, W):
+    each frame's photons above its median, and the frame's median."""
+    median_BF11 = photons_BFHW.flatten(2).median(dim=2).values[..., None, None]
+    return torch.cat([(photons_BFHW - median_BF11) / PHOTON_NORM,
+                      (median_BF11[:, :1] / PHOTON_NORM).expand_as(photons_BFHW[:, :1])], dim=1)
 
 
 class VAREmitterPredictor(nn.Module):
@@ -40,8 +41,8 @@ class VAREmitterPredictor(nn.Module):
         self.config = config
         self.card: dict = {}  # its model card where it was loaded from a file (load_model): what it was trained on
         c_img = config.image_channels
-        levels = config.encoder_levels
-        self.image_encoder = UNet(2, c_img, 2, levels) if levels else conv_stack(2, c_img, 2)
+        levels, c_in = config.encoder_levels, config.input_frames + 1  # normalise's channels
+        self.image_encoder = UNet(c_in, c_img, 2, levels) if levels else conv_stack(c_in, c_img, 2)
         if config.psf_condition:  # the calibration's features -> a bias on every image feature channel
             self.calibration_embed = nn.Sequential(nn.Linear(CALIBRATION_FEATURES, 2 * c_img), nn.SiLU(),
                                                    nn.Linear(2 * c_img, c_img))
@@ -50,7 +51,7 @@ class VAREmitterPredictor(nn.Module):
         # works on the camera grid; pixel-shuffle gives upscale x upscale output cells per pixel
         head_out, width = head_channels(config.with_z), config.head_width
         self.loc_head = nn.Sequential(
-            nn.Conv2d(c_img + config.tokenizer_channels + 2, width, 1), nn.GELU(), ResBlock(width),
+            nn.Conv2d(c_img + config.tokenizer_channels + c_in, width, 1), nn.GELU(), ResBlock(width),
             nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
             nn.Conv2d(width, head_out * config.upscale**2, 1), nn.PixelShuffle(config.upscale),
         )
@@ -78,10 +79,11 @@ class VAREmitterPredictor(nn.Module):
         self.rate_heads = nn.ModuleList(nn.Conv2d(config.cvq, 1, 3, padding=1) for _ in range(n_scales))
 
     # ---------------------------------------------------------------- shared
-    def encode_image(self, photons_B1HW: torch.Tensor, calibration_BP: torch.Tensor | None = None):
-        """Returns (normalised input (B, 2, H, W), features (B, C_img, H, W)); a calibration-
+    def encode_image(self, photons_BFHW: torch.Tensor, calibration_BP: torch.Tensor | None = None):
+        """photons_BFHW: a frame and its context (model.config.input_frames). Returns (normalised
+        input (B, F + 1, H, W), features (B, C_img, H, W)); a calibration-
         conditioned model adds its calibration's embedding (calibration_BP: (B, CALIBRATION_FEATURES))."""
-        x = normalise(photons_B1HW)
+        x = normalise(photons_BFHW)
         feats = self.image_encoder(x)
         if self.config.psf_condition:
             if calibration_BP is None:
@@ -125,7 +127,7 @@ class VAREmitterPredictor(nn.Module):
         cells = (rate.shape[-2] // grid[0]) * (rate.shape[-1] // grid[1])
         return 1 - torch.exp(-F.adaptive_avg_pool2d(rate, grid) * cells)
 
-    def localise(self, x_B2HW, feats_BCHW, f_hat, prior_scale: float = 1.0) -> torch.Tensor:
+    def localise(self, x_BCHW, feats_BCHW, f_hat, prior_scale: float = 1.0) -> torch.Tensor:
         """Localisation head output (B, K, H * upscale, W * upscale) from the image features and
         the decoded VAR prior. prior_scale = 0 zeroes the prior (the ablation); the no-VAR baseline
         (f_hat None) has zeros in its place."""
@@ -133,17 +135,17 @@ class VAREmitterPredictor(nn.Module):
             prior = feats_BCHW.new_zeros(feats_BCHW.shape[0], self.config.tokenizer_channels, *feats_BCHW.shape[2:])
         else:
             prior = self.tokenizer.decode_features(f_hat) * prior_scale
-        return self.loc_head(torch.cat([feats_BCHW, x_B2HW, prior], dim=1))
+        return self.loc_head(torch.cat([feats_BCHW, x_BCHW, prior], dim=1))
 
     def latent_hw(self, grids: Grids) -> tuple[int, int]:
         return grids[-1]
 
     # ---------------------------------------------------------------- only used in training
-    def forward(self, photons_B1HW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids,
+    def forward(self, photons_BFHW: torch.Tensor, idx_list: list[torch.Tensor], grids: Grids,
                 calibration_BP: torch.Tensor | None = None):
         """Teacher forcing. Returns (code logits (B, L, V), per-scale probabilities [(B,1,h,w)],
         localisation head output (B, K, H_o, W_o)); the no-VAR baseline: (None, [], head output)."""
-        x, feats = self.encode_image(photons_B1HW, calibration_BP)
+        x, feats = self.encode_image(photons_BFHW, calibration_BP)
         if not self.config.var_prior:
             return None, [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)
@@ -170,13 +172,13 @@ class VAREmitterPredictor(nn.Module):
 
     # ---------------------------------------------------------------- only used in inference
     @torch.no_grad()
-    def generate(self, photons_B1HW: torch.Tensor, temperature: float = 0.0, generator=None,
+    def generate(self, photons_BFHW: torch.Tensor, temperature: float = 0.0, generator=None,
                  prior_scale: float = 1.0, calibration_BP: torch.Tensor | None = None):
         """Predict scale by scale with a KV cache. temperature 0 = argmax (deterministic).
         Returns (per-scale probability maps [(B, 1, h, w)] (none for the no-VAR baseline), head
         output (B, K, H_o, W_o))."""
-        grids = self.config.grids(*photons_B1HW.shape[-2:])
-        x, feats = self.encode_image(photons_B1HW, calibration_BP)
+        grids = self.config.grids(*photons_BFHW.shape[-2:])
+        x, feats = self.encode_image(photons_BFHW, calibration_BP)
         if not self.config.var_prior:
             return [], self.localise(x, feats, None)
         tokens, cond_BSD = self.token_conditions(feats, grids)

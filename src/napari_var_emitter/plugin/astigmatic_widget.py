@@ -298,7 +298,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.snr.visible = not model
 
     def _localiser(self, camera):
-        """(frames, first frame) -> table, for the chosen method; the model is loaded here, so a
+        """(frames, start, stop) -> table of frames[start:stop], for the chosen method; the model is loaded here, so a
         bad model file is reported before the run, and a camera or calibration outside its training
         ranges warned of (the photons and background it measures, when the run ends)."""
         self.envelope = None
@@ -307,7 +307,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             show_warning(message)
         if self.method.value == METHODS[1]:
             psf, snr = self.psf, self.snr.value
-            return lambda chunk, start: localize_stack(chunk, camera, snr=snr, psf=psf, first_frame=start)
+            return lambda frames, start, stop: localize_stack(np.asarray(frames[start:stop]), camera, snr=snr, psf=psf,
+                                                              first_frame=start)
         options = PredictOptions(model=self.model_file.value or None, device="auto", threshold=self.threshold.value,
                                  psf=self.psf, refine=self.refine.value)
         model, card = cached_model(options.weights, options.device)
@@ -315,7 +316,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.envelope = envelope = Envelope.from_card(card)
         for message in envelope.input_warnings(camera, self.psf) if envelope else []:
             show_warning(message)
-        return lambda chunk, start: predict_frames(model, chunk, camera, options, first_frame=start).table
+        return lambda frames, start, stop: predict_frames(model, frames, camera, options, span=(start, stop)).table
 
     def start(self) -> None:
         """Check the inputs, then localise the frames off the GUI thread, chunk by chunk."""
@@ -447,7 +448,7 @@ def _calibrate_or_explain(frames_adu, camera, z_step_nm: float, z_start_nm: floa
 
 
 def localise_3d_job(localise, frames, first: int, stop: int, progress: Progress):
-    """Localise frames [first, stop) with `localise(frames, first frame) -> table`, CHUNK_FRAMES
+    """Localise frames [first, stop) with `localise(frames, start, stop) -> table` of frames[start:stop], CHUNK_FRAMES
     at a time, yielding each chunk's table, or why it cannot go on (str) as its last item;
     returns early when Cancel was pressed."""
     try:
@@ -455,7 +456,7 @@ def localise_3d_job(localise, frames, first: int, stop: int, progress: Progress)
             if progress.stop.is_set():
                 return
             end = min(start + CHUNK_FRAMES, stop)
-            yield localise(np.asarray(frames[start:end]), start)
+            yield localise(frames, start, end)
             progress.done = end - first
     except InputError as exc:
         yield str(exc)

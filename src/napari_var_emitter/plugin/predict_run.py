@@ -68,8 +68,7 @@ def frame_job(model, frames, index: int, camera, options, progress: Progress):
     """Predict one frame in memory; yields (first frame, Prediction), or a message ("error: ...")
     if the camera model rejects the frame."""
     try:
-        yield index, predict_frames(model, np.asarray(frames[index:index + 1]), camera, options, first_frame=index,
-                                    progress=progress.chunk(0))
+        yield index, predict_frames(model, frames, camera, options, progress=progress.chunk(0), span=(index, index + 1))
     except InputError as exc:
         yield f"error: {exc}"
     except Cancelled:

@@ -22,6 +22,7 @@ from ..io.camera import Camera, frames_to_photons
 from ..io.tiff import read_here
 from ..model.condition import calibration_vector
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
+from ..model.context import with_context
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .canonical import bin_factor, bin_photons, binned_sigma_px
@@ -83,9 +84,13 @@ def predict(frames_adu, camera: Camera, options: PredictOptions = PredictOptions
 @torch.no_grad()
 def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                    options: PredictOptions = PredictOptions(), first_frame: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> Prediction:
-    """Localise (T, H, W) ADU frames (numpy or dask); `first_frame` is the index of frames_adu[0]
-    in its stack (the table's frame column counts from it). Runs where the model's weights are.
+                   progress: Callable[[int, int], None] | None = None,
+                   span: tuple[int, int] | None = None) -> Prediction:
+    """Localise (T, H, W) ADU frames (numpy, dask or any lazy array), or with `span` = (a, b) only
+    frames_adu[a:b], the frames around them read only as the context frames a model may see beside
+    each (model.context: a chunk of a stack gives what the whole stack gives); `first_frame` is
+    the index of frames_adu[0] in its stack (the table's frame column counts from it). Runs where
+    the model's weights are.
 
     `options.batch_size` frames are read at a time (the next batch in a background thread while
     the model works on this one); the tiles at one place in those frames go through the model
@@ -104,14 +109,15 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             raise InputError("this 3-D model takes your microscope's PSF calibration as an input: give it "
                              "(--psf PSF.json, from calibrate-psf)")
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
+    begin, end = span or (0, len(frames_adu))
     refine = options.refine
-    options, said = with_psf_sigma(options, model, frames_adu, camera)  # as for a whole run, when not given
+    options, said = with_psf_sigma(options, model, frames_adu[begin:end], camera)  # as for a whole run, when not given
     if refine and not options.refine:
         warnings.warn(said, stacklevel=2)
     spots = refinement_spots(options, config, camera)
     binned = run_bin_px(model, options, camera)
     strides, up = config.token_strides_px, config.upscale
-    n = len(frames_adu)
+    n = end - begin
     height, width = (-(-side // binned) for side in frames_adu.shape[1:])  # the network's frame
     layout = TileLayout.plan(height, width, strides[0], options.tile_px or default_tile_px(config), options.margin_px)
     strides = strides if config.var_prior else ()  # the no-VAR baseline has no per-scale maps
@@ -123,17 +129,19 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     refining: collections.deque[tuple[int, Future | None]] = collections.deque()  # (frames done then, refinement)
     waiting = _Waiting(REFINE_DETECTIONS if isinstance(spots, RoundSpots) else 0)  # batches the refinement waits for
     finished = 0  # frames done: refined (or not to be)
-    with (contextlib.closing(_read_ahead(frames_adu, camera, options.batch_size, first_frame, device)) as batches,
+    with (contextlib.closing(_read_ahead(frames_adu, (begin, end), camera, options.batch_size, first_frame, device,
+                                        config.context_frames)) as batches,
           ThreadPoolExecutor(1, thread_name_prefix="refine") as refiner,
           ThreadPoolExecutor(1, thread_name_prefix="refine-last") as finisher,
           contextlib.closing(_SharedCores(device, spots is not None)) as cores):
-        for start, photons_B1HW, constant_B in batches:
+        for start, photons_BFHW, constant_B in batches:
             constant.extend(start + np.flatnonzero(constant_B))
             in_batch = len(tables)
-            b = len(photons_B1HW)
-            tiles = layout.cut(bin_photons(photons_B1HW, binned))  # tile ti of the batch's frame j is row ti * b + j
+            b = len(photons_BFHW)
+            tiles = layout.cut(bin_photons(photons_BFHW, binned))  # tile ti of the batch's frame j is row ti * b + j
             per_pass = _tiles_per_pass(tiles, options.batch_size)
-            generator = torch.Generator(device).manual_seed(first_frame + start) if options.samples > 1 else None
+            seed = first_frame + begin + start  # the batch's first frame in its stack
+            generator = torch.Generator(device).manual_seed(seed) if options.samples > 1 else None
             for ti, (r, c) in enumerate(layout.origins):
                 for j in range(0, b, per_pass):  # the tiles of frames start + j, ... (in this call)
                     part = tiles[ti * b + j:ti * b + min(b, j + per_pass)]
@@ -157,7 +165,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             if spots is None:
                 refining.append((start + b, None))
             else:  # the MLE refinement of the detections of this batch and those waiting before it
-                waiting.add(tables, in_batch, start, photons_B1HW[:, 0].cpu().numpy())
+                waiting.add(tables, in_batch, start, photons_BFHW[:, 0].cpu().numpy())  # the frames themselves
                 if waiting.full() or start + b == n:
                     chunk_start, photons_THW = waiting.take()
                     found = pd.concat(tables[waiting.first:], ignore_index=True)
@@ -167,7 +175,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                     for executor, first, stop in zip((finisher, refiner), [0, *ends[:-1]], ends):
                         in_part = found["frame"].between(chunk_start + first, chunk_start + stop - 1)
                         refinement = executor.submit(_refine_batch, found[in_part], chunk_start + first,
-                                                     photons_THW[first:stop], camera, spots, options)
+                                                     photons_THW[first:stop], camera, spots, options,
+                                                     config.context_frames > 0)
                         tables.append(refinement)
                         refining.append((chunk_start + stop, refinement))
             cores.after_batch(refining)
@@ -177,6 +186,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                 progress(finished, n)
         while refining:
             _finish(refining.popleft(), n, progress)
+    first_frame += begin  # frames_adu[begin]'s index in its stack
     tables = [t.result() if isinstance(t, Future) else t for t in tables]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if constant:  # an empty or failed acquisition's frames: nothing to find (the network would guess)
@@ -256,11 +266,12 @@ def _halves(n_frames: int, batch_size: int) -> list[int]:
 
 
 def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, camera: Camera, spots: SpotModel,
-                  options: PredictOptions) -> pd.DataFrame:
+                  options: PredictOptions, network_sees_more: bool) -> pd.DataFrame:
     """refine_table of the detections `found` in the frames start, start + 1, ... (photons_THW;
-    start a multiple of options.batch_size), judged per batch of frames as they were read."""
+    start a multiple of options.batch_size), judged per batch of frames as they were read;
+    network_sees_more: the network saw context frames (refine_table)."""
     refined = refine_table(found.assign(frame=found["frame"] - start), photons_THW, camera, spots,
-                           options.phantom_fdr, options.batch_size)
+                           options.phantom_fdr, options.batch_size, network_sees_more)
     return refined.assign(frame=refined["frame"] + start)
 
 
@@ -358,37 +369,42 @@ def _listed(numbers: np.ndarray, most: int = 5) -> str:
     return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
 
 
-def _tiles_per_pass(tiles_N1hw: torch.Tensor, batch_size: int) -> int:
+def _tiles_per_pass(tiles_NFhw: torch.Tensor, batch_size: int) -> int:
     """batch_size, and on a CPU no more tiles than CPU_PIXELS_PER_PASS pixels of them."""
-    if tiles_N1hw.device.type != "cpu":
+    if tiles_NFhw.device.type != "cpu":
         return batch_size
-    return max(1, min(batch_size, CPU_PIXELS_PER_PASS // (tiles_N1hw.shape[-2] * tiles_N1hw.shape[-1])))
+    return max(1, min(batch_size, CPU_PIXELS_PER_PASS // (tiles_NFhw.shape[-2] * tiles_NFhw.shape[-1])))
 
 
-def _read_ahead(frames_adu, camera: Camera, batch_size: int, first_frame: int,
-                device: torch.device) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
-    """(start, (b, 1, H, W) photons on `device`, (b,) whether each frame holds one value
-    everywhere) for frames [start, start + batch_size) in turn.
+def _read_ahead(frames_adu, span: tuple[int, int], camera: Camera, batch_size: int, first_frame: int,
+                device: torch.device, context_frames: int) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
+    """(start, (b, F, H, W) photons on `device`: each frame and its context_frames on both sides
+    (model.context, F = 1 + 2 context_frames), (b,) whether each frame holds one value everywhere)
+    for frames_adu[span[0] + start:][:batch_size] of the span in turn.
     A background thread reads the next batch and converts it to photons (into pinned memory
     for a GPU) while the caller works on this one; a reading error is raised at its batch."""
 
     def load(start: int) -> tuple[torch.Tensor, np.ndarray]:
-        adu = np.asarray(frames_adu[start:start + batch_size])
-        photons = torch.from_numpy(frames_to_photons(adu, camera, first_frame + start))[:, None]
+        stop = min(start + batch_size, span[1])
+        first = max(0, start - context_frames)  # the batch's frames and their context
+        adu = np.asarray(frames_adu[first:stop + context_frames])
+        photons_TFHW = with_context(frames_to_photons(adu, camera, first_frame + first), context_frames)
+        photons = torch.from_numpy(photons_TFHW[start - first:stop - first])
+        adu = adu[start - first:stop - first]
         constant_B = adu.min(axis=(1, 2)) == adu.max(axis=(1, 2))
         return (photons.pin_memory() if device.type == "cuda" else photons), constant_B
 
-    starts = range(0, len(frames_adu), batch_size)
+    starts = range(span[0], span[1], batch_size)
     with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
         pending = pool.submit(load, starts[0]) if len(starts) else None
         for i, start in enumerate(starts):
             photons, constant_B = pending.result()
             if i + 1 < len(starts):
                 pending = pool.submit(load, starts[i + 1])
-            yield start, photons.to(device, non_blocking=True), constant_B
+            yield start - span[0], photons.to(device, non_blocking=True), constant_B
 
 
-def _generate(model: VAREmitterPredictor, tiles_N1hw: torch.Tensor, options: PredictOptions,
+def _generate(model: VAREmitterPredictor, tiles_NFhw: torch.Tensor, options: PredictOptions,
               generator: torch.Generator | None, calibration_1P: torch.Tensor | None = None):
     """One pass of model.generate over tiles (with the calibration vector of a conditioned
     model); float32 results ([(N, 1, h_s, w_s)] per scale, (N, K, H_o, W_o)); with samples > 1,
@@ -397,11 +413,11 @@ def _generate(model: VAREmitterPredictor, tiles_N1hw: torch.Tensor, options: Pre
     samples = options.samples
     runs = []
     for _ in range(samples):
-        with torch.autocast(tiles_N1hw.device.type, dtype=torch.bfloat16, enabled=options.amp):
+        with torch.autocast(tiles_NFhw.device.type, dtype=torch.bfloat16, enabled=options.amp):
             probs, head = model.generate(
-                tiles_N1hw, temperature=1.0 if samples > 1 else 0.0, generator=generator,
+                tiles_NFhw, temperature=1.0 if samples > 1 else 0.0, generator=generator,
                 prior_scale=options.prior_scale,
-                calibration_BP=None if calibration_1P is None else calibration_1P.expand(len(tiles_N1hw), -1))
+                calibration_BP=None if calibration_1P is None else calibration_1P.expand(len(tiles_NFhw), -1))
         runs.append(([p.float() for p in probs], head.float()))
     return runs[0] if samples == 1 else _mean_of_samples(runs)
 

@@ -63,10 +63,13 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     process reads only its own frames (one chunk in memory); camera and options as dicts (they
     travel to Dask workers)."""
     options = PredictOptions.from_dict(options)
-    # read here, in this process (on a Dask worker the default would ship the file's graph around)
-    frames = read_here(open_stack(stack).frames[start:stop])
     model = cached_model(options.weights, options.device)[0]
-    return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=start).table
+    source, k = open_stack(stack).frames, model.config.context_frames
+    first = max(0, start - k)  # the chunk and the context frames its model sees beside it
+    # read here, in this process (on a Dask worker the default would ship the file's graph around)
+    frames = read_here(source[first:min(stop + k, len(source))])
+    return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=first,
+                          span=(start - first, stop - first)).table
 
 
 @dataclasses.dataclass
@@ -147,9 +150,8 @@ class StackJob:
         on one) and save its table; returns the Prediction (its maps too). progress(frames done,
         frames in chunk) after each batch."""
         source = self.frames if self.frames is not None else open_stack(self.stack).frames
-        frames = source[r[0]:r[1]]
         model = cached_model(self.options.weights, self.options.device)[0]
-        prediction = predict_frames(model, frames, self.camera, self.options, first_frame=r[0], progress=progress)
+        prediction = predict_frames(model, source, self.camera, self.options, progress=progress, span=r)
         self.save(r, prediction.table)
         return prediction
 

@@ -20,6 +20,7 @@ from ..io.localizations_csv import read_localizations_csv
 from ..io.stack import open_stack
 from ..model.condition import calibration_vector
 from ..model.config import ModelConfig
+from ..model.context import with_context
 from ..model.targets import render_target
 from ..psf import PSF
 from ..simulate.camera_noise import add_uncalibrated_pixel_noise
@@ -30,7 +31,8 @@ from .config import SimulationRanges
 
 @dataclasses.dataclass
 class Batch:
-    """photons (B, 1, H, W); token_map and dense_map (B, C, H*up, W*up); background (B, H, W)
+    """photons (B, F, H, W): each tile and its context frames (model.config.input_frames); token_map
+    and dense_map (B, C, H*up, W*up); background (B, H, W)
     photons/px on the camera grid (NaN when unknown); calibration (B, CALIBRATION_FEATURES): each
     tile's PSF calibration, for a calibration-conditioned model."""
 
@@ -49,10 +51,10 @@ def tables_per_frame(emitters: pd.DataFrame, n_frames: int) -> list[pd.DataFrame
 
 def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.ndarray,
                pixel_size_nm: np.ndarray, config: ModelConfig, calibration: np.ndarray | None = None) -> Batch:
-    """Tiles (B, H, W) in photons, their emitters (x_nm, y_nm from the tile's corner), their
-    background (B, H, W) photons/px (NaN where unknown), pixel sizes (B,) in nm and, for a
-    conditioned model, calibration vectors (B, CALIBRATION_FEATURES)."""
-    tile = photons.shape[1:]
+    """Tiles (B, H, W) in photons (or (B, F, H, W) with their context frames), their emitters
+    (x_nm, y_nm from the tile's corner), their background (B, H, W) photons/px (NaN where unknown),
+    pixel sizes (B,) in nm and, for a conditioned model, calibration vectors (B, CALIBRATION_FEATURES)."""
+    tile = photons.shape[-2:]
     maps = {False: [], True: []}
     for table, px in zip(tables, pixel_size_nm, strict=True):
         args = (table["x_nm"].to_numpy() / px, table["y_nm"].to_numpy() / px,
@@ -60,7 +62,8 @@ def make_batch(photons: np.ndarray, tables: list[pd.DataFrame], background: np.n
                 np.zeros(len(table)), tile, config.upscale, config.with_z)
         for dense in maps:
             maps[dense].append(render_target(*args, dense=dense))
-    return Batch(torch.from_numpy(np.asarray(photons, np.float32))[:, None],
+    photons = np.asarray(photons, np.float32)
+    return Batch(torch.from_numpy(photons if photons.ndim == 4 else photons[:, None]),
                  torch.from_numpy(np.stack(maps[False])), torch.from_numpy(np.stack(maps[True])),
                  torch.as_tensor(background, dtype=torch.float32),
                  None if calibration is None else torch.as_tensor(calibration, dtype=torch.float32))
@@ -71,7 +74,8 @@ FRAMES_PER_CONDITION = 8  # a larger batch mixes several drawn conditions
 
 class SimulatedSource:
     """Fresh simulations: each group of FRAMES_PER_CONDITION frames draws its conditions from
-    `ranges` (train.config.SimulationRanges)."""
+    `ranges` (train.config.SimulationRanges); a model with context frames gets them simulated
+    before and after the group's (the same emitters blinking on)."""
 
     def __init__(self, ranges: SimulationRanges, config: ModelConfig, tile_px: int, seed: int):
         self.ranges, self.config, self.tile_px = ranges, config, tile_px
@@ -115,14 +119,15 @@ class SimulatedSource:
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
         photons, tables, background, pixel_size, calibration = [], [], [], [], []
+        k = self.config.context_frames
         for start in range(0, batch_size, FRAMES_PER_CONDITION):
             n = min(FRAMES_PER_CONDITION, batch_size - start)
-            sim = self.simulation_config(n)
+            sim = self.simulation_config(n + 2 * k)
             frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
             if sim.camera.type == "sCMOS" and self.rng.uniform() < self.ranges.scmos_pixel_noise_fraction:
                 frames = add_uncalibrated_pixel_noise(frames, sim.camera, self.rng)
-            photons.append(sim.camera.adu_to_photons(frames))
-            tables += tables_per_frame(truth.emitters, n)
+            photons.append(with_context(sim.camera.adu_to_photons(frames), k)[k:k + n])
+            tables += tables_per_frame(truth.emitters, n + 2 * k)[k:k + n]
             background += [background_YX] * n
             pixel_size += [sim.camera.pixel_size_nm] * n
             if self.config.psf_condition:
@@ -181,8 +186,10 @@ class LabelledSource:
             n, height, width = frames.shape
             t, r, c = (self.rng.integers(n), self.rng.integers(height - self.tile_px + 1),
                        self.rng.integers(width - self.tile_px + 1))
-            frame = np.asarray(frames[t, r:r + self.tile_px, c:c + self.tile_px])[None]
-            tiles.append(frames_to_photons(frame, camera, int(t))[0])
+            k = self.config.context_frames
+            first, stop = max(0, t - k), min(n, t + k + 1)  # the frame and its context frames
+            window = np.asarray(frames[first:stop, r:r + self.tile_px, c:c + self.tile_px])
+            tiles.append(with_context(frames_to_photons(window, camera, int(first)), k)[t - first])
             px = camera.pixel_size_nm
             rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= c * px)
                           & (labels["x_nm"] < (c + self.tile_px) * px) & (labels["y_nm"] >= r * px)
