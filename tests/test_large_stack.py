@@ -119,6 +119,8 @@ def test_a_model_with_context_frames_sees_across_chunk_boundaries(stack, tmp_pat
     assert one.table["frame"].eq(6).all()
     np.testing.assert_allclose(one.output_map[0], predict_frames(
         model, frames, CAMERA, dataclasses.replace(options, output_map=True)).output_map[6], rtol=1e-5, atol=1e-6)
+    with pytest.warns(UserWarning, match="frames before and after"):  # one frame alone: no context to see
+        predict_frames(model, frames[6:7], CAMERA, options)
     changed = frames.copy()
     changed[7] = changed[7][::-1]  # frame 8 (1-based) changes: frame 7's maps change, frame 5's do not
     again = predict_frames(model, changed, CAMERA, dataclasses.replace(options, output_map=True), span=(4, 7))

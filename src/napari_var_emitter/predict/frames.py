@@ -110,6 +110,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                              "(--psf PSF.json, from calibrate-psf)")
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
     begin, end = span or (0, len(frames_adu))
+    if config.context_frames and len(frames_adu) == 1:
+        warnings.warn("this model looks at each frame beside the frames before and after it: with one frame it "
+                      "sees that frame as its own neighbours, which it was not trained on; give it the stack",
+                      stacklevel=2)
     refine = options.refine
     options, said = with_psf_sigma(options, model, frames_adu[begin:end], camera)  # as for a whole run, when not given
     if refine and not options.refine:
