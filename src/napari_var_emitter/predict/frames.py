@@ -382,9 +382,9 @@ def _tiles_per_pass(tiles_NFhw: torch.Tensor, batch_size: int) -> int:
 
 def _read_ahead(frames_adu, span: tuple[int, int], camera: Camera, batch_size: int, first_frame: int,
                 device: torch.device, context_frames: int) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
-    """(start, (b, F, H, W) photons on `device`: each frame and its context_frames on both sides
-    (model.context, F = 1 + 2 context_frames), (b,) whether each frame holds one value everywhere)
-    for frames_adu[span[0] + start:][:batch_size] of the span in turn.
+    """The frames frames_adu[span[0]:span[1]], batch_size at a time: (the batch's first frame counted
+    from span[0], (b, F, H, W) photons on `device`: each frame and its context_frames on both sides
+    (model.context, F = 1 + 2 context_frames), (b,) whether each frame holds one value everywhere).
     A background thread reads the next batch and converts it to photons (into pinned memory
     for a GPU) while the caller works on this one; a reading error is raised at its batch."""
 
