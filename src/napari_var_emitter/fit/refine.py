@@ -358,12 +358,12 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     columns["uncertainty_x_nm"][confused] = columns["uncertainty_y_nm"][confused] = network_sd[confused]
     if depth:
         columns["uncertainty_z_nm"][confused] = out["uncertainty_z_nm"].to_numpy()[confused]
-    axes = "xyz" if depth else "xy"
+    axes, weigh = ("xyz" if depth else "xy"), depth or network_sees_more
     # the fits' bounds, before they are widened (a confused row's is the network's uncertainty, so
     # it is weighed half and half)
-    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes}
+    bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes} if weigh else None
     _widen_by_disagreement(columns, fitted, out, axes)
-    if depth or network_sees_more:
+    if weigh:
         weighed = fitted == FITTED
         weighed[parents] = False  # a split's half: the network's row was of both
         network_sds = {"x": network_sd, "y": network_sd}

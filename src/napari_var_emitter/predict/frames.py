@@ -22,7 +22,7 @@ from ..io.camera import Camera, frames_to_photons
 from ..io.tiff import read_here
 from ..model.condition import calibration_vector
 from ..model.config import DEFAULT_THRESHOLD, ModelConfig
-from ..model.context import with_context
+from ..model.context import context_reach, with_context
 from ..model.head import LOGIT, head_maps
 from ..model.predictor import VAREmitterPredictor
 from .canonical import bin_factor, bin_photons, binned_sigma_px
@@ -390,10 +390,10 @@ def _read_ahead(frames_adu, span: tuple[int, int], camera: Camera, batch_size: i
 
     def load(start: int) -> tuple[torch.Tensor, np.ndarray]:
         stop = min(start + batch_size, span[1])
-        first = max(0, start - context_frames)  # the batch's frames and their context
-        adu = np.asarray(frames_adu[first:stop + context_frames])
-        photons_TFHW = with_context(frames_to_photons(adu, camera, first_frame + first), context_frames)
-        photons = torch.from_numpy(photons_TFHW[start - first:stop - first])
+        first, last = context_reach(start, stop, len(frames_adu), context_frames)
+        adu = np.asarray(frames_adu[first:last])
+        photons = torch.from_numpy(with_context(frames_to_photons(adu, camera, first_frame + first), context_frames,
+                                                start - first, stop - first))
         adu = adu[start - first:stop - first]
         constant_B = adu.min(axis=(1, 2)) == adu.max(axis=(1, 2))
         return (photons.pin_memory() if device.type == "cuda" else photons), constant_B

@@ -28,6 +28,7 @@ from ..io.localizations import write_localizations_stream
 from ..io.outputs import check_free_space
 from ..io.stack import open_stack
 from ..io.tiff import read_here
+from ..model.context import context_reach
 from .frames import predict_frames, with_psf_sigma
 from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
@@ -64,10 +65,11 @@ def run_chunk(stack: str, camera: dict, options: dict, start: int, stop: int) ->
     travel to Dask workers)."""
     options = PredictOptions.from_dict(options)
     model = cached_model(options.weights, options.device)[0]
-    source, k = open_stack(stack).frames, model.config.context_frames
-    first = max(0, start - k)  # the chunk and the context frames its model sees beside it
-    # read here, in this process (on a Dask worker the default would ship the file's graph around)
-    frames = read_here(source[first:min(stop + k, len(source))])
+    source = open_stack(stack).frames
+    # the chunk and the context frames its model sees beside it, read here, in this process (on a
+    # Dask worker the default would ship the file's graph around)
+    first, last = context_reach(start, stop, len(source), model.config.context_frames)
+    frames = read_here(source[first:last])
     return predict_frames(model, frames, Camera.from_dict(camera), options, first_frame=first,
                           span=(start - first, stop - first)).table
 

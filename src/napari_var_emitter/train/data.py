@@ -20,7 +20,7 @@ from ..io.localizations_csv import read_localizations_csv
 from ..io.stack import open_stack
 from ..model.condition import calibration_vector
 from ..model.config import ModelConfig
-from ..model.context import with_context
+from ..model.context import context_reach, with_context
 from ..model.targets import render_target
 from ..psf import PSF
 from ..simulate.camera_noise import add_uncalibrated_pixel_noise
@@ -126,7 +126,7 @@ class SimulatedSource:
             frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
             if sim.camera.type == "sCMOS" and self.rng.uniform() < self.ranges.scmos_pixel_noise_fraction:
                 frames = add_uncalibrated_pixel_noise(frames, sim.camera, self.rng)
-            photons.append(with_context(sim.camera.adu_to_photons(frames), k)[k:k + n])
+            photons.append(with_context(sim.camera.adu_to_photons(frames), k, k, k + n))
             tables += tables_per_frame(truth.emitters, n + 2 * k)[k:k + n]
             background += [background_YX] * n
             pixel_size += [sim.camera.pixel_size_nm] * n
@@ -186,10 +186,10 @@ class LabelledSource:
             n, height, width = frames.shape
             t, r, c = (self.rng.integers(n), self.rng.integers(height - self.tile_px + 1),
                        self.rng.integers(width - self.tile_px + 1))
-            k = self.config.context_frames
-            first, stop = max(0, t - k), min(n, t + k + 1)  # the frame and its context frames
-            window = np.asarray(frames[first:stop, r:r + self.tile_px, c:c + self.tile_px])
-            tiles.append(with_context(frames_to_photons(window, camera, int(first)), k)[t - first])
+            first, last = context_reach(t, t + 1, n, self.config.context_frames)
+            window = np.asarray(frames[first:last, r:r + self.tile_px, c:c + self.tile_px])
+            tiles.append(with_context(frames_to_photons(window, camera, int(first)), self.config.context_frames,
+                                      t - first, t - first + 1)[0])
             px = camera.pixel_size_nm
             rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= c * px)
                           & (labels["x_nm"] < (c + self.tile_px) * px) & (labels["y_nm"] >= r * px)
