@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from napari_var_emitter.evaluate.crlb import crlb_nm
-from napari_var_emitter.fit.background_test import discoveries
+from napari_var_emitter.fit.background_test import OWN_FRAME_SIGMAS, UNSURE_PROBABILITY, discoveries
 from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels
-from napari_var_emitter.fit.refine import FITTED, MAX_MOVE_PX, NETWORK, SPLIT, counted_in_share, refine_table
+from napari_var_emitter.fit.refine import (FITTED, INHERITED_DISAGREEMENT, MAX_MOVE_PX, NETWORK, SPLIT,
+                                          counted_in_share, refine_table)
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
@@ -262,6 +263,27 @@ def test_the_background_test_keeps_spots_and_removes_phantoms_on_structure_and_b
     assert len(kept) == len(spots), refined
     for x, y, _ in spots:
         assert np.hypot(kept[:, 0] - x, kept[:, 1] - y).min() < 1.5, refined
+
+
+def test_a_context_network_keeps_an_unsure_detection_only_where_its_own_frame_shows_a_spot():
+    """Behind a network that saw the frames beside, a detection it is unsure of over background
+    only (a molecule on in the next frame, not in this one) is removed, though the frame's other
+    detections are clear spots (where a one-frame network's would all be kept); one it is sure of,
+    and an unsure one on a spot, stay."""
+    camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
+    spots = [(8.5 + 8 * (i % 7), 8.5 + 8 * (i // 7), 2500.0) for i in range(49)]  # under PHANTOM_SHARE
+    frame = _frame_with_spots(spots, size=72)
+    rows = [[0, 100 * x, 100 * y, n, 0.9, 10.0] for x, y, n in spots[1:]]
+    table = _table(rows + [[0, 100 * spots[0][0], 100 * spots[0][1], 2000.0, UNSURE_PROBABILITY - 0.3, 10.0],
+                           [0, 1250.0, 6650.0, 2000.0, UNSURE_PROBABILITY - 0.3, 10.0],   # background only
+                           [0, 4450.0, 6650.0, 2000.0, UNSURE_PROBABILITY + 0.1, 10.0]])  # background only, sure
+    one_frame = refine_table(table, frame, camera, ROUND)
+    context = refine_table(table, frame, camera, ROUND, network_sees_more=True)
+    assert len(one_frame) == 51
+    assert len(context) == 50 and not ((context["x_nm"] == 1250.0) & (context["y_nm"] == 6650.0)).any()
+    assert (context["probability"] < UNSURE_PROBABILITY).sum() == 1  # the unsure one on a spot
+    assert context["significance"].min() < OWN_FRAME_SIGMAS  # the sure one over background only stays
+    assert len(refine_table(table, frame, camera, ROUND, phantom_fdr=0, network_sees_more=True)) == 51  # test off
 
 
 def test_a_fit_that_leaves_the_frame_keeps_the_network_estimate():
@@ -518,3 +540,7 @@ def test_a_network_that_saw_context_frames_is_weighed_with_the_fit():
         assert abs(weighed.loc[0, f"{axis}_nm"] - expected) < 1e-6
         position = weighed.loc[0, f"{axis}_nm"]
         assert min(abs(position - network), abs(position - fit.loc[0, f"{axis}_nm"])) > 1  # neither alone
+        # the weighed mean's uncertainty, widened by a share of the two estimates' disagreement
+        stated = np.hypot(np.sqrt(weight * bound), INHERITED_DISAGREEMENT * (fit.loc[0, f"{axis}_nm"] - network))
+        assert abs(weighed.loc[0, f"uncertainty_{axis}_nm"] - stated) < 1e-6
+        assert weighed.loc[0, f"uncertainty_{axis}_nm"] < fit.loc[0, f"uncertainty_{axis}_nm"]
