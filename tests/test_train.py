@@ -401,6 +401,17 @@ def test_a_model_with_context_frames_learns_each_frame_beside_its_neighbours(tmp
     assert torch.equal(simulated.photons[1:, 1], simulated.photons[:-1, 0])
     assert torch.equal(simulated.photons[:-1, 2], simulated.photons[1:, 0])
 
+    # independent_frames_fraction 1: every frame simulated on its own, its neighbours' molecules not in it
+    def shared_with_previous(fraction):
+        simulation = {"density_per_um2": [2.0, 2.0], "photons_mean": [3000.0, 3000.0],
+                      "independent_frames_fraction": fraction}
+        ranges = TrainConfig.from_dict({**TINY, "simulation": simulation}).simulation
+        batch = SimulatedSource(ranges, config.model, 32, seed=2).batch(8)
+        assert torch.equal(batch.photons[1:, 1], batch.photons[:-1, 0])  # still the frames beside
+        on = batch.dense_map[:, 0] > 0.5
+        return float((on[1:] & on[:-1]).sum() / on[1:].sum())
+    assert shared_with_previous(0.0) > 0.3 and shared_with_previous(1.0) < 0.05
+
     path = tmp_path / "context.json"
     path.write_text(json.dumps(config.to_dict()))
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0

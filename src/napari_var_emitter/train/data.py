@@ -116,6 +116,18 @@ class SimulatedSource:
         return {"n_filaments": max(1, round(field_um / 2)), "filament_length_nm": 1000.0 * field_um,
                 "n_clusters": max(1, round(field_um**2 / 8)), "cluster_sd_nm": float(self.rng.uniform(50, 300))}
 
+    def _independent_frames(self, sim: SimulationConfig):
+        """sim.n_frames frames each simulated on its own under `sim` (other emitters, and on a
+        structured background another pattern, in each): (frames (T, H, W) ADU, truth, their
+        backgrounds (T, H, W) photons/px)."""
+        one = dataclasses.replace(sim, n_frames=1)
+        stacks = [simulate_stack_and_background(one, self.rng) for _ in range(sim.n_frames)]
+        emitters = pd.concat([truth.emitters.assign(frame=t) for t, (_, truth, _) in enumerate(stacks)],
+                             ignore_index=True)
+        truth = dataclasses.replace(stacks[0][1], emitters=emitters)
+        return (np.concatenate([frames for frames, _, _ in stacks]), truth,
+                np.stack([background for _, _, background in stacks]))
+
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
         photons, tables, background, pixel_size, calibration = [], [], [], [], []
@@ -123,12 +135,17 @@ class SimulatedSource:
         for start in range(0, batch_size, FRAMES_PER_CONDITION):
             n = min(FRAMES_PER_CONDITION, batch_size - start)
             sim = self.simulation_config(n + 2 * k)
-            frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
+            independent = self.ranges.independent_frames_fraction  # drawn only where used: runs stay reproducible
+            if k and independent and self.rng.uniform() < independent:
+                frames, truth, backgrounds_THW = self._independent_frames(sim)
+            else:
+                frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
+                backgrounds_THW = np.broadcast_to(background_YX, frames.shape)
             if sim.camera.type == "sCMOS" and self.rng.uniform() < self.ranges.scmos_pixel_noise_fraction:
                 frames = add_uncalibrated_pixel_noise(frames, sim.camera, self.rng)
             photons.append(with_context(sim.camera.adu_to_photons(frames), k, k, k + n))
             tables += tables_per_frame(truth.emitters, n + 2 * k)[k:k + n]
-            background += [background_YX] * n
+            background += list(backgrounds_THW[k:k + n])
             pixel_size += [sim.camera.pixel_size_nm] * n
             if self.config.psf_condition:
                 calibration += [calibration_vector(sim.psf)] * n
