@@ -202,6 +202,24 @@ def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_
     assert not widget.psf_sigmas and (viewer.layers["simulated SMLM stack detections"].features["fitted"] == 1).any()
 
 
+def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves_predict_ready(qtbot, viewer,
+                                                                                                 sample):
+    """Predict returns at once while the PSF sigma is estimated (the network on the first frames:
+    tens of seconds on a laptop's CPU) in a worker; cancelled there, nothing is kept and Predict
+    works again; the next run estimates it, says it, and runs."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "current frame"
+    widget.start()
+    assert widget.worker is not None and widget.status.value.startswith("estimating the PSF sigma")
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value == "cancelled while estimating the PSF sigma" and widget.run_button.enabled
+    assert not widget.psf_sigmas and "simulated SMLM stack detections" not in viewer.layers
+    _run(qtbot, widget)
+    assert len(widget.psf_sigmas) == 1 and widget.status.value.startswith("done")
+    assert "PSF sigma" in widget.warnings.value and len(viewer.layers["simulated SMLM stack detections"].data)
+
+
 def test_a_default_movie_output_never_replaces_results_and_an_unfinished_run_keeps_its_name(viewer, tmp_path,
                                                                                               own_settings):
     """With no output chosen, a movie run writes beside its stack as <name>.locs.csv, or
@@ -308,7 +326,7 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     widget.frames.value, widget.chunk_frames.value = "all frames", 4
     widget.out_file.value = out = tmp_path / "movie.csv"
     widget.start()
-    qtbot.waitUntil(lambda: widget.job_progress.done >= 5, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.job_progress is not None and widget.job_progress.done >= 5, timeout=60_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()
@@ -656,7 +674,7 @@ def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, e
         widget.out_file.value = tmp_path / "movie.csv"
     second.refine.value = False  # no PSF sigma to estimate first: it asks for the output at once
     first.start()
-    qtbot.waitUntil(lambda: first.job_progress.done >= 4, timeout=60_000)
+    qtbot.waitUntil(lambda: first.job_progress is not None and first.job_progress.done >= 4, timeout=60_000)
     second.start()
     assert second.worker is None and "is being written by another run (process" in errors[-1]
     qtbot.waitUntil(lambda: first.worker is None, timeout=120_000)

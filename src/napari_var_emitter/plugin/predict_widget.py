@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -184,19 +185,56 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if path and Path(path).is_file():
             self.model.value = MODELS.add(path)
 
-    def _with_psf_sigma(self, options: PredictOptions, model, layer, frames, camera) -> tuple[PredictOptions, str]:
-        """The options with the PSF sigma for the refinement, estimated once per image, model and
-        pixel size from the first of `frames` (a movie's range, or the frames from the one in view
-        on; a live preview does not estimate it again), said once in a notification; and the line
-        the panel shows of it ("" when the sigma was given)."""
+    def _sigma_key(self, options: PredictOptions, layer, camera) -> tuple | None:
+        """What the PSF sigma of a run is estimated once per: image, model and camera (None: the
+        run needs no estimate, the refinement being off or the sigma given)."""
         if not options.refine or options.psf_sigma_nm is not None:
+            return None
+        return id(layer.data), str(options.weights), repr(camera.to_dict())
+
+    def _estimate_psf_sigma(self, key: tuple, options: PredictOptions, model, frames, camera,
+                            current_frame_only: bool) -> None:
+        """Estimate the run's PSF sigma off the GUI thread (the network on the first frames: many
+        seconds on a CPU), said once in a notification; then start the run it was for. The worker
+        holds the widget weakly: a viewer closed meanwhile takes it away, and nothing follows."""
+        widget = weakref.ref(self)
+
+        def ended(status: str | None) -> PredictWidget | None:
+            this = widget()
+            if this is not None and status is not None:
+                this.worker, this.status.value = None, status
+                this.run_button.enabled, this.cancel_button.enabled = True, False
+            return this
+
+        def estimated(result) -> None:
+            this = ended("")
+            if this is not None:
+                this.psf_sigmas[key] = result
+                if result[1]:
+                    (show_info if result[0].refine else show_warning)(result[1])
+                this.start(current_frame_only)
+
+        def failed(exc: Exception) -> None:
+            if ended("not started: see the message under Run") is not None:
+                show_error(f"the PSF sigma could not be estimated: {exc}")
+                widget().warnings.value = f"✖ the PSF sigma could not be estimated: {exc}"
+
+        def finished() -> None:  # cancelled (a cancelled worker returns nothing), not followed by a run
+            this = widget()
+            if this is not None and this.job_progress is None and this.status.value == "cancelling…":
+                ended("cancelled while estimating the PSF sigma")
+
+        self.job_progress = None
+        worker = create_worker(with_psf_sigma, options, model, frames, camera, _start_thread=False,
+                               _connect={"returned": estimated, "errored": failed, "finished": finished})
+        self._launch(worker, 0, "estimating the PSF sigma from the first frames…")
+
+    def _with_psf_sigma(self, options: PredictOptions, key: tuple | None) -> tuple[PredictOptions, str]:
+        """The options with the PSF sigma estimated for `key` (_sigma_key; once per image, model and
+        camera, from the first of the frames of the run that asked: a live preview does not
+        estimate it again), and the line the panel shows of it ("" when the sigma was given)."""
+        if key is None:
             return options, ""
-        key = (id(layer.data), str(options.weights), repr(camera.to_dict()))
-        if key not in self.psf_sigmas:
-            self.psf_sigmas[key] = with_psf_sigma(options, model, frames, camera)
-            estimated, said = self.psf_sigmas[key]
-            if said:
-                (show_info if estimated.refine else show_warning)(said)
         estimated, said = self.psf_sigmas[key]
         line = f"{'ℹ' if estimated.refine else '⚠'} {said}" if said else ""
         return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm), line
@@ -242,8 +280,12 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame), first
                 for message in check_camera_on_frames(camera, frames):
                     show_warning(message)
-            options, sigma_line = self._with_psf_sigma(options, model, layer, frames[first:stop if movie else None],
-                                                       camera)
+            key = self._sigma_key(options, layer, camera)
+            if key is not None and key not in self.psf_sigmas:  # estimated first, then this run starts
+                self._estimate_psf_sigma(key, options, model, frames[first:stop if movie else None], camera,
+                                         current_frame_only)
+                return
+            options, sigma_line = self._with_psf_sigma(options, key)
             job = None
             if movie:
                 source = layer.metadata.get("path")
