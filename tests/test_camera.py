@@ -121,3 +121,7 @@ def test_pixel_maps_convert_and_quieten_hot_pixels(tmp_path):
     wrong = np.zeros((1, 16, 16))
     with pytest.raises(InputError, match="calibration maps are 32x32 pixels but the frames are 16x16"):
         frames_to_photons(wrong, camera)
+    np.save(tmp_path / "objects.npy", np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)
+    junk = Camera(type="sCMOS", offset_map=str(tmp_path / "objects.npy"))
+    with pytest.raises(InputError, match=r"objects.npy: not readable \(not an array of numbers saved by numpy\)"):
+        frames_to_photons(electrons, junk)  # never unpickled, and said in a microscopist's words

@@ -37,7 +37,8 @@ def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
     below = float(np.mean(photons <= 0))
     if below >= 0.8:
         darkest = float(np.percentile(live, 1))
-        text = (f"{offset} is at or above {below:.0%} of the pixels (median pixel {np.median(live):.0f} ADU): "
+        share = "every pixel" if below >= 0.995 else f"{below:.0%} of the pixels"
+        text = (f"{offset} is at or above {share} (median pixel {np.median(live):.0f} ADU): "
                 f"the camera's offset is likely about {darkest:.0f} ADU or lower (the darkest 1 % of the pixels); "
                 "check the camera's baseline (its offset in ADU)")
         if below >= 0.99:

@@ -105,7 +105,8 @@ def read_map(path: str) -> np.ndarray:
         else:
             raise InputError(f"calibration map {path}: give a .npy or TIFF file")
     except (OSError, ValueError) as exc:
-        raise InputError(f"calibration map {path}: not readable ({exc})") from exc
+        said = "not an array of numbers saved by numpy" if "pickle" in str(exc) else str(exc)
+        raise InputError(f"calibration map {path}: not readable ({said})") from exc
     values = np.squeeze(np.asarray(values, dtype=np.float32))
     if values.ndim != 2 or not np.isfinite(values).all():
         raise InputError(f"calibration map {path}: needs one finite (Y, X) image, got shape {values.shape}")
