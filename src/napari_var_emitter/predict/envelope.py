@@ -152,7 +152,8 @@ def bundled_alternatives(weights: Path) -> list[tuple[str, Envelope]]:
     training ranges; none for any other model."""
     if Path(weights).resolve() not in {BUNDLED, BUNDLED_FAST}:
         return []
-    other, name = ((BUNDLED_FAST, "the fast model ('fast model' in the Predict widget; --model fast on the command line)")
+    fast = "the fast model ('fast model' in the Predict widget; --model fast on the command line)"
+    other, name = ((BUNDLED_FAST, fast)
                    if Path(weights).resolve() == BUNDLED else (BUNDLED, "the bundled model (the default)"))
     envelope = Envelope.from_card(read_card(other)[1])
     return [(name, envelope)] if envelope is not None else []
