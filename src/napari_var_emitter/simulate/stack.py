@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -56,6 +58,20 @@ def simulate_stack_and_background(config: SimulationConfig, rng: np.random.Gener
     truth = GroundTruth(emitters=emitters, camera=config.camera, psf=config.psf.to_dict(),
                         frame_shape=(height, width), n_frames=config.n_frames)
     return frames, truth, background
+
+
+def simulate_independent_frames(config: SimulationConfig, rng: np.random.Generator):
+    """As simulate_stack_and_background, with every frame simulated on its own (other
+    fluorophores, and on a structured background another pattern, in each: as in challenge data
+    whose frames are drawn apart): (frames (T, H, W) ADU, ground truth, backgrounds (T, H, W)
+    photons/px)."""
+    one = dataclasses.replace(config, n_frames=1)
+    stacks = [simulate_stack_and_background(one, rng) for _ in range(config.n_frames)]
+    emitters = pd.concat([truth.emitters.assign(frame=t) for t, (_, truth, _) in enumerate(stacks)],
+                         ignore_index=True)
+    truth = dataclasses.replace(stacks[0][1], emitters=emitters, n_frames=config.n_frames)
+    return (np.concatenate([frames for frames, _, _ in stacks]), truth,
+            np.stack([background for _, _, background in stacks]))
 
 
 def fluorophore_brightness(config: SimulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..model.targets import render_target
 from ..psf import PSF
 from ..simulate.camera_noise import add_uncalibrated_pixel_noise
 from ..simulate.config import SimulationConfig, StructureConfig
-from ..simulate.stack import simulate_stack_and_background
+from ..simulate.stack import simulate_independent_frames, simulate_stack_and_background
 from .config import SimulationRanges
 
 
@@ -116,18 +116,6 @@ class SimulatedSource:
         return {"n_filaments": max(1, round(field_um / 2)), "filament_length_nm": 1000.0 * field_um,
                 "n_clusters": max(1, round(field_um**2 / 8)), "cluster_sd_nm": float(self.rng.uniform(50, 300))}
 
-    def _independent_frames(self, sim: SimulationConfig):
-        """sim.n_frames frames each simulated on its own under `sim` (other emitters, and on a
-        structured background another pattern, in each): (frames (T, H, W) ADU, truth, their
-        backgrounds (T, H, W) photons/px)."""
-        one = dataclasses.replace(sim, n_frames=1)
-        stacks = [simulate_stack_and_background(one, self.rng) for _ in range(sim.n_frames)]
-        emitters = pd.concat([truth.emitters.assign(frame=t) for t, (_, truth, _) in enumerate(stacks)],
-                             ignore_index=True)
-        truth = dataclasses.replace(stacks[0][1], emitters=emitters)
-        return (np.concatenate([frames for frames, _, _ in stacks]), truth,
-                np.stack([background for _, _, background in stacks]))
-
     def batch(self, batch_size: int) -> Batch:
         """Groups of up to FRAMES_PER_CONDITION frames, each group with its own conditions."""
         photons, tables, background, pixel_size, calibration = [], [], [], [], []
@@ -137,7 +125,7 @@ class SimulatedSource:
             sim = self.simulation_config(n + 2 * k)
             independent = self.ranges.independent_frames_fraction  # drawn only where used: runs stay reproducible
             if k and independent and self.rng.uniform() < independent:
-                frames, truth, backgrounds_THW = self._independent_frames(sim)
+                frames, truth, backgrounds_THW = simulate_independent_frames(sim, self.rng)
             else:
                 frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
                 backgrounds_THW = np.broadcast_to(background_YX, frames.shape)
