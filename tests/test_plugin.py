@@ -799,3 +799,19 @@ def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, vie
     assert widget.worker is None and "the camera's offset is likely about" in errors[-1]
     assert widget.status.value.startswith("not started") and errors[-1] in widget.warnings.value  # in full
     assert not (tmp_path / "movie.csv.parts").exists()
+
+
+def test_a_stack_opened_again_gets_the_camera_typed_for_it_not_the_last_one(viewer, tmp_path, own_settings):
+    """A dataset is its file: opened again in the same session, it gets what was typed for it (not
+    the camera typed last, for another dataset), and the note says so."""
+    widget = predict_widget.PredictWidget(viewer)
+    fields = widget.camera_fields.fields
+    frames = np.random.default_rng(5).poisson(120.0, (3, 32, 32)).astype(np.uint16)
+    viewer.add_image(frames, name="first", metadata={"path": str(tmp_path / "first.tif")})
+    fields["baseline_adu"].value = 123.0  # typed for the first stack
+    viewer.add_image(frames.copy(), name="second", metadata={"path": str(tmp_path / "second.tif")})
+    assert widget.image.value.name == "second" and fields["baseline_adu"].value == 123.0  # the last entry
+    fields["baseline_adu"].value = 95.0  # typed for the second
+    again = viewer.add_image(frames.copy(), name="first again", metadata={"path": str(tmp_path / "first.tif")})
+    assert widget.image.value is again and fields["baseline_adu"].value == 123.0
+    assert "your entry for this image" in widget.camera_fields.note.value

@@ -22,6 +22,7 @@ from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, 
                                  write_camera_profile)
 from ..io.pixel_calibration import read_map
 from .job_controls import StatusLabel
+from .per_image import image_key
 
 REPLACED_BY_MAP = {"baseline_adu": "offset_map", "read_noise_e": "variance_map", "e_per_adu": "gain_map",
                    "adu_per_e": "gain_map"}  # camera values that a per-pixel map replaces
@@ -37,8 +38,8 @@ class SharedCamera:
     """The camera of a viewer, shared by its widgets: `values`, what the panels show now, and
     `typed`, what the user last typed into a field (saved to camera.json in the config folder,
     so the next session starts from it; empty on a fresh install, where defaults fill in);
-    `per_image`: what the user typed while each image was chosen (by its data), restored when it
-    is chosen again."""
+    `per_image`: what the user typed while each image was chosen (per_image.image_key: its file, else
+    its data), restored when it is chosen again, or its file opened again."""
 
     changed = Signal(dict, object)  # (values, the panel that set them)
 
@@ -51,11 +52,11 @@ class SharedCamera:
         known = {f.name for f in dataclasses.fields(Camera)}
         self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
         self.values: dict[str, Any] = dict(self.typed)
-        self.per_image: dict[int, dict[str, Any]] = {}
+        self.per_image: dict[int | str, dict[str, Any]] = {}
 
-    def set(self, values: dict[str, Any], sender, typed_for: int | None = None) -> None:
-        """Show `values` in every panel; typed_for (an image's id, or -1 for none): the user
-        typed them, so they are remembered for that image and saved for the next session."""
+    def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None) -> None:
+        """Show `values` in every panel; typed_for (an image's per_image.image_key, or -1 for none):
+        the user typed them, so they are remembered for that image and saved for the next session."""
         if typed_for is not None:
             self.per_image[typed_for] = dict(values)
             if values != self.typed:
@@ -191,7 +192,7 @@ class CameraFields(Container):
             missing = self.fill({})
             self.note.value = "" if self.shared.typed else DEFAULTS_NOTE
             return missing
-        self._image = id(layer.data)
+        self._image = image_key(layer)
         return self.fill(layer.metadata.get("camera", {}), tuple(layer.data.shape[-2:]))
 
     def _set_fields(self, values: dict[str, Any]) -> None:
