@@ -75,7 +75,7 @@ def test_the_fast_model_is_offered_and_finds_the_samples_emitters_with_its_own_m
     nearest = np.hypot(*(features[["x_nm", "y_nm"]].to_numpy()[:, None] - true_xy[None]).transpose(2, 0, 1)).min(1)
     assert len(features) >= 0.8 * len(true_xy) and np.median(nearest) < 60
     strides = read_card(BUNDLED_FAST)[0].token_strides_px  # its own scales, not the bundled model's
-    names = [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
+    names = [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]  # no scale repeats
     assert [m.name for m in _maps(viewer)] == names
 
 
@@ -120,7 +120,9 @@ def test_predict_current_frame_points_then_maps_on_request(qtbot, viewer, sample
     _run(qtbot, widget)
     maps = _maps(viewer)
     strides = ModelConfig(**json.loads(card_path(BUNDLED).read_text())["config"]).token_strides_px
-    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides)]
+    assert [m.name for m in maps] == [f"simulated SMLM stack scale {s} ({p} px)" for s, p in enumerate(strides[:-1])] \
+        + [f"simulated SMLM stack scale {len(strides) - 1} ({strides[-1]} px, refined)"]  # v1's last grid twice
+    assert strides[-1] == strides[-2]
     for layer, stride in zip(maps, strides, strict=True):
         assert layer.data.shape == (1, -(-96 // stride), -(-96 // stride))
         # the map's outer corners in world nm: (0, 0) and cells x stride x 100 nm, at frame 3

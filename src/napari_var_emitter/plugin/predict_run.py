@@ -99,6 +99,13 @@ def movie_job(job: StackJob, progress: Progress):
         job.close()
 
 
+def scale_map_name(source: str, s: int, strides_px: tuple[int, ...]) -> str:
+    """The layer name of scale s's map: its token stride in camera pixels, and "refined" where it
+    repeats the scale before's (a VAR model's last scales may share one grid)."""
+    again = ", refined" if s and strides_px[s] == strides_px[s - 1] else ""
+    return f"{source} scale {s} ({strides_px[s]} px{again})"
+
+
 class RunLayers:
     """The layers of one prediction run, filled as chunks arrive (redrawn every REFRESH_S):
     detections as Points, and per-scale maps when asked for (just above the image, below the
@@ -144,7 +151,7 @@ class RunLayers:
             reused = old.pop(("scale_map", s), None)
             if reused is None:
                 reused = viewer.add_image(
-                    data, name=f"{name} scale {s} ({stride} px)", colormap="inferno", contrast_limits=(0.0, 1.0),
+                    data, name=scale_map_name(name, s, strides), colormap="inferno", contrast_limits=(0.0, 1.0),
                     opacity=0.5, blending="translucent", **looks,
                     metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
                 # just above the image, below the detections and anything else drawn over it
