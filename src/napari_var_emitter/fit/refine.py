@@ -6,9 +6,9 @@ neighbours (groups.py). A fit that does not converge, or moves more than
 MAX_MOVE_PX from the network's position, keeps the network's estimate. A detection whose fit
 leaves light unexplained is tried as two emitters the network merged (split.py), whose halves
 may each lie up to split.MOMENT_SIGMAS PSF sigmas from the network's position in 3-D. The `fitted`
-column says which estimate each row carries: 1 the fit (in 3-D weighed with the network's,
-_weigh_with_network), 0 the network's, 2 the fit of an emitter split off a detection (a row the
-network did not report)."""
+column says which estimate each row carries: 1 the fit (in 3-D, and behind a network that saw the
+frames beside, weighed with the network's: _weigh_with_network), 0 the network's, 2 the fit of an
+emitter split off a detection (a row the network did not report)."""
 
 from __future__ import annotations
 
@@ -317,7 +317,10 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     run's result does not depend on how many blocks are refined together. In 3-D, and in 2-D where
     network_sees_more (a network that sees context frames: its estimate carries the photons an
     emitter left in the frames beside, which a fit of one frame lacks), each fitted row's position
-    is its fit's and the network's weighed by their stated variances (_weigh_with_network)."""
+    is its fit's and the network's weighed by their stated variances (_weigh_with_network); behind
+    a network that sees context frames, its uncertainty is then the weighed mean's, widened by part
+    of their disagreement, and the test against background only also asks each detection the
+    network is unsure of to be a spot in its own frame (background_test.seen_in_own_frame)."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)

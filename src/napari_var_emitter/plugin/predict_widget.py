@@ -215,9 +215,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
-            if ended("not started: see the message under Run") is not None:
+            this = ended("not started: see the message under Run")
+            if this is not None:
                 show_error(f"the PSF sigma could not be estimated: {exc}")
-                widget().warnings.value = f"✖ the PSF sigma could not be estimated: {exc}"
+                this.warnings.value = f"✖ the PSF sigma could not be estimated: {exc}"
 
         def finished() -> None:  # cancelled (a cancelled worker returns nothing), not followed by a run
             this = widget()
