@@ -453,46 +453,6 @@ def test_whole_groups_are_batched_by_number_of_emitters_in_padded_rois_and_fit_a
         np.testing.assert_allclose(padded.loglik[fit_g], alone.loglik[0], rtol=1e-12)
 
 
-def test_the_psf_sigma_is_estimated_where_no_spot_is_isolated():
-    from napari_var_emitter.fit.refine import estimate_sigma_px
-
-    rng = np.random.default_rng(8)
-    grid = np.stack(np.meshgrid(np.arange(4, 40, 5.0), np.arange(4, 40, 5.0)), -1).reshape(-1, 2)  # 5 px apart
-    frames, rows = [], []
-    for frame in range(3):
-        xy = grid + rng.uniform(-1, 1, grid.shape)
-        frames.append(_frame_with_spots([(x, y, 2000.0) for x, y in xy], size=44, background=20.0, seed=frame)[0])
-        rows += [[frame, 100 * x, 100 * y, 1800.0, 0.9, 20.0] for x, y in xy + rng.normal(0, 0.2, xy.shape)]
-    sigma_px, spots = estimate_sigma_px(np.array(frames), _table(rows), Camera(pixel_size_nm=100.0, read_noise_e=1.0))
-    assert sigma_px == pytest.approx(SIGMA_PX, rel=0.04) and spots == len(rows)
-
-
-def test_the_psf_sigma_is_not_widened_by_phantoms_on_a_structured_background():
-    """A network out of its envelope puts phantoms on the noise of bright background (here 20-400
-    photons/px): they outnumber the real spots and leave none isolated; left in, they make the
-    estimate 2.8 px for spots 1.2 px wide."""
-    from scipy.ndimage import gaussian_filter, maximum_filter
-
-    from napari_var_emitter.fit.refine import estimate_sigma_px
-    from napari_var_emitter.simulate.background import structured_field
-
-    rng = np.random.default_rng(1)
-    frames, rows = [], []
-    for frame in range(4):
-        spots = rng.uniform(6, 58, (6, 2))
-        background = 20 + 380 * structured_field((64, 64), 100.0, rng)
-        values = _expected(np.c_[np.c_[spots, np.full(6, 2000.0)].reshape(1, -1), [[0.0]]], ROUND, 64)
-        photons = rng.poisson(values.reshape(64, 64) + background).astype(float)
-        smooth = gaussian_filter(photons - gaussian_filter(photons, 4), SIGMA_PX)
-        peaks = np.argwhere((smooth == maximum_filter(smooth, 5)) & (background > 150))[:, ::-1] + 0.5
-        peaks = peaks[np.hypot(*(peaks[:, None] - spots[None]).T).min(0) > 4][:40]  # where the network's phantoms sit
-        frames.append(photons)
-        rows += [[frame, 100 * x, 100 * y, 1800.0, 0.9, 20.0] for x, y in np.r_[spots, peaks]]
-    assert len(rows) > 150
-    sigma_px, spots = estimate_sigma_px(np.array(frames), _table(rows), Camera(pixel_size_nm=100.0, read_noise_e=1.0))
-    assert sigma_px == pytest.approx(SIGMA_PX, rel=0.1) and spots < 30
-
-
 def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties():
     """Astigmatic spots whose network rows lie 40 nm off in x: stated ten times surer than its
     bound, the network's x holds the result near its own; stated far less sure, the fit's does.

@@ -25,7 +25,6 @@ MASK_SIGMAS = 2.5
 MAX_EMITTERS = 8  # larger groups are fitted in parts of at most this many
 CORE_EMITTERS = 4  # the emitters of such a part whose fits are taken
 ROI_STEP_PX = 4  # ROI sides are rounded up to a multiple of this, so that few sizes share batches
-ROI_PX = 9  # side of the windows of isolated spots (PSF sigma estimation)
 
 
 def _linked(x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -196,18 +195,3 @@ def cut_groups(photons_THW: np.ndarray, read_variance_HW: np.ndarray | float, fr
         cut.cores.append(core)
     return cut
 
-
-def isolated_rois(photons: np.ndarray, table, confident, px: float) -> np.ndarray:
-    """ROI_PX x ROI_PX windows centred on confident detections with no other detection within
-    ROI_PX pixels and the window inside the frame."""
-    half = ROI_PX // 2
-    _, height, width = photons.shape
-    rois = []
-    for frame, spots in confident.groupby("frame"):
-        others = table.loc[table["frame"] == frame, ["x_nm", "y_nm"]].to_numpy() / px
-        for x, y in spots[["x_nm", "y_nm"]].to_numpy() / px:
-            near = np.hypot(others[:, 0] - x, others[:, 1] - y)
-            row, col = int(y), int(x)
-            if (near < ROI_PX).sum() == 1 and half <= row < height - half and half <= col < width - half:
-                rois.append(photons[frame, row - half:row + half + 1, col - half:col + half + 1])
-    return np.asarray(rois).reshape(-1, ROI_PX, ROI_PX)

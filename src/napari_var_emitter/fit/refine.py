@@ -21,17 +21,11 @@ from threadpoolctl import threadpool_limits
 
 from ..io.camera import Camera
 from .background_test import discoveries, seen_in_own_frame, significance
-from .groups import cut_groups, isolated_rois
-from .joint import GroupBatch, RoundSpots, SpotModel, fit_groups
-from .mle import estimate_psf_sigma, most_likely_sigma
+from .groups import cut_groups
+from .joint import GroupBatch, SpotModel, fit_groups
 from .split import MOMENT_SIGMAS, split_merged
 
 MAX_MOVE_PX = 1.5
-SIGMA_GRID_PX = np.linspace(0.5, 3.0, 26)  # PSF sigmas tried when estimating it from the data
-CONFIDENT = 0.8  # detection probability of the spots the PSF sigma is estimated from
-TEST_SIGMA_PX = 1.0  # the spot (px) detections are tested with against background only before the sigma is known
-MIN_ISOLATED = 10  # with fewer isolated spots, the PSF sigma is estimated from the joint fits of every group
-CROWDED_DETECTIONS = 300  # ... of the detections in the first frames, up to about this many
 NETWORK, FITTED, SPLIT = 0, 1, 2  # the `fitted` column: the network's values, the fit's, a split-off emitter's
 # fitted rows whose network uncertainty over fit bound exceeds this times its median state the
 # network's uncertainty (_confused; chosen on validation stacks, seeds 12,000,000+, 0.1-4 /µm²)
@@ -132,7 +126,7 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     return [(parents[standing], _values(splits.fit, standing, np.full(len(standing), new_slot), split_origins, px))]
 
 
-def _holding(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
+def with_held_light(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
              z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> GroupBatch:
     """`batch` with the light of the detections `others` (G, M) held in its model: their
     expected photons in the ROIs of corners `origins` (rows of the per-detection arrays,
@@ -236,68 +230,9 @@ def read_variance_photons2(camera: Camera) -> np.ndarray | float:
     return (camera.read_noise_e / per_photon) ** 2
 
 
-@one_blas_thread
-def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera) -> tuple[float | None, int]:
-    """(PSF sigma in px under which the isolated confident detections of `table` (frame indexes
-    photons_THW) are most likely; where fewer than MIN_ISOLATED are isolated, under which the
-    joint fits of all its detections are (_sigma_of_groups); None without any detection: the
-    number of spots used). Detections that are not discoveries against background only are
-    left out first (_spots): on a structured background the network's phantoms outnumber the
-    spots, leave none isolated and widen the estimate."""
-    table = _spots(photons_THW, table, camera)
-    confident = table[table["probability"] >= CONFIDENT] if len(table) else table
-    rois = isolated_rois(photons_THW, table, confident, camera.pixel_size_nm)
-    if len(rois) >= MIN_ISOLATED:
-        return estimate_psf_sigma(rois, SIGMA_GRID_PX), len(rois)
-    if not len(table):
-        return None, 0
-    return _sigma_of_groups(photons_THW, table, camera.pixel_size_nm), len(table)
-
-
-def _spots(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera) -> pd.DataFrame:
-    """The rows of `table` that are discoveries at PHANTOM_FDR against background only
-    (background_test), each tested with a spot TEST_SIGMA_PX wide: the PSF sigma is not known
-    yet, and a spot narrower than most never takes a real neighbour's light for its own (a
-    wider one did, on spots 5 px apart)."""
-    if not len(table):
-        return table
-    frame = table["frame"].to_numpy().astype(int)
-    width = np.full(len(table), TEST_SIGMA_PX)
-    tested, _ = significance(np.nan_to_num(photons_THW.astype(np.float64)), read_variance_photons2(camera),
-                             camera.excess_noise_factor, frame, table["x_nm"].to_numpy() / camera.pixel_size_nm,
-                             table["y_nm"].to_numpy() / camera.pixel_size_nm, _start_photons(table), width, width)
-    return table[discoveries(tested, frame, PHANTOM_FDR)]
-
-
-def _start_photons(table: pd.DataFrame) -> np.ndarray:
+def start_photons(table: pd.DataFrame) -> np.ndarray:
     """(N,) the network's photons of each row, at least 1 (100 where it states none)."""
     return np.nan_to_num(np.clip(table["photons"].to_numpy(np.float64), 1.0, None), nan=100.0)
-
-
-def _sigma_of_groups(photons_THW: np.ndarray, table: pd.DataFrame, pixel_size_nm: float) -> float:
-    """The PSF sigma (px) under which the joint fits of the groups of the detections of `table`
-    in its first frames (up to CROWDED_DETECTIONS of them; large groups in parts beside the light
-    of their neighbours, held at the network's estimates) are most likely, on pixels chosen once
-    for every sigma (within MASK_SIGMAS of a spot as wide as the middle of SIGMA_GRID_PX): every
-    fifth sigma of the grid, then the grid around the best of those."""
-    first = table[table["frame"] <= max(table["frame"].iloc[min(CROWDED_DETECTIONS, len(table)) - 1],
-                                        table["frame"].min())]
-    frame = first["frame"].to_numpy().astype(int)
-    x_px, y_px = first["x_nm"].to_numpy() / pixel_size_nm, first["y_nm"].to_numpy() / pixel_size_nm
-    photons = _start_photons(first)
-    cut = cut_groups(photons_THW, 0.0, frame, x_px, y_px, photons, np.full(len(first), np.median(SIGMA_GRID_PX)))
-
-    def loglik(sigma: float) -> float:
-        spots, total = RoundSpots(sigma), 0.0
-        for batch, origins, others in zip(cut.batches, cut.origins, cut.others):
-            batch = _holding(batch, others, origins, x_px, y_px, None, photons, spots)
-            total += float(fit_groups(batch, spots).loglik.sum())
-        return total
-
-    coarse = SIGMA_GRID_PX[::5]
-    best = int(np.argmax([loglik(sigma) for sigma in coarse])) * 5
-    fine = SIGMA_GRID_PX[max(best - 2, 0):best + 3]
-    return most_likely_sigma(fine, [loglik(sigma) for sigma in fine])
 
 
 @one_blas_thread
@@ -332,7 +267,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     frame = out["frame"].to_numpy().astype(int)
     x_px, y_px = out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px
     z_nm = out["z_nm"].to_numpy(np.float64) if "z_nm" in out else None
-    photons = _start_photons(out)
+    photons = start_photons(out)
     photons_THW = np.nan_to_num(photons_THW.astype(np.float64))
     read_variance = read_variance_photons2(camera)
     widths = np.maximum(*spots.sigmas_px(np.zeros(len(out)) if z_nm is None else np.nan_to_num(z_nm)))
@@ -356,7 +291,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
         for _, same_size in itertools.groupby(todo, key=lambda part: part[0].counts_GRR.shape[1]):
             same_size = list(same_size)
             known = np.where(fitted > NETWORK, columns["photons"], photons)
-            held = [_holding(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
+            held = [with_held_light(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
                              columns["z_nm"] if depth else z_nm, known, spots)
                     for batch, _, origins, others, _, _ in same_size]
             for batch, (_, slots, origins, _, cores, large) in zip(held, same_size):

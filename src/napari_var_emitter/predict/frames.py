@@ -17,7 +17,8 @@ import torch
 
 from ..errors import InputError
 from ..fit.joint import AstigmaticSpots, RoundSpots, SpotModel
-from ..fit.refine import estimate_sigma_px, refine_table
+from ..fit.psf_sigma import estimate_sigma_px
+from ..fit.refine import refine_table
 from ..io.camera import Camera, frames_to_photons
 from ..io.tiff import read_here
 from ..model.condition import calibration_vector
@@ -313,9 +314,9 @@ def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camer
 
 def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                                  options: PredictOptions) -> tuple[float | None, int, int]:
-    """(PSF sigma in px or None, spots used, frames looked at) from the network's
-    detections (at the default threshold) in the first frames of (T, H, W) ADU frames (SIGMA_FRAMES,
-    or more to make SIGMA_PIXELS), leaving out frames with NaN or inf."""
+    """(PSF sigma in px or None, spots used, frames looked at) of the first frames of (T, H, W)
+    ADU frames (SIGMA_FRAMES, or more to make SIGMA_PIXELS), leaving out frames with NaN or inf:
+    fit.psf_sigma, beside the network's detections there (at the default threshold)."""
     frames = read_here(frames_adu[:max(SIGMA_FRAMES, -(-SIGMA_PIXELS // (frames_adu.shape[1] * frames_adu.shape[2])))])
     looked_at = len(frames)
     frames = frames[np.isfinite(frames).all(axis=(1, 2))]  # a bad frame is named when the run reaches it
@@ -324,8 +325,14 @@ def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera:
     # the default threshold, so that the sigma (a setting of the run) does not follow the user's
     table = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False,
                                                                       threshold=DEFAULT_THRESHOLD)).table
-    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera)
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera, widest_trained_px(model))
     return sigma_px, spots, looked_at
+
+
+def widest_trained_px(model: VAREmitterPredictor) -> float | None:
+    """The widest PSF sigma (px) the model's card says it was trained on (None: it says none)."""
+    envelope = Envelope.from_card(model.card)
+    return None if envelope is None else envelope.psf_sigma_px[1]
 
 
 def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu,
@@ -333,14 +340,14 @@ def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_a
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
-    no spot to estimate it from, the refinement is turned off, and the message says so."""
+    too few spots to estimate it from, the refinement is turned off, and the message says so."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
     sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
     if sigma_px is None:
         return dataclasses.replace(options, refine=False), (
-            f"no spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
-            "(give the PSF sigma to refine them)")
+            f"{spots} clear spot(s) in {looked_at} frame(s), too few to estimate the PSF sigma from: positions "
+            "stay the network's (give the PSF sigma to refine them)")
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
     options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
     return options, (f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} spots in "

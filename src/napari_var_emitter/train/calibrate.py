@@ -7,9 +7,9 @@ import numpy as np
 
 from ..classical.localize import localize_stack
 from ..errors import InputError
-from ..fit.refine import estimate_sigma_px
+from ..fit.psf_sigma import estimate_sigma_px
 from ..io.camera import Camera, frames_to_photons
-from ..predict.frames import predict_frames
+from ..predict.frames import predict_frames, widest_trained_px
 from .config import SimulationRanges
 
 MIN_SPOTS = 20
@@ -17,16 +17,17 @@ MIN_SPOTS = 20
 
 def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50) -> dict:
     """From up to `max_frames` frames spread over a (T, H, W) ADU stack: the PSF sigma (nm) that
-    best explains isolated confident detections; median photons and background (photons/px) of
+    best explains isolated spots (fit.psf_sigma); median photons and background (photons/px) of
     classical MLE fits with that sigma to every spot found (the model's confident spots alone are
     biased where it is unsure); the detection density (/µm² per frame)."""
     picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
     frames = np.asarray(frames_adu[picks])
     table = predict_frames(model, frames, camera).table
     px = camera.pixel_size_nm
-    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera)  # as the refinement does
+    sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera,
+                                       widest_trained_px(model))  # as the refinement does
     if spots < MIN_SPOTS:
-        raise InputError(f"only {spots} isolated confident spots in {len(picks)} frames (need {MIN_SPOTS}): "
+        raise InputError(f"only {spots} clear spots in {len(picks)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
     sigma_nm = sigma_px * px
     fits = localize_stack(frames, camera, sigma_nm)  # every spot, not only those the model is sure of
