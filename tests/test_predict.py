@@ -364,10 +364,31 @@ def test_spots_narrower_than_the_bundled_model_knows_name_the_fast_model_where_i
     from napari_var_emitter.predict.frames import _geometry_note
 
     model, camera = load_model()[0], Camera(pixel_size_nm=100.0, e_per_adu=0.5)
-    note = _geometry_note(model, PredictOptions(psf_sigma_nm=82.0), camera, 0.82)
-    assert "narrower than any" in note and "try the fast model" in note and "fine-tune" in note
-    note = _geometry_note(model, PredictOptions(psf_sigma_nm=50.0), camera, 0.5)
-    assert "narrower than any" in note and "fast model" not in note
+    note, caution = _geometry_note(model, PredictOptions(psf_sigma_nm=82.0), camera, 0.82)
+    assert "narrower than any" in note and "try the fast model" in note and "fine-tune" in note and caution
+    note, caution = _geometry_note(model, PredictOptions(psf_sigma_nm=50.0), camera, 0.5)
+    assert "narrower than any" in note and "fast model" not in note and caution
+    assert _geometry_note(model, PredictOptions(psf_sigma_nm=130.0), camera, 1.3) == ("", False)
+
+
+def test_spots_narrower_than_the_model_knows_are_a_caution_wherever_the_sigma_is_said(model):
+    """The estimated PSF sigma of spots 0.7 px wide (the bundled model saw 1-1.6 px) comes with a
+    caution (a widget shows it as a warning, the CLI warns), and predict_frames warns; spots it
+    knows are information only, and it is silent about them."""
+    from napari_var_emitter.predict.frames import with_psf_sigma
+
+    camera = Camera(pixel_size_nm=100.0, e_per_adu=0.5, read_noise_e=1.5)
+    for sigma_nm, caution in ((70.0, True), (130.0, False)):
+        config = SimulationConfig(frame_size=64, n_frames=8, density_per_um2=0.5, photons_mean=3000,
+                                  background_photons=30, psf=PSF(sigma_nm=sigma_nm), camera=camera)
+        frames, truth = simulate_stack(config, np.random.default_rng(TEST_SEED + 40))
+        options, note = with_psf_sigma(PredictOptions(), model, frames, truth.camera)
+        assert options.refine and note.caution == caution
+        assert ("narrower than any the model was trained on" in note.text) == caution
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            predict_frames(model, frames, truth.camera)
+        assert any("narrower than any" in str(w.message) for w in said) == caution
 
 
 def test_a_run_refined_in_parts_gives_what_one_refinement_of_all_its_frames_gives(model):

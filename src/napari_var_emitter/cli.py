@@ -389,7 +389,7 @@ def _predict(args) -> int:
     from .model.checkpoint import resolve_device
     from .predict import PredictOptions, predict
     from .predict.envelope import Envelope, bundled_alternatives
-    from .predict.frames import with_psf_sigma
+    from .predict.frames import SigmaNote, with_psf_sigma
     from .predict.long_stack import dask_client, parts_folder, predict_stack_to_file
     from .predict.model_cache import cached_model
 
@@ -426,19 +426,19 @@ def _predict(args) -> int:
     def report(done: int, total: int) -> None:
         PROGRESS.show(f"{done}/{total} {'frames' if maps_path else 'chunks'}")
 
-    def tell(said: str | None, refine: bool) -> None:
-        """The PSF sigma estimated for the refinement (or why there is none: a warning)."""
-        if said and refine:
-            print(said, file=sys.stderr)
-        elif said:
-            warnings.warn(said, stacklevel=1)
+    def tell(note: SigmaNote | None) -> None:
+        """The PSF sigma estimated for the refinement (a caution, or why there is none: a warning)."""
+        if note is not None and note.caution:
+            warnings.warn(note.text, stacklevel=1)
+        elif note is not None:
+            print(note.text, file=sys.stderr)
 
     if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.atomic import atomic_paths
         from .io.maps_h5 import write_maps_h5
 
-        options, said = with_psf_sigma(options, model, stack.frames, camera)
-        tell(said, options.refine)
+        options, note = with_psf_sigma(options, model, stack.frames, camera)
+        tell(note)
         result = predict(stack.frames, camera, options, model, progress=report)
         inspect(result.table)
         arrays = (result.scale_maps if mode != "super_resolution" else []) + [result.output_map]
@@ -454,7 +454,7 @@ def _predict(args) -> int:
             with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
                 rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
                                              progress=report, inspect=inspect, restart=args.restart,
-                                             started=lambda job: tell(job.said, job.options.refine))
+                                             started=lambda job: tell(job.said))
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"the chunks finished so far are kept in {parts}: run the same command again "
                                     "to resume" if parts.exists() else "") from None

@@ -210,8 +210,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             this = ended("")
             if this is not None:
                 this.psf_sigmas[key] = result
-                if result[1]:
-                    (show_info if result[0].refine else show_warning)(result[1])
+                if result[1] is not None:
+                    (show_warning if result[1].caution else show_info)(result[1].text)
                 this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
@@ -236,8 +236,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         estimate it again), and the line the panel shows of it ("" when the sigma was given)."""
         if key is None:
             return options, ""
-        estimated, said = self.psf_sigmas[key]
-        line = f"{'ℹ' if estimated.refine else '⚠'} {said}" if said else ""
+        estimated, note = self.psf_sigmas[key]
+        line = f"{'⚠' if note.caution else 'ℹ'} {note.text}" if note is not None else ""
         return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm), line
 
     def _movie_out(self, layer) -> Path:

@@ -115,10 +115,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
         warnings.warn("this model looks at each frame beside the frames before and after it: with one frame it "
                       "sees that frame as its own neighbours, which it was not trained on; give it the stack",
                       stacklevel=2)
-    refine = options.refine
-    options, said = with_psf_sigma(options, model, frames_adu[begin:end], camera)  # as for a whole run, when not given
-    if refine and not options.refine:
-        warnings.warn(said, stacklevel=2)
+    options, note = with_psf_sigma(options, model, frames_adu[begin:end], camera)  # as for a whole run, when not given
+    if note is not None and note.caution:
+        warnings.warn(note.text, stacklevel=2)
     spots = refinement_spots(options, config, camera)
     binned = run_bin_px(model, options, camera)
     strides, up = config.token_strides_px, config.upscale
@@ -335,43 +334,53 @@ def widest_trained_px(model: VAREmitterPredictor) -> float | None:
     return None if envelope is None else envelope.psf_sigma_px[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class SigmaNote:
+    """What a run says of its PSF sigma: the text, and whether it is a caution (the refinement
+    turned off, or spots narrower than any the model was trained on) rather than information."""
+    text: str
+    caution: bool
+
+
 def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu,
-                   camera: Camera) -> tuple[PredictOptions, str | None]:
+                   camera: Camera) -> tuple[PredictOptions, SigmaNote | None]:
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
-    too few spots to estimate it from, the refinement is turned off, and the message says so."""
+    too few spots to estimate it from, the refinement is turned off, and the note says so."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
     sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
     if sigma_px is None:
-        return dataclasses.replace(options, refine=False), (
+        return dataclasses.replace(options, refine=False), SigmaNote(
             f"{spots} clear spot(s) in {looked_at} frame(s), too few to estimate the PSF sigma from: positions "
-            "stay the network's (give the PSF sigma to refine them)")
+            "stay the network's (give the PSF sigma to refine them)", caution=True)
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
     options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
-    return options, (f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} spots in "
-                     f"{looked_at} frame(s)" + _geometry_note(model, options, camera, sigma_px))
+    geometry, caution = _geometry_note(model, options, camera, sigma_px)
+    return options, SigmaNote(f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} spots in "
+                              f"{looked_at} frame(s)" + geometry, caution)
 
 
-def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: Camera, sigma_px: float) -> str:
-    """What the PSF sigma means for the network: the binning in front of it, or that the spots are
-    narrower than any it was trained on ("" when neither)."""
+def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: Camera,
+                   sigma_px: float) -> tuple[str, bool]:
+    """What the PSF sigma means for the network ("" when nothing): the binning in front of it, or
+    that the spots are narrower than any it was trained on (a caution: True)."""
     envelope = Envelope.from_card(model.card)
     if envelope is None:
-        return ""
+        return "", False
     binned = run_bin_px(model, options, camera)
     low, high = envelope.psf_sigma_px
     if binned > 1:
         return (f"; frames binned {binned}x{binned} in front of the network, where spots are "
-                f"{binned_sigma_px(sigma_px, binned):.2f} px wide (it was trained on {low:.2g}-{high:.2g} px)")
+                f"{binned_sigma_px(sigma_px, binned):.2f} px wide (it was trained on {low:.2g}-{high:.2g} px)"), False
     if sigma_px < (1 - SIGMA_TOLERANCE) * low:
         others = "".join(f"try {name}, trained on {other.psf_sigma_px[0]:.2g}-{other.psf_sigma_px[1]:.2g} px, or "
                          for name, other in bundled_alternatives(options.weights)
                          if sigma_px >= (1 - SIGMA_TOLERANCE) * other.psf_sigma_px[0])
         return (f"; spots are narrower than any the model was trained on ({low:.2g}-{high:.2g} px): it may miss "
-                f"some, the brightest first; {others}{FINE_TUNE_HINT}")
-    return ""
+                f"some, the brightest first; {others}{FINE_TUNE_HINT}"), True
+    return "", False
 
 
 def _listed(numbers: np.ndarray, most: int = 5) -> str:

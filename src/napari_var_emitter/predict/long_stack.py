@@ -29,7 +29,7 @@ from ..io.outputs import check_free_space
 from ..io.stack import open_stack
 from ..io.tiff import read_here
 from ..model.context import context_reach
-from .frames import predict_frames, with_psf_sigma
+from .frames import SigmaNote, predict_frames, with_psf_sigma
 from .job_folder import JobFolder, file_digest, frames_digest
 from .model_cache import cached_model
 from .options import PredictOptions
@@ -90,7 +90,7 @@ class StackJob:
     frames: Any = None  # (T, Y, X) ADU, numpy or dask, when they do not come from the path
 
     folder: JobFolder | None = None
-    said: str | None = None  # what the user should hear of the run's set-up (the PSF sigma estimated)
+    said: SigmaNote | None = None  # what the user should hear of the run's set-up (the PSF sigma estimated)
 
     @classmethod
     def start(cls, stack: str | Path, camera: Camera, options: PredictOptions, out: str | Path,
