@@ -3,22 +3,27 @@
 Spots are found without the network: local maxima of a difference of Gaussians DETECT_SIGMA_PX
 wide at least DETECT_SNR above the noise (classical.detect), that are a spot against background
 only (background_test, a spot DETECT_SIGMA_PX wide), with no other maximum down to NEIGHBOUR_SNR
-within ROI_PX px. Each is then looked up among the network's detections (within half of ROI_PX),
-and the sigma comes from:
+within ROI_PX px. Where at least MIN_ISOLATED are isolated and they are at least SPARSE_SHARE of
+the spots (sparse data), each is looked up among the network's detections (within half of
+ROI_PX), and the sigma comes from
 - the maxima that hold exactly one, where MIN_ISOLATED do: one that holds several is mostly two
-  emitters the detector saw as one (dense data); unless the sigma that comes from them is wider
-  than any the network was trained on: it then reports such spots as several, and those it
-  reports once are the narrowest-looking;
-- every isolated maximum, where MIN_ISOLATED are;
-- else the joint fits of the groups of the network's detections that are a spot against
-  background only (_sigma_of_groups), where MIN_ISOLATED are; with fewer, there is no estimate.
+  emitters the detector saw as one; unless the sigma that comes from them is wider than any the
+  network was trained on: it then reports such spots as several, and those it reports once are
+  the narrowest-looking;
+- else every isolated maximum.
+Otherwise (dense data, or few spots) it comes from the joint fits of the groups of the network's
+detections that are a spot against background only (_sigma_of_groups; none without any).
 Chosen on validation stacks (seeds 12,300,801-824: 128 x 128 px, pixels 65-160 nm, sigma 1 and
-2 px, 200 and 5,000 photons, EMCCD and sCMOS; 12,300,850-854: 160 x 160 px, sigma 1.3 px, 0.1-2
-/µm², flat and 4-10x structured): within 0.05 px in 28 of the 29 behind the 2-D window model
-(configs/cpu_2d_context_mixed.json) and behind v1. From the network's own isolated detections it
-came out 1.20-1.92 px for 2 px behind the window model (it reports each such spot as 4-5); from
-every isolated maximum, 1.41-1.57 px for 1.3 px at 1-2 /µm²; a spot 1 px wide in the test and a
-1.5 px filter found no spot at 200 photons and sigma 2 px."""
+2 px, 200 and 5,000 photons, EMCCD and sCMOS, 0.1 /µm²; 12,300,850-854: 160 x 160 px, sigma 1.3 px,
+0.1-2 /µm², flat and 4-10x structured; 12,300,861-876: 32 x 32 and 64 x 64 px, 1-6 /µm², sigma
+1.3 and 1.8 px): within 0.05 px of the truth on 28 of the first 29 behind v1 and behind the 2-D
+window model (configs/cpu_2d_context_mixed.json; 1.38 and 1.84 px for 2 px at 100 nm, 200
+photons, EMCCD); on the dense ones, on 15 of 16 behind v1 (1.70 for 1.8) and behind the window
+model at 1.3 px (at 1.8 px, wider than it was trained on, 1.66-1.70). From the network's own
+isolated detections it came out 1.20-1.92 px for 2 px behind the window model (it reports each
+such spot as 4-5); from every isolated maximum, 1.37-1.57 px for 1.3 px at 1-2 /µm² and 1.71-1.95
+at 4-6 /µm²; from the maxima the network reports once, 1.19-1.24 px for 1.3 at 4-6 /µm²; a spot
+1 px wide in the test and a 1.5 px filter found no spot at 200 photons and sigma 2 px."""
 
 from __future__ import annotations
 
@@ -38,7 +43,8 @@ DETECT_SIGMA_PX = 2.0  # the difference of Gaussians the spots are found with, a
 DETECT_SNR, NEIGHBOUR_SNR = 5.0, 3.0  # a spot's maximum, and the weakest maximum that counts as its neighbour
 TEST_SIGMA_PX = 1.0  # the spot (px) the network's detections are tested with against background only
 ROI_PX = 9  # side of the windows of isolated spots (px); no other maximum within it
-MIN_ISOLATED = 10  # the fewest spots the sigma is estimated from (isolated ones, else the network's in groups)
+MIN_ISOLATED = 10  # with fewer isolated spots, the sigma comes from the network's detections in groups
+SPARSE_SHARE = 0.45  # ... and where fewer than this share of the spots are isolated (dense data)
 CROWDED_DETECTIONS = 300  # ... of its detections in the first frames, up to about this many
 
 
@@ -50,24 +56,24 @@ def estimate_sigma_px(photons_THW: np.ndarray, table: pd.DataFrame, camera: Came
     indexes photons_THW), from a network trained on PSF sigmas up to widest_trained_px (None:
     unknown; module docstring)."""
     px = camera.pixel_size_nm
-    isolated = _isolated_maxima(photons_THW, camera)
-    single = isolated[_detections_within(isolated, table, ROI_PX / 2 * px) == 1]
-    if len(single) >= MIN_ISOLATED:
-        sigma_px = estimate_psf_sigma(_windows(photons_THW, single, px), SIGMA_GRID_PX)
-        if widest_trained_px is None or sigma_px <= widest_trained_px:
-            return sigma_px, len(single)
-    if len(isolated) >= MIN_ISOLATED:
+    maxima, isolated = _isolated_maxima(photons_THW, camera)
+    if len(isolated) >= MIN_ISOLATED and len(isolated) >= SPARSE_SHARE * maxima:
+        single = isolated[_detections_within(isolated, table, ROI_PX / 2 * px) == 1]
+        if len(single) >= MIN_ISOLATED:
+            sigma_px = estimate_psf_sigma(_windows(photons_THW, single, px), SIGMA_GRID_PX)
+            if widest_trained_px is None or sigma_px <= widest_trained_px:
+                return sigma_px, len(single)
         return estimate_psf_sigma(_windows(photons_THW, isolated, px), SIGMA_GRID_PX), len(isolated)
     spots = _discoveries(photons_THW, table, camera, TEST_SIGMA_PX)
-    if len(spots) < MIN_ISOLATED:
-        return None, len(spots)
+    if not len(spots):
+        return None, 0
     return _sigma_of_groups(photons_THW, spots, px), len(spots)
 
 
-def _isolated_maxima(photons_THW: np.ndarray, camera: Camera) -> pd.DataFrame:
-    """Frame, x_nm, y_nm (pixel centres) of the maxima at DETECT_SNR that are a spot against
-    background only, with no maximum at NEIGHBOUR_SNR within ROI_PX px and their window inside
-    the frame."""
+def _isolated_maxima(photons_THW: np.ndarray, camera: Camera) -> tuple[int, pd.DataFrame]:
+    """(How many maxima at DETECT_SNR are a spot against background only; frame, x_nm, y_nm (pixel
+    centres) of those with no maximum at NEIGHBOUR_SNR within ROI_PX px and their window inside
+    the frame)."""
     px = camera.pixel_size_nm
     weak, strong = (_maxima(detect_candidates(photons_THW, DETECT_SIGMA_PX, snr), px)
                     for snr in (NEIGHBOUR_SNR, DETECT_SNR))
@@ -77,7 +83,7 @@ def _isolated_maxima(photons_THW: np.ndarray, camera: Camera) -> pd.DataFrame:
     row, col = (spots["y_nm"].to_numpy() / px).astype(int), (spots["x_nm"].to_numpy() / px).astype(int)
     inside = (half <= row) & (row < height - half) & (half <= col) & (col < width - half)
     alone = _detections_within(spots, weak, ROI_PX * px) == 1  # itself (a strong maximum is a weak one too)
-    return spots[alone & inside].reset_index(drop=True)
+    return len(spots), spots[alone & inside].reset_index(drop=True)
 
 
 def _maxima(found_K3: np.ndarray, px: float) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -12,6 +13,15 @@ from pathlib import Path
 from ..errors import InputError
 
 PathLike = str | os.PathLike
+
+
+def open_to_writing(folder: Path) -> bool:
+    """Whether results may be written into `folder` unasked: this process can, and its owner has
+    not made it read-only (which an administrator's process could otherwise write through)."""
+    try:
+        return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+    except OSError:
+        return False
 
 
 def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathLike | None]) -> None:

@@ -58,12 +58,14 @@ class FilterWidget(ScrollingDock, Container):
         self.figure = Figure(figsize=(4, 4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
-        self.fit_width()
         self.watched = None  # the layer whose changes of data refresh the filter
         self.narrowed_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # _narrowed() of layers left
         self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built
         self.refresh_timer = QTimer(self.body, singleShot=True, interval=REFRESH_DELAY_MS)
         self.refresh_timer.timeout.connect(self._data_changed)
+        # the rows of the columns shown (their labels' lengths) in view without scrolling sideways, once laid out
+        self.width_timer = QTimer(self.body, singleShot=True, interval=0)
+        self.width_timer.timeout.connect(self.fit_width)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         viewer.layers.events.inserted.connect(self._follow_shown)
@@ -141,7 +143,11 @@ class FilterWidget(ScrollingDock, Container):
                 box.changed.connect(self.apply)
             self.ranges[column], self.bounds[column] = (lo, hi), (low, high)
             self.rows.extend([lo, hi])
-        self.canvas.setMinimumHeight(HISTOGRAM_PX * max(len(self.ranges), 3))
+        height_px = HISTOGRAM_PX * max(len(self.ranges), 3)
+        self.canvas.setMinimumHeight(height_px)
+        # drawn at that height until the dock lays the canvas out (smaller, tight layout gave up, saying so)
+        self.figure.set_size_inches(self.figure.get_figwidth(), height_px / self.figure.dpi)
+        self.width_timer.start()
         self.apply()
 
     def keep_all(self) -> None:

@@ -183,6 +183,7 @@ class RunLayers:
             self.points.visible = True
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
+        viewer.layers.selection.active = self.points  # its controls in view, not a hidden map's just added
 
     def add(self, first_frame: int, prediction) -> None:
         self.tables.append(prediction.table)

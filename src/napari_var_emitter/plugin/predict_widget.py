@@ -3,7 +3,6 @@ movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV;
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from dataclasses import replace
@@ -20,6 +19,7 @@ from qtpy.QtCore import QTimer
 from ..errors import InputError
 from ..fit.scoring import compile_fits, fits_compiled
 from ..io.camera_check import check_camera_on_frames
+from ..io.outputs import open_to_writing
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope, bundled_alternatives
 from ..predict.frames import run_bin_px, with_psf_sigma
@@ -242,13 +242,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
 
     def _movie_out(self, layer) -> Path:
         """The file a movie run writes: the one chosen, else beside the stack (in RESULTS_DIR for a
-        stack that is not a file, or whose folder is not writable) as <name>.locs.csv, or
+        stack that is not a file, or whose folder is not open to writing) as <name>.locs.csv, or
         <name>.locs-2.csv, ... where results are there already (output_without_results)."""
         if self.out_file.value:
             return Path(self.out_file.value)
         source = Path(layer.metadata["path"]) if layer.metadata.get("path") else None
         name = source.name.split(".")[0] if source else layer.name
-        folder = source.parent if source and os.access(source.parent, os.W_OK) else RESULTS_DIR
+        folder = source.parent if source and open_to_writing(source.parent) else RESULTS_DIR
         return output_without_results(folder / f"{name}.locs.csv")
 
     # ---- running --------------------------------------------------------------------------

@@ -347,14 +347,14 @@ def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_a
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
-    too few spots to estimate it from, the refinement is turned off, and the note says so."""
+    no spot to estimate it from, the refinement is turned off, and the note says so."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
     sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
     if sigma_px is None:
         return dataclasses.replace(options, refine=False), SigmaNote(
-            f"{spots} clear spot(s) in {looked_at} frame(s), too few to estimate the PSF sigma from: positions "
-            "stay the network's (give the PSF sigma to refine them)", caution=True)
+            f"no spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "
+            "(give the PSF sigma to refine them)", caution=True)
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
     options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
     geometry, caution = _geometry_note(model, options, camera, sigma_px)
