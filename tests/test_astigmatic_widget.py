@@ -192,7 +192,7 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     # one localisation at this slip: shown and offered to view in 3-D all the same
     found = viewer.layers["second movie 3-D localisations"]
     assert set(table_from_layer(found)["frame"]) <= {1, 2, 3} and widget.points.value is found
-    assert any("photons per localisation is below" in message and "e-/ADU" in message for message in shown)
+    assert any("photons per localisation is below" in message and "e⁻/ADU" in message for message in shown)
     assert any("measured on 160 nm pixels and this camera has 100 nm" in message for message in shown)
     widget.image.value = sample
     assert widget.csv_path.value == tmp_path / "sample.csv"

@@ -270,8 +270,8 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
     # (the refinement's background, 40 photons/px / 25 = 1.6 in truth, falls below the trained range too)
     widget.camera_fields.fields["e_per_adu"].value = 0.02
     _run(qtbot, widget)
-    assert "2 warning(s): data outside the model's training ranges" in widget.status.value
-    assert len(shown) == 2 and "photons per localisation is below" in shown[0] and "e-/ADU" in shown[0]
+    assert "2 warning(s) under Run" in widget.status.value
+    assert len(shown) == 2 and "photons per localisation is below" in shown[0] and "e⁻/ADU" in shown[0]
     assert "background photons/px is below" in shown[1]
     widget.camera_fields.fields["e_per_adu"].value = 0.5
     widget.camera_fields.fields["pixel_size_nm"].value = 160.0

@@ -225,7 +225,7 @@ def test_envelope_from_the_bundled_card():
     typical = pd.DataFrame({"photons": [1500.0, 2500.0, 3000.0], "background": [40.0, 50.0, 60.0]})
     assert envelope.measured_warnings(typical) == []
     (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]))
-    assert "median 204 photons" in dim and "below" in dim and "e-/ADU" in dim
+    assert "median 204 photons" in dim and "below" in dim and "e⁻/ADU" in dim
     (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]))
     assert "background" in bright_bg and "above" in bright_bg and "baseline" in bright_bg
     brightest = pd.DataFrame({"photons": [1500.0] * 8 + [14_000.0, 20_000.0], "background": [50.0] * 10})

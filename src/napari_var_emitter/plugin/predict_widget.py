@@ -358,8 +358,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if ended == "cancelled" and progress.total > 1:
             status += "; Predict again with the same settings resumes"
         warnings = run.envelope_warnings()
-        if warnings:
-            status += f"; {len(warnings)} warning(s): data outside the model's training ranges (under Run)"
+        cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
+        if cautions:
+            status += f"; {cautions} warning(s) under Run"
         notified = self.shown_warnings.setdefault(id(run.image.data), set())
         for message in warnings:  # a notification once per image; the panel holds the last run's, in full
             if message not in notified:
@@ -368,7 +369,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
                                         + [f"⚠ {message}" for message in warnings])
         self.status.value = status
-        if warnings:
+        if cautions:
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
 
     # ---- outputs --------------------------------------------------------------------------

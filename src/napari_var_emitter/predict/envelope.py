@@ -127,9 +127,9 @@ class Envelope:
         warnings = []
         for column, trained, unit, hint in (
                 ("photons", self.photons, "photons per localisation",
-                 "check the camera's e-/ADU (not ADU/e-), EM gain and baseline"),
+                 "check the camera's e⁻/ADU (not ADU/e⁻), EM gain and baseline"),
                 ("background", self.background_photons, "background photons/px",
-                 "check the camera's baseline (ADU) and e-/ADU")):
+                 "check the camera's baseline (ADU) and e⁻/ADU")):
             if column not in table:
                 continue
             median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))

@@ -43,7 +43,7 @@ def fit_beads(frames_adu: np.ndarray, camera: Camera, roi_nm: float = ROI_NM) ->
     peaks = _bright_peaks(photons.sum(axis=0), roi)
     if not len(peaks):
         raise InputError("no beads found: the sum over the slices has no spot 20 times above its noise; "
-                         "is this a bead z-stack, with the camera set up (baseline, e-/ADU)?")
+                         "is this a bead z-stack, with the camera set up (baseline, e⁻/ADU)?")
     half = roi // 2
     height, width = photons.shape[1:]
     near_edge = (peaks[:, 0] < half) | (peaks[:, 1] < half) | (peaks[:, 0] >= height - half) | \
