@@ -73,6 +73,7 @@ class AnalysisWidget(ScrollingDock, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.run_button.changed.connect(self.start)
+        self.make_dock()
 
     def table(self) -> pd.DataFrame:
         layer = self.layer.value

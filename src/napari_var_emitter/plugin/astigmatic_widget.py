@@ -133,6 +133,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             "3. View": [self.points, self.z_colours, self.view_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
+        self.make_dock()  # its run controls are in section 2
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             for combo in (self.beads, self.image, self.points):
                 event.connect(combo.reset_choices)

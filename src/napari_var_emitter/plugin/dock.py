@@ -3,11 +3,15 @@ instead of growing the napari window (1366x768 with Predict and an analysis widg
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
 from magicgui.widgets import Container
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QScrollArea, QVBoxLayout, QWidget
 
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
+# the least height of a dock's scroll area: napari gives a dock just added nearly all of its column
+# and the others their least height (at 1366x768 beside Filter, Predict's settings shrank to 69 px);
+# four docks in one column still fit the screen
+MIN_SCROLL_PX = 120
 COMBO_CHARS = 16  # a list of files or models is this many characters wide; longer names are elided
 
 
@@ -20,26 +24,28 @@ def fixed_width_combo(combo) -> None:
 
 class ScrollingDock:
     """Mixin for a top-level magicgui Container made with scrollable=True. napari docks a magicgui
-    widget's `native`: here that is the scroll area around the widget, whose own rows live in
-    `body` (add to body.layout())."""
+    widget's `native`: here that is a frame around the scroll area, whose own rows live in `body`
+    (add to body.layout()); call make_dock() at the end of __init__."""
 
     @property
     def native(self) -> QWidget:
-        """What napari docks: the scroll area, with the pinned bar under it once there is one."""
-        return getattr(self, "pinned_frame", None) or self.scroll_area
+        """What napari docks: the frame around the scroll area (and its pinned bar) once made."""
+        return getattr(self, "dock_frame", None) or self.scroll_area
 
-    def pin(self, widgets: list) -> None:
-        """Keep these magicgui widgets (a run button, its progress and status) in a bar under the
-        scroll area, in view however far the settings above it are scrolled (a laptop screen shows
-        only the first sections of a long widget). Call before the dock is added."""
+    def make_dock(self, pinned: tuple = ()) -> None:
+        """The frame napari docks: the scroll area, at least MIN_SCROLL_PX tall, and under it a bar
+        of the magicgui widgets `pinned` (a run button, its progress and status), in view however
+        far the settings above are scrolled (a laptop screen shows only the first sections of a
+        long widget). Call before the dock is added."""
         frame = QWidget()
         layout = QVBoxLayout(frame)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        self.scroll_area.setMinimumHeight(MIN_SCROLL_PX)
         layout.addWidget(self.scroll_area, 1)
-        self.pinned_bar = Container(widgets=widgets)
+        self.pinned_bar = Container(widgets=list(pinned))
         layout.addWidget(self.pinned_bar.native)
-        self.pinned_frame = frame
+        self.dock_frame = frame
 
     @property
     def scroll_area(self) -> QScrollArea:

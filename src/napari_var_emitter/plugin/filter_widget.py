@@ -58,6 +58,7 @@ class FilterWidget(ScrollingDock, Container):
         self.figure = Figure(figsize=(4, 4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
+        self.make_dock()
         self.watched = None  # the layer whose changes of data refresh the filter
         self.narrowed_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # _narrowed() of layers left
         self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built

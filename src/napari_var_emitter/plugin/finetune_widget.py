@@ -115,7 +115,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.body.layout().addWidget(self.canvas)
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
-        self.pin(self._job_controls("Fine-tune"))  # Fine-tune, Cancel, progress and status always in view
+        self.make_dock(self._job_controls("Fine-tune"))  # Fine-tune, Cancel, progress and status always in view
         self.losses: list[tuple[int, float]] = []
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)

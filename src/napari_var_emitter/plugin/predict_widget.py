@@ -117,7 +117,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             "Output": [self.csv_path, self.export_button, self.render_nm, self.render_method, self.render_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
-        self.pin(job_controls)  # Predict, Cancel, progress and status always in view
+        self.make_dock(job_controls)  # Predict, Cancel, progress and status always in view
         self.preview_timer = QTimer(self.body, singleShot=True, interval=PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._preview)
         # each image its own output files and PSF sigma: one image's run never writes over another's
