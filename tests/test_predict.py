@@ -278,7 +278,7 @@ def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):
         assert main(args) == 0
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
     # e-/ADU 8x too small (a sheet's value misread): photons per localisation come out 8x too low
-    with pytest.warns(UserWarning, match=r"median [\d.]+ photons per localisation is below .*e-/ADU"):
+    with pytest.warns(UserWarning, match=r"median [\d.]+ photons per localisation is below .*e⁻/ADU"):
         assert main(args + ["--e-per-adu", "0.0625"]) == 0
 
 

@@ -254,8 +254,12 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     emitter left in the frames beside, which a fit of one frame lacks), each fitted row's position
     is its fit's and the network's weighed by their stated variances (_weigh_with_network); behind
     a network that sees context frames, its uncertainty is then the weighed mean's, widened by part
-    of their disagreement, and the test against background only also asks each detection the
-    network is unsure of to be a spot in its own frame (background_test.seen_in_own_frame)."""
+    of their disagreement, and in 2-D the test against background only also asks each detection
+    the network is unsure of to be a spot in its own frame (background_test.seen_in_own_frame). In
+    3-D that test is not made: on 3-D validation stacks (seeds 12,200,487-490, 0.1-2 /µm², the 3-D
+    window model of configs/cpu_3d_context.json) it removed real emitters among overlapping
+    defocused spots (Jaccard 96.06 / 91.69 / 87.25 / 79.72 % with it, 96.12 / 91.86 / 87.83 /
+    80.92 % without; lateral RMSE within 0.8 nm, axial within 0.9 nm)."""
     px = camera.pixel_size_nm
     out = table.copy()
     network_sd = out["uncertainty_nm"].to_numpy() if "uncertainty_nm" in out else np.full(len(out), np.nan)
@@ -341,7 +345,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
         kept = np.zeros(len(out), bool)
         for rows in blocks:
             kept[rows] = discoveries(tested[rows], frame[rows], phantom_fdr, counted[rows])
-        if network_sees_more:
+        if network_sees_more and not depth:  # 2-D only (docstring)
             kept &= seen_in_own_frame(tested, out["probability"].to_numpy())
         out = out[kept].reset_index(drop=True)
     if "uncertainty_nm" in out:
