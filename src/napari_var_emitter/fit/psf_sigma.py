@@ -114,10 +114,12 @@ def _windows(photons_THW: np.ndarray, spots: pd.DataFrame, px: float) -> np.ndar
 
 def _discoveries(photons_THW: np.ndarray, table: pd.DataFrame, camera: Camera, width_px: float) -> pd.DataFrame:
     """The rows of `table` that are discoveries at PHANTOM_FDR against background only
-    (background_test), each tested with a spot TEST_SIGMA_PX wide: the PSF sigma is not known
-    yet, and a spot narrower than most never takes a real neighbour's light for its own (a
-    wider one did, on spots 5 px apart). On a structured background the network's phantoms
-    outnumber the spots and widen the estimate (a 1.2 px wide spot came out 2.8 px with them)."""
+    (background_test), each tested with a spot width_px wide (the PSF sigma is not known yet).
+    The network's detections are tested with TEST_SIGMA_PX: a spot narrower than most never
+    takes a real neighbour's light for its own (a wider one did, on spots 5 px apart); on a
+    structured background its phantoms outnumber the spots and, left in, widened the estimate (a
+    1.2 px wide spot came out 2.8 px with them). Isolated maxima, which have no such neighbour,
+    are tested with DETECT_SIGMA_PX: a 1 px spot found none at 200 photons and sigma 2 px."""
     if not len(table):
         return table
     frame = table["frame"].to_numpy().astype(int)

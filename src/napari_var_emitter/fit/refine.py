@@ -126,8 +126,8 @@ def _take_splits(columns: dict, fitted: np.ndarray, holds: np.ndarray, batch, fi
     return [(parents[standing], _values(splits.fit, standing, np.full(len(standing), new_slot), split_origins, px))]
 
 
-def with_held_light(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
-             z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> GroupBatch:
+def with_held_light(batch: GroupBatch, others: np.ndarray, origins: np.ndarray, x_px: np.ndarray,
+                    y_px: np.ndarray, z_nm: np.ndarray | None, photons: np.ndarray, spots: SpotModel) -> GroupBatch:
     """`batch` with the light of the detections `others` (G, M) held in its model: their
     expected photons in the ROIs of corners `origins` (rows of the per-detection arrays,
     positions in px of the frame; -1 for none), on the pixels each group is fitted on (0 on the
@@ -296,7 +296,7 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
             same_size = list(same_size)
             known = np.where(fitted > NETWORK, columns["photons"], photons)
             held = [with_held_light(batch, others, origins, columns["x_nm"] / px, columns["y_nm"] / px,
-                             columns["z_nm"] if depth else z_nm, known, spots)
+                                    columns["z_nm"] if depth else z_nm, known, spots)
                     for batch, _, origins, others, _, _ in same_size]
             for batch, (_, slots, origins, _, cores, large) in zip(held, same_size):
                 fit = fit_groups(batch, spots, camera.excess_noise_factor)
