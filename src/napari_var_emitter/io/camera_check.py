@@ -11,6 +11,8 @@ from .camera import Camera
 
 # a typical SMLM background, photons per pixel per frame: what a suggested gain aims at
 TYPICAL_BACKGROUND = (10.0, 200.0)
+# the remedy, in the words of the widget's field and of the command line's help
+CHECK_GAIN = "check the gain [e⁻/ADU] (photo-electrons per ADU; a camera sheet's ADU per e⁻ is its inverse)"
 
 
 def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
@@ -50,9 +52,8 @@ def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
                   f"would mean about {low:.3g}-{high:.3g} e⁻/ADU")
     if median >= 1e5:
         raise InputError(f"the gain {camera.e_per_adu:g} e⁻/ADU (EM gain {camera.em_gain:g}, QE {camera.qe:g}) "
-                         f"puts the median pixel at {median:,.0f} photons: {suggestion}; check --e-per-adu / "
-                         "--adu-per-e (a sheet's ADU per e⁻ is the inverse)")
+                         f"puts the median pixel at {median:,.0f} photons: {suggestion}; {CHECK_GAIN}")
     if 0 < median and bright < 5:
         messages.append(f"the gain {camera.e_per_adu:g} e⁻/ADU (EM gain {camera.em_gain:g}) puts even the brightest "
-                        f"pixels at {bright:.2g} photons: {suggestion}; check --e-per-adu / --adu-per-e and --em-gain")
+                        f"pixels at {bright:.2g} photons: {suggestion}; {CHECK_GAIN} and the EM gain")
     return messages

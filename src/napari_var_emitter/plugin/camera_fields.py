@@ -36,10 +36,13 @@ DEFAULTS_NOTE = "Defaults: no camera entered yet. Set your camera's values (its 
 
 class SharedCamera:
     """The camera of a viewer, shared by its widgets: `values`, what the panels show now, and
-    `typed`, what the user last typed into a field (saved to camera.json in the config folder,
-    so the next session starts from it; empty on a fresh install, where defaults fill in);
-    `per_image`: what the user typed while each image was chosen (per_image.image_key: its file, else
-    its data), restored when it is chosen again, or its file opened again."""
+    `typed`, the last value the user entered into each field they entered (typed, or from a chosen
+    profile; saved to camera.json in the config folder, so the next session starts from it; empty
+    on a fresh install, where defaults fill in; a value a file stated is not the user's entry and
+    does not carry to the next stack); `per_image`: every value shown when the user last entered one
+    while each image was chosen (per_image.image_key: its file, else its data), restored when it is
+    chosen again, or its file opened again; `entered_for`: the fields of those that were the user's
+    entries (the rest defaults, or what the file stated)."""
 
     changed = Signal(dict, object)  # (values, the panel that set them)
 
@@ -53,20 +56,29 @@ class SharedCamera:
         self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
+        self.entered_for: dict[int | str, set[str]] = {}
 
-    def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None) -> None:
+    def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
+            entered: dict[str, Any] | None = None) -> None:
         """Show `values` in every panel; typed_for (an image's per_image.image_key, or -1 for none):
-        the user typed them, so they are remembered for that image and saved for the next session."""
+        the user entered `entered` (some of `values`), so `values` are remembered for that image and
+        `entered` saved for the next session."""
         if typed_for is not None:
-            self.per_image[typed_for] = dict(values)
-            if values != self.typed:
-                self.typed = dict(values)
+            typed = {**self.typed, **(entered or {})}
+            if typed != self.typed:
+                self.typed = typed
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(self.path, json.dumps(self.typed, indent=2))
+            self.per_image[typed_for] = dict(values)
+            self.entered_for[typed_for] = self.entered()
         if values == self.values:
             return
         self.values = dict(values)
         self.changed.emit(self.values, sender)
+
+    def entered(self) -> set[str]:
+        """The fields the user has entered a value into (cleared maps not counted)."""
+        return {name for name, value in self.typed.items() if value is not None}
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -167,12 +179,12 @@ class CameraFields(Container):
         self._set_fields(values)
         self.shared.set(self.values(), self)
         self._missing = missing
-        source = ("your entry for this image" if for_image is not None else "your last entry" if self.shared.typed
-                  else "defaults (no camera entered yet)")
-        notes = [self._missing_note(source)] if missing else []
+        entered = self.shared.entered_for[self._image] if for_image is not None else self.shared.entered()
+        notes = [self._missing_note(entered, "your entry for this image" if for_image is not None
+                                    else "your last entry")] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
         in_use = self.values()
-        carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed and in_use[name]
+        carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
         if carried:  # another camera's (or region's) maps of the same size would pass unnoticed
             maps = ", ".join(f"{FIELD_INFO[name].label} {Path(in_use[name]).name}" for name in carried)
@@ -181,9 +193,16 @@ class CameraFields(Container):
         self.note.value = " ".join(notes)
         return missing
 
-    def _missing_note(self, source: str) -> str:
-        names = ", ".join(FIELD_INFO[name].label for name in self._missing)
-        return f"Not stated by the file: {names}. These come from {source}: check them."
+    def _missing_note(self, entered: set[str], source: str) -> str:
+        """What the file did not state, and where each of those values comes from: the `entered`
+        ones from `source` (the user's entry), the rest defaults."""
+        def labels(names):
+            return ", ".join(FIELD_INFO[name].label for name in names)
+        from_entry = [name for name in self._missing if name in entered]
+        defaults = [name for name in self._missing if name not in entered]
+        where = [f"from {source}: {labels(from_entry)}"] if from_entry else []
+        where += [f"defaults (not entered yet): {labels(defaults)}"] if defaults else []
+        return f"Not stated by the file: {labels(self._missing)}. Values {'; '.join(where)}. Check them."
 
     def fill_from(self, layer) -> list[str]:
         """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
@@ -206,7 +225,7 @@ class CameraFields(Container):
             self._quiet = False
         self._show_for_type()
 
-    def _edited(self, name: str | None) -> None:
+    def _edited(self, name: str) -> None:
         """A field changed: keep the two gains each other's inverse, show what applies, share."""
         if self._quiet:
             return
@@ -219,9 +238,15 @@ class CameraFields(Container):
         finally:
             self._quiet = False
         self._show_for_type()
-        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image)
+        values = self.values()
+        field = "e_per_adu" if name == "adu_per_e" else name
+        entered = {field: values[field]}
+        if field == "type" and values["type"] == "sCMOS":  # what the type implies: EM gain 1
+            entered["em_gain"] = values["em_gain"]
+        self.shared.set(values, self, typed_for=-1 if self._image is None else self._image, entered=entered)
         # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
-        self.note.value = self._missing_note("your entry for this image") if self._missing else ""
+        self.note.value = (self._missing_note(self.shared.entered(), "your entry for this image") if self._missing
+                           else "")
 
     def _shared_changed(self, values: dict, sender) -> None:
         if sender is not self:
@@ -259,7 +284,8 @@ class CameraFields(Container):
         except InputError as exc:
             show_error(str(exc))
             return
-        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image)
+        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image,
+                        entered=self._profile_values())
 
     def save_profile(self) -> None:
         """Save the fields as a profile named in 'save as', and select it."""
