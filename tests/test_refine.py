@@ -10,7 +10,7 @@ from napari_var_emitter.evaluate.crlb import crlb_nm
 from napari_var_emitter.fit.background_test import OWN_FRAME_SIGMAS, UNSURE_PROBABILITY, discoveries
 from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels
 from napari_var_emitter.fit.refine import (FITTED, INHERITED_DISAGREEMENT, MAX_MOVE_PX, NETWORK, SPLIT,
-                                          counted_in_share, refine_table)
+                                          counted_in_share, network_sd_per_axis, refine_table)
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
@@ -480,6 +480,23 @@ def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties
     assert (np.abs(sure["x_nm"] - (x_true + 40.0)) < 5).all()  # near the network's
     assert (np.abs(unsure["x_nm"] - x_true) < 15).all()  # near the truth: the fit's
     assert (unsure["uncertainty_x_nm"] > 25).all()  # about 40 nm apart: said
+
+
+def test_the_network_uncertainty_of_an_astigmatic_spot_is_larger_along_its_wide_axis():
+    """The network states one lateral uncertainty; per axis it follows the spot's width there, its
+    root mean square kept; a round spot's is the same along both."""
+    from napari_var_emitter.plugin.sample_data import SAMPLE_PSF
+
+    spots = AstigmaticSpots(SAMPLE_PSF, 100.0)
+    z_nm = np.array([-300.0, 0.0, 300.0])
+    sigma_x, sigma_y = spots.sigmas_px(z_nm)
+    per_axis = network_sd_per_axis(np.full(3, 20.0), spots, z_nm)
+    np.testing.assert_allclose(per_axis["x"] / per_axis["y"], sigma_x / sigma_y)
+    np.testing.assert_allclose(np.sqrt((per_axis["x"] ** 2 + per_axis["y"] ** 2) / 2), 20.0)
+    assert abs(sigma_x[0] / sigma_y[0] - 1) > 0.2 and abs(sigma_x[2] / sigma_y[2] - 1) > 0.2  # wide one way, then the other
+    round_spots = network_sd_per_axis(np.array([15.0, np.nan]), ROUND, None)
+    np.testing.assert_allclose(round_spots["x"], [15.0, np.nan])
+    np.testing.assert_allclose(round_spots["y"], [15.0, np.nan])
 
 
 def test_a_network_that_saw_context_frames_is_weighed_with_the_fit():
