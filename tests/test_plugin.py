@@ -224,6 +224,28 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     assert "PSF sigma" in widget.warnings.value and len(viewer.layers["simulated SMLM stack detections"].data)
 
 
+def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_frames(qtbot, viewer, sample,
+                                                                                     tmp_path, errors):
+    """A run whose first frames hold no spot refines nothing and says so; that failure is not kept
+    for the stack: the next run, from frames with spots, estimates the sigma and refines (trying
+    the plugin, a movie's empty first frames turned the refinement off for every later run)."""
+    image, _ = sample
+    empty = np.full((3, *image.data.shape[1:]), np.median(image.data), image.data.dtype)  # background only
+    stack = viewer.add_image(np.concatenate([empty, image.data[:3]]), name="dark start",
+                             metadata={"camera": image.metadata["camera"]})
+    widget = predict_widget.PredictWidget(viewer)
+    assert widget.image.value is stack
+    widget.out_file.value = tmp_path / "dark.locs.csv"
+    widget.frames.value, widget.first.value, widget.last.value = "range", 1, 3
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done"), widget.status.value
+    assert widget.warnings.value.startswith("⚠ no spot in 3 frame(s)"), widget.warnings.value
+    widget.first.value, widget.last.value = 4, 6
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done") and widget.warnings.value.startswith("ℹ PSF sigma ") and not errors
+    assert (viewer.layers["dark start detections"].features["fitted"] > 0).any()
+
+
 def test_a_default_movie_output_never_replaces_results_and_an_unfinished_run_keeps_its_name(viewer, tmp_path,
                                                                                               own_settings):
     """With no output chosen, a movie run writes beside its stack as <name>.locs.csv, or

@@ -22,7 +22,7 @@ from ..io.camera_check import check_camera_on_frames
 from ..io.outputs import open_to_writing
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope, bundled_alternatives
-from ..predict.frames import run_bin_px, with_psf_sigma
+from ..predict.frames import SigmaNote, run_bin_px, with_psf_sigma
 from ..predict.long_stack import StackJob, output_without_results
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
@@ -54,7 +54,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
-        self.psf_sigmas: dict[tuple, tuple[PredictOptions, str | None]] = {}  # per image, model and camera
+        self.psf_sigmas: dict[tuple, tuple[PredictOptions, SigmaNote | None]] = {}  # _estimate_psf_sigma
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="The camera stack (ADU) to localise; maps and renders are not offered")
         pick_shown(self.image)
@@ -192,11 +192,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             return None
         return id(layer.data), str(options.weights), repr(camera.to_dict())
 
-    def _estimate_psf_sigma(self, key: tuple, options: PredictOptions, model, frames, camera,
+    def _estimate_psf_sigma(self, key: tuple, first: int, options: PredictOptions, model, frames, camera,
                             current_frame_only: bool) -> None:
         """Estimate the run's PSF sigma off the GUI thread (the network on the first frames: many
-        seconds on a CPU), said once in a notification; then start the run it was for. The worker
-        holds the widget weakly: a viewer closed meanwhile takes it away, and nothing follows."""
+        seconds on a CPU), said once in a notification; then start the run it was for. An estimate
+        is kept for `key` (_sigma_key); where none could be made (no spot in those frames), only
+        for runs from the same first frame `first` (0-based): a run from other frames tries again.
+        The worker holds the widget weakly: a viewer closed meanwhile takes it away, and nothing
+        follows."""
         widget = weakref.ref(self)
 
         def ended(status: str | None) -> PredictWidget | None:
@@ -209,7 +212,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         def estimated(result) -> None:
             this = ended("")
             if this is not None:
-                this.psf_sigmas[key] = result
+                this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
                 this.start(current_frame_only)
@@ -230,13 +233,18 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
         self._launch(worker, 0, "estimating the PSF sigma from the first frames…")
 
-    def _with_psf_sigma(self, options: PredictOptions, key: tuple | None) -> tuple[PredictOptions, str]:
+    def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
+        """The PSF sigma estimated for `key` (_sigma_key), or the failure to estimate one from
+        frames starting at `first`; None: not tried."""
+        return self.psf_sigmas.get(key) or self.psf_sigmas.get((*key, first))
+
+    def _with_psf_sigma(self, options: PredictOptions, key: tuple | None, first: int) -> tuple[PredictOptions, str]:
         """The options with the PSF sigma estimated for `key` (_sigma_key; once per image, model and
         camera, from the first of the frames of the run that asked: a live preview does not
         estimate it again), and the line the panel shows of it ("" when the sigma was given)."""
         if key is None:
             return options, ""
-        estimated, note = self.psf_sigmas[key]
+        estimated, note = self._known_sigma(key, first)
         line = f"{'⚠' if note.caution else 'ℹ'} {note.text}" if note is not None else ""
         return replace(options, refine=options.refine and estimated.refine, psf_sigma_nm=estimated.psf_sigma_nm), line
 
@@ -282,11 +290,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 for message in check_camera_on_frames(camera, frames):
                     show_warning(message)
             key = self._sigma_key(options, layer, camera)
-            if key is not None and key not in self.psf_sigmas:  # estimated first, then this run starts
-                self._estimate_psf_sigma(key, options, model, frames[first:stop if movie else None], camera,
+            if key is not None and self._known_sigma(key, first) is None:  # estimated first, then this run starts
+                self._estimate_psf_sigma(key, first, options, model, frames[first:stop if movie else None], camera,
                                          current_frame_only)
                 return
-            options, sigma_line = self._with_psf_sigma(options, key)
+            options, sigma_line = self._with_psf_sigma(options, key, first)
             job = None
             if movie:
                 source = layer.metadata.get("path")
