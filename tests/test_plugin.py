@@ -659,8 +659,8 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     assert "baseline [ADU]" in note and "gain [e⁻/ADU]" in note and "baseline_adu" not in note
     assert widget.camera_fields.note.native.wordWrap() and widget.status.native.wordWrap()
     widget.camera_fields.fields["baseline_adu"].value = 95.0  # typed: the note now says so
-    assert ("Values from your entry for this image: baseline [ADU]; defaults (not entered yet): gain [e⁻/ADU]"
-            in widget.camera_fields.note.value)
+    assert ("Not stated by the file, from your entry for this image: baseline [ADU]; defaults (not entered yet): "
+            "gain [e⁻/ADU]" in widget.camera_fields.note.value)
     # the next stack (another file, stating nothing): the value typed carries and is called the
     # user's; the first file's EM gain does not (a file's values are not the user's entry)
     plain = viewer.add_image(frames.copy(), name="plain", metadata={"path": str(tmp_path / "plain.tif")})
@@ -668,7 +668,11 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     camera = widget.camera_fields.camera()
     assert camera.baseline_adu == 95.0 and camera.em_gain == Cam().em_gain and camera.type == Cam().type
     note = widget.camera_fields.note.value
-    assert "Values from your last entry: baseline [ADU]; defaults (not entered yet): pixel size [nm]" in note
+    assert "Not stated by the file, from your last entry: baseline [ADU]; defaults (not entered yet): pixel size" in note
+    assert note.count("baseline [ADU]") == 1  # each field named once
+    widget.camera_fields.fields["e_per_adu"].value = 2.0  # typed for this stack
+    assert ("from your entry for this image: gain [e⁻/ADU]; from your last entry: baseline [ADU]; defaults (not "
+            "entered yet): pixel size [nm]") in widget.camera_fields.note.value
 
 
 def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):

@@ -41,8 +41,9 @@ class SharedCamera:
     on a fresh install, where defaults fill in; a value a file stated is not the user's entry and
     does not carry to the next stack); `per_image`: every value shown when the user last entered one
     while each image was chosen (per_image.image_key: its file, else its data), restored when it is
-    chosen again, or its file opened again; `entered_for`: the fields of those that were the user's
-    entries (the rest defaults, or what the file stated)."""
+    chosen again, or its file opened again; `entered_for`: of those, (the fields the user entered
+    while it was chosen, every field that was the user's entry then); the rest were defaults or
+    what the file stated."""
 
     changed = Signal(dict, object)  # (values, the panel that set them)
 
@@ -56,7 +57,7 @@ class SharedCamera:
         self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
-        self.entered_for: dict[int | str, set[str]] = {}
+        self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
 
     def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
             entered: dict[str, Any] | None = None) -> None:
@@ -70,7 +71,8 @@ class SharedCamera:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(self.path, json.dumps(self.typed, indent=2))
             self.per_image[typed_for] = dict(values)
-            self.entered_for[typed_for] = self.entered()
+            here = self.entered_for.get(typed_for, (set(), set()))[0] | set(entered or {})
+            self.entered_for[typed_for] = here, self.entered()
         if values == self.values:
             return
         self.values = dict(values)
@@ -179,9 +181,8 @@ class CameraFields(Container):
         self._set_fields(values)
         self.shared.set(self.values(), self)
         self._missing = missing
-        entered = self.shared.entered_for[self._image] if for_image is not None else self.shared.entered()
-        notes = [self._missing_note(entered, "your entry for this image" if for_image is not None
-                                    else "your last entry")] if missing else []
+        here, entered = self.shared.entered_for[self._image] if for_image is not None else (set(), self.shared.entered())
+        notes = [self._missing_note(here, entered)] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
         in_use = self.values()
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
@@ -193,16 +194,16 @@ class CameraFields(Container):
         self.note.value = " ".join(notes)
         return missing
 
-    def _missing_note(self, entered: set[str], source: str) -> str:
-        """What the file did not state, and where each of those values comes from: the `entered`
-        ones from `source` (the user's entry), the rest defaults."""
-        def labels(names):
-            return ", ".join(FIELD_INFO[name].label for name in names)
-        from_entry = [name for name in self._missing if name in entered]
-        defaults = [name for name in self._missing if name not in entered]
-        where = [f"from {source}: {labels(from_entry)}"] if from_entry else []
-        where += [f"defaults (not entered yet): {labels(defaults)}"] if defaults else []
-        return f"Not stated by the file: {labels(self._missing)}. Values {'; '.join(where)}. Check them."
+    def _missing_note(self, here: set[str], entered: set[str]) -> str:
+        """What the file did not state, each field named once with where its value comes from: the
+        user's entry for this image (`here`), their last entry (the rest of `entered`), else a
+        default."""
+        sources = {"from your entry for this image": [name for name in self._missing if name in here],
+                   "from your last entry": [name for name in self._missing if name in entered - here],
+                   "defaults (not entered yet)": [name for name in self._missing if name not in entered]}
+        said = "; ".join(f"{source}: {', '.join(FIELD_INFO[name].label for name in names)}"
+                         for source, names in sources.items() if names)
+        return f"Not stated by the file, {said}. Check them."
 
     def fill_from(self, layer) -> list[str]:
         """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
@@ -245,8 +246,8 @@ class CameraFields(Container):
             entered["em_gain"] = values["em_gain"]
         self.shared.set(values, self, typed_for=-1 if self._image is None else self._image, entered=entered)
         # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
-        self.note.value = (self._missing_note(self.shared.entered(), "your entry for this image") if self._missing
-                           else "")
+        here = self.shared.entered_for[-1 if self._image is None else self._image][0]
+        self.note.value = self._missing_note(here, self.shared.entered()) if self._missing else ""
 
     def _shared_changed(self, values: dict, sender) -> None:
         if sender is not self:
