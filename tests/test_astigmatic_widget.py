@@ -196,3 +196,23 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     assert any("measured on 160 nm pixels and this camera has 100 nm" in message for message in shown)
     widget.image.value = sample
     assert widget.csv_path.value == tmp_path / "sample.csv"
+
+
+def test_localise_uses_its_own_movies_camera_after_predict_chose_another_stack(qtbot, viewer, errors):
+    """The camera panels are shared; a run uses the camera of the stack it runs on, whichever
+    stack a widget beside it chose since (trying the plugin, Localise ran on its movie with the
+    camera Predict had filled for another stack, and failed on that stack's maps)."""
+    from napari_var_emitter.plugin.predict_widget import PredictWidget
+
+    viewer.open_sample(PLUGIN, "astigmatic_stack")
+    movie = viewer.layers["astigmatic 3-D stack"]
+    widget, predict = AstigmaticWidget(viewer), PredictWidget(viewer)
+    own = widget.camera_fields.camera()
+    other = viewer.add_image(np.zeros((2, 24, 24), np.uint16), name="emccd stack",
+                             metadata={"camera": {"type": "EMCCD", "em_gain": 300.0, "baseline_adu": 7.0}})
+    widget.image.value = predict.image.value = movie  # then the user chooses the other stack in Predict
+    predict.image.value = other
+    assert widget.camera_fields.camera().em_gain == 300.0  # the panels show Predict's stack's camera
+    widget.start()  # the current frame of its own movie
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.camera_fields.camera() == own and widget.status.value.startswith("done:") and not errors

@@ -199,7 +199,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             if layer is None:
                 raise InputError("open a bead z-stack first (File > Open, or File > Open Sample > VAR Emitter)")
             frames, _ = stack_of(layer)
-            camera = self.camera_fields.camera()
+            camera = self.camera_fields.camera_of(layer)
         except InputError as exc:
             self._calibration_failed(exc)
             return
@@ -331,7 +331,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                 raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
             frames, single = stack_of(layer)
             first, stop = self.frame_range.span(layer, frames.shape[0])
-            camera = self.camera_fields.camera()
+            camera = self.camera_fields.camera_of(layer)
             localise = self._localiser(camera)
         except InputError as exc:
             show_error(str(exc))

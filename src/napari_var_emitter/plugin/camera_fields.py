@@ -58,6 +58,7 @@ class SharedCamera:
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
         self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
+        self.shown_for: int | str | None = None  # the image_key of the image the panels show the camera of
 
     def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
             entered: dict[str, Any] | None = None) -> None:
@@ -179,6 +180,7 @@ class CameraFields(Container):
         values, _ = merge_camera_values(typed, self._stated, profile)
         _, missing = merge_camera_values(self._stated, profile)
         self._set_fields(values)
+        self.shared.shown_for = self._image
         self.shared.set(self.values(), self)
         self._missing = missing
         here, entered = self.shared.entered_for[self._image] if for_image is not None else (set(), self.shared.entered())
@@ -204,6 +206,13 @@ class CameraFields(Container):
         said = "; ".join(f"{source}: {', '.join(FIELD_INFO[name].label for name in names)}"
                          for source, names in sources.items() if names)
         return f"Not stated by the file, {said}. Check them."
+
+    def camera_of(self, layer) -> Camera:
+        """The camera of `layer`, the one a run on it uses: the fields filled from it first where
+        they show another image's (another widget, or this widget's other stack, chose it since)."""
+        if self._image is None or self.shared.shown_for != self._image or self._image != image_key(layer):
+            self.fill_from(layer)
+        return self.camera()
 
     def fill_from(self, layer) -> list[str]:
         """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
@@ -239,6 +248,7 @@ class CameraFields(Container):
         finally:
             self._quiet = False
         self._show_for_type()
+        self.shared.shown_for = self._image
         values = self.values()
         field = "e_per_adu" if name == "adu_per_e" else name
         entered = {field: values[field]}

@@ -188,7 +188,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             if layer is None:
                 raise InputError("open the image stack to fine-tune on first")
             frames, _ = stack_of(layer)
-            camera = self.camera_fields.camera()
+            camera = self.camera_fields.camera_of(layer)
             cut = held_out_start(frames.shape[0])
             train_frames, held_out = (frames[:cut], frames[cut:]) if cut else (frames, frames)
             make_source = self._source_maker(model.config, model, train_frames, camera)

@@ -279,7 +279,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if layer is None:
                 raise InputError("open an image stack first (File > Open, or the sample data)")
             frames, single = stack_of(layer)
-            camera = self.camera_fields.camera()
+            camera = self.camera_fields.camera_of(layer)
             first, stop = self.frame_range.span(layer, frames.shape[0], current_frame_only)
             options = PredictOptions(model=self.model.value, device=self.device.value, threshold=self.threshold.value,
                                      refine=self.refine.value, psf_sigma_nm=self.psf_sigma.value or None)
