@@ -123,6 +123,15 @@ def test_localise_the_astigmatic_sample_in_3d_export_and_view_it(qtbot, viewer, 
         assert (image[..., :3].max(axis=2) > 60).mean() > 0.001  # points drawn, not a blank canvas
     finally:
         view.close()
+    # the Filter narrows z (3-D only: a 2-D layer has no z row)
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    filtering = FilterWidget(viewer)
+    filtering.layer.value = points
+    assert "z_nm" in filtering.ranges and "uncertainty_z_nm" in filtering.ranges
+    filtering.ranges["z_nm"][0].value = 0.0
+    assert filtering.expression.value.startswith("0 <= z_nm <= ") and points.shown.sum() == (table["z_nm"] >= 0).sum()
+    filtering.keep_all()
     widget.frames.value = "current frame"  # a small result goes into the same layer, coloured by z
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)

@@ -1,5 +1,6 @@
 """Filtering localisations: expressions, the CLI and the Filter widget in a real viewer."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -101,6 +102,10 @@ def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tm
     widget.ranges["fitted"][0].value = 0.5
     assert points.shown.tolist() == [True, True, False, False]
     assert filter_mask(refined, widget.expression.value).tolist() == points.shown.tolist()
+    # z only where it varies: a 2-D table with z = 0 (a simulator's truth) has no z row
+    flat = viewer.add_points(np.zeros((4, 3)), features=refined.assign(z_nm=0.0), name="flat")
+    widget.layer.value = flat
+    assert "z_nm" not in widget.ranges and "uncertainty_x_nm" in widget.ranges
 
 
 def test_filter_widget_shows_every_column_of_a_refined_run_without_scrolling_sideways(make_napari_viewer, qtbot,

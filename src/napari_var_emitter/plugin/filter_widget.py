@@ -19,16 +19,18 @@ from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock
-from .layers import layer_choices, pick_shown, table_from_layer
+from .layers import has_z, layer_choices, pick_shown, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
 
 # column -> label with unit, in the order shown
-COLUMNS = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "uncertainty_x_nm": "uncertainty x [nm]",
-           "uncertainty_y_nm": "uncertainty y [nm]", "probability": "probability",
+COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertainty [nm]",
+           "uncertainty_x_nm": "uncertainty x [nm]", "uncertainty_y_nm": "uncertainty y [nm]",
+           "uncertainty_z_nm": "uncertainty z [nm]", "probability": "probability",
            "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
            "fitted": "fitted (1: MLE fit, 0: network, 2: split off)",
            "significance": "significance [sd] (spot vs background only)"}
+DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
@@ -77,8 +79,11 @@ class FilterWidget(ScrollingDock, Container):
         self._layer_chosen(self.layer.value)
 
     def _columns(self, layer) -> list[str]:
+        """The columns of COLUMNS the layer has (z only in 3-D: 2-D truth has z = 0)."""
         features = layer.features if layer is not None else None
-        return [c for c in COLUMNS if features is not None and c in features and len(features)]
+        if features is None or not len(features):
+            return []
+        return [c for c in COLUMNS if c in features and (c not in DEPTH_COLUMNS or has_z(features))]
 
     def _layer_chosen(self, layer) -> None:
         """Filter `layer` with the ranges narrowed on it when it was last filtered (none the first
