@@ -215,36 +215,46 @@ def test_the_fast_model_by_name_on_the_command_line(tmp_path):
     assert report["jaccard"] > 75 and report["rmse_lateral_nm"] < 40
 
 
-def test_envelope_from_the_bundled_card():
+def test_envelope_from_the_bundled_card(tmp_path):
     envelope = Envelope.from_card(load_model()[1])
     assert envelope.pixel_size_nm == (100.0, 100.0) and envelope.psf_sigma_px == (1.0, 1.6)
     assert envelope.camera_warnings(Camera(e_per_adu=0.5)) == []
     (pixel,) = envelope.camera_warnings(Camera(pixel_size_nm=160.0))
     assert "pixel size 160 nm" in pixel and "narrower" in pixel and "fine-tune" in pixel
     assert envelope.camera_warnings(Camera(pixel_size_nm=65.0, e_per_adu=0.5)) == []  # wider spots are binned
+    EMCCD = Camera(type="EMCCD", em_gain=100.0)
     typical = pd.DataFrame({"photons": [1500.0, 2500.0, 3000.0], "background": [40.0, 50.0, 60.0]})
-    assert envelope.measured_warnings(typical) == []
-    (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]))
-    assert "median 204 photons" in dim and "below" in dim and "e⁻/ADU" in dim
-    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]))
+    assert envelope.measured_warnings(typical, EMCCD) == []
+    (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]), EMCCD)
+    assert "median 204 photons" in dim and "below" in dim and "e⁻/ADU" in dim and "EM gain" in dim
+    # the values that convert this camera's pixels are named: its maps where it has them
+    for name, value in (("gain", 0.5), ("offset", 100.0), ("variance", 4.0)):
+        np.save(tmp_path / f"{name}.npy", np.full((8, 8), value, np.float32))
+    maps = Camera(gain_map=str(tmp_path / "gain.npy"), offset_map=str(tmp_path / "offset.npy"),
+                  variance_map=str(tmp_path / "variance.npy"))
+    (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]), maps)
+    assert "gain map" in dim and "offset map" in dim and "EM gain" not in dim and "baseline" not in dim
+    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]), EMCCD)
     assert "background" in bright_bg and "above" in bright_bg and "baseline" in bright_bg
     brightest = pd.DataFrame({"photons": [1500.0] * 8 + [14_000.0, 20_000.0], "background": [50.0] * 10})
-    (bright,) = envelope.measured_warnings(brightest)  # the median in range, the brightest tenth not
+    (bright,) = envelope.measured_warnings(brightest, EMCCD)  # the median in range, the brightest tenth not
     assert "a tenth of the localisations carry more than" in bright and "may miss" in bright
     assert "fast model" not in bright  # named only where the run says which model it used
-    assert envelope.measured_warnings(typical.iloc[:0]) == []
+    assert envelope.measured_warnings(typical.iloc[:0], EMCCD) == []
     assert Envelope.from_card({}) is None
     # the other bundled model is named where its training covers what was measured, and only then
     others = bundled_alternatives(BUNDLED)
-    (bright,) = envelope.measured_warnings(brightest, others)
+    (bright,) = envelope.measured_warnings(brightest, EMCCD, others)
     assert "try the fast model ('fast model' in the Predict widget; --model fast" in bright
     assert "100–20000 photons" in bright and "fine-tune" in bright
-    (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), others)
+    (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), EMCCD,
+                                                     others)
     assert "fast model" not in very_bright and "fine-tune" in very_bright
-    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]), others)
+    (bright_bg,) = envelope.measured_warnings(typical.assign(background=[900.0, 1000.0, 1100.0]), EMCCD, others)
     assert "try the fast model" in bright_bg
     fast = Envelope.from_card(read_card(BUNDLED_FAST)[1])
-    (dim,) = fast.measured_warnings(typical.assign(photons=[20.0, 30.0, 40.0]), bundled_alternatives(BUNDLED_FAST))
+    (dim,) = fast.measured_warnings(typical.assign(photons=[20.0, 30.0, 40.0]), EMCCD,
+                                    bundled_alternatives(BUNDLED_FAST))
     assert "bundled model" not in dim  # trained on 800-6000: no help
     assert bundled_alternatives(BUNDLED_3D) == []
 

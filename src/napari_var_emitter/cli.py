@@ -420,7 +420,7 @@ def _predict(args) -> int:
         nonlocal checked
         if envelope is not None and not checked and len(table):
             checked = True
-            for message in envelope.measured_warnings(table, bundled_alternatives(options.weights)):
+            for message in envelope.measured_warnings(table, camera, bundled_alternatives(options.weights)):
                 warnings.warn(message, stacklevel=1)
 
     def report(done: int, total: int) -> None:

@@ -343,7 +343,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
                                                               "finished": self._finished})
-        self._output = (layer, single, camera.pixel_size_nm)
+        self._output, self._camera = (layer, single, camera.pixel_size_nm), camera
         self._launch(worker, stop - first,
                      f"localising frame(s) {first + 1} to {stop} (1-based) in 3-D ({self.method.value})…")
 
@@ -373,7 +373,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             self._job_ended()
             self.status.value = f"error: {self.job_error}" if self.job_error else status
             return
-        for message in self.envelope.measured_warnings(table) if self.envelope else []:
+        for message in self.envelope.measured_warnings(table, self._camera) if self.envelope else []:
             show_warning(message)
         if has_z(table):
             low, high = z_colour_limits(table)

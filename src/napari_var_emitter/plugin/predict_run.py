@@ -211,7 +211,7 @@ class RunLayers:
         if self.envelope is None:
             return []
         return (self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
-                + self.envelope.measured_warnings(self.table(), self.other_models))
+                + self.envelope.measured_warnings(self.table(), self.camera, self.other_models))
 
     def table(self) -> pd.DataFrame:
         """Every detection so far (concatenated once per chunk arrived)."""

@@ -117,19 +117,22 @@ class Envelope:
                     f"if it is right, {FINE_TUNE_HINT}")
         return warnings
 
-    def measured_warnings(self, table: pd.DataFrame, others: Sequence[tuple[str, Envelope]] = ()) -> list[str]:
+    def measured_warnings(self, table: pd.DataFrame, camera: Camera,
+                          others: Sequence[tuple[str, Envelope]] = ()) -> list[str]:
         """Warnings about the medians of a prediction's photons and background, and about its
-        brightest localisations (BRIGHTEST quantile of the photons) where the median is in range;
-        `others` (how a user picks another model, its envelope): those trained on what is measured
-        are named as what to try."""
+        brightest localisations (BRIGHTEST quantile of the photons) where the median is in range,
+        naming the values of `camera` that convert them; `others` (how a user picks another model,
+        its envelope): those trained on what is measured are named as what to try."""
         if not len(table):
             return []
+        gain = "gain map (e⁻/ADU per pixel)" if camera.gain_map else "gain in e⁻/ADU (not ADU/e⁻)"
+        offset = "offset map" if camera.offset_map else "baseline (ADU)"
+        em_gain = ", EM gain" if camera.type == "EMCCD" else ""
         warnings = []
         for column, trained, unit, hint in (
-                ("photons", self.photons, "photons per localisation",
-                 "check the camera's e⁻/ADU (not ADU/e⁻), EM gain and baseline"),
+                ("photons", self.photons, "photons per localisation", f"check the camera's {gain}{em_gain} and {offset}"),
                 ("background", self.background_photons, "background photons/px",
-                 "check the camera's baseline (ADU) and e⁻/ADU")):
+                 f"check the camera's {offset} and {gain}")):
             if column not in table:
                 continue
             median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))
