@@ -2,6 +2,7 @@
 
 import gc
 import json
+import re
 import time
 
 import h5py
@@ -58,6 +59,12 @@ def _run(qtbot, widget, timeout=60_000):
     """Start and wait until the widget's own `finished` handler has run (it clears `worker`)."""
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def _movie_done(widget) -> int:
+    """Frames the widget's movie run has done (0 while the PSF sigma is estimated before it)."""
+    progress = widget.job_progress
+    return 0 if progress is None or progress.doing else progress.done
 
 
 def test_the_fast_model_is_offered_and_finds_the_samples_emitters_with_its_own_maps(qtbot, viewer, sample):
@@ -215,6 +222,8 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     widget.frames.value = "current frame"
     widget.start()
     assert widget.worker is not None and widget.status.value.startswith("estimating the PSF sigma")
+    # ... counting the frames it is estimated from (from the frame in view on), then cancelled
+    qtbot.waitUntil(lambda: re.match(r"estimating the PSF sigma: \d+ / \d+ frames", widget.status.value), timeout=10_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled while estimating the PSF sigma" and widget.run_button.enabled
@@ -362,7 +371,7 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     widget.frames.value, widget.chunk_frames.value = "all frames", 4
     widget.out_file.value = out = tmp_path / "movie.csv"
     widget.start()
-    qtbot.waitUntil(lambda: widget.job_progress is not None and widget.job_progress.done >= 5, timeout=60_000)
+    qtbot.waitUntil(lambda: _movie_done(widget) >= 5, timeout=60_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()
@@ -723,7 +732,7 @@ def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, e
         widget.out_file.value = tmp_path / "movie.csv"
     second.refine.value = False  # no PSF sigma to estimate first: it asks for the output at once
     first.start()
-    qtbot.waitUntil(lambda: first.job_progress is not None and first.job_progress.done >= 4, timeout=60_000)
+    qtbot.waitUntil(lambda: _movie_done(first) >= 4, timeout=60_000)
     second.start()
     assert second.worker is None and "is being written by another run (process" in errors[-1]
     qtbot.waitUntil(lambda: first.worker is None, timeout=120_000)

@@ -169,7 +169,7 @@ def test_read_ahead_raises_a_bad_frame_at_its_batch_and_stops(model):
         batches = []
         with pytest.raises(InputError, match=r"frame 104 \(1-based\) contains NaN"):
             predict_frames(model, frames, truth.camera, PredictOptions(batch_size=2, refine=refine), first_frame=100,
-                           progress=lambda done, total: batches.append(done))
+                           progress=lambda done, total, seen: batches.append(done))
         assert batches == ([0] if refine else [2])  # refined: the first batch waited for the next, 0 frames done
         assert not [t for t in threading.enumerate() if t.name.startswith(("read-ahead", "refine"))]
 
@@ -419,3 +419,16 @@ def test_a_run_refined_in_parts_gives_what_one_refinement_of_all_its_frames_give
     assert len(in_parts) == len(whole) > 50 and set(in_parts["frame"]) == set(range(10))
     columns = ["x_nm", "y_nm", "photons", "uncertainty_x_nm", "significance"]
     np.testing.assert_allclose(in_parts[columns], whole[columns], rtol=1e-6, atol=1e-6)
+
+
+def test_progress_counts_frames_done_and_those_through_the_network_ahead_of_their_refinement():
+    from napari_var_emitter.plugin.predict_run import Progress
+
+    progress = Progress(10, doing="estimating the PSF sigma: ")
+    report = progress.chunk(0)
+    report(0, 10, 4)  # four frames through the network, their refinement waiting for more
+    text = progress.describe()
+    assert text.startswith("estimating the PSF sigma: 0 / 10 frames (4 more through the network, being refined)")
+    assert "frames/s" in text and "left" in text
+    report(4, 10)  # a refinement done (no count of the network's given): as many through it
+    assert progress.describe().startswith("estimating the PSF sigma: 4 / 10 frames ·")

@@ -423,7 +423,7 @@ def _predict(args) -> int:
             for message in envelope.measured_warnings(table, camera, bundled_alternatives(options.weights)):
                 warnings.warn(message, stacklevel=1)
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int, seen: int | None = None) -> None:
         PROGRESS.show(f"{done}/{total} {'frames' if maps_path else 'chunks'}")
 
     def tell(note: SigmaNote | None) -> None:

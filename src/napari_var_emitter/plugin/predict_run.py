@@ -29,11 +29,13 @@ class Cancelled(Exception):
 
 
 class Progress:
-    """Frames done, written by the job's thread and read by the GUI's timer; cancel() asks the
-    job to stop at its next batch."""
+    """Frames done (and through the network, ahead of their refinement), written by the job's
+    thread and read by the GUI's timer; `stop` set asks the job to stop at its next batch.
+    `doing` starts what describe() says (e.g. "estimating the PSF sigma: ")."""
 
-    def __init__(self, total: int, already_done: int = 0) -> None:
-        self.total, self.done, self.already_done = total, already_done, already_done
+    def __init__(self, total: int, already_done: int = 0, doing: str = "") -> None:
+        self.total, self.done, self.already_done, self.seen = total, already_done, already_done, already_done
+        self.doing = doing
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self._chunk_start = already_done
@@ -43,22 +45,26 @@ class Progress:
         `start_done`-th of the run."""
         self._chunk_start = start_done
 
-        def report(done_in_chunk: int, n: int) -> None:
+        def report(done_in_chunk: int, n: int, seen_in_chunk: int | None = None) -> None:
             self.done = self._chunk_start + done_in_chunk
+            self.seen = max(self.done, self._chunk_start + (seen_in_chunk or 0))
             if self.stop.is_set() and done_in_chunk < n:  # a finished chunk is kept
                 raise Cancelled
         return report
 
     def rate(self) -> float:
-        """Frames per second in this session's part of the run (0 until a batch is done)."""
+        """Frames per second through the network in this session's part of the run (0 until a
+        batch is through)."""
         elapsed = time.perf_counter() - self.started
-        return (self.done - self.already_done) / elapsed if elapsed > 0 else 0.0
+        return (max(self.done, self.seen) - self.already_done) / elapsed if elapsed > 0 else 0.0
 
     def describe(self) -> str:
         rate = self.rate()
-        text = f"{self.done:,} / {self.total:,} frames"
+        text = f"{self.doing}{self.done:,} / {self.total:,} frames"
+        if self.seen > self.done:
+            text += f" ({self.seen - self.done:,} more through the network, being refined)"
         if rate > 0:
-            text += f" · {rate:.2f} frames/s · {duration((self.total - self.done) / rate)} left"
+            text += f" · {rate:.2f} frames/s · {duration((self.total - max(self.done, self.seen)) / rate)} left"
         elif not fits_compiled():
             text += " · preparing the fitting code (once after installing: about 15 s)"
         return text

@@ -22,7 +22,7 @@ from ..io.camera_check import check_camera_on_frames
 from ..io.outputs import open_to_writing
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope, bundled_alternatives
-from ..predict.frames import SigmaNote, run_bin_px, with_psf_sigma
+from ..predict.frames import SigmaNote, run_bin_px, sigma_frames, with_psf_sigma
 from ..predict.long_stack import StackJob, output_without_results
 from ..predict.model_cache import cached_model
 from ..predict.options import PredictOptions
@@ -35,7 +35,7 @@ from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remo
                      view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
-from .predict_run import Progress, RunLayers, frame_job, movie_job
+from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
@@ -205,11 +205,15 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         def ended(status: str | None) -> PredictWidget | None:
             this = widget()
             if this is not None and status is not None:
-                this.worker, this.status.value = None, status
+                this.progress_timer.stop()
+                this.worker, this.status.value, this.job_progress = None, status, None
                 this.run_button.enabled, this.cancel_button.enabled = True, False
             return this
 
         def estimated(result) -> None:
+            if estimating.stop.is_set():  # cancelled after the network's last batch: not kept, no run follows
+                ended("cancelled while estimating the PSF sigma")
+                return
             this = ended("")
             if this is not None:
                 this.psf_sigmas[key if result[0].refine else (*key, first)] = result
@@ -218,6 +222,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
+            if isinstance(exc, Cancelled):
+                ended("cancelled while estimating the PSF sigma")
+                return
             this = ended("not started: see the message under Run")
             if this is not None:
                 show_error(f"the PSF sigma could not be estimated: {exc}")
@@ -225,13 +232,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
 
         def finished() -> None:  # cancelled (a cancelled worker returns nothing), not followed by a run
             this = widget()
-            if this is not None and this.job_progress is None and this.status.value == "cancelling…":
+            if this is not None and this.job_progress is estimating and this.status.value == "cancelling…":
                 ended("cancelled while estimating the PSF sigma")
 
-        self.job_progress = None
-        worker = create_worker(with_psf_sigma, options, model, frames, camera, _start_thread=False,
+        self.job_progress = estimating = Progress(sigma_frames(frames.shape), doing="estimating the PSF sigma: ")
+        worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
-        self._launch(worker, 0, "estimating the PSF sigma from the first frames…")
+        self._launch(worker, estimating.total, "estimating the PSF sigma from the first frames…")
 
     def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
         """The PSF sigma estimated for `key` (_sigma_key), or the failure to estimate one from

@@ -73,8 +73,7 @@ class Prediction:
 
 
 def predict(frames_adu, camera: Camera, options: PredictOptions = PredictOptions(),
-            model: VAREmitterPredictor | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Prediction:
+            model: VAREmitterPredictor | None = None, progress: Callable[..., None] | None = None) -> Prediction:
     """Localise (T, H, W) ADU frames (numpy or dask) with `model`, or with options.weights (a
     bundled model when options.model is None) from the process's model cache."""
     if model is None:
@@ -85,7 +84,7 @@ def predict(frames_adu, camera: Camera, options: PredictOptions = PredictOptions
 @torch.no_grad()
 def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                    options: PredictOptions = PredictOptions(), first_frame: int = 0,
-                   progress: Callable[[int, int], None] | None = None,
+                   progress: Callable[..., None] | None = None,
                    span: tuple[int, int] | None = None) -> Prediction:
     """Localise (T, H, W) ADU frames (numpy, dask or any lazy array), or with `span` = (a, b) only
     frames_adu[a:b], the frames around them read only as the context frames a model may see beside
@@ -100,7 +99,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     runs in a thread while the model works on the next ones (REFINING_AHEAD), the last in two
     threads once the model is done (_halves); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
-    float32). samples = N > 1 averages the maps and the detection probability over N
+    float32). progress(frames done, frames in all[, frames through the network]) is called after
+    every batch (where it raises, the run stops). samples = N > 1 averages the maps and the detection probability over N
     generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
     so the same call repeats exactly)."""
     config = model.config
@@ -184,12 +184,13 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         tables.append(refinement)
                         refining.append((chunk_start + stop, refinement))
             cores.after_batch(refining)
+            told = False
             while refining and (len(refining) > REFINING_AHEAD or refining[0][1] is None):
-                finished = _finish(refining.popleft(), n, progress)
-            if progress is not None and waiting.photons:  # told at every batch, so that a Cancel is heard
-                progress(finished, n)
+                finished, told = _finish(refining.popleft(), n, progress, start + b), True
+            if progress is not None and not told:  # told at every batch, so that a Cancel is heard
+                progress(finished, n, start + b)
         while refining:
-            _finish(refining.popleft(), n, progress)
+            _finish(refining.popleft(), n, progress, n)
     first_frame += begin  # frames_adu[begin]'s index in its stack
     tables = [t.result() if isinstance(t, Future) else t for t in tables]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -279,13 +280,14 @@ def _refine_batch(found: pd.DataFrame, start: int, photons_THW: np.ndarray, came
     return refined.assign(frame=refined["frame"] + start)
 
 
-def _finish(batch: tuple[int, Future | None], n: int, progress: Callable[[int, int], None] | None) -> int:
-    """Wait for a batch's refinement (its error raised here), report its frames done and return them."""
+def _finish(batch: tuple[int, Future | None], n: int, progress: Callable[..., None] | None, seen: int) -> int:
+    """Wait for a batch's refinement (its error raised here), report its frames done (of n, `seen`
+    through the network) and return them."""
     done, refinement = batch
     if refinement is not None:
         refinement.result()
     if progress is not None:
-        progress(done, n)
+        progress(done, n, seen)
     return done
 
 
@@ -311,19 +313,25 @@ def refinement_spots(options: PredictOptions, config: ModelConfig, camera: Camer
     return RoundSpots(options.psf_sigma_nm / camera.pixel_size_nm) if options.psf_sigma_nm is not None else None
 
 
-def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
-                                 options: PredictOptions) -> tuple[float | None, int, int]:
-    """(PSF sigma in px or None, spots used, frames looked at) of the first frames of (T, H, W)
-    ADU frames (SIGMA_FRAMES, or more to make SIGMA_PIXELS), leaving out frames with NaN or inf:
-    fit.psf_sigma, beside the network's detections there (at the default threshold)."""
-    frames = read_here(frames_adu[:max(SIGMA_FRAMES, -(-SIGMA_PIXELS // (frames_adu.shape[1] * frames_adu.shape[2])))])
+def sigma_frames(frames_shape: tuple[int, ...]) -> int:
+    """How many of the first of (T, H, W) frames the PSF sigma is estimated from: SIGMA_FRAMES,
+    or more to make SIGMA_PIXELS."""
+    return min(frames_shape[0], max(SIGMA_FRAMES, -(-SIGMA_PIXELS // (frames_shape[1] * frames_shape[2]))))
+
+
+def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera: Camera, options: PredictOptions,
+                                 progress: Callable[..., None] | None = None) -> tuple[float | None, int, int]:
+    """(PSF sigma in px or None, spots used, frames looked at) of the first sigma_frames of
+    (T, H, W) ADU frames, leaving out frames with NaN or inf: fit.psf_sigma, beside the network's
+    detections there (at the default threshold); progress as predict_frames'."""
+    frames = read_here(frames_adu[:sigma_frames(frames_adu.shape)])
     looked_at = len(frames)
     frames = frames[np.isfinite(frames).all(axis=(1, 2))]  # a bad frame is named when the run reaches it
     if not len(frames):
         return None, 0, looked_at
     # the default threshold, so that the sigma (a setting of the run) does not follow the user's
     table = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False,
-                                                                      threshold=DEFAULT_THRESHOLD)).table
+                                                                      threshold=DEFAULT_THRESHOLD), progress=progress).table
     sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera, widest_trained_px(model))
     return sigma_px, spots, looked_at
 
@@ -342,15 +350,16 @@ class SigmaNote:
     caution: bool
 
 
-def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu,
-                   camera: Camera) -> tuple[PredictOptions, SigmaNote | None]:
+def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu, camera: Camera,
+                   progress: Callable[..., None] | None = None) -> tuple[PredictOptions, SigmaNote | None]:
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
-    no spot to estimate it from, the refinement is turned off, and the note says so."""
+    no spot to estimate it from, the refinement is turned off, and the note says so. progress:
+    of the estimate's frames (sigma_frames), as predict_frames'."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
-    sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options)
+    sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options, progress)
     if sigma_px is None:
         return dataclasses.replace(options, refine=False), SigmaNote(
             f"no spot in {looked_at} frame(s) to estimate the PSF sigma from: positions stay the network's "

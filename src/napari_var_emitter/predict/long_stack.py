@@ -147,10 +147,10 @@ class StackJob:
             if _part(self.parts, r).exists():
                 yield r, _read_part(_part(self.parts, r))
 
-    def run(self, r: tuple[int, int], progress: Callable[[int, int], None] | None = None):
+    def run(self, r: tuple[int, int], progress: Callable[..., None] | None = None):
         """Predict chunk r here (its frames read batch by batch, the next while the model works
         on one) and save its table; returns the Prediction (its maps too). progress(frames done,
-        frames in chunk) after each batch."""
+        frames in chunk, frames through the network) after each batch."""
         source = self.frames if self.frames is not None else open_stack(self.stack).frames
         model = cached_model(self.options.weights, self.options.device)[0]
         prediction = predict_frames(model, source, self.camera, self.options, progress=progress, span=r)
