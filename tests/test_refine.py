@@ -501,18 +501,18 @@ def test_the_network_uncertainty_of_an_astigmatic_spot_is_larger_along_its_wide_
 
 def test_a_network_that_saw_context_frames_is_weighed_with_the_fit():
     """network_sees_more: a fitted row's position per axis is the fit's and the network's weighed by
-    the inverse of their stated variances (the network's 6 nm against the fit's bound); without it,
-    the fit's."""
+    the inverse of their stated variances (the network's 1.5 nm against the fit's bound of 2-3 nm);
+    without it, the fit's; and the fit's where the network states no more than the fit's bound."""
     camera = Camera(pixel_size_nm=100.0, read_noise_e=1.0)
     frame = _frame_with_spots([(10.5, 10.5, 3000.0)], seed=4)
-    table = _table([[0, 1065.0, 1040.0, 2800.0, 0.9, 6.0]])  # the network's 15 nm right of and 10 nm above the spot
+    table = _table([[0, 1065.0, 1040.0, 2800.0, 0.9, 1.5]])  # the network's 15 nm right of and 10 nm above the spot
     fit = refine_table(table, frame, camera, ROUND)
     weighed = refine_table(table, frame, camera, ROUND, network_sees_more=True)
     assert fit["fitted"].tolist() == weighed["fitted"].tolist() == [1]
     for axis, network in (("x", 1065.0), ("y", 1040.0)):
         # the fit's bound, squared: its stated uncertainty less its distance from the network's, in quadrature
         bound = fit.loc[0, f"uncertainty_{axis}_nm"] ** 2 - (fit.loc[0, f"{axis}_nm"] - network) ** 2
-        weight = 36.0 / (bound + 36.0)
+        weight = 2.25 / (bound + 2.25)
         expected = network + weight * (fit.loc[0, f"{axis}_nm"] - network)
         assert abs(weighed.loc[0, f"{axis}_nm"] - expected) < 1e-6
         position = weighed.loc[0, f"{axis}_nm"]
@@ -521,3 +521,7 @@ def test_a_network_that_saw_context_frames_is_weighed_with_the_fit():
         stated = np.hypot(np.sqrt(weight * bound), INHERITED_DISAGREEMENT * (fit.loc[0, f"{axis}_nm"] - network))
         assert abs(weighed.loc[0, f"uncertainty_{axis}_nm"] - stated) < 1e-6
         assert weighed.loc[0, f"uncertainty_{axis}_nm"] < fit.loc[0, f"uncertainty_{axis}_nm"]
+    # the network as unsure as the frame's photons allow: it knew nothing more; the fit's, as without it
+    unsure = refine_table(table.assign(uncertainty_nm=8.0), frame, camera, ROUND, network_sees_more=True)
+    for column in ("x_nm", "y_nm", "uncertainty_x_nm", "uncertainty_y_nm"):
+        assert unsure.loc[0, column] == fit.loc[0, column]
