@@ -186,6 +186,12 @@ def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
     assert not predict.camera_fields.native.isVisibleTo(predict.body) and box.minimumSizeHint().height() < 60
     camera.click()
     assert predict.camera_fields.native.isVisibleTo(predict.body) and box.minimumSizeHint().height() > 400
+    # the 3-D widget's Localise, progress and status stay in view as Predict's do (trying the
+    # plugin, its status line was below the fold)
+    _, astigmatic = window.add_plugin_dock_widget(PLUGIN, "3-D astigmatic")
+    assert astigmatic.run_button.native.isVisibleTo(astigmatic.native)
+    assert not astigmatic.body.isAncestorOf(astigmatic.run_button.native)
+    assert not astigmatic.body.isAncestorOf(astigmatic.status.native)
 
 
 def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_output_files(qtbot, viewer, sample,
@@ -873,3 +879,29 @@ def test_a_stack_opened_again_gets_the_camera_typed_for_it_not_the_last_one(view
     again = viewer.add_image(frames.copy(), name="first again", metadata={"path": str(tmp_path / "first.tif")})
     assert widget.image.value is again and fields["baseline_adu"].value == 123.0
     assert "your entry for this image" in widget.camera_fields.note.value
+
+
+def test_a_model_added_after_a_predict_dock_was_closed_reaches_only_the_open_ones(qtbot, make_napari_viewer, tmp_path):
+    """The model list is shared by every Predict and Fine-tune widget of the session; a closed
+    dock's list is let go, not updated (it raised on its deleted Qt widget)."""
+    from napari_var_emitter.plugin.models import MODELS
+
+    closed, kept = make_napari_viewer(), make_napari_viewer()
+    _, gone = closed.window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
+    _, open_one = kept.window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
+    closed.close()
+    qtbot.waitUntil(lambda: not _alive(gone.model.native), timeout=5_000)
+    path = MODELS.add(tmp_path / "later.safetensors")
+    try:
+        assert path in open_one.model.choices
+    finally:
+        MODELS.paths.remove(path)
+
+
+def _alive(qt_widget) -> bool:
+    """Whether a Qt widget's C++ object still exists."""
+    try:
+        qt_widget.objectName()
+    except RuntimeError:
+        return False
+    return True

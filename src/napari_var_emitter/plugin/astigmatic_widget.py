@@ -128,12 +128,12 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                                       self.calibration_status, self.canvas, self.save_path, self.save_button],
             "Camera": [self.camera_fields],
             "2. Localise in 3-D": [self.image, self.psf_file, self.psf_note, self.frames, self.first, self.last,
-                                   self.method, self.model_file, self.threshold, self.refine, self.snr, *job_controls,
+                                   self.method, self.model_file, self.threshold, self.refine, self.snr,
                                    self.csv_path, self.export_button],
             "3. View": [self.points, self.z_colours, self.view_button]})
         self.body.layout().addWidget(restore_button(self.settings).native)
         self.fit_width()
-        self.make_dock()  # its run controls are in section 2
+        self.make_dock(job_controls)  # Localise, Cancel, progress and status always in view, as in Predict
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             for combo in (self.beads, self.image, self.points):
                 event.connect(combo.reset_choices)

@@ -120,7 +120,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
             event.connect(self.positions.reset_choices)
-        MODELS.changed.connect(self.model.reset_choices)
+        MODELS.offer_in(self.model)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.run_button.changed.connect(self.start)
         self.steps.changed.connect(self._show_time_estimate)

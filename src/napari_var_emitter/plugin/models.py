@@ -30,5 +30,11 @@ class ModelList:
     def choices(self, _widget=None) -> list[tuple[str, Path]]:
         return [(BUNDLED_NAMES.get(p, f"{p.parent.name}/{p.name}"), p) for p in self.paths]
 
+    def offer_in(self, combo) -> None:
+        """Keep a magicgui ComboBox's choices up to date, until its Qt widget is gone (a closed
+        dock: a model added later must not reach it)."""
+        self.changed.connect(combo.reset_choices)
+        combo.native.destroyed.connect(lambda *_: self.changed.disconnect(combo.reset_choices, missing_ok=True))
+
 
 MODELS = ModelList()

@@ -129,7 +129,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.image.changed.connect(self._forget_last_run)
         self.image.changed.connect(self._show_chosen)
         self.checkpoint.changed.connect(self._add_checkpoint)
-        MODELS.changed.connect(self.model.reset_choices)
+        MODELS.offer_in(self.model)
         viewer.layers.events.inserted.connect(self._layer_added)
         viewer.layers.events.removed.connect(self.image.reset_choices)
         self.run_button.changed.connect(self.start)
