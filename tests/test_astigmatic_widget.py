@@ -195,9 +195,11 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     widget.camera_fields.fields["e_per_adu"].value = camera["e_per_adu"] / 25
     assert (widget.first.value, widget.last.value) == (1, 40)  # the range follows the chosen movie
     widget.frames.value, widget.first.value, widget.last.value = "range", 2, 4  # 1-based, as the user sees frames
+    viewer.dims.set_point(0, 30)  # the slider elsewhere
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value.startswith("done:") and "in 3 frame(s)" in widget.status.value
+    assert viewer.dims.point[0] == 1  # the slider brought onto the run's first frame, where its localisations are
     # one localisation at this slip: shown and offered to view in 3-D all the same
     found = viewer.layers["second movie 3-D localisations"]
     assert set(table_from_layer(found)["frame"]) <= {1, 2, 3} and widget.points.value is found

@@ -34,9 +34,9 @@ from .colour_bar import ColourBar
 from .dock import ScrollingDock
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, has_z, image_points, insert_built, layer_choices,
-                     output_options, place_image, refill, refillable, retire, stack_of, table_from_layer, view_alone,
-                     z_colour_limits)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_into_view, has_z, image_points, insert_built,
+                     layer_choices, output_options, place_image, refill, refillable, retire, stack_of,
+                     table_from_layer, view_alone, z_colour_limits)
 from .per_image import PerImageFields
 from .predict_run import Progress
 from .settings import Settings, add_sections, restore_button
@@ -63,6 +63,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.tables: list[pd.DataFrame] = []
         self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
         self._output = None  # (image layer, whether it is one 2D frame, pixel size in nm) of the running fit
+        self._camera, self._span = None, None  # the running fit's camera and (first, stop) 0-based frames
         self.beads = ComboBox(label="bead z-stack", choices=layer_choices(viewer, Image, inputs_only=True),
                               tooltip="A z-stack of sub-diffraction beads (ADU): several isolated beads, the focus "
                               "stepped through both foci with a few hundred nm to spare")
@@ -343,7 +344,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         worker = create_worker(localise_3d_job, localise, frames, first, stop, self.job_progress,
                                _start_thread=False, _connect={"yielded": self._arrived, "errored": self._failed,
                                                               "finished": self._finished})
-        self._output, self._camera = (layer, single, camera.pixel_size_nm), camera
+        self._output, self._camera, self._span = (layer, single, camera.pixel_size_nm), camera, (first, stop)
         self._launch(worker, stop - first,
                      f"localising frame(s) {first + 1} to {stop} (1-based) in 3-D ({self.method.value})…")
 
@@ -384,6 +385,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         def shown(points) -> None:
             self._job_ended()
             self.points.value, self.status.value = points, status
+            frame_into_view(self.viewer, layer, self._span)  # the slider on the run's frames
             self.z_colours.show_layer(points)  # a refilled layer is the same choice, with new limits
 
         if len(table) < BUILD_OFF_THREAD_FROM and last is not None and refillable(last, 2 if single else 3):

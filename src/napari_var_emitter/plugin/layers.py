@@ -169,16 +169,19 @@ def view_alone(viewer, image, stacks) -> list[str]:
     return hidden
 
 
-def frame_into_view(viewer, layer) -> None:
+def frame_into_view(viewer, layer, span: tuple[int, int] | None = None) -> None:
     """Move the frame slider onto `layer`'s last frame where it stands beyond it (a longer stack
-    was in view: napari's slider spans the hidden layers too, and the canvas would stay empty)."""
+    was in view: napari's slider spans the hidden layers too, and the canvas would stay empty);
+    with `span` (first, stop) 0-based frames of a run, onto its first frame where it stands outside
+    them (the run's localisations would not be in view)."""
     if layer not in viewer.layers or layer.ndim < 3 or layer.ndim > viewer.dims.ndim:
         return
     point = np.asarray(viewer.dims.point[-layer.ndim:], float)
     data = np.asarray(layer.world_to_data(point), float)
-    if 0 <= round(data[-3]) < layer.data.shape[-3]:
+    first, stop = span or (0, layer.data.shape[-3])
+    if first <= round(data[-3]) < stop:
         return
-    data[-3] = frame_in_view(viewer, layer)
+    data[-3] = frame_in_view(viewer, layer) if span is None else first
     viewer.dims.set_point(viewer.dims.ndim - 3, float(layer.data_to_world(data)[-3]))
 
 
