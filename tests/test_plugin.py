@@ -673,6 +673,11 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     note = widget.camera_fields.note.value
     assert "baseline [ADU]" in note and "gain [e⁻/ADU]" in note and "baseline_adu" not in note
     assert widget.camera_fields.note.native.wordWrap() and widget.status.native.wordWrap()
+    # a short message after a long one: the line as tall as its text, not a blank box
+    widget.warnings.value = "⚠ " + "a long warning that wraps over many lines " * 12
+    tall = widget.warnings.native.minimumHeight()
+    widget.warnings.value = "ℹ short"
+    assert widget.warnings.native.maximumHeight() < tall / 2 and tall > 60
     widget.camera_fields.fields["baseline_adu"].value = 95.0  # typed: the note now says so
     assert ("Not stated by the file, from your entry for this image: baseline [ADU]; defaults (not entered yet): "
             "gain [e⁻/ADU]" in widget.camera_fields.note.value)

@@ -4,24 +4,44 @@ worker at a time (shared by the Predict, Fine-tune and 3-D widgets)."""
 from __future__ import annotations
 
 from magicgui.widgets import Label, ProgressBar, PushButton
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QSizePolicy
 
 
 MIN_WIDTH_PX = 220  # a status line's narrowest width
 
 
+class _HeightFollowsWidth(QObject):
+    """Event filter: a wrapped label's fixed height set again when its width changes."""
+
+    def eventFilter(self, label, event) -> bool:
+        if event.type() == QEvent.Type.Resize and event.size().width() != event.oldSize().width():
+            _fit_height(label)
+        return False
+
+
+def _fit_height(label) -> None:
+    """A wrapped QLabel's height set to its text's at its width (its height for a width never
+    below its minimum: that is let go first)."""
+    label.setMinimumHeight(0)
+    label.setFixedHeight(max(0, label.heightForWidth(max(label.width(), MIN_WIDTH_PX))))
+
+
 class StatusLabel(Label):
     """A status line whose long messages wrap (and grow it) instead of widening the dock. Its
-    minimum height follows its text: a dock's layout does not ask a wrapped label for its height,
-    and squeezed long messages to one clipped line."""
+    height is its text's: a dock's layout does not ask a wrapped label for its height, and
+    squeezed long messages to one clipped line; nor does it shrink a label that a longer message
+    grew (a short one then sat in a blank box). The height follows the dock's width."""
 
     def __init__(self) -> None:
         super().__init__(value="")
         self.native.setWordWrap(True)
         self.native.setMinimumWidth(MIN_WIDTH_PX)
+        self.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # as tall as its text, no taller: spare height in a scrolling dock goes to plots, not gaps
-        self.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._follower = _HeightFollowsWidth(self.native)
+        self.native.installEventFilter(self._follower)
 
     @property
     def value(self) -> str:
@@ -30,7 +50,7 @@ class StatusLabel(Label):
     @value.setter
     def value(self, text: str) -> None:
         Label.value.fset(self, text)
-        self.native.setMinimumHeight(max(0, self.native.heightForWidth(max(self.native.width(), MIN_WIDTH_PX))))
+        _fit_height(self.native)
 
 
 PROGRESS_MS = 250  # how often a running job's progress is shown
