@@ -229,7 +229,8 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     widget.start()
     assert widget.worker is not None and widget.status.value.startswith("estimating the PSF sigma")
     # ... counting the frames it is estimated from (from the frame in view on), then cancelled
-    qtbot.waitUntil(lambda: re.match(r"estimating the PSF sigma: \d+ / \d+ frames", widget.status.value), timeout=10_000)
+    qtbot.waitUntil(lambda: re.match(r"estimating the PSF sigma: \d+ / \d+ frames", widget.status.value),
+                    timeout=10_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled while estimating the PSF sigma" and widget.run_button.enabled
@@ -688,7 +689,8 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
     camera = widget.camera_fields.camera()
     assert camera.baseline_adu == 95.0 and camera.em_gain == Cam().em_gain and camera.type == Cam().type
     note = widget.camera_fields.note.value
-    assert "Not stated by the file, from your last entry: baseline [ADU]; defaults (not entered yet): pixel size" in note
+    assert ("Not stated by the file, from your last entry: baseline [ADU]; defaults (not entered yet): pixel size"
+            in note)
     assert note.count("baseline [ADU]") == 1  # each field named once
     widget.camera_fields.fields["e_per_adu"].value = 2.0  # typed for this stack
     assert ("from your entry for this image: gain [e⁻/ADU]; from your last entry: baseline [ADU]; defaults (not "

@@ -183,7 +183,8 @@ class CameraFields(Container):
         self.shared.shown_for = self._image
         self.shared.set(self.values(), self)
         self._missing = missing
-        here, entered = self.shared.entered_for[self._image] if for_image is not None else (set(), self.shared.entered())
+        here, entered = (self.shared.entered_for[self._image] if for_image is not None
+                         else (set(), self.shared.entered()))
         notes = [self._missing_note(here, entered)] if missing else []
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
         in_use = self.values()

@@ -130,7 +130,8 @@ class Envelope:
         em_gain = ", EM gain" if camera.type == "EMCCD" else ""
         warnings = []
         for column, trained, unit, hint in (
-                ("photons", self.photons, "photons per localisation", f"check the camera's {gain}{em_gain} and {offset}"),
+                ("photons", self.photons, "photons per localisation",
+                 f"check the camera's {gain}{em_gain} and {offset}"),
                 ("background", self.background_photons, "background photons/px",
                  f"check the camera's {offset} and {gain}")):
             if column not in table:

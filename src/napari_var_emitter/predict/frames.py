@@ -330,8 +330,8 @@ def estimate_psf_sigma_of_frames(model: VAREmitterPredictor, frames_adu, camera:
     if not len(frames):
         return None, 0, looked_at
     # the default threshold, so that the sigma (a setting of the run) does not follow the user's
-    table = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False,
-                                                                      threshold=DEFAULT_THRESHOLD), progress=progress).table
+    options = dataclasses.replace(options, refine=False, threshold=DEFAULT_THRESHOLD)
+    table = predict_frames(model, frames, camera, options, progress=progress).table
     sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera, widest_trained_px(model))
     return sigma_px, spots, looked_at
 
