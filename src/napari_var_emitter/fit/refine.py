@@ -358,10 +358,10 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     if weigh:
         weighed = fitted == FITTED
         weighed[parents] = False  # a split's half: the network's row was of both
-        if not depth:  # a context network's estimate adds to the fit's only where it knows more (docstring)
-            weighed &= network_sd < np.sqrt((bounds["x"] ** 2 + bounds["y"] ** 2) / 2)
         if depth:
             network_axis_sd["z"] = out["uncertainty_z_nm"].to_numpy(np.float64)
+        else:  # a context network's estimate adds to the fit's only where it knows more (docstring)
+            weighed &= network_sd < np.sqrt((bounds["x"] ** 2 + bounds["y"] ** 2) / 2)
         _weigh_with_network(columns, weighed, out, bounds, network_axis_sd, independent=network_sees_more)
     for name, values in columns.items():
         out[name] = values

@@ -100,9 +100,9 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     threads once the model is done (_halves); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
     float32). progress(frames done, frames in all[, frames through the network]) is called after
-    every batch (where it raises, the run stops). samples = N > 1 averages the maps and the detection probability over N
-    generations with tokens sampled at temperature 1 (seeded by each batch's first frame index,
-    so the same call repeats exactly)."""
+    every batch (where it raises, the run stops). samples = N > 1 averages the maps and the
+    detection probability over N generations with tokens sampled at temperature 1 (seeded by each
+    batch's first frame index, so the same call repeats exactly)."""
     config = model.config
     calibration = None
     if config.psf_condition:
