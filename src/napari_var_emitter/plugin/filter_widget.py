@@ -205,7 +205,7 @@ class FilterWidget(ScrollingDock, Container):
         def write(path: Path) -> str:
             kept = table_from_layer(layer)[np.asarray(layer.shown, bool)]
             write_localizations_csv(path, kept)
-            return f"wrote {len(kept)} localisations to {path}"
+            return f"wrote {len(kept):,} localisations to {path}"
 
         export_file(self.csv_path.value, (".csv",), write,
                     "nothing to export: pick a Points layer" if layer is None else None)

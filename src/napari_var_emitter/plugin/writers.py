@@ -50,7 +50,7 @@ def export_csv(points, path, run_first: str) -> None:
     """A widget's Export CSV of the Points layer `points` (none yet: press `run_first`)."""
     def write(path: Path) -> str:
         write_localizations_csv(path, table_from_layer(points))
-        return f"wrote {len(points.data)} localisations to {path}"
+        return f"wrote {len(points.data):,} localisations to {path}"
 
     empty = points is None or not len(points.data)
     export_file(path, (".csv",), write, f"nothing to export: press {run_first!r} first" if empty else None)
