@@ -218,6 +218,7 @@ def test_localise_uses_its_own_movies_camera_after_predict_chose_another_stack(q
     viewer.open_sample(PLUGIN, "astigmatic_stack")
     movie = viewer.layers["astigmatic 3-D stack"]
     widget, predict = AstigmaticWidget(viewer), PredictWidget(viewer)
+    assert widget.beads.value is None  # a movie is not taken for a bead z-stack unasked (it was, trying the plugin)
     own = widget.camera_fields.camera()
     other = viewer.add_image(np.zeros((2, 24, 24), np.uint16), name="emccd stack",
                              metadata={"camera": {"type": "EMCCD", "em_gain": 300.0, "baseline_adu": 7.0}})

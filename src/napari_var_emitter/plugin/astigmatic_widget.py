@@ -64,7 +64,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
         self._output = None  # (image layer, whether it is one 2D frame, pixel size in nm) of the running fit
         self._camera, self._span = None, None  # the running fit's camera and (first, stop) 0-based frames
+        # none until a stack that states a z-step is opened, or the user chooses one: never the movie unasked
         self.beads = ComboBox(label="bead z-stack", choices=layer_choices(viewer, Image, inputs_only=True),
+                              nullable=True, value=None,
                               tooltip="A z-stack of sub-diffraction beads (ADU): several isolated beads, the focus "
                               "stepped through both foci with a few hundred nm to spare")
         self.z_step = FloatSpinBox(label="z-step [nm]", value=20.0, min=0.1, max=1000.0, step=1.0,
