@@ -379,6 +379,7 @@ def test_movie_cancel_within_a_second_then_resume_without_stalls(qtbot, viewer, 
     widget.out_file.value = out = tmp_path / "movie.csv"
     widget.start()
     qtbot.waitUntil(lambda: _movie_done(widget) >= 5, timeout=60_000)
+    assert "fast model" in widget.job_progress.hint  # the bundled model on a CPU: said when a run is long
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=1_000)
     assert "cancelled" in widget.status.value and "resumes" in widget.status.value and not out.exists()

@@ -432,3 +432,16 @@ def test_progress_counts_frames_done_and_those_through_the_network_ahead_of_thei
     assert "frames/s" in text and "left" in text
     report(4, 10)  # a refinement done (no count of the network's given): as many through it
     assert progress.describe().startswith("estimating the PSF sigma: 4 / 10 frames ·")
+
+
+def test_a_long_run_is_told_of_a_faster_model_and_a_short_one_is_not():
+    import time as clock
+
+    from napari_var_emitter.plugin.predict_run import HINT_AFTER_S, Progress
+
+    progress = Progress(10_000, hint="the fast model runs faster")
+    progress.started = clock.perf_counter() - 10.0  # 10 s for 10 frames: 1 frame/s
+    progress.chunk(0)(10, 10_000)
+    assert progress.describe().endswith("left · the fast model runs faster")  # hours left
+    progress.chunk(0)(10_000 - HINT_AFTER_S // 2, 10_000)
+    assert "fast model" not in progress.describe()  # seconds left

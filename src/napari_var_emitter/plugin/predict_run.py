@@ -28,14 +28,18 @@ class Cancelled(Exception):
     """Raised inside a job when the user pressed Cancel."""
 
 
+HINT_AFTER_S = 300  # a run with more than this left (s) is told its hint (Progress)
+
+
 class Progress:
     """Frames done (and through the network, ahead of their refinement), written by the job's
     thread and read by the GUI's timer; `stop` set asks the job to stop at its next batch.
-    `doing` starts what describe() says (e.g. "estimating the PSF sigma: ")."""
+    `doing` starts what describe() says (e.g. "estimating the PSF sigma: "); `hint` ends it while
+    more than HINT_AFTER_S are left (e.g. that another model runs faster)."""
 
-    def __init__(self, total: int, already_done: int = 0, doing: str = "") -> None:
+    def __init__(self, total: int, already_done: int = 0, doing: str = "", hint: str = "") -> None:
         self.total, self.done, self.already_done, self.seen = total, already_done, already_done, already_done
-        self.doing = doing
+        self.doing, self.hint = doing, hint
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self._chunk_start = already_done
@@ -64,7 +68,10 @@ class Progress:
         if self.seen > self.done:
             text += f" ({self.seen - self.done:,} more through the network, being refined)"
         if rate > 0:
-            text += f" · {rate:.2f} frames/s · {duration((self.total - max(self.done, self.seen)) / rate)} left"
+            left = (self.total - max(self.done, self.seen)) / rate
+            text += f" · {rate:.2f} frames/s · {duration(left)} left"
+            if self.hint and left > HINT_AFTER_S:
+                text += f" · {self.hint}"
         elif not fits_compiled():
             text += " · preparing the fitting code (once after installing: about 15 s)"
         return text

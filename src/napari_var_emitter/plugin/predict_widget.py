@@ -20,6 +20,7 @@ from ..errors import InputError
 from ..fit.scoring import compile_fits, fits_compiled
 from ..io.camera_check import check_camera_on_frames
 from ..io.outputs import open_to_writing
+from ..model.checkpoint import BUNDLED
 from ..model.config import DEFAULT_THRESHOLD
 from ..predict.envelope import Envelope, bundled_alternatives
 from ..predict.frames import SigmaNote, run_bin_px, sigma_frames, with_psf_sigma
@@ -41,6 +42,9 @@ from .writers import export_csv, output_layer
 
 PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
 RESULTS_DIR = Path.home() / "var-emitter-results"  # movie results of stacks that are not files
+# said while a long run of the bundled model on a CPU goes on (docs/benchmarks.md: whole pipeline
+# on 2 CPU cores, 3.20 against 16.52 frames/s at 160x160, 0.55 against 7.36 at 256x256)
+FASTER_HINT = "the fast model (Model › model) runs 5-13× faster on a CPU"
 
 
 class PredictWidget(ScrollingDock, JobControls, Container):
@@ -319,7 +323,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if place_image(layer, camera.pixel_size_nm):
             fit_view(self.viewer, layer, or_all=True)
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
-        self.job_progress = Progress(stop - first, already)
+        slow = Path(options.weights).resolve() == BUNDLED and next(model.parameters()).device.type == "cpu"
+        self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
         if self.layers is not None:
             self.layers.disconnect()  # the last run's maps are replaced
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
