@@ -209,10 +209,11 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     assert widget.csv_path.value == tmp_path / "sample.csv"
 
 
-def test_localise_uses_its_own_movies_camera_after_predict_chose_another_stack(qtbot, viewer, errors):
-    """The camera panels are shared; a run uses the camera of the stack it runs on, whichever
-    stack a widget beside it chose since (trying the plugin, Localise ran on its movie with the
-    camera Predict had filled for another stack, and failed on that stack's maps)."""
+def test_each_panel_shows_its_own_stacks_camera_and_localise_uses_its_movies(qtbot, viewer, errors):
+    """Each widget's camera panel shows the camera of the stack it works on, and says which; a
+    run uses the camera of the stack it runs on, whatever the panel showed (trying the plugin,
+    Localise ran on its movie with the camera Predict had filled for another stack, and failed on
+    that stack's maps)."""
     from napari_var_emitter.plugin.predict_widget import PredictWidget
 
     viewer.open_sample(PLUGIN, "astigmatic_stack")
@@ -224,7 +225,13 @@ def test_localise_uses_its_own_movies_camera_after_predict_chose_another_stack(q
                              metadata={"camera": {"type": "EMCCD", "em_gain": 300.0, "baseline_adu": 7.0}})
     widget.image.value = predict.image.value = movie  # then the user chooses the other stack in Predict
     predict.image.value = other
-    assert widget.camera_fields.camera().em_gain == 300.0  # the panels show Predict's stack's camera
-    widget.start()  # the current frame of its own movie
+    assert predict.camera_fields.camera().em_gain == 300.0 and widget.camera_fields.camera() == own
+    assert widget.camera_fields.note.value.startswith("Camera of 'astigmatic 3-D stack'.")
+    assert predict.camera_fields.note.value.startswith("Camera of 'emccd stack'.")
+    widget.beads.value = other  # chosen as the beads: the 3-D panel shows that stack's camera ...
+    assert widget.camera_fields.camera().em_gain == 300.0
+    assert not movie.visible  # Predict showed its stack alone
+    widget.start()  # ... and Localise runs on the movie with the movie's, shown with its localisations
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.camera_fields.camera() == own and widget.status.value.startswith("done:") and not errors
+    assert movie.visible and not other.visible and viewer.layers["astigmatic 3-D stack 3-D localisations"].visible

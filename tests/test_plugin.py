@@ -257,7 +257,9 @@ def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_fra
     assert widget.status.value.startswith("done"), widget.status.value
     assert widget.warnings.value.startswith("⚠ no spot in 3 frame(s)"), widget.warnings.value
     widget.first.value, widget.last.value = 4, 6
+    viewer.dims.set_point(0, 0)
     _run(qtbot, widget)
+    assert viewer.dims.point[0] == 3  # the slider brought onto the run's frames
     assert widget.status.value.startswith("done") and widget.warnings.value.startswith("ℹ PSF sigma ") and not errors
     assert (viewer.layers["dark start detections"].features["fitted"] > 0).any()
 
@@ -913,3 +915,17 @@ def _alive(qt_widget) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def test_the_camera_note_does_not_ask_to_check_a_value_a_map_replaces(viewer, tmp_path):
+    """With an offset map in use, the baseline field is greyed out: the note names the values left
+    to check, not the baseline."""
+    widget = predict_widget.PredictWidget(viewer)
+    viewer.add_image(np.random.default_rng(1).poisson(120, (2, 16, 16)).astype(np.uint16), name="plain")
+    fields = widget.camera_fields.fields
+    fields["type"].value = "sCMOS"
+    assert "baseline [ADU]" in widget.camera_fields.note.value
+    np.save(tmp_path / "offset.npy", np.full((16, 16), 100.0, np.float32))
+    fields["offset_map"].value = tmp_path / "offset.npy"
+    note = widget.camera_fields.note.value
+    assert note.startswith("Camera of 'plain'.") and "baseline [ADU]" not in note and "read noise" in note

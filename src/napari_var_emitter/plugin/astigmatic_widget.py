@@ -188,7 +188,10 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     # ---- 1. calibrate -------------------------------------------------------------------------
     def _beads_chosen(self, layer) -> None:
-        """Camera from the bead stack's file; the z-step too when it states one."""
+        """Camera from the bead stack's file; the z-step too when it states one (none chosen: the
+        fields stay the movie's)."""
+        if layer is None:
+            return
         self.camera_fields.fill_from(layer)
         if layer is not None and layer.metadata.get("z_step_nm"):
             self.z_step.value = float(layer.metadata["z_step_nm"])
@@ -339,6 +342,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         except InputError as exc:
             show_error(str(exc))
             return
+        if not layer.visible:  # a movie another widget hid: its localisations are shown over it, not another stack
+            view_alone(self.viewer, layer, self.image.choices)
         if place_image(layer, camera.pixel_size_nm):
             fit_view(self.viewer, layer, or_all=True)
         self.tables, self.job_progress, self.job_error = [], Progress(stop - first), ""

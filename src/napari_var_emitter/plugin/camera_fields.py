@@ -58,7 +58,6 @@ class SharedCamera:
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
         self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
-        self.shown_for: int | str | None = None  # the image_key of the image the panels show the camera of
 
     def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
             entered: dict[str, Any] | None = None) -> None:
@@ -121,7 +120,7 @@ class CameraFields(Container):
 
     def __init__(self, viewer) -> None:
         self.shared = shared_camera(viewer)
-        self._quiet, self._stated, self._image, self._missing = False, {}, None, []
+        self._quiet, self._stated, self._image, self._missing, self._image_name = False, {}, None, [], ""
         self.profile = ComboBox(label="profile", choices=self._profile_choices,
                                 tooltip="A saved camera description; it overrides what the file states")
         self.profile_name = LineEdit(label="save as", tooltip="Name for a new profile of the values below")
@@ -180,12 +179,11 @@ class CameraFields(Container):
         values, _ = merge_camera_values(typed, self._stated, profile)
         _, missing = merge_camera_values(self._stated, profile)
         self._set_fields(values)
-        self.shared.shown_for = self._image
         self.shared.set(self.values(), self)
         self._missing = missing
         here, entered = (self.shared.entered_for[self._image] if for_image is not None
                          else (set(), self.shared.entered()))
-        notes = [self._missing_note(here, entered)] if missing else []
+        notes = [self._heading(), self._missing_note(here, entered)]
         notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
         in_use = self.values()
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
@@ -194,35 +192,41 @@ class CameraFields(Container):
             maps = ", ".join(f"{FIELD_INFO[name].label} {Path(in_use[name]).name}" for name in carried)
             notes.append(f"In use from your last entry: {maps}. Clear them if this stack was taken with another "
                          "camera or camera region.")
-        self.note.value = " ".join(notes)
+        self.note.value = " ".join(note for note in notes if note)
         return missing
+
+    def _heading(self) -> str:
+        """Which stack's camera the fields show (panels beside each other may show others')."""
+        return f"Camera of {self._image_name!r}." if self._image_name else ""
 
     def _missing_note(self, here: set[str], entered: set[str]) -> str:
         """What the file did not state, each field named once with where its value comes from: the
         user's entry for this image (`here`), their last entry (the rest of `entered`), else a
-        default."""
-        sources = {"from your entry for this image": [name for name in self._missing if name in here],
-                   "from your last entry": [name for name in self._missing if name in entered - here],
-                   "defaults (not entered yet)": [name for name in self._missing if name not in entered]}
+        default; a value a calibration map in use replaces is not named ("" when none is left)."""
+        in_use = self.values()
+        missing = [name for name in self._missing if not in_use.get(REPLACED_BY_MAP.get(name, ""))]
+        sources = {"from your entry for this image": [name for name in missing if name in here],
+                   "from your last entry": [name for name in missing if name in entered - here],
+                   "defaults (not entered yet)": [name for name in missing if name not in entered]}
         said = "; ".join(f"{source}: {', '.join(FIELD_INFO[name].label for name in names)}"
                          for source, names in sources.items() if names)
-        return f"Not stated by the file, {said}. Check them."
+        return f"Not stated by the file, {said}. Check them." if said else ""
 
     def camera_of(self, layer) -> Camera:
         """The camera of `layer`, the one a run on it uses: the fields filled from it first where
-        they show another image's (another widget, or this widget's other stack, chose it since)."""
-        if self._image is None or self.shared.shown_for != self._image or self._image != image_key(layer):
+        they show another image's (this widget's other stack: the 3-D widget's beads)."""
+        if self._image is None or self._image != image_key(layer):
             self.fill_from(layer)
         return self.camera()
 
     def fill_from(self, layer) -> list[str]:
         """`fill` with what an image layer's file stated (metadata["camera"]) and its frame shape."""
         if layer is None:  # no image: what the user typed last, or defaults that say so
-            self._image = None
+            self._image, self._image_name = None, ""
             missing = self.fill({})
             self.note.value = "" if self.shared.typed else DEFAULTS_NOTE
             return missing
-        self._image = image_key(layer)
+        self._image, self._image_name = image_key(layer), layer.name
         return self.fill(layer.metadata.get("camera", {}), tuple(layer.data.shape[-2:]))
 
     def _set_fields(self, values: dict[str, Any]) -> None:
@@ -249,7 +253,6 @@ class CameraFields(Container):
         finally:
             self._quiet = False
         self._show_for_type()
-        self.shared.shown_for = self._image
         values = self.values()
         field = "e_per_adu" if name == "adu_per_e" else name
         entered = {field: values[field]}
@@ -258,10 +261,13 @@ class CameraFields(Container):
         self.shared.set(values, self, typed_for=-1 if self._image is None else self._image, entered=entered)
         # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
         here = self.shared.entered_for[-1 if self._image is None else self._image][0]
-        self.note.value = self._missing_note(here, self.shared.entered()) if self._missing else ""
+        self.note.value = " ".join(note for note in (self._heading(), self._missing_note(here, self.shared.entered()))
+                                   if note)
 
     def _shared_changed(self, values: dict, sender) -> None:
-        if sender is not self:
+        """Another panel's values, shown here where it shows the camera of the same image (each
+        panel shows the camera of the stack its widget works on)."""
+        if sender is not self and sender._image == self._image:
             self._set_fields(values)
 
     def _show_for_type(self) -> None:

@@ -32,8 +32,8 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, layer_choices, pick_shown, place_image, remove_outputs, stack_of, table_from_layer,
-                     view_alone)
+from .layers import (TAG, fit_view, frame_into_view, layer_choices, pick_shown, place_image, remove_outputs,
+                     stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
 from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
@@ -322,6 +322,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
         if place_image(layer, camera.pixel_size_nm):
             fit_view(self.viewer, layer, or_all=True)
+        if movie:
+            frame_into_view(self.viewer, layer, (first, stop))  # the slider on the run's frames, as they come
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
         slow = Path(options.weights).resolve() == BUNDLED and next(model.parameters()).device.type == "cpu"
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
