@@ -192,6 +192,11 @@ def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
     assert astigmatic.run_button.native.isVisibleTo(astigmatic.native)
     assert not astigmatic.body.isAncestorOf(astigmatic.run_button.native)
     assert not astigmatic.body.isAncestorOf(astigmatic.status.native)
+    # ... and the three docks with a long status line still fit the screen (Run and Cancel in one row)
+    window.add_plugin_dock_widget(PLUGIN, "Filter localisations")
+    predict.status.value = ("done: 15 of 15 frame(s), 14.09 frames/s, 7 localisations; saved 7 localisations to "
+                            "/home/someone/var-emitter-results/testdata.locs-3.csv")
+    assert window._qt_window.minimumSizeHint().height() <= 768
 
 
 def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_output_files(qtbot, viewer, sample,

@@ -3,7 +3,7 @@ worker at a time (shared by the Predict, Fine-tune and 3-D widgets)."""
 
 from __future__ import annotations
 
-from magicgui.widgets import Label, ProgressBar, PushButton
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QSizePolicy
 
@@ -57,9 +57,9 @@ PROGRESS_MS = 250  # how often a running job's progress is shown
 
 
 class JobControls:
-    """Mixin for a magicgui Container. `_job_controls(text)` makes run_button, cancel_button,
-    progress and status (returned for the container's widget list; Cancel is wired here, Run is
-    the widget's own); `_launch` starts a worker, and shows its progress every PROGRESS_MS when the
+    """Mixin for a magicgui Container. `_job_controls(text)` makes run_button, cancel_button (in one
+    row), progress and status (returned for the container's widget list; Cancel is wired here, Run
+    is the widget's own); `_launch` starts a worker, and shows its progress every PROGRESS_MS when the
     widget gave the job a Progress (`job_progress`); `_job_ended` makes Run available again."""
 
     def _job_controls(self, run_text: str) -> list:
@@ -69,7 +69,10 @@ class JobControls:
         self.cancel_button.changed.connect(self.cancel)
         self.progress_timer = QTimer(interval=PROGRESS_MS)
         self.progress_timer.timeout.connect(self._show_progress)
-        return [self.run_button, self.cancel_button, self.progress, self.status]
+        # Run and Cancel side by side: the bar pinned under a dock's settings stays low on a laptop
+        buttons = Container(layout="horizontal", widgets=[self.run_button, self.cancel_button], labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        return [buttons, self.progress, self.status]
 
     def _launch(self, worker, total: int, status: str) -> None:
         """Start `worker` (made with _start_thread=False) with the progress bar at 0 of `total`."""
