@@ -192,10 +192,20 @@ def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
     assert astigmatic.run_button.native.isVisibleTo(astigmatic.native)
     assert not astigmatic.body.isAncestorOf(astigmatic.run_button.native)
     assert not astigmatic.body.isAncestorOf(astigmatic.status.native)
-    # ... and the three docks with a long status line still fit the screen (Run and Cancel in one row)
+
+
+def test_predict_3d_and_filter_docks_with_a_long_status_fit_a_laptop_screen(qtbot, viewer):
+    """Two docks with run controls pinned and the Filter, their status lines of two and three
+    lines: the window still fits 768 px of height once laid out (753 px with Run and Cancel side by
+    side, 765 px with them one under the other; trying the plugin measured 830 px, not reproduced)."""
+    window = viewer.window
+    _, predict = window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
+    _, astigmatic = window.add_plugin_dock_widget(PLUGIN, "3-D astigmatic")
     window.add_plugin_dock_widget(PLUGIN, "Filter localisations")
     predict.status.value = ("done: 15 of 15 frame(s), 14.09 frames/s, 7 localisations; saved 7 localisations to "
                             "/home/someone/var-emitter-results/testdata.locs-3.csv")
+    astigmatic.status.value = "done: 95 localisations in 10 frame(s); coloured by z from blue (-398 nm) to red (+401 nm)"
+    qtbot.wait(100)  # laid out at the docks' widths: the status lines wrap there
     assert window._qt_window.minimumSizeHint().height() <= 768
 
 
