@@ -204,7 +204,8 @@ def test_predict_3d_and_filter_docks_with_a_long_status_fit_a_laptop_screen(qtbo
     window.add_plugin_dock_widget(PLUGIN, "Filter localisations")
     predict.status.value = ("done: 15 of 15 frame(s), 14.09 frames/s, 7 localisations; saved 7 localisations to "
                             "/home/someone/var-emitter-results/testdata.locs-3.csv")
-    astigmatic.status.value = "done: 95 localisations in 10 frame(s); coloured by z from blue (-398 nm) to red (+401 nm)"
+    astigmatic.status.value = ("done: 95 localisations in 10 frame(s); coloured by z from blue (-398 nm) to red "
+                               "(+401 nm)")
     qtbot.wait(100)  # laid out at the docks' widths: the status lines wrap there
     assert window._qt_window.minimumSizeHint().height() <= 768
 
