@@ -884,10 +884,12 @@ def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, vie
     widget = predict_widget.PredictWidget(viewer)
     widget.frames.value = "all frames"
     widget.out_file.value = tmp_path / "movie.csv"
+    widget.progress.max, widget.progress.value = 20, 20  # as a run before left it
     widget.camera_fields.fields["baseline_adu"].value = 60000.0
     widget.start()
     assert widget.worker is None and "the camera's offset is likely about" in errors[-1]
     assert widget.status.value.startswith("not started") and errors[-1] in widget.warnings.value  # in full
+    assert widget.progress.value == 0  # not a full bar beside "not started"
     assert not (tmp_path / "movie.csv.parts").exists()
 
 

@@ -29,7 +29,7 @@ COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertaint
            "uncertainty_z_nm": "uncertainty z [nm]", "probability": "probability",
            "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
            "fitted": "fitted (1: MLE fit, 0: network, 2: split off)",
-           "significance": "significance [sd] (spot vs background only)"}
+           "significance": "significance [sd]"}  # of a spot against background only, as in the CSV
 DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)

@@ -242,6 +242,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.job_progress = estimating = Progress(sigma_frames(frames.shape), doing="estimating the PSF sigma: ")
         worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
+        self.warnings.value = ""  # the last run's warnings are not this one's
         self._launch(worker, estimating.total, "estimating the PSF sigma from the first frames…")
 
     def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
@@ -316,6 +317,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         except InputError as exc:  # said in the panel too, in full, in place of the last run's status
             show_error(str(exc))
             self.status.value, self.warnings.value = "not started: see the message under Run", f"✖ {exc}"
+            self.progress.value = 0
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
             return
         if single and not current_frame_only:
