@@ -6,8 +6,8 @@
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
 #                                              # $RUN with $CONFIG (default training_runs/cpu_3d_context_long
 #                                              # and configs/cpu_3d_context_long.json, the bundled 3-D window
-#                                              # model trained 8,000 more steps, in progress since
-#                                              # 2026-12-06; another run: set RUN and CONFIG; a longer run:
+#                                              # model trained 8,000 more steps: finished 2026-12-06, so give
+#                                              # another run: set RUN and CONFIG; a longer run:
 #                                              # "steps" raised in a copy of its config)
 #                                              # for MIN minutes (default 7), its
 #                                              # train_state.pt and log.csv -> $OUT
