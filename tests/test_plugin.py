@@ -947,3 +947,16 @@ def test_the_camera_note_does_not_ask_to_check_a_value_a_map_replaces(viewer, tm
     fields["offset_map"].value = tmp_path / "offset.npy"
     note = widget.camera_fields.note.value
     assert note.startswith("Camera of 'plain'.") and "baseline [ADU]" not in note and "read noise" in note
+
+
+def test_a_stack_opened_gets_its_contrast_from_frames_across_it_not_the_first_alone(viewer, tmp_path):
+    """A movie whose first frames hold no spot (Picasso's test movie) is shown with the contrast
+    of its spots, not stretched over the noise of frame 1 (every spot a saturated block)."""
+    rng = np.random.default_rng(2)
+    frames = rng.poisson(100.0, (40, 24, 24)).astype(np.uint16)
+    frames[10:, 10:13, 10:13] += 5000  # spots from frame 11 on
+    from napari_var_emitter.io.camera import Camera
+
+    write_ome_tiff(tmp_path / "late_spots.ome.tiff", frames, Camera(pixel_size_nm=100.0))
+    (layer,) = viewer.open(str(tmp_path / "late_spots.ome.tiff"), plugin=PLUGIN)
+    assert layer.contrast_limits[1] > 1000
