@@ -490,12 +490,12 @@ def test_the_network_uncertainty_of_an_astigmatic_spot_is_larger_along_its_wide_
     spots = AstigmaticSpots(SAMPLE_PSF, 100.0)
     z_nm = np.array([-300.0, 0.0, 300.0])
     sigma_x, sigma_y = spots.sigmas_px(z_nm)
-    per_axis = network_sd_per_axis(np.full(3, 20.0), spots, z_nm)
+    per_axis = network_sd_per_axis(np.full(3, 20.0), sigma_x, sigma_y)
     np.testing.assert_allclose(per_axis["x"] / per_axis["y"], sigma_x / sigma_y)
     np.testing.assert_allclose(np.sqrt((per_axis["x"] ** 2 + per_axis["y"] ** 2) / 2), 20.0)
     # wide one way, then the other
     assert abs(sigma_x[0] / sigma_y[0] - 1) > 0.2 and abs(sigma_x[2] / sigma_y[2] - 1) > 0.2
-    round_spots = network_sd_per_axis(np.array([15.0, np.nan]), ROUND, None)
+    round_spots = network_sd_per_axis(np.array([15.0, np.nan]), *ROUND.sigmas_px(np.zeros(2)))
     np.testing.assert_allclose(round_spots["x"], [15.0, np.nan])
     np.testing.assert_allclose(round_spots["y"], [15.0, np.nan])
 

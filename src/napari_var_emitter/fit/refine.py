@@ -230,19 +230,19 @@ def counted_in_share(fitted: np.ndarray, crowded: np.ndarray) -> np.ndarray:
     return (fitted > NETWORK) | ~crowded
 
 
-def network_sd_per_axis(network_sd_nm: np.ndarray, spots: SpotModel, z_nm: np.ndarray | None) -> dict[str, np.ndarray]:
+def network_sd_per_axis(network_sd_nm: np.ndarray, sigma_x_px: np.ndarray,
+                        sigma_y_px: np.ndarray) -> dict[str, np.ndarray]:
     """The network's one lateral uncertainty (N,) nm split per axis in the proportion of its spot's
-    width along each (astigmatic spots at the network's z_nm; round ones: unchanged), keeping the
-    root mean square of the two: a spot twice as wide along x is about twice as uncertain along x.
-    On 3-D validation stacks (seeds 12,200,491-494, 0.1-2 /µm², the bundled 3-D model) the
+    width along each, sigma_x_px and sigma_y_px (N,) (astigmatic spots at the network's z; round
+    ones: unchanged), keeping the root mean square of the two: a spot twice as wide along x is
+    about twice as uncertain along x. On 3-D validation stacks (seeds 12,200,491-494, 0.1-2 /µm², the bundled 3-D model) the
     isotropic figure left error / uncertainty sd, over matches with |error| < 4 uncertainties, at
     1.18-1.22 along the wide axis and 0.82-0.89 along the narrow one (0.93-1.08 split); over every
     match, on fresh seeds 12,200,495-498, x / y 1.02 / 1.00, 1.38 / 1.15, 1.24 / 1.11, 1.24 / 1.23
     isotropic, 1.00 / 0.98, 1.31 / 1.18, 1.17 / 1.15, 1.21 / 1.20 split, lateral RMSE 0.03-0.14 nm
     lower (the weighing with the fit, _weigh_with_network, better informed)."""
-    sigma_x, sigma_y = spots.sigmas_px(np.zeros(len(network_sd_nm)) if z_nm is None else np.nan_to_num(z_nm))
-    mean = np.sqrt((sigma_x ** 2 + sigma_y ** 2) / 2)
-    return {"x": network_sd_nm * sigma_x / mean, "y": network_sd_nm * sigma_y / mean}
+    mean = np.sqrt((sigma_x_px ** 2 + sigma_y_px ** 2) / 2)
+    return {"x": network_sd_nm * sigma_x_px / mean, "y": network_sd_nm * sigma_y_px / mean}
 
 
 def read_variance_photons2(camera: Camera) -> np.ndarray | float:
@@ -296,13 +296,13 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     frame = out["frame"].to_numpy().astype(int)
     x_px, y_px = out["x_nm"].to_numpy() / px, out["y_nm"].to_numpy() / px
     z_nm = out["z_nm"].to_numpy(np.float64) if "z_nm" in out else None
-    network_axis_sd = network_sd_per_axis(network_sd, spots, z_nm)
+    sigmas_px = spots.sigmas_px(np.zeros(len(out)) if z_nm is None else np.nan_to_num(z_nm))  # at the network's z
+    network_axis_sd = network_sd_per_axis(network_sd, *sigmas_px)
     out["uncertainty_x_nm"], out["uncertainty_y_nm"] = network_axis_sd["x"], network_axis_sd["y"]
     photons = start_photons(out)
     photons_THW = np.nan_to_num(photons_THW.astype(np.float64))
     read_variance = read_variance_photons2(camera)
-    widths = np.maximum(*spots.sigmas_px(np.zeros(len(out)) if z_nm is None else np.nan_to_num(z_nm)))
-    cut = cut_groups(photons_THW, read_variance, frame, x_px, y_px, photons, widths, z_nm)
+    cut = cut_groups(photons_THW, read_variance, frame, x_px, y_px, photons, np.maximum(*sigmas_px), z_nm)
     names = ["x_nm", "y_nm", "photons", "background", "uncertainty_x_nm", "uncertainty_y_nm"]
     depth = z_nm is not None and "uncertainty_z_nm" in out
     columns = {name: out[name].to_numpy(np.float64).copy()

@@ -77,6 +77,13 @@ def read_here(frames) -> np.ndarray:
     return np.asarray(frames)
 
 
+def read_spread(frames, at_most: int) -> np.ndarray:
+    """Up to `at_most` of (T, Y, X) frames (numpy or dask), spread evenly from the first to the
+    last, read here (read_here)."""
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), at_most)).astype(int))
+    return read_here(frames[picks])
+
+
 def as_frames(array: da.Array, axes: str, shape: tuple[int, ...], path: Path) -> da.Array:
     """Apply the module's axis rule: returns (T, Y, X)."""
     if "S" in axes and shape[axes.index("S")] > 1:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
 from ..io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from ..io.localizations import read_localizations
 from ..io.stack import STACK_SUFFIXES, open_stack
+from ..io.tiff import read_spread
 from .layers import MARKER_PX, contrast_limits, image_placement, nm_points_layer
 from .preferences import prefer_ours
 
@@ -45,10 +44,9 @@ def read_stack_layer(path) -> list[tuple]:
     pixel_size = stack.camera_metadata.get("pixel_size_nm")
     # contrast from frames across the stack, not the first alone (a movie's first frames may hold no
     # spot: trying the plugin, Picasso's test movie then showed every spot as a saturated block)
-    picks = np.unique(np.linspace(0, len(stack.frames) - 1, CONTRAST_FRAMES).astype(int))
-    sample = np.stack([np.asarray(stack.frames[i]) for i in picks])
+    shown = contrast_limits(read_spread(stack.frames, CONTRAST_FRAMES))
     kwargs = {"name": Path(path).name, "metadata": {"camera": dict(stack.camera_metadata), "path": str(path)},
-              "contrast_limits": contrast_limits(sample), **image_placement(pixel_size)}
+              "contrast_limits": shown, **image_placement(pixel_size)}
     return [(stack.frames, kwargs, "image")]
 
 

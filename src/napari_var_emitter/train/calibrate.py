@@ -3,12 +3,11 @@ confident detections, turned into simulation ranges to fine-tune on."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..classical.localize import localize_stack
 from ..errors import InputError
 from ..fit.psf_sigma import estimate_sigma_px
 from ..io.camera import Camera, frames_to_photons
+from ..io.tiff import read_spread
 from ..predict.frames import predict_frames, widest_trained_px
 from .config import SimulationRanges
 
@@ -20,21 +19,20 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50)
     best explains isolated spots (fit.psf_sigma); median photons and background (photons/px) of
     classical MLE fits with that sigma to every spot found (the model's confident spots alone are
     biased where it is unsure); the detection density (/µm² per frame)."""
-    picks = np.unique(np.linspace(0, len(frames_adu) - 1, min(len(frames_adu), max_frames)).astype(int))
-    frames = np.asarray(frames_adu[picks])
+    frames = read_spread(frames_adu, max_frames)
     table = predict_frames(model, frames, camera).table
     px = camera.pixel_size_nm
     sigma_px, spots = estimate_sigma_px(frames_to_photons(frames, camera), table, camera,
                                        widest_trained_px(model))  # as the refinement does
     if spots < MIN_SPOTS:
-        raise InputError(f"only {spots} clear spots in {len(picks)} frames (need {MIN_SPOTS}): "
+        raise InputError(f"only {spots} clear spots in {len(frames)} frames (need {MIN_SPOTS}): "
                          "use more frames, or fine-tune with trusted positions instead")
     sigma_nm = sigma_px * px
     fits = localize_stack(frames, camera, sigma_nm)  # every spot, not only those the model is sure of
     field_um2 = frames.shape[1] * frames.shape[2] * (px / 1000) ** 2
     return {"psf_sigma_nm": sigma_nm, "photons": float(fits["photons"].median()),
             "background_photons": float(fits["background"].median()),
-            "density_per_um2": len(table) / (len(picks) * field_um2), "spots": spots, "frames": len(picks)}
+            "density_per_um2": len(table) / (len(frames) * field_um2), "spots": spots, "frames": len(frames)}
 
 
 def ranges_for(conditions: dict, camera: Camera) -> SimulationRanges:
