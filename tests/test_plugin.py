@@ -716,6 +716,30 @@ def test_file_without_camera_type_but_em_gain_and_plain_note(viewer, tmp_path):
             "entered yet): pixel size [nm]") in widget.camera_fields.note.value
 
 
+def test_value_entered_equal_to_the_one_shown_counts_as_entered(qtbot, viewer):
+    """Entering the value a field already shows (gain 1 e⁻/ADU typed as "1", the camera type shown
+    chosen again) is the user's entry: the note no longer calls it a default."""
+    from qtpy.QtCore import Qt
+
+    layer = viewer.add_image(np.random.default_rng(0).poisson(110, (2, 32, 32)).astype(np.uint16), name="plain")
+    widget = predict_widget.PredictWidget(viewer)
+    widget.image.value = layer
+    fields = widget.camera_fields.fields
+
+    def entered_here() -> str:
+        note = widget.camera_fields.note.value
+        return note.split("from your entry for this image:")[1].split(";")[0] if "for this image" in note else ""
+
+    typed = fields["e_per_adu"].native.lineEdit()
+    assert fields["e_per_adu"].value == 1.0 and entered_here() == ""
+    typed.selectAll()
+    qtbot.keyClicks(typed, "1")  # 1 e⁻/ADU at every keystroke
+    qtbot.keyClick(typed, Qt.Key.Key_Return)
+    assert "gain [e⁻/ADU]" in entered_here() and "camera type" not in entered_here()
+    fields["type"].native.activated.emit(fields["type"].native.currentIndex())  # the type shown, chosen
+    assert "camera type" in entered_here()
+
+
 def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
     frames = np.random.default_rng(0).poisson(110, (2, 48, 48)).astype(np.uint16)
     layer = viewer.add_image(frames, name="plain")  # a TIFF without metadata: scale 1

@@ -411,6 +411,15 @@ def test_a_model_with_context_frames_learns_each_frame_beside_its_neighbours(tmp
         on = batch.dense_map[:, 0] > 0.5
         return float((on[1:] & on[:-1]).sum() / on[1:].sum())
     assert shared_with_previous(0.0) > 0.3 and shared_with_previous(1.0) < 0.05
+    # single_frame_fraction 1: single images, each frame its own neighbours, as predict sees one
+    simulation = {"density_per_um2": [2.0, 2.0], "single_frame_fraction": 1.0}
+    batch = SimulatedSource(TrainConfig.from_dict({**TINY, "simulation": simulation}).simulation, config.model, 32,
+                            seed=2).batch(8)
+    assert torch.equal(batch.photons[:, 1], batch.photons[:, 0]) and torch.equal(batch.photons[:, 2],
+                                                                                  batch.photons[:, 0])
+    assert not torch.equal(batch.photons[1:, 0], batch.photons[:-1, 0]) and batch.dense_map.sum() > 0
+    with pytest.raises(InputError, match="single_frame_fraction"):
+        TrainConfig.from_dict({**TINY, "simulation": {"single_frame_fraction": 1.5}})
 
     path = tmp_path / "context.json"
     path.write_text(json.dumps(config.to_dict()))

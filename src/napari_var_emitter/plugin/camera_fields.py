@@ -144,6 +144,8 @@ class CameraFields(Container):
                                   *(self.fields[name] for name in order)])
         for name, widget in self.fields.items():
             widget.changed.connect(lambda value, name=name: self._edited(name))
+        # the type shown, chosen again, changes nothing, yet the user has now stated it
+        self.fields["type"].native.activated.connect(lambda _: self._edited("type"))
         self.profile.changed.connect(self._apply_profile)
         self.save_button.changed.connect(self.save_profile)
         self.shared.changed.connect(self._shared_changed)

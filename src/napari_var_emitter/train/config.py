@@ -40,7 +40,9 @@ class SimulationRanges:
     fine-tuned to one microscope trains on its psf_calibration alone. For a model with context
     frames, an `independent_frames_fraction` of the groups have every frame simulated on its own
     (other emitters in each, as in challenge data whose frames are drawn apart), so that the network
-    learns that a molecule beside a frame need not be in it."""
+    learns that a molecule beside a frame need not be in it; a `single_frame_fraction` are single
+    images, each frame its own neighbours (as predict gives a one-frame image, and a stack's first and
+    last frames their missing neighbour)."""
 
     pixel_size_nm: tuple[float, float] = (100.0, 100.0)
     psf_sigma_nm: tuple[float, float] = (100.0, 160.0)
@@ -57,6 +59,7 @@ class SimulationRanges:
     scmos_read_noise_e: tuple[float, float] = (1.5, 1.5)
     scmos_pixel_noise_fraction: float = 0.0
     independent_frames_fraction: float = 0.0
+    single_frame_fraction: float = 0.0
     log_uniform: tuple[str, ...] = ()
     density_sampling: str = "uniform"
     psf_calibration: PSF | None = None
@@ -68,9 +71,9 @@ class SimulationRanges:
             raise InputError("simulation.psf_calibration must be an astigmatic calibration (from calibrate-psf)")
         if self.z_range_nm is not None:
             self._narrow_z_range()
-        if not 0 <= self.independent_frames_fraction <= 1:
-            raise InputError("simulation.independent_frames_fraction must be between 0 and 1, "
-                             f"got {self.independent_frames_fraction}")
+        for name in ("independent_frames_fraction", "single_frame_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"simulation.{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.psf_calibration is not None and self.psf_family is not None:
             raise InputError("give simulation.psf_calibration (one microscope) or psf_family (a conditioned model), "
                              "not both")

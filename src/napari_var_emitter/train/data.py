@@ -75,7 +75,8 @@ FRAMES_PER_CONDITION = 8  # a larger batch mixes several drawn conditions
 class SimulatedSource:
     """Fresh simulations: each group of FRAMES_PER_CONDITION frames draws its conditions from
     `ranges` (train.config.SimulationRanges); a model with context frames gets them simulated
-    before and after the group's (the same emitters blinking on)."""
+    before and after the group's (the same emitters blinking on), or, in the ranges' shares of
+    groups, frames simulated each on its own, or single images (each frame its own neighbours)."""
 
     def __init__(self, ranges: SimulationRanges, config: ModelConfig, tile_px: int, seed: int):
         self.ranges, self.config, self.tile_px = ranges, config, tile_px
@@ -122,18 +123,23 @@ class SimulatedSource:
         k = self.config.context_frames
         for start in range(0, batch_size, FRAMES_PER_CONDITION):
             n = min(FRAMES_PER_CONDITION, batch_size - start)
-            sim = self.simulation_config(n + 2 * k)
-            independent = self.ranges.independent_frames_fraction  # drawn only where used: runs stay reproducible
-            if k and independent and self.rng.uniform() < independent:
+            single = self.ranges.single_frame_fraction  # each drawn only where used: runs stay reproducible
+            single = bool(k and single and self.rng.uniform() < single)
+            sim = self.simulation_config(n if single else n + 2 * k)
+            independent = self.ranges.independent_frames_fraction
+            if single or (k and independent and self.rng.uniform() < independent):
                 frames, truth, backgrounds_THW = simulate_independent_frames(sim, self.rng)
             else:
                 frames, truth, background_YX = simulate_stack_and_background(sim, self.rng)
                 backgrounds_THW = np.broadcast_to(background_YX, frames.shape)
             if sim.camera.type == "sCMOS" and self.rng.uniform() < self.ranges.scmos_pixel_noise_fraction:
                 frames = add_uncalibrated_pixel_noise(frames, sim.camera, self.rng)
-            photons.append(with_context(sim.camera.adu_to_photons(frames), k, k, k + n))
-            tables += tables_per_frame(truth.emitters, n + 2 * k)[k:k + n]
-            background += list(backgrounds_THW[k:k + n])
+            frames_photons = sim.camera.adu_to_photons(frames)
+            first = 0 if single else k
+            photons.append(np.stack([with_context(frame[None], k)[0] for frame in frames_photons]) if single
+                           else with_context(frames_photons, k, k, k + n))
+            tables += tables_per_frame(truth.emitters, sim.n_frames)[first:first + n]
+            background += list(backgrounds_THW[first:first + n])
             pixel_size += [sim.camera.pixel_size_nm] * n
             if self.config.psf_condition:
                 calibration += [calibration_vector(sim.psf)] * n
