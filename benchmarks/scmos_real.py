@@ -21,7 +21,7 @@ import numpy as np
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.tiff import read_stack
 from napari_var_emitter.predict import PredictOptions, predict
-from napari_var_emitter.predict.envelope import Envelope
+from napari_var_emitter.predict.envelope import Envelope, bundled_alternatives
 from napari_var_emitter.predict.model_cache import cached_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "storm-analysis-scmos-real"
@@ -57,7 +57,9 @@ def main() -> None:
               f"(median {per_frame.median():.0f}): {' '.join(map(str, per_frame))}")
         print(f"  in the 20 hottest pixels: {on_hot}; median photons {table['photons'].median():.0f}, "
               f"background {table['background'].median():.1f} photons/px")
-        warnings = (envelope.camera_warnings(camera) + envelope.measured_warnings(table)) if envelope else []
+        others = bundled_alternatives(options.weights)
+        warnings = (envelope.camera_warnings(camera) + envelope.measured_warnings(table, camera, others)
+                    if envelope else [])
         for message in warnings or ["(no out-of-range warning)"]:
             print(f"  warning: {message}")
 

@@ -133,3 +133,63 @@ def test_an_empty_layer_gets_a_clear_error(qtbot, viewer, errors):
     widget = StatsWidget(viewer)
     _run(qtbot, widget)
     assert errors and "needs at least 1" in errors[-1]
+
+
+def test_the_steps_after_the_filter_take_the_localisations_it_keeps(qtbot, viewer, points, tmp_path):
+    """Points the Filter hides are left out of every analysis and export, and the status says so
+    (trying the plugin: drift, merge, renders and the export used all 1,570 of 1,294 kept)."""
+    from napari_var_emitter.io.localizations_csv import read_localizations_csv
+    from napari_var_emitter.plugin.writers import export_csv
+
+    keep = points.features["photons"].to_numpy() > np.median(points.features["photons"])
+    points.shown = keep  # as the Filter does
+    stats = StatsWidget(viewer)
+    _run(qtbot, stats)
+    n_kept, n_all = int(keep.sum()), len(keep)
+    assert f"{n_kept:,} localisations in frames" in stats.status.value
+    assert f"(the {n_kept:,} of {n_all:,} shown: the Filter hides the rest)" in stats.status.value
+    merge = MergeWidget(viewer)
+    _run(qtbot, merge)
+    merged = viewer.layers[f"{points.name} merged"]
+    assert merged.features["n_merged"].sum() == n_kept
+    first, last = merged.features[FRAME_FEATURE], merged.features["last frame (1-based)"]  # both 1-based
+    assert (last >= first).all() and first.min() >= 1
+    export_csv(points, tmp_path / "kept.csv", "Predict")
+    assert len(read_localizations_csv(tmp_path / "kept.csv")) == n_kept
+
+
+def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path):
+    """A dataset shown alone (Predict's show_alone): each analysis widget moves to its
+    localisations, its last result, status and export file cleared (trying the plugin: Stats kept
+    the first dataset's summary and Drift its file name, and an export replaced that file); what a
+    step made of a dataset's localisations is hidden and shown with that dataset."""
+    from napari_var_emitter.plugin.layers import TAG, layer_features, show_alone
+
+    def dataset(name: str, seed: int):
+        image = viewer.add_image(np.zeros((50, 32, 32), np.uint16), name=name)
+        table = pd.DataFrame({"frame": np.repeat(np.arange(50), 60), "photons": 1000.0, "uncertainty_nm": 10.0})
+        table[["x_nm", "y_nm"]] = np.random.default_rng(seed).uniform(0, 3200, (len(table), 2))
+        points = viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), name=f"{name} detections",
+                                   features=layer_features(table), metadata={TAG: {"role": "detections",
+                                                                                   "source": name}})
+        return image, points
+
+    first, first_points = dataset("first", 1)
+    widget = DriftWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.segment_frames.value = 10
+    assert widget.layer.value is first_points
+    _run(qtbot, widget)
+    assert "drift over 50 frames" in widget.status.value, widget.status.value
+    corrected = viewer.layers["first detections drift-corrected"]
+    assert corrected.metadata[TAG]["source"] == "first" and widget.result is not None
+    widget.csv_path.value = tmp_path / "first_dc.csv"
+    second, second_points = dataset("second", 2)
+    show_alone(viewer, second, [first, second])  # as the Predict widget does with a stack just opened
+    qtbot.waitUntil(lambda: widget.layer.value is second_points)
+    assert not corrected.visible and not first_points.visible
+    assert widget.result is None and widget.status.value == "" and not str(widget.csv_path.value).endswith(".csv")
+    widget.export()  # nothing of the first dataset is written for the second
+    assert not (tmp_path / "first_dc.csv").exists()
+    show_alone(viewer, first, [first, second])  # back: its corrected localisations with it
+    assert corrected.visible and first_points.visible

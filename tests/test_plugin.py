@@ -740,6 +740,17 @@ def test_value_entered_equal_to_the_one_shown_counts_as_entered(qtbot, viewer):
     assert "camera type" in entered_here()
 
 
+def test_a_gain_typed_in_adu_per_electron_comes_back_as_typed(viewer):
+    """2.11 ADU/e⁻ typed for one stack shows 2.1100 again when the stack is chosen again (trying the
+    plugin: 2.109998, the inverse of the e⁻/ADU kept to 6 decimals)."""
+    widget = predict_widget.PredictWidget(viewer)
+    first = viewer.add_image(np.zeros((2, 8, 8), np.uint16), name="first")
+    widget.camera_fields.fields["adu_per_e"].value = 2.11
+    viewer.add_image(np.zeros((2, 8, 8), np.uint16), name="second")
+    widget.image.value = first
+    assert widget.camera_fields.fields["adu_per_e"].native.text() == "2.1100"
+
+
 def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
     frames = np.random.default_rng(0).poisson(110, (2, 48, 48)).astype(np.uint16)
     layer = viewer.add_image(frames, name="plain")  # a TIFF without metadata: scale 1
@@ -887,6 +898,23 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
             "them if this stack was taken with another camera") in widget.camera_fields.note.value
 
 
+def test_current_frame_beyond_the_stack_is_refused_and_the_slider_brought_onto_it(qtbot, viewer, errors):
+    """napari's frame slider spans every stack, hidden ones too: "current frame" with the slider
+    beyond the stack chosen runs nothing (trying the plugin, it quietly ran the last frame and
+    replaced the movie's localisations), says so, and brings the slider onto the stack."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value = "current frame"
+    viewer.add_image(np.random.default_rng(6).poisson(120.0, (30, 32, 32)).astype(np.uint16), name="long")
+    short = viewer.add_image(np.random.default_rng(7).poisson(120.0, (4, 32, 32)).astype(np.uint16), name="short")
+    assert widget.image.value is short
+    qtbot.wait(50)
+    viewer.dims.set_point(0, 20)
+    widget.start()
+    assert widget.worker is None and errors and "beyond the 4 frames of short" in errors[-1]
+    assert widget.status.value == "not started: see the message under Run" and "short detections" not in viewer.layers
+    assert viewer.dims.point[0] == 3  # on its last frame: pressed again, it runs there
+
+
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):
     """A stack whose file states no pixel size is placed in nm with the pixel size typed for it; the
     view is then on it alone, not on it and the hidden dataset before it (trying the plugin, a
@@ -898,6 +926,7 @@ def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_be
     small = viewer.add_image(np.random.default_rng(5).poisson(120.0, (4, 32, 32)).astype(np.uint16), name="small")
     assert widget.image.value is small and tuple(small.scale[-2:]) == (100, 100)  # the last entry's
     qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (1600, 1600)))  # the view fitted to it on opening
+    qtbot.waitUntil(lambda: viewer.dims.point[0] == 3)  # ... and the slider on its frames (from frame 10 of 20)
     widget.camera_fields.fields["pixel_size_nm"].value = 160.0
     _run(qtbot, widget)
     assert not errors and tuple(small.scale[-2:]) == (160, 160)

@@ -245,7 +245,9 @@ def test_envelope_from_the_bundled_card(tmp_path):
     # the other bundled model is named where its training covers what was measured, and only then
     others = bundled_alternatives(BUNDLED)
     (bright,) = envelope.measured_warnings(brightest, EMCCD, others)
-    assert "try the fast model ('fast model' in the Predict widget; --model fast" in bright
+    assert "try the fast model (--model fast)" in bright
+    (said,) = envelope.measured_warnings(brightest, EMCCD, bundled_alternatives(BUNDLED, in_widget=True))
+    assert "try the fast model ('fast model' under model above)" in said and "--model" not in said
     assert "100–20000 photons" in bright and "fine-tune" in bright
     (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), EMCCD,
                                                      others)

@@ -1,6 +1,7 @@
 """The widgets after localisation: Drift correction, Merge blinks, Precision & resolution,
-Render and Statistics. Each picks a Points layer, runs the plain API in analysis/ off the GUI
-thread, and shows its result as a new layer and/or a plot in napari's theme."""
+Render and Statistics. Each picks a Points layer (the one in view, following the dataset shown),
+runs the plain API in analysis/ off the GUI thread on the localisations the layer shows (those the
+Filter keeps), and shows its result as a new layer and/or a plot in napari's theme."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from ..analysis.stats import table_stats
 from ..errors import InputError
 from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
-from .dock import ScrollingDock
+from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import StatusLabel
-from .layers import MARKER_PX, TAG, layer_choices, pick_shown, points_kwargs, table_from_layer
+from .layers import (MARKER_PX, TAG, FollowShown, layer_choices, pick_shown, points_kwargs, shown_note, stack_name,
+                     table_from_layer)
 from .theme import theme_colours
 from .writers import export_file
 
@@ -45,7 +47,9 @@ class Refused:
 
 class AnalysisWidget(ScrollingDock, Container):
     """A Points layer to analyse, the step's own fields, a run button, a status line and
-    (optionally) a plot; `compute(table)` runs in a worker thread, `show(result)` back on the GUI."""
+    (optionally) a plot; `compute(table)` runs in a worker thread on the points the layer shows,
+    `show(result)` back on the GUI says what came of it. Another dataset's layer chosen (or
+    followed) clears the last result, its plot and the files to export to."""
 
     run_text = "Run"
     plot_height = 0
@@ -55,8 +59,11 @@ class AnalysisWidget(ScrollingDock, Container):
         self.worker = None
         self.result = None
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
-                              tooltip="A Points layer from Predict or a localisation file")
+                              tooltip="A Points layer from Predict or a localisation file: the localisations it "
+                              "shows (those the Filter keeps)")
+        fixed_width_combo(self.layer)
         pick_shown(self.layer)
+        self.stack = self.layer.value and stack_name(self.layer.value)  # the dataset of the layer chosen
         self.run_button = PushButton(text=self.run_text)
         self.status = StatusLabel()
         super().__init__(widgets=[self.layer, *fields, self.run_button, self.status], scrollable=True)
@@ -73,7 +80,21 @@ class AnalysisWidget(ScrollingDock, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.run_button.changed.connect(self.start)
+        self.layer.changed.connect(self._layer_chosen)
+        FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
         self.make_dock()
+
+    def _layer_chosen(self, layer) -> None:
+        """Another dataset's localisations: nothing of the last one's stays to be exported or read."""
+        if layer is not None and stack_name(layer) == self.stack:
+            return
+        self.stack = layer and stack_name(layer)
+        self.result = None
+        self.say("")
+        self._redraw()
+        for widget in self:
+            if isinstance(widget, FileEdit):
+                widget.value = ""
 
     def table(self) -> pd.DataFrame:
         layer = self.layer.value
@@ -89,11 +110,11 @@ class AnalysisWidget(ScrollingDock, Container):
         except (InputError, ValueError) as exc:
             show_error(str(exc))
             return
-        source = self.layer.value.name
+        source, note, stack = self.layer.value.name, shown_note(self.layer.value), self.stack
         self.say("working…")
         self.run_button.enabled = False
         self.worker = create_worker(self._compute_or_explain, table, _start_thread=False)
-        self.worker.returned.connect(lambda result: self._returned(result, source))
+        self.worker.returned.connect(lambda result: self._returned(result, source, note, stack))
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finished)
         self.worker.start()
@@ -111,12 +132,14 @@ class AnalysisWidget(ScrollingDock, Container):
         except InputError as exc:
             return Refused(str(exc))
 
-    def _returned(self, result, source: str) -> None:
+    def _returned(self, result, source: str, note: str, stack: str) -> None:
+        if stack != self.stack:  # another dataset chosen meanwhile: nothing of this one is shown or kept
+            return
         if isinstance(result, Refused):
-            self._errored(result.message)
+            self._errored(result.message + note)
             return
         self.result = result
-        self.show(result, source)
+        self.say(self.show(result, source) + note)
         self._redraw()
 
     def _errored(self, exc: Exception | str) -> None:
@@ -142,7 +165,8 @@ class AnalysisWidget(ScrollingDock, Container):
     def compute(self, table: pd.DataFrame):
         raise NotImplementedError
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
+        """Show the result of layer `source` (a layer, ...); returns what to say of it."""
         raise NotImplementedError
 
     def draw(self, figure: Figure, result, colours: Colours) -> None:
@@ -154,11 +178,12 @@ class AnalysisWidget(ScrollingDock, Container):
         export_file(file_edit.value, suffixes, write,
                     f"nothing to export yet: press {self.run_text!r} first" if self.result is None else None)
 
-    def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
-        """Our table as a Points layer in nm world coordinates, replacing one of the same name."""
+    def add_points(self, table: pd.DataFrame, name: str, role: str) -> Points:
+        """Our table as a Points layer in nm world coordinates, replacing one of the same name; of
+        the dataset of the layer analysed (shown and hidden with it)."""
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), MARKER_NM, role, source)
+        kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), MARKER_NM, role, self.stack)
         return self.viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), **kwargs)
 
 
@@ -179,6 +204,7 @@ class DriftWidget(AnalysisWidget):
         self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
                                   tooltip="A Points layer whose points you placed on the fiducials (nm world)",
                                   visible=False, nullable=True, value=None)
+        fixed_width_combo(self.fiducials)
         self.radius_nm = FloatSpinBox(label="fiducial radius [nm]", value=500.0, min=10.0, max=5000.0,
                                       visible=False, tooltip="Localisations this close to a mark belong to it")
         self.csv_path = FileEdit(label="corrected CSV", mode="w", filter="*.csv",
@@ -211,12 +237,12 @@ class DriftWidget(AnalysisWidget):
             drift = fiducial_drift(table, world[:, [-1, -2]], self.radius_nm.value)
         return drift, apply_drift(table, drift)
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
         drift, corrected = result
-        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
+        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected")
         span = np.ptp(drift.drift_nm_T2, axis=0)
-        self.say(f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
-                 f"(corrected layer added)")
+        return (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
+                "(corrected layer added)")
 
     def draw(self, figure, result, colours) -> None:
         draw_drift(figure, result[0], colours)
@@ -247,11 +273,11 @@ class MergeWidget(AnalysisWidget):
     def compute(self, table: pd.DataFrame):
         return table, merge_blinks(table, self.radius_nm.value or None, self.max_gap.value)
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
         table, merged = result
-        self.add_points(merged, f"{source} merged", "merged", source)
-        self.say(f"merged {len(table):,} localisations into {len(merged):,} blinks "
-                 f"({len(table) / max(len(merged), 1):.2f} per blink)")
+        self.add_points(merged, f"{source} merged", "merged")
+        return (f"merged {len(table):,} localisations into {len(merged):,} blinks "
+                f"({len(table) / max(len(merged), 1):.2f} per blink)")
 
 
 class ResolutionWidget(AnalysisWidget):
@@ -268,11 +294,11 @@ class ResolutionWidget(AnalysisWidget):
     def compute(self, table: pd.DataFrame):
         return nena(table), frc(table, self.pixel_nm.value)
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
         precision, curve = result
         resolution = (f"{curve.resolution_nm:.1f} nm" if np.isfinite(curve.resolution_nm)
                       else "never below 1/7")
-        self.say(f"NeNA {precision.precision_nm:.1f} nm · FRC {resolution}")
+        return f"NeNA {precision.precision_nm:.1f} nm · FRC {resolution}"
 
     def draw(self, figure, result, colours) -> None:
         draw_resolution(figure, *result, colours)
@@ -311,18 +337,18 @@ class RenderWidget(AnalysisWidget):
         by = "z_nm" if self.colour_by.value == "z" else "frame"
         return render_coloured(table, shape, pixel, by, self.method.value), pixel
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
         image, pixel = result
         name = f"{source} render ({pixel:g} nm/px)"
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         kwargs = {"name": name, "scale": (pixel, pixel), "translate": (pixel / 2, pixel / 2),
-                  "metadata": {TAG: {"role": "render", "source": source}}}
+                  "metadata": {TAG: {"role": "render", "source": self.stack}}}
         if image.ndim == 2:
             kwargs.update(colormap="hot", contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))))
         self.viewer.add_image(image, rgb=image.ndim == 3, **kwargs)
-        self.say(f"{image.shape[1]} x {image.shape[0]} px of {pixel:g} nm (world coordinates in nm; the exported "
-                 "TIFF gets a scale bar)")
+        return (f"{image.shape[1]} x {image.shape[0]} px of {pixel:g} nm (world coordinates in nm; the exported "
+                "TIFF gets a scale bar)")
 
     def export(self) -> None:
         self.export_to(self.tiff_path, (".tif", ".tiff"), self._write)
@@ -349,7 +375,7 @@ class StatsWidget(AnalysisWidget):
     def compute(self, table: pd.DataFrame):
         return table_stats(table)
 
-    def show(self, result, source: str) -> None:
+    def show(self, result, source: str) -> str:
         s = result.summary
         text = f"{s['localizations']:,} localisations in frames 1-{s['frames']:,} (up to the last with one)"
         if "photons" in s:
@@ -359,7 +385,7 @@ class StatsWidget(AnalysisWidget):
         bleach = s["bleaching"]
         text += (" · no bleaching over the movie" if bleach is None
                  else f" · bleaching half-life {bleach['half_life_frames']:.0f} frames")
-        self.say(text)
+        return text
 
     def draw(self, figure, result, colours) -> None:
         draw_stats(figure, result, colours)

@@ -26,9 +26,9 @@ from .per_image import image_key
 
 REPLACED_BY_MAP = {"baseline_adu": "offset_map", "read_noise_e": "variance_map", "e_per_adu": "gain_map",
                    "adu_per_e": "gain_map"}  # camera values that a per-pixel map replaces
-# field -> (min, max, step, decimals)
+# field -> (min, max, step, decimals); ADU/e⁻ shows the e⁻/ADU kept (6 decimals) inverted, to 4: 2.11 typed stays 2.1100
 _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5, 1.0, 2),
-            "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 6), "em_gain": (1.0, 1e4, 1.0, 1),
+            "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 4), "em_gain": (1.0, 1e4, 1.0, 1),
             "qe": (0.01, 1.0, 0.01, 3), "read_noise_e": (0.0, 1e3, 0.1, 3)}
 NO_PROFILE = "(none: the file's values)"
 DEFAULTS_NOTE = "Defaults: no camera entered yet. Set your camera's values (its manual or test sheet)."

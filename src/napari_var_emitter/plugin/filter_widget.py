@@ -18,8 +18,8 @@ from qtpy.QtCore import QTimer
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
-from .dock import ScrollingDock
-from .layers import has_z, layer_choices, pick_shown, table_from_layer
+from .dock import ScrollingDock, fixed_width_combo
+from .layers import FollowShown, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
 
@@ -34,7 +34,7 @@ DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
-WATCHED_EVENTS = ("data", "features", "visible")  # of the layer filtered
+WATCHED_EVENTS = ("data", "features")  # of the layer filtered
 
 
 class FilterWidget(ScrollingDock, Container):
@@ -44,6 +44,7 @@ class FilterWidget(ScrollingDock, Container):
         self.viewer = viewer
         self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
                               tooltip="A Points layer with photons, uncertainty, ... (from Predict or a file)")
+        fixed_width_combo(self.layer)
         pick_shown(self.layer)
         self.ranges: dict[str, tuple[FloatSpinBox, FloatSpinBox]] = {}
         self.rows = Container(widgets=[])
@@ -71,8 +72,8 @@ class FilterWidget(ScrollingDock, Container):
         self.width_timer.timeout.connect(self.fit_width)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
-        viewer.layers.events.inserted.connect(self._follow_shown)
         self.layer.changed.connect(self._layer_chosen)
+        FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
         self.export_button.changed.connect(self.export_csv)
         self.reset_button.changed.connect(self.keep_all)
         viewer.events.theme.connect(lambda _: self._draw())
@@ -90,6 +91,8 @@ class FilterWidget(ScrollingDock, Container):
         time); those of the layer filtered so far are kept for it."""
         if self.watched is not None:
             self.narrowed_of[self.watched] = self._narrowed()
+            if layer is None or stack_name(layer) != stack_name(self.watched):
+                self.csv_path.value = ""  # another dataset's file is not this one's to replace
         self._watch(layer)
         self._build(layer, self.narrowed_of.get(layer, {}) if layer is not None else {})
 
@@ -105,17 +108,8 @@ class FilterWidget(ScrollingDock, Container):
     def _layer_changed(self, event) -> None:
         if self.native.parent() is None:  # closed (napari takes a closed dock's widget out): no more filtering
             self._watch(None)
-        elif event.type == "visible":
-            self._follow_shown()
         else:
             self.refresh_timer.start()
-
-    def _follow_shown(self, *_) -> None:
-        """Where the layer filtered is hidden (another dataset shown alone) or there is none, the
-        topmost visible Points layer instead (pick_shown), if any; not once the Filter is closed."""
-        if self.native.parent() is not None and (self.layer.value is None or not self.layer.value.visible):
-            self.layer.reset_choices()
-            pick_shown(self.layer)
 
     def _narrowed(self) -> dict[str, tuple[float | None, float | None]]:
         """Per column, the (from, to) bounds the user narrowed (None where a bound spans the data)."""
@@ -203,7 +197,7 @@ class FilterWidget(ScrollingDock, Container):
         layer = self.layer.value
 
         def write(path: Path) -> str:
-            kept = table_from_layer(layer)[np.asarray(layer.shown, bool)]
+            kept = table_from_layer(layer)  # the points shown: those the ranges keep
             write_localizations_csv(path, kept)
             return f"wrote {len(kept):,} localisations to {path}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from magicgui.widgets import ComboBox, SpinBox
 
 from ..errors import InputError
-from .layers import frame_in_view, stack_of
+from .layers import frame_into_view, slider_frame, stack_of
 
 FRAME_MODES = ("all frames", "current frame", "range")
 
@@ -46,7 +46,11 @@ class FrameRange:
     def span(self, layer, n_frames: int, current_only: bool = False) -> tuple[int, int]:
         """[first, stop) of the frames to run on (0-based), of `layer`'s `n_frames`."""
         if current_only or self.mode.value == "current frame":
-            current = frame_in_view(self.viewer, layer)
+            current = slider_frame(self.viewer, layer)
+            if not 0 <= current < n_frames:  # a longer stack, hidden, sets the slider's range
+                frame_into_view(self.viewer, layer)
+                raise InputError(f"the frame slider was on frame {current + 1:,}, beyond the {n_frames:,} frames of "
+                                 f"{layer.name}; it is now on its last frame: press again to run on that one")
             return current, current + 1
         if self.mode.value == "range":
             if not 1 <= self.first.value <= self.last.value <= n_frames:

@@ -23,6 +23,8 @@ MARKER_PX = 2.5  # marker diameter in camera pixels
 # the frame column of a layer's features, as the user sees it beside napari's 0-based slider in the
 # status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
 FRAME_FEATURE = "frame (1-based)"
+# the frame columns of a table (0-based inside) as a layer's features show them, 1-based as in the CSV
+FRAME_FEATURES = {"frame": FRAME_FEATURE, "last_frame": "last frame (1-based)"}
 TAG = "napari_var_emitter"  # metadata key of layers this plugin made: {"role": ..., "source": ...}
 HIDDEN_KEY = "napari_var_emitter_hidden"  # metadata flag of a layer show_alone hid: shown again with its stack
 # results of this many localisations or more go into a new layer built off the GUI thread
@@ -54,9 +56,11 @@ def points_kwargs(table: pd.DataFrame, name: str, scale, translate, size: float,
 
 
 def layer_features(table: pd.DataFrame) -> pd.DataFrame:
-    """A table as a Points layer's features: every column, the frame 1-based as FRAME_FEATURE."""
-    features = table.reset_index(drop=True).rename(columns={"frame": FRAME_FEATURE})
-    features[FRAME_FEATURE] = features[FRAME_FEATURE] + 1
+    """A table as a Points layer's features: every column, the frames 1-based (FRAME_FEATURES)."""
+    features = table.reset_index(drop=True).rename(columns=FRAME_FEATURES)
+    for shown in FRAME_FEATURES.values():
+        if shown in features:
+            features[shown] = features[shown] + 1
     return features
 
 
@@ -243,6 +247,39 @@ def layer_choices(viewer, kind, inputs_only: bool = False):
     return choices
 
 
+def stack_name(layer) -> str:
+    """The camera stack a layer belongs to: the source of a layer this plugin made (localisations,
+    maps; what was made of those inherits it), else the layer's own name."""
+    return layer.metadata.get(TAG, {}).get("source") or layer.name
+
+
+class FollowShown:
+    """Keeps a layer ComboBox on a layer in view: where the layer it names is hidden (another
+    dataset shown alone, layers.show_alone) or a layer is added, the topmost visible layer it
+    offers (pick_shown), once the other handlers of the addition have run. Idle once `alive()`
+    is False (its dock closed)."""
+
+    def __init__(self, viewer, combo, alive: Callable[[], bool]) -> None:
+        self.combo, self.alive, self.watched = combo, alive, None
+        viewer.layers.events.inserted.connect(lambda _event: QTimer.singleShot(0, self.follow))
+        combo.changed.connect(self._watch)
+        self._watch(combo.value)
+
+    def _watch(self, layer) -> None:
+        if self.watched is not None:
+            self.watched.events.visible.disconnect(self.follow)
+        if layer is not None:
+            layer.events.visible.connect(self.follow)
+        self.watched = layer
+
+    def follow(self, *_) -> None:
+        if not self.alive():
+            self._watch(None)
+        elif self.combo.value is None or not self.combo.value.visible:
+            self.combo.reset_choices()
+            pick_shown(self.combo)
+
+
 def pick_shown(combo) -> None:
     """Set a layer ComboBox to the topmost visible layer it offers (napari lists the lowest first):
     a widget opened beside the dataset in view works on that one."""
@@ -251,12 +288,17 @@ def pick_shown(combo) -> None:
         combo.value = shown[-1]
 
 
-def frame_in_view(viewer, layer) -> int:
-    """The frame (0-based, within the stack) of a (T, Y, X) image layer that the viewer shows; 0 for a 2D image."""
+def slider_frame(viewer, layer) -> int:
+    """The frame (0-based) of a (T, Y, X) image layer the frame slider stands on, within the
+    stack or not (napari's slider spans every layer, hidden ones too); 0 for a 2D image."""
     if layer.ndim < 3:
         return 0
-    point = viewer.dims.point[-layer.ndim:]
-    return min(max(int(round(layer.world_to_data(point)[-3])), 0), layer.data.shape[-3] - 1)
+    return int(round(layer.world_to_data(viewer.dims.point[-layer.ndim:])[-3]))
+
+
+def frame_in_view(viewer, layer) -> int:
+    """The frame (0-based, within the stack) of a (T, Y, X) image layer that the viewer shows; 0 for a 2D image."""
+    return min(max(slider_frame(viewer, layer), 0), layer.data.shape[-3] - 1) if layer.ndim >= 3 else 0
 
 
 def place_image(layer, pixel_size_nm: float) -> bool:
@@ -312,9 +354,10 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, tr
     columns = set(features.columns) if features is not None else set()
     if {"x_nm", "y_nm"} <= columns and columns & {FRAME_FEATURE, "frame"}:
         table = features.reset_index(drop=True)
-        if FRAME_FEATURE in columns:
-            table = table.drop(columns="frame", errors="ignore").rename(columns={FRAME_FEATURE: "frame"})
-            table["frame"] = table["frame"] - 1
+        for column, shown in FRAME_FEATURES.items():
+            if shown in columns:
+                table = table.drop(columns=column, errors="ignore").rename(columns={shown: column})
+                table[column] = table[column] - 1
         return validate_table(table, "points layer")
     data = np.asarray(data, float)
     if data.ndim != 2 or data.shape[1] != 3:
@@ -325,5 +368,13 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, tr
 
 
 def table_from_layer(layer) -> pd.DataFrame:
-    """`table_from_points` of a napari Points layer."""
-    return table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+    """`table_from_points` of the points a napari Points layer shows: every step after the Filter
+    (analysis, exports, the 3-D view, fine-tuning labels) works on the localisations it keeps."""
+    table = table_from_points(layer.data, layer.features, layer.scale, layer.translate)
+    return table[np.asarray(layer.shown, bool)].reset_index(drop=True)
+
+
+def shown_note(layer) -> str:
+    """"" when a Points layer shows all its points, else " (the n of N shown: the Filter hides the rest)"."""
+    shown, every = int(np.count_nonzero(layer.shown)), len(layer.data)
+    return "" if shown == every else f" (the {shown:,} of {every:,} shown: the Filter hides the rest)"

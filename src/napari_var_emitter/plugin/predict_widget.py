@@ -335,7 +335,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                 tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
-                                other_models=bundled_alternatives(options.weights))
+                                other_models=bundled_alternatives(options.weights, in_widget=True))
         self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)

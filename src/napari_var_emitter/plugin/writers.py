@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
-from .layers import TAG, table_from_layer, table_from_points
+from .layers import TAG, shown_note, table_from_layer, table_from_points
 
 
 def write_points_csv(path: str, data, attributes: dict) -> list[str]:
-    """Write atomically; returns [path] as npe2 expects."""
+    """Write the points the layer shows (the Filter's kept ones) atomically; returns [path] as npe2
+    expects."""
     table = table_from_points(data, attributes.get("features"), attributes.get("scale", (1, 1, 1)),
                               attributes.get("translate", (0, 0, 0)))
+    if attributes.get("shown") is not None:
+        table = table[np.asarray(attributes["shown"], bool)]
     write_localizations_csv(path, table)
     return [path]
 
@@ -49,8 +53,9 @@ def export_file(path, suffixes: tuple[str, ...], write, nothing_yet: str | None 
 def export_csv(points, path, run_first: str) -> None:
     """A widget's Export CSV of the Points layer `points` (none yet: press `run_first`)."""
     def write(path: Path) -> str:
-        write_localizations_csv(path, table_from_layer(points))
-        return f"wrote {len(points.data):,} localisations to {path}"
+        table = table_from_layer(points)
+        write_localizations_csv(path, table)
+        return f"wrote {len(table):,} localisations to {path}{shown_note(points)}"
 
     empty = points is None or not len(points.data)
     export_file(path, (".csv",), write, f"nothing to export: press {run_first!r} first" if empty else None)

@@ -125,7 +125,7 @@ class Envelope:
         its envelope): those trained on what is measured are named as what to try."""
         if not len(table):
             return []
-        gain = "gain map (e⁻/ADU per pixel)" if camera.gain_map else "gain in e⁻/ADU (not ADU/e⁻)"
+        gain = "gain map (ADU per e⁻, per pixel)" if camera.gain_map else "gain in e⁻/ADU (not ADU/e⁻)"
         offset = "offset map" if camera.offset_map else "baseline (ADU)"
         em_gain = ", EM gain" if camera.type == "EMCCD" else ""
         warnings = []
@@ -151,12 +151,12 @@ class Envelope:
         return warnings
 
 
-def bundled_alternatives(weights: Path) -> list[tuple[str, Envelope]]:
-    """The other bundled 2-D model than `weights` (one of the two), as a user picks it, with its
-    training ranges; none for any other model."""
+def bundled_alternatives(weights: Path, in_widget: bool = False) -> list[tuple[str, Envelope]]:
+    """The other bundled 2-D model than `weights` (one of the two), as a user picks it (in the
+    Predict widget, else on the command line), with its training ranges; none for any other model."""
     if Path(weights).resolve() not in {BUNDLED, BUNDLED_FAST}:
         return []
-    fast = "the fast model ('fast model' in the Predict widget; --model fast on the command line)"
+    fast = "the fast model ('fast model' under model above)" if in_widget else "the fast model (--model fast)"
     other, name = ((BUNDLED_FAST, fast)
                    if Path(weights).resolve() == BUNDLED else (BUNDLED, "the bundled model (the default)"))
     envelope = Envelope.from_card(read_card(other)[1])
