@@ -109,6 +109,20 @@ def _merged_errors(locs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def test_merging_weighs_each_axis_by_its_own_uncertainty():
+    """A refined table's per-axis uncertainties: x weighted by 1/σx², y by 1/σy², each merged
+    uncertainty 1/sqrt(Σ 1/σ²) of its axis; the refinement's per-row flags left out."""
+    table = pd.DataFrame({"frame": [0, 1], "x_nm": [100.0, 110.0], "y_nm": [200.0, 210.0],
+                          "uncertainty_x_nm": [1.0, 2.0], "uncertainty_y_nm": [2.0, 1.0], "uncertainty_nm": 1.5,
+                          "fitted": [1, 0], "significance": [30.0, 40.0]})
+    (merged,) = merge_groups(table, np.array([0, 0])).itertuples()
+    assert merged.x_nm == pytest.approx((100 / 1 + 110 / 4) / (1 + 1 / 4))
+    assert merged.y_nm == pytest.approx((200 / 4 + 210 / 1) / (1 / 4 + 1))
+    assert merged.uncertainty_x_nm == pytest.approx(1 / np.sqrt(1.25)) == merged.uncertainty_y_nm
+    assert merged.uncertainty_nm == pytest.approx(1.5 / np.sqrt(2))
+    assert not {"fitted", "significance"} & set(merged._fields)
+
+
 def test_merged_precision_improves_as_one_over_sqrt_n():
     config = SimulationConfig(frame_size=(128, 128), n_frames=3000, density_per_um2=0.1)
     locs, truth = simulate_localizations(config, np.random.default_rng(107), precision_nm=10.0)

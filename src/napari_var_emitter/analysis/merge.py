@@ -77,36 +77,50 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
 
 
 def merge_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: int = DEFAULT_MAX_GAP) -> pd.DataFrame:
-    """One row per blink (see link_blinks): frame = first frame, last_frame, n_merged;
-    x/y/z weighted by 1/uncertainty² (equal weights without uncertainty), uncertainty_nm =
-    1/sqrt(Σ 1/σ²), photons summed, background, σ and probability averaged."""
+    """One row per blink (see link_blinks): frame = first frame, last_frame, n_merged; x / y / z
+    each weighted by 1/σ² of its own axis (uncertainty_x/y/z_nm; uncertainty_nm where the table
+    has no per-axis one; equal weights without any), each uncertainty column = 1/sqrt(Σ 1/σ²),
+    photons summed, background, σ and probability averaged. Per-row flags of the refinement
+    (fitted, significance) do not describe a blink and are left out."""
     blink = link_blinks(table, radius_nm, max_gap)
     return merge_groups(table, blink)
+
+
+AXIS_UNCERTAINTY = {"x_nm": "uncertainty_x_nm", "y_nm": "uncertainty_y_nm", "z_nm": "uncertainty_z_nm"}
 
 
 def merge_groups(table: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
     """Merge the rows of `table` that share a `group` number, as merge_blinks describes."""
     frame = table["frame"].to_numpy()
-    weight = (1.0 / np.maximum(table["uncertainty_nm"].to_numpy(), 1e-6) ** 2 if "uncertainty_nm" in table
-              else np.ones(len(table)))
     n = int(group.max()) + 1 if len(group) else 0
     count = np.bincount(group, minlength=n)
-    sum_w = np.bincount(group, weight, minlength=n)
     first = np.full(n, np.iinfo(np.int64).max)
     np.minimum.at(first, group, frame)
     last = np.zeros(n, np.int64)
     np.maximum.at(last, group, frame)
     merged = {"frame": first}
-    for column in ("x_nm", "y_nm", "z_nm"):
+    for column, own in AXIS_UNCERTAINTY.items():
         if column in table:
+            weight = _inverse_variance(table, own if own in table else "uncertainty_nm")
+            sum_w = np.bincount(group, weight, minlength=n)
             merged[column] = np.bincount(group, weight * table[column].to_numpy(), minlength=n) / sum_w
+            if own in table:
+                merged[own] = 1.0 / np.sqrt(sum_w)
     if "photons" in table:
         merged["photons"] = np.bincount(group, table["photons"].to_numpy(), minlength=n)
     for column in ("background", "sigma_nm", "probability"):
         if column in table:
             merged[column] = np.bincount(group, table[column].to_numpy(), minlength=n) / count
     if "uncertainty_nm" in table:
-        merged["uncertainty_nm"] = 1.0 / np.sqrt(sum_w)
+        merged["uncertainty_nm"] = 1.0 / np.sqrt(np.bincount(group, _inverse_variance(table, "uncertainty_nm"),
+                                                             minlength=n))
     merged["last_frame"] = last
     merged["n_merged"] = count
     return pd.DataFrame(merged).sort_values("frame", kind="stable", ignore_index=True)
+
+
+def _inverse_variance(table: pd.DataFrame, column: str) -> np.ndarray:
+    """1/σ² (nm⁻²) of each row from uncertainty column `column`; ones where the table has none."""
+    if column not in table:
+        return np.ones(len(table))
+    return 1.0 / np.maximum(table[column].to_numpy(), 1e-6) ** 2
