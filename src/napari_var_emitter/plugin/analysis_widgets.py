@@ -198,7 +198,7 @@ class DriftWidget(AnalysisWidget):
                                value="RCC (cross-correlation)",
                                tooltip="RCC: images of frame segments cross-correlated. Fiducials: bright beads "
                                "you mark in the layer below")
-        self.segment_frames = SpinBox(label="segment [frames] (0: automatic)", value=0, min=0, max=1_000_000,
+        self.segment_frames = SpinBox(label="segment [frames] (0: auto)", value=0, min=0, max=1_000_000,
                                       tooltip="Frames per RCC segment; 0: automatic (the movie in 20 segments, "
                                       "longer if one would hold fewer than 2,000 localisations)")
         self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
