@@ -166,7 +166,7 @@ class AnalysisWidget(ScrollingDock, Container):
         raise NotImplementedError
 
     def show(self, result, source: str) -> str:
-        """Show the result of layer `source` (a layer, ...); returns what to say of it."""
+        """Show the result of the layer named `source` (as new layers); returns the status line of it."""
         raise NotImplementedError
 
     def draw(self, figure: Figure, result, colours: Colours) -> None:
