@@ -11,7 +11,7 @@ from napari.layers import Image, Points
 from napari_var_emitter.io.localizations import read_localizations, write_localizations
 from napari_var_emitter.plugin.analysis_widgets import (DriftWidget, MergeWidget, RenderWidget, ResolutionWidget,
                                                         StatsWidget)
-from napari_var_emitter.plugin.layers import FRAME_FEATURE
+from napari_var_emitter.plugin.layers import FRAME_FEATURE, TAG, layer_choices
 from napari_var_emitter.plugin.theme import theme_colours
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
@@ -104,6 +104,8 @@ def test_render_widget_colours_by_frame_and_exports(qtbot, viewer, points, tmp_p
     _run(qtbot, widget)
     image = viewer.layers[f"{points.name} render (20 nm/px)"]
     assert isinstance(image, Image) and image.rgb and image.data.shape[-1] == 3
+    assert image not in layer_choices(viewer, Image, inputs_only=True)()  # an output, never camera frames ...
+    assert image.metadata[TAG]["role"] != "render"  # ... and not Predict's render, which its next one replaces
     np.testing.assert_allclose(image.data_to_world((-0.5, -0.5)), (0, 0), atol=1e-9)
     widget.tiff_path.value = tmp_path / "render.tif"
     widget.export()
@@ -163,7 +165,7 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     localisations, its last result, status and export file cleared (trying the plugin: Stats kept
     the first dataset's summary and Drift its file name, and an export replaced that file); what a
     step made of a dataset's localisations is hidden and shown with that dataset."""
-    from napari_var_emitter.plugin.layers import TAG, layer_features, show_alone
+    from napari_var_emitter.plugin.layers import layer_features, show_alone
 
     def dataset(name: str, seed: int):
         image = viewer.add_image(np.zeros((50, 32, 32), np.uint16), name=name)
@@ -191,5 +193,9 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     assert widget.result is None and widget.status.value == "" and not str(widget.csv_path.value).endswith(".csv")
     widget.export()  # nothing of the first dataset is written for the second
     assert not (tmp_path / "first_dc.csv").exists()
-    show_alone(viewer, first, [first, second])  # back: its corrected localisations with it
-    assert corrected.visible and first_points.visible
+    assert str(widget.csv_path.line_edit.value) == ""  # empty, as at first (not the working folder)
+    show_alone(viewer, first, [first, second])  # back: its corrected localisations with it, and the widget on
+    assert corrected.visible and first_points.visible  # the layer it had (not the topmost, a step's output)
+    qtbot.waitUntil(lambda: widget.layer.value is first_points)
+    show_alone(viewer, third := viewer.add_image(np.zeros((5, 8, 8), np.uint16), name="third"), [first, second, third])
+    qtbot.waitUntil(lambda: widget.layer.value is None)  # a stack with no localisations yet: nothing of another's

@@ -165,7 +165,8 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     other = viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE, name="other dataset")
     assert widget.layer.value is points  # both shown: the user's choice stands
     points.visible = False
-    assert widget.layer.value is other and widget.status.value == "kept 4 of 4 localisations"
+    qtbot.waitUntil(lambda: widget.layer.value is other)  # once napari is done hiding (a dataset: several layers)
+    assert widget.status.value == "kept 4 of 4 localisations"
     points.visible, widget.layer.value = True, points  # back to it: its range comes back with it
     assert widget.ranges["uncertainty_nm"][1].value == 14.0
     assert points.shown.tolist() == [True, True, False, False, True]

@@ -58,7 +58,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self.viewer = viewer
         self.worker = None
         self.result = None
-        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
+        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points), nullable=True,
                               tooltip="A Points layer from Predict or a localisation file: the localisations it "
                               "shows (those the Filter keeps)")
         fixed_width_combo(self.layer)
@@ -94,7 +94,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self._redraw()
         for widget in self:
             if isinstance(widget, FileEdit):
-                widget.value = ""
+                widget.line_edit.value = ""  # empty, as at first (its value "" would show the working folder)
 
     def table(self) -> pd.DataFrame:
         layer = self.layer.value
@@ -316,7 +316,7 @@ class RenderWidget(AnalysisWidget):
                                tooltip="gaussian: each localisation a Gaussian of its own uncertainty")
         self.colour_by = ComboBox(label="colour by", choices=["density", "frame", "z"], value="density")
         self.first_frame = SpinBox(label="first frame (1-based)", value=1, min=1, max=10_000_000)
-        self.last_frame = SpinBox(label="last frame (1-based; 0: the last)", value=0, min=0, max=10_000_000,
+        self.last_frame = SpinBox(label="last frame (1-based, 0: last)", value=0, min=0, max=10_000_000,
                                   tooltip="Included; 0: the last frame of the table")
         self.tiff_path = FileEdit(label="TIFF", mode="w", filter="*.tif", tooltip="ImageJ TIFF, pixel size recorded")
         self.burn_bar = CheckBox(text="burn in a scale bar", value=True)
@@ -343,7 +343,7 @@ class RenderWidget(AnalysisWidget):
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         kwargs = {"name": name, "scale": (pixel, pixel), "translate": (pixel / 2, pixel / 2),
-                  "metadata": {TAG: {"role": "render", "source": self.stack}}}
+                  "metadata": {TAG: {"role": "analysis_render", "source": self.stack}}}  # not Predict's "render"
         if image.ndim == 2:
             kwargs.update(colormap="hot", contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))))
         self.viewer.add_image(image, rgb=image.ndim == 3, **kwargs)

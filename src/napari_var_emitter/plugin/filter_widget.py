@@ -42,7 +42,7 @@ class FilterWidget(ScrollingDock, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer = viewer
-        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points),
+        self.layer = ComboBox(label="localisations", choices=layer_choices(viewer, Points), nullable=True,
                               tooltip="A Points layer with photons, uncertainty, ... (from Predict or a file)")
         fixed_width_combo(self.layer)
         pick_shown(self.layer)
@@ -92,7 +92,7 @@ class FilterWidget(ScrollingDock, Container):
         if self.watched is not None:
             self.narrowed_of[self.watched] = self._narrowed()
             if layer is None or stack_name(layer) != stack_name(self.watched):
-                self.csv_path.value = ""  # another dataset's file is not this one's to replace
+                self.csv_path.line_edit.value = ""  # another dataset's file is not this one's to replace
         self._watch(layer)
         self._build(layer, self.narrowed_of.get(layer, {}) if layer is not None else {})
 

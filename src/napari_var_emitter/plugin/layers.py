@@ -22,6 +22,7 @@ from ..io.table import validate_table
 MARKER_PX = 2.5  # marker diameter in camera pixels
 # the frame column of a layer's features, as the user sees it beside napari's 0-based slider in the
 # status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
+OUTPUT_IMAGES = ("scale_map", "render", "analysis_render")  # roles of images this plugin made: never camera frames
 FRAME_FEATURE = "frame (1-based)"
 # the frame columns of a table (0-based inside) as a layer's features show them, 1-based as in the CSV
 FRAME_FEATURES = {"frame": FRAME_FEATURE, "last_frame": "last frame (1-based)"}
@@ -243,7 +244,7 @@ def layer_choices(viewer, kind, inputs_only: bool = False):
     renders this plugin made (they are outputs, never camera frames)."""
     def choices(_widget=None):
         return [layer for layer in viewer.layers if isinstance(layer, kind)
-                and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in ("scale_map", "render"))]
+                and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in OUTPUT_IMAGES)]
     return choices
 
 
@@ -254,36 +255,51 @@ def stack_name(layer) -> str:
 
 
 class FollowShown:
-    """Keeps a layer ComboBox on a layer in view: where the layer it names is hidden (another
-    dataset shown alone, layers.show_alone) or a layer is added, the topmost visible layer it
-    offers (pick_shown), once the other handlers of the addition have run. Idle once `alive()`
-    is False (its dock closed)."""
+    """Keeps a nullable layer ComboBox on a layer in view: where the layer it names is hidden
+    (another dataset shown alone, layers.show_alone) or a layer is added, once napari and the
+    other widgets are done (show_alone hides a dataset's layers one by one), the visible layer it
+    offers that was chosen most recently, else the topmost visible one, else none.
+    Idle once `alive()` is False (its dock closed)."""
 
     def __init__(self, viewer, combo, alive: Callable[[], bool]) -> None:
         self.combo, self.alive, self.watched = combo, alive, None
-        viewer.layers.events.inserted.connect(lambda _event: QTimer.singleShot(0, self.follow))
+        self.chosen: list = []  # layers the combo was on, the latest last (weakly: a removed layer is not kept)
+        viewer.layers.events.inserted.connect(self._soon)
+        viewer.layers.events.removed.connect(lambda event: self._forget(event.value))
         combo.changed.connect(self._watch)
         self._watch(combo.value)
 
+    def _forget(self, layer) -> None:
+        self.chosen = [kept for kept in self.chosen if kept is not layer]
+
     def _watch(self, layer) -> None:
         if self.watched is not None:
-            self.watched.events.visible.disconnect(self.follow)
+            self.watched.events.visible.disconnect(self._soon)
         if layer is not None:
-            layer.events.visible.connect(self.follow)
+            layer.events.visible.connect(self._soon)
+            self._forget(layer)
+            self.chosen.append(layer)
         self.watched = layer
 
-    def follow(self, *_) -> None:
+    def _soon(self, *_) -> None:
+        QTimer.singleShot(0, self.follow)
+
+    def follow(self) -> None:
         if not self.alive():
             self._watch(None)
-        elif self.combo.value is None or not self.combo.value.visible:
-            self.combo.reset_choices()
-            pick_shown(self.combo)
+            return
+        if self.combo.value is not None and self.combo.value.visible:
+            return
+        self.combo.reset_choices()
+        shown = [layer for layer in self.combo.choices if layer is not None and layer.visible]
+        before = [layer for layer in self.chosen if layer in shown]
+        self.combo.value = before[-1] if before else (shown[-1] if shown else None)
 
 
 def pick_shown(combo) -> None:
     """Set a layer ComboBox to the topmost visible layer it offers (napari lists the lowest first):
     a widget opened beside the dataset in view works on that one."""
-    shown = [layer for layer in combo.choices if layer.visible]
+    shown = [layer for layer in combo.choices if layer is not None and layer.visible]
     if shown:
         combo.value = shown[-1]
 
