@@ -372,6 +372,7 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     widget.render_image()
     render = viewer.layers["simulated SMLM stack super-resolution (20 nm/px)"]
     assert render.data.shape == (480, 480) and render.data.sum() == pytest.approx(len(points.data), rel=0.02)
+    assert widget.status.value.startswith(f"rendered {len(points.data):,} localisations at 20 nm/px (480 x 480 px)")
     np.testing.assert_allclose(render.data_to_world((-0.5, -0.5)), (0, 0), atol=1e-9)
     # maps switched off: the last run's are removed, with one garbage collection for the four
     # (napari runs a full one after each removal, ~0.25 s of frozen viewer)

@@ -33,7 +33,7 @@ from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
 from .layers import (TAG, fit_view, frame_into_view, layer_choices, pick_shown, place_image, remove_outputs,
-                     stack_of, table_from_layer, view_alone)
+                     shown_note, stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
 from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
@@ -419,3 +419,5 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             scale=tuple(scale * ratio), translate=tuple(translate + scale * (ratio / 2 - 0.5)),
             contrast_limits=(0.0, float(max(np.percentile(image, 99.9), 1e-6))),
             metadata={TAG: {"role": "render", "source": layer.name}})
+        self.status.value = (f"rendered {len(table):,} localisations at {self.render_nm.value:g} nm/px "
+                             f"({image.shape[1]} x {image.shape[0]} px){shown_note(points)}")
