@@ -916,6 +916,21 @@ def test_current_frame_beyond_the_stack_is_refused_and_the_slider_brought_onto_i
     assert viewer.dims.point[0] == 3  # on its last frame: pressed again, it runs there
 
 
+def test_a_stack_shown_alone_names_at_most_three_hidden_layers(viewer):
+    """Six layers of the last dataset hidden: the status names three and counts the rest (trying
+    the plugin, the whole list made Predict's status seven lines and the window taller than the
+    screen)."""
+    from napari_var_emitter.plugin.layers import TAG
+
+    widget = predict_widget.PredictWidget(viewer)
+    viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="first")
+    for k in range(5):
+        viewer.add_points(np.zeros((1, 3)), name=f"first output {k}", metadata={TAG: {"role": "merged",
+                                                                                     "source": "first"}})
+    viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="second")
+    assert widget.status.value.endswith("first, first output 0, first output 1 and 3 more")
+
+
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):
     """A stack whose file states no pixel size is placed in nm with the pixel size typed for it; the
     view is then on it alone, not on it and the hidden dataset before it (trying the plugin, a

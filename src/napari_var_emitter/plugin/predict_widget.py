@@ -44,6 +44,7 @@ PREVIEW_DELAY_MS = 400  # a live preview runs this long after the last change
 RESULTS_DIR = Path.home() / "var-emitter-results"  # movie results of stacks that are not files
 # said while a long run of the bundled model on a CPU goes on (docs/benchmarks.md: whole pipeline
 # on 2 CPU cores, 3.20 against 16.52 frames/s at 160x160, 0.55 against 7.36 at 256x256)
+NAMED_HIDDEN = 3  # layers a stack shown alone names as hidden (the status stays a few lines on a laptop)
 FASTER_HINT = "the fast model (Model › model) runs 5-13× faster on a CPU"
 
 
@@ -170,8 +171,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         the view on it; the status names what was hidden."""
         hidden = view_alone(self.viewer, layer, self.image.choices) if layer is not None else []
         if hidden and self.worker is None:
+            named = ", ".join(hidden[:NAMED_HIDDEN]) + (f" and {len(hidden) - NAMED_HIDDEN} more"
+                                                          if len(hidden) > NAMED_HIDDEN else "")
             self.status.value = (f"{layer.name} shown alone; hidden (tick their eye in the layer list to show "
-                                 f"them): {', '.join(hidden)}")
+                                 f"them): {named}")
 
     def _forget_last_run(self, *_) -> None:
         """JobControls': the last run's warnings too say nothing about another dataset."""
