@@ -5,12 +5,13 @@ neighbours; this measures what that costs it.
 
 Per density: Jaccard, lateral RMSE over every match, and lateral RMSE over the true emitters that
 both ways find (nm). 128x128 px, 100 nm pixels, PSF sigma 130 nm (given, so both ways fit with
-the same), 2,000 photons, background 50 photons/px, sCMOS; refinement on.
+the same), 2,000 photons, background 50 photons/px, sCMOS; refinement on (--no-refine: the
+network's positions).
 
 Seeds: validation (12,001,504+ by default); nothing held out is used.
 
 Run: .venv/bin/python benchmarks/single_images.py [--model PATH] [--densities 0.5 1 2 4] [--frames 20]
-     [--seed-base N]
+     [--seed-base N] [--no-refine]
 Prints one row per density and way; asserts nothing.
 """
 
@@ -37,9 +38,10 @@ def main() -> None:
     parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--seed-base", type=int, default=12_001_504)
+    parser.add_argument("--no-refine", action="store_true", help="the network's positions, without the refinement")
     args = parser.parse_args()
     camera = Camera(e_per_adu=0.5, read_noise_e=1.5)
-    options = PredictOptions(model=args.model, psf_sigma_nm=SIGMA_NM)
+    options = PredictOptions(model=args.model, psf_sigma_nm=SIGMA_NM, refine=not args.no_refine)
     warnings.filterwarnings("ignore", message="this model looks at each frame beside")
     print("(a window model warns that it sees a single image as its own neighbours)")
     for k, density in enumerate(args.densities):
