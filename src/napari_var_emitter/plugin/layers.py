@@ -263,7 +263,7 @@ class FollowShown:
 
     def __init__(self, viewer, combo, alive: Callable[[], bool]) -> None:
         self.combo, self.alive, self.watched = combo, alive, None
-        self.chosen: list = []  # layers the combo was on, the latest last (weakly: a removed layer is not kept)
+        self.chosen: list = []  # layers the combo was on, the latest last (a layer removed is forgotten)
         viewer.layers.events.inserted.connect(self._soon)
         viewer.layers.events.removed.connect(lambda event: self._forget(event.value))
         combo.changed.connect(self._watch)
@@ -391,6 +391,6 @@ def table_from_layer(layer) -> pd.DataFrame:
 
 
 def shown_note(layer) -> str:
-    """"" when a Points layer shows all its points, else " (the n of N shown: the Filter hides the rest)"."""
+    """Nothing when a Points layer shows all its points, else " (the n of N shown: the Filter hides the rest)"."""
     shown, every = int(np.count_nonzero(layer.shown)), len(layer.data)
     return "" if shown == every else f" (the {shown:,} of {every:,} shown: the Filter hides the rest)"
