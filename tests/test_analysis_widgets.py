@@ -158,6 +158,8 @@ def test_the_steps_after_the_filter_take_the_localisations_it_keeps(qtbot, viewe
     assert (last >= first).all() and first.min() >= 1
     export_csv(points, tmp_path / "kept.csv", "Predict")
     assert len(read_localizations_csv(tmp_path / "kept.csv")) == n_kept
+    points.save(str(tmp_path / "saved.csv"), plugin=PLUGIN)  # napari's File > Save Selected Layers
+    assert len(read_localizations_csv(tmp_path / "saved.csv")) == n_kept
 
 
 def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path):

@@ -235,8 +235,8 @@ def network_sd_per_axis(network_sd_nm: np.ndarray, sigma_x_px: np.ndarray,
     """The network's one lateral uncertainty (N,) nm split per axis in the proportion of its spot's
     width along each, sigma_x_px and sigma_y_px (N,) (astigmatic spots at the network's z; round
     ones: unchanged), keeping the root mean square of the two: a spot twice as wide along x is
-    about twice as uncertain along x. On 3-D validation stacks (seeds 12,200,491-494, 0.1-2 /µm², the bundled 3-D model) the
-    isotropic figure left error / uncertainty sd, over matches with |error| < 4 uncertainties, at
+    about twice as uncertain along x. On 3-D validation stacks (seeds 12,200,491-494, 0.1-2 /µm², the
+    bundled 3-D model) the isotropic figure left error / uncertainty sd, over matches with |error| < 4 uncertainties, at
     1.18-1.22 along the wide axis and 0.82-0.89 along the narrow one (0.93-1.08 split); over every
     match, on fresh seeds 12,200,495-498, x / y 1.02 / 1.00, 1.38 / 1.15, 1.24 / 1.11, 1.24 / 1.23
     isotropic, 1.00 / 0.98, 1.31 / 1.18, 1.17 / 1.15, 1.21 / 1.20 split, lateral RMSE 0.03-0.14 nm

@@ -29,8 +29,8 @@ from ..io.localizations import write_localizations
 from ..io.tiff import write_image_tiff
 from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import StatusLabel
-from .layers import (MARKER_PX, TAG, FollowShown, layer_choices, pick_shown, points_kwargs, shown_note, stack_name,
-                     table_from_layer)
+from .layers import (MARKER_PX, TAG, FollowShown, clear_file, layer_choices, pick_shown, points_kwargs, shown_note,
+                     stack_name, table_from_layer)
 from .theme import theme_colours
 from .writers import export_file
 
@@ -94,7 +94,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self._redraw()
         for widget in self:
             if isinstance(widget, FileEdit):
-                widget.line_edit.value = ""  # empty, as at first (its value "" would show the working folder)
+                clear_file(widget)
 
     def table(self) -> pd.DataFrame:
         layer = self.layer.value

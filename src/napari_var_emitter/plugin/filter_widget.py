@@ -19,7 +19,7 @@ from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock, fixed_width_combo
-from .layers import FollowShown, has_z, layer_choices, pick_shown, stack_name, table_from_layer
+from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
 
@@ -92,7 +92,7 @@ class FilterWidget(ScrollingDock, Container):
         if self.watched is not None:
             self.narrowed_of[self.watched] = self._narrowed()
             if layer is None or stack_name(layer) != stack_name(self.watched):
-                self.csv_path.line_edit.value = ""  # another dataset's file is not this one's to replace
+                clear_file(self.csv_path)
         self._watch(layer)
         self._build(layer, self.narrowed_of.get(layer, {}) if layer is not None else {})
 

@@ -363,10 +363,18 @@ def stack_of(layer) -> tuple[object, bool]:
     return data.reshape(data.shape[-3:]), False
 
 
-def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, translate) -> pd.DataFrame:
+def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, translate,
+                      shown=None) -> pd.DataFrame:
     """A localisation table from a Points layer: its features when they hold x_nm/y_nm and a
     frame (FRAME_FEATURE: layers made by this plugin or read from CSV / emitters.h5; or a 0-based
-    "frame"), else world coordinates (frame, y, x) taken as nm."""
+    "frame"), else world coordinates (frame, y, x) taken as nm; only the points `shown` (the
+    layer's mask: every step after the Filter works on the localisations it keeps) where given."""
+    table = _table_of_points(data, features, scale, translate)
+    return table if shown is None else table[np.asarray(shown, bool)].reset_index(drop=True)
+
+
+def _table_of_points(data: np.ndarray, features: pd.DataFrame | None, scale, translate) -> pd.DataFrame:
+    """table_from_points of every point."""
     columns = set(features.columns) if features is not None else set()
     if {"x_nm", "y_nm"} <= columns and columns & {FRAME_FEATURE, "frame"}:
         table = features.reset_index(drop=True)
@@ -384,10 +392,15 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame | None, scale, tr
 
 
 def table_from_layer(layer) -> pd.DataFrame:
-    """`table_from_points` of the points a napari Points layer shows: every step after the Filter
-    (analysis, exports, the 3-D view, fine-tuning labels) works on the localisations it keeps."""
-    table = table_from_points(layer.data, layer.features, layer.scale, layer.translate)
-    return table[np.asarray(layer.shown, bool)].reset_index(drop=True)
+    """`table_from_points` of the points a napari Points layer shows (analysis, exports, the 3-D
+    view, fine-tuning labels)."""
+    return table_from_points(layer.data, layer.features, layer.scale, layer.translate, layer.shown)
+
+
+def clear_file(file_edit) -> None:
+    """Empty a magicgui FileEdit, as it is at first (its value "" would show the working folder):
+    another dataset's file is not this one's to replace."""
+    file_edit.line_edit.value = ""
 
 
 def shown_note(layer) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
@@ -17,9 +16,7 @@ def write_points_csv(path: str, data, attributes: dict) -> list[str]:
     """Write the points the layer shows (the Filter's kept ones) atomically; returns [path] as npe2
     expects."""
     table = table_from_points(data, attributes.get("features"), attributes.get("scale", (1, 1, 1)),
-                              attributes.get("translate", (0, 0, 0)))
-    if attributes.get("shown") is not None:
-        table = table[np.asarray(attributes["shown"], bool)]
+                              attributes.get("translate", (0, 0, 0)), attributes.get("shown"))
     write_localizations_csv(path, table)
     return [path]
 
