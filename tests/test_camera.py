@@ -96,7 +96,7 @@ def test_camera_profile_round_trip_and_bad_files(tmp_path):
         read_camera_profile(tmp_path / "not.json")
     with pytest.raises(InputError, match="no such file"):
         read_camera_profile(tmp_path / "missing.json")
-    with pytest.raises(InputError, match="offset_map .*no such file"):
+    with pytest.raises(InputError, match=r"offset map \[ADU\] .*gone.npy: no such file"):
         Camera(offset_map=str(tmp_path / "gone.npy"))
 
 

@@ -191,6 +191,7 @@ def test_target_rendering_and_decoding_round_trip():
     np.testing.assert_allclose(table["photons"], [2000, 500], rtol=1e-5)
     assert (table["frame"] == 7).all()
     assert map_to_photons(target[3, 11, 20]) == pytest.approx(2000)
+    assert map_to_photons(-0.01) == 0.0  # a head's value under that of 0 photons: none, never negative
 
 
 def test_offsets_fused_over_neighbours_by_precision():

@@ -4,6 +4,7 @@ import gc
 import json
 import re
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -571,7 +572,7 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     assert len(viewer.layers["single"].data) and "nan" in viewer.layers
 
 
-def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, tmp_path):
+def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, tmp_path, errors):
     widget = finetune_widget.FineTuneWidget(viewer)
     widget.steps.value, widget.out_dir.value = 3, tmp_path / "tuned"
     _run(qtbot, widget, timeout=240_000)
@@ -592,12 +593,28 @@ def test_fine_tune_self_calibrated_then_predict_with_it(qtbot, viewer, sample, t
     assert "for 3 steps on cpu" in widget.time_estimate.value and "measured here" in widget.time_estimate.value
     widget.steps.value = 300
     assert "for 300 steps on cpu" in widget.time_estimate.value
+    # the model is named by the stack it was fine-tuned on, in its card and in the model lists
+    stack = viewer.layers["simulated SMLM stack"]
+    assert read_card(weights)[1]["fine_tuned_on"] == {"stack": stack.name, "data": "self-calibrated"}
+    assert dict(MODELS.choices())[f"fine-tuned on {stack.name} (tuned/model.safetensors)"] == weights.resolve()
+    assert "the brightest 5 % above" in widget.estimates.value
+    # the next fine-tune goes to a new folder; the one given again is refused, nothing overwritten
+    assert widget.out_dir.value != tmp_path / "tuned" and not Path(widget.out_dir.value).exists()
+    widget.out_dir.value = tmp_path / "tuned"
+    widget.start()
+    assert widget.worker is None and "already holds a model" in errors[-1]
     predict = predict_widget.PredictWidget(viewer)
     predict.model.value, predict.frames.value = weights.resolve(), "current frame"
     _run(qtbot, predict)
     assert predict.status.value.startswith("done: 1 of 1 frame(s)")
-    widget.start()  # the same folder again: refused, nothing overwritten
-    assert widget.worker is None
+    assert "fine-tuned on" not in predict.warnings.value  # its own stack
+    # another stack opened: both widgets move to it; the fine-tune's results, of the first, are cleared;
+    # predicting it with the first stack's model says so
+    other = viewer.add_image(np.array(stack.data), name="another stack", metadata=dict(stack.metadata))
+    assert widget.image.value is other and predict.image.value is other and not stack.visible
+    assert widget.estimates.value == widget.comparison.value == widget.status.value == "" and not widget.losses
+    _run(qtbot, predict)
+    assert f"fine-tuned on '{stack.name}', not on 'another stack'" in predict.warnings.value
 
 
 def test_fine_tune_cancel_writes_no_model(qtbot, viewer, sample, tmp_path):
@@ -871,8 +888,17 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (1600, 1600)))  # the middle of 32x32 px of 100 nm
     assert not fields["offset_map"].value and not fields["variance_map"].value
     note = widget.camera_fields.note.value
-    assert "offset map [ADU] of your last entry left empty: its map is 96×96 px, the frames 32×32 px" in note
+    assert ("offset map [ADU] and variance map [ADU²] of your last entry left empty: 96×96 px, for frames of "
+            "32×32 px.") in note  # said once for both
     assert (widget.first.value, widget.last.value) == (1, 6)
+    np.save(tmp_path / "gain.npy", np.full((96, 96), 2.0, np.float32))
+    fields["gain_map"].value = tmp_path / "gain.npy"  # the first stack's size, entered for the small one
+    widget.start()  # refused before any work, the field named
+    assert widget.status.value.startswith("not started") and widget.worker is None
+    assert "gain map [ADU/e⁻]: 96×96 px, for frames of 32×32 px (clear the field" in widget.warnings.value
+    assert "PSF sigma" not in errors[-1]
+    fields["gain_map"].value = None
+    errors.clear()
     _run(qtbot, widget)
     assert widget.status.value.startswith("done: 1 of 1 frame(s)") and not errors
     assert len(viewer.layers) == n_layers + 1  # its detections, and nothing else
@@ -992,7 +1018,7 @@ def test_a_model_added_after_a_predict_dock_was_closed_reaches_only_the_open_one
     try:
         assert path in open_one.model.choices
     finally:
-        MODELS.paths.remove(path)
+        del MODELS.names[path]
 
 
 def _alive(qt_widget) -> bool:
@@ -1029,3 +1055,24 @@ def test_a_stack_opened_gets_its_contrast_from_frames_across_it_not_the_first_al
     write_ome_tiff(tmp_path / "late_spots.ome.tiff", frames, Camera(pixel_size_nm=100.0))
     (layer,) = viewer.open(str(tmp_path / "late_spots.ome.tiff"), plugin=PLUGIN)
     assert layer.contrast_limits[1] > 1000
+
+
+def test_long_layer_names_do_not_widen_the_docks(make_napari_viewer, qtbot):
+    """Every layer list elides long names (a NAIRR movie's detections layer is 40 characters): docks
+    opened beside such a dataset keep the width their rows need, and never scroll sideways in a
+    laptop's dock column."""
+    from napari_var_emitter.plugin.astigmatic_widget import AstigmaticWidget
+
+    def widths(name: str) -> list[int]:
+        viewer = make_napari_viewer(show=True)
+        viewer.add_image(np.zeros((3, 32, 32), np.uint16), name=name)
+        viewer.add_points(np.zeros((2, 3)), name=f"{name} detections", features={"z_nm": [1.0, 2.0]})
+        widgets = [predict_widget.PredictWidget(viewer), finetune_widget.FineTuneWidget(viewer),
+                   AstigmaticWidget(viewer)]
+        widgets[1].positions.value = viewer.layers[f"{name} detections"]
+        for widget in widgets:
+            viewer.window.add_dock_widget(widget, area="right")
+        qtbot.wait(50)
+        return [widget.body.minimumSizeHint().width() for widget in widgets]
+
+    assert widths("3DAS_LD_Validate_Frame_and_a_longer_name_still.tif") == widths("short.tif")

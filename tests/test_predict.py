@@ -1,6 +1,7 @@
 """Prediction with the bundled model, on simulated stacks from seeds training never used."""
 
 import dataclasses
+import json
 import threading
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.emitters_h5 import write_emitters_h5
 from napari_var_emitter.io.localizations_csv import read_localizations_csv
 from napari_var_emitter.io.tiff import write_ome_tiff
-from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, load_model, read_card
+from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, card_path, load_model, read_card
 from napari_var_emitter.model.config import ModelConfig
 from napari_var_emitter.predict import PredictOptions, predict_frames
 from napari_var_emitter.predict.canonical import bin_factor, bin_photons, binned_sigma_px
@@ -248,7 +249,16 @@ def test_envelope_from_the_bundled_card(tmp_path):
     assert "try the fast model (--model fast)" in bright
     (said,) = envelope.measured_warnings(brightest, EMCCD, bundled_alternatives(BUNDLED, in_widget=True))
     assert "try the fast model ('fast model' under model above)" in said and "--model" not in said
-    assert "100–20000 photons" in bright and "fine-tune" in bright
+    assert "100–20,000 photons" in bright and "fine-tune" in bright
+    # a range estimated from a stack (a fine-tune's) is said rounded, not to six digits
+    tuned = dataclasses.replace(envelope, photons=(67.0055, 201.016))
+    (dim,) = tuned.measured_warnings(typical.assign(photons=[20.0, 25.0, 30.0]), EMCCD)
+    assert "median 25 photons per localisation is below what the model was trained on (67–201)" in dim
+    # a model fine-tuned on one stack, run on another, says so; on its own stack, nothing
+    tuned = dataclasses.replace(tuned, fine_tuned_on="stack A")
+    assert tuned.stack_warnings("stack A", "the bundled model") == [] and envelope.stack_warnings("B", "it") == []
+    (other,) = tuned.stack_warnings("stack B", "the bundled model")
+    assert "fine-tuned on 'stack A', not on 'stack B'" in other and "use the bundled model" in other
     (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), EMCCD,
                                                      others)
     assert "fast model" not in very_bright and "fine-tune" in very_bright
@@ -279,6 +289,32 @@ def test_envelope_warns_of_scmos_read_noise_above_the_trained_range(tmp_path):
     (mapped,) = envelope.camera_warnings(Camera(e_per_adu=0.5, variance_map=str(tmp_path / "noisy.npy")))
     assert "read noise 6 e⁻ rms (median over the variance map)" in mapped
     assert Envelope.from_card(load_model()[1]).scmos_read_noise_e is None
+
+
+def test_predict_cli_says_when_a_model_fine_tuned_on_another_stack_is_used(tmp_path):
+    """A model's card names the stack it was fine-tuned on (the Fine-tune widget writes it): run on
+    another file, the CLI says so; on that file, it does not."""
+    import shutil
+
+    tuned = tmp_path / "tuned" / "model.safetensors"
+    tuned.parent.mkdir()
+    shutil.copy(BUNDLED_FAST, tuned)
+    document = json.loads(card_path(BUNDLED_FAST).read_text())
+    document["card"]["fine_tuned_on"] = {"stack": "a.ome.tiff", "data": "self-calibrated"}
+    card_path(tuned).write_text(json.dumps(document))
+    frames, truth = _stack(64, 2, 0.5, seed_offset=5)
+    for name in ("a.ome.tiff", "b.ome.tiff"):
+        write_ome_tiff(tmp_path / name, frames, truth.camera)
+    for name, said in (("a.ome.tiff", False), ("b.ome.tiff", True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["predict", str(tmp_path / name), "--out", str(tmp_path / f"{name}.csv"), "--model",
+                         str(tuned), "--device", "cpu"]) == 0
+        messages = [str(w.message) for w in caught if "fine-tuned on" in str(w.message)]
+        assert messages == (["the model was fine-tuned on 'a.ome.tiff', not on 'b.ome.tiff': it knows that stack's "
+                             "PSF, photons and background; for another sample or microscope, use the bundled model "
+                             "(leave out --model) or fine-tune the model on this stack (Fine-tune widget, "
+                             "self-calibrated)"] if said else [])
 
 
 def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):

@@ -75,7 +75,7 @@ def test_psf_file_round_trip_and_bad_files(tmp_path):
     write_psf_file(path, NAIRR, 100.0, {"beads": 3})
     psf, pixel_nm = read_psf_file(path)
     assert psf == NAIRR and pixel_nm == 100.0
-    for text, message in (("{", "not a readable"), ('{"format": "x"}', "not a PSF calibration"),
+    for text, message in (("{", "not JSON"), ("x,y\n1,2", "not JSON"), ('{"format": "x"}', "not a PSF calibration"),
                           (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
                                        "psf": {"sigma_nm": -1}, "pixel_size_nm": 100}), "damaged")):
         path.write_text(text)

@@ -428,3 +428,16 @@ def test_a_model_with_context_frames_learns_each_frame_beside_its_neighbours(tmp
     assert model.config.context_frames == 1
     stack = np.random.default_rng(0).poisson(30, (3, 64, 64)).astype(np.uint16) + 100
     assert list(predict_frames(model, stack, Camera()).table.columns)[:3] == ["frame", "x_nm", "y_nm"]
+
+
+def test_self_calibrated_ranges_reach_the_stacks_bright_spots():
+    """A stack whose brightest spots lie far above its median: the fine-tune's photons reach them
+    (a model misses spots brighter than any it saw, and Predict would warn of them after it)."""
+    from napari_var_emitter.io.camera import Camera
+    from napari_var_emitter.train.calibrate import ranges_for
+
+    conditions = {"psf_sigma_nm": 150.0, "photons": 112.0, "background_photons": 20.0, "density_per_um2": 0.5}
+    assert ranges_for(conditions, Camera()).photons_mean == pytest.approx((0.6 * 112, 1.8 * 112))
+    bright = ranges_for({**conditions, "photons_bright": 480.0}, Camera())
+    assert bright.photons_mean == pytest.approx((0.6 * 112, 480.0))
+    assert ranges_for({**conditions, "photons_bright": 150.0}, Camera()).photons_mean[1] == pytest.approx(1.8 * 112)

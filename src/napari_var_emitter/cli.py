@@ -412,7 +412,9 @@ def _predict(args) -> int:
         _compile_fits_saying_so()
     envelope, checked = Envelope.from_card(card), False
     sigma_said = options.refine and not model.config.with_z  # the PSF sigma, given or estimated, is said below
-    for message in envelope.input_warnings(camera, psf, sigma_said) if envelope else []:
+    for message in (envelope.input_warnings(camera, psf, sigma_said)
+                    + envelope.stack_warnings(args.stack.name, "the bundled model (leave out --model)")
+                    if envelope else []):
         warnings.warn(message, stacklevel=1)
 
     def inspect(table) -> None:

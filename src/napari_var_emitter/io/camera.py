@@ -104,7 +104,7 @@ class Camera:
         for name in MAP_FIELDS:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
-                problems.append(f"{name} {path}: no such file")
+                problems.append(f"{FIELD_INFO[name].label} {path}: no such file")
         if problems:
             raise InputError("invalid camera: " + "; ".join(problems))
 

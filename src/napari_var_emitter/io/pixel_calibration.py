@@ -95,6 +95,8 @@ def _load(offset, variance, gain, baseline_adu: float, e_per_adu: float) -> Pixe
 def read_map(path: str) -> np.ndarray:
     """A (Y, X) finite float32 map from .npy (never unpickled) or TIFF."""
     suffix = Path(path).suffix.lower()
+    if not Path(path).is_file():
+        raise InputError(f"calibration map {path}: no such file")
     try:
         if suffix == ".npy":
             values = np.load(path, allow_pickle=False)

@@ -22,6 +22,7 @@ from .atomic import write_text_atomic
 PIXEL_SIZE_TOLERANCE = 0.02  # pixel sizes closer than this (relative) are the same camera's
 FORMAT = "napari-var-emitter PSF calibration"
 VERSION = 1
+WRITTEN_BY = "one is written by the 3-D widget's 'Save calibration' after 'Calibrate', or by var-emitter calibrate-psf"
 UNITS = ("nm throughout; z = 0 midway between the x and y foci, z growing with the bead stack's slice index; "
          "sigma(z) = sigma0_nm * sqrt(1 + u^2 + cubic*u^3 + quartic*u^4), u = (z - focus_nm) / depth_nm")
 
@@ -41,10 +42,12 @@ def read_psf_file(path: str | os.PathLike) -> tuple[PSF, float]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: PSF calibration file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable PSF calibration (JSON): {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{path}: not a PSF calibration file (not JSON); {WRITTEN_BY}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable PSF calibration file ({exc.strerror or exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(f"{path}: not a PSF calibration file (write one with var-emitter calibrate-psf)")
+        raise InputError(f"{path}: not a PSF calibration file; {WRITTEN_BY}")
     if document.get("version") != VERSION:
         raise InputError(f"{path}: PSF calibration version {document.get('version')!r}; this version reads {VERSION}")
     try:

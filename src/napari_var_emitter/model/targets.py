@@ -20,7 +20,8 @@ def photons_to_map(photons):
 
 
 def map_to_photons(values):
-    return PHOTON_SCALE * np.expm1(np.asarray(values))
+    """Photons (never below 0: a head's value under the map of 0 photons means none)."""
+    return PHOTON_SCALE * np.expm1(np.maximum(np.asarray(values), 0.0))
 
 
 def render_target(x_px: np.ndarray, y_px: np.ndarray, photons: np.ndarray, z_nm: np.ndarray,

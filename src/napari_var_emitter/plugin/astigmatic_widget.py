@@ -31,7 +31,7 @@ from ..psf_calibration.defocus import PSFCalibration, calibrate_psf
 from ..psf_calibration.plot import draw_psf_calibration
 from .camera_fields import CameraFields
 from .colour_bar import ColourBar
-from .dock import ScrollingDock
+from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_into_view, has_z, image_points, insert_built,
@@ -117,6 +117,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.points = ComboBox(label="localisations", choices=self._layers_with_z,
                                tooltip="A Points layer with z: from here, or a CSV from `var-emitter predict --psf` "
                                "or `localize --psf`")
+        for combo in (self.beads, self.image, self.points):  # long layer names do not widen the dock
+            fixed_width_combo(combo)
         self.z_colours = ColourBar("z_nm", "z", "nm")  # the points' colours: napari draws no colour bar for Points
         self.view_button = PushButton(text="View in 3-D",
                                       tooltip="Open a 3-D viewer of every localisation at (z, y, x) in nm, coloured "
@@ -148,6 +150,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.image.changed.connect(self._movie_chosen)
         self.image.changed.connect(self._show_chosen)
         self.psf_file.changed.connect(self._choose_psf)
+        self.psf_file.changed.connect(self._forget_last_run)  # the last run's status was of another calibration
         self.calibrate_button.changed.connect(self.calibrate)
         self.save_button.changed.connect(self.save_calibration)
         self.run_button.changed.connect(self.start)
@@ -226,7 +229,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.fitted = calibration
         psf, summary = calibration.psf, calibration.summary()
         lines = [f"{summary['beads']} beads, {summary['slices']} slices; the stack's z = 0 is at "
-                 f"{calibration.focal_offset_nm:+.0f} nm from the calibrated focus"]
+                 f"{round(calibration.focal_offset_nm):+d} nm from the calibrated focus"]
         for name, curve in (("x", psf.curve_x), ("y", psf.curve_y)):
             lines.append(f"σ{name}: σ0 {curve.sigma0_nm:.1f} nm, focus {curve.focus_nm:+.1f} nm, depth "
                          f"{curve.depth_nm:.0f} nm, A {curve.cubic:+.3f}, B {curve.quartic:+.3f}; RMS residual "
@@ -237,7 +240,10 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.calibration_status.value = "\n".join(lines)
         self.canvas.setVisible(True)
         self._draw_calibration()
-        self._choose_psf()
+        if self.psf_file.value:  # the calibration just fitted is the one to use, not a file chosen before
+            self.psf_file.value = None  # (_choose_psf follows)
+        else:
+            self._choose_psf()
 
     def _calibration_failed(self, exc: Exception | str) -> None:
         self.calibration_status.value = f"error: {exc}"
@@ -275,8 +281,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self._choose_psf()
 
     def _choose_psf(self, *_) -> None:
-        """The calibration Localise uses: the file given, else the one fitted above, else the one
-        the movie carries in its metadata (the sample); said in plain words under the field."""
+        """The calibration Localise uses: the file given (a calibration fitted above clears it), else
+        the one fitted above, else the one the movie carries in its metadata (the sample); said in
+        plain words under the field."""
         self.psf, self.psf_pixel_nm, source = None, None, ""
         layer = self.image.value
         try:
@@ -333,6 +340,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             layer = self.image.value
             if layer is None:
                 raise InputError("open an astigmatic stack first (File > Open, or the 3-D sample)")
+            if self.psf is None and self.psf_note.value.startswith("error"):  # the file chosen is none
+                raise InputError(f"the calibration file cannot be used: {self.psf_note.value.removeprefix('error: ')}")
             if self.psf is None:
                 raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
             frames, single = stack_of(layer)
@@ -341,6 +350,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             localise = self._localiser(camera)
         except InputError as exc:
             show_error(str(exc))
+            if self.worker is None:
+                self.status.value = f"not started: {exc}"
             return
         if not layer.visible:  # a movie another widget hid: its localisations are shown over it, not another stack
             view_alone(self.viewer, layer, self.image.choices)

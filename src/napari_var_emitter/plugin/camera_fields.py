@@ -100,11 +100,25 @@ def _fitting_maps(values: dict[str, Any], frame_shape: tuple[int, int] | None) -
         except InputError as exc:
             shape, why = None, str(exc)
         else:
-            why = f"its map is {shape[-1]}×{shape[0]} px, the frames {frame_shape[1]}×{frame_shape[0]} px"
+            why = f"{shape[-1]}×{shape[0]} px, for frames of {frame_shape[1]}×{frame_shape[0]} px"
         if shape != tuple(frame_shape):
             kept[name] = None
             unfit.append((name, why))
     return kept, unfit
+
+
+def _by_reason(unfit: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(why, [field, …]) from _fitting_maps' (field, why): the fields left out for one reason together."""
+    reasons: dict[str, list[str]] = {}
+    for name, why in unfit:
+        reasons.setdefault(why, []).append(name)
+    return list(reasons.items())
+
+
+def _named(names: list[str]) -> str:
+    """Fields by their labels: 'a', 'a and b', 'a, b and c'."""
+    labels = [FIELD_INFO[name].label for name in names]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def shared_camera(viewer) -> SharedCamera:
@@ -186,7 +200,7 @@ class CameraFields(Container):
         here, entered = (self.shared.entered_for[self._image] if for_image is not None
                          else (set(), self.shared.entered()))
         notes = [self._heading(), self._missing_note(here, entered)]
-        notes += [f"{FIELD_INFO[name].label} of your last entry left empty: {why}." for name, why in unfit]
+        notes += [f"{_named(names)} of your last entry left empty: {why}." for why, names in _by_reason(unfit)]
         in_use = self.values()
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
@@ -216,9 +230,14 @@ class CameraFields(Container):
 
     def camera_of(self, layer) -> Camera:
         """The camera of `layer`, the one a run on it uses: the fields filled from it first where
-        they show another image's (this widget's other stack: the 3-D widget's beads)."""
+        they show another image's (this widget's other stack: the 3-D widget's beads). InputError,
+        naming the fields, where a calibration map cannot be read or does not fit its frames."""
         if self._image is None or self._image != image_key(layer):
             self.fill_from(layer)
+        _, unfit = _fitting_maps(self.values(), tuple(layer.data.shape[-2:]))
+        if unfit:
+            raise InputError("; ".join(f"{_named(names)}: {why}" for why, names in _by_reason(unfit))
+                             + " (clear the field, or choose the map of the camera region this stack was taken with)")
         return self.camera()
 
     def fill_from(self, layer) -> list[str]:

@@ -8,10 +8,11 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QScrollArea, QVBoxLayout, QWidget
 
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
-# the least height of a dock's scroll area: napari gives a dock just added nearly all of its column
-# and the others their least height (at 1366x768 beside Filter, Predict's settings shrank to 69 px);
-# four docks in one column still fit the screen
-MIN_SCROLL_PX = 120
+# the least height of a dock's scroll area (three rows of settings): napari gives a dock just added
+# nearly all of its column and the others their least height (at 1366x768 beside Filter, Predict's
+# settings shrank to 69 px before there was a least height); three docks in one column (Predict,
+# Fine-tune, 3-D) fit a 768 px screen with two-line statuses (at 120 px the window grew to 829 px)
+MIN_SCROLL_PX = 80
 COMBO_CHARS = 16  # a list of files or models is this many characters wide; longer names are elided
 
 

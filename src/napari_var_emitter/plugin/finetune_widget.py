@@ -23,7 +23,7 @@ from ..io.camera_profile import config_dir
 from ..io.localizations import read_localizations
 from ..model.checkpoint import resolve_device
 from ..predict.model_cache import cached_model
-from ..train.calibrate import estimate_conditions, ranges_for
+from ..train.calibrate import BRIGHT_QUANTILE, estimate_conditions, ranges_for
 from ..train.compare import compare_models, held_out_start, verdict
 from ..train.config import TrainConfig, TrainingConfig
 from ..train.data import LabelledSource, SimulatedSource
@@ -31,7 +31,7 @@ from ..train.loop import training_steps
 from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import JobControls
-from .layers import layer_choices, pick_shown, stack_of, table_from_layer
+from .layers import layer_choices, opened_beside, pick_shown, stack_of, table_from_layer, view_alone
 from .models import MODELS
 from .predict_run import duration
 from .settings import Settings, add_sections, restore_button
@@ -41,10 +41,11 @@ MODES = ("self-calibrated", "trusted positions")
 COMPARISON_WRAP = 44  # characters per line of the comparison's prose (about the dock's width)
 
 
-def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str, init: Path, compare):
+def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str, init: Path, compare,
+                 fine_tuned_on: dict):
     """Yield {"conditions": ...} or {"error": ...} first, then each training step's log row, then
     {"comparison": DataFrame} (before / after on held-out frames); returns the weights' path.
-    `compare(weights path, conditions)` makes the comparison."""
+    `compare(weights path, conditions)` makes the comparison; fine_tuned_on goes in the card."""
     try:
         source, conditions = make_source()
     except InputError as exc:
@@ -52,7 +53,8 @@ def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str,
         return None
     yield {"conditions": conditions}
     config = fine_tune_config(steps, lr, getattr(source, "ranges", None))
-    path = yield from training_steps(config, out_dir, source, device, init_weights=init, log=lambda _: None)
+    path = yield from training_steps(config, out_dir, source, device, init_weights=init, log=lambda _: None,
+                                     fine_tuned_on=fine_tuned_on)
     yield {"comparing": True}
     yield {"comparison": compare(path, conditions)}
     return path
@@ -83,13 +85,14 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.labels_file = FileEdit(label="or labels file", filter="*.csv *.h5 *.hdf5", mode="r",
                                     tooltip="Localisations in any layout the readers take, with photons")
         self.model = ComboBox(label="start from", choices=MODELS.choices)
-        fixed_width_combo(self.model)
+        for combo in (self.image, self.positions, self.model):  # long layer and model names do not widen the dock
+            fixed_width_combo(combo)
         self.steps = SpinBox(label="steps", value=300, min=1, max=100_000, tooltip="Training steps of 8 tiles")
         self.lr = FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1e-2, step=1e-5)
         self.lr.native.setDecimals(6)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.out_dir = FileEdit(label="output folder", mode="d", value=Path.home() / "var-emitter-models" / stamp,
-                                tooltip="A new folder for the model (nothing is overwritten)")
+        self.out_dir = FileEdit(label="output folder", mode="d", value=new_out_dir(),
+                                tooltip="A new folder for the model (nothing is overwritten); a new one is "
+                                "proposed after each model written")
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto")
         self.time_estimate = Label(value="")
         self.estimates = Label(value="")
@@ -120,8 +123,10 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
             event.connect(self.positions.reset_choices)
+        viewer.layers.events.inserted.connect(self._layer_added)
         MODELS.offer_in(self.model)
         self.image.changed.connect(self.camera_fields.fill_from)
+        self.image.changed.connect(self._image_chosen)
         self.run_button.changed.connect(self.start)
         self.steps.changed.connect(self._show_time_estimate)
         self.device.changed.connect(self._show_time_estimate)
@@ -137,10 +142,30 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             self.time_estimate.value = (f"Time per step on {device} not measured here yet: the estimate appears "
                                         "after the first steps.")
         else:
-            self.time_estimate.value = (f"About {duration(seconds * self.steps.value)} for {self.steps.value} "
-                                        f"steps on {device} ({seconds:.2f} s/step, measured here last time).")
+            steps = f"{self.steps.value} step" + ("s" if self.steps.value != 1 else "")
+            self.time_estimate.value = (f"About {duration(seconds * self.steps.value)} for {steps} on {device} "
+                                        f"({seconds:.2f} s/step, measured here last time).")
 
     # ---- data -------------------------------------------------------------------------------
+    def _layer_added(self, event) -> None:
+        """A stack the user opens becomes the one to fine-tune on, as in the Predict widget (a
+        single image of the chosen stack's frame size is opened beside it)."""
+        self.image.reset_choices()
+        if event.value in self.image.choices and not opened_beside(event.value, self.image.value):
+            self.image.value = event.value
+
+    def _image_chosen(self, layer) -> None:
+        """The stack chosen is shown alone (layers.view_alone); the last fine-tune's estimates,
+        comparison, losses and status, which say nothing about it, are cleared (a running job's
+        stay until it ends)."""
+        if layer is not None:
+            view_alone(self.viewer, layer, self.image.choices)
+        if self.worker is None:
+            self._forget_last_run()
+            self.estimates.value = self.comparison.value = ""
+            self.losses = []
+            self._draw_losses()
+
     def _source_maker(self, config_model, model, frames, camera):
         """A function (run in the worker) that returns (batch source, conditions); frames are the
         ones to train (or calibrate) on, the held-out ones excluded."""
@@ -205,7 +230,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.held_out_note = (f"frames {cut + 1}-{frames.shape[0]} (1-based), never trained or calibrated on" if cut
                               else "the one frame there is (also trained on)")
         worker = create_worker(finetune_job, make_source, self.steps.value, self.lr.value, out_dir, device, init,
-                               compare, _start_thread=False,
+                               compare, {"stack": layer.name, "data": self.mode.value}, _start_thread=False,
                                _connect={"yielded": self._on_row, "returned": self._on_done,
                                          "finished": self._on_finished, "errored": self._on_error})
         self._launch(worker, self.steps.value,
@@ -272,13 +297,27 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self._show_time_estimate()
         if self.out_path is not None and (self.out_path / "model.safetensors").exists():
             self.status.value = f"saved {self.out_path / 'model.safetensors'}"
+            if Path(self.out_dir.value) == self.out_path:  # the next fine-tune goes to a new folder
+                self.out_dir.value = new_out_dir()
         elif not self.status.value.startswith("failed"):
             self.status.value = "stopped: no model written"
+
+
+def new_out_dir() -> Path:
+    """A folder for a fine-tuned model, named by the time: ~/var-emitter-models/YYYYMMDD-HHMMSS
+    (-2, -3, … where that exists)."""
+    base = Path.home() / "var-emitter-models" / time.strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def describe_conditions(conditions: dict) -> str:
     """The estimated conditions in words with units."""
     words = {"psf_sigma_nm": "PSF σ {:.0f} nm", "photons": "photons {:,.0f}",
+             "photons_bright": f"the brightest {100 * (1 - BRIGHT_QUANTILE):.0f} % above {{:,.0f}}",
              "background_photons": "background {:.1f} photons/px", "density_per_um2": "density {:.2f} /µm²",
              "labelled emitters": "{:,} labelled emitters"}
     parts = [words[k].format(v) for k, v in conditions.items() if k in words]

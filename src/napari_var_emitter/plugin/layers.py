@@ -239,6 +239,13 @@ def contrast_limits(frames) -> tuple[float, float]:
     return float(low), float(max(high, low + 1))
 
 
+def opened_beside(opened, chosen) -> bool:
+    """Whether a layer just opened is a single image of the chosen stack's frame size (a
+    calibration map, an average) opened beside it, not a stack to work on instead."""
+    return (chosen is not None and chosen is not opened and chosen.ndim >= 3 and opened.ndim == 2
+            and tuple(opened.data.shape) == tuple(chosen.data.shape[-2:]))
+
+
 def layer_choices(viewer, kind, inputs_only: bool = False):
     """ComboBox choices: the viewer's layers of this type; with inputs_only, not the maps and
     renders this plugin made (they are outputs, never camera frames)."""

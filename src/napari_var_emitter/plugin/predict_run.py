@@ -220,10 +220,12 @@ class RunLayers:
                 layer.visible = layer.name == chosen
 
     def envelope_warnings(self) -> list[str]:
-        """Where the camera or the measured photons and background lie outside the model's training ranges."""
+        """Where the stack, the camera or the measured photons and background lie outside what the model was trained
+        on."""
         if self.envelope is None:
             return []
-        return (self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
+        return (self.envelope.stack_warnings(self.image.name, "the bundled model ('bundled model' under model above)")
+                + self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
                 + self.envelope.measured_warnings(self.table(), self.camera, self.other_models))
 
     def table(self) -> pd.DataFrame:

@@ -32,8 +32,8 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, frame_into_view, layer_choices, pick_shown, place_image, remove_outputs,
-                     shown_note, stack_of, table_from_layer, view_alone)
+from .layers import (TAG, fit_view, frame_into_view, layer_choices, opened_beside, pick_shown, place_image,
+                     remove_outputs, shown_note, stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
 from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
@@ -69,7 +69,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.model = ComboBox(label="model", choices=MODELS.choices,
                               tooltip="The bundled model; the fast model (a CPU-trained U-Net: several times "
                               "faster on a CPU, better on crowded frames; docs/model.md); or one you added")
-        fixed_width_combo(self.model)
+        for combo in (self.image, self.model):  # long layer and model names do not widen the dock
+            fixed_width_combo(combo)
         self.checkpoint = FileEdit(label="add model", filter="*.safetensors", mode="r",
                                    tooltip="A model file (.safetensors with its .json card), e.g. from Fine-tune")
         self.threshold = FloatSpinBox(label="threshold [probability]", value=DEFAULT_THRESHOLD, min=0.05, max=0.95,
@@ -156,8 +157,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if event.value not in self.image.choices:
             return
         current = self.image.value
-        if (current is not None and current is not event.value and current.ndim >= 3 and event.value.ndim == 2
-                and tuple(event.value.data.shape) == tuple(current.data.shape[-2:])):
+        if opened_beside(event.value, current):
             if self.worker is None:
                 self.status.value = (f"{event.value.name} opened beside {current.name} (one image of its frame "
                                      "size: a calibration map or an average?); choose it under image to predict on it")

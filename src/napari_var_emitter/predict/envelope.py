@@ -35,8 +35,8 @@ READ_NOISE_TOLERANCE = 1.5
 class Envelope:
     """Training ranges: pixel size (nm), PSF sigma (camera px), emitter photons per frame,
     background (photons/px), camera types, sCMOS read noise (e⁻ rms; None where the card states
-    none); and a 3-D model's astigmatic calibration, or the calibration family a conditioned 3-D
-    model was trained on."""
+    none); a 3-D model's astigmatic calibration, or the calibration family a conditioned 3-D
+    model was trained on; the stack a fine-tuned model was made for (its name; None for others)."""
 
     pixel_size_nm: tuple[float, float]
     psf_sigma_px: tuple[float, float]
@@ -46,6 +46,7 @@ class Envelope:
     scmos_read_noise_e: tuple[float, float] | None = None
     calibration: PSF | None = None
     family: CalibrationFamily | None = None
+    fine_tuned_on: str | None = None
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Envelope | None:
@@ -65,7 +66,16 @@ class Envelope:
         family = CalibrationFamily(**simulation["psf_family"]) if simulation.get("psf_family") else None
         read_noise = _span(simulation["scmos_read_noise_e"]) if simulation.get("scmos_read_noise_e") else None
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
-                   read_noise, calibration, family)
+                   read_noise, calibration, family, card.get("fine_tuned_on", {}).get("stack"))
+
+    def stack_warnings(self, stack: str, bundled_named: str) -> list[str]:
+        """A warning when a model fine-tuned on one stack is run on another (by name): its ranges
+        are that stack's. bundled_named: how a user picks the bundled model."""
+        if self.fine_tuned_on is None or stack == self.fine_tuned_on:
+            return []
+        return [f"the model was fine-tuned on {self.fine_tuned_on!r}, not on {stack!r}: it knows that stack's "
+                f"PSF, photons and background; for another sample or microscope, use {bundled_named} or "
+                f"{FINE_TUNE_HINT}"]
 
     def psf_warnings(self, psf: PSF) -> list[str]:
         """Warnings when the calibration given is not one a 3-D model knows: outside the family a
@@ -139,8 +149,7 @@ class Envelope:
             median, bright = (float(q) for q in np.quantile(table[column], [0.5, BRIGHTEST]))
             if not _within(trained, median):
                 side = "below" if median < trained[0] * MEASURED_LOW else "above"
-                shown = f"{median:,.0f}" if median >= 100 else f"{median:.3g}"
-                warnings.append(f"median {shown} {unit} is {side} what the model was trained on "
+                warnings.append(f"median {_rounded(median)} {unit} is {side} what the model was trained on "
                                 f"({_range(trained)}): {hint}; if they are right, "
                                 + _remedy(others, column, unit, lambda span: _within(span, median)))
             elif column == "photons" and bright > trained[1] * MEASURED_HIGH:
@@ -190,6 +199,12 @@ def _span(value) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def _range(span: tuple[float, float], fmt: str = "g") -> str:
-    low, high = span
-    return f"{low:{fmt}}" if low == high else f"{low:{fmt}}–{high:{fmt}}"
+def _range(span: tuple[float, float], fmt: str | None = None) -> str:
+    """low–high (one value where they are equal) in `fmt`, else rounded for reading (_rounded)."""
+    low, high = (f"{value:{fmt}}" if fmt else _rounded(value) for value in span)
+    return low if low == high else f"{low}–{high}"
+
+
+def _rounded(value: float) -> str:
+    """Whole numbers from 100 up (with thousands separators), three significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

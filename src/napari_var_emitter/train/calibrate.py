@@ -12,13 +12,14 @@ from ..predict.frames import predict_frames, widest_trained_px
 from .config import SimulationRanges
 
 MIN_SPOTS = 20
+BRIGHT_QUANTILE = 0.95  # the training photons reach this quantile of the stack's spots
 
 
 def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50) -> dict:
     """From up to `max_frames` frames spread over a (T, H, W) ADU stack: the PSF sigma (nm) that
     best explains isolated spots (fit.psf_sigma); median photons and background (photons/px) of
     classical MLE fits with that sigma to every spot found (the model's confident spots alone are
-    biased where it is unsure); the detection density (/µm² per frame)."""
+    biased where it is unsure), and their BRIGHT_QUANTILE; the detection density (/µm² per frame)."""
     frames = read_spread(frames_adu, max_frames)
     table = predict_frames(model, frames, camera).table
     px = camera.pixel_size_nm
@@ -31,17 +32,20 @@ def estimate_conditions(frames_adu, camera: Camera, model, max_frames: int = 50)
     fits = localize_stack(frames, camera, sigma_nm)  # every spot, not only those the model is sure of
     field_um2 = frames.shape[1] * frames.shape[2] * (px / 1000) ** 2
     return {"psf_sigma_nm": sigma_nm, "photons": float(fits["photons"].median()),
+            "photons_bright": float(fits["photons"].quantile(BRIGHT_QUANTILE)),
             "background_photons": float(fits["background"].median()),
             "density_per_um2": len(table) / (len(frames) * field_um2), "spots": spots, "frames": len(frames)}
 
 
 def ranges_for(conditions: dict, camera: Camera) -> SimulationRanges:
     """Training ranges around estimated conditions. Photons reach well above the median of
-    detections, which blinks that start or end mid-frame pull down."""
+    detections, which blinks that start or end mid-frame pull down, and up to the stack's bright
+    spots (a model misses spots brighter than any it saw; the Predict widget warns of them)."""
     sigma, photons = conditions["psf_sigma_nm"], conditions["photons"]
+    brightest = max(1.8 * photons, conditions.get("photons_bright", 0.0))
     background, density = conditions["background_photons"], conditions["density_per_um2"]
     return SimulationRanges(pixel_size_nm=camera.pixel_size_nm, psf_sigma_nm=(0.9 * sigma, 1.1 * sigma),
-                            photons_mean=(0.6 * photons, 1.8 * photons),
+                            photons_mean=(0.6 * photons, brightest),
                             background_photons=(0.7 * background, 1.3 * background),
                             density_per_um2=(0.5 * density, 2.0 * density),
                             emccd_fraction=1.0 if camera.em_gain > 1 else 0.0)

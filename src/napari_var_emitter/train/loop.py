@@ -55,10 +55,11 @@ def train(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu",
 
 def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str = "cpu", resume: bool = False,
                    init_weights: str | Path | None = None, log: Callable[[str], None] = print,
-                   stop_after_s: float | None = None):
+                   stop_after_s: float | None = None, fine_tuned_on: dict | None = None):
     """`train` as a generator: yields each step's log row (dict); returns the weights' path (None
     when stopped by stop_after_s). Closing it early (a GUI's Cancel) leaves the last checkpoint
-    state and writes no model."""
+    state and writes no model. fine_tuned_on ({"stack": name, "data": how}): the stack a
+    fine-tune was for, stated in the card (predict.envelope warns on another stack)."""
     began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,8 @@ def training_steps(config: TrainConfig, out_dir: str | Path, source, device: str
                 log(f"stopped at step {step}/{total} (checkpoint {state_path}); continue with --resume")
                 return None
     return _save_run_model(out_dir, model, config, {"steps": t_cfg.steps, "tokenizer_steps": tokenizer_steps},
-                           wall, device, evaluate_heldout(model, heldout), init_weights, parent_card, log)
+                           wall, device, evaluate_heldout(model, heldout), init_weights, parent_card, log,
+                           fine_tuned_on)
 
 
 def export_checkpoint(config: TrainConfig, out_dir: str | Path, device: str = "cpu",
@@ -172,14 +174,17 @@ def _heldout_of(config: TrainConfig):
 
 
 def _save_run_model(out_dir: Path, model, config: TrainConfig, steps: dict[str, int], wall: float, device: str,
-                    heldout: dict, init_weights, parent_card: dict, log: Callable[[str], None]) -> Path:
+                    heldout: dict, init_weights, parent_card: dict, log: Callable[[str], None],
+                    fine_tuned_on: dict | None = None) -> Path:
     """OUT/model.safetensors with its card (the steps, time, device and commit of the run, the
-    parent's stages when it was fine-tuned, the config, the held-out check) and the curves."""
+    parent's stages when it was fine-tuned, the stack it was fine-tuned on, the config, the
+    held-out check) and the curves."""
     final = out_dir / "model.safetensors"
     card = {"training": {**steps, "wall_s": round(wall, 1), "device": device, "commit": _commit()},
             **({"init": {"weights": Path(init_weights).name,  # the parent's stages, newest first
                          **{k: parent_card[k] for k in ("training", "train_config", "init") if k in parent_card}}}
                if init_weights is not None else {}),
+            **({"fine_tuned_on": fine_tuned_on} if fine_tuned_on else {}),
             "train_config": config.to_dict(), "heldout": heldout}
     save_model(final, model, card)
     plot_log(out_dir / LOG_FILE, out_dir / "training_curves.png")
