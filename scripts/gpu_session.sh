@@ -4,9 +4,11 @@
 #
 #   bash scripts/gpu_session.sh prepare        # here, once: wheels the device image lacks -> .whl/
 #   bash scripts/gpu_session.sh train [MIN]    # there (device `run`, carry [".whl"]): resume
-#                                              # $RUN with $CONFIG (default training_runs/cpu_3d_wide
-#                                              # and configs/cpu_3d_wide.json, the wider 3-D network
-#                                              # started 2026-12-06, 24,000 steps in all)
+#                                              # $RUN with $CONFIG (default
+#                                              # training_runs/cpu_2d_context_repeat and
+#                                              # configs/cpu_2d_context_repeat.json, the 2-D window
+#                                              # model with v1's repeated finest scale, started
+#                                              # 2026-12-07, 24,000 steps in all)
 #                                              # for MIN minutes (default 7), its
 #                                              # train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
@@ -15,11 +17,11 @@
 #                                              # $RUN (then commit them)
 #
 # The run resumes exactly where the CPU left it (same config, same step count); on the CPU it
-# continues with: var-emitter train --config configs/cpu_3d_wide.json \
-#   --out training_runs/cpu_3d_wide --resume
+# continues with: var-emitter train --config configs/cpu_2d_context_repeat.json \
+#   --out training_runs/cpu_2d_context_repeat --resume
 set -euo pipefail
-RUN=${RUN:-training_runs/cpu_3d_wide}
-CONFIG=${CONFIG:-configs/cpu_3d_wide.json}
+RUN=${RUN:-training_runs/cpu_2d_context_repeat}
+CONFIG=${CONFIG:-configs/cpu_2d_context_repeat.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
 google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0 numba==0.68.1 llvmlite==0.50.0"
 
