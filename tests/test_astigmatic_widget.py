@@ -165,8 +165,8 @@ def test_bad_inputs_give_messages(qtbot, viewer, errors, tmp_path):
     assert widget.psf_note.value.startswith("error") and widget.psf is None
     assert "not a PSF calibration file; one is written by the 3-D widget's 'Save calibration'" in widget.psf_note.value
     widget.start()  # the file chosen is named as the problem, in the status too
-    assert "the calibration file cannot be used: " in errors[-1] and "bad.json" in errors[-1]
-    assert widget.status.value.startswith("not started: the calibration file cannot be used")
+    assert "the PSF calibration cannot be used: " in errors[-1] and "bad.json" in errors[-1]
+    assert widget.status.value.startswith("not started: the PSF calibration cannot be used")
     widget.view_3d()
     assert "with z" in errors[-1]  # the 2-D truth has no z
     assert [layer.name for layer in viewer.layers] == ["simulated SMLM stack", "ground truth", "blank"]

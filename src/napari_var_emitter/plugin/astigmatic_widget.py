@@ -59,6 +59,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.envelope = None  # the model's training ranges, for the warnings at the end of a run
         self.fitted: PSFCalibration | None = None
         self.psf: PSF | None = None
+        self.psf_problem = ""  # why the calibration chosen cannot be used ("" when it can, or there is none)
         self.psf_pixel_nm: float | None = None  # the pixel size the calibration was measured on, where known
         self.tables: list[pd.DataFrame] = []
         self.views: list[napari.Viewer] = []  # the 3-D viewers opened from here
@@ -284,7 +285,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         """The calibration Localise uses: the file given (a calibration fitted above clears it), else
         the one fitted above, else the one the movie carries in its metadata (the sample); said in
         plain words under the field."""
-        self.psf, self.psf_pixel_nm, source = None, None, ""
+        self.psf, self.psf_pixel_nm, source, self.psf_problem = None, None, "", ""
         layer = self.image.value
         try:
             if self.psf_file.value and Path(self.psf_file.value).is_file():
@@ -296,6 +297,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             elif layer is not None and "psf" in layer.metadata:
                 self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"
         except (InputError, ValueError, TypeError) as exc:  # a damaged file, or metadata that is no calibration
+            self.psf_problem = str(exc)
             self.psf_note.value = f"error: {exc}"
             return
         if self.psf is None:
@@ -340,8 +342,8 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
             layer = self.image.value
             if layer is None:
                 raise InputError("open an astigmatic stack first (File > Open, or the 3-D sample)")
-            if self.psf is None and self.psf_note.value.startswith("error"):  # the file chosen is none
-                raise InputError(f"the calibration file cannot be used: {self.psf_note.value.removeprefix('error: ')}")
+            if self.psf_problem:
+                raise InputError(f"the PSF calibration cannot be used: {self.psf_problem}")
             if self.psf is None:
                 raise InputError("no PSF calibration: calibrate on a bead z-stack above, or choose a calibration file")
             frames, single = stack_of(layer)
