@@ -125,3 +125,8 @@ def test_pixel_maps_convert_and_quieten_hot_pixels(tmp_path):
     junk = Camera(type="sCMOS", offset_map=str(tmp_path / "objects.npy"))
     with pytest.raises(InputError, match=r"objects.npy: not readable \(not an array of numbers saved by numpy\)"):
         frames_to_photons(electrons, junk)  # never unpickled, and said in a microscopist's words
+    np.save(tmp_path / "g16.npy", np.full((16, 16), 2.0))  # maps of two camera regions: each named with its size
+    mixed = Camera(type="sCMOS", offset_map=str(tmp_path / "o.npy"), gain_map=str(tmp_path / "g16.npy"))
+    with pytest.raises(InputError,
+                       match=r"differ in size \(offset map \[ADU\] 32×32 px, gain map \[ADU/e⁻\] 16×16 px\)"):
+        frames_to_photons(electrons, mixed)

@@ -256,9 +256,9 @@ def test_envelope_from_the_bundled_card(tmp_path):
     assert "median 25 photons per localisation is below what the model was trained on (67–201)" in dim
     # a model fine-tuned on one stack, run on another, says so; on its own stack, nothing
     tuned = dataclasses.replace(tuned, fine_tuned_on="stack A")
-    assert tuned.stack_warnings("stack A", "the bundled model") == [] and envelope.stack_warnings("B", "it") == []
-    (other,) = tuned.stack_warnings("stack B", "the bundled model")
-    assert "fine-tuned on 'stack A', not on 'stack B'" in other and "use the bundled model" in other
+    assert tuned.stack_warnings("stack A") == [] and envelope.stack_warnings("B") == []
+    (other,) = tuned.stack_warnings("stack B")
+    assert "fine-tuned on 'stack A', not on 'stack B'" in other and "use the bundled model (the default)" in other
     (very_bright,) = envelope.measured_warnings(brightest.assign(photons=[1500.0] * 8 + [40_000.0] * 2), EMCCD,
                                                      others)
     assert "fast model" not in very_bright and "fine-tune" in very_bright
@@ -313,7 +313,7 @@ def test_predict_cli_says_when_a_model_fine_tuned_on_another_stack_is_used(tmp_p
         messages = [str(w.message) for w in caught if "fine-tuned on" in str(w.message)]
         assert messages == (["the model was fine-tuned on 'a.ome.tiff', not on 'b.ome.tiff': it knows that stack's "
                              "PSF, photons and background; for another sample or microscope, use the bundled model "
-                             "(leave out --model) or fine-tune the model on this stack (Fine-tune widget, "
+                             "(the default) or fine-tune the model on this stack (Fine-tune widget, "
                              "self-calibrated)"] if said else [])
 
 

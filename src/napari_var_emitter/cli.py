@@ -413,7 +413,7 @@ def _predict(args) -> int:
     envelope, checked = Envelope.from_card(card), False
     sigma_said = options.refine and not model.config.with_z  # the PSF sigma, given or estimated, is said below
     for message in (envelope.input_warnings(camera, psf, sigma_said)
-                    + envelope.stack_warnings(args.stack.name, "the bundled model (leave out --model)")
+                    + envelope.stack_warnings(args.stack.name)
                     if envelope else []):
         warnings.warn(message, stacklevel=1)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .camera import FIELD_INFO, MAP_FIELDS
 
 NOISY_FACTOR = 4.0  # read-noise variance above this multiple of the median marks a noisy pixel
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -82,7 +83,9 @@ def _load(offset, variance, gain, baseline_adu: float, e_per_adu: float) -> Pixe
     maps = [None if stamp is None else read_map(stamp[0]) for stamp in (offset, variance, gain)]
     shapes = {m.shape for m in maps if m is not None}
     if len(shapes) > 1:
-        raise InputError(f"the calibration maps differ in shape: {sorted(shapes)}")
+        sizes = ", ".join(f"{FIELD_INFO[name].label} {m.shape[1]}×{m.shape[0]} px"
+                          for name, m in zip(MAP_FIELDS, maps, strict=True) if m is not None)
+        raise InputError(f"the calibration maps differ in size ({sizes}): give maps of one camera region")
     if maps[1] is not None and (maps[1] < 0).any():
         raise InputError(f"variance map {variance[0]}: negative variance")
     if maps[2] is not None and not (maps[2] > 0).all():

@@ -224,7 +224,7 @@ class RunLayers:
         on."""
         if self.envelope is None:
             return []
-        return (self.envelope.stack_warnings(self.image.name, "the bundled model ('bundled model' under model above)")
+        return (self.envelope.stack_warnings(self.image.name)
                 + self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
                 + self.envelope.measured_warnings(self.table(), self.camera, self.other_models))
 

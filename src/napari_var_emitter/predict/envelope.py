@@ -24,6 +24,7 @@ MEASURED_LOW, MEASURED_HIGH = 0.5, 1.5
 # any it saw (v1 on Picasso's test movie: the five brightest of 30, where the median was in range)
 BRIGHTEST = 0.9
 FINE_TUNE_HINT = "fine-tune the model on this stack (Fine-tune widget, self-calibrated)"
+BUNDLED_NAMED = "the bundled model (the default)"  # how a user picks it, in the widgets and on the command line
 CLASSICAL_3D = "method 'classical fit' in the 3-D widget; var-emitter localize --psf on the command line"
 CALIBRATION_TOLERANCE = 0.05  # a calibration whose widths differ less than this in the trained z range is the same
 # an sCMOS read noise up to this factor above the trained range is close enough (its variance is
@@ -68,13 +69,13 @@ class Envelope:
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
                    read_noise, calibration, family, card.get("fine_tuned_on", {}).get("stack"))
 
-    def stack_warnings(self, stack: str, bundled_named: str) -> list[str]:
+    def stack_warnings(self, stack: str) -> list[str]:
         """A warning when a model fine-tuned on one stack is run on another (by name): its ranges
-        are that stack's. bundled_named: how a user picks the bundled model."""
+        are that stack's."""
         if self.fine_tuned_on is None or stack == self.fine_tuned_on:
             return []
         return [f"the model was fine-tuned on {self.fine_tuned_on!r}, not on {stack!r}: it knows that stack's "
-                f"PSF, photons and background; for another sample or microscope, use {bundled_named} or "
+                f"PSF, photons and background; for another sample or microscope, use {BUNDLED_NAMED} or "
                 f"{FINE_TUNE_HINT}"]
 
     def psf_warnings(self, psf: PSF) -> list[str]:
@@ -167,7 +168,7 @@ def bundled_alternatives(weights: Path, in_widget: bool = False) -> list[tuple[s
         return []
     fast = "the fast model ('fast model' under model above)" if in_widget else "the fast model (--model fast)"
     other, name = ((BUNDLED_FAST, fast)
-                   if Path(weights).resolve() == BUNDLED else (BUNDLED, "the bundled model (the default)"))
+                   if Path(weights).resolve() == BUNDLED else (BUNDLED, BUNDLED_NAMED))
     envelope = Envelope.from_card(read_card(other)[1])
     return [(name, envelope)] if envelope is not None else []
 
