@@ -635,6 +635,10 @@ def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors)
     widget.steps.value, widget.out_dir.value = 2, tmp_path / "supervised"
     _run(qtbot, widget, timeout=240_000)
     assert (tmp_path / "supervised" / "model.safetensors").exists() and not errors
+    # the card states the stack's conditions (what Predict checks a stack against), not the default ranges
+    simulation = read_card(tmp_path / "supervised" / "model.safetensors")[1]["train_config"]["simulation"]
+    sigma_nm = SAMPLE.psf.sigma_nm
+    assert 0.8 * sigma_nm < simulation["psf_sigma_nm"][0] < sigma_nm < simulation["psf_sigma_nm"][1] < 1.2 * sigma_nm
 
 
 def test_camera_set_up_units_tooltips_profiles_shared_and_kept(viewer, own_settings, make_napari_viewer):

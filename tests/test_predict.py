@@ -228,6 +228,12 @@ def test_envelope_from_the_bundled_card(tmp_path):
     assert envelope.measured_warnings(typical, EMCCD) == []
     (dim,) = envelope.measured_warnings(typical.assign(photons=[150.0, 204.0, 260.0]), EMCCD)
     assert "median 204 photons" in dim and "below" in dim and "e⁻/ADU" in dim and "EM gain" in dim
+    # frames binned 2 x 2 in front of the network: its 10-120 photons per (binned) pixel are 2.5-30 per camera pixel
+    faint = typical.assign(background=[3.0, 4.0, 5.0])
+    assert "median 4 background photons/px is below" in envelope.measured_warnings(faint, EMCCD)[0]
+    assert envelope.measured_warnings(faint, EMCCD, bin_px=2) == []
+    (fainter,) = envelope.measured_warnings(faint.assign(background=[0.8, 1.0, 1.2]), EMCCD, bin_px=2)
+    assert "(2.5–30)" in fainter
     # the values that convert this camera's pixels are named: its maps where it has them
     for name, value in (("gain", 0.5), ("offset", 100.0), ("variance", 4.0)):
         np.save(tmp_path / f"{name}.npy", np.full((8, 8), value, np.float32))
@@ -404,6 +410,9 @@ def test_spots_wider_than_the_model_knows_are_binned_into_its_range(model):
     better, worse = evaluate(binned.table, truth), evaluate(plain.table, truth)
     assert better["jaccard"] > max(90.0, worse["jaccard"] + 10)
     assert better["rmse_over_crlb"] < 1.5
+    # the network's own background (refinement off) is per camera pixel too, not per binned pixel (80)
+    unrefined = predict_frames(model, frames, camera, dataclasses.replace(options, refine=False)).table
+    assert 12.0 < unrefined["background"].median() < 30.0
 
 
 def test_spots_narrower_than_the_bundled_model_knows_name_the_fast_model_where_it_knows_them():

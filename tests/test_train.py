@@ -376,6 +376,24 @@ def test_every_training_config_in_the_repository_is_valid(path):
     TrainConfig.from_file(path)
 
 
+def test_labelled_tiles_are_binned_as_predict_bins_them():
+    """bin_px 2: a tile of 32 network pixels covers 64 camera pixels, each network pixel the sum of
+    2 x 2 camera pixels' photons; the labelled emitters land in the network's pixels (200 nm)."""
+    config = TrainConfig.from_dict(TINY)
+    camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=1.0)
+    frames = np.stack([np.full((64, 64), 200.0 + 10 * t) for t in range(5)])  # frame t: 100 + 10 t photons/px
+    labels = pd.DataFrame({"frame": np.arange(5), "x_nm": 150.0 + 400 * np.arange(5), "y_nm": 1650.0,
+                           "photons": 1000.0})
+    batch = LabelledSource([(frames, labels, camera)], config.model, 32, seed=0, bin_px=2).batch(10)
+    assert batch.photons.shape == (10, 1, 32, 32)
+    t = ((batch.photons[:, 0, 0, 0] / 4 - 100) / 10).round().long()
+    assert torch.equal(batch.photons[:, 0], (4 * (100 + 10 * t).float())[:, None, None].expand(-1, 32, 32))
+    occupied = batch.dense_map[:, 0].flatten(1).argmax(1)  # the output grid is 2x the network's (100 nm cells)
+    assert torch.equal(occupied % 64, 1 + 4 * t) and (occupied // 64 == 16).all()
+    with pytest.raises(InputError, match="at least 64 px"):
+        LabelledSource([(frames[:, :48], labels, camera)], config.model, 32, seed=0, bin_px=2)
+
+
 def test_a_model_with_context_frames_learns_each_frame_beside_its_neighbours(tmp_path):
     """context_frames 1: every training tile comes with the frames before and after it (channels 1
     and 2, the nearest frame standing in beyond the stack's ends) and the emitters of its own frame
@@ -441,3 +459,21 @@ def test_self_calibrated_ranges_reach_the_stacks_bright_spots():
     bright = ranges_for({**conditions, "photons_bright": 480.0}, Camera())
     assert bright.photons_mean == pytest.approx((0.6 * 112, 480.0))
     assert ranges_for({**conditions, "photons_bright": 150.0}, Camera()).photons_mean[1] == pytest.approx(1.8 * 112)
+
+
+def test_self_calibrated_ranges_are_in_the_pixels_the_network_sees():
+    """Spots the model sees binned 2 x 2: the fine-tune simulates that camera (pixels twice as large,
+    four times the background and twice the read noise per pixel); the PSF, photons and density stay."""
+    from napari_var_emitter.io.camera import Camera
+    from napari_var_emitter.train.calibrate import ranges_for
+
+    camera = Camera(pixel_size_nm=65.0, e_per_adu=0.5, read_noise_e=1.6)
+    conditions = {"psf_sigma_nm": 150.0, "photons": 3000.0, "background_photons": 30.0, "density_per_um2": 1.0}
+    plain, binned = ranges_for(conditions, camera), ranges_for({**conditions, "bin_px": 2}, camera)
+    assert plain.pixel_size_nm == (65.0, 65.0) and binned.pixel_size_nm == (130.0, 130.0)
+    assert plain.background_photons == pytest.approx((21.0, 39.0))
+    assert binned.background_photons == pytest.approx((84.0, 156.0))
+    assert plain.scmos_read_noise_e == pytest.approx((1.6, 1.6))
+    assert binned.scmos_read_noise_e == pytest.approx((3.2, 3.2))
+    for field in ("psf_sigma_nm", "photons_mean", "density_per_um2"):
+        assert getattr(binned, field) == getattr(plain, field)

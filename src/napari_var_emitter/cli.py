@@ -389,7 +389,7 @@ def _predict(args) -> int:
     from .model.checkpoint import resolve_device
     from .predict import PredictOptions, predict
     from .predict.envelope import Envelope, bundled_alternatives
-    from .predict.frames import SigmaNote, with_psf_sigma
+    from .predict.frames import SigmaNote, run_bin_px, with_psf_sigma
     from .predict.long_stack import dask_client, parts_folder, predict_stack_to_file
     from .predict.model_cache import cached_model
 
@@ -422,7 +422,8 @@ def _predict(args) -> int:
         nonlocal checked
         if envelope is not None and not checked and len(table):
             checked = True
-            for message in envelope.measured_warnings(table, camera, bundled_alternatives(options.weights)):
+            for message in envelope.measured_warnings(table, camera, bundled_alternatives(options.weights),
+                                                      run_bin_px(model, options, camera)):
                 warnings.warn(message, stacklevel=1)
 
     def report(done: int, total: int, seen: int | None = None) -> None:
@@ -434,6 +435,12 @@ def _predict(args) -> int:
             warnings.warn(note.text, stacklevel=1)
         elif note is not None:
             print(note.text, file=sys.stderr)
+
+    def started(job) -> None:
+        """A long stack's run has begun, with the options of its every chunk (the PSF sigma estimated)."""
+        nonlocal options
+        options = job.options
+        tell(job.said)
 
     if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.atomic import atomic_paths
@@ -456,7 +463,7 @@ def _predict(args) -> int:
             with dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
                 rows = predict_stack_to_file(stack.path, camera, options, args.out, args.chunk_frames, client,
                                              progress=report, inspect=inspect, restart=args.restart,
-                                             started=lambda job: tell(job.said))
+                                             started=started)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"the chunks finished so far are kept in {parts}: run the same command again "
                                     "to resume" if parts.exists() else "") from None

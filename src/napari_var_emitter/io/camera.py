@@ -121,6 +121,13 @@ class Camera:
         """Variance multiplier of EM amplification: 2 for an EMCCD with gain, else 1."""
         return 2.0 if self.em_gain > 1 else 1.0
 
+    @property
+    def typical_read_noise_e(self) -> float:
+        """The read noise in e⁻ rms: the median over the variance map where the camera has one."""
+        if self.variance_map is None:
+            return self.read_noise_e
+        return float(np.sqrt(np.median(self.pixel_calibration().read_variance_e2_YX())))
+
     def adu_to_photons(self, adu: Any) -> np.ndarray:
         """Camera counts (ADU, (..., Y, X)) -> photons (float32, same shape), through the
         per-pixel offset and gain maps where the camera has them."""

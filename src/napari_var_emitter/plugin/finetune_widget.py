@@ -38,6 +38,7 @@ from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 
 MODES = ("self-calibrated", "trusted positions")
+TILE_PX = 64  # training tiles, in the network's pixels
 COMPARISON_WRAP = 44  # characters per line of the comparison's prose (about the dock's width)
 
 
@@ -45,14 +46,15 @@ def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str,
                  fine_tuned_on: dict):
     """Yield {"conditions": ...} or {"error": ...} first, then each training step's log row, then
     {"comparison": DataFrame} (before / after on held-out frames); returns the weights' path.
+    make_source() gives (batch source, conditions, the ranges the card states or None);
     `compare(weights path, conditions)` makes the comparison; fine_tuned_on goes in the card."""
     try:
-        source, conditions = make_source()
+        source, conditions, ranges = make_source()
     except InputError as exc:
         yield {"error": str(exc)}
         return None
     yield {"conditions": conditions}
-    config = fine_tune_config(steps, lr, getattr(source, "ranges", None))
+    config = fine_tune_config(steps, lr, ranges)
     path = yield from training_steps(config, out_dir, source, device, init_weights=init, log=lambda _: None,
                                      fine_tuned_on=fine_tuned_on)
     yield {"comparing": True}
@@ -167,26 +169,31 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             self._draw_losses()
 
     def _source_maker(self, config_model, model, frames, camera):
-        """A function (run in the worker) that returns (batch source, conditions); frames are the
-        ones to train (or calibrate) on, the held-out ones excluded."""
+        """A function (run in the worker) that returns (batch source, conditions, the ranges the
+        card states); frames are the ones to train (or calibrate) on, the held-out ones excluded.
+        Either way the network trains in the geometry it sees the stack in (conditions' bin_px)."""
         if self.mode.value == "trusted positions":
             labels = self._trusted_positions()
             labels = labels[labels["frame"] < len(frames)]
-            source = LabelledSource([(frames, labels, camera)], config_model, 64, seed=0)
 
             def labelled():
                 conditions = {"labelled emitters": len(labels)}
-                try:  # the PSF width, for the comparison's redrawn frames
+                try:  # the PSF width, for the comparison's redrawn frames, and the card's ranges
                     conditions.update(estimate_conditions(frames, camera, model))
                 except InputError:
-                    pass
-                return source, conditions
+                    return LabelledSource([(frames, labels, camera)], config_model, TILE_PX, seed=0), conditions, None
+                bin_px = conditions["bin_px"]
+                while bin_px > 1 and min(frames.shape[1:]) < TILE_PX * bin_px:  # a tile must fit in a frame
+                    bin_px -= 1
+                conditions["bin_px"] = bin_px
+                source = LabelledSource([(frames, labels, camera)], config_model, TILE_PX, seed=0, bin_px=bin_px)
+                return source, conditions, ranges_for(conditions, camera)
             return labelled
 
         def calibrated():
             conditions = estimate_conditions(frames, camera, model)
-            source = SimulatedSource(ranges_for(conditions, camera), config_model, 64, seed=0)
-            return source, conditions
+            ranges = ranges_for(conditions, camera)
+            return SimulatedSource(ranges, config_model, TILE_PX, seed=0), conditions, ranges
         return calibrated
 
     def _trusted_positions(self):
@@ -323,7 +330,9 @@ def describe_conditions(conditions: dict) -> str:
     parts = [words[k].format(v) for k, v in conditions.items() if k in words]
     if "spots" in conditions:
         parts.append(f"from {conditions['spots']} spots in {conditions['frames']} frames")
-    return "Estimated from the stack: " + ", ".join(parts)
+    binned = conditions.get("bin_px", 1)
+    seen = f"; the model sees it binned {binned}×{binned} and is fine-tuned so" if binned > 1 else ""
+    return "Estimated from the stack: " + ", ".join(parts) + seen
 
 
 def comparison_text(table, held_out: str) -> str:

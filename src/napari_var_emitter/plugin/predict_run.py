@@ -133,9 +133,11 @@ class RunLayers:
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
                  envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False,
-                 other_models: Sequence[tuple[str, Envelope]] = ()) -> None:
+                 other_models: Sequence[tuple[str, Envelope]] = (), bin_px: int = 1) -> None:
+        """strides: of the per-scale maps, in camera pixels; bin_px: the binning of the frames in
+        front of the network (predict.canonical)."""
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
-        self.psf_sigma_known, self.other_models = psf_sigma_known, other_models
+        self.psf_sigma_known, self.other_models, self.bin_px = psf_sigma_known, other_models, bin_px
         self.image = layer
         self.tables: list[pd.DataFrame] = []
         self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
@@ -226,7 +228,7 @@ class RunLayers:
             return []
         return (self.envelope.stack_warnings(self.image.name)
                 + self.envelope.camera_warnings(self.camera, self.psf_sigma_known)
-                + self.envelope.measured_warnings(self.table(), self.camera, self.other_models))
+                + self.envelope.measured_warnings(self.table(), self.camera, self.other_models, self.bin_px))
 
     def table(self) -> pd.DataFrame:
         """Every detection so far (concatenated once per chunk arrived)."""

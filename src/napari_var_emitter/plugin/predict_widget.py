@@ -334,11 +334,12 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
         if self.layers is not None:
             self.layers.disconnect()  # the last run's maps are replaced
+        binned = run_bin_px(model, options, camera)
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
-                                tuple(s * run_bin_px(model, options, camera) for s in model.config.token_strides_px),
+                                tuple(s * binned for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
-                                other_models=bundled_alternatives(options.weights, in_widget=True))
+                                other_models=bundled_alternatives(options.weights, in_widget=True), bin_px=binned)
         self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)

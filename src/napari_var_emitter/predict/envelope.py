@@ -69,6 +69,19 @@ class Envelope:
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
                    read_noise, calibration, family, card.get("fine_tuned_on", {}).get("stack"))
 
+    def in_camera_pixels(self, bin_px: int) -> Envelope:
+        """These ranges as they apply to the pixels of a camera whose frames are binned bin_px x bin_px
+        in front of the network (predict.canonical): pixels b times smaller, spots b times wider in
+        them, b² times less background and b times less read noise per pixel."""
+        if bin_px == 1:
+            return self
+        return dataclasses.replace(
+            self, pixel_size_nm=tuple(p / bin_px for p in self.pixel_size_nm),
+            psf_sigma_px=tuple(s * bin_px for s in self.psf_sigma_px),
+            background_photons=tuple(b / bin_px ** 2 for b in self.background_photons),
+            scmos_read_noise_e=(None if self.scmos_read_noise_e is None
+                                else tuple(r / bin_px for r in self.scmos_read_noise_e)))
+
     def stack_warnings(self, stack: str) -> list[str]:
         """A warning when a model fine-tuned on one stack is run on another (by name): its ranges
         are that stack's."""
@@ -119,7 +132,7 @@ class Envelope:
             warnings.append(f"camera type {camera.type}: the model was trained on {' and '.join(self.camera_types)} "
                             f"noise only: check the camera type, or {FINE_TUNE_HINT}")
         elif camera.type == "sCMOS" and self.scmos_read_noise_e is not None:
-            read_noise = _read_noise_e(camera)
+            read_noise = camera.typical_read_noise_e
             if read_noise > READ_NOISE_TOLERANCE * self.scmos_read_noise_e[1]:
                 where = "median over the variance map" if camera.variance_map is not None else "as given"
                 warnings.append(
@@ -129,21 +142,24 @@ class Envelope:
         return warnings
 
     def measured_warnings(self, table: pd.DataFrame, camera: Camera,
-                          others: Sequence[tuple[str, Envelope]] = ()) -> list[str]:
+                          others: Sequence[tuple[str, Envelope]] = (), bin_px: int = 1) -> list[str]:
         """Warnings about the medians of a prediction's photons and background, and about its
         brightest localisations (BRIGHTEST quantile of the photons) where the median is in range,
         naming the values of `camera` that convert them; `others` (how a user picks another model,
-        its envelope): those trained on what is measured are named as what to try."""
+        its envelope): those trained on what is measured are named as what to try. bin_px: the
+        run's binning in front of the network, whose pixels the trained background is per."""
         if not len(table):
             return []
+        trained_here = self.in_camera_pixels(bin_px)
+        others = [(name, envelope.in_camera_pixels(bin_px)) for name, envelope in others]
         gain = "gain map (ADU per e⁻, per pixel)" if camera.gain_map else "gain in e⁻/ADU (not ADU/e⁻)"
         offset = "offset map" if camera.offset_map else "baseline (ADU)"
         em_gain = ", EM gain" if camera.type == "EMCCD" else ""
         warnings = []
         for column, trained, unit, hint in (
-                ("photons", self.photons, "photons per localisation",
+                ("photons", trained_here.photons, "photons per localisation",
                  f"check the camera's {gain}{em_gain} and {offset}"),
-                ("background", self.background_photons, "background photons/px",
+                ("background", trained_here.background_photons, "background photons/px",
                  f"check the camera's {offset} and {gain}")):
             if column not in table:
                 continue
@@ -185,13 +201,6 @@ def _remedy(others: Sequence[tuple[str, Envelope]], column: str, unit: str, cove
     tried = [f"{name}, trained on {_range(spans(envelope))} {unit}" for name, envelope in others
              if covers(spans(envelope))]
     return "".join(f"try {name}, or " for name in tried) + FINE_TUNE_HINT
-
-
-def _read_noise_e(camera: Camera) -> float:
-    """The camera's read noise in e⁻ rms: the median over its variance map where it has one."""
-    if camera.variance_map is None:
-        return camera.read_noise_e
-    return float(np.sqrt(np.median(camera.pixel_calibration().read_variance_e2_YX())))
 
 
 def _span(value) -> tuple[float, float]:

@@ -164,8 +164,11 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
             if binned > 1 and len(tables) > in_batch:  # detections in the repeated edge of a binned frame
                 found = pd.concat(tables[in_batch:], ignore_index=True)
-                tables[in_batch:] = [found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
-                                           & (found["y_nm"] < frames_adu.shape[1] * camera.pixel_size_nm)]]
+                found = found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
+                              & (found["y_nm"] < frames_adu.shape[1] * camera.pixel_size_nm)]
+                if "background" in found:  # the network's photons per binned pixel, per camera pixel
+                    found = found.assign(background=found["background"] / binned ** 2)
+                tables[in_batch:] = [found]
             if spots is None:
                 refining.append((start + b, None))
             else:  # the MLE refinement of the detections of this batch and those waiting before it

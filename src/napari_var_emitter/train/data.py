@@ -22,6 +22,7 @@ from ..model.condition import calibration_vector
 from ..model.config import ModelConfig
 from ..model.context import context_reach, with_context
 from ..model.targets import render_target
+from ..predict.canonical import bin_photons
 from ..psf import PSF
 from ..simulate.camera_noise import add_uncalibrated_pixel_noise
 from ..simulate.config import SimulationConfig, StructureConfig
@@ -149,21 +150,24 @@ class SimulatedSource:
 
 class LabelledSource:
     """Random tiles of labelled stacks: items of ((T, H, W) ADU frames, numpy or dask; their
-    emitter table with photons, positions in nm; Camera)."""
+    emitter table with photons, positions in nm; Camera). With bin_px b, each tile of tile_px
+    network pixels covers tile_px * b camera pixels, binned b x b as predict bins them in front of
+    the network (predict.canonical)."""
 
-    def __init__(self, items: list[tuple], config: ModelConfig, tile_px: int, seed: int):
+    def __init__(self, items: list[tuple], config: ModelConfig, tile_px: int, seed: int, bin_px: int = 1):
         if not items:
             raise InputError("no labelled stacks given")
         if config.psf_condition:
             raise InputError("a model that takes the PSF calibration as an input trains on simulations of its "
                              "calibration family, not on labelled stacks")
         for frames, labels, _ in items:
-            if frames.ndim != 3 or min(frames.shape[1:]) < tile_px:
-                raise InputError(f"labelled stacks must be (T, H, W) with frames of at least {tile_px} px, "
-                                 f"got {frames.shape}")
+            if frames.ndim != 3 or min(frames.shape[1:]) < tile_px * bin_px:
+                binned = f" (tiles of {tile_px} px binned {bin_px}x{bin_px})" if bin_px > 1 else ""
+                raise InputError(f"labelled stacks must be (T, H, W) with frames of at least {tile_px * bin_px} px"
+                                 f"{binned}, got {frames.shape}")
             if "photons" not in labels:
                 raise InputError("training labels need photons as well as positions")
-        self.items, self.config, self.tile_px = items, config, tile_px
+        self.items, self.config, self.tile_px, self.bin_px = items, config, tile_px, bin_px
         self.rng = np.random.default_rng(seed)
 
     @staticmethod
@@ -195,17 +199,17 @@ class LabelledSource:
         for _ in range(batch_size):
             frames, labels, camera = self.items[self.rng.integers(len(self.items))]
             n, height, width = frames.shape
-            t, r, c = (self.rng.integers(n), self.rng.integers(height - self.tile_px + 1),
-                       self.rng.integers(width - self.tile_px + 1))
+            span = self.tile_px * self.bin_px  # camera pixels
+            t, r, c = (self.rng.integers(n), self.rng.integers(height - span + 1), self.rng.integers(width - span + 1))
             first, last = context_reach(t, t + 1, n, self.config.context_frames)
-            window = np.asarray(frames[first:last, r:r + self.tile_px, c:c + self.tile_px])
-            tiles.append(with_context(frames_to_photons(window, camera, int(first)), self.config.context_frames,
-                                      t - first, t - first + 1)[0])
-            px = camera.pixel_size_nm
-            rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= c * px)
-                          & (labels["x_nm"] < (c + self.tile_px) * px) & (labels["y_nm"] >= r * px)
-                          & (labels["y_nm"] < (r + self.tile_px) * px)]
-            tables.append(rows.assign(x_nm=rows["x_nm"] - c * px, y_nm=rows["y_nm"] - r * px))
-            pixels.append(px)
+            window = frames_to_photons(np.asarray(frames[first:last, r:r + span, c:c + span]), camera, int(first))
+            window = bin_photons(torch.from_numpy(window)[None], self.bin_px)[0].numpy()
+            tiles.append(with_context(window, self.config.context_frames, t - first, t - first + 1)[0])
+            camera_px = camera.pixel_size_nm
+            x0, y0, side = c * camera_px, r * camera_px, span * camera_px  # the tile, nm
+            rows = labels[(labels["frame"] == t) & (labels["x_nm"] >= x0) & (labels["x_nm"] < x0 + side)
+                          & (labels["y_nm"] >= y0) & (labels["y_nm"] < y0 + side)]
+            tables.append(rows.assign(x_nm=rows["x_nm"] - x0, y_nm=rows["y_nm"] - y0))
+            pixels.append(camera_px * self.bin_px)
         return make_batch(np.stack(tiles), tables, np.full((batch_size, self.tile_px, self.tile_px), np.nan),
                           np.array(pixels), self.config)
