@@ -422,7 +422,10 @@ def test_spots_narrower_than_the_bundled_model_knows_name_the_fast_model_where_i
 
     model, camera = load_model()[0], Camera(pixel_size_nm=100.0, e_per_adu=0.5)
     note, caution = _geometry_note(model, PredictOptions(psf_sigma_nm=82.0), camera, 0.82)
-    assert "narrower than any" in note and "try the fast model" in note and "fine-tune" in note and caution
+    assert "narrower than any" in note and "try the fast model (--model fast)" in note and caution
+    assert "fine-tune" in note
+    in_widget, _ = _geometry_note(model, PredictOptions(psf_sigma_nm=82.0), camera, 0.82, in_widget=True)
+    assert "the fast model ('fast model' under model above)" in in_widget and "--model" not in in_widget
     note, caution = _geometry_note(model, PredictOptions(psf_sigma_nm=50.0), camera, 0.5)
     assert "narrower than any" in note and "fast model" not in note and caution
     assert _geometry_note(model, PredictOptions(psf_sigma_nm=130.0), camera, 1.3) == ("", False)

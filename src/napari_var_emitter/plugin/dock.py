@@ -4,8 +4,8 @@ instead of growing the napari window (1366x768 with Predict and an analysis widg
 from __future__ import annotations
 
 from magicgui.widgets import Container
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QScrollArea, QVBoxLayout, QWidget
 
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
 # the least height of a dock's scroll area (three rows of settings): napari gives a dock just added
@@ -21,6 +21,26 @@ def fixed_width_combo(combo) -> None:
     folder and name, say): as wide as COMBO_CHARS characters, its list as wide as it needs."""
     combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.native.setMinimumContentsLength(COMBO_CHARS)
+
+
+class _CommaAsPoint(QObject):
+    """Key filter on a number box's text: a comma typed is its decimal point. The boxes read numbers
+    with a point, where a comma is a thousands separator: a gain typed "0,46" was read as 46."""
+
+    def eventFilter(self, line_edit, event) -> bool:
+        if event.type() == QEvent.Type.KeyPress and event.text() == ",":
+            line_edit.insert(line_edit.parent().locale().decimalPoint())
+            return True
+        return False
+
+
+def comma_as_decimal_point(root: QWidget) -> None:
+    """Every number box with decimals under `root` (itself included) takes a typed comma as its
+    decimal point (_CommaAsPoint)."""
+    boxes = [root] if isinstance(root, QDoubleSpinBox) else root.findChildren(QDoubleSpinBox)
+    for box in boxes:
+        if box.locale().decimalPoint() != "," and not box.findChildren(_CommaAsPoint):
+            box.lineEdit().installEventFilter(_CommaAsPoint(box))
 
 
 class ScrollingDock:
@@ -47,6 +67,7 @@ class ScrollingDock:
         self.pinned_bar = Container(widgets=list(pinned))
         layout.addWidget(self.pinned_bar.native)
         self.dock_frame = frame
+        comma_as_decimal_point(frame)
 
     @property
     def scroll_area(self) -> QScrollArea:

@@ -18,7 +18,7 @@ from qtpy.QtCore import QTimer
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
-from .dock import ScrollingDock, fixed_width_combo
+from .dock import ScrollingDock, comma_as_decimal_point, fixed_width_combo
 from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
@@ -138,6 +138,7 @@ class FilterWidget(ScrollingDock, Container):
             spin = {"min": min(low - abs(low) - 1, start), "max": max(high + abs(high) + 1, stop), "step": step}
             lo, hi = FloatSpinBox(label=f"{COLUMNS[column]} from", **spin), FloatSpinBox(label="to", **spin)
             for box, value in ((lo, start), (hi, stop)):
+                comma_as_decimal_point(box.native)
                 box.native.setDecimals(3)  # before the value: a box rounds what it is given to its decimals
                 box.value = value
                 box.changed.connect(self.apply)

@@ -85,10 +85,11 @@ class JobControls:
             self.progress_timer.start()
 
     def _show_progress(self) -> None:
-        """Frames done, frames/s and time left from the job's Progress (read from its thread)."""
+        """Frames done, frames/s and time left from the job's Progress (read from its thread); once
+        cancelled, that it is being cancelled."""
         self.progress.value = self.job_progress.done
         if self.worker is not None:
-            self.status.value = self.job_progress.describe()
+            self.status.value = "cancelling…" if self.job_progress.stop.is_set() else self.job_progress.describe()
 
     def cancel(self) -> None:
         """Ask the worker to stop: at its next yield, and at its next batch where the job checks

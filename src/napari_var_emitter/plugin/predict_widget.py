@@ -3,6 +3,7 @@ movie through the CLI's chunked, resumable path, off the GUI thread; Export CSV;
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from dataclasses import replace
@@ -99,7 +100,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         job_controls = self._job_controls("Predict")
         self.warnings = StatusLabel()
         self.warnings.tooltip = "What the last run found outside the model's training ranges, in full"
-        self.shown_warnings: dict[int, set[str]] = {}  # per image (its data): warnings already notified
+        self.shown_warnings: dict[int, set[str]] = {}  # per image (its data): kinds of warning notified
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv", nullable=True,
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export CSV")
@@ -237,13 +238,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 show_error(f"the PSF sigma could not be estimated: {exc}")
                 this.warnings.value = f"✖ the PSF sigma could not be estimated: {exc}"
 
-        def finished() -> None:  # cancelled (a cancelled worker returns nothing), not followed by a run
-            this = widget()
-            if this is not None and this.job_progress is estimating and this.status.value == "cancelling…":
+        def finished() -> None:  # after returned or errored, which end the estimate; else cancelled:
+            this = widget()  # a worker asked to quit returns nothing, even where its work was done
+            if this is not None and this.job_progress is estimating:
                 ended("cancelled while estimating the PSF sigma")
 
         self.job_progress = estimating = Progress(sigma_frames(frames.shape), doing="estimating the PSF sigma: ")
-        worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), _start_thread=False,
+        worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), in_widget=True,
+                               _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
         self.warnings.value = ""  # the last run's warnings are not this one's
         self._launch(worker, estimating.total, "estimating the PSF sigma from the first frames…")
@@ -334,10 +336,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
         if self.layers is not None:
             self.layers.disconnect()  # the last run's maps are replaced
-        binned = run_bin_px(model, options, camera)
+        binned, with_maps = run_bin_px(model, options, camera), self.show_maps.value and not current_frame_only
+        if with_maps and not model.config.var_prior:
+            show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the bundled "
+                      "model generates them scale by scale): only the localisations are added")
+            with_maps = False
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
                                 tuple(s * binned for s in model.config.token_strides_px),
-                                camera, Envelope.from_card(card), self.show_maps.value and not current_frame_only,
+                                camera, Envelope.from_card(card), with_maps,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
                                 other_models=bundled_alternatives(options.weights, in_widget=True), bin_px=binned)
         self.stack_job, self.sigma_line = job, sigma_line
@@ -391,9 +397,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             status += f"; {cautions} warning(s) under Run"
         notified = self.shown_warnings.setdefault(id(run.image.data), set())
         for message in warnings:  # a notification once per image; the panel holds the last run's, in full
-            if message not in notified:
+            if warning_kind(message) not in notified:
                 show_warning(message)
-                notified.add(message)
+                notified.add(warning_kind(message))
         self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
                                         + [f"⚠ {message}" for message in warnings])
         self.status.value = status
@@ -425,3 +431,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             metadata={TAG: {"role": "render", "source": layer.name}})
         self.status.value = (f"rendered {len(table):,} localisations at {self.render_nm.value:g} nm/px "
                              f"({image.shape[1]} x {image.shape[0]} px){shown_note(points)}")
+
+
+def warning_kind(message: str) -> str:
+    """A warning without its figures: each kind is notified once per image, though its numbers
+    (a median, a quantile) move a little from run to run."""
+    return re.sub(r"\d[\d,.]*", "#", message)

@@ -354,12 +354,14 @@ class SigmaNote:
 
 
 def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_adu, camera: Camera,
-                   progress: Callable[..., None] | None = None) -> tuple[PredictOptions, SigmaNote | None]:
+                   progress: Callable[..., None] | None = None,
+                   in_widget: bool = False) -> tuple[PredictOptions, SigmaNote | None]:
     """For a whole run (the CLI's, a widget's): the options with the PSF sigma the refinement
     fits with, estimated once (so that every chunk and Dask worker uses the same) when the
     refinement is on and the sigma not given; and what to tell the user (None: nothing). With
     no spot to estimate it from, the refinement is turned off, and the note says so. progress:
-    of the estimate's frames (sigma_frames), as predict_frames'."""
+    of the estimate's frames (sigma_frames), as predict_frames'; in_widget: the note names other
+    models as the Predict widget lists them (else as the command line takes them)."""
     if not options.refine or model.config.with_z or options.psf_sigma_nm is not None:
         return options, None
     sigma_px, spots, looked_at = estimate_psf_sigma_of_frames(model, frames_adu, camera, options, progress)
@@ -369,13 +371,13 @@ def with_psf_sigma(options: PredictOptions, model: VAREmitterPredictor, frames_a
             "(give the PSF sigma to refine them)", caution=True)
     sigma_nm = round(sigma_px * camera.pixel_size_nm, 2)
     options = dataclasses.replace(options, psf_sigma_nm=sigma_nm)
-    geometry, caution = _geometry_note(model, options, camera, sigma_px)
+    geometry, caution = _geometry_note(model, options, camera, sigma_px, in_widget)
     return options, SigmaNote(f"PSF sigma {sigma_nm:.1f} nm ({sigma_px:.2f} px), estimated from {spots} spots in "
                               f"{looked_at} frame(s)" + geometry, caution)
 
 
 def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: Camera,
-                   sigma_px: float) -> tuple[str, bool]:
+                   sigma_px: float, in_widget: bool = False) -> tuple[str, bool]:
     """What the PSF sigma means for the network ("" when nothing): the binning in front of it, or
     that the spots are narrower than any it was trained on (a caution: True)."""
     envelope = Envelope.from_card(model.card)
@@ -388,7 +390,7 @@ def _geometry_note(model: VAREmitterPredictor, options: PredictOptions, camera: 
                 f"{binned_sigma_px(sigma_px, binned):.2f} px wide (it was trained on {low:.2g}-{high:.2g} px)"), False
     if sigma_px < (1 - SIGMA_TOLERANCE) * low:
         others = "".join(f"try {name}, trained on {other.psf_sigma_px[0]:.2g}-{other.psf_sigma_px[1]:.2g} px, or "
-                         for name, other in bundled_alternatives(options.weights)
+                         for name, other in bundled_alternatives(options.weights, in_widget)
                          if sigma_px >= (1 - SIGMA_TOLERANCE) * other.psf_sigma_px[0])
         return (f"; spots are narrower than any the model was trained on ({low:.2g}-{high:.2g} px): it may miss "
                 f"some, the brightest first; {others}{FINE_TUNE_HINT}"), True
