@@ -276,6 +276,19 @@ def test_a_cancel_after_the_networks_last_frame_of_the_psf_sigma_estimate_leaves
     assert not widget.psf_sigmas and "simulated SMLM stack detections" not in viewer.layers
 
 
+def test_closing_the_predict_dock_cancels_its_run(qtbot, viewer, sample, tmp_path):
+    """A dock closed while its movie runs: the run is cancelled (it went on using the CPU and
+    notifying, unseen), its finished chunks kept for a resume."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.psf_sigma.value, widget.out_file.value = 130.0, tmp_path / "closed.locs.csv"
+    viewer.window.add_dock_widget(widget, area="right")
+    widget.start()
+    qtbot.waitUntil(lambda: widget.status.value.startswith("predicting"), timeout=30_000)
+    viewer.window.remove_dock_widget(widget.native)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value.startswith("cancelled") and _movie_done(widget) < SAMPLE.n_frames
+
+
 def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_frames(qtbot, viewer, sample,
                                                                                      tmp_path, errors):
     """A run whose first frames hold no spot refines nothing and says so; that failure is not kept

@@ -7,6 +7,8 @@ from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QScrollArea, QVBoxLayout, QWidget
 
+from .job_controls import JobControls
+
 SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
 # the least height of a dock's scroll area (three rows of settings): napari gives a dock just added
 # nearly all of its column and the others their least height (at 1366x768 beside Filter, Predict's
@@ -31,6 +33,20 @@ class _CommaAsPoint(QObject):
         if event.type() == QEvent.Type.KeyPress and event.text() == ",":
             line_edit.insert(line_edit.parent().locale().decimalPoint())
             return True
+        return False
+
+
+class _CancelWhenClosed(QObject):
+    """Event filter on a dock's frame: closed (napari takes the frame out of its dock), the widget's
+    job is cancelled; it went on using the CPU and notifying, unseen."""
+
+    def __init__(self, frame: QWidget, cancel) -> None:
+        super().__init__(frame)
+        self.cancel = cancel
+
+    def eventFilter(self, frame, event) -> bool:
+        if event.type() == QEvent.Type.ParentChange and frame.parent() is None:
+            self.cancel()
         return False
 
 
@@ -68,6 +84,8 @@ class ScrollingDock:
         layout.addWidget(self.pinned_bar.native)
         self.dock_frame = frame
         comma_as_decimal_point(frame)
+        if isinstance(self, JobControls):
+            frame.installEventFilter(_CancelWhenClosed(frame, self.cancel))
 
     @property
     def scroll_area(self) -> QScrollArea:
