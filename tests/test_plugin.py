@@ -20,7 +20,7 @@ from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
 from napari_var_emitter.model.checkpoint import BUNDLED, BUNDLED_3D, BUNDLED_FAST, card_path, read_card
 from napari_var_emitter.model.config import DEFAULT_THRESHOLD, ModelConfig
-from napari_var_emitter.plugin import finetune_widget, job_controls, predict_widget
+from napari_var_emitter.plugin import camera_fields, finetune_widget, job_controls, predict_widget
 from napari_var_emitter.plugin.filter_widget import FilterWidget
 from napari_var_emitter.plugin.layers import FRAME_FEATURE, TAG
 from napari_var_emitter.plugin.models import MODELS
@@ -697,6 +697,23 @@ def test_a_decimal_comma_typed_in_a_number_box_is_its_decimal_point(qtbot, viewe
     qtbot.keyClicks(low.native.lineEdit(), "150,5")
     low.native.interpretText()
     assert low.value == pytest.approx(150.5)
+
+
+def test_a_stack_whose_camera_comes_from_the_last_entry_says_so_once(qtbot, viewer, own_settings, monkeypatch):
+    """B opened after the user entered A's baseline: B's file states none, so A's is in use; a
+    notification says so once (whichever panels show B), not again when B is chosen again."""
+    said = []
+    monkeypatch.setattr(camera_fields, "show_warning", said.append)
+    first = viewer.add_image(np.zeros((3, 32, 32), np.uint16), name="A")
+    predict, _ = predict_widget.PredictWidget(viewer), finetune_widget.FineTuneWidget(viewer)
+    predict.camera_fields.fields["baseline_adu"].value = 0.0  # the user's entry, for A
+    assert said == []
+    second = viewer.add_image(np.zeros((3, 32, 32), np.uint16), name="B")  # opened: both widgets follow it
+    assert predict.image.value is second and predict.camera_fields.fields["baseline_adu"].value == 0.0
+    assert len(said) == 1 and said[0].startswith("'B' does not state its baseline [ADU]: in use is what you entered last")
+    predict.image.value = first
+    predict.image.value = second
+    assert len(said) == 1
 
 
 def test_camera_set_up_units_tooltips_profiles_shared_and_kept(viewer, own_settings, make_napari_viewer):

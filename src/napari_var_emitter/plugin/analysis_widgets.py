@@ -14,7 +14,7 @@ import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from napari.layers import Points
+from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
@@ -306,7 +306,8 @@ class ResolutionWidget(AnalysisWidget):
 
 class RenderWidget(AnalysisWidget):
     """A super-resolution image, each localisation blurred by its own uncertainty, optionally
-    coloured by frame or z, over a frame range; exported as TIFF with its pixel size."""
+    coloured by frame or z, over a frame range, covering the field of its stack where that is open;
+    exported as TIFF with its pixel size."""
 
     run_text = "Render"
 
@@ -324,14 +325,29 @@ class RenderWidget(AnalysisWidget):
                                       tooltip="Length of the bar burnt into the exported TIFF; 0: a round fifth of "
                                       "the width")
         self.export_button = PushButton(text="Export TIFF")
+        self.field_nm: tuple[float, float] | None = None  # of the stack rendered (_stack_field_nm)
         super().__init__(viewer, [self.pixel_nm, self.method, self.colour_by, self.first_frame, self.last_frame])
         self.extend([self.tiff_path, self.burn_bar, self.scale_bar, self.export_button])
         self.export_button.changed.connect(self.export)
+
+    def start(self) -> None:
+        self.field_nm = self._stack_field_nm()  # read here, on the GUI thread
+        super().start()
+
+    def _stack_field_nm(self) -> tuple[float, float] | None:
+        """(height, width) in nm of the camera stack the localisations come from, where it is open
+        (the render then covers its whole field, as Predict's does); None where it is not."""
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and layer.name == self.stack and not layer.rgb:
+                return tuple(float(side * scale) for side, scale in zip(layer.data.shape[-2:], layer.scale[-2:]))
+        return None
 
     def compute(self, table: pd.DataFrame):
         table = frame_range(table, self.first_frame.value - 1, (self.last_frame.value or None) and
                             self.last_frame.value - 1)
         shape, pixel = field_of(table), self.pixel_nm.value
+        if self.field_nm is not None:  # the stack's field, or more where localisations lie beyond it
+            shape = tuple(max(a, b) for a, b in zip(shape, self.field_nm))
         if self.colour_by.value == "density":
             return render(table, shape, pixel, self.method.value), pixel
         by = "z_nm" if self.colour_by.value == "z" else "frame"

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
+from qtpy.QtWidgets import QScrollArea
 
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
@@ -43,7 +44,8 @@ class SharedCamera:
     while each image was chosen (per_image.image_key: its file, else its data), restored when it is
     chosen again, or its file opened again; `entered_for`: of those, (the fields the user entered
     while it was chosen, every field that was the user's entry then); the rest were defaults or
-    what the file stated."""
+    what the file stated; `told`: the images whose camera a notification said came from the last
+    entry (once per image, whichever panel)."""
 
     changed = Signal(dict, object)  # (values, the panel that set them)
 
@@ -58,6 +60,7 @@ class SharedCamera:
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
         self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
+        self.told: set[int | str] = set()
 
     def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
             entered: dict[str, Any] | None = None) -> None:
@@ -202,6 +205,7 @@ class CameraFields(Container):
         notes = [self._heading(), self._missing_note(here, entered)]
         notes += [f"{_named(names)} of your last entry left empty: {why}." for why, names in _by_reason(unfit)]
         in_use = self.values()
+        self._tell_last_entry(self._sources(here, entered)["from your last entry"])
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
         if carried:  # another camera's (or region's) maps of the same size would pass unnoticed
@@ -215,18 +219,38 @@ class CameraFields(Container):
         """Which stack's camera the fields show (panels beside each other may show others')."""
         return f"Camera of {self._image_name!r}." if self._image_name else ""
 
-    def _missing_note(self, here: set[str], entered: set[str]) -> str:
-        """What the file did not state, each field named once with where its value comes from: the
-        user's entry for this image (`here`), their last entry (the rest of `entered`), else a
-        default; a value a calibration map in use replaces is not named ("" when none is left)."""
+    def _sources(self, here: set[str], entered: set[str]) -> dict[str, list[str]]:
+        """The fields the file did not state, by where their values come from: the user's entry for
+        this image (`here`), their last entry (the rest of `entered`), else a default; a value a
+        calibration map in use replaces is left out."""
         in_use = self.values()
         missing = [name for name in self._missing if not in_use.get(REPLACED_BY_MAP.get(name, ""))]
-        sources = {"from your entry for this image": [name for name in missing if name in here],
-                   "from your last entry": [name for name in missing if name in entered - here],
-                   "defaults (not entered yet)": [name for name in missing if name not in entered]}
+        return {"from your entry for this image": [name for name in missing if name in here],
+                "from your last entry": [name for name in missing if name in entered - here],
+                "defaults (not entered yet)": [name for name in missing if name not in entered]}
+
+    def _missing_note(self, here: set[str], entered: set[str]) -> str:
+        """What the file did not state, each field named once with where its value comes from
+        (_sources; "" when none is left)."""
         said = "; ".join(f"{source}: {', '.join(FIELD_INFO[name].label for name in names)}"
-                         for source, names in sources.items() if names)
+                         for source, names in self._sources(here, entered).items() if names)
         return f"Not stated by the file, {said}. Check them." if said else ""
+
+    def _tell_last_entry(self, names: list[str]) -> None:
+        """A stack whose file does not state `names`, filled in from the user's last entry (for
+        another stack, or in an earlier session): said in a notification, once per image, and the
+        note brought into view (it sat in a section scrolled away, and a run took another stack's
+        camera unnoticed)."""
+        if not names or self._image is None or self._image in self.shared.told:
+            return
+        self.shared.told.add(self._image)
+        show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last, for "
+                     "another stack or in an earlier session; check under Camera")
+        area = self.native.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.ensureWidgetVisible(self.note.native)
 
     def camera_of(self, layer) -> Camera:
         """The camera of `layer`, the one a run on it uses: the fields filled from it first where
