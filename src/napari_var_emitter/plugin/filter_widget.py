@@ -49,8 +49,9 @@ class FilterWidget(ScrollingDock, Container):
         self.ranges: dict[str, tuple[FloatSpinBox, FloatSpinBox]] = {}
         self.rows = Container(widgets=[])
         self.expression = LineEdit(label="expression", tooltip="The same filter for the command line: "
-                                   "var-emitter filter TABLE --out OUT --where '<this>'")
+                                   "var-emitter filter TABLE --out OUT --where '<this>'; only the ranges narrowed")
         self.expression.native.setReadOnly(True)
+        self.expression.native.setPlaceholderText("no range narrowed: every localisation")
         self.status = Label(value="")
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
@@ -155,7 +156,9 @@ class FilterWidget(ScrollingDock, Container):
         self._build(self.layer.value, {})
 
     def current_expression(self) -> str:
-        return range_expression({c: (lo.value, hi.value) for c, (lo, hi) in self.ranges.items()})
+        """The ranges narrowed from their columns' spans ("" where none is: every row kept)."""
+        return range_expression({column: (lo.value, hi.value) for column, (lo, hi) in self.ranges.items()
+                                 if lo.value > self.bounds[column][0] or hi.value < self.bounds[column][1]})
 
     def apply(self, *_) -> None:
         """Hide the points outside the ranges, update histograms, expression and count."""
