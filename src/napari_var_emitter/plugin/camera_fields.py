@@ -14,6 +14,8 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
+from napari.layers import Image
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QScrollArea
 
 from ..errors import InputError
@@ -136,7 +138,7 @@ class CameraFields(Container):
     state, and one field per camera value; `camera()` validates."""
 
     def __init__(self, viewer) -> None:
-        self.shared = shared_camera(viewer)
+        self.shared, self.viewer = shared_camera(viewer), viewer
         self._quiet, self._stated, self._image, self._missing, self._image_name = False, {}, None, [], ""
         self.profile = ComboBox(label="profile", choices=self._profile_choices,
                                 tooltip="A saved camera description; it overrides what the file states")
@@ -164,6 +166,7 @@ class CameraFields(Container):
         # the type shown, chosen again, changes nothing, yet the user has now stated it
         self.fields["type"].native.activated.connect(lambda _: self._edited("type"))
         self.profile.changed.connect(self._apply_profile)
+        viewer.layers.events.removed.connect(lambda _: QTimer.singleShot(0, self._image_closed))
         self.save_button.changed.connect(self.save_profile)
         self.shared.changed.connect(self._shared_changed)
         self._set_fields(merge_camera_values(self.shared.values)[0])
@@ -273,6 +276,13 @@ class CameraFields(Container):
             return missing
         self._image, self._image_name = image_key(layer), layer.name
         return self.fill(layer.metadata.get("camera", {}), tuple(layer.data.shape[-2:]))
+
+    def _image_closed(self) -> None:
+        """The image whose camera the fields show closed, and none other chosen in its place (the
+        widget's choice then goes to none without a word): the fields and note no longer name it."""
+        if self._image is not None and all(image_key(layer) != self._image for layer in self.viewer.layers
+                                           if isinstance(layer, Image)):
+            self.fill_from(None)
 
     def _set_fields(self, values: dict[str, Any]) -> None:
         self._quiet = True
