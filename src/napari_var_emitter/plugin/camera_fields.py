@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
+from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
-from napari.layers import Image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QScrollArea
 
