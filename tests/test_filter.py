@@ -21,6 +21,8 @@ def test_expressions_keep_what_they_say():
     ranges = {"photons": (900.0, 2500.0), "probability": (0.0, 0.95)}
     assert filter_mask(TABLE, range_expression(ranges)).tolist() == [False, True, False, True]
     assert [str(c) for c in parse_filter("-1 < photons")] == ["photons > -1"]
+    assert range_expression({"photons": (None, 2000.0), "probability": (0.5, None), "x_nm": (None, None)}) == (
+        "photons <= 2000 and probability >= 0.5")
 
 
 @pytest.mark.parametrize("bad, says", [
@@ -63,8 +65,8 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert widget.status.value == "kept 2 of 4 localisations"
     # the expression shown is what the CLI takes, and keeps the same rows; the ranges left whole are not in it
     assert filter_mask(TABLE, widget.expression.value).tolist() == points.shown.tolist()
-    assert "photons" in widget.expression.value and "<= 14 and" not in widget.expression.value
-    assert widget.expression.value.endswith("uncertainty_nm <= 14") and "probability" not in widget.expression.value
+    # only the sides narrowed: photons from 500 up, uncertainty up to 14 (the data's bounds left open)
+    assert widget.expression.value == "photons >= 500 and uncertainty_nm <= 14"
     assert len(widget.figure.axes) == 3
     widget.csv_path.value = tmp_path / "kept.csv"
     widget.export_csv()

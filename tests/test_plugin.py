@@ -27,6 +27,7 @@ from napari_var_emitter.plugin.models import MODELS
 from napari_var_emitter.plugin.predict_run import RunLayers
 from napari_var_emitter.predict.frames import Prediction
 from napari_var_emitter.plugin.sample_data import SAMPLE
+from napari_var_emitter.train.compare import held_out_start
 
 PLUGIN = "napari-var-emitter"
 
@@ -287,6 +288,19 @@ def test_closing_the_predict_dock_cancels_its_run(qtbot, viewer, sample, tmp_pat
     viewer.window.remove_dock_widget(widget.native)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value.startswith("cancelled") and _movie_done(widget) < SAMPLE.n_frames
+
+
+def test_a_movie_cancelled_before_its_first_frames_leaves_no_empty_layers(qtbot, viewer, sample, tmp_path):
+    """Cancelled at once, a movie run leaves no map or detection layers of zeros and does not offer
+    a resume of nothing (it did, with a rate for no frames)."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.psf_sigma.value, widget.show_maps.value = 130.0, True
+    widget.out_file.value = tmp_path / "at once.locs.csv"
+    widget.start()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value == f"cancelled: 0 of {SAMPLE.n_frames} frame(s), 0 localisations; nothing was saved"
+    assert _maps(viewer) == [] and "simulated SMLM stack detections" not in viewer.layers
 
 
 def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_frames(qtbot, viewer, sample,
@@ -660,11 +674,27 @@ def test_fine_tune_cancel_writes_no_model(qtbot, viewer, sample, tmp_path):
     widget.mode.value, widget.positions.value = "trusted positions", viewer.layers["ground truth"]
     widget.steps.value, widget.out_dir.value = 500, tmp_path / "cancelled"
     widget.start()
-    qtbot.waitUntil(lambda: widget.progress.value >= 2, timeout=120_000)
+    qtbot.waitUntil(lambda: widget.status.value.startswith("step ") and widget.progress.value >= 2, timeout=120_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
     assert not (tmp_path / "cancelled" / "model.safetensors").exists() and widget.progress.value < 500
     assert widget.status.value == "stopped: no model written"
+
+
+def test_fine_tune_says_how_far_its_estimate_is_and_a_cancel_there_stops_it(qtbot, viewer, sample, tmp_path):
+    """The stack's conditions are estimated first (the network, then fits, on up to 50 frames:
+    minutes on a laptop): the status counts them, and Cancel stops there (it was ignored until the
+    estimate ended, 100 s in a user's trial)."""
+    widget = finetune_widget.FineTuneWidget(viewer)
+    widget.steps.value, widget.out_dir.value = 5, tmp_path / "estimate cancelled"
+    widget.start()
+    total = 2 * min(50, held_out_start(SAMPLE.n_frames))
+    qtbot.waitUntil(lambda: widget.status.value.startswith("estimating the stack's conditions (network, then fits): ")
+                    and f"/ {total} frames" in widget.status.value, timeout=30_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.status.value == "stopped: no model written" and widget.estimates.value == ""
+    assert widget.progress.value < total
 
 
 def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors):

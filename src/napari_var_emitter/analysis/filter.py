@@ -91,6 +91,14 @@ def filter_mask(table: pd.DataFrame, expression: str) -> np.ndarray:
     return mask
 
 
-def range_expression(ranges: dict[str, tuple[float, float]]) -> str:
-    """The expression that keeps each column within [low, high]."""
-    return " and ".join(f"{low:.12g} <= {column} <= {high:.12g}" for column, (low, high) in ranges.items())
+def range_expression(ranges: dict[str, tuple[float | None, float | None]]) -> str:
+    """The expression that keeps each column within [low, high]; a side given as None is open."""
+    parts = []
+    for column, (low, high) in ranges.items():
+        if low is not None and high is not None:
+            parts.append(f"{low:.12g} <= {column} <= {high:.12g}")
+        elif low is not None:
+            parts.append(f"{column} >= {low:.12g}")
+        elif high is not None:
+            parts.append(f"{column} <= {high:.12g}")
+    return " and ".join(parts)

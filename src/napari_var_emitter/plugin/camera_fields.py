@@ -15,7 +15,6 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QScrollArea
 
 from ..errors import InputError
@@ -166,7 +165,7 @@ class CameraFields(Container):
         # the type shown, chosen again, changes nothing, yet the user has now stated it
         self.fields["type"].native.activated.connect(lambda _: self._edited("type"))
         self.profile.changed.connect(self._apply_profile)
-        viewer.layers.events.removed.connect(lambda _: QTimer.singleShot(0, self._image_closed))
+        viewer.layers.events.removed.connect(self._layer_closed)
         self.save_button.changed.connect(self.save_profile)
         self.shared.changed.connect(self._shared_changed)
         self._set_fields(merge_camera_values(self.shared.values)[0])
@@ -277,11 +276,12 @@ class CameraFields(Container):
         self._image, self._image_name = image_key(layer), layer.name
         return self.fill(layer.metadata.get("camera", {}), tuple(layer.data.shape[-2:]))
 
-    def _image_closed(self) -> None:
-        """The image whose camera the fields show closed, and none other chosen in its place (the
-        widget's choice then goes to none without a word): the fields and note no longer name it."""
-        if self._image is not None and all(image_key(layer) != self._image for layer in self.viewer.layers
-                                           if isinstance(layer, Image)):
+    def _layer_closed(self, event) -> None:
+        """The image whose camera the fields show closed (the widget's choice may go to none without a
+        word): the fields and note no longer name it; the widget's next choice fills them again."""
+        closed = event.value
+        if (isinstance(closed, Image) and self._image is not None and image_key(closed) == self._image
+                and all(image_key(layer) != self._image for layer in self.viewer.layers if isinstance(layer, Image))):
             self.fill_from(None)
 
     def _set_fields(self, values: dict[str, Any]) -> None:

@@ -156,9 +156,13 @@ class FilterWidget(ScrollingDock, Container):
         self._build(self.layer.value, {})
 
     def current_expression(self) -> str:
-        """The ranges narrowed from their columns' spans ("" where none is: every row kept)."""
-        return range_expression({column: (lo.value, hi.value) for column, (lo, hi) in self.ranges.items()
-                                 if lo.value > self.bounds[column][0] or hi.value < self.bounds[column][1]})
+        """The sides of the ranges narrowed from their columns' spans ("" where none is: every row
+        kept; a side left at the data's bound is open, so that the CLI on another table keeps what
+        lies beyond it)."""
+        narrowed = {column: (lo.value if lo.value > self.bounds[column][0] else None,
+                             hi.value if hi.value < self.bounds[column][1] else None)
+                    for column, (lo, hi) in self.ranges.items()}
+        return range_expression(narrowed)
 
     def apply(self, *_) -> None:
         """Hide the points outside the ranges, update histograms, expression and count."""

@@ -23,22 +23,20 @@ from ..io.camera_profile import config_dir
 from ..io.localizations import read_localizations
 from ..model.checkpoint import resolve_device
 from ..predict.model_cache import cached_model
-from ..train.calibrate import BRIGHT_QUANTILE, estimate_conditions, ranges_for
+from ..train.calibrate import BRIGHT_QUANTILE, CALIBRATION_FRAMES, self_calibrated_source, trusted_positions_source
 from ..train.compare import compare_models, held_out_start, verdict
 from ..train.config import TrainConfig, TrainingConfig
-from ..train.data import LabelledSource, SimulatedSource
 from ..train.loop import training_steps
 from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import JobControls
 from .layers import layer_choices, opened_beside, pick_shown, stack_of, table_from_layer, view_alone
 from .models import MODELS
-from .predict_run import duration
+from .predict_run import Cancelled, Progress, duration
 from .settings import Settings, add_sections, restore_button
 from .theme import theme_colours
 
 MODES = ("self-calibrated", "trusted positions")
-TILE_PX = 64  # training tiles, in the network's pixels
 COMPARISON_WRAP = 44  # characters per line of the comparison's prose (about the dock's width)
 
 
@@ -52,6 +50,8 @@ def finetune_job(make_source, steps: int, lr: float, out_dir: Path, device: str,
         source, conditions, ranges = make_source()
     except InputError as exc:
         yield {"error": str(exc)}
+        return None
+    except Cancelled:  # while estimating the stack's conditions
         return None
     yield {"conditions": conditions}
     config = fine_tune_config(steps, lr, ranges)
@@ -168,33 +168,16 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             self.losses = []
             self._draw_losses()
 
-    def _source_maker(self, config_model, model, frames, camera):
+    def _source_maker(self, model, frames, camera, progress):
         """A function (run in the worker) that returns (batch source, conditions, the ranges the
         card states); frames are the ones to train (or calibrate) on, the held-out ones excluded.
-        Either way the network trains in the geometry it sees the stack in (conditions' bin_px)."""
+        Either way the network trains in the geometry it sees the stack in (train.calibrate), and
+        the conditions are estimated first (`progress`: its callback, which a Cancel makes raise)."""
         if self.mode.value == "trusted positions":
             labels = self._trusted_positions()
             labels = labels[labels["frame"] < len(frames)]
-
-            def labelled():
-                conditions = {"labelled emitters": len(labels)}
-                try:  # the PSF width, for the comparison's redrawn frames, and the card's ranges
-                    conditions.update(estimate_conditions(frames, camera, model))
-                except InputError:
-                    return LabelledSource([(frames, labels, camera)], config_model, TILE_PX, seed=0), conditions, None
-                bin_px = conditions["bin_px"]
-                while bin_px > 1 and min(frames.shape[1:]) < TILE_PX * bin_px:  # a tile must fit in a frame
-                    bin_px -= 1
-                conditions["bin_px"] = bin_px
-                source = LabelledSource([(frames, labels, camera)], config_model, TILE_PX, seed=0, bin_px=bin_px)
-                return source, conditions, ranges_for(conditions, camera)
-            return labelled
-
-        def calibrated():
-            conditions = estimate_conditions(frames, camera, model)
-            ranges = ranges_for(conditions, camera)
-            return SimulatedSource(ranges, config_model, TILE_PX, seed=0), conditions, ranges
-        return calibrated
+            return lambda: trusted_positions_source(frames, labels, camera, model, progress)
+        return lambda: self_calibrated_source(frames, camera, model, progress)
 
     def _trusted_positions(self):
         path = Path(self.labels_file.value)
@@ -223,7 +206,10 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             camera = self.camera_fields.camera_of(layer)
             cut = held_out_start(frames.shape[0])
             train_frames, held_out = (frames[:cut], frames[cut:]) if cut else (frames, frames)
-            make_source = self._source_maker(model.config, model, train_frames, camera)
+            # the conditions first: network, then fits, on up to CALIBRATION_FRAMES frames
+            estimating = Progress(2 * min(CALIBRATION_FRAMES, len(train_frames)),
+                                  doing="estimating the stack's conditions (network, then fits): ")
+            make_source = self._source_maker(model, train_frames, camera, estimating.chunk(0))
         except InputError as exc:
             show_error(str(exc))
             return
@@ -240,15 +226,18 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
                                compare, {"stack": layer.name, "data": self.mode.value}, _start_thread=False,
                                _connect={"yielded": self._on_row, "returned": self._on_done,
                                          "finished": self._on_finished, "errored": self._on_error})
-        self._launch(worker, self.steps.value,
-                     "estimating the stack's conditions…" if self.mode.value == MODES[0] else "training…")
+        self.job_progress = estimating
+        self._launch(worker, estimating.total, "estimating the stack's conditions…")
 
     # ---- progress and result ----------------------------------------------------------------
     def _on_row(self, row: dict) -> None:
         if "error" in row:
             show_error(row["error"])
             return
-        if "conditions" in row:
+        if "conditions" in row:  # the estimate is over: the bar counts steps now
+            self.progress_timer.stop()
+            self.job_progress = None
+            self.progress.max, self.progress.value = self.steps.value, 0
             self.estimates.value = describe_conditions(row["conditions"])
             self.status.value, self.started = "training…", time.perf_counter()
             return

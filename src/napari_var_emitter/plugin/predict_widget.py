@@ -382,15 +382,17 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self._job_ended()
         self.progress.value = progress.done
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
-        if ended == "stopped" and not len(run.table()):  # a failed run leaves no empty layers behind
+        # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind
+        if (ended == "stopped" or progress.done == 0) and not len(run.table()):
             run.discard()
             self.layers = None
-        rate = f", {progress.rate():.2f} frames/s" if progress.rate() > 0 else ""
+        rate = f", {progress.rate():.2f} frames/s" if progress.done > progress.already_done else ""
         status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
         if run.message:
             status += f"; {run.message}"
         if ended == "cancelled" and progress.total > 1:
-            status += "; Predict again with the same settings resumes"
+            status += ("; Predict again with the same settings resumes" if progress.done
+                       else "; nothing was saved")
         warnings = run.envelope_warnings()
         cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
         if cautions:
