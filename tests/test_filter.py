@@ -59,6 +59,8 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget = FilterWidget(viewer)
     assert widget.layer.value is points and list(widget.ranges) == ["photons", "uncertainty_nm", "probability"]
     assert points.shown.all() and widget.status.value == "kept 4 of 4 localisations"
+    box = widget.ranges["photons"][1].native  # wide enough for its number and its buttons (it showed "2500.")
+    assert box.minimumWidth() >= box.fontMetrics().horizontalAdvance(box.text()) + 60
     widget.ranges["photons"][0].value = 500.0
     widget.ranges["uncertainty_nm"][1].value = 14.0
     assert points.shown.tolist() == [False, True, True, False]

@@ -744,10 +744,12 @@ def test_a_stack_whose_camera_comes_from_the_last_entry_says_so_once(qtbot, view
     predict.image.value = first
     predict.image.value = second
     assert len(said) == 1
-    # every image closed: the camera panels no longer speak of the last one shown
+    # every image closed: the panels no longer speak of the last one shown (its camera, its last run)
+    predict.status.value, predict.warnings.value = "done: 3 of 3 frame(s)", "⚠ a warning about B"
     viewer.layers.remove(first)
     viewer.layers.remove(second)
     qtbot.waitUntil(lambda: "'B'" not in predict.camera_fields.note.value, timeout=5_000)
+    assert predict.status.value == "" and predict.warnings.value == ""
 
 
 def test_camera_set_up_units_tooltips_profiles_shared_and_kept(viewer, own_settings, make_napari_viewer):

@@ -33,6 +33,7 @@ COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertaint
 DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
+BOX_BUTTONS_PX = 64  # a range box's up and down buttons and margins, beside its number
 REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
 WATCHED_EVENTS = ("data", "features")  # of the layer filtered
 
@@ -138,8 +139,11 @@ class FilterWidget(ScrollingDock, Container):
             step = (high - low) / 100 or 1.0
             spin = {"min": min(low - abs(low) - 1, start), "max": max(high + abs(high) + 1, stop), "step": step}
             lo, hi = FloatSpinBox(label=f"{COLUMNS[column]} from", **spin), FloatSpinBox(label="to", **spin)
+            # wide enough for the data's numbers at three decimals, and the box's buttons
+            shown = "0" * max(len(f"{bound:.3f}") for bound in (low, high))
             for box, value in ((lo, start), (hi, stop)):
                 comma_as_decimal_point(box.native)
+                box.native.setMinimumWidth(box.native.fontMetrics().horizontalAdvance(shown) + BOX_BUTTONS_PX)
                 box.native.setDecimals(3)  # before the value: a box rounds what it is given to its decimals
                 box.value = value
                 box.changed.connect(self.apply)

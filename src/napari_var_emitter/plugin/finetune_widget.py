@@ -270,7 +270,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         if self.losses:
             steps, losses = np.array(self.losses).T
             self.axes.plot(steps, losses, lw=0.8, color=colours.foreground, alpha=0.35, label="per step")
-            window = min(20, len(losses))
+            window = min(20, max(1, len(losses) // 2))  # a line of at least two points
             smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
             self.axes.plot(steps[window - 1:], smooth, lw=1.5, color=colours.accent, label=f"mean of {window}")
             self.axes.legend(fontsize=7, facecolor=colours.background, labelcolor=colours.foreground,

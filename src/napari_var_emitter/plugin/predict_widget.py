@@ -138,7 +138,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.checkpoint.changed.connect(self._add_checkpoint)
         MODELS.offer_in(self.model)
         viewer.layers.events.inserted.connect(self._layer_added)
-        viewer.layers.events.removed.connect(self.image.reset_choices)
+        viewer.layers.events.removed.connect(self._layer_removed)
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self.export_csv)
         self.render_button.changed.connect(self.render_image)
@@ -150,6 +150,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.frame_range.follow(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
+    def _layer_removed(self, _event) -> None:
+        """The choices follow; with no stack left to choose, the last run's status and warnings go
+        (the choice goes to none without a word)."""
+        self.image.reset_choices()
+        if self.image.value is None:
+            self._forget_last_run()
+
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
         second stack must not run the first again); outputs are never offered. A single image of
