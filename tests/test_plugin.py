@@ -290,17 +290,37 @@ def test_closing_the_predict_dock_cancels_its_run(qtbot, viewer, sample, tmp_pat
     assert widget.status.value.startswith("cancelled") and _movie_done(widget) < SAMPLE.n_frames
 
 
-def test_a_movie_cancelled_before_its_first_frames_leaves_no_empty_layers(qtbot, viewer, sample, tmp_path):
+def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(qtbot, viewer, sample, tmp_path):
     """Cancelled at once, a movie run leaves no map or detection layers of zeros and does not offer
-    a resume of nothing (it did, with a rate for no frames)."""
+    a resume of nothing (it did, with a rate for no frames); the last run's results, and their
+    render, stay as they were (the cancelled run had emptied them). A run that finds something
+    hides the render of the results it replaces, which lay over its points."""
     widget = predict_widget.PredictWidget(viewer)
     widget.psf_sigma.value, widget.show_maps.value = 130.0, True
+    widget.frames.value, widget.first.value, widget.last.value = "range", 1, 2
+    widget.out_file.value = tmp_path / "first.locs.csv"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.status.value.startswith("done")
+    detections = viewer.layers["simulated SMLM stack detections"]
+    found, maps = len(detections.data), [layer.data.copy() for layer in _maps(viewer)]
+    widget.render_image()
+    render = next(layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "render")
+    assert found > 0 and len(maps) == 5 and max(m.max() for m in maps) > 0.5
+    widget.frames.value, widget.first.value, widget.last.value = "range", 3, 8
     widget.out_file.value = tmp_path / "at once.locs.csv"
     widget.start()
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    assert widget.status.value == f"cancelled: 0 of {SAMPLE.n_frames} frame(s), 0 localisations; nothing was saved"
-    assert _maps(viewer) == [] and "simulated SMLM stack detections" not in viewer.layers
+    assert widget.status.value == "cancelled: 0 of 6 frame(s), 0 localisations; nothing was saved"
+    assert viewer.layers["simulated SMLM stack detections"] is detections and len(detections.data) == found
+    assert all(np.array_equal(layer.data, m) for layer, m in zip(_maps(viewer), maps, strict=True))
+    assert render.visible and render.metadata[TAG]["role"] == "render"
+    widget.frames.value, widget.first.value, widget.last.value = "range", 3, 3
+    widget.out_file.value = tmp_path / "third.locs.csv"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.status.value.startswith("done") and not render.visible and render.name.endswith("(earlier run)")
 
 
 def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_frames(qtbot, viewer, sample,
@@ -434,11 +454,13 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     def count(phase, info):
         full_collections.extend([1] if phase == "start" and info["generation"] == 2 else [])
     gc.callbacks.append(count)
+    gc.disable()  # only napari's own collections counted, over the run: the maps go when its first chunk comes in
     try:
         widget.start()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     finally:
+        gc.enable()
         gc.callbacks.remove(count)
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert _maps(viewer) == [] and len(full_collections) == 1
     assert viewer.layers["simulated SMLM stack detections"] is points  # refilled
 
@@ -508,8 +530,8 @@ def test_a_finished_run_of_600000_localisations_is_shown_without_stalling_the_vi
     for _ in range(2):
         with EventLoopGaps() as gaps:
             run = RunLayers(viewer, image, False, 0, 2000, (64, 64), (8, 4), SAMPLE.camera, None, False)
-            live = run.points
             run.add(0, Prediction(table, [], ()))
+            live = run.points
             assert len(live.data) == 300  # the frame in view
             finished = []
             run.finish(done=lambda: finished.append(True))
@@ -873,6 +895,38 @@ def test_value_entered_equal_to_the_one_shown_counts_as_entered(qtbot, viewer):
     assert "camera type" in entered_here()
 
 
+def test_a_number_typed_is_taken_when_its_entry_ends_and_a_rejected_one_is_said(qtbot, viewer, monkeypatch):
+    """"160" typed as the pixel size is one entry when Return is pressed (the box took 1, 16 and
+    160 nm, each a new camera, at every key); "0", which the box cannot take, is said in a
+    notification and is not the user's entry (the box put back the value it showed, which then
+    counted as entered for this stack)."""
+    from qtpy.QtCore import Qt
+
+    from napari_var_emitter.plugin import dock
+
+    said = []
+    monkeypatch.setattr(dock, "show_warning", said.append)
+    viewer.add_image(np.zeros((2, 32, 32), np.uint16), name="plain")
+    widget = predict_widget.PredictWidget(viewer)
+    fields, cameras = widget.camera_fields.fields, []
+    widget.camera_fields.shared.changed.connect(lambda values, _: cameras.append(values["pixel_size_nm"]))
+    box = fields["pixel_size_nm"].native
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "160")
+    assert cameras == [] and fields["pixel_size_nm"].value == 100.0
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert cameras == [160.0] and "for this image: pixel size [nm]" in widget.camera_fields.note.value
+    fields["qe"].value = 0.9  # entered for this stack; then a value out of range typed as the read noise
+    box = fields["read_noise_e"].native
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "-5")  # the box keeps "-", then takes no digit
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert fields["read_noise_e"].value == 1.0 and "read_noise_e" not in widget.camera_fields.shared.typed
+    assert said == ["read noise [e⁻ rms]: '-' is not a number from 0.000 to 1000.000; it stays 1.000"]
+    assert "defaults (not entered yet): baseline [ADU], gain [e⁻/ADU], read noise [e⁻ rms]" in \
+        widget.camera_fields.note.value
+
+
 def test_a_gain_typed_in_adu_per_electron_comes_back_as_typed(viewer):
     """2.11 ADU/e⁻ typed for one stack shows 2.1100 again when the stack is chosen again (trying the
     plugin: 2.109998, the inverse of the e⁻/ADU kept to 6 decimals)."""
@@ -972,7 +1026,8 @@ def test_a_failed_movie_run_then_the_fixed_one(qtbot, viewer, sample, tmp_path, 
     assert not parts.exists()
 
 
-def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first(qtbot, viewer, tmp_path, errors):
+def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first(qtbot, viewer, tmp_path, errors,
+                                                                                monkeypatch):
     """A fresh install says its camera values are defaults; the per-pixel maps typed for one stack
     are not applied to the next, whose frames they do not fit (the note says so), and come back
     with the first stack; both predict without error or leftover layers."""
@@ -1032,12 +1087,25 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     assert "In use from your last entry" not in widget.camera_fields.note.value  # typed for this stack
     widget.image.value = second  # ... and the frames chosen for the small stack come back with it
     assert (widget.frames.value, widget.first.value, widget.last.value) == ("range", 2, 4)
-    # a third stack the maps fit: they are applied, and the note names them (another camera's
-    # maps of the same size would otherwise pass unnoticed)
-    third = viewer.add_image(np.random.default_rng(4).poisson(120.0, (3, 96, 96)).astype(np.uint16), name="third")
-    assert widget.image.value is third and str(fields["variance_map"].value) == str(tmp_path / "variance.npy")
+    # a third stack the first's maps fit takes the camera entered last, the small stack's, whole:
+    # not its entries beside the first stack's maps (trying the plugin, a stack took one camera's
+    # pixel size and baseline beside another's maps)
+    said = []
+    monkeypatch.setattr(camera_fields, "show_warning", said.append)
+    rng = np.random.default_rng(4)
+    third = viewer.add_image(rng.poisson(120.0, (3, 96, 96)).astype(np.uint16), name="third")
+    assert widget.image.value is third and not fields["offset_map"].value and not fields["variance_map"].value
+    assert not fields["gain_map"].value and "In use from your last entry" not in widget.camera_fields.note.value
+    # an entry for the first stack makes its camera, maps included, the last entry: a fourth stack
+    # they fit takes them, and the notification names them and the stack they were entered for
+    widget.image.value = first
+    fields["baseline_adu"].value = 101.0
+    fourth = viewer.add_image(rng.poisson(120.0, (3, 96, 96)).astype(np.uint16), name="fourth")
+    assert widget.image.value is fourth and str(fields["variance_map"].value) == str(tmp_path / "variance.npy")
     assert ("In use from your last entry: offset map [ADU] offset.npy, variance map [ADU²] variance.npy. Clear "
             "them if this stack was taken with another camera") in widget.camera_fields.note.value
+    assert said[-1] == ("'fourth' does not state its offset map [ADU] and variance map [ADU²]: in use is what you "
+                        "entered last (for 'simulated SMLM stack'); check under Camera")  # the baseline: not in use
 
 
 def test_current_frame_beyond_the_stack_is_refused_and_the_slider_brought_onto_it(qtbot, viewer, errors):

@@ -15,6 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
+from qtpy.QtGui import QValidator
 from qtpy.QtWidgets import QScrollArea
 
 from ..errors import InputError
@@ -33,15 +34,19 @@ _NUMBERS = {"pixel_size_nm": (1.0, 10000.0, 1.0, 2), "baseline_adu": (-1e5, 1e5,
             "e_per_adu": (1e-4, 1e3, 0.01, 6), "adu_per_e": (1e-4, 1e4, 0.01, 4), "em_gain": (1.0, 1e4, 1.0, 1),
             "qe": (0.01, 1.0, 0.01, 3), "read_noise_e": (0.0, 1e3, 0.1, 3)}
 NO_PROFILE = "(none: the file's values)"
+STACK_KEY = "stack"  # in camera.json: the stack the last entry was made for
 DEFAULTS_NOTE = "Defaults: no camera entered yet. Set your camera's values (its manual or test sheet)."
 
 
 class SharedCamera:
     """The camera of a viewer, shared by its widgets: `values`, what the panels show now, and
-    `typed`, the last value the user entered into each field they entered (typed, or from a chosen
-    profile; saved to camera.json in the config folder, so the next session starts from it; empty
-    on a fresh install, where defaults fill in; a value a file stated is not the user's entry and
-    does not carry to the next stack); `per_image`: every value shown when the user last entered one
+    `typed`, the user's last entry: the values they entered (typed, or from a chosen profile) in
+    use for the stack they last entered one for, those it took from the entry before included,
+    so that a stack whose file states nothing takes one camera's entries, not fields of several
+    (it took A's maps beside B's pixel size); `typed_stack`, that stack's name. Both are saved to
+    camera.json in the config folder, so the next session starts from them; empty on a fresh
+    install, where defaults fill in; a value a file stated is not the user's entry and does not
+    carry to the next stack. `per_image`: every value shown when the user last entered one
     while each image was chosen (per_image.image_key: its file, else its data), restored when it is
     chosen again, or its file opened again; `entered_for`: of those, (the fields the user entered
     while it was chosen, every field that was the user's entry then); the rest were defaults or
@@ -58,22 +63,24 @@ class SharedCamera:
             saved = {}
         known = {f.name for f in dataclasses.fields(Camera)}
         self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
+        self.typed_stack = str(saved.get(STACK_KEY, ""))
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
         self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
         self.told: set[int | str] = set()
 
     def set(self, values: dict[str, Any], sender, typed_for: int | str | None = None,
-            entered: dict[str, Any] | None = None) -> None:
+            entered: dict[str, Any] | None = None, set_up: dict[str, Any] | None = None,
+            stack: str = "") -> None:
         """Show `values` in every panel; typed_for (an image's per_image.image_key, or -1 for none):
-        the user entered `entered` (some of `values`), so `values` are remembered for that image and
-        `entered` saved for the next session."""
+        the user entered `entered` (some of `values`) for the stack named `stack`, so `values` are
+        remembered for that image, and `set_up` (their entries in use for it) becomes the last
+        entry, saved for the next session."""
         if typed_for is not None:
-            typed = {**self.typed, **(entered or {})}
-            if typed != self.typed:
-                self.typed = typed
+            if set_up != self.typed or stack != self.typed_stack:
+                self.typed, self.typed_stack = dict(set_up or {}), stack
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(self.path, json.dumps(self.typed, indent=2))
+                write_text_atomic(self.path, json.dumps({**self.typed, STACK_KEY: stack}, indent=2))
             self.per_image[typed_for] = dict(values)
             here = self.entered_for.get(typed_for, (set(), set()))[0] | set(entered or {})
             self.entered_for[typed_for] = here, self.entered()
@@ -162,6 +169,11 @@ class CameraFields(Container):
                                   *(self.fields[name] for name in order)])
         for name, widget in self.fields.items():
             widget.changed.connect(lambda value, name=name: self._edited(name))
+        self._typing: dict[str, str] = {}  # number box -> its text as typed, until the entry ends
+        for name in _NUMBERS:
+            box = self.fields[name].native
+            box.lineEdit().textEdited.connect(lambda text, name=name: self._typing.__setitem__(name, text))
+            box.editingFinished.connect(lambda name=name: self._entry_ended(name))
         # the type shown, chosen again, changes nothing, yet the user has now stated it
         self.fields["type"].native.activated.connect(lambda _: self._edited("type"))
         self.profile.changed.connect(self._apply_profile)
@@ -207,9 +219,9 @@ class CameraFields(Container):
         notes = [self._heading(), self._missing_note(here, entered)]
         notes += [f"{_named(names)} of your last entry left empty: {why}." for why, names in _by_reason(unfit)]
         in_use = self.values()
-        self._tell_last_entry(self._sources(here, entered)["from your last entry"])
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
+        self._tell_last_entry(self._sources(here, entered)["from your last entry"] + carried)
         if carried:  # another camera's (or region's) maps of the same size would pass unnoticed
             maps = ", ".join(f"{FIELD_INFO[name].label} {Path(in_use[name]).name}" for name in carried)
             notes.append(f"In use from your last entry: {maps}. Clear them if this stack was taken with another "
@@ -246,8 +258,9 @@ class CameraFields(Container):
         if not names or self._image is None or self._image in self.shared.told:
             return
         self.shared.told.add(self._image)
-        show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last, for "
-                     "another stack or in an earlier session; check under Camera")
+        stack = f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "in an earlier session"
+        show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last "
+                     f"({stack}); check under Camera")
         area = self.native.parentWidget()
         while area is not None and not isinstance(area, QScrollArea):
             area = area.parentWidget()
@@ -313,11 +326,31 @@ class CameraFields(Container):
         entered = {field: values[field]}
         if field == "type" and values["type"] == "sCMOS":  # what the type implies: EM gain 1
             entered["em_gain"] = values["em_gain"]
-        self.shared.set(values, self, typed_for=-1 if self._image is None else self._image, entered=entered)
+        self._share_entry(entered)
         # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
         here = self.shared.entered_for[-1 if self._image is None else self._image][0]
         self.note.value = " ".join(note for note in (self._heading(), self._missing_note(here, self.shared.entered()))
                                    if note)
+
+    def _share_entry(self, entered: dict[str, Any]) -> None:
+        """The user entered `entered` for the image shown: every panel shows it, and the last entry
+        becomes their entries in use for this image: those made for it, and what it took from the
+        entry before (fields its file does not state, maps that fit its frames)."""
+        key, values = -1 if self._image is None else self._image, self.values()
+        here = self.shared.entered_for.get(key, (set(), set()))[0] | set(entered)
+        from_last = [name for name in self.shared.typed
+                     if name not in here and name not in self._stated and values.get(name) is not None]
+        set_up = {**{name: values[name] for name in from_last}, **{name: values.get(name) for name in here}}
+        self.shared.set(values, self, typed_for=key, entered=entered, set_up=set_up, stack=self._image_name)
+
+    def _entry_ended(self, name: str) -> None:
+        """Return, or leaving a number box typed in: a value typed equal to the one shown is the
+        user's entry too (the box reports no change: quantum efficiency 1, a default, could not be
+        confirmed); one the box cannot take is not (_RejectedEntry says so)."""
+        typed = self._typing.pop(name, None)
+        box = self.fields[name].native
+        if typed is not None and box.validate(typed, 0)[0] == QValidator.State.Acceptable:
+            self._edited(name)
 
     def _shared_changed(self, values: dict, sender) -> None:
         """Another panel's values, shown here where it shows the camera of the same image (each
@@ -357,8 +390,7 @@ class CameraFields(Container):
         except InputError as exc:
             show_error(str(exc))
             return
-        self.shared.set(self.values(), self, typed_for=-1 if self._image is None else self._image,
-                        entered=self._profile_values())
+        self._share_entry(self._profile_values())
 
     def save_profile(self) -> None:
         """Save the fields as a profile named in 'save as', and select it."""

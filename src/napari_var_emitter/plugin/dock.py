@@ -4,8 +4,9 @@ instead of growing the napari window (1366x768 with Predict and an analysis widg
 from __future__ import annotations
 
 from magicgui.widgets import Container
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from .job_controls import JobControls
 
@@ -36,6 +37,22 @@ class _CommaAsPoint(QObject):
         return False
 
 
+class _RejectedEntry(QObject):
+    """Filter on a number box: an entry it cannot take (out of its range, not a number), ended with
+    Return or by leaving the box, is said in a notification; Qt silently put the last value back."""
+
+    def eventFilter(self, box, event) -> bool:
+        ended = (event.type() == QEvent.Type.FocusOut
+                 or (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)))
+        if ended and not box.hasAcceptableInput():
+            typed = box.lineEdit().text().removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
+            labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
+            name = f"{labels[0].text()}: " if len(labels) == 1 else ""
+            show_warning(f"{name}{typed!r} is not a number from {box.textFromValue(box.minimum())} to "
+                         f"{box.textFromValue(box.maximum())}; it stays {box.textFromValue(box.value())}")
+        return False
+
+
 class _CancelWhenClosed(QObject):
     """Event filter on a dock's frame: closed (napari takes the frame out of its dock), the widget's
     job is cancelled; it went on using the CPU and notifying, unseen."""
@@ -50,12 +67,18 @@ class _CancelWhenClosed(QObject):
         return False
 
 
-def comma_as_decimal_point(root: QWidget) -> None:
-    """Every number box with decimals under `root` (itself included) takes a typed comma as its
-    decimal point (_CommaAsPoint)."""
-    boxes = [root] if isinstance(root, QDoubleSpinBox) else root.findChildren(QDoubleSpinBox)
+def number_boxes_take_typed_entries(root: QWidget) -> None:
+    """Every number box under `root` (itself included) takes what is typed once the entry ends
+    (Return, or leaving the box), not at every key ("160" typed as a pixel size went through 1
+    and 16 nm, each a new camera); says when it cannot take an entry (_RejectedEntry); and, with
+    decimals, takes a typed comma as its decimal point (_CommaAsPoint)."""
+    boxes = [root] if isinstance(root, QAbstractSpinBox) else root.findChildren(QAbstractSpinBox)
     for box in boxes:
-        if box.locale().decimalPoint() != "," and not box.findChildren(_CommaAsPoint):
+        if box.findChildren(_RejectedEntry):
+            continue
+        box.setKeyboardTracking(False)
+        box.installEventFilter(_RejectedEntry(box))
+        if isinstance(box, QDoubleSpinBox) and box.locale().decimalPoint() != ",":
             box.lineEdit().installEventFilter(_CommaAsPoint(box))
 
 
@@ -83,7 +106,7 @@ class ScrollingDock:
         self.pinned_bar = Container(widgets=list(pinned))
         layout.addWidget(self.pinned_bar.native)
         self.dock_frame = frame
-        comma_as_decimal_point(frame)
+        number_boxes_take_typed_entries(frame)
         if isinstance(self, JobControls):
             frame.installEventFilter(_CancelWhenClosed(frame, self.cancel))
 

@@ -18,7 +18,7 @@ from qtpy.QtCore import QTimer
 from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
-from .dock import ScrollingDock, comma_as_decimal_point, fixed_width_combo
+from .dock import ScrollingDock, fixed_width_combo, number_boxes_take_typed_entries
 from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import export_file
@@ -142,7 +142,7 @@ class FilterWidget(ScrollingDock, Container):
             # wide enough for the data's numbers at three decimals, and the box's buttons
             shown = "0" * max(len(f"{bound:.3f}") for bound in (low, high))
             for box, value in ((lo, start), (hi, stop)):
-                comma_as_decimal_point(box.native)
+                number_boxes_take_typed_entries(box.native)
                 box.native.setMinimumWidth(box.native.fontMetrics().horizontalAdvance(shown) + BOX_BUTTONS_PX)
                 box.native.setDecimals(3)  # before the value: a box rounds what it is given to its decimals
                 box.value = value

@@ -67,7 +67,9 @@ class Progress:
         text = f"{self.doing}{self.done:,} / {self.total:,} frames"
         if self.seen > self.done:
             text += f" ({self.seen - self.done:,} more through the network, being refined)"
-        if rate > 0:
+        if self.done < self.total <= self.seen or 0 < self.total == self.done:
+            text += " · finishing"  # every frame through the network: no rate or time left to say
+        elif rate > 0:
             left = (self.total - max(self.done, self.seen)) / rate
             text += f" · {rate:.2f} frames/s · {duration(left)} left"
             if self.hint and left > HINT_AFTER_S:
@@ -138,35 +140,44 @@ class RunLayers:
         front of the network (predict.canonical)."""
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
         self.psf_sigma_known, self.other_models, self.bin_px = psf_sigma_known, other_models, bin_px
-        self.image = layer
+        self.image, self.span, self.shape_hw, self.strides, self.with_maps = layer, span, shape_hw, strides, with_maps
         self.tables: list[pd.DataFrame] = []
         self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
         self.shown_frame: int | None = None  # the frame whose detections the Points layer holds
         self.px, self.last_draw, self.message = camera.pixel_size_nm, 0.0, ""
-        dims = 2 if single else 3
+        self.options = output_options(layer, single, "detections", "detections")
+        self.layer_builder = None  # the worker that builds a long run's final layer
+        self.maps, self.points, self.following = [], None, False  # the layers, once the first chunk is in
+        layer.visible = True  # a run shows the stack it runs on (show_alone may have hidden it)
+
+    def _take_over(self) -> None:
+        """Make this run's layers, when its first chunk arrives: a run that ends before that (a
+        Cancel, an error) leaves the last run's results as they were."""
+        viewer, layer, single, dims = self.viewer, self.image, self.single, 2 if self.single else 3
         scale, translate = np.array(layer.scale[-dims:], float), np.array(layer.translate[-dims:], float)
         if not single:
-            translate[0] += scale[0] * first  # maps hold frames first..last
+            translate[0] += scale[0] * self.first  # maps hold frames first..last
         name = layer.name
         # layers of the last run are refilled, not replaced: napari's removal of a layer costs a
         # garbage collection (~0.25 s of frozen viewer each); a long run's result is kept (retired).
         # Removed, all at once: those of the other dimensionality, and maps not asked for this time
         old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
                if lay.metadata.get(TAG, {}).get("source") == name
-               and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE)}
-        n_maps = len(strides) if with_maps else 0
+               and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE, "render")}
+        if ("render", None) in old:  # a render of the last run's table would lie over this one's points
+            retire(old.pop(("render", None)))
+        n_maps = len(self.strides) if self.with_maps else 0
         stale = {key for key, lay in old.items() if lay.ndim != dims or (key[0] == "scale_map" and key[1] >= n_maps)}
         remove_layers(viewer, [old.pop(key) for key in stale])
-        self.maps = []
-        for s, stride in enumerate(strides[:n_maps]):
-            shape = (-(-shape_hw[0] // stride), -(-shape_hw[1] // stride))
+        for s, stride in enumerate(self.strides[:n_maps]):
+            shape = (-(-self.shape_hw[0] // stride), -(-self.shape_hw[1] // stride))
             map_scale, map_translate = map_placement(scale, translate, stride)
-            data = np.zeros(shape if single else (span, *shape), np.float32)
+            data = np.zeros(shape if single else (self.span, *shape), np.float32)
             looks = {"scale": map_scale, "translate": map_translate, "visible": False}
             reused = old.pop(("scale_map", s), None)
             if reused is None:
                 reused = viewer.add_image(
-                    data, name=scale_map_name(name, s, strides), colormap="inferno", contrast_limits=(0.0, 1.0),
+                    data, name=scale_map_name(name, s, self.strides), colormap="inferno", contrast_limits=(0.0, 1.0),
                     opacity=0.5, blending="translucent", **looks,
                     metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
                 # just above the image, below the detections and anything else drawn over it
@@ -176,7 +187,7 @@ class RunLayers:
                 for key, value in looks.items():
                     setattr(reused, key, value)
             self.maps.append(reused)
-        if with_maps:
+        if self.with_maps:
             viewer.layers.selection.events.active.connect(self._show_selected_map)
         viewer.dims.events.current_step.connect(self._frame_changed)
         self.following = True
@@ -185,13 +196,10 @@ class RunLayers:
         if self.points is not None and not refillable(self.points, dims):  # same dims here: removed above
             retire(self.points)  # emptying it would freeze the viewer longer than napari's removal
             self.points = None
-        self.options = output_options(layer, single, "detections", "detections")
-        self.layer_builder = None  # the worker that builds a long run's final layer
         live = old.pop((LIVE_ROLE, None), None)  # the layer a long run's detections followed the slider in
         if self.points is None and live is not None:
             self.points = live
             live.name, live.visible, live.metadata[TAG]["role"] = self.options["name"], True, "detections"
-        layer.visible = True  # a run shows the stack it runs on (show_alone may have hidden it)
         if self.points is None:
             self.points = viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
         else:  # shown first: napari's hidden layers keep a stale view that new data would index out of range
@@ -201,6 +209,8 @@ class RunLayers:
         viewer.layers.selection.active = self.points  # its controls in view, not a hidden map's just added
 
     def add(self, first_frame: int, prediction) -> None:
+        if self.points is None:
+            self._take_over()
         self.tables.append(prediction.table)
         self.concatenated = None
         self.shown_frame = None  # its frame may have just arrived
@@ -266,6 +276,9 @@ class RunLayers:
         emptied, hidden and kept for the next run (LIVE_ROLE): napari's removal would freeze the
         viewer."""
         self._stop_following()
+        if self.points is None:  # ended before its first chunk: the last run's layers stay
+            done()
+            return
         for layer in self.maps:
             layer.refresh()
         table = self.table()
@@ -301,7 +314,8 @@ class RunLayers:
     def discard(self) -> None:
         """The run failed before it found anything: its layers, empty, go (one garbage collection)."""
         self.disconnect()
-        remove_layers(self.viewer, [layer for layer in [*self.maps, self.points] if layer in self.viewer.layers])
+        remove_layers(self.viewer, [layer for layer in [*self.maps, self.points]
+                                    if layer is not None and layer in self.viewer.layers])
         self.maps, self.points = [], None
 
 

@@ -100,9 +100,10 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
     threads once the model is done (_halves); amp runs
     the model in bfloat16 autocast (a GPU option: docs/benchmarks.md compares its accuracy with
     float32). progress(frames done, frames in all[, frames through the network]) is called after
-    every batch (where it raises, the run stops). samples = N > 1 averages the maps and the
-    detection probability over N generations with tokens sampled at temperature 1 (seeded by each
-    batch's first frame index, so the same call repeats exactly)."""
+    every pass of tiles through the model and every batch (where it raises, the run stops).
+    samples = N > 1 averages the maps and the detection probability over N generations with
+    tokens sampled at temperature 1 (seeded by each batch's first frame index, so the same call
+    repeats exactly)."""
     config = model.config
     calibration = None
     if config.psf_condition:
@@ -162,6 +163,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         m, p = margin // s, probs[si]
                         block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
+                    if progress is not None:  # after every pass, so that a Cancel is heard within one
+                        progress(finished, n, start)
             if binned > 1 and len(tables) > in_batch:  # detections in the repeated edge of a binned frame
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 found = found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
