@@ -309,10 +309,12 @@ def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(
     assert found > 0 and len(maps) == 5 and max(m.max() for m in maps) > 0.5
     widget.frames.value, widget.first.value, widget.last.value = "range", 3, 8
     widget.out_file.value = tmp_path / "at once.locs.csv"
+    viewer.dims.set_point(0, 1)  # the last run's frame 2 in view
     widget.start()
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled: 0 of 6 frame(s), 0 localisations; nothing was saved"
+    assert viewer.dims.point[0] == 1  # the slider left on its results (it was moved onto the cancelled run's frames)
     assert viewer.layers["simulated SMLM stack detections"] is detections and len(detections.data) == found
     assert all(np.array_equal(layer.data, m) for layer, m in zip(_maps(viewer), maps, strict=True))
     assert render.visible and render.metadata[TAG]["role"] == "render"
@@ -321,6 +323,7 @@ def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     assert widget.status.value.startswith("done") and not render.visible and render.name.endswith("(earlier run)")
+    assert viewer.dims.point[0] == 2  # the slider brought onto the run's frame
 
 
 def test_frames_without_spots_leave_the_psf_sigma_to_the_next_run_from_other_frames(qtbot, viewer, sample,

@@ -360,12 +360,15 @@ class CameraFields(Container):
 
     def _show_for_type(self) -> None:
         """The fields that apply to the camera type; a value a per-pixel map replaces is greyed out,
-        its tooltip saying so (a baseline typed beside an offset map would otherwise seem in use)."""
+        its tooltip saying so (a baseline typed beside an offset map would otherwise seem in use); a
+        map's tooltip names its whole file (the field, narrow in a laptop's dock, shows its end)."""
         emccd = self.fields["type"].value == "EMCCD"
         for name in EMCCD_ONLY:
             self.fields[name].visible = emccd
         for name in MAP_FIELDS:
             self.fields[name].visible = not emccd
+            chosen = self.fields[name].value
+            self.fields[name].tooltip = FIELD_INFO[name].help + (f" In use: {chosen}" if chosen else "")
         for name, map_name in REPLACED_BY_MAP.items():
             replaced = not emccd and bool(self.fields[map_name].value)
             self.fields[name].enabled = not replaced

@@ -17,8 +17,9 @@ from ..fit.scoring import fits_compiled
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, image_points, insert_built, layer_features,
-                     map_placement, output_options, points_kwargs, refill, refillable, remove_layers, retire)
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, frame_into_view, image_points, insert_built,
+                     layer_features, map_placement, output_options, points_kwargs, refill, refillable, remove_layers,
+                     retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
@@ -207,6 +208,8 @@ class RunLayers:
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
         viewer.layers.selection.active = self.points  # its controls in view, not a hidden map's just added
+        if not single:  # the slider on the run's frames, as they come (not before: a run cancelled before
+            frame_into_view(viewer, layer, (self.first, self.first + self.span))  # them leaves the view alone)
 
     def add(self, first_frame: int, prediction) -> None:
         if self.points is None:

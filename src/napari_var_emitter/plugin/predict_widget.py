@@ -33,7 +33,7 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, frame_into_view, layer_choices, opened_beside, pick_shown, place_image,
+from .layers import (TAG, fit_view, layer_choices, opened_beside, pick_shown, place_image,
                      remove_outputs, shown_note, stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
@@ -336,8 +336,6 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             show_info(f"{layer.name!r} is a single 2D frame: predicting it as a one-frame stack")
         if place_image(layer, camera.pixel_size_nm):
             fit_view(self.viewer, layer, or_all=True)
-        if movie:
-            frame_into_view(self.viewer, layer, (first, stop))  # the slider on the run's frames, as they come
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
         slow = Path(options.weights).resolve() == BUNDLED and next(model.parameters()).device.type == "cpu"
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
