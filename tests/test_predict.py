@@ -177,12 +177,14 @@ def test_read_ahead_raises_a_bad_frame_at_its_batch_and_stops(model):
 
 def test_a_cancel_is_heard_between_passes_of_tiles(model):
     """progress is called after every pass of tiles through the model, not only after a batch
-    of frames: a Cancel (progress raising) stops a batch of large frames after its first tiles."""
+    of frames, with the frames through the network in parts of frames: a Cancel (progress
+    raising) stops a batch of large frames after its first tiles, and the rate moves with them."""
     frames, truth = _stack(160, 2, 0.5, seed_offset=5)
     options = PredictOptions(batch_size=2, tile_px=64, margin_px=32, refine=False)  # 9 tile places, 2 frames a pass
     calls = []
     predict_frames(model, frames, truth.camera, options, progress=lambda *report: calls.append(report))
-    assert calls == [(0, 2, 0)] * 9 + [(2, 2, 2)]
+    assert [c[:2] for c in calls] == [(0, 2)] * 9 + [(2, 2)] and calls[-1] == (2, 2, 2)
+    np.testing.assert_allclose([c[2] for c in calls[:9]], 2 * np.arange(1, 10) / 9)
 
     class Stop(Exception):
         pass
@@ -195,7 +197,7 @@ def test_a_cancel_is_heard_between_passes_of_tiles(model):
     calls = []
     with pytest.raises(Stop):
         predict_frames(model, frames, truth.camera, options, progress=stop_at_second)
-    assert calls == [(0, 2, 0)] * 2
+    assert [c[:2] for c in calls] == [(0, 2)] * 2
 
 
 def test_threads_share_one_model_without_interfering(model):
@@ -505,6 +507,9 @@ def test_progress_counts_frames_done_and_those_through_the_network_ahead_of_thei
     assert "frames/s" in text and "left" in text
     report(4, 10)  # a refinement done (no count of the network's given): as many through it
     assert progress.describe().startswith("estimating the PSF sigma: 4 / 10 frames ·")
+    report(4, 10, 7.5)  # half a frame's tiles through as well: whole frames said, the rate from all
+    assert progress.describe().startswith("estimating the PSF sigma: 4 / 10 frames (3 more through the network")
+    assert progress.rate() > 0
     report(4, 10, 10)  # every frame through the network: no "0 s left" while the last are refined
     assert progress.describe() == ("estimating the PSF sigma: 4 / 10 frames (6 more through the network, being "
                                    "refined) · finishing")

@@ -61,11 +61,13 @@ class ProgressLine:
     """A counter rewritten in place on stderr; end() closes its line (before any other message)."""
 
     def __init__(self) -> None:
-        self.open = False
+        self.open, self.shown = False, ""
 
     def show(self, text: str) -> None:
+        if self.open and text == self.shown:  # progress is told after every pass of tiles, most alike
+            return
         print(f"\r{text}", end="", file=sys.stderr, flush=True)
-        self.open = True
+        self.open, self.shown = True, text
 
     def end(self) -> None:
         if self.open:

@@ -258,7 +258,7 @@ class CameraFields(Container):
         if not names or self._image is None or self._image in self.shared.told:
             return
         self.shared.told.add(self._image)
-        stack = f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "in an earlier session"
+        stack = f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "with no stack chosen"
         show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last "
                      f"({stack}); check under Camera")
         area = self.native.parentWidget()

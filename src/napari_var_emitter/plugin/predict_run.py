@@ -50,7 +50,7 @@ class Progress:
         `start_done`-th of the run."""
         self._chunk_start = start_done
 
-        def report(done_in_chunk: int, n: int, seen_in_chunk: int | None = None) -> None:
+        def report(done_in_chunk: int, n: int, seen_in_chunk: float | None = None) -> None:
             self.done = self._chunk_start + done_in_chunk
             self.seen = max(self.done, self._chunk_start + (seen_in_chunk or 0))
             if self.stop.is_set() and done_in_chunk < n:  # a finished chunk is kept
@@ -66,8 +66,8 @@ class Progress:
     def describe(self) -> str:
         rate = self.rate()
         text = f"{self.doing}{self.done:,} / {self.total:,} frames"
-        if self.seen > self.done:
-            text += f" ({self.seen - self.done:,} more through the network, being refined)"
+        if int(self.seen) > self.done:
+            text += f" ({int(self.seen) - self.done:,} more through the network, being refined)"
         if self.done < self.total <= self.seen or 0 < self.total == self.done:
             text += " · finishing"  # every frame through the network: no rate or time left to say
         elif rate > 0:
