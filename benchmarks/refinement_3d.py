@@ -14,9 +14,14 @@ held out).
 --nairr: the NAIRR 3DAS LD / MD / HD validation movies (../shared/data/external; validation
 only, never tuned on). Calibration: seed 301's simulated beads.
 
+With --against MODEL (a weights file, or "bundled"): both models with the refinement on each
+stack, judged as the bundled model is replaced (docs/model.md, "Which model is bundled"): Jaccard,
+and the lateral and axial RMSE over the true emitters that **both** models match (a model that
+finds more of the hard ones is not charged for them there), with a verdict per stack.
+
 Run: .venv/bin/python benchmarks/refinement_3d.py [--nairr] [--frames N] [--seed-base N] [--densities D ...]
-[--model M.safetensors]
-Prints one row per stack and method; asserts nothing.
+[--model M.safetensors] [--against M.safetensors | bundled]
+Prints one row per stack and method (or model); asserts nothing.
 """
 
 from __future__ import annotations
@@ -62,6 +67,34 @@ def score(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, field_nm) ->
     return out
 
 
+def errors_by_truth(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """x, y, z error (nm) of each matched row of `table`, indexed by its true emitter's row."""
+    p, t = match_frames(table, truth, FAR_NM, AXIAL_TOLERANCE_NM)
+    return pd.DataFrame({a: table[f"{a}_nm"].to_numpy()[p] - truth[f"{a}_nm"].to_numpy()[t] for a in "xyz"}, index=t)
+
+
+def compare(args, psf) -> None:
+    """--model against --against on each stack, the refinement on (the bundling rule's columns)."""
+    models = {"model": args.model, "against": None if args.against == "bundled" else args.against}
+    for name, frames, truth, camera, field in stacks(args):
+        tables = {label: predict(frames, camera, PredictOptions(model=weights, psf=psf)).table
+                  for label, weights in models.items()}
+        errors = {label: errors_by_truth(table, truth) for label, table in tables.items()}
+        both = errors["model"].index.intersection(errors["against"].index)
+        figures = {}
+        for label, table in tables.items():
+            on_both = errors[label].loc[both]
+            figures[label] = (score(table, truth, camera, field)["jaccard"],
+                              float(np.sqrt(np.mean(on_both["x"] ** 2 + on_both["y"] ** 2) / 2)),
+                              float(np.sqrt(np.mean(on_both["z"] ** 2))))
+            print(f"{name} [{label:>7}] jaccard {figures[label][0]:.3f}  lateral_both_nm {figures[label][1]:.3f}  "
+                  f"axial_both_nm {figures[label][2]:.3f}  both {len(both)}", flush=True)
+        new, old = figures["model"], figures["against"]
+        ahead = new[0] >= old[0] and new[1] <= old[1] and new[2] <= old[2]
+        print(f"{name} {'model ahead' if ahead else 'model not ahead'} (Jaccard {new[0] - old[0]:+.2f} points, "
+              f"lateral over both {new[1] - old[1]:+.2f} nm, axial over both {new[2] - old[2]:+.2f} nm)", flush=True)
+
+
 def stacks(args):
     """(name, frames ADU, truth, camera, field (height, width) nm) of the chosen stacks."""
     if args.nairr:
@@ -91,8 +124,12 @@ def main() -> None:
     parser.add_argument("--seed-base", type=int, default=12_700_000)
     parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0], help="ours: emitters/µm²")
     parser.add_argument("--model", help="a 3-D model file (default: the bundled 3-D model)")
+    parser.add_argument("--against", help="another 3-D model file, or 'bundled': both judged on the emitters both find")
     args = parser.parse_args()
     psf = calibration_from_beads(NAIRR_PSF, 301)
+    if args.against:
+        compare(args, psf)
+        return
     for name, frames, truth, camera, field in stacks(args):
         for method, refine in (("network", False), ("network + MLE", True)):
             start = time.perf_counter()
