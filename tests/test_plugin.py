@@ -292,9 +292,10 @@ def test_closing_the_predict_dock_cancels_its_run(qtbot, viewer, sample, tmp_pat
 
 def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(qtbot, viewer, sample, tmp_path):
     """Cancelled at once, a movie run leaves no map or detection layers of zeros and does not offer
-    a resume of nothing (it did, with a rate for no frames); the last run's results, and their
-    render, stay as they were (the cancelled run had emptied them). A run that finds something
-    hides the render of the results it replaces, which lay over its points."""
+    a resume of nothing (it did, with a rate for no frames); the last run's results, their render
+    and the slider stay as they were (the cancelled run had emptied them and moved the slider), and
+    its maps still show alone when chosen. A run that finds something removes the render of the
+    results it replaces, which lay over its points."""
     widget = predict_widget.PredictWidget(viewer)
     widget.psf_sigma.value, widget.show_maps.value = 130.0, True
     widget.frames.value, widget.first.value, widget.last.value = "range", 1, 2
@@ -318,11 +319,14 @@ def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(
     assert viewer.layers["simulated SMLM stack detections"] is detections and len(detections.data) == found
     assert all(np.array_equal(layer.data, m) for layer, m in zip(_maps(viewer), maps, strict=True))
     assert render.visible and render.metadata[TAG]["role"] == "render"
+    kept = _maps(viewer)
+    viewer.layers.selection.active = kept[2]  # the last run's maps still shown alone when chosen
+    assert [layer.visible for layer in kept] == [False, False, True, False, False]
     widget.frames.value, widget.first.value, widget.last.value = "range", 3, 3
     widget.out_file.value = tmp_path / "third.locs.csv"
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
-    assert widget.status.value.startswith("done") and not render.visible and render.name.endswith("(earlier run)")
+    assert widget.status.value.startswith("done") and render not in viewer.layers
     assert viewer.dims.point[0] == 2  # the slider brought onto the run's frame
 
 
@@ -516,6 +520,32 @@ def test_run_layers_show_the_frame_in_view_while_running_and_everything_at_the_e
     assert finished and len(points.data) == 40 and sorted(set(points.features[FRAME_FEATURE])) == list(range(1, 9))
     viewer.dims.set_point(0, 1)  # no longer follows
     assert len(points.data) == 40
+
+
+def test_a_runs_first_chunk_is_shown_at_once_and_only_a_movie_moves_the_slider(viewer, sample):
+    """A movie's first chunk brings the slider onto its frames and is shown at once (the slider's
+    move drew the layer before the chunk's table was in, and it stayed empty until the next
+    chunk); a preview of one frame leaves the slider where the user moved it meanwhile."""
+    image, _ = sample
+    rng = np.random.default_rng(2)
+
+    def chunk(frames):
+        frame = np.repeat(frames, 5)
+        return Prediction(pd.DataFrame({"frame": frame, "x_nm": rng.uniform(0, 9600, len(frame)),
+                                        "y_nm": rng.uniform(0, 9600, len(frame)),
+                                        "probability": rng.uniform(0.5, 1, len(frame))}), [], ())
+
+    viewer.dims.set_point(0, 0)
+    run = RunLayers(viewer, image, False, 4, 4, image.data.shape[1:], (8, 4), SAMPLE.camera, None, False, movie=True)
+    run.add(4, chunk(np.arange(4, 6)))
+    points = viewer.layers["simulated SMLM stack detections"]
+    assert viewer.dims.point[0] == 4 and len(points.data) == 5 and set(points.features[FRAME_FEATURE]) == {5}
+    run.finish(done=lambda: None)
+    preview = RunLayers(viewer, image, False, 1, 1, image.data.shape[1:], (8, 4), SAMPLE.camera, None, False,
+                        previous=run)
+    viewer.dims.set_point(0, 6)  # moved while frame 2 is predicted
+    preview.add(1, chunk(np.array([1])))
+    assert viewer.dims.point[0] == 6
 
 
 def test_a_finished_run_of_600000_localisations_is_shown_without_stalling_the_viewer(qtbot, viewer):
@@ -900,9 +930,9 @@ def test_value_entered_equal_to_the_one_shown_counts_as_entered(qtbot, viewer):
 
 def test_a_number_typed_is_taken_when_its_entry_ends_and_a_rejected_one_is_said(qtbot, viewer, monkeypatch):
     """"160" typed as the pixel size is one entry when Return is pressed (the box took 1, 16 and
-    160 nm, each a new camera, at every key); "0", which the box cannot take, is said in a
-    notification and is not the user's entry (the box put back the value it showed, which then
-    counted as entered for this stack)."""
+    160 nm, each a new camera, at every key); "-" as the read noise (below its 0 minimum), which
+    the box cannot take, is said in a notification and is not the user's entry (the box put back
+    the value it showed, which then counted as entered for this stack)."""
     from qtpy.QtCore import Qt
 
     from napari_var_emitter.plugin import dock

@@ -63,7 +63,7 @@ class SharedCamera:
             saved = {}
         known = {f.name for f in dataclasses.fields(Camera)}
         self.typed: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
-        self.typed_stack = str(saved.get(STACK_KEY, ""))
+        self.typed_stack: str | None = saved.get(STACK_KEY)  # None: saved by a version that did not say
         self.values: dict[str, Any] = dict(self.typed)
         self.per_image: dict[int | str, dict[str, Any]] = {}
         self.entered_for: dict[int | str, tuple[set[str], set[str]]] = {}
@@ -258,7 +258,8 @@ class CameraFields(Container):
         if not names or self._image is None or self._image in self.shared.told:
             return
         self.shared.told.add(self._image)
-        stack = f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "with no stack chosen"
+        stack = ("in an earlier session" if self.shared.typed_stack is None else
+                 f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "with no stack chosen")
         show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last "
                      f"({stack}); check under Camera")
         area = self.native.parentWidget()

@@ -136,9 +136,14 @@ class RunLayers:
 
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
                  envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False,
-                 other_models: Sequence[tuple[str, Envelope]] = (), bin_px: int = 1) -> None:
+                 other_models: Sequence[tuple[str, Envelope]] = (), bin_px: int = 1,
+                 previous: RunLayers | None = None, movie: bool = False) -> None:
         """strides: of the per-scale maps, in camera pixels; bin_px: the binning of the frames in
-        front of the network (predict.canonical)."""
+        front of the network (predict.canonical); previous: the last run's, whose layers this run
+        takes over with its first chunk (until then they stay that run's: `previous` is None once
+        taken over); movie: a run over frames, which brings the slider onto them (a preview of the
+        frame in view leaves the slider where the user moved it meanwhile)."""
+        self.previous, self.movie = previous, movie
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
         self.psf_sigma_known, self.other_models, self.bin_px = psf_sigma_known, other_models, bin_px
         self.image, self.span, self.shape_hw, self.strides, self.with_maps = layer, span, shape_hw, strides, with_maps
@@ -154,7 +159,14 @@ class RunLayers:
     def _take_over(self) -> None:
         """Make this run's layers, when its first chunk arrives: a run that ends before that (a
         Cancel, an error) leaves the last run's results as they were."""
+        if self.previous is not None:
+            self.previous.disconnect()
+            self.previous = None
         viewer, layer, single, dims = self.viewer, self.image, self.single, 2 if self.single else 3
+        # a movie's first chunk brings the slider onto its frames (a run cancelled before it leaves the view
+        # alone), before the slider is followed: a move then would draw the layers before the chunk is in
+        if self.movie:
+            frame_into_view(viewer, layer, (self.first, self.first + self.span))
         scale, translate = np.array(layer.scale[-dims:], float), np.array(layer.translate[-dims:], float)
         if not single:
             translate[0] += scale[0] * self.first  # maps hold frames first..last
@@ -165,10 +177,10 @@ class RunLayers:
         old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
                if lay.metadata.get(TAG, {}).get("source") == name
                and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE, "render")}
-        if ("render", None) in old:  # a render of the last run's table would lie over this one's points
-            retire(old.pop(("render", None)))
         n_maps = len(self.strides) if self.with_maps else 0
-        stale = {key for key, lay in old.items() if lay.ndim != dims or (key[0] == "scale_map" and key[1] >= n_maps)}
+        # and the render of the last run's table, which would lie over this run's points
+        stale = {key for key, lay in old.items() if lay.ndim != dims or key[0] == "render"
+                 or (key[0] == "scale_map" and key[1] >= n_maps)}
         remove_layers(viewer, [old.pop(key) for key in stale])
         for s, stride in enumerate(self.strides[:n_maps]):
             shape = (-(-self.shape_hw[0] // stride), -(-self.shape_hw[1] // stride))
@@ -181,8 +193,8 @@ class RunLayers:
                     data, name=scale_map_name(name, s, self.strides), colormap="inferno", contrast_limits=(0.0, 1.0),
                     opacity=0.5, blending="translucent", **looks,
                     metadata={TAG: {"role": "scale_map", "source": name, "scale": s, "stride_px": stride}})
-                # just above the image, below the detections and anything else drawn over it
-                viewer.layers.move(viewer.layers.index(reused), viewer.layers.index(layer) + 1 + s)
+                if layer in viewer.layers:  # just above the image, below the detections and anything else
+                    viewer.layers.move(viewer.layers.index(reused), viewer.layers.index(layer) + 1 + s)
             else:
                 reused.data = data
                 for key, value in looks.items():
@@ -208,8 +220,6 @@ class RunLayers:
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
         viewer.layers.selection.active = self.points  # its controls in view, not a hidden map's just added
-        if not single:  # the slider on the run's frames, as they come (not before: a run cancelled before
-            frame_into_view(viewer, layer, (self.first, self.first + self.span))  # them leaves the view alone)
 
     def add(self, first_frame: int, prediction) -> None:
         if self.points is None:

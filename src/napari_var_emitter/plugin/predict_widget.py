@@ -339,8 +339,6 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         already = 0 if job is None else stop - first - sum(b - a for a, b in job.todo())
         slow = Path(options.weights).resolve() == BUNDLED and next(model.parameters()).device.type == "cpu"
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
-        if self.layers is not None:
-            self.layers.disconnect()  # the last run's maps are replaced
         binned, with_maps = run_bin_px(model, options, camera), self.show_maps.value and not current_frame_only
         if with_maps and not model.config.var_prior:
             show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the bundled "
@@ -350,7 +348,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                 tuple(s * binned for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), with_maps,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
-                                other_models=bundled_alternatives(options.weights, in_widget=True), bin_px=binned)
+                                other_models=bundled_alternatives(options.weights, in_widget=True), bin_px=binned,
+                                previous=self.layers, movie=movie)
         self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)
@@ -387,10 +386,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self._job_ended()
         self.progress.value = progress.done
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
-        # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind
+        # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind,
+        # and the last run's, not taken over, stay that run's
         if (ended == "stopped" or progress.done == 0) and not len(run.table()):
             run.discard()
-            self.layers = None
+            self.layers = run.previous
         rate = f", {progress.rate():.2f} frames/s" if progress.done > progress.already_done else ""
         status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
         if run.message:
