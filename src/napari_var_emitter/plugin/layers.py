@@ -251,8 +251,7 @@ def layer_choices(viewer, kind, inputs_only: bool = False):
     renders this plugin made (they are outputs, never camera frames)."""
     def choices(_widget=None):
         return [layer for layer in viewer.layers if isinstance(layer, kind)
-                and not (inputs_only and layer.metadata.get(TAG, {}).get("role", "").removeprefix("earlier ")
-                         in OUTPUT_IMAGES)]
+                and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in OUTPUT_IMAGES)]
     return choices
 
 
