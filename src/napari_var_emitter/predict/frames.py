@@ -145,7 +145,7 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
             in_batch = len(tables)
             b = len(photons_BFHW)
             tiles = layout.cut(bin_photons(photons_BFHW, binned))  # tile ti of the batch's frame j is row ti * b + j
-            per_pass, passes = _tiles_per_pass(tiles, options.batch_size), 0
+            per_pass = _tiles_per_pass(tiles, options.batch_size)
             seed = first_frame + begin + start  # the batch's first frame in its stack
             generator = torch.Generator(device).manual_seed(seed) if options.samples > 1 else None
             for ti, (r, c) in enumerate(layout.origins):
@@ -165,8 +165,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                         block = p[:, 0, m:p.shape[2] - m, m:p.shape[3] - m].cpu().numpy()
                         paste(maps[si][in_call, r // s:r // s + block.shape[1], c // s:c // s + block.shape[2]], block)
                     if progress is not None:  # after every pass, so that a Cancel is heard within one; the
-                        passes += len(part)  # frames through the network counted in parts of frames
-                        progress(finished, n, start + passes / len(layout.origins))
+                        done_tiles = ti * b + j + len(part)  # frames through the network in parts of frames
+                        progress(finished, n, start + done_tiles / len(layout.origins))
             if binned > 1 and len(tables) > in_batch:  # detections in the repeated edge of a binned frame
                 found = pd.concat(tables[in_batch:], ignore_index=True)
                 found = found[(found["x_nm"] < frames_adu.shape[2] * camera.pixel_size_nm)
