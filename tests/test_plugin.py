@@ -13,7 +13,7 @@ import pytest
 import tifffile
 import torch
 from napari.layers import Image, Points
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
@@ -212,6 +212,36 @@ def test_predict_3d_and_filter_docks_with_a_long_status_fit_a_laptop_screen(qtbo
                                "(+401 nm)")
     qtbot.wait(100)  # laid out at the docks' widths: the status lines wrap there
     assert window._qt_window.minimumSizeHint().height() <= 768
+
+
+def test_docks_opened_where_the_column_has_no_room_go_in_as_tabs(qtbot, make_napari_viewer):
+    """At 1366x768, Predict, Filter, Drift and Render opened one after the other from the Plugins
+    menu: one under the other they got 118-211 px each (Predict's settings showed one row); now
+    the column holds two stacks, each at least ROOMY_DOCK_PX tall, the later docks as tabs; one
+    dragged out of its tabs stays out."""
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_var_emitter.plugin.dock import ROOMY_DOCK_PX
+
+    viewer = make_napari_viewer(show=True)
+    main = viewer.window._qt_window
+    main.resize(1366, 740)
+    names = ["Predict emitters", "Filter localisations", "Drift correction", "Render super-resolution"]
+    docks = []
+    for name in names:
+        viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        qtbot.wait(50)
+        (dock,) = [d for d in main.findChildren(QDockWidget) if d.windowTitle().startswith(name)]
+        docks.append(dock)
+    stacks = {frozenset([d, *main.tabifiedDockWidgets(d)]) for d in docks}
+    assert len(stacks) == 2 and frozenset([docks[0]]) in stacks  # Predict alone; the analysis docks as tabs
+    shown = [d for d in docks if not d.visibleRegion().isEmpty()]
+    assert len(shown) == 2 and all(d.height() >= ROOMY_DOCK_PX for d in shown)
+    main.removeDockWidget(docks[1])  # as dragging the Filter's tab to the left column does
+    main.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks[1])
+    docks[1].show()
+    qtbot.wait(50)
+    assert not main.tabifiedDockWidgets(docks[1]) and not docks[1].visibleRegion().isEmpty()
 
 
 def test_from_the_plugins_menu_a_selected_map_is_shown_and_each_image_keeps_its_output_files(qtbot, viewer, sample,

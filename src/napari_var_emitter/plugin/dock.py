@@ -1,12 +1,14 @@
 """Dock widgets that fit a laptop screen: each of the plugin's widgets scrolls inside its dock
-instead of growing the napari window (1366x768 with Predict and an analysis widget open)."""
+instead of growing the napari window (1366x768 with Predict and an analysis widget open), and one
+opened where its column has no room left goes in as a tab beside the plugin's last dock there."""
 
 from __future__ import annotations
 
 from magicgui.widgets import Container
 from napari.utils.notifications import show_warning
-from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QScrollArea,
+                            QVBoxLayout, QWidget)
 
 from .job_controls import JobControls
 
@@ -16,6 +18,11 @@ SCROLLBAR_PX = 20  # room beside the widest row for the vertical scroll bar
 # settings shrank to 69 px before there was a least height); three docks in one column (Predict,
 # Fine-tune, 3-D) fit a 768 px screen with two-line statuses (at 120 px the window grew to 829 px)
 MIN_SCROLL_PX = 80
+# a dock opened where its column would give each of its stacks of docks less height than this (px)
+# goes in as a tab: at 1366x768 Predict, Filter, Drift and Render one under the other got 118-211
+# px each, Predict's settings a 60 px strip that showed one row; two docks get ~330 px each there
+ROOMY_DOCK_PX = 250
+DOCK_FRAME_NAME = "var-emitter dock"  # the object name of the frames napari docks (make_dock)
 COMBO_CHARS = 16  # a list of files or models is this many characters wide; longer names are elided
 
 
@@ -67,6 +74,44 @@ class _CancelWhenClosed(QObject):
         return False
 
 
+class _TabbedWhenCrowded(QObject):
+    """Event filter on a dock's frame: first shown in a dock napari made for it, where its column
+    (the docks in its area, a stack of tabs counting once) would give each stack less than
+    ROOMY_DOCK_PX, it is made a tab beside the plugin's last dock there (napari's layer docks keep
+    their place); the user can drag it out again, and it stays where it is put."""
+
+    def __init__(self, frame: QWidget) -> None:
+        super().__init__(frame)
+        self.placed_in: QDockWidget | None = None
+
+    def eventFilter(self, frame, event) -> bool:
+        if event.type() == QEvent.Type.Show:
+            dock = frame.parentWidget()
+            while dock is not None and not isinstance(dock, QDockWidget):
+                dock = dock.parentWidget()
+            if dock is not None and dock is not self.placed_in:
+                self.placed_in = dock
+                QTimer.singleShot(0, lambda: _tab_when_crowded(dock))
+        return False
+
+
+def _tab_when_crowded(dock: QDockWidget) -> None:
+    main = dock.parentWidget()
+    if not isinstance(main, QMainWindow) or not dock.isVisible():
+        return
+    area = main.dockWidgetArea(dock)
+    column = [d for d in main.findChildren(QDockWidget)
+              if d is not dock and d.isVisible() and not d.isFloating() and main.dockWidgetArea(d) == area]
+    stacks = {frozenset([d, *main.tabifiedDockWidgets(d)]) for d in column}
+    ours = [d for d in column if d.findChild(QWidget, DOCK_FRAME_NAME) is not None]
+    vertical = area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+    room = main.centralWidget().height() if vertical else main.centralWidget().width()
+    if ours and room / (len(stacks) + 1) < ROOMY_DOCK_PX:
+        main.tabifyDockWidget(ours[-1], dock)
+        dock.show()
+        dock.raise_()
+
+
 def number_boxes_take_typed_entries(root: QWidget) -> None:
     """Every number box under `root` (itself included) takes what is typed once the entry ends
     (Return, or leaving the box), not at every key ("160" typed as a pixel size went through 1
@@ -98,6 +143,8 @@ class ScrollingDock:
         far the settings above are scrolled (a laptop screen shows only the first sections of a
         long widget). Call before the dock is added."""
         frame = QWidget()
+        frame.setObjectName(DOCK_FRAME_NAME)
+        frame.installEventFilter(_TabbedWhenCrowded(frame))
         layout = QVBoxLayout(frame)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
