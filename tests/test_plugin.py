@@ -236,7 +236,8 @@ def test_docks_opened_where_the_column_has_no_room_go_in_as_tabs(qtbot, make_nap
     stacks = {frozenset([d, *main.tabifiedDockWidgets(d)]) for d in docks}
     assert len(stacks) == 2 and frozenset([docks[0]]) in stacks  # Predict alone; the analysis docks as tabs
     shown = [d for d in docks if not d.visibleRegion().isEmpty()]
-    assert len(shown) == 2 and all(d.height() >= ROOMY_DOCK_PX for d in shown)
+    assert len(shown) == 2
+    qtbot.waitUntil(lambda: all(d.height() >= ROOMY_DOCK_PX for d in shown), timeout=2_000)  # once laid out
     main.removeDockWidget(docks[1])  # as dragging the Filter's tab to the left column does
     main.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks[1])
     docks[1].show()

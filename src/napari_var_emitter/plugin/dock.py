@@ -91,13 +91,15 @@ class _TabbedWhenCrowded(QObject):
                 dock = dock.parentWidget()
             if dock is not None and dock is not self.placed_in:
                 self.placed_in = dock
-                QTimer.singleShot(0, lambda: _tab_when_crowded(dock))
+                timer = QTimer(dock, singleShot=True)  # once napari has placed it; gone with the dock
+                timer.timeout.connect(lambda: _tab_when_crowded(dock))
+                timer.start(0)
         return False
 
 
 def _tab_when_crowded(dock: QDockWidget) -> None:
     main = dock.parentWidget()
-    if not isinstance(main, QMainWindow) or not dock.isVisible():
+    if not isinstance(main, QMainWindow) or main.centralWidget() is None or not dock.isVisible():
         return
     area = main.dockWidgetArea(dock)
     column = [d for d in main.findChildren(QDockWidget)
@@ -110,6 +112,9 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
         main.tabifyDockWidget(ours[-1], dock)
         dock.show()
         dock.raise_()
+        shown = [next(iter(stack)) for stack in stacks]  # napari gave the dock just added most of the column
+        main.resizeDocks(shown, [room // len(shown)] * len(shown),
+                         Qt.Orientation.Vertical if vertical else Qt.Orientation.Horizontal)
 
 
 def number_boxes_take_typed_entries(root: QWidget) -> None:
