@@ -239,3 +239,16 @@ def test_each_panel_shows_its_own_stacks_camera_and_localise_uses_its_movies(qtb
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.camera_fields.camera() == own and widget.status.value.startswith("done:") and not errors
     assert movie.visible and not other.visible and viewer.layers["astigmatic 3-D stack 3-D localisations"].visible
+
+
+def test_opened_beside_a_dataset_in_view_it_takes_that_one_and_changes_nothing_in_view(qtbot, viewer):
+    """Trying the plugin: with the stack opened first in view (the one opened last hidden), opening
+    the 3-D widget chose the stack opened last and showed it alone, without a word."""
+    first = viewer.add_image(np.zeros((3, 24, 24), np.uint16), name="in view")
+    last = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="opened last", visible=False)
+    widget = AstigmaticWidget(viewer)
+    qtbot.wait(50)
+    assert widget.image.value is first and first.visible and not last.visible
+    widget.image.value = last  # chosen by the user: shown alone, as before
+    qtbot.wait(50)
+    assert last.visible and not first.visible

@@ -145,6 +145,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                 event.connect(combo.reset_choices)
         self.centred.changed.connect(lambda centred: setattr(self.z_start, "visible", not centred))
         self.method.changed.connect(self._method_chosen)
+        self._choose_at_opening()
         self.beads.changed.connect(self._beads_chosen)
         # each movie its own CSV: one movie's export never overwrites another's
         self.csv_of_image = PerImageFields((self.csv_path,), self.image.value)
@@ -164,11 +165,20 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         viewer.events.theme.connect(lambda _: self._draw_calibration())
         self.z_start.visible = not self.centred.value
         self._method_chosen(self.method.value)
-        for layer in viewer.layers:
-            self._offer(layer)
         self._movie_chosen(self.image.value)
         self.z_colours.show_layer(self.points.value)
         self._beads_chosen(self.beads.value)
+
+    def _choose_at_opening(self) -> None:
+        """The widget opened: the bead stack opened last, and as the movie the stack in view (the
+        topmost shown that states no z-step); nothing in view changes. It was the stack opened last,
+        shown alone: opening the widget put another dataset in view."""
+        for layer in self.viewer.layers:
+            if "z_step_nm" in layer.metadata and layer in self.beads.choices:
+                self.beads.value = layer
+        shown = [layer for layer in self.image.choices if layer.visible and "z_step_nm" not in layer.metadata]
+        if shown:
+            self.image.value = shown[-1]
 
     def _offer(self, layer) -> None:
         """Choose an image that states a z-step as the bead stack, any other stack as the movie
