@@ -1026,19 +1026,36 @@ def test_settings_persist_and_restore_defaults(viewer):
     assert predict_widget.PredictWidget(viewer).threshold.value == pytest.approx(DEFAULT_THRESHOLD)
 
 
-def test_live_preview_follows_the_threshold(qtbot, viewer, sample):
+def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run(qtbot, viewer, sample):
+    """The live preview predicts the frame in view into its own layer; the run made before it keeps
+    its detections and maps (trying the plugin, a preview replaced the run's 342 localisations, five
+    maps and render); switched off, the preview's layer goes and the run's stay."""
     widget = predict_widget.PredictWidget(viewer)
+    widget.frames.value, widget.show_maps.value = "current frame", True
+    viewer.dims.set_point(0, 2)
+    _run(qtbot, widget)
+    run_points, maps = viewer.layers["simulated SMLM stack detections"], _maps(viewer)
+    found = len(run_points.data)
+    assert found > 3 and maps
     viewer.dims.set_point(0, 5)
+    widget.status.value = ""
     widget.preview.value = True  # predicts the frame on screen after a short pause
-    qtbot.waitUntil(lambda: "simulated SMLM stack detections" in viewer.layers and widget.worker is None
+    name = "simulated SMLM stack preview (frame in view)"
+    qtbot.waitUntil(lambda: name in viewer.layers and widget.worker is None
                     and widget.status.value.startswith("done"), timeout=30_000)
-    points = viewer.layers["simulated SMLM stack detections"]
+    points = viewer.layers[name]
     loose = len(points.data)
     assert loose > 3 and (points.features[FRAME_FEATURE] == 6).all()
+    assert len(run_points.data) == found and run_points in viewer.layers and _maps(viewer) == maps
     widget.status.value = ""
     widget.threshold.value = 0.9
     qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=30_000)
     assert 0 < len(points.data) < loose and (points.features["probability"] >= 0.9).all()
+    assert len(run_points.data) == found and _maps(viewer) == maps
+    widget.preview.value = False
+    assert name not in viewer.layers and run_points in viewer.layers and _maps(viewer) == maps
+    _run(qtbot, widget)  # a run after the preview takes over the run's layers, as before
+    assert viewer.layers["simulated SMLM stack detections"] is run_points and len(_maps(viewer)) == len(maps)
 
 
 def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, errors):

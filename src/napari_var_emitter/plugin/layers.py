@@ -210,10 +210,15 @@ def remove_layers(viewer, layers: list) -> None:
                 viewer.layers.remove(layer)
 
 
+def outputs(viewer, roles, source: str | None = None) -> list:
+    """The layers this plugin made in these roles (from the image named `source`; None: any)."""
+    return [lay for lay in viewer.layers if lay.metadata.get(TAG, {}).get("role") in roles
+            and source in (None, lay.metadata[TAG].get("source"))]
+
+
 def remove_outputs(viewer, source: str, roles) -> None:
     """Remove the layers this plugin made from `source` in these roles (never anything else)."""
-    remove_layers(viewer, [lay for lay in viewer.layers if lay.metadata.get(TAG, {}).get("source") == source
-                           and lay.metadata[TAG].get("role") in roles])
+    remove_layers(viewer, outputs(viewer, roles, source))
 
 
 def has_z(table: pd.DataFrame) -> bool:

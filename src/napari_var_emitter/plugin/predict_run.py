@@ -18,11 +18,13 @@ from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
 from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, frame_into_view, image_points, insert_built,
-                     layer_features, map_placement, output_options, points_kwargs, refill, refillable, remove_layers,
-                     retire)
+                     layer_features, map_placement, output_options, outputs, points_kwargs, refill, refillable,
+                     remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
+PREVIEW_ROLE = "preview"  # the live preview's layer: the frame in view, beside (never instead of) a run's layers
+PREVIEW_MARKER = 1.6  # its rings this many times a run's: the two are told apart where both find an emitter
 
 
 class Cancelled(Exception):
@@ -137,13 +139,18 @@ class RunLayers:
     def __init__(self, viewer, layer, single: bool, first: int, span: int, shape_hw, strides, camera,
                  envelope: Envelope | None, with_maps: bool, psf_sigma_known: bool = False,
                  other_models: Sequence[tuple[str, Envelope]] = (), bin_px: int = 1,
-                 previous: RunLayers | None = None, movie: bool = False) -> None:
+                 previous: RunLayers | None = None, movie: bool = False, preview: bool = False) -> None:
         """strides: of the per-scale maps, in camera pixels; bin_px: the binning of the frames in
         front of the network (predict.canonical); previous: the last run's, whose layers this run
         takes over with its first chunk (until then they stay that run's: `previous` is None once
         taken over); movie: a run over frames, which brings the slider onto them (a preview of the
-        frame in view leaves the slider where the user moved it meanwhile)."""
-        self.previous, self.movie = previous, movie
+        frame in view leaves the slider where the user moved it meanwhile); preview: the live
+        preview, whose detections go into a layer of their own (PREVIEW_ROLE): the last run's
+        layers stay as they are, `previous` that run (a preview's own previous, where it follows one)."""
+        if preview and previous is not None and previous.preview:
+            previous = previous.previous
+        self.previous, self.movie, self.preview = previous, movie, preview
+        self.maps_connected = False
         self.viewer, self.single, self.first, self.camera, self.envelope = viewer, single, first, camera, envelope
         self.psf_sigma_known, self.other_models, self.bin_px = psf_sigma_known, other_models, bin_px
         self.image, self.span, self.shape_hw, self.strides, self.with_maps = layer, span, shape_hw, strides, with_maps
@@ -151,7 +158,10 @@ class RunLayers:
         self.concatenated: pd.DataFrame | None = None  # the tables as one, once asked for
         self.shown_frame: int | None = None  # the frame whose detections the Points layer holds
         self.px, self.last_draw, self.message = camera.pixel_size_nm, 0.0, ""
-        self.options = output_options(layer, single, "detections", "detections")
+        self.options = (output_options(layer, single, "preview (frame in view)", PREVIEW_ROLE) if preview
+                        else output_options(layer, single, "detections", "detections"))
+        if preview:
+            self.options["size"] *= PREVIEW_MARKER
         self.layer_builder = None  # the worker that builds a long run's final layer
         self.maps, self.points, self.following = [], None, False  # the layers, once the first chunk is in
         layer.visible = True  # a run shows the stack it runs on (show_alone may have hidden it)
@@ -159,6 +169,9 @@ class RunLayers:
     def _take_over(self) -> None:
         """Make this run's layers, when its first chunk arrives: a run that ends before that (a
         Cancel, an error) leaves the last run's results as they were."""
+        if self.preview:
+            self._preview_layer()
+            return
         if self.previous is not None:
             self.previous.disconnect()
             self.previous = None
@@ -176,10 +189,10 @@ class RunLayers:
         # Removed, all at once: those of the other dimensionality, and maps not asked for this time
         old = {(lay.metadata[TAG]["role"], lay.metadata[TAG].get("scale")): lay for lay in viewer.layers
                if lay.metadata.get(TAG, {}).get("source") == name
-               and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE, "render")}
+               and lay.metadata[TAG]["role"] in ("scale_map", "detections", LIVE_ROLE, "render", PREVIEW_ROLE)}
         n_maps = len(self.strides) if self.with_maps else 0
-        # and the render of the last run's table, which would lie over this run's points
-        stale = {key for key, lay in old.items() if lay.ndim != dims or key[0] == "render"
+        # and the render of the last run's table, which would lie over this run's points, and a preview's
+        stale = {key for key, lay in old.items() if lay.ndim != dims or key[0] in ("render", PREVIEW_ROLE)
                  or (key[0] == "scale_map" and key[1] >= n_maps)}
         remove_layers(viewer, [old.pop(key) for key in stale])
         for s, stride in enumerate(self.strides[:n_maps]):
@@ -202,6 +215,7 @@ class RunLayers:
             self.maps.append(reused)
         if self.with_maps:
             viewer.layers.selection.events.active.connect(self._show_selected_map)
+            self.maps_connected = True
         viewer.dims.events.current_step.connect(self._frame_changed)
         self.following = True
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("frame", "x_nm", "y_nm", "probability")})
@@ -220,6 +234,16 @@ class RunLayers:
             self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
             self.points.data, self.points.features = np.zeros((0, dims)), layer_features(empty)
         viewer.layers.selection.active = self.points  # its controls in view, not a hidden map's just added
+
+    def _preview_layer(self) -> None:
+        """The live preview's Points layer over the image: the last preview's, refilled, else a new one."""
+        dims, empty = 2 if self.single else 3, pd.DataFrame({c: pd.Series(dtype=float) for c in ("x_nm", "y_nm")})
+        old = outputs(self.viewer, (PREVIEW_ROLE,), self.image.name)
+        self.points = next((lay for lay in old if lay.ndim == dims), None)
+        remove_layers(self.viewer, [lay for lay in old if lay is not self.points])
+        if self.points is None:
+            self.points = self.viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
+        self.points.visible = True
 
     def add(self, first_frame: int, prediction) -> None:
         if self.points is None:
@@ -319,10 +343,13 @@ class RunLayers:
         self.layer_builder = insert_built(self.viewer, build, make_room, shown, not_shown)
 
     def disconnect(self) -> None:
-        """This run's layers are taken over by the next run."""
+        """This run's layers are taken over by the next run (a preview's: the run's it lay beside)."""
         self._stop_following()
-        if self.maps:
+        if self.maps_connected:
             self.viewer.layers.selection.events.active.disconnect(self._show_selected_map)
+            self.maps_connected = False
+        if self.preview and self.previous is not None:
+            self.previous.disconnect()
 
     def discard(self) -> None:
         """The run failed before it found anything: its layers, empty, go (one garbage collection)."""

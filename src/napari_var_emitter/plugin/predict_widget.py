@@ -33,11 +33,11 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, layer_choices, opened_beside, pick_shown, place_image,
+from .layers import (TAG, fit_view, layer_choices, opened_beside, outputs, pick_shown, place_image, remove_layers,
                      remove_outputs, shown_note, stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
-from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
+from .predict_run import PREVIEW_ROLE, Cancelled, Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
@@ -87,7 +87,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.device = ComboBox(label="device", choices=("auto", "cpu", "cuda"), value="auto",
                                tooltip="auto: the GPU when there is one")
         self.preview = CheckBox(text="live preview (current frame)", value=False,
-                                tooltip="Predict the frame on screen again whenever the camera or threshold changes")
+                                tooltip="Predict the frame on screen again whenever the frame, camera or threshold "
+                                        "changes, into a layer of its own (larger rings): a run's layers stay")
         self.show_maps = CheckBox(text="add per-scale maps", value=False,
                                   tooltip="Add the model's map of each scale, coarse to fine, as hidden image layers "
                                   "below the detections; select one in the layer list to see it")
@@ -145,6 +146,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.camera_fields.shared.changed.connect(self._camera_changed)
         self.threshold.changed.connect(self._schedule_preview)
         self.preview.changed.connect(self._schedule_preview)
+        self.preview.changed.connect(self._preview_switched)
         viewer.dims.events.current_step.connect(self._schedule_preview)
         self.camera_fields.fill_from(self.image.value)
         self.frame_range.follow(self.image.value)
@@ -288,6 +290,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if self.preview.value:
             self.preview_timer.start()
 
+    def _preview_switched(self, on: bool) -> None:
+        """Live preview off: its layers go (a run's stay as they are)."""
+        if not on:
+            remove_layers(self.viewer, outputs(self.viewer, (PREVIEW_ROLE,)))
+
     def _preview(self) -> None:
         if self.worker is None and self.image.value is not None:
             self.start(current_frame_only=True)
@@ -349,7 +356,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                                 camera, Envelope.from_card(card), with_maps,
                                 psf_sigma_known=options.refine and options.psf_sigma_nm is not None,
                                 other_models=bundled_alternatives(options.weights, in_widget=True), bin_px=binned,
-                                previous=self.layers, movie=movie)
+                                previous=self.layers, movie=movie, preview=current_frame_only)
         self.stack_job, self.sigma_line = job, sigma_line
         generator = (movie_job, job, self.job_progress) if movie else (
             frame_job, model, frames, first, camera, options, self.job_progress)
