@@ -217,8 +217,8 @@ def test_predict_3d_and_filter_docks_with_a_long_status_fit_a_laptop_screen(qtbo
 def test_docks_opened_where_the_column_has_no_room_go_in_as_tabs(qtbot, make_napari_viewer):
     """At 1366x768, Predict, Filter, Drift and Render opened one after the other from the Plugins
     menu: one under the other they got 118-211 px each (Predict's settings showed one row); now
-    the column holds two stacks, each at least ROOMY_DOCK_PX tall, the later docks as tabs; one
-    dragged out of its tabs stays out."""
+    the column holds two stacks sharing its height, each at least ROOMY_DOCK_PX tall, the later
+    docks as tabs; one dragged out of its tabs stays out."""
     from qtpy.QtWidgets import QDockWidget
 
     from napari_var_emitter.plugin.dock import ROOMY_DOCK_PX
@@ -233,6 +233,8 @@ def test_docks_opened_where_the_column_has_no_room_go_in_as_tabs(qtbot, make_nap
         qtbot.wait(50)
         (dock,) = [d for d in main.findChildren(QDockWidget) if d.windowTitle().startswith(name)]
         docks.append(dock)
+        if len(docks) == 2:  # one under the other, sharing the column (Predict had 193 px under the Filter)
+            qtbot.waitUntil(lambda: all(d.height() >= ROOMY_DOCK_PX for d in docks), timeout=2_000)
     stacks = {frozenset([d, *main.tabifiedDockWidgets(d)]) for d in docks}
     assert len(stacks) == 2 and frozenset([docks[0]]) in stacks  # Predict alone; the analysis docks as tabs
     shown = [d for d in docks if not d.visibleRegion().isEmpty()]

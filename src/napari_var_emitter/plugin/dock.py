@@ -78,7 +78,8 @@ class _TabbedWhenCrowded(QObject):
     """Event filter on a dock's frame: first shown in a dock napari made for it, where its column
     (the docks in its area, a stack of tabs counting once) would give each stack less than
     ROOMY_DOCK_PX, it is made a tab beside the plugin's last dock there (napari's layer docks keep
-    their place); the user can drag it out again, and it stays where it is put."""
+    their place); the user can drag it out again, and it stays where it is put. The column's
+    stacks then share its height."""
 
     def __init__(self, frame: QWidget) -> None:
         super().__init__(frame)
@@ -112,7 +113,12 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
         main.tabifyDockWidget(ours[-1], dock)
         dock.show()
         dock.raise_()
-        shown = [next(iter(stack)) for stack in stacks]  # napari gave the dock just added most of the column
+    else:
+        stacks.add(frozenset([dock]))
+    # the stacks share the column: napari gives the dock just added most of it (Predict kept 193 of
+    # 680 px under a Filter opened after it, its settings a strip showing one row)
+    shown = [next(iter(stack)) for stack in stacks]
+    if len(shown) > 1:
         main.resizeDocks(shown, [room // len(shown)] * len(shown),
                          Qt.Orientation.Vertical if vertical else Qt.Orientation.Horizontal)
 
