@@ -993,6 +993,35 @@ def test_a_number_typed_is_taken_when_its_entry_ends_and_a_rejected_one_is_said(
         widget.camera_fields.note.value
 
 
+def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
+    """Trying the plugin, "95" typed as the quantum efficiency [0-1] left 1.000 without a word (each
+    key dropped), and 50000 as the pixel size became 5000 nm (the last 0 dropped): each key a box
+    drops is said, as a rejected entry is."""
+    from napari_var_emitter.plugin import dock
+
+    said = []
+    monkeypatch.setattr(dock, "show_warning", said.append)
+    widget = predict_widget.PredictWidget(viewer)
+    fields = widget.camera_fields.fields
+    widget.show()
+    box = fields["qe"].native
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
+    assert fields["qe"].value == 1.0 and said and said[0].startswith("quantum efficiency")
+    assert "'9' is not a number from 0.010 to 1.000; it stays 1.000" in said[0]
+    said.clear()
+    box = fields["pixel_size_nm"].native
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "50000")
+    assert said == ["pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; it stays 100.00"]
+    said.clear()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "160")  # keys it takes are not said
+    assert not said
+
+
 def test_a_gain_typed_in_adu_per_electron_comes_back_as_typed(viewer):
     """2.11 ADU/e⁻ typed for one stack shows 2.1100 again when the stack is chosen again (trying the
     plugin: 2.109998, the inverse of the e⁻/ADU kept to 6 decimals)."""

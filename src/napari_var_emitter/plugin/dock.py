@@ -7,6 +7,7 @@ from __future__ import annotations
 from magicgui.widgets import Container
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtGui import QValidator
 from qtpy.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QScrollArea,
                             QVBoxLayout, QWidget)
 
@@ -45,19 +46,35 @@ class _CommaAsPoint(QObject):
 
 
 class _RejectedEntry(QObject):
-    """Filter on a number box: an entry it cannot take (out of its range, not a number), ended with
-    Return or by leaving the box, is said in a notification; Qt silently put the last value back."""
+    """Filter on a number box: an entry it cannot take is said in a notification, where Qt silently
+    put the last value back (out of range, or not a number, once ended with Return or by leaving
+    the box) or dropped the key typed (one that no more typing could make a number in range:
+    "95" as a quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000)."""
 
     def eventFilter(self, box, event) -> bool:
+        if event.type() != QEvent.Type.KeyPress and event.type() != QEvent.Type.FocusOut:
+            return False
+        if event.type() == QEvent.Type.KeyPress and event.text().isprintable() and event.text():
+            line = box.lineEdit()
+            start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
+                          else (line.cursorPosition(), line.cursorPosition()))
+            typed = line.text()[:start] + event.text() + line.text()[end:]
+            if box.validate(typed, start + 1)[0] == QValidator.State.Invalid:
+                _say_rejected(box, typed)
+            return False
         ended = (event.type() == QEvent.Type.FocusOut
-                 or (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)))
+                 or event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
         if ended and not box.hasAcceptableInput():
-            typed = box.lineEdit().text().removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
-            labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
-            name = f"{labels[0].text()}: " if len(labels) == 1 else ""
-            show_warning(f"{name}{typed!r} is not a number from {box.textFromValue(box.minimum())} to "
-                         f"{box.textFromValue(box.maximum())}; it stays {box.textFromValue(box.value())}")
+            _say_rejected(box, box.lineEdit().text())
         return False
+
+
+def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
+    typed = text.removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
+    labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
+    name = f"{labels[0].text()}: " if len(labels) == 1 else ""
+    show_warning(f"{name}{typed!r} is not a number from {box.textFromValue(box.minimum())} to "
+                 f"{box.textFromValue(box.maximum())}; it stays {box.textFromValue(box.value())}")
 
 
 class _CancelWhenClosed(QObject):
