@@ -341,13 +341,16 @@ def test_a_movie_cancelled_before_its_first_frames_leaves_the_last_runs_results(
     widget.render_image()
     render = next(layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "render")
     assert found > 0 and len(maps) == 5 and max(m.max() for m in maps) > 0.5
+    warned = widget.warnings.value
     widget.frames.value, widget.first.value, widget.last.value = "range", 3, 8
     widget.out_file.value = tmp_path / "at once.locs.csv"
     viewer.dims.set_point(0, 1)  # the last run's frame 2 in view
     widget.start()
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    assert widget.status.value == "cancelled: 0 of 6 frame(s), 0 localisations; nothing was saved"
+    assert widget.status.value == (f"cancelled: 0 of 6 frame(s), 0 localisations; nothing was saved; the last run's "
+                                   f"{found:,} localisations stay")  # trying the plugin, "0 localisations" beside 246
+    assert widget.warnings.value == warned  # those of the results in view
     assert viewer.dims.point[0] == 1  # the slider left on its results (it was moved onto the cancelled run's frames)
     assert viewer.layers["simulated SMLM stack detections"] is detections and len(detections.data) == found
     assert all(np.array_equal(layer.data, m) for layer, m in zip(_maps(viewer), maps, strict=True))

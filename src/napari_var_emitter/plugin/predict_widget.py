@@ -395,9 +395,12 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
         # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind,
         # and the last run's, not taken over, stay that run's
+        kept = None  # the last run's results, where this one left them in view
         if (ended == "stopped" or progress.done == 0) and not len(run.table()):
             run.discard()
             self.layers = run.previous
+            if run.previous is not None and run.previous.image is run.image and len(run.previous.table()):
+                kept = run.previous
         rate = f", {progress.rate():.2f} frames/s" if progress.done > progress.already_done else ""
         status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
         if run.message:
@@ -405,6 +408,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if ended == "cancelled" and progress.total > 1:
             status += ("; Predict again with the same settings resumes" if progress.done
                        else "; nothing was saved")
+        if kept is not None:  # the warnings under Run stay those of the results in view
+            self.status.value = f"{status}; the last run's {len(kept.table()):,} localisations stay"
+            return
         warnings = run.envelope_warnings()
         cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
         if cautions:
