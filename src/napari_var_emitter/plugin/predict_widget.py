@@ -252,12 +252,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if this is not None and this.job_progress is estimating:
                 ended("cancelled while estimating the PSF sigma")
 
-        self.job_progress = estimating = Progress(sigma_frames(frames.shape), doing="estimating the PSF sigma: ")
+        n = sigma_frames(frames.shape)  # more than a one-frame run's: one frame holds too few spots
+        self.job_progress = estimating = Progress(n, doing="estimating the PSF sigma (once for this image): ")
         worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), in_widget=True,
                                _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
         self.warnings.value = ""  # the last run's warnings are not this one's
-        self._launch(worker, estimating.total, "estimating the PSF sigma from the first frames…")
+        self._launch(worker, estimating.total, f"estimating the PSF sigma once for this image, from {n} frame(s) "
+                                               f"from the first of this run on (a PSF σ [nm] given skips it)…")
 
     def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
         """The PSF sigma estimated for `key` (_sigma_key), or the failure to estimate one from
