@@ -90,7 +90,7 @@ class AnalysisWidget(ScrollingDock, Container):
             return
         self.stack = layer and stack_name(layer)
         self.result = None
-        self.say("")
+        self.status.value = ""
         self._redraw()
         for widget in self:
             if isinstance(widget, FileEdit):
@@ -111,19 +111,13 @@ class AnalysisWidget(ScrollingDock, Container):
             show_error(str(exc))
             return
         source, note, stack = self.layer.value.name, shown_note(self.layer.value), self.stack
-        self.say("working…")
+        self.status.value = "working…"
         self.run_button.enabled = False
         self.worker = create_worker(self._compute_or_explain, table, _start_thread=False)
         self.worker.returned.connect(lambda result: self._returned(result, source, note, stack))
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finished)
         self.worker.start()
-
-    def say(self, text: str) -> None:
-        """Show `text` in the status line, tall enough for all its wrapped lines."""
-        self.status.value = text
-        label = self.status.native
-        label.setMinimumHeight(label.heightForWidth(max(label.width(), 220)))
 
     def _compute_or_explain(self, table: pd.DataFrame):
         """compute(table), or why it cannot be done (an InputError's message, shown, not raised)."""
@@ -139,11 +133,11 @@ class AnalysisWidget(ScrollingDock, Container):
             self._errored(result.message + note)
             return
         self.result = result
-        self.say(self.show(result, source) + note)
+        self.status.value = self.show(result, source) + note
         self._redraw()
 
     def _errored(self, exc: Exception | str) -> None:
-        self.say(f"error: {exc}")
+        self.status.value = f"error: {exc}"
         show_error(str(exc))
 
     def _finished(self) -> None:
