@@ -69,7 +69,7 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert filter_mask(TABLE, widget.expression.value).tolist() == points.shown.tolist()
     # only the sides narrowed: photons from 500 up, uncertainty up to 14 (the data's bounds left open)
     assert widget.expression.value == "photons >= 500 and uncertainty_nm <= 14"
-    assert len(widget.figure.axes) == 3
+    assert list(widget.histograms) == list(widget.ranges) and all(len(f.axes) == 1 for f in widget.histograms.values())
     widget.csv_path.value = tmp_path / "kept.csv"
     widget.export_csv()
     assert read_localizations_csv(tmp_path / "kept.csv")["photons"].tolist() == [1500.0, 2500.0]
@@ -103,7 +103,10 @@ def test_filter_widget_filters_on_the_refinements_columns(make_napari_viewer, tm
     points = viewer.open(str(tmp_path / "refined.csv"), plugin="napari-var-emitter")[0]
     widget = FilterWidget(viewer)
     assert {"uncertainty_x_nm", "uncertainty_y_nm", "fitted"} <= set(widget.ranges)
-    assert widget.canvas.minimumHeight() >= 80 * len(widget.ranges)  # readable histograms: the dock scrolls
+    # a readable histogram above each range (the dock scrolls), the boxes right under their histogram
+    for column, (lo, _hi) in widget.ranges.items():
+        canvas = widget.histograms[column].canvas
+        assert canvas.minimumHeight() >= 80 and canvas.parentWidget() is lo.native.parentWidget().parentWidget()
     widget.ranges["uncertainty_x_nm"][1].value = 20.0
     widget.ranges["fitted"][0].value = 0.5
     assert points.shown.tolist() == [True, True, False, False]

@@ -32,14 +32,16 @@ COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertaint
            "significance": "significance [sd]"}  # of a spot against background only, as in the CSV
 DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
-HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
+HISTOGRAM_PX = 80  # the height of each histogram (the dock scrolls when they need more)
+# of its figure: room for the ticks' labels (the column's name is its range's, just under it)
+HISTOGRAM_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.3, "top": 0.95}
 BOX_BUTTONS_PX = 64  # a range box's up and down buttons and margins, beside its number
 REFRESH_DELAY_MS = 200  # a layer's new data and features (set one after the other) are taken in once
 WATCHED_EVENTS = ("data", "features")  # of the layer filtered
 
 
 class FilterWidget(ScrollingDock, Container):
-    """Pick a Points layer; set the kept range of each quality column beside its histogram."""
+    """Pick a Points layer; set the kept range of each quality column under its histogram."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer = viewer
@@ -48,7 +50,8 @@ class FilterWidget(ScrollingDock, Container):
         fixed_width_combo(self.layer)
         pick_shown(self.layer)
         self.ranges: dict[str, tuple[FloatSpinBox, FloatSpinBox]] = {}
-        self.rows = Container(widgets=[])
+        self.histograms: dict[str, Figure] = {}  # each column's, drawn on a canvas above its range
+        self.rows = Container(widgets=[], labels=False)
         self.expression = LineEdit(label="expression", tooltip="The same filter for the command line: "
                                    "var-emitter filter TABLE --out OUT --where '<this>'; only the ranges narrowed")
         self.expression.native.setReadOnly(True)
@@ -58,12 +61,11 @@ class FilterWidget(ScrollingDock, Container):
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export kept localisations")
         self.reset_button = PushButton(text="Keep all", tooltip="Widen every range to the data's")
-        super().__init__(widgets=[self.layer, self.rows, self.expression, self.status, self.reset_button,
-                                  self.csv_path, self.export_button], scrollable=True)
-        self.figure = Figure(figsize=(4, 4), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.body.layout().insertWidget(1, self.canvas, 1)  # the dock's spare height goes to the plot
-        self.make_dock()
+        super().__init__(widgets=[self.layer, self.rows, self.expression, self.reset_button, self.csv_path,
+                                  self.export_button], scrollable=True)
+        # each range under its histogram, the count pinned under the scrolling rows: what a value typed
+        # does is in view (trying the plugin, eight histograms stood above all the boxes, the count below)
+        self.make_dock(pinned=(self.status,))
         self.watched = None  # the layer whose changes of data refresh the filter
         self.narrowed_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # _narrowed() of layers left
         self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built
@@ -129,7 +131,7 @@ class FilterWidget(ScrollingDock, Container):
     def _build(self, layer, narrowed: dict[str, tuple[float | None, float | None]]) -> None:
         """A range per column of `layer` spanning its data, or what `narrowed` keeps of one; applied."""
         self.rows.clear()
-        self.ranges, self.bounds = {}, {}
+        self.ranges, self.bounds, self.histograms = {}, {}, {}
         for column in self._columns(layer):
             values = layer.features[column].to_numpy(float)
             # at the boxes' 3 decimals, outward: every point is kept until a range is narrowed
@@ -148,11 +150,13 @@ class FilterWidget(ScrollingDock, Container):
                 box.value = value
                 box.changed.connect(self.apply)
             self.ranges[column], self.bounds[column] = (lo, hi), (low, high)
-            self.rows.extend([lo, hi])
-        height_px = HISTOGRAM_PX * max(len(self.ranges), 3)
-        self.canvas.setMinimumHeight(height_px)
-        # drawn at that height until the dock lays the canvas out (smaller, tight layout gave up, saying so)
-        self.figure.set_size_inches(self.figure.get_figwidth(), height_px / self.figure.dpi)
+            row = Container(widgets=[lo, hi])
+            figure = Figure(figsize=(4, HISTOGRAM_PX / 100))
+            canvas = FigureCanvasQTAgg(figure)
+            canvas.setMinimumHeight(HISTOGRAM_PX)
+            row.native.layout().insertWidget(0, canvas)
+            self.histograms[column] = figure
+            self.rows.append(row)
         self.width_timer.start()
         self.apply()
 
@@ -186,11 +190,12 @@ class FilterWidget(ScrollingDock, Container):
     def _draw(self, mask=None) -> None:
         """One histogram per column (all, and kept), in napari's theme colours."""
         colours = theme_colours(self.viewer)
-        self.figure.clear()
-        self.figure.set_facecolor(colours.background)
         layer = self.layer.value
-        for i, column in enumerate(self.ranges):
-            axes = self.figure.add_subplot(len(self.ranges), 1, i + 1)
+        for column, figure in self.histograms.items():
+            figure.clear()
+            figure.set_facecolor(colours.background)
+            figure.subplots_adjust(**HISTOGRAM_MARGINS)
+            axes = figure.add_subplot()
             style(axes, colours)
             values = layer.features[column].to_numpy(float)
             bins = np.histogram_bin_edges(values, BINS)
@@ -199,8 +204,7 @@ class FilterWidget(ScrollingDock, Container):
                 axes.hist(values[mask], bins, color=colours.accent)
             lo, hi = self.ranges[column]
             axes.axvspan(lo.value, hi.value, color=colours.accent, alpha=0.12)
-            axes.set_xlabel(COLUMNS[column], color=colours.foreground, fontsize=8)
-        self.canvas.draw_idle()
+            figure.canvas.draw_idle()
 
     def export_csv(self) -> None:
         if self.refresh_timer.isActive():  # new data not taken in yet: the filter on them first
