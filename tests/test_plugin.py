@@ -1176,8 +1176,8 @@ def test_two_datasets_of_other_shapes_one_after_the_other_with_maps_on_the_first
     qtbot.waitUntil(lambda: np.allclose(viewer.camera.center[-2:], (1600, 1600)))  # the middle of 32x32 px of 100 nm
     assert not fields["offset_map"].value and not fields["variance_map"].value
     note = widget.camera_fields.note.value
-    assert ("offset map [ADU] and variance map [ADU²] of your last entry left empty: 96×96 px, for frames of "
-            "32×32 px.") in note  # said once for both
+    assert ("Left empty, not taken from your last entry: offset map [ADU] and variance map [ADU²] (96×96 px, for "
+            "frames of 32×32 px).") in note  # said once for both, as a sentence
     assert (widget.first.value, widget.last.value) == (1, 6)
     np.save(tmp_path / "gain.npy", np.full((96, 96), 2.0, np.float32))
     fields["gain_map"].value = tmp_path / "gain.npy"  # the first stack's size, entered for the small one

@@ -217,7 +217,8 @@ class CameraFields(Container):
         here, entered = (self.shared.entered_for[self._image] if for_image is not None
                          else (set(), self.shared.entered()))
         notes = [self._heading(), self._missing_note(here, entered)]
-        notes += [f"{_named(names)} of your last entry left empty: {why}." for why, names in _by_reason(unfit)]
+        notes += [f"Left empty, not taken from your last entry: {_named(names)} ({why})."
+                  for why, names in _by_reason(unfit)]
         in_use = self.values()
         carried = [name for name in MAP_FIELDS if for_image is None and self.shared.typed.get(name) and in_use[name]
                    and not self._stated.get(name) and not profile.get(name)]
