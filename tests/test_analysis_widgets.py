@@ -215,3 +215,20 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     qtbot.waitUntil(lambda: widget.layer.value is first_points)
     show_alone(viewer, third := viewer.add_image(np.zeros((5, 8, 8), np.uint16), name="third"), [first, second, third])
     qtbot.waitUntil(lambda: widget.layer.value is None)  # a stack with no localisations yet: nothing of another's
+
+
+def test_a_merged_layer_draws_its_markers_as_large_as_the_layer_analysed(qtbot, viewer):
+    """Predict's detections of 160 nm pixels have markers 2.5 px across (400 nm); the merged (and
+    drift-corrected) layers drew theirs 250 nm across, whatever the pixel."""
+    from napari_var_emitter.plugin.layers import layer_features
+
+    table = pd.DataFrame({"frame": np.repeat(np.arange(1, 11), 5), "photons": 1000.0, "uncertainty_nm": 10.0})
+    table[["x_nm", "y_nm"]] = np.random.default_rng(3).uniform(0, 5000, (len(table), 2))
+    data = table[["frame", "y_nm", "x_nm"]].to_numpy(float) / [1.0, 160.0, 160.0]
+    points = viewer.add_points(data, name="stack detections", scale=(1.0, 160.0, 160.0), size=2.5,
+                               features=layer_features(table))
+    merge = MergeWidget(viewer)
+    merge.layer.value = points
+    _run(qtbot, merge)
+    merged = viewer.layers["stack detections merged"]
+    assert np.median(merged.size) * merged.scale[-1] == pytest.approx(2.5 * 160.0)

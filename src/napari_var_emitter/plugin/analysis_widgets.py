@@ -172,12 +172,17 @@ class AnalysisWidget(ScrollingDock, Container):
         export_file(file_edit.value, suffixes, write,
                     f"nothing to export yet: press {self.run_text!r} first" if self.result is None else None)
 
-    def add_points(self, table: pd.DataFrame, name: str, role: str) -> Points:
+    def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
         """Our table as a Points layer in nm world coordinates, replacing one of the same name; of
-        the dataset of the layer analysed (shown and hidden with it)."""
+        the dataset of the layer analysed, named `source` (shown and hidden with it), its markers as
+        large on screen as that layer's (Predict's are MARKER_PX camera pixels: 400 nm at 160 nm
+        pixels, where these were 250 nm)."""
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), MARKER_NM, role, self.stack)
+        analysed = self.viewer.layers[source] if source in self.viewer.layers else None
+        size_nm = (float(np.median(analysed.size)) * abs(analysed.scale[-1]) if isinstance(analysed, Points)
+                   and len(analysed.data) else MARKER_NM)
+        kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), size_nm, role, self.stack)
         return self.viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), **kwargs)
 
 
@@ -233,7 +238,7 @@ class DriftWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> str:
         drift, corrected = result
-        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected")
+        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
         span = np.ptp(drift.drift_nm_T2, axis=0)
         return (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
                 "(corrected layer added)")
@@ -269,7 +274,7 @@ class MergeWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> str:
         table, merged = result
-        self.add_points(merged, f"{source} merged", "merged")
+        self.add_points(merged, f"{source} merged", "merged", source)
         return (f"merged {len(table):,} localisations into {len(merged):,} blinks "
                 f"({len(table) / max(len(merged), 1):.2f} per blink)")
 
