@@ -281,9 +281,11 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     widget.frames.value = "current frame"
     widget.start()
     # a one-frame run is told why more frames go through the network first (trying the plugin, "0 / 6 frames" for 13 s)
-    said = re.fullmatch(r"estimating the PSF sigma once for this image, from (\d+) frame\(s\) from the first of this "
-                        r"run on \(a PSF σ \[nm\] given skips it\)…", widget.status.value)
+    said = re.fullmatch(r"estimating the PSF sigma once for this image, from (\d+) frame\(s\)…", widget.status.value)
     assert widget.worker is not None and said and int(said[1]) > 1
+    assert widget.warnings.value == (f"ℹ The PSF sigma is estimated once for this image, from {said[1]} frame(s) from "
+                                     "the first of this run on (one frame holds too few spots): a PSF σ [nm] given "
+                                     "skips it.")  # in view while the status counts frames
     # ... counting the frames it is estimated from (from the frame in view on), then cancelled
     counted = rf"estimating the PSF sigma \(once for this image\): \d+ / {said[1]} frames"
     qtbot.waitUntil(lambda: re.match(counted, widget.status.value), timeout=10_000)
@@ -291,6 +293,7 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled while estimating the PSF sigma" and widget.run_button.enabled
     assert not widget.psf_sigmas and "simulated SMLM stack detections" not in viewer.layers
+    assert widget.warnings.value == ""  # no run to speak of
     _run(qtbot, widget)
     assert len(widget.psf_sigmas) == 1 and widget.status.value.startswith("done")
     assert "PSF sigma" in widget.warnings.value and len(viewer.layers["simulated SMLM stack detections"].data)
@@ -311,6 +314,7 @@ def test_a_cancel_after_the_networks_last_frame_of_the_psf_sigma_estimate_leaves
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled while estimating the PSF sigma" and widget.run_button.enabled
     assert not widget.psf_sigmas and "simulated SMLM stack detections" not in viewer.layers
+    assert widget.warnings.value == ""  # no run to speak of
 
 
 def test_closing_the_predict_dock_cancels_its_run(qtbot, viewer, sample, tmp_path):
@@ -1014,14 +1018,17 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
-    assert fields["qe"].value == 1.0 and said and said[0].startswith("quantum efficiency")
-    assert "'9' is not a number from 0.010 to 1.000; it stays 1.000" in said[0]
+    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; it stays 1.000"]  # once
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert fields["qe"].value == 1.0 and len(said) == 1
     said.clear()
     box = fields["pixel_size_nm"].native
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "50000")
     assert said == ["pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; it stays 100.00"]
+    assert box.lineEdit().text() == "5000"  # the key dropped, the rest as typed
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
     said.clear()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "160")  # keys it takes are not said
@@ -1063,14 +1070,16 @@ def test_settings_persist_and_restore_defaults(viewer):
     assert predict_widget.PredictWidget(viewer).threshold.value == pytest.approx(DEFAULT_THRESHOLD)
 
 
-def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run(qtbot, viewer, sample):
+def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run(qtbot, viewer, sample, tmp_path):
     """The live preview predicts the frame in view into its own layer; the run made before it keeps
     its detections and maps (trying the plugin, a preview replaced the run's 342 localisations, five
-    maps and render); switched off, the preview's layer goes and the run's stay."""
+    maps and render); switched off, the preview's layer goes, the run's stay, and the status and
+    warnings are the run's again (a cancel then counted the preview's localisations as the run's)."""
     widget = predict_widget.PredictWidget(viewer)
     widget.frames.value, widget.show_maps.value = "current frame", True
     viewer.dims.set_point(0, 2)
     _run(qtbot, widget)
+    said = widget.status.value, widget.warnings.value
     run_points, maps = viewer.layers["simulated SMLM stack detections"], _maps(viewer)
     found = len(run_points.data)
     assert found > 3 and maps
@@ -1089,8 +1098,17 @@ def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run
     qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=30_000)
     assert 0 < len(points.data) < loose and (points.features["probability"] >= 0.9).all()
     assert len(run_points.data) == found and _maps(viewer) == maps
+    assert widget.status.value != said[0]  # the preview's
+    widget.frames.value, widget.out_file.value = "all frames", tmp_path / "movie.csv"
+    widget.start()  # a movie cancelled at once: the run's localisations stay, not the preview's
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value.endswith(f"; the last run's {found:,} localisations stay")
+    assert widget.warnings.value == said[1]
     widget.preview.value = False
     assert name not in viewer.layers and run_points in viewer.layers and _maps(viewer) == maps
+    assert (widget.status.value, widget.warnings.value) == said
+    widget.frames.value = "current frame"
     _run(qtbot, widget)  # a run after the preview takes over the run's layers, as before
     assert viewer.layers["simulated SMLM stack detections"] is run_points and len(_maps(viewer)) == len(maps)
 

@@ -49,7 +49,12 @@ class _RejectedEntry(QObject):
     """Filter on a number box: an entry it cannot take is said in a notification, where Qt silently
     put the last value back (out of range, or not a number, once ended with Return or by leaving
     the box) or dropped the key typed (one that no more typing could make a number in range:
-    "95" as a quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000)."""
+    "95" as a quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000).
+    Such a key is dropped here, said once until a key is taken or the entry ends."""
+
+    def __init__(self, box: QAbstractSpinBox) -> None:
+        super().__init__(box)
+        self.said = False  # a dropped key was said in this entry
 
     def eventFilter(self, box, event) -> bool:
         if event.type() != QEvent.Type.KeyPress and event.type() != QEvent.Type.FocusOut:
@@ -59,13 +64,17 @@ class _RejectedEntry(QObject):
             start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
                           else (line.cursorPosition(), line.cursorPosition()))
             typed = line.text()[:start] + event.text() + line.text()[end:]
-            if box.validate(typed, start + 1)[0] == QValidator.State.Invalid:
+            dropped = box.validate(typed, start + 1)[0] == QValidator.State.Invalid
+            if dropped and not self.said:
                 _say_rejected(box, typed)
-            return False
+            self.said = dropped
+            return dropped
         ended = (event.type() == QEvent.Type.FocusOut
                  or event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
-        if ended and not box.hasAcceptableInput():
-            _say_rejected(box, box.lineEdit().text())
+        if ended:
+            self.said = False
+            if not box.hasAcceptableInput():
+                _say_rejected(box, box.lineEdit().text())
         return False
 
 

@@ -163,6 +163,7 @@ class RunLayers:
         if preview:
             self.options["size"] *= PREVIEW_MARKER
         self.layer_builder = None  # the worker that builds a long run's final layer
+        self.said = ("", "")  # the status line and warnings the widget gave of this run once it ended
         self.maps, self.points, self.following = [], None, False  # the layers, once the first chunk is in
         layer.visible = True  # a run shows the stack it runs on (show_alone may have hidden it)
 

@@ -225,6 +225,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.progress_timer.stop()
                 this.worker, this.status.value, this.job_progress = None, status, None
                 this.run_button.enabled, this.cancel_button.enabled = True, False
+                if status:  # no run follows: the warnings of the results in view again
+                    this.warnings.value = this.layers.said[1] if this.layers is not None else ""
             return this
 
         def estimated(result) -> None:
@@ -257,9 +259,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), in_widget=True,
                                _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
-        self.warnings.value = ""  # the last run's warnings are not this one's
-        self._launch(worker, estimating.total, f"estimating the PSF sigma once for this image, from {n} frame(s) "
-                                               f"from the first of this run on (a PSF σ [nm] given skips it)…")
+        # the last run's warnings are not this one's; what is going on is said where it stays in view
+        self.warnings.value = (f"ℹ The PSF sigma is estimated once for this image, from {n} frame(s) from the first "
+                               "of this run on (one frame holds too few spots): a PSF σ [nm] given skips it.")
+        self._launch(worker, estimating.total, f"estimating the PSF sigma once for this image, from {n} frame(s)…")
 
     def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
         """The PSF sigma estimated for `key` (_sigma_key), or the failure to estimate one from
@@ -293,9 +296,15 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             self.preview_timer.start()
 
     def _preview_switched(self, on: bool) -> None:
-        """Live preview off: its layers go (a run's stay as they are)."""
-        if not on:
-            remove_layers(self.viewer, outputs(self.viewer, (PREVIEW_ROLE,)))
+        """Live preview off: its layers go, and the status and warnings are the run's again (a run's
+        layers stayed as they were)."""
+        if on:
+            return
+        remove_layers(self.viewer, outputs(self.viewer, (PREVIEW_ROLE,)))
+        if self.worker is None and self.layers is not None and self.layers.preview:
+            self.layers = self.layers.previous
+            if self.layers is not None:
+                self.status.value, self.warnings.value = self.layers.said
 
     def _preview(self) -> None:
         if self.worker is None and self.image.value is not None:
@@ -397,12 +406,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
         # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind,
         # and the last run's, not taken over, stay that run's
-        kept = None  # the last run's results, where this one left them in view
+        kept = None  # the last run's results, where this one left them in view (not a preview's)
         if (ended == "stopped" or progress.done == 0) and not len(run.table()):
             run.discard()
-            self.layers = run.previous
-            if run.previous is not None and run.previous.image is run.image and len(run.previous.table()):
-                kept = run.previous
+            self.layers = last = run.previous
+            if last is not None and last.preview and not run.preview:
+                last = last.previous
+            if last is not None and last.image is run.image and len(last.table()):
+                kept = last
         rate = f", {progress.rate():.2f} frames/s" if progress.done > progress.already_done else ""
         status = f"{ended}: {progress.done:,} of {progress.total:,} frame(s){rate}, {len(run.table()):,} localisations"
         if run.message:
@@ -410,8 +421,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if ended == "cancelled" and progress.total > 1:
             status += ("; Predict again with the same settings resumes" if progress.done
                        else "; nothing was saved")
-        if kept is not None:  # the warnings under Run stay those of the results in view
+        if kept is not None:  # the warnings under Run are those of the results in view
             self.status.value = f"{status}; the last run's {len(kept.table()):,} localisations stay"
+            self.warnings.value = kept.said[1]
             return
         warnings = run.envelope_warnings()
         cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
@@ -425,6 +437,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
                                         + [f"⚠ {message}" for message in warnings])
         self.status.value = status
+        run.said = status, self.warnings.value
         if cautions:
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
 
