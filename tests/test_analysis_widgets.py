@@ -210,8 +210,10 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     widget.export()  # nothing of the first dataset is written for the second
     assert not (tmp_path / "first_dc.csv").exists()
     assert str(widget.csv_path.line_edit.value) == ""  # empty, as at first (not the working folder)
+    viewer.layers.selection.active = second_points
     show_alone(viewer, first, [first, second])  # back: its corrected localisations with it, and the widget on
     assert corrected.visible and first_points.visible  # the layer it had (not the topmost, a step's output)
+    assert viewer.layers.selection.active is first  # not the hidden layer selected before (its controls shown)
     qtbot.waitUntil(lambda: widget.layer.value is first_points)
     show_alone(viewer, third := viewer.add_image(np.zeros((5, 8, 8), np.uint16), name="third"), [first, second, third])
     qtbot.waitUntil(lambda: widget.layer.value is None)  # a stack with no localisations yet: nothing of another's

@@ -143,7 +143,8 @@ def show_alone(viewer, image, stacks) -> list[str]:
     """Show `image` with the layers of it that an earlier call hid (not those the user hid), and
     hide the other camera stacks among `stacks` and the layers this plugin made of them: napari
     puts every dataset in one world (nm), so a dataset just opened or chosen would lie over the
-    last one and under its detections. Returns the names of the layers hidden."""
+    last one and under its detections; a hidden layer selected gives the selection to `image`.
+    Returns the names of the layers hidden."""
     image.visible = True
     for layer in viewer.layers:
         own = layer is image or layer.metadata.get(TAG, {}).get("source") == image.name
@@ -156,6 +157,8 @@ def show_alone(viewer, image, stacks) -> list[str]:
     for layer in hidden:
         layer.visible = False
         layer.metadata[HIDDEN_KEY] = True
+    if viewer.layers.selection.active in hidden:  # its controls and name in the status bar were of a hidden layer
+        viewer.layers.selection.active = image
     return [layer.name for layer in hidden]
 
 
