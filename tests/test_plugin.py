@@ -167,13 +167,17 @@ def test_saving_points_as_csv_offers_our_writer_first(viewer, sample, tmp_path):
     assert (tmp_path / "truth.csv").read_text().startswith('"id","frame","x [nm]","y [nm]"')
 
 
-def test_predict_and_an_analysis_widget_fit_a_laptop_screen(viewer, sample):
+def test_predict_and_an_analysis_widget_fit_a_laptop_screen(qtbot, viewer, sample):
     """Every dock scrolls: with Predict and Drift open the window needs no more than a 1366x768
     screen (before, Predict alone needed ~1,330 px of height)."""
     window = viewer.window
     _, predict = window.add_plugin_dock_widget(PLUGIN, "Predict emitters")
-    window.add_plugin_dock_widget(PLUGIN, "Drift correction")
+    _, drift = window.add_plugin_dock_widget(PLUGIN, "Drift correction")
     assert window._qt_window.minimumSizeHint().height() <= 768
+    # Drift's run button and status pinned under its rows, the status as wide as the dock (it stood in the
+    # column of values, four lines tall), and the dock as wide as its rows (its file field was cut at the edge)
+    assert not drift.body.isAncestorOf(drift.status.native) and not drift.pinned_bar.labels
+    qtbot.waitUntil(lambda: drift.scroll_area.minimumWidth() >= drift.body.minimumSizeHint().width())
     assert predict.body.minimumSizeHint().height() > 768  # the widget itself is taller: it scrolls
     # as wide as its rows (within napari's styling of them): it scrolls up and down, not sideways
     assert predict.native.minimumSizeHint().width() >= predict.body.minimumSizeHint().width() - 8

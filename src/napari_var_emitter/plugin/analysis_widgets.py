@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
 
 from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
 from ..analysis.merge import merge_blinks
@@ -46,8 +47,8 @@ class Refused:
 
 
 class AnalysisWidget(ScrollingDock, Container):
-    """A Points layer to analyse, the step's own fields, a run button, a status line and
-    (optionally) a plot; `compute(table)` runs in a worker thread on the points the layer shows,
+    """A Points layer to analyse, the step's own fields and (optionally) a plot, with a run button
+    and a status line pinned under them; `compute(table)` runs in a worker thread on the points the layer shows,
     `show(result)` back on the GUI says what came of it. Another dataset's layer chosen (or
     followed) clears the last result, its plot and the files to export to."""
 
@@ -66,7 +67,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self.stack = self.layer.value and stack_name(self.layer.value)  # the dataset of the layer chosen
         self.run_button = PushButton(text=self.run_text)
         self.status = StatusLabel()
-        super().__init__(widgets=[self.layer, *fields, self.run_button, self.status], scrollable=True)
+        super().__init__(widgets=[self.layer, *fields], scrollable=True)
         self.figure = self.canvas = None
         if self.plot_height:
             self.figure = Figure(figsize=(4, self.plot_height / 100), tight_layout=True)
@@ -82,7 +83,11 @@ class AnalysisWidget(ScrollingDock, Container):
         self.run_button.changed.connect(self.start)
         self.layer.changed.connect(self._layer_chosen)
         FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
-        self.make_dock()
+        self.make_dock(pinned=(self.run_button, self.status))  # in view under the plot, as Predict's are
+        # every row in view once laid out in its dock (Drift's method and file fields were cut at its edge)
+        self.width_timer = QTimer(self.body, singleShot=True, interval=0)
+        self.width_timer.timeout.connect(self.fit_width)
+        self.width_timer.start()
 
     def _layer_chosen(self, layer) -> None:
         """Another dataset's localisations: nothing of the last one's stays to be exported or read."""

@@ -187,7 +187,8 @@ class ScrollingDock:
         layout.setSpacing(0)
         self.scroll_area.setMinimumHeight(MIN_SCROLL_PX)
         layout.addWidget(self.scroll_area, 1)
-        self.pinned_bar = Container(widgets=list(pinned))
+        # a bar of only a button and a status line: the line as wide as the dock, not in a column of labels
+        self.pinned_bar = Container(widgets=list(pinned), labels=any(widget.label for widget in pinned))
         layout.addWidget(self.pinned_bar.native)
         self.dock_frame = frame
         number_boxes_take_typed_entries(frame)
