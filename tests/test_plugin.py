@@ -813,12 +813,14 @@ def test_fine_tune_on_trusted_positions(qtbot, viewer, sample, tmp_path, errors)
 
 def test_a_decimal_comma_typed_in_a_number_box_is_its_decimal_point(qtbot, viewer, sample):
     """"0,46" typed as the gain is 0.46 e⁻/ADU (it was read as 46: a comma is a thousands separator
-    there), in the camera set-up and in the Filter's boxes made after the dock."""
+    there), in the camera set-up and in the Filter's boxes made after the dock; typed where a user
+    types, into the box, which has the keyboard (the comma's filter sat on its text field, which
+    the keys typed never reach: "0,46" still gave 46)."""
     widget = predict_widget.PredictWidget(viewer)
     box = widget.camera_fields.fields["e_per_adu"].native
     box.lineEdit().selectAll()
-    qtbot.keyClicks(box.lineEdit(), "0,46")
-    box.interpretText()
+    qtbot.keyClicks(box, "0,46")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
     assert widget.camera_fields.fields["e_per_adu"].value == pytest.approx(0.46)
     image, _ = sample
     filters = FilterWidget(viewer)
@@ -826,8 +828,8 @@ def test_a_decimal_comma_typed_in_a_number_box_is_its_decimal_point(qtbot, viewe
     filters.layer.value = viewer.layers["some points"]
     low = filters.ranges["photons"][0]
     low.native.lineEdit().selectAll()
-    qtbot.keyClicks(low.native.lineEdit(), "150,5")
-    low.native.interpretText()
+    qtbot.keyClicks(low.native, "150,5")
+    qtbot.keyClick(low.native, Qt.Key.Key_Return)
     assert low.value == pytest.approx(150.5)
 
 
@@ -1023,6 +1025,12 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
     assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; it stays 1.000"]  # once
+    qtbot.keyClick(box, Qt.Key.Key_Backspace)  # a key taken: the next dropped one is said again
+    qtbot.keyClicks(box, "9")
+    assert len(said) == 2
+    del said[1]
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "1")
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert fields["qe"].value == 1.0 and len(said) == 1
     said.clear()

@@ -34,48 +34,47 @@ def fixed_width_combo(combo) -> None:
     combo.native.setMinimumContentsLength(COMBO_CHARS)
 
 
-class _CommaAsPoint(QObject):
-    """Key filter on a number box's text: a comma typed is its decimal point. The boxes read numbers
-    with a point, where a comma is a thousands separator: a gain typed "0,46" was read as 46."""
-
-    def eventFilter(self, line_edit, event) -> bool:
-        if event.type() == QEvent.Type.KeyPress and event.text() == ",":
-            line_edit.insert(line_edit.parent().locale().decimalPoint())
-            return True
-        return False
-
-
 class _RejectedEntry(QObject):
-    """Filter on a number box: an entry it cannot take is said in a notification, where Qt silently
-    put the last value back (out of range, or not a number, once ended with Return or by leaving
-    the box) or dropped the key typed (one that no more typing could make a number in range:
-    "95" as a quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000).
-    Such a key is dropped here, said once until a key is taken or the entry ends."""
+    """Filter on a number box, where the keys typed arrive: a comma typed in a box with decimals is
+    its decimal point (the boxes read a comma as a thousands separator: a gain typed "0,46" was
+    read as 46); an entry the box cannot take is said in a notification, where Qt silently put the
+    last value back (out of range, or not a number, once ended with Return or by leaving the box)
+    or dropped the key typed (one that no more typing could make a number in range: "95" as a
+    quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000). Such a key
+    is dropped here, said once until a key is taken or the entry ends."""
 
     def __init__(self, box: QAbstractSpinBox) -> None:
         super().__init__(box)
         self.said = False  # a dropped key was said in this entry
 
     def eventFilter(self, box, event) -> bool:
-        if event.type() != QEvent.Type.KeyPress and event.type() != QEvent.Type.FocusOut:
-            return False
-        if event.type() == QEvent.Type.KeyPress and event.text().isprintable() and event.text():
-            line = box.lineEdit()
-            start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
-                          else (line.cursorPosition(), line.cursorPosition()))
-            typed = line.text()[:start] + event.text() + line.text()[end:]
-            dropped = box.validate(typed, start + 1)[0] == QValidator.State.Invalid
-            if dropped and not self.said:
-                _say_rejected(box, typed)
-            self.said = dropped
-            return dropped
         ended = (event.type() == QEvent.Type.FocusOut
-                 or event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
+                 or (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)))
         if ended:
             self.said = False
             if not box.hasAcceptableInput():
                 _say_rejected(box, box.lineEdit().text())
-        return False
+            return False
+        if event.type() != QEvent.Type.KeyPress:
+            return False
+        text = event.text()
+        if not (text and text.isprintable()):  # Backspace, arrows, ...: taken as Qt takes them
+            self.said = False
+            return False
+        if text == "," and isinstance(box, QDoubleSpinBox) and box.locale().decimalPoint() != ",":
+            text = box.locale().decimalPoint()
+        line = box.lineEdit()
+        start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
+                      else (line.cursorPosition(), line.cursorPosition()))
+        typed = line.text()[:start] + text + line.text()[end:]
+        dropped = box.validate(typed, start + len(text))[0] == QValidator.State.Invalid
+        if dropped and not self.said:
+            _say_rejected(box, typed)
+        self.said = dropped
+        if not dropped and text != event.text():
+            line.insert(text)
+            return True
+        return dropped
 
 
 def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
@@ -152,16 +151,14 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
 def number_boxes_take_typed_entries(root: QWidget) -> None:
     """Every number box under `root` (itself included) takes what is typed once the entry ends
     (Return, or leaving the box), not at every key ("160" typed as a pixel size went through 1
-    and 16 nm, each a new camera); says when it cannot take an entry (_RejectedEntry); and, with
-    decimals, takes a typed comma as its decimal point (_CommaAsPoint)."""
+    and 16 nm, each a new camera); with decimals, takes a typed comma as its decimal point, and
+    says when it cannot take an entry or a key (_RejectedEntry)."""
     boxes = [root] if isinstance(root, QAbstractSpinBox) else root.findChildren(QAbstractSpinBox)
     for box in boxes:
         if box.findChildren(_RejectedEntry):
             continue
         box.setKeyboardTracking(False)
         box.installEventFilter(_RejectedEntry(box))
-        if isinstance(box, QDoubleSpinBox) and box.locale().decimalPoint() != ",":
-            box.lineEdit().installEventFilter(_CommaAsPoint(box))
 
 
 class ScrollingDock:
