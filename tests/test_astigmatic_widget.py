@@ -244,6 +244,7 @@ def test_each_panel_shows_its_own_stacks_camera_and_localise_uses_its_movies(qtb
 def test_opened_beside_a_dataset_in_view_it_takes_that_one_and_changes_nothing_in_view(qtbot, viewer):
     """Trying the plugin: with the stack opened first in view (the one opened last hidden), opening
     the 3-D widget chose the stack opened last and showed it alone, without a word."""
+    viewer.add_image(np.zeros((3, 24, 24), np.uint16), name="under it")  # the combo's first choice
     first = viewer.add_image(np.zeros((3, 24, 24), np.uint16), name="in view")
     last = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="opened last", visible=False)
     widget = AstigmaticWidget(viewer)
@@ -252,3 +253,8 @@ def test_opened_beside_a_dataset_in_view_it_takes_that_one_and_changes_nothing_i
     widget.image.value = last  # chosen by the user: shown alone, as before
     qtbot.wait(50)
     assert last.visible and not first.visible
+    for layer in viewer.layers:
+        layer.visible = False
+    beads = viewer.add_image(np.zeros((5, 16, 16), np.uint16), name="beads", metadata={"z_step_nm": 20.0})
+    other = AstigmaticWidget(viewer)  # only the bead stack in view: the movie is the last stack opened, not it
+    assert other.beads.value is beads and other.image.value is last

@@ -285,13 +285,14 @@ def test_the_psf_sigma_is_estimated_off_the_gui_thread_and_a_cancel_there_leaves
     widget.frames.value = "current frame"
     widget.start()
     # a one-frame run is told why more frames go through the network first (trying the plugin, "0 / 6 frames" for 13 s)
-    said = re.fullmatch(r"estimating the PSF sigma once for this image, from (\d+) frame\(s\)…", widget.status.value)
+    said = re.fullmatch(r"estimating the PSF sigma for this image and camera, from (\d+) frame\(s\)…",
+                        widget.status.value)
     assert widget.worker is not None and said and int(said[1]) > 1
-    assert widget.warnings.value == (f"ℹ The PSF sigma is estimated once for this image, from {said[1]} frame(s) from "
-                                     "the first of this run on (one frame holds too few spots): a PSF σ [nm] given "
-                                     "skips it.")  # in view while the status counts frames
+    assert widget.warnings.value == (f"ℹ The PSF sigma is estimated once per image, model and camera, from {said[1]} "
+                                     "frame(s) from the first of this run on (one frame holds too few spots): a PSF "
+                                     "σ [nm] given skips it.")  # in view while the status counts frames
     # ... counting the frames it is estimated from (from the frame in view on), then cancelled
-    counted = rf"estimating the PSF sigma \(once for this image\): \d+ / {said[1]} frames"
+    counted = rf"estimating the PSF sigma \(once per image and camera\): \d+ / {said[1]} frames"
     qtbot.waitUntil(lambda: re.match(counted, widget.status.value), timeout=10_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
@@ -1111,6 +1112,14 @@ def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run
     assert 0 < len(points.data) < loose and (points.features["probability"] >= 0.9).all()
     assert len(run_points.data) == found and _maps(viewer) == maps
     assert widget.status.value != said[0]  # the preview's
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    assert points not in FilterWidget(viewer).layer.choices  # one frame, redone at each change: not to analyse
+    image = sample[0]
+    widget.status.value = ""
+    widget.camera_fields.fields["pixel_size_nm"].value = 160.0  # the image rescaled: the preview follows it
+    qtbot.waitUntil(lambda: widget.worker is None and widget.status.value.startswith("done"), timeout=60_000)
+    assert tuple(points.scale[-2:]) == tuple(image.scale[-2:]) == (160.0, 160.0)
     widget.frames.value, widget.out_file.value = "all frames", tmp_path / "movie.csv"
     widget.start()  # a movie cancelled at once: the run's localisations stay, not the preview's
     widget.cancel()
@@ -1123,6 +1132,11 @@ def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run
     widget.frames.value = "current frame"
     _run(qtbot, widget)  # a run after the preview takes over the run's layers, as before
     assert viewer.layers["simulated SMLM stack detections"] is run_points and len(_maps(viewer)) == len(maps)
+    said = widget.status.value, widget.warnings.value
+    widget.preview.value = True
+    widget.preview.value = False  # within the pause before it: no preview follows
+    qtbot.wait(1_000)
+    assert widget.worker is None and name not in viewer.layers and (widget.status.value, widget.warnings.value) == said
 
 
 def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, errors):

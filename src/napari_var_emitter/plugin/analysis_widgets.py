@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QTimer
 
 from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
 from ..analysis.merge import merge_blinks
@@ -36,7 +35,7 @@ from .theme import theme_colours
 from .writers import export_file
 
 MAX_FIDUCIALS = 100
-MARKER_NM = 100.0 * MARKER_PX  # marker size of the layers made here (they carry no camera pixel size)
+MARKER_NM = 100.0 * MARKER_PX  # marker size (nm) of the layers made here where the layer analysed gives none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +83,7 @@ class AnalysisWidget(ScrollingDock, Container):
         self.layer.changed.connect(self._layer_chosen)
         FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
         self.make_dock(pinned=(self.run_button, self.status))  # in view under the plot, as Predict's are
-        # every row in view once laid out in its dock (Drift's method and file fields were cut at its edge)
-        self.width_timer = QTimer(self.body, singleShot=True, interval=0)
-        self.width_timer.timeout.connect(self.fit_width)
-        self.width_timer.start()
+        self.fit_width_soon()  # every row in view once laid out (Drift's method and file fields were cut at its edge)
 
     def _layer_chosen(self, layer) -> None:
         """Another dataset's localisations: nothing of the last one's stays to be exported or read."""

@@ -171,14 +171,15 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     def _choose_at_opening(self) -> None:
         """The widget opened: the bead stack opened last, and as the movie the stack in view (the
-        topmost shown that states no z-step); nothing in view changes. It was the stack opened last,
-        shown alone: opening the widget put another dataset in view."""
+        topmost shown that states no z-step; none shown, the last opened); nothing in view changes.
+        It was the stack opened last, shown alone: opening the widget put another dataset in view."""
         for layer in self.viewer.layers:
             if "z_step_nm" in layer.metadata and layer in self.beads.choices:
                 self.beads.value = layer
-        shown = [layer for layer in self.image.choices if layer.visible and "z_step_nm" not in layer.metadata]
-        if shown:
-            self.image.value = shown[-1]
+        movies = [layer for layer in self.image.choices if "z_step_nm" not in layer.metadata]
+        shown = [layer for layer in movies if layer.visible]
+        if shown or movies:
+            self.image.value = (shown or movies)[-1]
 
     def _offer(self, layer) -> None:
         """Choose an image that states a z-step as the bead stack, any other stack as the movie

@@ -202,6 +202,13 @@ class ScrollingDock:
         """The widget inside the scroll area."""
         return self.root_native_widget.widget()
 
+    def fit_width_soon(self) -> None:
+        """fit_width once the rows are laid out (in their dock; after rows were rebuilt)."""
+        if getattr(self, "width_timer", None) is None:
+            self.width_timer = QTimer(self.body, singleShot=True, interval=0)
+            self.width_timer.timeout.connect(self.fit_width)
+        self.width_timer.start()
+
     def fit_width(self) -> None:
         """As wide as the widest row (call once every row is in), so that it scrolls up and down
         only; should napari's style widen a row later, a horizontal scroll bar shows the rest."""

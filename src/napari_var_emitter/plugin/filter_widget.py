@@ -32,7 +32,7 @@ COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertaint
            "significance": "significance [sd]"}  # of a spot against background only, as in the CSV
 DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
-HISTOGRAM_PX = 80  # the height of each histogram (the dock scrolls when they need more)
+HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 # of its figure: room for the ticks' labels (the column's name is its range's, just under it)
 HISTOGRAM_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.3, "top": 0.95}
 BOX_BUTTONS_PX = 64  # a range box's up and down buttons and margins, beside its number
@@ -71,9 +71,6 @@ class FilterWidget(ScrollingDock, Container):
         self.bounds: dict[str, tuple[float, float]] = {}  # each column's range over the data, as last built
         self.refresh_timer = QTimer(self.body, singleShot=True, interval=REFRESH_DELAY_MS)
         self.refresh_timer.timeout.connect(self._data_changed)
-        # the rows of the columns shown (their labels' lengths) in view without scrolling sideways, once laid out
-        self.width_timer = QTimer(self.body, singleShot=True, interval=0)
-        self.width_timer.timeout.connect(self.fit_width)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.layer.changed.connect(self._layer_chosen)
@@ -157,7 +154,7 @@ class FilterWidget(ScrollingDock, Container):
             row.native.layout().insertWidget(0, canvas)
             self.histograms[column] = figure
             self.rows.append(row)
-        self.width_timer.start()
+        self.fit_width_soon()  # the rows of the columns shown (their labels' lengths) in view, not scrolled sideways
         self.apply()
 
     def keep_all(self) -> None:

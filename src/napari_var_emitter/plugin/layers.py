@@ -23,6 +23,7 @@ MARKER_PX = 2.5  # marker diameter in camera pixels
 # the frame column of a layer's features, as the user sees it beside napari's 0-based slider in the
 # status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
 OUTPUT_IMAGES = ("scale_map", "render", "analysis_render")  # roles of images this plugin made: never camera frames
+PREVIEW_ROLE = "preview"  # the live preview's layer: the frame in view, beside (never instead of) a run's layers
 FRAME_FEATURE = "frame (1-based)"
 # the frame columns of a table (0-based inside) as a layer's features show them, 1-based as in the CSV
 FRAME_FEATURES = {"frame": FRAME_FEATURE, "last_frame": "last frame (1-based)"}
@@ -255,10 +256,12 @@ def opened_beside(opened, chosen) -> bool:
 
 
 def layer_choices(viewer, kind, inputs_only: bool = False):
-    """ComboBox choices: the viewer's layers of this type; with inputs_only, not the maps and
-    renders this plugin made (they are outputs, never camera frames)."""
+    """ComboBox choices: the viewer's layers of this type but the live preview's (one frame, redone
+    at every change); with inputs_only, not the maps and renders this plugin made either (they
+    are outputs, never camera frames)."""
     def choices(_widget=None):
         return [layer for layer in viewer.layers if isinstance(layer, kind)
+                and layer.metadata.get(TAG, {}).get("role") != PREVIEW_ROLE
                 and not (inputs_only and layer.metadata.get(TAG, {}).get("role") in OUTPUT_IMAGES)]
     return choices
 

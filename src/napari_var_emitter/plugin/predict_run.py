@@ -17,13 +17,12 @@ from ..fit.scoring import fits_compiled
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, frame_in_view, frame_into_view, image_points, insert_built,
-                     layer_features, map_placement, output_options, outputs, points_kwargs, refill, refillable,
-                     remove_layers, retire)
+from .layers import (BUILD_OFF_THREAD_FROM, PREVIEW_ROLE, TAG, frame_in_view, frame_into_view, image_points,
+                     insert_built, layer_features, map_placement, output_options, outputs, points_kwargs, refill,
+                     refillable, remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
-PREVIEW_ROLE = "preview"  # the live preview's layer: the frame in view, beside (never instead of) a run's layers
 PREVIEW_MARKER = 1.6  # its rings this many times a run's: the two are told apart where both find an emitter
 
 
@@ -173,8 +172,10 @@ class RunLayers:
         if self.preview:
             self._preview_layer()
             return
-        if self.previous is not None:
+        if self.previous is not None:  # a preview's layers and those of the run it lay beside
             self.previous.disconnect()
+            if self.previous.preview and self.previous.previous is not None:
+                self.previous.previous.disconnect()
             self.previous = None
         viewer, layer, single, dims = self.viewer, self.image, self.single, 2 if self.single else 3
         # a movie's first chunk brings the slider onto its frames (a run cancelled before it leaves the view
@@ -244,7 +245,8 @@ class RunLayers:
         remove_layers(self.viewer, [lay for lay in old if lay is not self.points])
         if self.points is None:
             self.points = self.viewer.add_points(np.zeros((0, dims)), **points_kwargs(empty, **self.options))
-        self.points.visible = True
+        self.points.visible = True  # in the image's placement now (a pixel size entered since rescaled it)
+        self.points.scale, self.points.translate = self.options["scale"], self.options["translate"]
 
     def add(self, first_frame: int, prediction) -> None:
         if self.points is None:
@@ -344,13 +346,11 @@ class RunLayers:
         self.layer_builder = insert_built(self.viewer, build, make_room, shown, not_shown)
 
     def disconnect(self) -> None:
-        """This run's layers are taken over by the next run (a preview's: the run's it lay beside)."""
+        """This run's layers are taken over by the next run."""
         self._stop_following()
         if self.maps_connected:
             self.viewer.layers.selection.events.active.disconnect(self._show_selected_map)
             self.maps_connected = False
-        if self.preview and self.previous is not None:
-            self.previous.disconnect()
 
     def discard(self) -> None:
         """The run failed before it found anything: its layers, empty, go (one garbage collection)."""

@@ -33,11 +33,11 @@ from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (TAG, fit_view, layer_choices, opened_beside, outputs, pick_shown, place_image, remove_layers,
-                     remove_outputs, shown_note, stack_of, table_from_layer, view_alone)
+from .layers import (PREVIEW_ROLE, TAG, fit_view, layer_choices, opened_beside, outputs, pick_shown, place_image,
+                     remove_layers, remove_outputs, shown_note, stack_of, table_from_layer, view_alone)
 from .models import MODELS
 from .per_image import PerImageFields
-from .predict_run import PREVIEW_ROLE, Cancelled, Progress, RunLayers, frame_job, movie_job
+from .predict_run import Cancelled, Progress, RunLayers, frame_job, movie_job
 from .settings import Settings, add_sections, restore_button
 from .writers import export_csv, output_layer
 
@@ -58,6 +58,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if not fits_compiled():  # the first run after installing would wait for it (Progress.describe says so)
             threading.Thread(target=compile_fits, daemon=True, name="compile-fits").start()
         self.viewer, self.layers, self.job_progress = viewer, None, None
+        self.running_preview = False  # the job running is the live preview's
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
         self.psf_sigmas: dict[tuple, tuple[PredictOptions, SigmaNote | None]] = {}  # _estimate_psf_sigma
@@ -210,7 +211,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         return id(layer.data), str(options.weights), repr(camera.to_dict())
 
     def _estimate_psf_sigma(self, key: tuple, first: int, options: PredictOptions, model, frames, camera,
-                            current_frame_only: bool) -> None:
+                            current_frame_only: bool, one_frame: bool) -> None:
         """Estimate the run's PSF sigma off the GUI thread (the network on the first frames: many
         seconds on a CPU), said once in a notification; then start the run it was for. An estimate
         is kept for `key` (_sigma_key); where none could be made (no spot in those frames), only
@@ -226,7 +227,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.worker, this.status.value, this.job_progress = None, status, None
                 this.run_button.enabled, this.cancel_button.enabled = True, False
                 if status:  # no run follows: the warnings of the results in view again
-                    this.warnings.value = this.layers.said[1] if this.layers is not None else ""
+                    this.warnings.value = this._said_of_results()[1]
             return this
 
         def estimated(result) -> None:
@@ -238,6 +239,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
+                if current_frame_only and not this.preview.value:  # the live preview switched off meanwhile
+                    this.status.value, this.warnings.value = this._said_of_results()
+                    return
                 this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
@@ -255,14 +259,17 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 ended("cancelled while estimating the PSF sigma")
 
         n = sigma_frames(frames.shape)  # more than a one-frame run's: one frame holds too few spots
-        self.job_progress = estimating = Progress(n, doing="estimating the PSF sigma (once for this image): ")
+        self.job_progress = estimating = Progress(n, doing="estimating the PSF sigma (once per image and camera): ")
+        self.running_preview = current_frame_only
         worker = create_worker(with_psf_sigma, options, model, frames, camera, estimating.chunk(0), in_widget=True,
                                _start_thread=False,
                                _connect={"returned": estimated, "errored": failed, "finished": finished})
         # the last run's warnings are not this one's; what is going on is said where it stays in view
-        self.warnings.value = (f"ℹ The PSF sigma is estimated once for this image, from {n} frame(s) from the first "
-                               "of this run on (one frame holds too few spots): a PSF σ [nm] given skips it.")
-        self._launch(worker, estimating.total, f"estimating the PSF sigma once for this image, from {n} frame(s)…")
+        why = " (one frame holds too few spots)" if one_frame and n > 1 else ""
+        self.warnings.value = (f"ℹ The PSF sigma is estimated once per image, model and camera, from {n} frame(s) "
+                               f"from the first of this run on{why}: a PSF σ [nm] given skips it.")
+        self._launch(worker, estimating.total, f"estimating the PSF sigma for this image and camera, from {n} "
+                                               "frame(s)…")
 
     def _known_sigma(self, key: tuple, first: int) -> tuple[PredictOptions, SigmaNote | None] | None:
         """The PSF sigma estimated for `key` (_sigma_key), or the failure to estimate one from
@@ -296,17 +303,35 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             self.preview_timer.start()
 
     def _preview_switched(self, on: bool) -> None:
-        """Live preview off: its layers go, and the status and warnings are the run's again (a run's
-        layers stayed as they were)."""
+        """Live preview off: none pending or running goes on, its layers go, and the status and
+        warnings are those of the results in view again (a run's layers stayed as they were)."""
         if on:
             return
+        self.preview_timer.stop()
+        if self.worker is not None and self.running_preview:
+            self.cancel()  # its end removes what it made (_report)
         remove_layers(self.viewer, outputs(self.viewer, (PREVIEW_ROLE,)))
         if self.worker is None and self.layers is not None and self.layers.preview:
             self.layers = self.layers.previous
-            if self.layers is not None:
-                self.status.value, self.warnings.value = self.layers.said
+            self.status.value, self.warnings.value = self._said_of_results()
+
+    def _last_run(self) -> RunLayers | None:
+        """The last run (not a live preview) of the image chosen whose detections are in the
+        viewer, or None."""
+        run = self.layers.previous if self.layers is not None and self.layers.preview else self.layers
+        if (run is None or run.image is not self.image.value or run.points is None
+                or run.points not in self.viewer.layers):
+            return None
+        return run
+
+    def _said_of_results(self) -> tuple[str, str]:
+        """The status line and warnings of the results in view (_last_run), else none."""
+        run = self._last_run()
+        return run.said if run is not None else ("", "")
 
     def _preview(self) -> None:
+        if not self.preview.value:
+            return
         if self.worker is None and self.image.value is not None:
             self.start(current_frame_only=True)
         elif self.worker is not None:
@@ -334,7 +359,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             key = self._sigma_key(options, layer, camera)
             if key is not None and self._known_sigma(key, first) is None:  # estimated first, then this run starts
                 self._estimate_psf_sigma(key, first, options, model, frames[first:stop if movie else None], camera,
-                                         current_frame_only)
+                                         current_frame_only, one_frame=not movie)
                 return
             options, sigma_line = self._with_psf_sigma(options, key, first)
             job = None
@@ -362,6 +387,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the bundled "
                       "model generates them scale by scale): only the localisations are added")
             with_maps = False
+        self.running_preview = current_frame_only
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
                                 tuple(s * binned for s in model.config.token_strides_px),
                                 camera, Envelope.from_card(card), with_maps,
@@ -406,12 +432,16 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         ended = "done" if progress.done >= progress.total else "stopped" if run.message else "cancelled"
         # a failed run, or one cancelled before its first frames were done, leaves no empty layers behind,
         # and the last run's, not taken over, stay that run's
+        if run.preview and not self.preview.value:  # switched off meanwhile: nothing of it stays
+            run.discard()
+            self.layers = run.previous
+            self.status.value, self.warnings.value = self._said_of_results()
+            return
         kept = None  # the last run's results, where this one left them in view (not a preview's)
         if (ended == "stopped" or progress.done == 0) and not len(run.table()):
             run.discard()
-            self.layers = last = run.previous
-            if last is not None and last.preview and not run.preview:
-                last = last.previous
+            self.layers = run.previous
+            last = self._last_run()
             if last is not None and last.image is run.image and len(last.table()):
                 kept = last
         rate = f", {progress.rate():.2f} frames/s" if progress.done > progress.already_done else ""
