@@ -596,6 +596,25 @@ def test_a_runs_first_chunk_is_shown_at_once_and_only_a_movie_moves_the_slider(v
     assert viewer.dims.point[0] == 6
 
 
+def test_a_preview_that_fails_leaves_the_runs_maps_shown_alone_when_chosen(viewer, sample):
+    """A run with maps, then a live preview that ends without a chunk (a Cancel, a frame the camera
+    rejects): discarded, it left the run's maps no longer shown alone when chosen (its disconnect
+    went on to the run's)."""
+    image, _ = sample
+    table = pd.DataFrame({"frame": [0, 0], "x_nm": [1000.0, 2000.0], "y_nm": [1000.0, 2000.0], "probability": 0.9})
+    shape = image.data.shape[1:]
+    maps = [np.zeros((1, -(-shape[0] // k), -(-shape[1] // k)), np.float32) for k in (8, 4)]
+    run = RunLayers(viewer, image, False, 0, 1, shape, (8, 4), SAMPLE.camera, None, True)
+    run.add(0, Prediction(table, maps, (8, 4)))
+    run.finish(done=lambda: None)
+    preview = RunLayers(viewer, image, False, 3, 1, shape, (8, 4), SAMPLE.camera, None, False, previous=run,
+                        preview=True)
+    preview.discard()
+    kept = _maps(viewer)
+    viewer.layers.selection.active = kept[1]
+    assert [layer.visible for layer in kept] == [False, True]
+
+
 def test_a_finished_run_of_600000_localisations_is_shown_without_stalling_the_viewer(qtbot, viewer):
     """A 2,000-frame movie's 600,000 detections (300 a frame) at the end of a run go into a
     Points layer built off the GUI thread; the layer that followed the slider is emptied, hidden
