@@ -1158,6 +1158,19 @@ def test_live_preview_follows_the_threshold_in_a_layer_of_its_own_beside_the_run
     assert widget.worker is None and name not in viewer.layers and (widget.status.value, widget.warnings.value) == said
 
 
+def test_live_preview_switched_off_during_its_psf_estimate_leaves_nothing(qtbot, viewer, sample):
+    """Unticked while the first preview estimates the PSF sigma: it stops there, no preview follows,
+    and the status is not "cancelled while estimating…" of a preview the user switched off."""
+    widget = predict_widget.PredictWidget(viewer)
+    widget.preview.value = True
+    qtbot.waitUntil(lambda: widget.status.value.startswith("estimating the PSF sigma"), timeout=10_000)
+    widget.preview.value = False
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.wait(600)  # past the preview's pause
+    assert widget.worker is None and (widget.status.value, widget.warnings.value) == ("", "")
+    assert not [layer for layer in viewer.layers if layer.metadata.get(TAG, {}).get("role") == "preview"]
+
+
 def test_two_predict_runs_on_one_movie_output(qtbot, viewer, sample, tmp_path, errors):
     """A second Predict into the output a first one is writing is refused at once, naming the
     first; the first finishes as if alone."""

@@ -35,9 +35,9 @@ def fixed_width_combo(combo) -> None:
 
 
 class _RejectedEntry(QObject):
-    """Filter on a number box, where the keys typed arrive: a comma typed in a box with decimals is
-    its decimal point (the boxes read a comma as a thousands separator: a gain typed "0,46" was
-    read as 46); an entry the box cannot take is said in a notification, where Qt silently put the
+    """Filter on a number box, where the keys typed arrive: a comma or a point typed in a box with
+    decimals is its decimal point (the boxes read the other as a thousands separator: a gain typed
+    "0,46" was read as 46, and "0.46" would be in a locale with a decimal comma); an entry the box cannot take is said in a notification, where Qt silently put the
     last value back (out of range, or not a number, once ended with Return or by leaving the box)
     or dropped the key typed (one that no more typing could make a number in range: "95" as a
     quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000). Such a key
@@ -61,8 +61,8 @@ class _RejectedEntry(QObject):
         if not (text and text.isprintable()):  # Backspace, arrows, ...: taken as Qt takes them
             self.said = False
             return False
-        if text == "," and isinstance(box, QDoubleSpinBox) and box.locale().decimalPoint() != ",":
-            text = box.locale().decimalPoint()
+        if isinstance(box, QDoubleSpinBox) and text in ",." and text != box.locale().decimalPoint():
+            text = box.locale().decimalPoint()  # either mark typed is the decimal point, whatever the locale
         line = box.lineEdit()
         start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
                       else (line.cursorPosition(), line.cursorPosition()))

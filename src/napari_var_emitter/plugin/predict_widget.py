@@ -226,7 +226,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.progress_timer.stop()
                 this.worker, this.status.value, this.job_progress = None, status, None
                 this.run_button.enabled, this.cancel_button.enabled = True, False
-                if status:  # no run follows: the warnings of the results in view again
+                if current_frame_only and not this.preview.value:  # the preview switched off: as if none ran
+                    this.status.value, this.warnings.value = this._said_of_results()
+                elif status:  # no run follows: the warnings of the results in view again
                     this.warnings.value = this._said_of_results()[1]
             return this
 
@@ -239,10 +241,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
-                if current_frame_only and not this.preview.value:  # the live preview switched off meanwhile
-                    this.status.value, this.warnings.value = this._said_of_results()
-                    return
-                this.start(current_frame_only)
+                if not (current_frame_only and not this.preview.value):  # no preview once switched off
+                    this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
             if isinstance(exc, Cancelled):
@@ -406,6 +406,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.progress.value = already
 
     def _arrived(self, item) -> None:
+        if self.layers.preview and not self.preview.value:  # switched off: nothing of it is shown (_report)
+            return
         if isinstance(item, str):
             self.layers.message = item
             if item.startswith("error: "):
