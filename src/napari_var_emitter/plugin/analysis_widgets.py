@@ -47,8 +47,8 @@ class Refused:
 
 class AnalysisWidget(ScrollingDock, Container):
     """A Points layer to analyse, the step's own fields and (optionally) a plot, with a run button
-    and a status line pinned under them; `compute(table)` runs in a worker thread on the points the layer shows,
-    `show(result)` back on the GUI says what came of it. Another dataset's layer chosen (or
+    and a status line pinned under them; `compute(table)` runs in a worker thread on the points the
+    layer shows, `show(result)` back on the GUI says what came of it. Another dataset's layer chosen (or
     followed) clears the last result, its plot and the files to export to."""
 
     run_text = "Run"

@@ -37,11 +37,12 @@ def fixed_width_combo(combo) -> None:
 class _RejectedEntry(QObject):
     """Filter on a number box, where the keys typed arrive: a comma or a point typed in a box with
     decimals is its decimal point (the boxes read the other as a thousands separator: a gain typed
-    "0,46" was read as 46, and "0.46" would be in a locale with a decimal comma); an entry the box cannot take is said in a notification, where Qt silently put the
-    last value back (out of range, or not a number, once ended with Return or by leaving the box)
-    or dropped the key typed (one that no more typing could make a number in range: "95" as a
-    quantum efficiency [0-1], or the last 0 of 50000 as a pixel size, which left 5000). Such a key
-    is dropped here, said once until a key is taken or the entry ends."""
+    "0,46" was read as 46, and "0.46" would be in a locale with a decimal comma); an entry the box
+    cannot take is said in a notification, where Qt silently put the last value back (out of
+    range, or not a number, once ended with Return or by leaving the box) or dropped the key typed
+    (one that no more typing could make a number in range: "95" as a quantum efficiency [0-1], or
+    the last 0 of 50000 as a pixel size, which left 5000). Such a key is dropped here, said once
+    until a key is taken or the entry ends."""
 
     def __init__(self, box: QAbstractSpinBox) -> None:
         super().__init__(box)
@@ -151,8 +152,8 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
 def number_boxes_take_typed_entries(root: QWidget) -> None:
     """Every number box under `root` (itself included) takes what is typed once the entry ends
     (Return, or leaving the box), not at every key ("160" typed as a pixel size went through 1
-    and 16 nm, each a new camera); with decimals, takes a typed comma as its decimal point, and
-    says when it cannot take an entry or a key (_RejectedEntry)."""
+    and 16 nm, each a new camera); with decimals, takes a typed comma or point as its decimal
+    point, and says when it cannot take an entry or a key (_RejectedEntry)."""
     boxes = [root] if isinstance(root, QAbstractSpinBox) else root.findChildren(QAbstractSpinBox)
     for box in boxes:
         if box.findChildren(_RejectedEntry):
