@@ -263,7 +263,7 @@ class MergeWidget(AnalysisWidget):
     run_text = "Merge blinks"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self.radius_nm = FloatSpinBox(label="radius [nm]", value=0.0, min=0.0, max=1000.0,
+        self.radius_nm = FloatSpinBox(label="radius [nm] (0: auto)", value=0.0, min=0.0, max=1000.0,
                                       tooltip="Linking radius; 0: 3.5 x the combined uncertainty of the "
                                       "localisation and the blink so far")
         self.max_gap = SpinBox(label="max gap [frames]", value=1, min=0, max=100,

@@ -260,7 +260,7 @@ class CameraFields(Container):
             return
         self.shared.told.add(self._image)
         stack = ("in an earlier session" if self.shared.typed_stack is None else
-                 f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "with no stack chosen")
+                 f"for {self.shared.typed_stack!r}" if self.shared.typed_stack else "while no image was chosen")
         show_warning(f"{self._image_name!r} does not state its {_named(names)}: in use is what you entered last "
                      f"({stack}); check under Camera")
         area = self.native.parentWidget()
