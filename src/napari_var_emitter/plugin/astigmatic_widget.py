@@ -173,10 +173,10 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         """The widget opened: the bead stack opened last, and as the movie the stack in view (the
         topmost shown that states no z-step; none shown, the last opened); nothing in view changes.
         It was the stack opened last, shown alone: opening the widget put another dataset in view."""
-        for layer in self.viewer.layers:
-            if "z_step_nm" in layer.metadata and layer in self.beads.choices:
-                self.beads.value = layer
-        movies = [layer for layer in self.image.choices if "z_step_nm" not in layer.metadata]
+        beads = [layer for layer in self.beads.choices if layer is not None and _is_bead_stack(layer)]
+        if beads:
+            self.beads.value = beads[-1]
+        movies = [layer for layer in self.image.choices if not _is_bead_stack(layer)]
         shown = [layer for layer in movies if layer.visible]
         if shown or movies:
             self.image.value = (shown or movies)[-1]
@@ -184,7 +184,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
     def _offer(self, layer) -> None:
         """Choose an image that states a z-step as the bead stack, any other stack as the movie
         (Localise right after opening a second movie must not run the first again)."""
-        if "z_step_nm" in layer.metadata and layer in self.beads.choices:
+        if _is_bead_stack(layer) and layer in self.beads.choices:
             self.beads.value = layer
         elif layer in self.image.choices:
             self.image.value = layer
@@ -471,6 +471,11 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         view.scene.camera.angles = (0.0, -30.0, 80.0)
         self.views.append(view)
         return view
+
+
+def _is_bead_stack(layer) -> bool:
+    """An image that states its z-step (a bead z-stack), never a movie to localise."""
+    return "z_step_nm" in layer.metadata
 
 
 def _calibrate_or_explain(frames_adu, camera, z_step_nm: float, z_start_nm: float | None) -> PSFCalibration | str:

@@ -79,6 +79,7 @@ class _RejectedEntry(QObject):
 
 
 def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
+    """A notification that the box cannot take `text` (its row's label, its range, what it keeps)."""
     typed = text.removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
     labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
     name = f"{labels[0].text()}: " if len(labels) == 1 else ""
