@@ -1044,7 +1044,7 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
-    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; it stays 1.000"]  # once
+    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; that key was not taken"]  # once
     qtbot.keyClick(box, Qt.Key.Key_Backspace)  # a key taken: the next dropped one is said again
     qtbot.keyClicks(box, "9")
     assert len(said) == 2
@@ -1058,13 +1058,47 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "50000")
-    assert said == ["pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; it stays 100.00"]
+    assert said == ["pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; that key was not taken"]
     assert box.lineEdit().text() == "5000"  # the key dropped, the rest as typed
     qtbot.keyClick(box, Qt.Key.Key_Escape)
     said.clear()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "160")  # keys it takes are not said
     assert not said
+
+
+def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
+    """Trying the plugin, 150 typed as the last of 100 frames became 100, 0 as the first frame 1,
+    without a word: the frame boxes (superqt's whole-number boxes take any text and put it in
+    range silently) say a key they cannot take and an entry out of range, as the camera boxes do."""
+    from napari_var_emitter.plugin import dock
+
+    said = []
+    monkeypatch.setattr(dock, "show_warning", said.append)
+    viewer.add_image(np.zeros((100, 16, 16), np.uint16), name="movie")
+    widget = predict_widget.PredictWidget(viewer)
+    widget.show()
+    frames = widget.frame_range
+    box = frames.last.native
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "150")
+    assert said == ["last frame (1-based): '150' is not a number from 1 to 100; that key was not taken"]
+    assert box.lineEdit().text() == "15"
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert frames.last.value == 15 and len(said) == 1
+    said.clear()
+    box = frames.first.native
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "0")  # more digits could not make it a frame either, but a 0 first is typed on
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert said == ["first frame (1-based): '0' is not a number from 1 to 100; it stays 1"]
+    assert frames.first.value == 1
+    said.clear()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "x")
+    assert said == ["first frame (1-based): 'x' is not a number from 1 to 100; that key was not taken"]
 
 
 def test_a_gain_typed_in_adu_per_electron_comes_back_as_typed(viewer):
@@ -1332,6 +1366,29 @@ def test_a_stack_shown_alone_names_at_most_three_hidden_layers(viewer):
                                                                                      "source": "first"}})
     viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="second")
     assert widget.status.value.endswith("first, first output 0, first output 1 and 3 more")
+
+
+def test_a_stack_closed_leaves_its_detections_hidden_and_opened_again_goes_under_them(qtbot, viewer):
+    """Trying the plugin, the stack in view closed: Predict moved to the other stack without a word
+    and the closed one's detections stayed in view over it (another pixel size); opened again, the
+    stack went on top of its detections and hid them."""
+    from napari_var_emitter.plugin.layers import TAG
+
+    widget = predict_widget.PredictWidget(viewer)
+    viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="first")
+    second = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="second")
+    made = viewer.add_points(np.zeros((1, 3)), name="second detections",
+                             metadata={TAG: {"role": "detections", "source": "second"}})
+    qtbot.wait(10)
+    assert widget.image.value is second and made.visible
+    viewer.layers.remove(second)
+    qtbot.wait(10)
+    assert widget.image.value.name == "first" and widget.image.value.visible and not made.visible
+    assert widget.status.value.startswith("second was closed; now on first. first shown alone; hidden")
+    again = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="second")
+    qtbot.wait(10)
+    assert widget.image.value is again and made.visible
+    assert viewer.layers.index(again) < viewer.layers.index(made)
 
 
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):

@@ -9,7 +9,7 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtGui import QValidator
 from qtpy.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QScrollArea,
-                            QVBoxLayout, QWidget)
+                            QSpinBox, QVBoxLayout, QWidget)
 
 from .job_controls import JobControls
 
@@ -42,7 +42,9 @@ class _RejectedEntry(QObject):
     range, or not a number, once ended with Return or by leaving the box) or dropped the key typed
     (one that no more typing could make a number in range: "95" as a quantum efficiency [0-1], or
     the last 0 of 50000 as a pixel size, which left 5000). Such a key is dropped here, said once
-    until a key is taken or the entry ends."""
+    until a key is taken or the entry ends. Whole-number boxes (magicgui's SpinBox is superqt's
+    QLargeIntSpinBox, which takes any text and puts it in range silently: 150 as the last of 100
+    frames became 100) are judged here (_state)."""
 
     def __init__(self, box: QAbstractSpinBox) -> None:
         super().__init__(box)
@@ -53,8 +55,9 @@ class _RejectedEntry(QObject):
                  or (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)))
         if ended:
             self.said = False
-            if not box.hasAcceptableInput():
-                _say_rejected(box, box.lineEdit().text())
+            text = box.lineEdit().text()
+            if _state(box, text, len(text)) != QValidator.State.Acceptable:
+                _say_rejected(box, text)
             return False
         if event.type() != QEvent.Type.KeyPress:
             return False
@@ -68,9 +71,9 @@ class _RejectedEntry(QObject):
         start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
                       else (line.cursorPosition(), line.cursorPosition()))
         typed = line.text()[:start] + text + line.text()[end:]
-        dropped = box.validate(typed, start + len(text))[0] == QValidator.State.Invalid
+        dropped = _state(box, typed, start + len(text)) == QValidator.State.Invalid
         if dropped and not self.said:
-            _say_rejected(box, typed)
+            _say_rejected(box, typed, key=True)
         self.said = dropped
         if not dropped and text != event.text():
             line.insert(text)
@@ -78,13 +81,39 @@ class _RejectedEntry(QObject):
         return dropped
 
 
-def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
-    """A notification that the box cannot take `text` (its row's label, its range, what it keeps)."""
-    typed = text.removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
+def _state(box: QAbstractSpinBox, text: str, position: int) -> QValidator.State:
+    """Whether `box` can take `text`: Qt's boxes say it themselves; a whole-number box that takes any
+    text (superqt's) is judged here: a number in range is acceptable, one that more digits could
+    bring into range intermediate, anything else invalid."""
+    if isinstance(box, (QSpinBox, QDoubleSpinBox)):
+        return box.validate(text, position)[0]
+    typed = _typed(box, text).replace(box.locale().groupSeparator(), "")
+    if typed in ("", "-", "+"):
+        return QValidator.State.Intermediate
+    try:
+        value = int(typed)
+    except ValueError:
+        return QValidator.State.Invalid
+    if box.minimum() <= value <= box.maximum():
+        return QValidator.State.Acceptable
+    return QValidator.State.Intermediate if 0 <= value < box.minimum() else QValidator.State.Invalid
+
+
+def _typed(box: QAbstractSpinBox, text: str) -> str:
+    """`text` without the box's prefix and suffix (superqt's whole-number box has neither)."""
+    prefix, suffix = (box.prefix(), box.suffix()) if hasattr(box, "prefix") else ("", "")
+    return text.removeprefix(prefix).removesuffix(suffix).strip()
+
+
+def _say_rejected(box: QAbstractSpinBox, text: str, key: bool = False) -> None:
+    """A notification that the box cannot take `text` (its row's label, its range, and what it keeps:
+    its value, or, for a `key` dropped, the entry without it)."""
+    shown = box.textFromValue if hasattr(box, "textFromValue") else str
     labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
     name = f"{labels[0].text()}: " if len(labels) == 1 else ""
-    show_warning(f"{name}{typed!r} is not a number from {box.textFromValue(box.minimum())} to "
-                 f"{box.textFromValue(box.maximum())}; it stays {box.textFromValue(box.value())}")
+    kept = "that key was not taken" if key else f"it stays {shown(box.value())}"
+    show_warning(f"{name}{_typed(box, text)!r} is not a number from {shown(box.minimum())} to "
+                 f"{shown(box.maximum())}; {kept}")
 
 
 class _CancelWhenClosed(QObject):

@@ -142,7 +142,8 @@ def retire(layer) -> None:
 
 def show_alone(viewer, image, stacks) -> list[str]:
     """Show `image` with the layers of it that an earlier call hid (not those the user hid), and
-    hide the other camera stacks among `stacks` and the layers this plugin made of them: napari
+    hide the other camera stacks among `stacks` and the layers this plugin made of any other stack
+    (one closed since too: its detections stayed over the stack chosen after it): napari
     puts every dataset in one world (nm), so a dataset just opened or chosen would lie over the
     last one and under its detections; a hidden layer selected gives the selection to `image`.
     Returns the names of the layers hidden."""
@@ -153,8 +154,8 @@ def show_alone(viewer, image, stacks) -> list[str]:
             layer.visible = True
             del layer.metadata[HIDDEN_KEY]
     others = {stack.name for stack in stacks if stack is not image}
-    hidden = [layer for layer in viewer.layers if layer.visible
-              and (layer.name in others or layer.metadata.get(TAG, {}).get("source") in others)]
+    hidden = [layer for layer in viewer.layers if layer.visible  # what was made of another stack, open or not
+              and (layer.name in others or layer.metadata.get(TAG, {}).get("source") not in (None, image.name))]
     for layer in hidden:
         layer.visible = False
         layer.metadata[HIDDEN_KEY] = True
@@ -164,18 +165,30 @@ def show_alone(viewer, image, stacks) -> list[str]:
 
 
 def view_alone(viewer, image, stacks) -> list[str]:
-    """show_alone, then the view on `image` alone (fit_view) once napari has taken it in (its dims
-    follow the insertion) and the slider on one of its frames; returns the names of the layers
-    hidden (none: the view is left, but for the slider)."""
+    """show_alone, then, once napari has taken it in (its dims follow the insertion), `image` under
+    what was made of it, the view on it alone (fit_view) and the slider on one of its frames;
+    returns the names of the layers hidden (none: the view is left, but for the slider)."""
     hidden = show_alone(viewer, image, stacks)
 
     def view() -> None:
+        _below_what_was_made_of_it(viewer, image)
         if hidden:
             fit_view(viewer, image)
         frame_into_view(viewer, image)
 
     QTimer.singleShot(0, view)
     return hidden
+
+
+def _below_what_was_made_of_it(viewer, image) -> None:
+    """A stack opened again goes under the layers made of it before it was closed (napari puts a
+    layer opened on top, where it hid its detections)."""
+    if image not in viewer.layers:
+        return
+    made = [at for at, layer in enumerate(viewer.layers) if layer.metadata.get(TAG, {}).get("source") == image.name]
+    at = viewer.layers.index(image)
+    if made and at > made[0]:
+        viewer.layers.move(at, made[0])
 
 
 def frame_into_view(viewer, layer, span: tuple[int, int] | None = None) -> None:

@@ -153,12 +153,18 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.frame_range.follow(self.image.value)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _layer_removed(self, _event) -> None:
-        """The choices follow; with no stack left to choose, the last run's status and warnings go
-        (the choice goes to none without a word)."""
+    def _layer_removed(self, event) -> None:
+        """The choices follow; the stack chosen closed, the status says so and names the one chosen
+        now (shown alone: what was made of the closed one is hidden); with no stack left to choose,
+        the last run's status and warnings go (the choice goes to none without a word)."""
+        closed = event.value if event.value is self.image.value else None
         self.image.reset_choices()
         if self.image.value is None:
             self._forget_last_run()
+        elif closed is not None and self.worker is None:
+            shown = self.status.value
+            self.status.value = f"{closed.name} was closed; now on {self.image.value.name}" + (
+                f". {shown}" if shown else "")
 
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a

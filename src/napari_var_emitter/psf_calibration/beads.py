@@ -61,7 +61,9 @@ def fit_beads(frames_adu: np.ndarray, camera: Camera, roi_nm: float = ROI_NM) ->
         reasons = ", ".join(f"{n} {why}" for why, n in left_out.items() if n)
         raise InputError(f"no usable beads: {len(peaks)} found, all left out ({reasons}); "
                          + ("lower the exposure or laser power so the beads stay below the camera's maximum"
-                            if left_out["saturated"] else "use a field with isolated beads away from the edge"))
+                            if left_out["saturated"] else "use a field with isolated beads away from the edge (a bead "
+                            "z-stack: fixed beads imaged slice by slice through focus, not a movie of blinking "
+                            "molecules)"))
     peaks = peaks[keep]
     offsets = np.arange(roi) - half
     rows, cols = peaks[:, 0, None] + offsets, peaks[:, 1, None] + offsets  # (K, R)
