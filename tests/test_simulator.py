@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -165,6 +166,32 @@ def test_structures_stay_in_field(structure):
     else:  # points on curves: nearest neighbours far closer than in a uniform spread
         step = np.sort(np.hypot(np.diff(np.sort(x)), 0))[len(x) // 2]
         assert step < 6400 / 2000
+
+
+def test_close_pairs_blink_together_at_their_distance():
+    """A close pair's partner is on in its mate's frames, 80-250 nm from it, and the density stays
+    that of the emitters on per frame, partners included."""
+    config = SimulationConfig(frame_size=(64, 64), n_frames=60, density_per_um2=0.5,
+                              structure=StructureConfig(kind="close_pairs"))
+    _, truth = simulate_stack(config, np.random.default_rng(3))
+    emitters = truth.emitters
+    nearest = []
+    for _, frame in emitters.groupby("frame"):
+        xy = frame[["x_nm", "y_nm"]].to_numpy()
+        apart = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1)) + np.eye(len(xy)) * 1e9
+        nearest.extend(apart.min(1))
+    nearest = np.asarray(nearest)
+    paired = (nearest >= 80) & (nearest <= 250)
+    assert 0.55 < paired.mean() < 0.8  # a partner for half the mates: two thirds of the emitters in pairs
+    assert len(emitters) / config.n_frames / config.field_um2 == pytest.approx(0.5, rel=0.25)
+    uniform = dataclasses.replace(config, structure=StructureConfig())
+    _, truth = simulate_stack(uniform, np.random.default_rng(3))
+    xy_by_frame = truth.emitters.groupby("frame")[["x_nm", "y_nm"]]
+    near = [np.sort(np.hypot(*(g.to_numpy()[:, None] - g.to_numpy()[None]).transpose(2, 0, 1)), 1)[:, 1]
+            for _, g in xy_by_frame if len(g) > 1]
+    assert np.mean(np.concatenate(near) <= 250) < 0.15  # uniform emitters at 0.5 /µm² are seldom that close
+    with pytest.raises(InputError, match="partner_distance_nm"):
+        StructureConfig(kind="close_pairs", partner_distance_nm=(250, 80))
 
 
 def test_config_overrides_and_ranges():

@@ -21,15 +21,18 @@ from ..errors import InputError
 from ..io.camera import Camera
 from ..psf import PSF
 
-STRUCTURES = ("uniform", "filaments", "rings", "line_pairs", "clusters")
+STRUCTURES = ("uniform", "filaments", "rings", "line_pairs", "clusters", "close_pairs")
 
 
 @dataclasses.dataclass(frozen=True)
 class StructureConfig:
     """Where fluorophores sit: uniformly, on worm-like filaments, on rings, on straight
     pairs of parallel lines `pair_spacing_nm` apart (n_filaments pairs, filament_length_nm long:
-    a structure of known spacing for resolution checks), or in n_clusters Gaussian clusters of
-    standard deviation cluster_sd_nm."""
+    a structure of known spacing for resolution checks), in n_clusters Gaussian clusters of
+    standard deviation cluster_sd_nm, or uniformly with close partners: a partner_fraction of the
+    fluorophores have a partner partner_distance_nm away (drawn uniformly in [low, high], at a random
+    angle) that blinks with it (a dimer), so that frames hold the pairs a network must resolve (the
+    density stays that of emitters on per frame, partners included)."""
 
     kind: str = "uniform"
     n_filaments: int = 6
@@ -41,11 +44,18 @@ class StructureConfig:
     pair_spacing_nm: float = 50.0
     n_clusters: int = 20
     cluster_sd_nm: float = 100.0
+    partner_fraction: float = 0.5
+    partner_distance_nm: tuple[float, float] = (80.0, 250.0)
 
     def __post_init__(self) -> None:
         if self.kind not in STRUCTURES:
             raise InputError(f"structure.kind must be one of {STRUCTURES}, got {self.kind!r}")
         object.__setattr__(self, "ring_radius_nm", tuple(float(v) for v in self.ring_radius_nm))
+        low, high = (float(v) for v in self.partner_distance_nm)
+        if not 0 <= low <= high or not 0 <= self.partner_fraction <= 1:
+            raise InputError("structure: partner_distance_nm must be [low, high] with 0 <= low <= high and "
+                             f"partner_fraction within 0 to 1, got {self.partner_distance_nm}, {self.partner_fraction}")
+        object.__setattr__(self, "partner_distance_nm", (low, high))
 
 
 @dataclasses.dataclass(frozen=True)

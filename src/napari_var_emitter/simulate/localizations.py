@@ -13,9 +13,8 @@ import pandas as pd
 
 from ..evaluate.crlb import crlb_nm
 from .config import SimulationConfig
-from .kinetics import blink_records
 from .stack import fluorophore_brightness
-from .structures import sample_positions
+from .structures import blinking_fluorophores
 
 MIN_PHOTONS = 100.0  # a blink that lights a frame with fewer photons is not detected
 
@@ -28,11 +27,9 @@ def simulate_localizations(config: SimulationConfig, rng: np.random.Generator,
     (uncertainty_nm = the bound, or `precision_nm` for every one) and are displaced by
     `drift_nm_T2[frame]` (dx, dy) when given. truth has one row per localisation: the
     fluorophore's position (x_nm, y_nm), its `id` and the blink `event` (gaps of 0 frames)."""
-    height, width = config.frame_size
     px = config.camera.pixel_size_nm
-    records = blink_records(config.n_frames, config.density_per_um2 * config.field_um2, config.kinetics, rng)
-    n = int(records["id"].max()) + 1 if len(records) else 0
-    x_nm, y_nm = sample_positions(config.structure, n, (height * px, width * px), rng)
+    records, x_nm, y_nm = blinking_fluorophores(config, rng)
+    n = len(x_nm)
     brightness = fluorophore_brightness(config, n, rng)
     fid = records["id"].to_numpy()
     photons = brightness[fid] * records["on_fraction"].to_numpy()

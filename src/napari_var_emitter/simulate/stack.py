@@ -12,8 +12,7 @@ from ..psf import render_spots
 from .background import background_map
 from .camera_noise import expose
 from .config import SimulationConfig
-from .kinetics import blink_records
-from .structures import sample_positions
+from .structures import blinking_fluorophores
 
 _FRAMES_PER_CHUNK = 64
 
@@ -28,10 +27,8 @@ def simulate_stack_and_background(config: SimulationConfig, rng: np.random.Gener
     """As simulate_stack, also returning the background (H, W) in photons/px (training's target)."""
     height, width = config.frame_size
     px = config.camera.pixel_size_nm
-    records = blink_records(config.n_frames, config.density_per_um2 * config.field_um2,
-                            config.kinetics, rng)
-    n_fluorophores = int(records["id"].max()) + 1 if len(records) else 0
-    x_nm, y_nm = sample_positions(config.structure, n_fluorophores, (height * px, width * px), rng)
+    records, x_nm, y_nm = blinking_fluorophores(config, rng)
+    n_fluorophores = len(x_nm)
     if config.psf.astigmatism:
         z_nm = rng.uniform(*config.psf.z_range_nm, n_fluorophores)
     else:

@@ -1,13 +1,52 @@
-"""Fluorophore positions: uniform, on worm-like filaments, on rings, line pairs or in clusters (nm, in
-the frame)."""
+"""Fluorophore positions: uniform, on worm-like filaments, on rings, line pairs, in clusters or with
+close partners (nm, in the frame)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from .config import StructureConfig
+from .config import SimulationConfig, StructureConfig
+from .kinetics import blink_records
 
 _STEP_NM = 20.0
+
+
+def blinking_fluorophores(config: SimulationConfig, rng: np.random.Generator
+                          ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """config's fluorophores: blink records (id, frame, on_fraction; kinetics.blink_records) and
+    positions x_nm, y_nm (N,) per id, on config.structure. "close_pairs" adds each partner as a
+    fluorophore of its own that blinks with its mate (structure.partner_fraction of the mates)."""
+    structure, px = config.structure, config.camera.pixel_size_nm
+    field_nm = (config.frame_size[0] * px, config.frame_size[1] * px)
+    pairs = structure.kind == "close_pairs"
+    per_frame = config.density_per_um2 * config.field_um2 / (1 + structure.partner_fraction if pairs else 1)
+    records = blink_records(config.n_frames, per_frame, config.kinetics, rng)
+    n = int(records["id"].max()) + 1 if len(records) else 0
+    x_nm, y_nm = sample_positions(structure, n, field_nm, rng)
+    if pairs:
+        records, x_nm, y_nm = _with_partners(structure, records, x_nm, y_nm, field_nm, rng)
+    return records, x_nm, y_nm
+
+
+def _with_partners(structure: StructureConfig, records: pd.DataFrame, x_nm: np.ndarray, y_nm: np.ndarray,
+                   field_nm: tuple[float, float], rng: np.random.Generator):
+    """(records, x_nm, y_nm) with a partner for a partner_fraction of the fluorophores, ids n, n + 1, ...:
+    partner_distance_nm from its mate at a random angle, on in the mate's frames; a partner that
+    would lie outside the field is left out."""
+    n = len(x_nm)
+    mates = np.flatnonzero(rng.uniform(size=n) < structure.partner_fraction)
+    distance = rng.uniform(*structure.partner_distance_nm, len(mates))
+    angle = rng.uniform(0.0, 2 * np.pi, len(mates))
+    px_, py_ = x_nm[mates] + distance * np.cos(angle), y_nm[mates] + distance * np.sin(angle)
+    inside = (px_ >= 0) & (px_ < field_nm[1]) & (py_ >= 0) & (py_ < field_nm[0])
+    mates, px_, py_ = mates[inside], px_[inside], py_[inside]
+    partner_id = np.full(n, -1)
+    partner_id[mates] = n + np.arange(len(mates))
+    copies = records[partner_id[records["id"].to_numpy()] >= 0]
+    copies = copies.assign(id=partner_id[copies["id"].to_numpy()])
+    return (pd.concat([records, copies], ignore_index=True), np.concatenate([x_nm, px_]),
+            np.concatenate([y_nm, py_]))
 
 
 def sample_positions(
@@ -15,7 +54,7 @@ def sample_positions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """n positions (x_nm, y_nm) inside a field of (height_nm, width_nm)."""
     height, width = field_nm
-    if structure.kind == "uniform":
+    if structure.kind in ("uniform", "close_pairs"):  # a close pair's partner: blinking_fluorophores
         return rng.uniform(0, width, n), rng.uniform(0, height, n)
     sample = {"filaments": _on_filaments, "rings": _on_rings, "line_pairs": _on_line_pairs,
               "clusters": _in_clusters}[structure.kind]
