@@ -22,12 +22,18 @@ from napari_var_emitter.evaluate.matching import match_frames
 from napari_var_emitter.predict import PredictOptions, predict
 
 
+def errors_by_truth(table: pd.DataFrame, truth: pd.DataFrame, axial_tolerance_nm: float | None = None) -> pd.DataFrame:
+    """x, y (and z, with an axial tolerance) error (nm) of each matched row of `table`, indexed by its
+    true emitter's row (matching within FAR_NM laterally, and axial_tolerance_nm in z where given)."""
+    p, t = match_frames(table, truth, FAR_NM, axial_tolerance_nm)
+    axes = "xy" if axial_tolerance_nm is None else "xyz"
+    return pd.DataFrame({a: table[f"{a}_nm"].to_numpy()[p] - truth[f"{a}_nm"].to_numpy()[t] for a in axes}, index=t)
+
+
 def matched_errors_nm(table: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
     """Lateral error (nm) of each matched prediction, indexed by its true emitter's row."""
-    p, t = match_frames(table, truth, FAR_NM)
-    dx = table["x_nm"].to_numpy()[p] - truth["x_nm"].to_numpy()[t]
-    dy = table["y_nm"].to_numpy()[p] - truth["y_nm"].to_numpy()[t]
-    return pd.Series(np.hypot(dx, dy), index=t)
+    errors = errors_by_truth(table, truth)
+    return np.hypot(errors["x"], errors["y"])
 
 
 def rmse(errors: np.ndarray) -> float:

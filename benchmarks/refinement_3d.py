@@ -34,6 +34,7 @@ import pandas as pd
 import tifffile
 
 from astigmatic_3d import EXTERNAL, NAIRR_CAMERA, NAIRR_PSF, calibration_from_beads
+from compare_models import errors_by_truth
 from external import FAR_NM, isolated
 
 from napari_var_emitter.evaluate.crlb import crlb_3d_nm
@@ -67,19 +68,13 @@ def score(table: pd.DataFrame, truth: pd.DataFrame, camera: Camera, field_nm) ->
     return out
 
 
-def errors_by_truth(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """x, y, z error (nm) of each matched row of `table`, indexed by its true emitter's row."""
-    p, t = match_frames(table, truth, FAR_NM, AXIAL_TOLERANCE_NM)
-    return pd.DataFrame({a: table[f"{a}_nm"].to_numpy()[p] - truth[f"{a}_nm"].to_numpy()[t] for a in "xyz"}, index=t)
-
-
 def compare(args, psf) -> None:
     """--model against --against on each stack, the refinement on (the bundling rule's columns)."""
     models = {"model": args.model, "against": None if args.against == "bundled" else args.against}
     for name, frames, truth, camera, field in stacks(args):
         tables = {label: predict(frames, camera, PredictOptions(model=weights, psf=psf)).table
                   for label, weights in models.items()}
-        errors = {label: errors_by_truth(table, truth) for label, table in tables.items()}
+        errors = {label: errors_by_truth(table, truth, AXIAL_TOLERANCE_NM) for label, table in tables.items()}
         both = errors["model"].index.intersection(errors["against"].index)
         figures = {}
         for label, table in tables.items():
