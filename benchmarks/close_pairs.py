@@ -61,7 +61,8 @@ def main() -> None:
         pairs = true_pairs(truth)
         for name, way in models.items():
             table = predict(frames, camera, way).table.reset_index(drop=True)
-            print(f"{density:g} /µm² {name:>7} ({way.model or 'bundled'}): " + scores(table, truth, pairs), flush=True)
+            print(f"{density:g} /µm² {name:>7} ({way.model or 'bundled'}): " + scores(table, truth, pairs),
+                  flush=True)
 
 
 def true_pairs(truth: pd.DataFrame) -> pd.DataFrame:
