@@ -89,6 +89,10 @@ def test_the_fast_model_is_offered_and_finds_the_samples_emitters_and_says_it_ha
     assert len(features) >= 0.75 * len(true_xy) and np.median(nearest) < 60
     # it finds emitters in one pass: no per-scale maps (layers of zeros, trying the plugin), and it says so
     assert _maps(viewer) == [] and any("makes no per-scale maps" in message for message in said)
+    said.clear()  # said once: trying the plugin, every run of the fast model repeated it
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("done: 1 of 1 frame(s)")
+    assert not any("makes no per-scale maps" in message for message in said)
 
 
 def test_sample_opens_with_camera_and_nm_world(sample):

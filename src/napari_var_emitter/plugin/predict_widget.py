@@ -59,6 +59,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             threading.Thread(target=compile_fits, daemon=True, name="compile-fits").start()
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.running_preview = False  # the job running is the live preview's
+        self.said_no_maps: set[Path] = set()  # models told to make no per-scale maps (said once each)
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
         self.psf_sigmas: dict[tuple, tuple[PredictOptions, SigmaNote | None]] = {}  # _estimate_psf_sigma
@@ -390,8 +391,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
         binned, with_maps = run_bin_px(model, options, camera), self.show_maps.value and not current_frame_only
         if with_maps and not model.config.var_prior:
-            show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the bundled "
-                      "model generates them scale by scale): only the localisations are added")
+            if Path(options.weights).resolve() not in self.said_no_maps:
+                show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the "
+                          "bundled model generates them scale by scale): only the localisations are added")
+                self.said_no_maps.add(Path(options.weights).resolve())
             with_maps = False
         self.running_preview = current_frame_only
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
