@@ -38,15 +38,15 @@ def _with_partners(structure: StructureConfig, records: pd.DataFrame, x_nm: np.n
     mates = np.flatnonzero(rng.uniform(size=n) < structure.partner_fraction)
     distance = rng.uniform(*structure.partner_distance_nm, len(mates))
     angle = rng.uniform(0.0, 2 * np.pi, len(mates))
-    px_, py_ = x_nm[mates] + distance * np.cos(angle), y_nm[mates] + distance * np.sin(angle)
-    inside = (px_ >= 0) & (px_ < field_nm[1]) & (py_ >= 0) & (py_ < field_nm[0])
-    mates, px_, py_ = mates[inside], px_[inside], py_[inside]
+    partner_x, partner_y = x_nm[mates] + distance * np.cos(angle), y_nm[mates] + distance * np.sin(angle)
+    inside = (partner_x >= 0) & (partner_x < field_nm[1]) & (partner_y >= 0) & (partner_y < field_nm[0])
+    mates, partner_x, partner_y = mates[inside], partner_x[inside], partner_y[inside]
     partner_id = np.full(n, -1)
     partner_id[mates] = n + np.arange(len(mates))
     copies = records[partner_id[records["id"].to_numpy()] >= 0]
     copies = copies.assign(id=partner_id[copies["id"].to_numpy()])
-    return (pd.concat([records, copies], ignore_index=True), np.concatenate([x_nm, px_]),
-            np.concatenate([y_nm, py_]))
+    return (pd.concat([records, copies], ignore_index=True), np.concatenate([x_nm, partner_x]),
+            np.concatenate([y_nm, partner_y]))
 
 
 def sample_positions(
