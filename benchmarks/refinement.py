@@ -8,7 +8,9 @@ hold); the share of rows the fit replaced; predict time with and without the sta
 
 With --independent-frames, every frame of a stack is simulated on its own (other emitters in
 each, as in the NAIRR and storm-analysis challenge data, whose frames are drawn apart): what a
-model that looks at the frames beside each frame does where they tell it nothing.
+model that looks at the frames beside each frame does where they tell it nothing. --photons and
+--background set the stacks' brightness (2,000 photons on 50 photons/px by default; DNA-PAINT's
+spots are 5-10 times brighter).
 
 Seeds: --seed-base 12000000 is the validation range the stage's constants were chosen on;
 the default 12500000 is held out (no decision has looked at it).
@@ -21,7 +23,7 @@ of the network alone, alternating; the time the stage adds (the means' differenc
 its thread spent in it (beside the network's next batches: predict_frames runs them at once).
 
 Run: .venv/bin/python benchmarks/refinement.py [--densities 0.1 0.5 1 2] [--size 128] [--frames 20]
-     [--seed-base N] [--model PATH] [--emccd] [--independent-frames] [--speed]
+     [--seed-base N] [--model PATH] [--emccd] [--independent-frames] [--photons N] [--background B] [--speed]
 Prints one row per stack and method; asserts nothing.
 """
 
@@ -71,6 +73,8 @@ def main() -> None:
     parser.add_argument("--seed-base", type=int, default=12_500_000)
     parser.add_argument("--model")
     parser.add_argument("--emccd", action="store_true", help="an EMCCD camera (EM gain 100) instead of sCMOS")
+    parser.add_argument("--photons", type=float, default=2000.0, help="mean photons per emitter per frame")
+    parser.add_argument("--background", type=float, default=50.0, help="background, photons/px/frame")
     parser.add_argument("--independent-frames", action="store_true", help="every frame simulated on its own")
     parser.add_argument("--speed", action="store_true", help="the stage's share of predict time (module docstring)")
     args = parser.parse_args()
@@ -81,7 +85,7 @@ def main() -> None:
         return
     for k, density in enumerate(args.densities):
         config = SimulationConfig(frame_size=(args.size, args.size), n_frames=args.frames, density_per_um2=density,
-                                  photons_mean=2000.0, background_photons=50.0, camera=camera)
+                                  photons_mean=args.photons, background_photons=args.background, camera=camera)
         rng = np.random.default_rng(args.seed_base + k)
         frames, truth = (simulate_independent_frames(config, rng)[:2] if args.independent_frames
                          else simulate_stack(config, rng))

@@ -158,21 +158,27 @@ def _confused(fitted: np.ndarray, network_sd_nm: np.ndarray, fit_x_nm: np.ndarra
     return ratio > CONFUSED_RATIO * np.nanmedian(ratio)
 
 
-def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFrame, axes: str) -> None:
-    """Add to each fitted row's uncertainty per axis, in quadrature, how far the fit lies from the
-    network's position of the row (`network`'s x_nm, y_nm, z_nm): two estimates of one emitter that
-    disagree say that one of them is wrong, mostly the fit's, led by a neighbour the network missed
-    or merged (which its bound cannot know). For the two halves of a split, the network's one
-    emitter between them is the alternative: where the split is wrong, that is the error. On
-    validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463, 0.1-2 /µm²) error /
-    uncertainty sd went from 0.92-1.95 to 0.85-1.26 in 3-D (0.82-1.24 with the weighing of
-    _weigh_with_network) and stayed within 0.89-1.05 in 2-D (without the splits' rows 0.85-1.31 in
-    3-D); adding only the disagreement beyond k times the two stated uncertainties did worse for
-    every k tried (0.2-0.5)."""
+def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFrame, network_sd: dict) -> None:
+    """Add to each fitted row's uncertainty per axis (network_sd's keys), in quadrature, how far
+    the fit lies from the network's position of the row (`network`'s x_nm, y_nm, z_nm) beyond what
+    the network's own stated uncertainty (network_sd, nm per axis) explains: sqrt(max(d² - sd², 0)).
+    Two estimates of one emitter that disagree say that one of them is wrong, mostly the fit's,
+    led by a neighbour the network missed or merged (which its bound cannot know); a network no more
+    precise than its sd says is no such sign. For the two halves of a split, the network's one
+    emitter between them is the alternative: where the split is wrong, that is the error. Adding
+    the whole disagreement went on validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463,
+    0.1-2 /µm²) from error / uncertainty sd 0.92-1.95 to 0.85-1.26 in 3-D and 0.89-1.05 in 2-D, but
+    stated bright spots' uncertainties 1.3-1.6 times too large (12,000 photons on 100 /px, seeds
+    12,001,610-611: sd 0.63-0.75 behind v1 and the fast model), where the network's positions are
+    several times less precise than the fit's; less the network's variance, 0.75-0.95 there, 0.92-1.10
+    on the 2-D stacks (0.89-1.05 before) and the same in 3-D (seeds 12,200,517-520: within 0.01).
+    Adding only the disagreement beyond k times the two stated uncertainties did worse for every k
+    tried (0.2-0.5)."""
     moved = fitted > NETWORK
-    for axis in axes:
+    for axis, sd in network_sd.items():
         apart = columns[f"{axis}_nm"][moved] - network[f"{axis}_nm"].to_numpy(np.float64)[moved]
-        columns[f"uncertainty_{axis}_nm"][moved] = np.hypot(columns[f"uncertainty_{axis}_nm"][moved], apart)
+        unexplained = np.sqrt(np.maximum(apart ** 2 - np.nan_to_num(sd[moved]) ** 2, 0.0))
+        columns[f"uncertainty_{axis}_nm"][moved] = np.hypot(columns[f"uncertainty_{axis}_nm"][moved], unexplained)
 
 
 def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, fit_sd: dict,
@@ -354,13 +360,13 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     # the fits' bounds, before they are widened (a confused row's is the network's uncertainty, so
     # it is weighed half and half)
     bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes} if weigh else None
-    _widen_by_disagreement(columns, fitted, out, axes)
+    if depth:
+        network_axis_sd["z"] = out["uncertainty_z_nm"].to_numpy(np.float64)
+    _widen_by_disagreement(columns, fitted, out, network_axis_sd)
     if weigh:
         weighed = fitted == FITTED
         weighed[parents] = False  # a split's half: the network's row was of both
-        if depth:
-            network_axis_sd["z"] = out["uncertainty_z_nm"].to_numpy(np.float64)
-        else:  # a context network's estimate adds to the fit's only where it knows more (docstring)
+        if not depth:  # a context network's estimate adds to the fit's only where it knows more (docstring)
             weighed &= network_sd < np.sqrt((bounds["x"] ** 2 + bounds["y"] ** 2) / 2)
         _weigh_with_network(columns, weighed, out, bounds, network_axis_sd, independent=network_sees_more)
     for name, values in columns.items():
