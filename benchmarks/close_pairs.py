@@ -8,7 +8,9 @@ are in pairs), 128x128 px, 100 nm pixels, PSF sigma 130 nm (given), 2,000 photon
 sCMOS. A pair is two true emitters of a frame that are each other's nearest, 80-250 nm apart.
 Per model and density: Jaccard, precision, lateral RMSE over every match, and the pairs whose two
 emitters are both matched (matching within 250 nm, one to one), by separation: 80-130, 130-180,
-180-250 nm (in PSF sigmas: 0.6-1, 1-1.4, 1.4-1.9).
+180-250 nm (in PSF sigmas: 0.6-1, 1-1.4, 1.4-1.9). Matching one to one within 250 nm, one
+detection between the two emitters of a pair matches one of them only; two detections placed
+apart, each near either, match both (a bin without pairs prints nan).
 
 Seeds: validation (12,001,602+ by default); nothing held out is used.
 
@@ -49,7 +51,8 @@ def main() -> None:
     camera = Camera(pixel_size_nm=100.0, e_per_adu=0.5, read_noise_e=1.5)
     options = PredictOptions(model=args.model, psf_sigma_nm=SIGMA_NM, refine=not args.no_refine)
     models = {"model": options}
-    if args.against != "none" and args.against != args.model:
+    against_itself = args.against == args.model or (args.against == "bundled" and args.model is None)
+    if args.against != "none" and not against_itself:
         models["against"] = dataclasses.replace(options, model=None if args.against == "bundled" else args.against)
     print("pairs both found, % (pairs), at " + ", ".join(f"{a:.0f}-{b:.0f} nm" for a, b in BINS_NM))
     for k, density in enumerate(args.densities):
@@ -76,7 +79,7 @@ def true_pairs(truth: pd.DataFrame) -> pd.DataFrame:
         mutual = nearest[nearest[:, 1], 1] == np.arange(len(rows))
         first = mutual & (np.arange(len(rows)) < nearest[:, 1])
         found.append(pd.DataFrame({"a": rows[first], "b": rows[nearest[first, 1]], "distance_nm": distance[first, 1]}))
-    return pd.concat(found, ignore_index=True)
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"a": [], "b": [], "distance_nm": []})
 
 
 def scores(table: pd.DataFrame, truth: pd.DataFrame, pairs: pd.DataFrame) -> str:

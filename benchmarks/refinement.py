@@ -81,7 +81,7 @@ def main() -> None:
     camera = (Camera(e_per_adu=10.0, em_gain=100.0, read_noise_e=50.0, type="EMCCD") if args.emccd
               else Camera(e_per_adu=0.5, read_noise_e=1.5))
     if args.speed:
-        speed(camera, args.model, args.seed_base, args.frames)
+        speed(camera, args.model, args.seed_base, args.frames, args.photons, args.background)
         return
     for k, density in enumerate(args.densities):
         config = SimulationConfig(frame_size=(args.size, args.size), n_frames=args.frames, density_per_um2=density,
@@ -105,7 +105,7 @@ def main() -> None:
               flush=True)
 
 
-def speed(camera: Camera, model_path: str | None, seed: int, n_frames: int) -> None:
+def speed(camera: Camera, model_path: str | None, seed: int, n_frames: int, photons: float, background: float) -> None:
     model = cached_model(PredictOptions(model=model_path).weights)[0]
     in_stage = []  # seconds inside the refinement, per call
 
@@ -119,7 +119,7 @@ def speed(camera: Camera, model_path: str | None, seed: int, n_frames: int) -> N
     frames_module.refine_table = timed_refine
     for size in (160, 256):
         config = SimulationConfig(frame_size=(size, size), n_frames=n_frames, density_per_um2=1.0,
-                                  photons_mean=2000.0, background_photons=50.0, camera=camera)
+                                  photons_mean=photons, background_photons=background, camera=camera)
         frames, _ = simulate_stack(config, np.random.default_rng(seed + size))
         start = time.perf_counter()
         options, said = with_psf_sigma(PredictOptions(model=model_path), model, frames, camera)

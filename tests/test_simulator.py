@@ -168,6 +168,26 @@ def test_structures_stay_in_field(structure):
         assert step < 6400 / 2000
 
 
+@pytest.mark.parametrize("kind", ["uniform", "filaments", "rings", "line_pairs", "clusters"])
+def test_fluorophores_of_every_other_structure_draw_as_before_close_pairs(kind):
+    """Training runs resume on their random streams: blinking_fluorophores draws the blinks, then
+    the positions, as simulate_stack did before close pairs came (the same values, the generator
+    left in the same state)."""
+    from napari_var_emitter.simulate.kinetics import blink_records
+    from napari_var_emitter.simulate.structures import blinking_fluorophores
+
+    config = SimulationConfig(frame_size=(40, 48), n_frames=12, density_per_um2=0.7,
+                              structure=StructureConfig(kind=kind))
+    rng_now, rng_before = np.random.default_rng(8), np.random.default_rng(8)
+    records, x_nm, y_nm = blinking_fluorophores(config, rng_now)
+    before = blink_records(config.n_frames, config.density_per_um2 * config.field_um2, config.kinetics, rng_before)
+    x_before, y_before = sample_positions(config.structure, int(before["id"].max()) + 1, (4000.0, 4800.0), rng_before)
+    pd.testing.assert_frame_equal(records, before)
+    np.testing.assert_array_equal(x_nm, x_before)
+    np.testing.assert_array_equal(y_nm, y_before)
+    assert rng_now.uniform() == rng_before.uniform()
+
+
 def test_close_pairs_blink_together_at_their_distance():
     """A close pair's partner is on in its mate's frames, 80-250 nm from it, and the density stays
     that of the emitters on per frame, partners included."""

@@ -165,7 +165,8 @@ def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFr
     Two estimates of one emitter that disagree say that one of them is wrong, mostly the fit's,
     led by a neighbour the network missed or merged (which its bound cannot know); a network no more
     precise than its sd says is no such sign. For the two halves of a split, the network's one
-    emitter between them is the alternative: where the split is wrong, that is the error. Adding
+    emitter between them is the alternative: where the split is wrong, that is the error (their sd
+    0: the whole distance is added). Adding
     the whole disagreement went on validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463,
     0.1-2 /µm²) from error / uncertainty sd 0.92-1.95 to 0.85-1.26 in 3-D and 0.89-1.05 in 2-D, but
     stated bright spots' uncertainties 1.3-1.6 times too large (12,000 photons on 100 /px, seeds
@@ -211,8 +212,9 @@ def _weigh_with_network(columns: dict, rows: np.ndarray, network: pd.DataFrame, 
     fit never saw), each row's uncertainty per axis becomes that of the weighed mean, widened in
     quadrature by INHERITED_DISAGREEMENT times how far the fit lies from the network (one of them is
     led astray by a neighbour, and the mean inherits part of it); otherwise (the 3-D model sees one
-    frame, as the fit does) it stays the fit's, widened by the whole disagreement
-    (_widen_by_disagreement): the weighed mean's own uncertainty stated 1.3-1.7 times too little on
+    frame, as the fit does) it stays the fit's, widened by the disagreement the network's own
+    uncertainty does not explain (_widen_by_disagreement): the weighed mean's own uncertainty stated
+    1.3-1.7 times too little on
     3-D validation stacks (seeds 12,200,480-482)."""
     for axis in fit_sd:
         fit_var, network_var = fit_sd[axis][rows] ** 2, network_sd[axis][rows] ** 2
@@ -362,7 +364,11 @@ def refine_table(table: pd.DataFrame, photons_THW: np.ndarray, camera: Camera, s
     bounds = {axis: columns[f"uncertainty_{axis}_nm"].copy() for axis in axes} if weigh else None
     if depth:
         network_axis_sd["z"] = out["uncertainty_z_nm"].to_numpy(np.float64)
-    _widen_by_disagreement(columns, fitted, out, network_axis_sd)
+    # a split's halves: the network's uncertainty was of one emitter, not of whether there are two
+    explained = {axis: np.where(fitted == SPLIT, 0.0, sd) for axis, sd in network_axis_sd.items()}
+    for sd in explained.values():
+        sd[parents] = 0.0
+    _widen_by_disagreement(columns, fitted, out, explained)
     if weigh:
         weighed = fitted == FITTED
         weighed[parents] = False  # a split's half: the network's row was of both

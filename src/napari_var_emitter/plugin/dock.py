@@ -4,6 +4,8 @@ opened where its column has no room left goes in as a tab beside the plugin's la
 
 from __future__ import annotations
 
+import re
+
 from magicgui.widgets import Container
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
@@ -58,6 +60,8 @@ class _RejectedEntry(QObject):
             text = box.lineEdit().text()
             if _state(box, text, len(text)) != QValidator.State.Acceptable:
                 _say_rejected(box, text)
+                if not isinstance(box, (QSpinBox, QDoubleSpinBox)):  # superqt's would clamp it, or fail on "-"
+                    box.lineEdit().setText(str(box.value()))
             return False
         if event.type() != QEvent.Type.KeyPress:
             return False
@@ -83,20 +87,19 @@ class _RejectedEntry(QObject):
 
 def _state(box: QAbstractSpinBox, text: str, position: int) -> QValidator.State:
     """Whether `box` can take `text`: Qt's boxes say it themselves; a whole-number box that takes any
-    text (superqt's) is judged here: a number in range is acceptable, one that more digits could
-    bring into range intermediate, anything else invalid."""
+    text (superqt's) is judged here as it reads it (digits, a minus first): a number in range is
+    acceptable, one that more digits could bring into range intermediate, anything else invalid."""
     if isinstance(box, (QSpinBox, QDoubleSpinBox)):
         return box.validate(text, position)[0]
-    typed = _typed(box, text).replace(box.locale().groupSeparator(), "")
-    if typed in ("", "-", "+"):
-        return QValidator.State.Intermediate
-    try:
-        value = int(typed)
-    except ValueError:
+    if not re.fullmatch(r"-?\d*", text):  # what superqt's box reads: digits, a minus first
         return QValidator.State.Invalid
+    if text in ("", "-"):
+        return QValidator.State.Intermediate
+    value = int(text)
     if box.minimum() <= value <= box.maximum():
         return QValidator.State.Acceptable
-    return QValidator.State.Intermediate if 0 <= value < box.minimum() else QValidator.State.Invalid
+    closer = 0 <= value < box.minimum() or box.maximum() < value < 0  # more digits move it away from 0
+    return QValidator.State.Intermediate if closer else QValidator.State.Invalid
 
 
 def _typed(box: QAbstractSpinBox, text: str) -> str:

@@ -8,11 +8,12 @@ their world coordinates are nm exactly.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from napari.layers import Points
+from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
@@ -140,13 +141,32 @@ def retire(layer) -> None:
     layer.metadata[TAG]["role"] = f"earlier {layer.metadata[TAG]['role']}"
 
 
+_CLOSED_STACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> names of stacks closed
+
+
+def _closed_stacks(viewer) -> set[str]:
+    """The names of the images (not made by this plugin) closed in `viewer` since show_alone first
+    ran there and not opened again."""
+    if viewer not in _CLOSED_STACKS:
+        closed = _CLOSED_STACKS[viewer] = set()
+
+        def removed(event) -> None:
+            if isinstance(event.value, Image) and TAG not in event.value.metadata:
+                closed.add(event.value.name)
+
+        viewer.layers.events.removed.connect(removed, position="first")  # before the widgets choose again
+        viewer.layers.events.inserted.connect(lambda event: closed.discard(event.value.name))
+    return _CLOSED_STACKS[viewer]
+
+
 def show_alone(viewer, image, stacks) -> list[str]:
     """Show `image` with the layers of it that an earlier call hid (not those the user hid), and
-    hide the other camera stacks among `stacks` and the layers this plugin made of any other stack
-    (one closed since too: its detections stayed over the stack chosen after it): napari
+    hide the other camera stacks among `stacks` and the layers this plugin made of them or of a
+    stack closed since (its detections stayed over the stack chosen after it): napari
     puts every dataset in one world (nm), so a dataset just opened or chosen would lie over the
     last one and under its detections; a hidden layer selected gives the selection to `image`.
     Returns the names of the layers hidden."""
+    closed = _closed_stacks(viewer)
     image.visible = True
     for layer in viewer.layers:
         own = layer is image or layer.metadata.get(TAG, {}).get("source") == image.name
@@ -154,8 +174,9 @@ def show_alone(viewer, image, stacks) -> list[str]:
             layer.visible = True
             del layer.metadata[HIDDEN_KEY]
     others = {stack.name for stack in stacks if stack is not image}
-    hidden = [layer for layer in viewer.layers if layer.visible  # what was made of another stack, open or not
-              and (layer.name in others or layer.metadata.get(TAG, {}).get("source") not in (None, image.name))]
+    made_of_others = (others | closed) - {image.name}
+    hidden = [layer for layer in viewer.layers if layer.visible
+              and (layer.name in others or layer.metadata.get(TAG, {}).get("source") in made_of_others)]
     for layer in hidden:
         layer.visible = False
         layer.metadata[HIDDEN_KEY] = True

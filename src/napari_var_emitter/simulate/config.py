@@ -30,9 +30,10 @@ class StructureConfig:
     pairs of parallel lines `pair_spacing_nm` apart (n_filaments pairs, filament_length_nm long:
     a structure of known spacing for resolution checks), in n_clusters Gaussian clusters of
     standard deviation cluster_sd_nm, or uniformly with close partners: a partner_fraction of the
-    fluorophores have a partner partner_distance_nm away (drawn uniformly in [low, high], at a random
-    angle) that blinks with it (a dimer), so that frames hold the pairs a network must resolve (the
-    density stays that of emitters on per frame, partners included)."""
+    fluorophores have a partner partner_distance_nm away in x-y (drawn uniformly in [low, high], at a
+    random angle; its own depth under an astigmatic PSF) that blinks with it (a dimer), so that
+    frames hold the pairs a network must resolve (the density stays that of emitters on per frame,
+    partners included)."""
 
     kind: str = "uniform"
     n_filaments: int = 6
