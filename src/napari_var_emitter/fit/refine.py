@@ -166,15 +166,14 @@ def _widen_by_disagreement(columns: dict, fitted: np.ndarray, network: pd.DataFr
     led by a neighbour the network missed or merged (which its bound cannot know); a network no more
     precise than its sd says is no such sign. For the two halves of a split, the network's one
     emitter between them is the alternative: where the split is wrong, that is the error (their sd
-    0: the whole distance is added). Adding
-    the whole disagreement went on validation stacks (2-D seeds 12,001,104-111, 3-D 12,200,460-463,
-    0.1-2 /µm²) from error / uncertainty sd 0.92-1.95 to 0.85-1.26 in 3-D and 0.89-1.05 in 2-D, but
-    stated bright spots' uncertainties 1.3-1.6 times too large (12,000 photons on 100 /px, seeds
-    12,001,610-611: sd 0.63-0.75 behind v1 and the fast model), where the network's positions are
-    several times less precise than the fit's; less the network's variance, 0.75-0.95 there, 0.92-1.10
-    on the 2-D stacks (0.89-1.05 before) and the same in 3-D (seeds 12,200,517-520: within 0.01).
-    Adding only the disagreement beyond k times the two stated uncertainties did worse for every k
-    tried (0.2-0.5)."""
+    0: the whole distance is added). Adding the whole disagreement went on validation stacks (2-D
+    seeds 12,001,104-111, 3-D 12,200,460-463, 0.1-2 /µm²) from error / uncertainty sd 0.92-1.95 to
+    0.85-1.26 in 3-D and 0.89-1.05 in 2-D, but stated bright spots' uncertainties 1.3-1.6 times too
+    large (12,000 photons on 100 /px, seeds 12,001,610-611: sd 0.63-0.75 behind v1 and the fast
+    model), where the network's positions are several times less precise than the fit's; less the
+    network's variance, 0.75-0.95 there, 0.92-1.10 on the 2-D stacks (0.89-1.05 before) and the same
+    in 3-D (seeds 12,200,517-520). Adding only the disagreement beyond k times the two stated
+    uncertainties did worse for every k tried (0.2-0.5)."""
     moved = fitted > NETWORK
     for axis, sd in network_sd.items():
         apart = columns[f"{axis}_nm"][moved] - network[f"{axis}_nm"].to_numpy(np.float64)[moved]
