@@ -36,6 +36,9 @@ def fixed_width_combo(combo) -> None:
     combo.native.setMinimumContentsLength(COMBO_CHARS)
 
 
+QT_VALIDATED = (QSpinBox, QDoubleSpinBox)  # boxes whose own validate() says what they can take
+
+
 class _RejectedEntry(QObject):
     """Filter on a number box, where the keys typed arrive: a comma or a point typed in a box with
     decimals is its decimal point (the boxes read the other as a thousands separator: a gain typed
@@ -60,7 +63,7 @@ class _RejectedEntry(QObject):
             text = box.lineEdit().text()
             if _state(box, text, len(text)) != QValidator.State.Acceptable:
                 _say_rejected(box, text)
-                if not isinstance(box, (QSpinBox, QDoubleSpinBox)):  # superqt's would clamp it, or fail on "-"
+                if not isinstance(box, QT_VALIDATED):  # superqt's would clamp it, or fail on "-"
                     box.lineEdit().setText(str(box.value()))
             return False
         if event.type() != QEvent.Type.KeyPress:
@@ -89,7 +92,7 @@ def _state(box: QAbstractSpinBox, text: str, position: int) -> QValidator.State:
     """Whether `box` can take `text`: Qt's boxes say it themselves; a whole-number box that takes any
     text (superqt's) is judged here as it reads it (digits, a minus first): a number in range is
     acceptable, one that more digits could bring into range intermediate, anything else invalid."""
-    if isinstance(box, (QSpinBox, QDoubleSpinBox)):
+    if isinstance(box, QT_VALIDATED):
         return box.validate(text, position)[0]
     if not re.fullmatch(r"-?\d*", text):  # what superqt's box reads: digits, a minus first
         return QValidator.State.Invalid

@@ -391,10 +391,11 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.job_progress = Progress(stop - first, already, hint=FASTER_HINT if slow else "")
         binned, with_maps = run_bin_px(model, options, camera), self.show_maps.value and not current_frame_only
         if with_maps and not model.config.var_prior:
-            if Path(options.weights).resolve() not in self.said_no_maps:
+            weights = Path(options.weights).resolve()
+            if weights not in self.said_no_maps:
                 show_info("this model makes no per-scale maps (the fast model finds emitters in one pass; the "
                           "bundled model generates them scale by scale): only the localisations are added")
-                self.said_no_maps.add(Path(options.weights).resolve())
+                self.said_no_maps.add(weights)
             with_maps = False
         self.running_preview = current_frame_only
         self.layers = RunLayers(self.viewer, layer, single, first, stop - first, frames.shape[1:],
