@@ -49,6 +49,8 @@ def test_drift_widget_adds_a_corrected_layer_and_saves(qtbot, viewer, points, dr
     assert widget.layer.value is points and widget.fiducials.native.isHidden()
     _run(qtbot, widget)
     corrected = viewer.layers[f"{points.name} drift-corrected"]
+    assert corrected.visible and not points.visible  # not every ring drawn twice
+    assert widget.status.value.endswith(f"(corrected layer added; {points.name} hidden (tick its eye to compare))")
     estimated = widget.result[0].drift_nm_T2
     residual = estimated - drifted[1]
     assert np.sqrt(np.mean(np.sum((residual - residual.mean(0)) ** 2, axis=1))) < 5.0
@@ -80,7 +82,7 @@ def test_merge_widget(qtbot, viewer, points):
     merged = viewer.layers[f"{points.name} merged"]
     assert 0 < len(merged.data) < len(points.data)
     assert merged.features["n_merged"].sum() == len(points.data)
-    assert "blinks" in widget.status.value
+    assert "blinks" in widget.status.value and merged.visible and not points.visible
 
 
 def test_resolution_widget_plots_in_the_theme(qtbot, viewer, points):
@@ -212,9 +214,9 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     assert str(widget.csv_path.line_edit.value) == ""  # empty, as at first (not the working folder)
     viewer.layers.selection.active = second_points
     show_alone(viewer, first, [first, second])  # back: its corrected localisations with it, and the widget on
-    assert corrected.visible and first_points.visible  # the layer it had (not the topmost, a step's output)
+    assert corrected.visible and not first_points.visible  # as left: the corrected over the hidden original
     assert viewer.layers.selection.active is first  # not the hidden layer selected before (its controls shown)
-    qtbot.waitUntil(lambda: widget.layer.value is first_points)
+    qtbot.waitUntil(lambda: widget.layer.value is corrected)  # the localisations in view
     show_alone(viewer, third := viewer.add_image(np.zeros((5, 8, 8), np.uint16), name="third"), [first, second, third])
     qtbot.waitUntil(lambda: widget.layer.value is None)  # a stack with no localisations yet: nothing of another's
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -5,7 +6,10 @@ import pytest
 
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.camera import Camera, frames_to_photons, merge_camera_values, resolve_camera
+from napari_var_emitter.io.camera_check import check_camera_on_frames, noise_ratio
 from napari_var_emitter.io.camera_profile import read_camera_profile, write_camera_profile
+from napari_var_emitter.simulate.config import SimulationConfig
+from napari_var_emitter.simulate.stack import simulate_stack
 
 
 @pytest.mark.parametrize("camera", [
@@ -130,3 +134,26 @@ def test_pixel_maps_convert_and_quieten_hot_pixels(tmp_path):
     with pytest.raises(InputError,
                        match=r"differ in size \(offset map \[ADU\] 32×32 px, gain map \[ADU/e⁻\] 16×16 px\)"):
         frames_to_photons(electrons, mixed)
+
+
+@pytest.mark.parametrize("camera", [Camera(e_per_adu=0.5, read_noise_e=1.5),
+                                    Camera(e_per_adu=10.0, em_gain=100.0, read_noise_e=50.0, type="EMCCD")])
+def test_the_noise_check_warns_of_a_baseline_too_high_and_not_of_the_right_one(camera):
+    config = SimulationConfig(frame_size=(64, 64), n_frames=12, density_per_um2=0.5, background_photons=50.0,
+                              camera=camera)
+    frames, _ = simulate_stack(config, np.random.default_rng(7))
+    ratio, level = noise_ratio(camera, frames)
+    assert 0.7 < ratio < 1.5 and 45 < level < 60  # the background, 50 photons/px
+    assert not [m for m in check_camera_on_frames(camera, frames) if "frame-to-frame variance" in m]
+    background_adu = 50.0 * camera.em_gain / camera.e_per_adu
+    too_high = dataclasses.replace(camera, baseline_adu=camera.baseline_adu + background_adu)
+    said = [m for m in check_camera_on_frames(too_high, frames) if "frame-to-frame variance" in m]
+    assert len(said) == 1 and f"the baseline {too_high.baseline_adu:g} ADU is likely too high" in said[0]
+    # a whole frame brighter or darker than the one before (flicker) is no noise; a frame of one value
+    # (a failed read-out) is left out; too few pixels say nothing
+    flicker = frames + (np.arange(len(frames)) % 3 * 0.1 * background_adu)[:, None, None].astype(np.uint16)
+    assert noise_ratio(camera, flicker)[0] < 1.5
+    failed = frames.copy()
+    failed[:3] = 0
+    assert 0.7 < noise_ratio(camera, failed)[0] < 1.5
+    assert noise_ratio(camera, frames[:1]) is None and noise_ratio(camera, frames[:2, :8, :8]) is None

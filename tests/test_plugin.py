@@ -15,6 +15,7 @@ import torch
 from napari.layers import Image, Points
 from qtpy.QtCore import Qt, QTimer
 
+from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
 from napari_var_emitter.io.localizations_h5 import write_localizations_h5_stream
 from napari_var_emitter.io.tiff import write_ome_tiff
@@ -720,16 +721,16 @@ def test_bad_inputs_give_messages_and_keep_layers(qtbot, viewer, errors, tmp_pat
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a model")
     (tmp_path / "bad.json").write_text('{"format": "napari-var-emitter/model", "format_version": 1, "config": {}}')
-    widget.checkpoint.value = bad
-    widget.start()
-    assert "damaged or not a safetensors file" in errors[-1]
+    chosen = widget.model.value
+    widget.checkpoint.value = bad  # said when added, never offered (it was, and failed only at Predict)
+    assert errors[-1].startswith("add model: ") and "damaged or not a safetensors file" in errors[-1]
+    assert bad.resolve() not in MODELS.paths and widget.model.value == chosen
     other = tmp_path / "other.safetensors"  # a model file of another architecture
     (tmp_path / "other.json").write_text(json.dumps({**json.loads(card_path(BUNDLED).read_text()),
                                                     "config": {"embed_dim": 64}}))
     other.write_bytes(BUNDLED.read_bytes())
     widget.checkpoint.value = other
-    widget.start()
-    assert "do not fit the architecture" in errors[-1]
+    assert "do not fit the architecture" in errors[-1] and other.resolve() not in MODELS.paths
     widget.checkpoint.value = BUNDLED_3D
     widget.start()
     assert "is a 3-D model" in errors[-1] and "3-D astigmatic widget" in errors[-1] and widget.worker is None
@@ -1048,7 +1049,8 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
-    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; that key was not taken"]  # once
+    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; it stays 1.000"]  # once
+    assert box.lineEdit().text() == "1.000" and box.lineEdit().selectedText() == "1.000"  # put back, selected
     qtbot.keyClick(box, Qt.Key.Key_Backspace)  # a key taken: the next dropped one is said again
     qtbot.keyClicks(box, "9")
     assert len(said) == 2
@@ -1058,12 +1060,20 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert fields["qe"].value == 1.0 and len(said) == 1
     said.clear()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "0.8255")  # copied from a sheet: the digit past the box's decimals alone is dropped
+    assert box.lineEdit().text() == "0.825"
+    assert said == ["quantum efficiency [0-1]: 3 decimals at most; the key '5' was not taken"]
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert fields["qe"].value == 0.825
+    said.clear()
     box = fields["pixel_size_nm"].native
     box.setFocus()
     box.lineEdit().selectAll()
+    before = box.textFromValue(box.value())
     qtbot.keyClicks(box, "50000")
-    assert said == ["pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; that key was not taken"]
-    assert box.lineEdit().text() == "5000"  # the key dropped, the rest as typed
+    assert said == [f"pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; it stays {before}"]
+    assert box.lineEdit().text() == before  # not 5000, which Return would have taken
     qtbot.keyClick(box, Qt.Key.Key_Escape)
     said.clear()
     box.lineEdit().selectAll()
@@ -1074,7 +1084,8 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
 def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     """Trying the plugin, 150 typed as the last of 100 frames became 100, 0 as the first frame 1,
     without a word: the frame boxes (superqt's whole-number boxes take any text and put it in
-    range silently) say a key they cannot take and an entry out of range, as the camera boxes do."""
+    range silently) say a key they cannot take and an entry out of range, as the camera boxes do,
+    and keep their value; Ctrl+A selects (it was read as the letter a)."""
     from napari_var_emitter.plugin import dock
 
     said = []
@@ -1087,10 +1098,12 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "150")
-    assert said == ["last frame (1-based): '150' is not a number from 1 to 100; that key was not taken"]
-    assert box.lineEdit().text() == "15"
+    assert said == ["last frame (1-based): '150' is not a number from 1 to 100; it stays 100"]
+    assert box.lineEdit().text() == "100"  # not 15: trying the plugin, 600 of 500 frames became 60 at Return
     qtbot.keyClick(box, Qt.Key.Key_Return)
-    assert frames.last.value == 15 and len(said) == 1
+    assert frames.last.value == 100 and len(said) == 1
+    qtbot.keyClick(box, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)  # a shortcut, not the letter a
+    assert len(said) == 1 and box.lineEdit().text() == "100"
     said.clear()
     frames.first.value = 5
     box = frames.first.native
@@ -1104,12 +1117,15 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
         said.clear()
         box.lineEdit().selectAll()
         qtbot.keyClicks(box, typed)
-        assert said == [f"first frame (1-based): '{typed}' is not a number from 1 to 100; that key was not taken"]
+        assert said == [f"first frame (1-based): '{typed}' is not a number from 1 to 100; it stays 5"]
         qtbot.keyClick(box, Qt.Key.Key_Return)  # the entry ends: the next key dropped is said again
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "-")  # superqt's box failed reading a lone minus at Return
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert frames.first.value == 5
+    frames.mode.value, frames.first.value, frames.last.value = "range", 60, 5
+    with pytest.raises(InputError, match="first frame 60 is after last frame 5"):
+        frames.span(viewer.layers["movie"], 100)
 
 
 def test_a_gain_typed_in_adu_per_electron_comes_back_as_typed(viewer):
@@ -1406,6 +1422,24 @@ def test_a_stack_closed_leaves_its_detections_hidden_and_opened_again_goes_under
     widget.image.value = viewer.layers["first"]
     qtbot.wait(10)
     assert opened.visible and not made.visible
+
+
+def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot, viewer, sample, tmp_path):
+    """Trying the plugin, a stack closed during its run: the widget moved to the other stack and the
+    run's "done: …, 6,202 localisations" and warnings read as the other stack's."""
+    image, _ = sample
+    widget = predict_widget.PredictWidget(viewer)
+    other = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="other")
+    widget.image.value = image
+    widget.psf_sigma.value, widget.out_file.value = 130.0, tmp_path / "run.csv"  # no estimate before the run
+    widget.camera_fields.fields["e_per_adu"].value *= 8  # photons far above the model's range: a warning
+    widget.start()
+    assert widget.worker is not None
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.image.value is other
+    assert widget.status.value.startswith("simulated SMLM stack (closed): done: 20 of 20 frame(s)"), widget.status.value
+    assert widget.warnings.value.startswith("of simulated SMLM stack (closed):\n⚠ median "), widget.warnings.value
 
 
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):

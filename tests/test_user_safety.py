@@ -278,6 +278,12 @@ def test_impossible_camera_values_are_refused_before_any_work(stacks, tmp_path, 
     assert not out.exists() and not (tmp_path / "x.csv.parts").exists()
 
 
+def test_a_baseline_too_high_by_the_background_is_a_warning(stacks, tmp_path):
+    stack, _, _ = stacks  # background 50 photons/px: 100 ADU over the baseline of 100 ADU
+    with pytest.warns(UserWarning, match=r"frame-to-frame variance is .* the baseline 195 ADU is likely too high"):
+        assert main(["predict", str(stack), "--out", str(tmp_path / "x.csv"), "--baseline", "195"]) == 0
+
+
 def test_a_tiny_gain_is_a_warning_that_says_what_it_should_be(stacks, tmp_path, capsys):
     stack, _, _ = stacks
     with pytest.warns(UserWarning, match="puts even the brightest pixels at"):

@@ -173,18 +173,23 @@ class AnalysisWidget(ScrollingDock, Container):
         export_file(file_edit.value, suffixes, write,
                     f"nothing to export yet: press {self.run_text!r} first" if self.result is None else None)
 
-    def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> Points:
+    def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> str:
         """Our table as a Points layer in nm world coordinates, replacing one of the same name; of
         the dataset of the layer analysed, named `source` (shown and hidden with it), its markers as
         large on screen as that layer's (Predict's are MARKER_PX camera pixels: 400 nm at 160 nm
-        pixels, where these were 250 nm)."""
+        pixels, where these were 250 nm). The layer analysed is hidden under it (trying the plugin,
+        both in view drew every ring twice); returns the status's note saying so."""
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         analysed = self.viewer.layers[source] if source in self.viewer.layers else None
         size_nm = (float(np.median(analysed.size)) * abs(analysed.scale[-1]) if isinstance(analysed, Points)
                    and len(analysed.data) else MARKER_NM)
         kwargs = points_kwargs(table, name, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), size_nm, role, self.stack)
-        return self.viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), **kwargs)
+        self.viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), **kwargs)
+        if not isinstance(analysed, Points):
+            return ""
+        analysed.visible = False
+        return f"; {source} hidden (tick its eye to compare)"
 
 
 class DriftWidget(AnalysisWidget):
@@ -239,10 +244,10 @@ class DriftWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> str:
         drift, corrected = result
-        self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
+        hidden = self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
         span = np.ptp(drift.drift_nm_T2, axis=0)
         return (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
-                "(corrected layer added)")
+                f"(corrected layer added{hidden})")
 
     def draw(self, figure, result, colours) -> None:
         draw_drift(figure, result[0], colours)
@@ -275,9 +280,9 @@ class MergeWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> str:
         table, merged = result
-        self.add_points(merged, f"{source} merged", "merged", source)
+        hidden = self.add_points(merged, f"{source} merged", "merged", source)
         return (f"merged {len(table):,} localisations into {len(merged):,} blinks "
-                f"({len(table) / max(len(merged), 1):.2f} per blink)")
+                f"({len(table) / max(len(merged), 1):.2f} per blink){hidden}")
 
 
 class ResolutionWidget(AnalysisWidget):

@@ -46,10 +46,13 @@ class _RejectedEntry(QObject):
     cannot take is said in a notification, where Qt silently put the last value back (out of
     range, or not a number, once ended with Return or by leaving the box) or dropped the key typed
     (one that no more typing could make a number in range: "95" as a quantum efficiency [0-1], or
-    the last 0 of 50000 as a pixel size, which left 5000). Such a key is dropped here, said once
-    until a key is taken or the entry ends. Whole-number boxes (magicgui's SpinBox is superqt's
-    QLargeIntSpinBox, which takes any text and puts it in range silently: 150 as the last of 100
-    frames became 100) are judged here (_state)."""
+    the last 0 of 50000 as a pixel size, which left 5000). At such a key the entry is put back to
+    the box's value, selected, and said once until a key is taken or the entry ends (dropping the
+    key alone left a number the user never meant, which Return then took: 600 typed as the last of
+    500 frames became 60); a digit past the box's decimals alone is dropped, and said (0.8255 in a
+    box of 3 decimals stays 0.825). Keys with Ctrl, Alt or Cmd held are shortcuts, left to the box.
+    Whole-number boxes (magicgui's SpinBox is superqt's QLargeIntSpinBox, which takes any text and
+    puts it in range silently: 150 as the last of 100 frames became 100) are judged here (_state)."""
 
     def __init__(self, box: QAbstractSpinBox) -> None:
         super().__init__(box)
@@ -64,12 +67,14 @@ class _RejectedEntry(QObject):
             if _state(box, text, len(text)) != QValidator.State.Acceptable:
                 _say_rejected(box, text)
                 if not isinstance(box, QT_VALIDATED):  # superqt's would clamp it, or fail on "-"
-                    box.lineEdit().setText(str(box.value()))
+                    box.lineEdit().setText(_shown_value(box))
             return False
         if event.type() != QEvent.Type.KeyPress:
             return False
         text = event.text()
-        if not (text and text.isprintable()):  # Backspace, arrows, ...: taken as Qt takes them
+        shortcut = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                        | Qt.KeyboardModifier.MetaModifier)
+        if shortcut or not (text and text.isprintable()):  # Backspace, arrows, Ctrl+A ...: as Qt takes them
             self.said = False
             return False
         if isinstance(box, QDoubleSpinBox) and text in ",." and text != box.locale().decimalPoint():
@@ -78,14 +83,23 @@ class _RejectedEntry(QObject):
         start, end = ((line.selectionStart(), line.selectionEnd()) if line.hasSelectedText()
                       else (line.cursorPosition(), line.cursorPosition()))
         typed = line.text()[:start] + text + line.text()[end:]
-        dropped = _state(box, typed, start + len(text)) == QValidator.State.Invalid
-        if dropped and not self.said:
-            _say_rejected(box, typed, key=True)
-        self.said = dropped
-        if not dropped and text != event.text():
+        if _state(box, typed, start + len(text)) == QValidator.State.Invalid:
+            extra_decimal = _too_many_decimals(box, typed)
+            if not self.said:
+                if extra_decimal:  # a value copied from a sheet with more digits: the rest stands
+                    show_warning(f"{_label(box)}{box.decimals()} decimals at most; the key {text!r} was not taken")
+                else:
+                    _say_rejected(box, typed)
+            self.said = True
+            if not extra_decimal:
+                line.setText(_shown_value(box))
+                line.selectAll()
+            return True
+        self.said = False
+        if text != event.text():
             line.insert(text)
             return True
-        return dropped
+        return False
 
 
 def _state(box: QAbstractSpinBox, text: str, position: int) -> QValidator.State:
@@ -111,15 +125,32 @@ def _typed(box: QAbstractSpinBox, text: str) -> str:
     return text.removeprefix(prefix).removesuffix(suffix).strip()
 
 
-def _say_rejected(box: QAbstractSpinBox, text: str, key: bool = False) -> None:
-    """A notification that the box cannot take `text` (its row's label, its range, and what it keeps:
-    its value, or, for a `key` dropped, the entry without it)."""
-    shown = box.textFromValue if hasattr(box, "textFromValue") else str
+def _shown_value(box: QAbstractSpinBox) -> str:
+    """The box's value as its line shows it (prefix and suffix included)."""
+    if not hasattr(box, "textFromValue"):  # superqt's whole-number box
+        return str(box.value())
+    return box.prefix() + box.textFromValue(box.value()) + box.suffix()
+
+
+def _too_many_decimals(box: QAbstractSpinBox, text: str) -> bool:
+    """Whether `text` in a box with decimals has more digits after its decimal point than the box shows."""
+    if not isinstance(box, QDoubleSpinBox):
+        return False
+    _, point, decimals = _typed(box, text).partition(box.locale().decimalPoint())
+    return bool(point) and decimals.isdigit() and len(decimals) > box.decimals()
+
+
+def _label(box: QAbstractSpinBox) -> str:
+    """"<the box's row label>: ", or nothing where the row has no one label."""
     labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
-    name = f"{labels[0].text()}: " if len(labels) == 1 else ""
-    kept = "that key was not taken" if key else f"it stays {shown(box.value())}"
-    show_warning(f"{name}{_typed(box, text)!r} is not a number from {shown(box.minimum())} to "
-                 f"{shown(box.maximum())}; {kept}")
+    return f"{labels[0].text()}: " if len(labels) == 1 else ""
+
+
+def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
+    """A notification that the box cannot take `text` (its row's label, its range, and the value it keeps)."""
+    shown = box.textFromValue if hasattr(box, "textFromValue") else str
+    show_warning(f"{_label(box)}{_typed(box, text)!r} is not a number from {shown(box.minimum())} to "
+                 f"{shown(box.maximum())}; it stays {shown(box.value())}")
 
 
 class _CancelWhenClosed(QObject):

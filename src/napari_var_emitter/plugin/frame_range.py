@@ -53,6 +53,9 @@ class FrameRange:
                                  f"{layer.name}; it is now on its last frame: press again to run on that one")
             return current, current + 1
         if self.mode.value == "range":
+            if self.first.value > self.last.value:
+                raise InputError(f"first frame {self.first.value} is after last frame {self.last.value}: make the "
+                                 "first frame the earlier one (both included)")
             if not 1 <= self.first.value <= self.last.value <= n_frames:
                 raise InputError(f"frames {self.first.value} to {self.last.value}: the stack has frames 1 to "
                                  f"{n_frames} (first frame and last frame, both included)")

@@ -207,8 +207,16 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self._schedule_preview()
 
     def _add_checkpoint(self, path) -> None:
-        if path and Path(path).is_file():
-            self.model.value = MODELS.add(path)
+        """A model file added is loaded first (into the one model cache): a damaged file or card is
+        said now and never offered (trying the plugin, one was listed and failed only at Predict)."""
+        if not (path and Path(path).is_file()):
+            return
+        try:
+            cached_model(path, "cpu")  # on the CPU: a device missing here is said at Predict, not of the file
+        except InputError as exc:
+            show_error(f"add model: {exc}")
+            return
+        self.model.value = MODELS.add(path)
 
     def _sigma_key(self, options: PredictOptions, layer, camera) -> tuple | None:
         """What the PSF sigma of a run is estimated once per: image, model and camera (None: the
@@ -463,8 +471,9 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if ended == "cancelled" and progress.total > 1:
             status += ("; Predict again with the same settings resumes" if progress.done
                        else "; nothing was saved")
+        whose = self._whose(run.image)  # said now only: what is kept in run.said is said with its stack chosen
         if kept is not None:  # the warnings under Run are those of the results in view
-            self.status.value = f"{status}; the last run's {len(kept.table()):,} localisations stay"
+            self.status.value = f"{whose}{status}; the last run's {len(kept.table()):,} localisations stay"
             self.warnings.value = kept.said[1]
             return
         warnings = run.envelope_warnings()
@@ -476,12 +485,19 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             if warning_kind(message) not in notified:
                 show_warning(message)
                 notified.add(warning_kind(message))
-        self.warnings.value = "\n".join(([self.sigma_line] if self.sigma_line else [])
-                                        + [f"⚠ {message}" for message in warnings])
-        self.status.value = status
-        run.said = status, self.warnings.value
+        said = "\n".join(([self.sigma_line] if self.sigma_line else []) + [f"⚠ {message}" for message in warnings])
+        self.warnings.value = f"of {whose.removesuffix(': ')}:\n{said}" if whose and said else said
+        self.status.value = whose + status
+        run.said = status, said
         if cautions:
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
+
+    def _whose(self, stack) -> str:
+        """"<stack> (closed): " or "<stack>: " where a run's results are of another stack than the
+        one chosen now (closed or switched during the run), else nothing."""
+        if stack is self.image.value:
+            return ""
+        return f"{stack.name}{' (closed)' if stack not in self.viewer.layers else ''}: "
 
     # ---- outputs --------------------------------------------------------------------------
     def _detections(self):
