@@ -1029,7 +1029,7 @@ def test_a_number_typed_is_taken_when_its_entry_ends_and_a_rejected_one_is_said(
     qtbot.keyClicks(box.lineEdit(), "-5")  # the box keeps "-", then takes no digit
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert fields["read_noise_e"].value == 1.0 and "read_noise_e" not in widget.camera_fields.shared.typed
-    assert said == ["read noise [e⁻ rms]: '-' is not a number from 0.000 to 1000.000; it stays 1.000"]
+    assert said == ["read noise [e⁻ rms]: 0.000 to 1000.000 only; '-' not taken, it stays 1.000"]
     assert "defaults (not entered yet): baseline [ADU], gain [e⁻/ADU], read noise [e⁻ rms]" in \
         widget.camera_fields.note.value
 
@@ -1049,7 +1049,7 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "95")  # where a user types: the box has the keyboard
-    assert said == ["quantum efficiency [0-1]: '9' is not a number from 0.010 to 1.000; it stays 1.000"]  # once
+    assert said == ["quantum efficiency [0-1]: 0.010 to 1.000 only; '9' not taken, it stays 1.000"]  # once
     assert box.lineEdit().text() == "1.000" and box.lineEdit().selectedText() == "1.000"  # put back, selected
     qtbot.keyClick(box, Qt.Key.Key_Backspace)  # a key taken: the next dropped one is said again
     qtbot.keyClicks(box, "9")
@@ -1072,7 +1072,7 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.lineEdit().selectAll()
     before = box.textFromValue(box.value())
     qtbot.keyClicks(box, "50000")
-    assert said == [f"pixel size [nm]: '50000' is not a number from 1.00 to 10000.00; it stays {before}"]
+    assert said == [f"pixel size [nm]: 1.00 to 10000.00 only; '50000' not taken, it stays {before}"]
     assert box.lineEdit().text() == before  # not 5000, which Return would have taken
     qtbot.keyClick(box, Qt.Key.Key_Escape)
     said.clear()
@@ -1098,7 +1098,7 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "150")
-    assert said == ["last frame (1-based): '150' is not a number from 1 to 100; it stays 100"]
+    assert said == ["last frame (1-based): 1 to 100 only; '150' not taken, it stays 100"]
     assert box.lineEdit().text() == "100"  # not 15: trying the plugin, 600 of 500 frames became 60 at Return
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert frames.last.value == 100 and len(said) == 1
@@ -1111,13 +1111,13 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "0")  # below the range, as a first digit may be
     qtbot.keyClick(box, Qt.Key.Key_Return)
-    assert said == ["first frame (1-based): '0' is not a number from 1 to 100; it stays 5"]
+    assert said == ["first frame (1-based): 1 to 100 only; '0' not taken, it stays 5"]
     assert frames.first.value == 5 and box.lineEdit().text() == "5"  # superqt's box would have made it 1
     for typed in ("x", "+"):
         said.clear()
         box.lineEdit().selectAll()
         qtbot.keyClicks(box, typed)
-        assert said == [f"first frame (1-based): '{typed}' is not a number from 1 to 100; it stays 5"]
+        assert said == [f"first frame (1-based): 1 to 100 only; '{typed}' not taken, it stays 5"]
         qtbot.keyClick(box, Qt.Key.Key_Return)  # the entry ends: the next key dropped is said again
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "-")  # superqt's box failed reading a lone minus at Return
@@ -1439,7 +1439,43 @@ def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.image.value is other
     assert widget.status.value.startswith("simulated SMLM stack (closed): done: 20 of 20 frame(s)"), widget.status.value
-    assert widget.warnings.value.startswith("of simulated SMLM stack (closed):\n⚠ median "), widget.warnings.value
+    assert widget.warnings.value.startswith("of simulated SMLM stack (closed):\n⚠ ") and "\n⚠ median " in \
+        widget.warnings.value, widget.warnings.value
+
+
+def test_a_stack_closed_while_its_psf_sigma_is_estimated_runs_nothing_on_another(qtbot, viewer, sample):
+    """Trying the plugin, the stack closed during the PSF sigma estimate had the run that followed
+    start on the other open stack, with the closed one's camera, without a word."""
+    image, _ = sample
+    widget = predict_widget.PredictWidget(viewer)
+    other = viewer.add_image(np.random.default_rng(3).poisson(120.0, (4, 32, 32)).astype(np.uint16), name="other")
+    widget.image.value = image
+    widget.start()  # the PSF sigma is estimated first (PSF σ 0)
+    assert widget.worker is not None and widget.status.value.startswith("estimating the PSF sigma")
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.wait(200)
+    assert widget.worker is None and widget.image.value is other and "other detections" not in viewer.layers
+    assert widget.status.value == ("simulated SMLM stack was closed while its PSF sigma was estimated: nothing was "
+                                   "run"), widget.status.value
+
+
+def test_the_camera_checked_on_the_frames_is_said_once_and_kept_under_run(qtbot, viewer, sample, tmp_path,
+                                                                         monkeypatch):
+    """Trying the plugin, a baseline too high was notified twice (again when the run started after
+    its PSF sigma estimate) and was missing from the warnings under Run."""
+    image, _ = sample
+    said = []
+    monkeypatch.setattr(predict_widget, "show_warning", said.append)
+    widget = predict_widget.PredictWidget(viewer)
+    widget.out_file.value = tmp_path / "run.csv"
+    fields = widget.camera_fields.fields
+    fields["baseline_adu"].value = float(np.median(image.data)) - 5  # just under most pixels: no refusal
+    _run(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.status.value.startswith("done"), timeout=60_000)
+    noise = [m for m in said if "frame-to-frame variance" in m]
+    assert len(noise) == 1 and "is likely too high" in noise[0]
+    assert f"⚠ {noise[0]}" in widget.warnings.value.splitlines()
 
 
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):

@@ -149,8 +149,8 @@ def _label(box: QAbstractSpinBox) -> str:
 def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
     """A notification that the box cannot take `text` (its row's label, its range, and the value it keeps)."""
     shown = box.textFromValue if hasattr(box, "textFromValue") else str
-    show_warning(f"{_label(box)}{_typed(box, text)!r} is not a number from {shown(box.minimum())} to "
-                 f"{shown(box.maximum())}; it stays {shown(box.value())}")
+    show_warning(f"{_label(box)}{shown(box.minimum())} to {shown(box.maximum())} only; {_typed(box, text)!r} not "
+                 f"taken, it stays {shown(box.value())}")
 
 
 class _CancelWhenClosed(QObject):

@@ -60,6 +60,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.viewer, self.layers, self.job_progress = viewer, None, None
         self.running_preview = False  # the job running is the live preview's
         self.said_no_maps: set[Path] = set()  # models told to make no per-scale maps (said once each)
+        # the camera checked on each stack's frames (id of its data, camera values) -> what was said: once
+        # each (a run that starts after its PSF sigma estimate said it again), and in the panel with the run's
+        self.camera_said: dict[tuple[int, str], list[str]] = {}
+        self.camera_lines: list[str] = []  # ... those of the run going on
         self.stack_job: StackJob | None = None  # a movie run's claim on its output, until its worker ends
         self.sigma_line = ""  # what the panel says of the running run's PSF sigma (estimated; "" when given)
         self.psf_sigmas: dict[tuple, tuple[PredictOptions, SigmaNote | None]] = {}  # _estimate_psf_sigma
@@ -226,13 +230,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         return id(layer.data), str(options.weights), repr(camera.to_dict())
 
     def _estimate_psf_sigma(self, key: tuple, first: int, options: PredictOptions, model, frames, camera,
-                            current_frame_only: bool, one_frame: bool) -> None:
+                            current_frame_only: bool, one_frame: bool, layer) -> None:
         """Estimate the run's PSF sigma off the GUI thread (the network on the first frames: many
-        seconds on a CPU), said once in a notification; then start the run it was for. An estimate
-        is kept for `key` (_sigma_key); where none could be made (no spot in those frames), only
-        for runs from the same first frame `first` (0-based): a run from other frames tries again.
-        The worker holds the widget weakly: a viewer closed meanwhile takes it away, and nothing
-        follows."""
+        seconds on a CPU), said once in a notification; then start the run it was for, on `layer`,
+        if that is still the stack chosen (trying the plugin, a stack closed meanwhile had the run
+        start on the other one, with its camera). An estimate is kept for `key` (_sigma_key); where
+        none could be made (no spot in those frames), only for runs from the same first frame
+        `first` (0-based): a run from other frames tries again. The worker holds the widget weakly:
+        a viewer closed meanwhile takes it away, and nothing follows."""
         widget = weakref.ref(self)
 
         def ended(status: str | None) -> PredictWidget | None:
@@ -256,7 +261,10 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
-                if not (current_frame_only and not this.preview.value):  # no preview once switched off
+                if this.image.value is not layer:  # closed, or another chosen, meanwhile: no run on another stack
+                    gone = "was closed" if layer not in this.viewer.layers else "is no longer the image chosen"
+                    this.status.value = f"{layer.name} {gone} while its PSF sigma was estimated: nothing was run"
+                elif not (current_frame_only and not this.preview.value):  # no preview once switched off
                     this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
@@ -368,13 +376,18 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             model, card = cached_model(options.weights, options.device)
             options.check_model(model.config)  # a 3-D model belongs in the 3-D widget
             movie = not current_frame_only and self.frames.value != "current frame"
+            self.camera_lines = []
             if movie:  # the CLI's checks of the camera on the data (not on every live-preview frame), first
-                for message in check_camera_on_frames(camera, frames):
-                    show_warning(message)
+                checked = (id(layer.data), repr(camera.to_dict()))
+                if checked not in self.camera_said:
+                    self.camera_said[checked] = check_camera_on_frames(camera, frames)
+                    for message in self.camera_said[checked]:
+                        show_warning(message)
+                self.camera_lines = self.camera_said[checked]
             key = self._sigma_key(options, layer, camera)
             if key is not None and self._known_sigma(key, first) is None:  # estimated first, then this run starts
                 self._estimate_psf_sigma(key, first, options, model, frames[first:stop if movie else None], camera,
-                                         current_frame_only, one_frame=not movie)
+                                         current_frame_only, one_frame=not movie, layer=layer)
                 return
             options, sigma_line = self._with_psf_sigma(options, key, first)
             job = None
@@ -476,12 +489,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             self.status.value = f"{whose}{status}; the last run's {len(kept.table()):,} localisations stay"
             self.warnings.value = kept.said[1]
             return
-        warnings = run.envelope_warnings()
+        measured = run.envelope_warnings()
+        warnings = self.camera_lines + measured  # the camera's checks on the frames (notified at the start) first
         cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
         if cautions:
             status += f"; {cautions} warning(s) under Run"
         notified = self.shown_warnings.setdefault(id(run.image.data), set())
-        for message in warnings:  # a notification once per image; the panel holds the last run's, in full
+        for message in measured:  # a notification once per image; the panel holds the last run's, in full
             if warning_kind(message) not in notified:
                 show_warning(message)
                 notified.add(warning_kind(message))
