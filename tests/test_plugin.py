@@ -1457,7 +1457,12 @@ def test_a_stack_closed_while_its_psf_sigma_is_estimated_runs_nothing_on_another
     qtbot.wait(200)
     assert widget.worker is None and widget.image.value is other and "other detections" not in viewer.layers
     assert widget.status.value == ("simulated SMLM stack was closed while its PSF sigma was estimated: nothing was "
-                                   "run"), widget.status.value
+                                   "run; now on other"), widget.status.value
+    assert "PSF sigma" not in widget.warnings.value  # nothing of the closed stack's estimate in the panel
+    widget.start()  # the other stack's own run: its own estimate (the closed stack's id may be reused)
+    assert widget.worker is not None
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
 
 
 def test_the_camera_checked_on_the_frames_is_said_once_and_kept_under_run(qtbot, viewer, sample, tmp_path,
@@ -1475,7 +1480,10 @@ def test_the_camera_checked_on_the_frames_is_said_once_and_kept_under_run(qtbot,
     qtbot.waitUntil(lambda: widget.status.value.startswith("done"), timeout=60_000)
     noise = [m for m in said if "frame-to-frame variance" in m]
     assert len(noise) == 1 and "is likely too high" in noise[0]
-    assert f"⚠ {noise[0]}" in widget.warnings.value.splitlines()
+    panel = widget.warnings.value.splitlines()
+    cautions = [line for line in panel if line.startswith("⚠")]
+    assert cautions[0] == f"⚠ {noise[0]}"  # the camera's check first among the warnings, and counted
+    assert f"; {len(cautions)} warning(s) under Run" in widget.status.value, widget.status.value
 
 
 def test_a_stack_placed_in_nm_by_its_run_is_viewed_alone_not_with_the_dataset_before_it(qtbot, viewer, errors):

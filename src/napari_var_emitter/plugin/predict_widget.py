@@ -163,6 +163,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         now (shown alone: what was made of the closed one is hidden); with no stack left to choose,
         the last run's status and warnings go (the choice goes to none without a word)."""
         closed = event.value if event.value is self.image.value else None
+        self._forget_data(id(event.value.data))
         self.image.reset_choices()
         if self.image.value is None:
             self._forget_last_run()
@@ -170,6 +171,15 @@ class PredictWidget(ScrollingDock, JobControls, Container):
             shown = self.status.value
             self.status.value = f"{closed.name} was closed; now on {self.image.value.name}" + (
                 f". {shown}" if shown else "")
+
+    def _forget_data(self, data_id: int) -> None:
+        """What is kept per stack by the id of its data (its PSF sigma, the camera checked on it, the
+        warnings notified) goes with the stack: Python gives a later stack the id again (a review
+        found it in 10 of 20 tries), which would then get the closed one's."""
+        for cache in (self.psf_sigmas, self.camera_said):
+            for key in [key for key in cache if key[0] == data_id]:
+                del cache[key]
+        self.shown_warnings.pop(data_id, None)
 
     def _layer_added(self, event) -> None:
         """A stack the user opens becomes the one to predict on (Predict right after opening a
@@ -258,13 +268,18 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 return
             this = ended("")
             if this is not None:
+                if this.image.value is not layer:  # closed, or another chosen, meanwhile: no run on another stack
+                    gone = "was closed" if layer not in this.viewer.layers else "is no longer the image chosen"
+                    now = f"; now on {this.image.value.name}" if this.image.value is not None else ""
+                    this.status.value = f"{layer.name} {gone} while its PSF sigma was estimated: nothing was run{now}"
+                    this.warnings.value = this._said_of_results()[1]
+                    if layer in this.viewer.layers:  # kept for it (not said now: it would read as the other's)
+                        this.psf_sigmas[key if result[0].refine else (*key, first)] = result
+                    return
                 this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
-                if this.image.value is not layer:  # closed, or another chosen, meanwhile: no run on another stack
-                    gone = "was closed" if layer not in this.viewer.layers else "is no longer the image chosen"
-                    this.status.value = f"{layer.name} {gone} while its PSF sigma was estimated: nothing was run"
-                elif not (current_frame_only and not this.preview.value):  # no preview once switched off
+                if not (current_frame_only and not this.preview.value):  # no preview once switched off
                     this.start(current_frame_only)
 
         def failed(exc: Exception) -> None:
