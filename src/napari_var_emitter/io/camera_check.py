@@ -95,9 +95,8 @@ def noise_ratio(camera: Camera, frames_adu) -> tuple[float, float] | None:
     reads a spread finer than one ADU. Frames of one value everywhere are left out. None where
     fewer than MIN_DIFFERENCES pixel differences remain."""
     n = len(frames_adu)
-    height, width = frames_adu.shape[-2:]
-    rows = slice(max((height - WINDOW_PX) // 2, 0), max((height - WINDOW_PX) // 2, 0) + WINDOW_PX)
-    cols = slice(max((width - WINDOW_PX) // 2, 0), max((width - WINDOW_PX) // 2, 0) + WINDOW_PX)
+    top, left = (max((size - WINDOW_PX) // 2, 0) for size in frames_adu.shape[-2:])
+    rows, cols = slice(top, top + WINDOW_PX), slice(left, left + WINDOW_PX)
     rng = np.random.default_rng(0)
     per_photon = camera.em_gain * camera.qe  # electrons at the output per photon
     if camera.variance_map is not None:

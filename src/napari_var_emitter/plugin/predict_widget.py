@@ -268,15 +268,14 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 return
             this = ended("")
             if this is not None:
+                if layer in this.viewer.layers:  # not for a stack closed meanwhile: its id may go to the next
+                    this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if this.image.value is not layer:  # closed, or another chosen, meanwhile: no run on another stack
                     gone = "was closed" if layer not in this.viewer.layers else "is no longer the image chosen"
                     now = f"; now on {this.image.value.name}" if this.image.value is not None else ""
                     this.status.value = f"{layer.name} {gone} while its PSF sigma was estimated: nothing was run{now}"
-                    this.warnings.value = this._said_of_results()[1]
-                    if layer in this.viewer.layers:  # kept for it (not said now: it would read as the other's)
-                        this.psf_sigmas[key if result[0].refine else (*key, first)] = result
+                    this.warnings.value = this._said_of_results()[1]  # its note unsaid: it would read as the other's
                     return
-                this.psf_sigmas[key if result[0].refine else (*key, first)] = result
                 if result[1] is not None:
                     (show_warning if result[1].caution else show_info)(result[1].text)
                 if not (current_frame_only and not this.preview.value):  # no preview once switched off
@@ -499,7 +498,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if ended == "cancelled" and progress.total > 1:
             status += ("; Predict again with the same settings resumes" if progress.done
                        else "; nothing was saved")
-        whose = self._whose(run.image)  # said now only: what is kept in run.said is said with its stack chosen
+        other = self._other_stack(run.image)  # said now only: what is kept in run.said is said with its stack chosen
+        whose = f"{other}: " if other else ""
         if kept is not None:  # the warnings under Run are those of the results in view
             self.status.value = f"{whose}{status}; the last run's {len(kept.table()):,} localisations stay"
             self.warnings.value = kept.said[1]
@@ -515,18 +515,18 @@ class PredictWidget(ScrollingDock, JobControls, Container):
                 show_warning(message)
                 notified.add(warning_kind(message))
         said = "\n".join(([self.sigma_line] if self.sigma_line else []) + [f"⚠ {message}" for message in warnings])
-        self.warnings.value = f"of {whose.removesuffix(': ')}:\n{said}" if whose and said else said
+        self.warnings.value = f"of {other}:\n{said}" if other and said else said
         self.status.value = whose + status
         run.said = status, said
         if cautions:
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
 
-    def _whose(self, stack) -> str:
-        """"<stack> (closed): " or "<stack>: " where a run's results are of another stack than the
-        one chosen now (closed or switched during the run), else nothing."""
+    def _other_stack(self, stack) -> str:
+        """"<stack> (closed)" or "<stack>" where a run's results are of another stack than the one
+        chosen now (closed or switched during the run), else nothing."""
         if stack is self.image.value:
             return ""
-        return f"{stack.name}{' (closed)' if stack not in self.viewer.layers else ''}: "
+        return f"{stack.name}{' (closed)' if stack not in self.viewer.layers else ''}"
 
     # ---- outputs --------------------------------------------------------------------------
     def _detections(self):
