@@ -2,6 +2,8 @@
 simulator's blinking fluorophores (simulate/localizations.py), whose truth is known. The seeds
 here were not used to choose any default (those were chosen on seeds 1-41)."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,6 +70,37 @@ def test_fiducials_give_the_drift():
     drift = fiducial_drift(table, beads + true_T2.mean(0), radius_nm=400)
     residual = drift.drift_nm_T2 - true_T2
     assert _rms_nm(residual - residual.mean(0)) <= 3.0
+
+
+def test_rcc_says_how_far_its_segments_agree_and_refuses_segments_that_disagree():
+    """Sparse filaments (0.1 /µm²): segments of ~300 localisations give noise for drift (~100 nm
+    off on our tables) and are refused; the automatic length (~2,000 each) is accepted and right."""
+    config = SimulationConfig(frame_size=(64, 64), n_frames=4000, density_per_um2=0.1,
+                              structure=StructureConfig(kind="filaments"))
+    rng = np.random.default_rng(106)
+    true_T2 = drift_trajectory(config.n_frames, rng, total_nm=300.0)
+    locs, _ = simulate_localizations(config, rng, true_T2)
+    before = locs.copy()
+    with pytest.raises(InputError, match=r"RCC could not measure the drift: \d+ segments of 75 frames .* disagree by "
+                                         r"±[\d.]+ nm \(at most 5 nm .*set a longer segment length"):
+        rcc_drift(locs, 75)
+    drift = rcc_drift(locs)
+    assert drift.segment_frames > 300 and drift.disagreement_nm <= 5.0
+    residual = drift.drift_nm_T2 - true_T2
+    assert _rms_nm(residual - residual.mean(0)) <= 10.0
+    pd.testing.assert_frame_equal(locs, before)
+
+
+def test_rcc_refuses_molecules_no_two_segments_share_after_trying_longer_segments():
+    """Uniform molecules that blink in one stretch only: no structure for the segments to share."""
+    config = SimulationConfig(frame_size=(64, 64), n_frames=2000, density_per_um2=0.5)
+    locs, _ = simulate_localizations(config, np.random.default_rng(107))
+    with pytest.raises(InputError, match=r"could not measure the drift at any segment length from (\d+) to "
+                                         r"(\d+) frames; at best .*: use fiducials") as caught:
+        rcc_drift(locs)
+    first, last = (int(v.replace(",", "")) for v in
+                   re.search(r"from ([\d,]+) to ([\d,]+)", str(caught.value)).groups())
+    assert last >= 4 * first
 
 
 def test_rcc_refuses_too_few_frames_clearly():

@@ -1,6 +1,7 @@
 """The analysis commands end to end: files in, files out, clear errors that write nothing."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ def test_drift_writes_the_corrected_table_trajectory_and_plot(drifted_csv, tmp_p
     shift = corrected[["x_nm", "y_nm"]].to_numpy() - original[["x_nm", "y_nm"]].to_numpy()
     np.testing.assert_allclose(-shift, trajectory[["dx [nm]", "dy [nm]"]].to_numpy()[original["frame"]], atol=1e-2)
     assert (tmp_path / "drift.png").stat().st_size > 10_000
-    assert "trajectory" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert re.search(r"\(RCC: \d+ segments of \d+ frames, agreeing to ±[\d.]+ nm\)\ncorrected: .*\ntrajectory: ",
+                     printed), printed
 
 
 def test_merge_round_trips_first_and_last_frames(drifted_csv, tmp_path):

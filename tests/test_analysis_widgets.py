@@ -1,6 +1,8 @@
 """The analysis widgets in a real napari viewer (Xvfb), on simulated tables opened as a user
 would (our CSV through the plugin's reader)."""
 
+import re
+
 import numpy as np
 from matplotlib.colors import to_rgba
 import pandas as pd
@@ -50,7 +52,9 @@ def test_drift_widget_adds_a_corrected_layer_and_saves(qtbot, viewer, points, dr
     _run(qtbot, widget)
     corrected = viewer.layers[f"{points.name} drift-corrected"]
     assert corrected.visible and not points.visible  # not every ring drawn twice
-    assert widget.status.value.endswith(f"(corrected layer added; {points.name} hidden (tick its eye to compare))")
+    assert re.fullmatch(r"drift over 3,000 frames: x [\d.]+ nm, y [\d.]+ nm \(RCC: \d+ segments of \d+ frames, "
+                        rf"agreeing to ±[\d.]+ nm\); corrected layer added; {points.name} hidden \(tick its eye to "
+                        r"compare\)", widget.status.value), widget.status.value
     estimated = widget.result[0].drift_nm_T2
     residual = estimated - drifted[1]
     assert np.sqrt(np.mean(np.sum((residual - residual.mean(0)) ** 2, axis=1))) < 5.0
@@ -188,7 +192,9 @@ def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path
     def dataset(name: str, seed: int):
         image = viewer.add_image(np.zeros((50, 32, 32), np.uint16), name=name)
         table = pd.DataFrame({"frame": np.repeat(np.arange(50), 60), "photons": 1000.0, "uncertainty_nm": 10.0})
-        table[["x_nm", "y_nm"]] = np.random.default_rng(seed).uniform(0, 3200, (len(table), 2))
+        rng = np.random.default_rng(seed)
+        sites_nm = rng.uniform(0, 3200, (200, 2))  # molecules seen again and again: what RCC correlates
+        table[["x_nm", "y_nm"]] = sites_nm[rng.integers(0, 200, len(table))] + rng.normal(0, 10, (len(table), 2))
         points = viewer.add_points(table[["frame", "y_nm", "x_nm"]].to_numpy(float), name=f"{name} detections",
                                    features=layer_features(table), metadata={TAG: {"role": "detections",
                                                                                    "source": name}})

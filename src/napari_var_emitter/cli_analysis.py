@@ -124,9 +124,7 @@ def _drift(args) -> int:
     write_drift_csv(trajectory, drift)
     if args.plot:
         _save_plot(draw_drift, args.plot, drift)
-    span = np.ptp(drift.drift_nm_T2, axis=0)
-    print(f"drift over {len(drift.drift_nm_T2)} frames ({drift.method}): range x {span[0]:.1f} nm, "
-          f"y {span[1]:.1f} nm\ncorrected: {args.out}\ntrajectory: {trajectory}")
+    print(f"{drift.summary()}\ncorrected: {args.out}\ntrajectory: {trajectory}")
     return 0
 
 

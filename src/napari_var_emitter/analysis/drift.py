@@ -27,17 +27,34 @@ AUTO_SEGMENTS = 20  # the automatic segment length cuts the movie into this many
 AUTO_LOCS_PER_SEGMENT = 2000  # ... unless that leaves fewer localisations than this in each
 MAX_IMAGE_PX = 2048  # segment images are at most this wide; the render pixel grows for wide fields
 MIN_LOCS_PER_SEGMENT = 50
+MAX_DISAGREEMENT_NM = 5.0  # RCC refuses segments that disagree by more (benchmarks/drift_reliability.py)
 
 
 @dataclasses.dataclass(frozen=True)
 class Drift:
     """Drift per frame (T, 2) in nm, and the points it was interpolated from: per-segment (or
-    per-frame for fiducials) estimates at `anchor_frames` (S,) with `anchor_nm_S2`."""
+    per-frame for fiducials) estimates at `anchor_frames` (S,) with `anchor_nm_S2`. RCC also gives
+    its `segment_frames` and `disagreement_nm`: how far the segments' pairwise shifts scatter about
+    the solved drift (per axis, 1.4826 × their median |misfit|, over √S), a lower bound on the
+    drift's error (1.1–6 times it on our tables, benchmarks/drift_reliability.py); NaN where it cannot be
+    measured (fiducials, 2 segments)."""
 
     drift_nm_T2: np.ndarray
     anchor_frames: np.ndarray
     anchor_nm_S2: np.ndarray
     method: str
+    segment_frames: int = 0
+    disagreement_nm: float = float("nan")
+
+    def summary(self) -> str:
+        """One line for the user: the drift's range and where it came from."""
+        span = np.ptp(self.drift_nm_T2, axis=0)
+        line = f"drift over {len(self.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm"
+        if self.method != "rcc":
+            return line + f" (from {len(self.anchor_frames):,} frames with fiducials)"
+        agreement = ("2 segments, not checked" if np.isnan(self.disagreement_nm)
+                     else f"agreeing to ±{self.disagreement_nm:.1f} nm")
+        return line + f" (RCC: {len(self.anchor_frames)} segments of {self.segment_frames:,} frames, {agreement})"
 
     def table(self) -> pd.DataFrame:
         """(frame, dx_nm, dy_nm), frames 0-based."""
@@ -55,23 +72,62 @@ def auto_segment_frames(table: pd.DataFrame) -> int:
 
 def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: float = 20.0,
               max_drift_nm: float = 1000.0) -> Drift:
-    """RCC: render each segment of `segment_frames` frames (None: auto_segment_frames) at `pixel_nm` (blurred by the
-    median uncertainty), cross-correlate every pair, fit each peak to sub-pixel, solve the
-    segment drifts by least squares over all pairs (pairs that disagree with the solution by
-    more than 3x the median misfit, and by over a pixel, are dropped once), then interpolate a
-    cubic spline through the segment centres to every frame."""
+    """RCC: render each segment of `segment_frames` frames at `pixel_nm` (blurred by the median
+    uncertainty), cross-correlate every pair, fit each peak to sub-pixel, solve the segment drifts
+    by least squares over all pairs (pairs that disagree with the solution by more than 3x the
+    median misfit, and by over a pixel, are dropped once), then interpolate a cubic spline through
+    the segment centres to every frame. A drift whose segments disagree by more than
+    MAX_DISAGREEMENT_NM is refused. With `segment_frames` None, auto_segment_frames first, then
+    twice, four times ... as long, while there are at least 3 segments: the first that agrees."""
     check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
+    if segment_frames is not None:
+        drift = _rcc_segments(table, segment_frames, pixel_nm, max_drift_nm)
+        if drift.disagreement_nm > MAX_DISAGREEMENT_NM:
+            raise InputError(f"RCC could not measure the drift: {_disagreement_words(drift, table)}; set a longer "
+                             "segment length (or leave it to the automatic one, which tries longer ones), or use "
+                             "fiducials")
+        return drift
     n_frames = int(table["frame"].max()) + 1
-    automatic = segment_frames is None
-    segment_frames = auto_segment_frames(table) if automatic else segment_frames
-    if segment_frames < 1:
-        raise InputError("the segment length must be at least 1 frame")
-    edges = _segment_edges(n_frames, segment_frames)
-    if len(edges) < 3 and automatic:
+    first = auto_segment_frames(table)
+    if len(_segment_edges(n_frames, first)) < 3:
         raise InputError(f"too few localisations for RCC: {len(table):,} in {n_frames:,} frames, and RCC needs at "
                          f"least 2 segments of frames with about {AUTO_LOCS_PER_SEGMENT:,} each; use fiducials, "
                          "or set a shorter segment length (at least "
                          f"{MIN_LOCS_PER_SEGMENT} localisations in each)")
+    tried, length = [], first
+    while True:
+        try:
+            drift = _rcc_segments(table, length, pixel_nm, max_drift_nm)
+        except InputError:  # a segment too sparse: longer ones hold more
+            drift = None
+        if drift is not None and not drift.disagreement_nm > MAX_DISAGREEMENT_NM:  # NaN (2 segments): unchecked
+            return drift
+        tried += [drift] if drift is not None else []
+        length *= 2
+        if len(_segment_edges(n_frames, length)) < 4:  # fewer than 3 segments cannot be checked
+            break
+    if not tried:
+        raise InputError(f"too few localisations for RCC: a segment of {first:,} frames or longer holds fewer than "
+                         f"{MIN_LOCS_PER_SEGMENT}; use fiducials")
+    best = min(tried, key=lambda d: d.disagreement_nm)
+    raise InputError(f"RCC could not measure the drift at any segment length from {first:,} to "
+                     f"{tried[-1].segment_frames:,} frames; at best {_disagreement_words(best, table)}. The segments "
+                     "share too little structure (each molecule seen in few of them): use fiducials")
+
+
+def _disagreement_words(drift: Drift, table: pd.DataFrame) -> str:
+    n_segments = len(drift.anchor_frames)
+    return (f"{n_segments} segments of {drift.segment_frames:,} frames (about {len(table) // n_segments:,} "
+            f"localisations each) disagree by ±{drift.disagreement_nm:.1f} nm (at most {MAX_DISAGREEMENT_NM:g} nm "
+            "is accepted)")
+
+
+def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max_drift_nm: float) -> Drift:
+    """RCC (see rcc_drift) with segments of `segment_frames` frames, without the agreement check."""
+    n_frames = int(table["frame"].max()) + 1
+    if segment_frames < 1:
+        raise InputError("the segment length must be at least 1 frame")
+    edges = _segment_edges(n_frames, segment_frames)
     if len(edges) < 3:
         raise InputError(f"too few frames for RCC: the {n_frames:,} frames make one segment of {segment_frames:,} "
                          "frames, and RCC needs at least 2: set a shorter segment length, or use fiducials")
@@ -94,12 +150,14 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     pairs = list(combinations(range(len(spectra)), 2))
     shifts_nm = np.array([_peak_shift(spectra[i], spectra[j], side, max_drift_nm / pixel_nm) for i, j in pairs])
     shifts_nm *= pixel_nm
-    segment_nm = _solve_pairs(pairs, shifts_nm, len(spectra), outlier_nm=pixel_nm)
+    segment_nm, misfit_nm_P2 = _solve_pairs(pairs, shifts_nm, len(spectra), outlier_nm=pixel_nm)
     frames = table["frame"].to_numpy()
     centres = np.array([frames[segment == s].mean() for s in range(len(spectra))])
     drift = _interpolate(centres, segment_nm, n_frames)
     offset = drift.mean(0)
-    return Drift(drift - offset, centres, segment_nm - offset, "rcc")
+    disagreement = (1.4826 * float(np.median(np.abs(misfit_nm_P2))) / np.sqrt(len(spectra)) if len(spectra) > 2
+                    else float("nan"))
+    return Drift(drift - offset, centres, segment_nm - offset, "rcc", segment_frames, disagreement)
 
 
 def _segment_edges(n_frames: int, segment_frames: int) -> np.ndarray:
@@ -136,8 +194,9 @@ def _peak_shift(spectrum_a, spectrum_b, side: int, max_shift_px: float) -> np.nd
     return np.array([dx, dy])
 
 
-def _solve_pairs(pairs, shifts_nm_P2: np.ndarray, n: int, outlier_nm: float) -> np.ndarray:
-    """Segment drifts (n, 2), segment 0 at 0, from pairwise shifts d_j − d_i by least squares."""
+def _solve_pairs(pairs, shifts_nm_P2: np.ndarray, n: int, outlier_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Segment drifts (n, 2), segment 0 at 0, from pairwise shifts d_j − d_i by least squares, and
+    every pair's misfit to them (P, 2) nm."""
     design = np.zeros((len(pairs), n))
     for row, (i, j) in enumerate(pairs):
         design[row, i], design[row, j] = -1.0, 1.0
@@ -151,7 +210,7 @@ def _solve_pairs(pairs, shifts_nm_P2: np.ndarray, n: int, outlier_nm: float) -> 
         if trial.all() or np.linalg.matrix_rank(design[trial][:, 1:]) < n - 1:
             break
         keep = trial
-    return drift
+    return drift, design @ drift - shifts_nm_P2
 
 
 def _interpolate(anchor_frames: np.ndarray, anchor_nm: np.ndarray, n_frames: int) -> np.ndarray:

@@ -245,9 +245,7 @@ class DriftWidget(AnalysisWidget):
     def show(self, result, source: str) -> str:
         drift, corrected = result
         hidden = self.add_points(corrected, f"{source} drift-corrected", "drift-corrected", source)
-        span = np.ptp(drift.drift_nm_T2, axis=0)
-        return (f"drift over {len(drift.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm "
-                f"(corrected layer added{hidden})")
+        return f"{drift.summary()}; corrected layer added{hidden}"
 
     def draw(self, figure, result, colours) -> None:
         draw_drift(figure, result[0], colours)
