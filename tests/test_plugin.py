@@ -1123,6 +1123,12 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     qtbot.keyClicks(box, "-")  # superqt's box failed reading a lone minus at Return
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert frames.first.value == 5
+    said.clear()
+    box.lineEdit().selectAll()
+    qtbot.keyClick(box, Qt.Key.Key_Backspace)
+    qtbot.keyClick(box, Qt.Key.Key_Return)  # said "'' not taken" (a new user's trial)
+    assert said == ["first frame (1-based): 1 to 100 only; an empty box is not a number, it stays 5"]
+    assert frames.first.value == 5 and box.lineEdit().text() == "5"
     frames.mode.value, frames.first.value, frames.last.value = "range", 60, 5
     with pytest.raises(InputError, match="first frame 60 is after last frame 5"):
         frames.span(viewer.layers["movie"], 100)

@@ -84,6 +84,21 @@ def read_card(weights: str | Path) -> tuple[ModelConfig, dict]:
     return config, meta.get("card", {})
 
 
+def _misfits(expected: dict, found: dict) -> str:
+    """How the tensors `found` in a file differ from those an architecture `expected`, in a few
+    words with one example of each kind; empty when they fit."""
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    reshaped = [name for name in expected if name in found and found[name].shape != expected[name].shape]
+    words = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
+    words += [f"{len(extra)} not in it (e.g. {extra[0]})"] if extra else []
+    if reshaped:
+        name = reshaped[0]
+        words.append(f"{len(reshaped)} of another shape (e.g. {name}: {tuple(found[name].shape)} in the file, "
+                     f"{tuple(expected[name].shape)} in the architecture)")
+    return "; ".join(words)
+
+
 def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[VAREmitterPredictor, dict]:
     """Load a model (the bundled one when `weights` is None). Every problem is an InputError."""
     weights = Path(weights) if weights is not None else BUNDLED
@@ -94,12 +109,11 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> tuple[
         state = safetensors.torch.load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise InputError(f"{weights}: damaged or not a safetensors file ({exc})") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
-        raise InputError(f"{weights}: weights do not fit the architecture in {meta_path.name}: "
-                         + " ".join(first)) from exc
+    misfits = _misfits(model.state_dict(), state)
+    if misfits:
+        raise InputError(f"{weights}: weights do not fit the architecture in {meta_path.name} ({misfits}); a "
+                         "model is its .safetensors with the .json its training wrote beside it")
+    model.load_state_dict(state, strict=True)
     broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
     if broken:
         raise InputError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or inf (e.g. {broken[0]}): the file "

@@ -149,8 +149,10 @@ def _label(box: QAbstractSpinBox) -> str:
 def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
     """A notification that the box cannot take `text` (its row's label, its range, and the value it keeps)."""
     shown = box.textFromValue if hasattr(box, "textFromValue") else str
-    show_warning(f"{_label(box)}{shown(box.minimum())} to {shown(box.maximum())} only; {_typed(box, text)!r} not "
-                 f"taken, it stays {shown(box.value())}")
+    typed = _typed(box, text)
+    what = f"{typed!r} not taken" if typed else "an empty box is not a number"
+    show_warning(f"{_label(box)}{shown(box.minimum())} to {shown(box.maximum())} only; {what}, it stays "
+                 f"{shown(box.value())}")
 
 
 class _CancelWhenClosed(QObject):
