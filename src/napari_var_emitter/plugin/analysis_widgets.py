@@ -18,7 +18,8 @@ from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
-from ..analysis.drift import apply_drift, drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv
+from ..analysis.drift import (MAX_DISAGREEMENT_NM, apply_drift, drift_csv_path, fiducial_drift, rcc_drift,
+                              write_drift_csv)
 from ..analysis.merge import merge_blinks
 from ..analysis.plots import Colours, draw_drift, draw_resolution, draw_stats
 from ..analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
@@ -205,7 +206,8 @@ class DriftWidget(AnalysisWidget):
                                "you mark in the layer below")
         self.segment_frames = SpinBox(label="segment [frames] (0: auto)", value=0, min=0, max=1_000_000,
                                       tooltip="Frames per RCC segment; 0: automatic (the movie in 20 segments, "
-                                      "longer if one would hold fewer than 2,000 localisations)")
+                                      "longer if one would hold fewer than 2,000 localisations, and longer "
+                                      f"again while the segments disagree by over {MAX_DISAGREEMENT_NM:g} nm)")
         self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
                                   tooltip="A Points layer whose points you placed on the fiducials (nm world)",
                                   visible=False, nullable=True, value=None)
