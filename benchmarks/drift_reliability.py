@@ -68,7 +68,7 @@ def main() -> None:
                     rows.append(f"{length} fr ±{drift.disagreement_nm:.1f} → {error:.1f} nm{verdict}")
                 try:
                     drift = rcc_drift(locs)
-                    automatic = (f"auto {drift.segment_frames} fr (first {auto_segment_frames(locs)}) "
+                    automatic = (f"auto {drift.segment_words()} (first {auto_segment_frames(locs)}) "
                                  f"±{drift.disagreement_nm:.1f} → {error_nm(drift.drift_nm_T2, true_T2):.1f} nm")
                 except InputError:
                     automatic = "auto REFUSED"

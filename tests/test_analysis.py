@@ -81,11 +81,11 @@ def test_rcc_says_how_far_its_segments_agree_and_refuses_segments_that_disagree(
     true_T2 = drift_trajectory(config.n_frames, rng, total_nm=300.0)
     locs, _ = simulate_localizations(config, rng, true_T2)
     before = locs.copy()
-    with pytest.raises(InputError, match=r"RCC could not measure the drift: \d+ segments of 75 frames .* disagree by "
+    with pytest.raises(InputError, match=r"RCC could not measure the drift: \d+ segments of 75(–76)? frames .* disagree by "
                                          r"±[\d.]+ nm \(at most 5 nm .*set a longer segment length"):
         rcc_drift(locs, 75)
     drift = rcc_drift(locs)
-    assert drift.segment_frames > 300 and drift.disagreement_nm <= 5.0
+    assert np.diff(drift.segment_edges).min() > 300 and drift.disagreement_nm <= 5.0
     residual = drift.drift_nm_T2 - true_T2
     assert _rms_nm(residual - residual.mean(0)) <= 10.0
     pd.testing.assert_frame_equal(locs, before)
@@ -95,19 +95,32 @@ def test_rcc_refuses_molecules_no_two_segments_share_after_trying_longer_segment
     """Uniform molecules that blink in one stretch only: no structure for the segments to share."""
     config = SimulationConfig(frame_size=(64, 64), n_frames=2000, density_per_um2=0.5)
     locs, _ = simulate_localizations(config, np.random.default_rng(107))
-    with pytest.raises(InputError, match=r"could not measure the drift at any segment length from (\d+) to "
-                                         r"(\d+) frames; at best .*: use fiducials") as caught:
+    with pytest.raises(InputError, match=r"could not measure the drift with segments from (\d+) to "
+                                         r"(\d+) frames long; at best .*: use fiducials") as caught:
         rcc_drift(locs)
     first, last = (int(v.replace(",", "")) for v in
                    re.search(r"from ([\d,]+) to ([\d,]+)", str(caught.value)).groups())
     assert last >= 4 * first
 
 
-def test_rcc_refuses_too_few_frames_clearly():
-    locs, _ = simulate_localizations(SimulationConfig(frame_size=(64, 64), n_frames=11, density_per_um2=2.0),
-                                     np.random.default_rng(105))
-    with pytest.raises(InputError, match="too few localisations for RCC: .* set a shorter segment length"):
-        rcc_drift(locs)
+def test_rcc_refuses_what_it_cannot_measure_and_check_clearly():
+    """RCC needs 3 segments (2 give one shift, nothing to check it against) of 50 localisations or
+    more: a new user's 30 localisations were told to set a shorter segment length by one message
+    and a longer one by the other; a 2-segment drift was applied unchecked."""
+    sparse, _ = simulate_localizations(SimulationConfig(frame_size=(32, 32), n_frames=100, density_per_um2=0.05),
+                                       np.random.default_rng(105))
+    assert len(sparse) < 150
+    for segment_frames in (None, 10):
+        with pytest.raises(InputError, match=rf"too few localisations for RCC: {len(sparse)} in \d+ frames, and RCC "
+                                             r"needs at least 3 segments .* use fiducials$"):
+            rcc_drift(sparse, segment_frames)
+    locs, _ = simulate_localizations(FILAMENTS, np.random.default_rng(108))
+    with pytest.raises(InputError, match=r"too few segments for RCC: the 10,000 frames make 2 of 4,000 frames, and "
+                                         r"RCC needs at least 3 .* at most 3,333 frames"):
+        rcc_drift(locs, 4000)
+    drift = rcc_drift(locs, 3000)  # 3 segments of 3,333-3,334 frames
+    assert drift.summary().endswith("(RCC: 3 segments of 3,333–3,334 frames, agreeing to "
+                                    f"±{drift.disagreement_nm:.1f} nm)")
 
 
 def _purity_completeness(group: np.ndarray, event: np.ndarray) -> tuple[float, float]:

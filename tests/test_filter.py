@@ -77,6 +77,27 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert points.shown.all()
 
 
+def test_a_filter_box_names_its_column_when_it_cannot_take_a_key(make_napari_viewer, tmp_path, qtbot, monkeypatch):
+    """Trying the plugin, a letter in a range's upper box was said as "to: -1.000 to 30.792 only; 'a'
+    not taken": neither which column nor why."""
+    from napari_var_emitter.plugin import dock
+    from napari_var_emitter.plugin.filter_widget import COLUMNS, FilterWidget
+
+    said = []
+    monkeypatch.setattr(dock, "show_warning", said.append)
+    viewer = make_napari_viewer()
+    source = tmp_path / "locs.csv"
+    write_localizations_csv(source, TABLE)
+    viewer.open(str(source), plugin="napari-var-emitter")
+    widget = FilterWidget(viewer)
+    widget.show()
+    box = widget.ranges["uncertainty_nm"][1].native
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "a")
+    assert said == [f"{COLUMNS['uncertainty_nm']} to: 'a' is not a number; it stays {box.textFromValue(box.value())}"]
+
+
 def test_filter_widget_keeps_every_point_until_a_range_is_narrowed(make_napari_viewer, tmp_path):
     """Values with more decimals than the boxes show (and than 6 significant digits) are kept at
     the start: the boxes round outward."""

@@ -1079,6 +1079,13 @@ def test_a_key_the_number_box_drops_is_said(qtbot, viewer, monkeypatch):
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "160")  # keys it takes are not said
     assert not said
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "16O")  # a letter O for a zero: the box's value is put back ...
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert said == [f"pixel size [nm]: '16O' is not a number; it stays {before}"]  # not its range
+    assert box.lineEdit().text() == before
+    assert "pixel_size_nm" not in widget.camera_fields.shared.entered()  # ... and is not the user's entry (it was)
 
 
 def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
@@ -1113,11 +1120,11 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert said == ["first frame (1-based): 1 to 100 only; '0' not taken, it stays 5"]
     assert frames.first.value == 5 and box.lineEdit().text() == "5"  # superqt's box would have made it 1
-    for typed in ("x", "+"):
+    for typed, why in (("x", "'x' is not a number;"), ("+", "1 to 100 only; '+' not taken,")):
         said.clear()
         box.lineEdit().selectAll()
         qtbot.keyClicks(box, typed)
-        assert said == [f"first frame (1-based): 1 to 100 only; '{typed}' not taken, it stays 5"]
+        assert said == [f"first frame (1-based): {why} it stays 5"]
         qtbot.keyClick(box, Qt.Key.Key_Return)  # the entry ends: the next key dropped is said again
     box.lineEdit().selectAll()
     qtbot.keyClicks(box, "-")  # superqt's box failed reading a lone minus at Return
@@ -1127,7 +1134,7 @@ def test_a_frame_out_of_range_is_said(qtbot, viewer, monkeypatch):
     box.lineEdit().selectAll()
     qtbot.keyClick(box, Qt.Key.Key_Backspace)
     qtbot.keyClick(box, Qt.Key.Key_Return)  # said "'' not taken" (a new user's trial)
-    assert said == ["first frame (1-based): 1 to 100 only; an empty box is not a number, it stays 5"]
+    assert said == ["first frame (1-based): an empty box is not a number; it stays 5"]
     assert frames.first.value == 5 and box.lineEdit().text() == "5"
     frames.mode.value, frames.first.value, frames.last.value = "range", 60, 5
     with pytest.raises(InputError, match="first frame 60 is after last frame 5"):
@@ -1430,9 +1437,12 @@ def test_a_stack_closed_leaves_its_detections_hidden_and_opened_again_goes_under
     assert opened.visible and not made.visible
 
 
-def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot, viewer, sample, tmp_path):
+def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot, viewer, sample, tmp_path,
+                                                                          monkeypatch):
     """Trying the plugin, a stack closed during its run: the widget moved to the other stack and the
-    run's "done: …, 6,202 localisations" and warnings read as the other stack's."""
+    run's "done: …, 6,202 localisations", its warnings and their notifications read as the other stack's."""
+    notified = []
+    monkeypatch.setattr(predict_widget, "show_warning", notified.append)
     image, _ = sample
     widget = predict_widget.PredictWidget(viewer)
     other = viewer.add_image(np.zeros((3, 16, 16), np.uint16), name="other")
@@ -1447,6 +1457,9 @@ def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot
     assert widget.status.value.startswith("simulated SMLM stack (closed): done: 20 of 20 frame(s)"), widget.status.value
     assert widget.warnings.value.startswith("of simulated SMLM stack (closed):\n⚠ ") and "\n⚠ median " in \
         widget.warnings.value, widget.warnings.value
+    outside = [message for message in notified if "what the model was trained on" in message]
+    assert outside and all(m.startswith("simulated SMLM stack (closed): median ") for m in outside), notified
+    assert not widget.shown_warnings  # nothing kept under the closed stack's data id, which Python reuses
 
 
 def test_a_stack_closed_while_its_psf_sigma_is_estimated_runs_nothing_on_another(qtbot, viewer, sample):
@@ -1517,7 +1530,7 @@ def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, vie
     widget.progress.max, widget.progress.value = 20, 20  # as a run before left it
     widget.camera_fields.fields["baseline_adu"].value = 60000.0
     widget.start()
-    assert widget.worker is None and "the camera's offset is likely about" in errors[-1]
+    assert widget.worker is None and "the camera's offset lies below the darkest pixels, at most" in errors[-1]
     assert widget.status.value.startswith("not started") and errors[-1] in widget.warnings.value  # in full
     assert widget.progress.value == 0  # not a full bar beside "not started"
     assert not (tmp_path / "movie.csv.parts").exists()

@@ -27,6 +27,7 @@ AUTO_SEGMENTS = 20  # the automatic segment length cuts the movie into this many
 AUTO_LOCS_PER_SEGMENT = 2000  # ... unless that leaves fewer localisations than this in each
 MAX_IMAGE_PX = 2048  # segment images are at most this wide; the render pixel grows for wide fields
 MIN_LOCS_PER_SEGMENT = 50
+MIN_SEGMENTS = 3  # two segments give one shift, with nothing to check it against
 MAX_DISAGREEMENT_NM = 5.0  # RCC refuses segments that disagree by more (benchmarks/drift_reliability.py)
 
 
@@ -34,17 +35,23 @@ MAX_DISAGREEMENT_NM = 5.0  # RCC refuses segments that disagree by more (benchma
 class Drift:
     """Drift per frame (T, 2) in nm, and the points it was interpolated from: per-segment (or
     per-frame for fiducials) estimates at `anchor_frames` (S,) with `anchor_nm_S2`. RCC also gives
-    its `segment_frames` and `disagreement_nm`: how far the segments' pairwise shifts scatter about
-    the solved drift (per axis, 1.4826 × their median |misfit|, over √S), a lower bound on the
-    drift's error (1.1–6 times it on our tables, benchmarks/drift_reliability.py); NaN where it cannot be
-    measured (fiducials, 2 segments)."""
+    its segments' `segment_edges` (S + 1,) frames and `disagreement_nm`: how far the segments'
+    pairwise shifts scatter about the solved drift (per axis, 1.4826 × their median |misfit|, over
+    √S); not an error bar: the true error was 0.9–6 times it on our tables
+    (benchmarks/drift_reliability.py); NaN for fiducials."""
 
     drift_nm_T2: np.ndarray
     anchor_frames: np.ndarray
     anchor_nm_S2: np.ndarray
     method: str
-    segment_frames: int = 0
+    segment_edges: np.ndarray | None = None
     disagreement_nm: float = float("nan")
+
+    def segment_words(self) -> str:
+        """'150 frames', or '166–167 frames' where whole frames do not divide the movie evenly."""
+        lengths = np.diff(self.segment_edges)
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        return f"{shortest:,} frames" if shortest == longest else f"{shortest:,}–{longest:,} frames"
 
     def summary(self) -> str:
         """One line for the user: the drift's range and where it came from."""
@@ -52,9 +59,8 @@ class Drift:
         line = f"drift over {len(self.drift_nm_T2):,} frames: x {span[0]:.1f} nm, y {span[1]:.1f} nm"
         if self.method != "rcc":
             return line + f" (from {len(self.anchor_frames):,} frames with fiducials)"
-        agreement = ("2 segments, not checked" if np.isnan(self.disagreement_nm)
-                     else f"agreeing to ±{self.disagreement_nm:.1f} nm")
-        return line + f" (RCC: {len(self.anchor_frames)} segments of {self.segment_frames:,} frames, {agreement})"
+        return line + (f" (RCC: {len(self.anchor_frames)} segments of {self.segment_words()}, agreeing to "
+                       f"±{self.disagreement_nm:.1f} nm)")
 
     def table(self) -> pd.DataFrame:
         """(frame, dx_nm, dy_nm), frames 0-based."""
@@ -63,23 +69,28 @@ class Drift:
 
 
 def auto_segment_frames(table: pd.DataFrame) -> int:
-    """Frames per RCC segment when the user gives none: the movie in AUTO_SEGMENTS segments,
-    longer where that leaves fewer than AUTO_LOCS_PER_SEGMENT localisations in each."""
+    """Frames per RCC segment when the user gives none: the movie in AUTO_SEGMENTS segments, fewer
+    (down to MIN_SEGMENTS) where that would leave fewer than AUTO_LOCS_PER_SEGMENT localisations in each."""
     n_frames = int(table["frame"].max()) + 1
-    per_frame = len(table) / n_frames
-    return max(int(np.ceil(n_frames / AUTO_SEGMENTS)), int(np.ceil(AUTO_LOCS_PER_SEGMENT / per_frame)))
+    n_segments = int(np.clip(len(table) // AUTO_LOCS_PER_SEGMENT, MIN_SEGMENTS, AUTO_SEGMENTS))
+    return max(n_frames // n_segments, 1)
 
 
 def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: float = 20.0,
               max_drift_nm: float = 1000.0) -> Drift:
-    """RCC: render each segment of `segment_frames` frames at `pixel_nm` (blurred by the median
-    uncertainty), cross-correlate every pair, fit each peak to sub-pixel, solve the segment drifts
-    by least squares over all pairs (pairs that disagree with the solution by more than 3x the
-    median misfit, and by over a pixel, are dropped once), then interpolate a cubic spline through
-    the segment centres to every frame. A drift whose segments disagree by more than
-    MAX_DISAGREEMENT_NM is refused. With `segment_frames` None, auto_segment_frames first, then
-    twice, four times ... as long, while there are at least 3 segments: the first that agrees."""
+    """RCC: render each segment of at least `segment_frames` frames at `pixel_nm` (blurred by the
+    median uncertainty), cross-correlate every pair, fit each peak to sub-pixel, solve the segment
+    drifts by least squares over all pairs (pairs that disagree with the solution by more than 3x
+    the median misfit, and by over a pixel, are dropped once), then interpolate a cubic spline
+    through the segment centres to every frame. At least MIN_SEGMENTS segments, and a drift whose
+    segments disagree by more than MAX_DISAGREEMENT_NM is refused. With `segment_frames` None,
+    auto_segment_frames first, then twice, four times ... as long: the first that agrees."""
     check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
+    n_frames = int(table["frame"].max()) + 1
+    if n_frames < MIN_SEGMENTS or len(table) < MIN_SEGMENTS * MIN_LOCS_PER_SEGMENT:
+        raise InputError(f"too few localisations for RCC: {len(table):,} in {n_frames:,} frames, and RCC needs at "
+                         f"least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each to "
+                         "measure a drift and check it: use fiducials")
     if segment_frames is not None:
         drift = _rcc_segments(table, segment_frames, pixel_nm, max_drift_nm)
         if drift.disagreement_nm > MAX_DISAGREEMENT_NM:
@@ -87,50 +98,44 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
                              "segment length (or leave it to the automatic one, which tries longer ones), or use "
                              "fiducials")
         return drift
-    n_frames = int(table["frame"].max()) + 1
     first = auto_segment_frames(table)
-    if len(_segment_edges(n_frames, first)) < 3:
-        raise InputError(f"too few localisations for RCC: {len(table):,} in {n_frames:,} frames, and RCC needs at "
-                         f"least 2 segments of frames with about {AUTO_LOCS_PER_SEGMENT:,} each; use fiducials, "
-                         "or set a shorter segment length (at least "
-                         f"{MIN_LOCS_PER_SEGMENT} localisations in each)")
     tried, length = [], first
-    while True:
+    while n_frames // length >= MIN_SEGMENTS:
         try:
             drift = _rcc_segments(table, length, pixel_nm, max_drift_nm)
-        except InputError:  # a segment too sparse: longer ones hold more
+        except InputError:  # a segment too sparse (localisations come in bursts): longer ones hold more
             drift = None
-        if drift is not None and not drift.disagreement_nm > MAX_DISAGREEMENT_NM:  # NaN (2 segments): unchecked
+        if drift is not None and drift.disagreement_nm <= MAX_DISAGREEMENT_NM:
             return drift
         tried += [drift] if drift is not None else []
         length *= 2
-        if len(_segment_edges(n_frames, length)) < 4:  # fewer than 3 segments cannot be checked
-            break
     if not tried:
-        raise InputError(f"too few localisations for RCC: a segment of {first:,} frames or longer holds fewer than "
-                         f"{MIN_LOCS_PER_SEGMENT}; use fiducials")
+        raise InputError(f"too few localisations for RCC: segments of {first:,} frames or longer, at least "
+                         f"{MIN_SEGMENTS} of them, leave one with fewer than {MIN_LOCS_PER_SEGMENT}: use fiducials")
     best = min(tried, key=lambda d: d.disagreement_nm)
-    raise InputError(f"RCC could not measure the drift at any segment length from {first:,} to "
-                     f"{tried[-1].segment_frames:,} frames; at best {_disagreement_words(best, table)}. The segments "
-                     "share too little structure (each molecule seen in few of them): use fiducials")
+    shortest, longest = np.diff(tried[0].segment_edges).min(), np.diff(tried[-1].segment_edges).max()
+    raise InputError(f"RCC could not measure the drift with segments from {shortest:,} to {longest:,} frames "
+                     f"long; at best {_disagreement_words(best, table)}. The segments share too little structure "
+                     "(each molecule seen in few of them): use fiducials")
 
 
 def _disagreement_words(drift: Drift, table: pd.DataFrame) -> str:
     n_segments = len(drift.anchor_frames)
-    return (f"{n_segments} segments of {drift.segment_frames:,} frames (about {len(table) // n_segments:,} "
-            f"localisations each) disagree by ±{drift.disagreement_nm:.1f} nm (at most {MAX_DISAGREEMENT_NM:g} nm "
-            "is accepted)")
+    return (f"{n_segments} segments of {drift.segment_words()} (about {len(table) // n_segments:,} localisations "
+            f"each) disagree by ±{drift.disagreement_nm:.1f} nm (at most {MAX_DISAGREEMENT_NM:g} nm is accepted)")
 
 
 def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max_drift_nm: float) -> Drift:
-    """RCC (see rcc_drift) with segments of `segment_frames` frames, without the agreement check."""
+    """RCC (see rcc_drift) with segments of at least `segment_frames` frames, without the agreement check."""
     n_frames = int(table["frame"].max()) + 1
     if segment_frames < 1:
         raise InputError("the segment length must be at least 1 frame")
+    if n_frames // segment_frames < MIN_SEGMENTS:
+        raise InputError(f"too few segments for RCC: the {n_frames:,} frames make {n_frames // segment_frames} of "
+                         f"{segment_frames:,} frames, and RCC needs at least {MIN_SEGMENTS} to check the drift it "
+                         f"measures: set a segment length of at most {n_frames // MIN_SEGMENTS:,} frames, or use "
+                         "fiducials")
     edges = _segment_edges(n_frames, segment_frames)
-    if len(edges) < 3:
-        raise InputError(f"too few frames for RCC: the {n_frames:,} frames make one segment of {segment_frames:,} "
-                         "frames, and RCC needs at least 2: set a shorter segment length, or use fiducials")
     segment = np.searchsorted(edges, table["frame"].to_numpy(), side="right") - 1
     counts = np.bincount(segment, minlength=len(edges) - 1)
     if counts.min() < MIN_LOCS_PER_SEGMENT:
@@ -155,17 +160,14 @@ def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max
     centres = np.array([frames[segment == s].mean() for s in range(len(spectra))])
     drift = _interpolate(centres, segment_nm, n_frames)
     offset = drift.mean(0)
-    disagreement = (1.4826 * float(np.median(np.abs(misfit_nm_P2))) / np.sqrt(len(spectra)) if len(spectra) > 2
-                    else float("nan"))
-    return Drift(drift - offset, centres, segment_nm - offset, "rcc", segment_frames, disagreement)
+    disagreement = 1.4826 * float(np.median(np.abs(misfit_nm_P2))) / np.sqrt(len(spectra))
+    return Drift(drift - offset, centres, segment_nm - offset, "rcc", edges, disagreement)
 
 
 def _segment_edges(n_frames: int, segment_frames: int) -> np.ndarray:
-    """Frame edges of the segments; a last segment shorter than half the others joins the one before."""
-    edges = list(range(0, n_frames, segment_frames)) + [n_frames]
-    if len(edges) > 2 and edges[-1] - edges[-2] < segment_frames / 2:
-        del edges[-2]
-    return np.array(edges)
+    """Frame edges of n_frames // segment_frames segments as equal as whole frames allow (each at
+    least segment_frames long: the remainder is spread over them)."""
+    return np.linspace(0, n_frames, n_frames // segment_frames + 1).round().astype(int)
 
 
 def _blur_px(table: pd.DataFrame, pixel_nm: float) -> float:

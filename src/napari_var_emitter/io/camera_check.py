@@ -62,8 +62,9 @@ def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
         darkest = float(np.percentile(live, 1))
         share = "every pixel" if below >= 0.995 else f"{below:.0%} of the pixels"
         text = (f"{offset} is at or above {share} (median pixel {np.median(live):.0f} ADU): "
-                f"the camera's offset is likely about {darkest:.0f} ADU or lower (the darkest 1 % of the pixels); "
-                "check the camera's baseline (its offset in ADU)")
+                f"the camera's offset lies below the darkest pixels, at most {darkest:.0f} ADU (the darkest 1 %), "
+                "and is often well below that: check the camera's baseline (its offset in ADU: the camera's data "
+                "sheet gives it, or the mean of frames taken with the shutter closed)")
         if below >= 0.99:
             raise InputError(text)
         messages.append(text)
@@ -143,5 +144,5 @@ def _noise_message(camera: Camera, frames_adu) -> str | None:
     em_gain = f", or the EM gain {camera.em_gain:g} too small" if camera.type == "EMCCD" else ""
     return (f"the pixels' frame-to-frame variance is {measured[0]:.2g} times what the camera values predict (shot "
             f"noise at their level, {measured[1]:.3g} photons per pixel as converted, and the read noise): {offset} "
-            f"is likely too high, or {gain}{em_gain}; check the camera's baseline (its offset in ADU), gain and read "
-            f"noise ({CHECK_GAIN})")
+            f"is likely too high, or {gain}{em_gain}. Check the camera's baseline (its offset in ADU) and read "
+            f"noise; {CHECK_GAIN}")

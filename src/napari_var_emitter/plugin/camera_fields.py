@@ -348,11 +348,12 @@ class CameraFields(Container):
     def _entry_ended(self, name: str) -> None:
         """Return, or leaving a number box typed in: a value typed equal to the one shown is the
         user's entry too (the box reports no change: quantum efficiency 1, a default, could not be
-        confirmed); one the box cannot take is not (_RejectedEntry says so)."""
+        confirmed); one the box cannot take, or whose typing was undone, is not."""
         typed = self._typing.pop(name, None)
         box = self.fields[name].native
-        if typed is not None and box.validate(typed, 0)[0] == QValidator.State.Acceptable:
-            self._edited(name)
+        if (typed is not None and box.validate(typed, 0)[0] == QValidator.State.Acceptable
+                and box.textFromValue(box.valueFromText(typed)) == box.textFromValue(box.value())):
+            self._edited(name)  # not where a key the box dropped put its value back ("16O": 16 typed, 160 kept)
 
     def _shared_changed(self, values: dict, sender) -> None:
         """Another panel's values, shown here where it shows the camera of the same image (each

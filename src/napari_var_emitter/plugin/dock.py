@@ -141,18 +141,24 @@ def _too_many_decimals(box: QAbstractSpinBox, text: str) -> bool:
 
 
 def _label(box: QAbstractSpinBox) -> str:
-    """"<the box's row label>: ", or nothing where the row has no one label."""
+    """"<the box's accessible name, else its row's label>: ", or nothing where the row has no one label."""
+    if box.accessibleName():
+        return f"{box.accessibleName()}: "
     labels = box.parentWidget().findChildren(QLabel) if box.parentWidget() is not None else []
     return f"{labels[0].text()}: " if len(labels) == 1 else ""
 
 
 def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
-    """A notification that the box cannot take `text` (its row's label, its range, and the value it keeps)."""
+    """A notification that the box cannot take `text` (its row's label, why, and the value it keeps):
+    not a number, or outside the box's range."""
     shown = box.textFromValue if hasattr(box, "textFromValue") else str
-    typed = _typed(box, text)
-    what = f"{typed!r} not taken" if typed else "an empty box is not a number"
-    show_warning(f"{_label(box)}{shown(box.minimum())} to {shown(box.maximum())} only; {what}, it stays "
-                 f"{shown(box.value())}")
+    typed, kept = _typed(box, text), shown(box.value())
+    if not re.fullmatch(r"[-+]?[\d.,]*", typed) or not typed:
+        show_warning(f"{_label(box)}{typed!r} is not a number; it stays {kept}" if typed
+                     else f"{_label(box)}an empty box is not a number; it stays {kept}")
+        return
+    show_warning(f"{_label(box)}{shown(box.minimum())} to {shown(box.maximum())} only; {typed!r} not taken, it stays "
+                 f"{kept}")
 
 
 class _CancelWhenClosed(QObject):

@@ -138,6 +138,7 @@ class FilterWidget(ScrollingDock, Container):
             step = (high - low) / 100 or 1.0
             spin = {"min": min(low - abs(low) - 1, start), "max": max(high + abs(high) + 1, stop), "step": step}
             lo, hi = FloatSpinBox(label=f"{COLUMNS[column]} from", **spin), FloatSpinBox(label="to", **spin)
+            hi.native.setAccessibleName(f"{COLUMNS[column]} to")  # what its messages call it
             # wide enough for the data's numbers at three decimals, and the box's buttons
             shown = "0" * max(len(f"{bound:.3f}") for bound in (low, high))
             for box, value in ((lo, start), (hi, stop)):

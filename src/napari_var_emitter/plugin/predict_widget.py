@@ -101,7 +101,8 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.out_file = FileEdit(label="save movie to", mode="w", filter="*.csv *.h5", nullable=True,
                                  tooltip="Where a movie run writes its localisations (CSV or .h5), chunk by chunk; "
                                  "empty: beside the stack as <name>.locs.csv (<name>.locs-2.csv, ... where results "
-                                 "are there already: none is replaced). The same file again resumes a run")
+                                 f"are there already: none is replaced), or in ~/{RESULTS_DIR.name} where its folder "
+                                 "cannot be written. The same file again resumes a run")
         self.chunk_frames = SpinBox(label="chunk [frames]", value=64, min=1, max=100_000,
                                     tooltip="Frames saved at a time: a cancelled run resumes from the last saved chunk")
         job_controls = self._job_controls("Predict")
@@ -509,10 +510,13 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         cautions = len(warnings) + self.sigma_line.startswith("⚠")  # the PSF sigma's own caution among them
         if cautions:
             status += f"; {cautions} warning(s) under Run"
-        notified = self.shown_warnings.setdefault(id(run.image.data), set())
-        for message in measured:  # a notification once per image; the panel holds the last run's, in full
+        # a notification once per image (not kept for a stack closed: its data's id may go to the next);
+        # the panel holds the last run's, in full
+        notified = (self.shown_warnings.setdefault(id(run.image.data), set()) if run.image in self.viewer.layers
+                    else set())
+        for message in measured:
             if warning_kind(message) not in notified:
-                show_warning(message)
+                show_warning(whose + message)  # named where it is another stack's than the one in view
                 notified.add(warning_kind(message))
         said = "\n".join(([self.sigma_line] if self.sigma_line else []) + [f"⚠ {message}" for message in warnings])
         self.warnings.value = f"of {other}:\n{said}" if other and said else said
