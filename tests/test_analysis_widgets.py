@@ -182,6 +182,32 @@ def test_the_steps_after_the_filter_take_the_localisations_it_keeps(qtbot, viewe
     assert len(read_localizations_csv(tmp_path / "saved.csv")) == n_kept
 
 
+def test_the_filter_stays_on_the_localisations_a_step_hid_under_its_own(qtbot, viewer, points):
+    """Trying the plugin, Merge hid the filtered detections under its layer and the Filter moved to
+    that layer: the detections of the next Predict run came unfiltered. The Filter stays with them
+    while their dataset is in view; the analysis widgets go on to the new layer."""
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    filtering, merge = FilterWidget(viewer), MergeWidget(viewer)
+    for widget in (filtering, merge):
+        viewer.window.add_dock_widget(widget)  # docked: FollowShown idles for a widget whose dock is closed
+    assert filtering.layer.value is points and merge.layer.value is points
+    threshold = float(np.median(points.features["photons"]))
+    filtering.ranges["photons"][0].value = threshold
+    kept = points.shown.copy()
+    assert 0 < kept.sum() < len(kept)
+    _run(qtbot, merge)
+    merged = viewer.layers[f"{points.name} merged"]
+    qtbot.wait(50)  # FollowShown acts once napari is done
+    assert not points.visible and merged.visible
+    assert filtering.layer.value is points and (points.shown == kept).all()
+    assert filtering.ranges["photons"][0].value == pytest.approx(threshold, abs=1e-3)
+    assert merge.layer.value is merged
+    merged.visible = False  # nothing of the dataset in view: the Filter moves on
+    qtbot.wait(50)
+    assert filtering.layer.value is None
+
+
 def test_the_analysis_widgets_follow_the_dataset_in_view(qtbot, viewer, tmp_path):
     """A dataset shown alone (Predict's show_alone): each analysis widget moves to its
     localisations, its last result, status and export file cleared (trying the plugin: Stats kept

@@ -310,14 +310,21 @@ class FollowShown:
     """Keeps a nullable layer ComboBox on a layer in view: where the layer it names is hidden
     (another dataset shown alone, layers.show_alone) or a layer is added, once napari and the
     other widgets are done (show_alone hides a dataset's layers one by one), the visible layer it
-    offers that was chosen most recently, else the topmost visible one, else none.
+    offers that was chosen most recently, else the topmost visible one, else none. With
+    `within_dataset`, a hidden layer stays chosen while a layer of its dataset (stack_name) is in
+    view: the Filter stays on the detections that Drift or Merge hid under their layer.
     Idle once `alive()` is False (its dock closed)."""
 
-    def __init__(self, viewer, combo, alive: Callable[[], bool]) -> None:
-        self.combo, self.alive, self.watched = combo, alive, None
+    def __init__(self, viewer, combo, alive: Callable[[], bool], within_dataset: bool = False) -> None:
+        self.combo, self.alive, self.watched, self.viewer = combo, alive, None, viewer
+        self.within_dataset = within_dataset
         self.chosen: list = []  # layers the combo was on, the latest last (a layer removed is forgotten)
         viewer.layers.events.inserted.connect(self._soon)
         viewer.layers.events.removed.connect(lambda event: self._forget(event.value))
+        if within_dataset:  # any layer hidden may be the last of the chosen one's dataset in view
+            for layer in viewer.layers:
+                layer.events.visible.connect(self._soon)
+            viewer.layers.events.inserted.connect(lambda event: event.value.events.visible.connect(self._soon))
         combo.changed.connect(self._watch)
         self._watch(combo.value)
 
@@ -325,10 +332,11 @@ class FollowShown:
         self.chosen = [kept for kept in self.chosen if kept is not layer]
 
     def _watch(self, layer) -> None:
-        if self.watched is not None:
+        if self.watched is not None and not self.within_dataset:
             self.watched.events.visible.disconnect(self._soon)
         if layer is not None:
-            layer.events.visible.connect(self._soon)
+            if not self.within_dataset:  # (every layer's is watched then)
+                layer.events.visible.connect(self._soon)
             self._forget(layer)
             self.chosen.append(layer)
         self.watched = layer
@@ -340,7 +348,9 @@ class FollowShown:
         if not self.alive():
             self._watch(None)
             return
-        if self.combo.value is not None and self.combo.value.visible:
+        chosen = self.combo.value
+        if chosen is not None and (chosen.visible or self.within_dataset and any(
+                layer.visible and stack_name(layer) == stack_name(chosen) for layer in self.viewer.layers)):
             return
         self.combo.reset_choices()
         shown = [layer for layer in self.combo.choices if layer is not None and layer.visible]
