@@ -176,7 +176,9 @@ def test_the_steps_after_the_filter_take_the_localisations_it_keeps(qtbot, viewe
     assert merged.features["n_merged"].sum() == n_kept
     first, last = merged.features[FRAME_FEATURE], merged.features["last frame (1-based)"]  # both 1-based
     assert (last >= first).all() and first.min() >= 1
-    export_csv(points, tmp_path / "kept.csv", "Predict")
+    export_csv(points, tmp_path / "kept.csv", "Predict", stats.status)
+    assert stats.status.value.endswith(f"\nwrote {n_kept:,} localisations to {tmp_path / 'kept.csv'} (the "
+                                       f"{n_kept:,} of {n_all:,} shown: the Filter hides the rest)")
     assert len(read_localizations_csv(tmp_path / "kept.csv")) == n_kept
     points.save(str(tmp_path / "saved.csv"), plugin=PLUGIN)  # napari's File > Save Selected Layers
     assert len(read_localizations_csv(tmp_path / "saved.csv")) == n_kept

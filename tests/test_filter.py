@@ -73,6 +73,7 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget.csv_path.value = tmp_path / "kept.csv"
     widget.export_csv()
     assert read_localizations_csv(tmp_path / "kept.csv")["photons"].tolist() == [1500.0, 2500.0]
+    assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'kept.csv'}"
     widget.keep_all()
     assert points.shown.all()
 

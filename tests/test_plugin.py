@@ -489,9 +489,12 @@ def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, s
     assert finest.data.shape == (5, 24, 24) and finest.translate[0] == 2 and finest.data.max() > 0.5
     path = tmp_path / "locs.csv"
     widget.csv_path.value = path
+    done = widget.status.value
     widget.export_csv()
     table = read_localizations_csv(path)
     assert len(table) == len(points.data)
+    # said under the run's status, not in a notification alone (it passed unseen, trying the plugin)
+    assert widget.status.value == f"{done}\nwrote {len(table):,} localisations to {path}"
     np.testing.assert_allclose(table["x_nm"], points.features["x_nm"], rtol=1e-6)
     assert pd.read_csv(path)["frame"].min() == 3  # 1-based in the file
     assert (pd.read_csv(path)["frame"].to_numpy() == points.features[FRAME_FEATURE].to_numpy()).all()

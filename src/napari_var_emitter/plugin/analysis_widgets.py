@@ -171,7 +171,7 @@ class AnalysisWidget(ScrollingDock, Container):
     def export_to(self, file_edit: FileEdit, suffixes: tuple[str, ...], write) -> None:
         """Write the last result to the file chosen in `file_edit` (one of `suffixes`) with
         write(path) -> message; problems are shown, not raised."""
-        export_file(file_edit.value, suffixes, write,
+        export_file(file_edit.value, suffixes, write, self.status,
                     f"nothing to export yet: press {self.run_text!r} first" if self.result is None else None)
 
     def add_points(self, table: pd.DataFrame, name: str, role: str, source: str) -> str:

@@ -439,7 +439,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
 
     def export_csv(self) -> None:
         export_csv(output_layer(self.viewer, self.image.value, "localisations_3d"), self.csv_path.value,
-                   "Localise in 3-D")
+                   "Localise in 3-D", self.status)
 
     # ---- 3. view ------------------------------------------------------------------------------
     def _layers_with_z(self, _widget=None) -> list:

@@ -215,5 +215,5 @@ class FilterWidget(ScrollingDock, Container):
             write_localizations_csv(path, kept)
             return f"wrote {len(kept):,} localisations to {path}"
 
-        export_file(self.csv_path.value, (".csv",), write,
+        export_file(self.csv_path.value, (".csv",), write, self.status,
                     "nothing to export: pick a Points layer" if layer is None else None)

@@ -537,7 +537,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         return output_layer(self.viewer, self.image.value, "detections")
 
     def export_csv(self) -> None:
-        export_csv(self._detections(), self.csv_path.value, "Predict")
+        export_csv(self._detections(), self.csv_path.value, "Predict", self.status)
 
     def render_image(self) -> None:
         points, layer = self._detections(), self.image.value

@@ -30,10 +30,12 @@ def output_layer(viewer, source, role: str):
     return None
 
 
-def export_file(path, suffixes: tuple[str, ...], write, nothing_yet: str | None = None) -> None:
+def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str | None = None) -> None:
     """A widget's export: write(path) -> message to `path` (a FileEdit's value) when it names a
     file ending in one of `suffixes`. `nothing_yet` (why there is nothing to write), a bad path
-    or an InputError from `write` is shown as an error notification, the message as info."""
+    or an InputError from `write` is shown as an error notification; the message as info, and on
+    a line of its own under the first of the widget's `status` label (a notification alone passed
+    unseen)."""
     path = Path(path) if path else None
     try:
         if nothing_yet:
@@ -45,14 +47,15 @@ def export_file(path, suffixes: tuple[str, ...], write, nothing_yet: str | None 
         show_error(str(exc))
         return
     show_info(message)
+    status.value = f"{status.value.splitlines()[0]}\n{message}" if status.value else message
 
 
-def export_csv(points, path, run_first: str) -> None:
-    """A widget's Export CSV of the Points layer `points` (none yet: press `run_first`)."""
+def export_csv(points, path, run_first: str, status) -> None:
+    """A widget's Export CSV of the Points layer `points` (none yet: press `run_first`), said in `status`."""
     def write(path: Path) -> str:
         table = table_from_layer(points)
         write_localizations_csv(path, table)
         return f"wrote {len(table):,} localisations to {path}{shown_note(points)}"
 
     empty = points is None or not len(points.data)
-    export_file(path, (".csv",), write, f"nothing to export: press {run_first!r} first" if empty else None)
+    export_file(path, (".csv",), write, status, f"nothing to export: press {run_first!r} first" if empty else None)
