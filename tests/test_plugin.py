@@ -472,6 +472,24 @@ def test_predict_warns_when_the_data_lie_outside_the_training_ranges(qtbot, view
     assert "photons per localisation is below" in widget.warnings.value and shown[0] not in widget.warnings.value
 
 
+def test_a_new_run_retires_what_the_analysis_made_of_the_last_runs_localisations(qtbot, viewer, sample, tmp_path):
+    """Trying the plugin, the merged and drift-corrected layers of the last run stayed in view beside
+    the new run's detections, nothing saying they were of the last run."""
+    from napari_var_emitter.plugin.analysis_widgets import MergeWidget
+
+    widget = predict_widget.PredictWidget(viewer)
+    widget.psf_sigma.value, widget.out_file.value = 130.0, tmp_path / "movie.csv"
+    _run(qtbot, widget)
+    merge = MergeWidget(viewer)
+    merge.layer.value = viewer.layers["simulated SMLM stack detections"]
+    merge.start()
+    qtbot.waitUntil(lambda: merge.worker is None, timeout=60_000)
+    merged = viewer.layers["simulated SMLM stack detections merged"]
+    _run(qtbot, widget)
+    assert merged.name == "simulated SMLM stack detections merged (earlier run)" and not merged.visible
+    assert viewer.layers["simulated SMLM stack detections"].visible
+
+
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
     widget = predict_widget.PredictWidget(viewer)
     assert widget.frames.value == "all frames" and (widget.first.value, widget.last.value) == (1, 20)  # the stack

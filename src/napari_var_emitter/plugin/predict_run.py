@@ -197,6 +197,8 @@ class RunLayers:
         stale = {key for key, lay in old.items() if lay.ndim != dims or key[0] in ("render", PREVIEW_ROLE)
                  or (key[0] == "scale_map" and key[1] >= n_maps)}
         remove_layers(viewer, [old.pop(key) for key in stale])
+        for made in outputs(viewer, ("drift-corrected", "merged", "analysis_render"), name):
+            retire(made)  # made of the last run's localisations: it stood beside this run's, out of date unsaid
         for s, stride in enumerate(self.strides[:n_maps]):
             shape = (-(-self.shape_hw[0] // stride), -(-self.shape_hw[1] // stride))
             map_scale, map_translate = map_placement(scale, translate, stride)
