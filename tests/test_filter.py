@@ -49,7 +49,8 @@ def test_cli_filter_writes_the_kept_rows_and_never_overwrites_its_input(tmp_path
     assert "no column 'snr'" in capsys.readouterr().err
 
 
-def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_viewer, tmp_path):
+def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_viewer, tmp_path, monkeypatch):
+    from napari_var_emitter.plugin import writers
     from napari_var_emitter.plugin.filter_widget import FilterWidget
 
     viewer = make_napari_viewer()
@@ -74,6 +75,12 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget.export_csv()
     assert read_localizations_csv(tmp_path / "kept.csv")["photons"].tolist() == [1500.0, 2500.0]
     assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'kept.csv'}"
+    errors = []
+    monkeypatch.setattr(writers, "show_error", errors.append)
+    widget.csv_path.value = tmp_path / "kept"  # no .csv: it said only "choose a .csv file to export to"
+    widget.export_csv()
+    assert errors == ["'kept' is not a .csv file: name it kept.csv to export to it"]
+    assert not (tmp_path / "kept").exists()
     widget.keep_all()
     assert points.shown.all()
 

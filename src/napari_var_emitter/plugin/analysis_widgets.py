@@ -400,12 +400,12 @@ class StatsWidget(AnalysisWidget):
         s = result.summary
         text = f"{s['localizations']:,} localisations in frames 1-{s['frames']:,} (up to the last with one)"
         if "photons" in s:
-            text += f" · median {s['photons']['median']:.0f} photons"
+            text += f" · median {s['photons']['median']:,.0f} photons"
         if "uncertainty_nm" in s:
             text += f" · median uncertainty {s['uncertainty_nm']['median']:.1f} nm"
         bleach = s["bleaching"]
         text += (" · no bleaching over the movie" if bleach is None
-                 else f" · bleaching half-life {bleach['half_life_frames']:.0f} frames")
+                 else f" · bleaching half-life {bleach['half_life_frames']:,.0f} frames")
         return text
 
     def draw(self, figure, result, colours) -> None:

@@ -40,8 +40,11 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
     try:
         if nothing_yet:
             raise InputError(nothing_yet)
-        if path is None or path.suffix.lower() not in suffixes or path.is_dir():
+        if path is None or path.is_dir():
             raise InputError(f"choose a {suffixes[0]} file to export to")
+        if path.suffix.lower() not in suffixes:
+            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {path.stem}{suffixes[0]} to export "
+                             "to it")
         message = write(path)
     except InputError as exc:
         show_error(str(exc))
