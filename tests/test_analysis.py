@@ -81,8 +81,8 @@ def test_rcc_says_how_far_its_segments_agree_and_refuses_segments_that_disagree(
     true_T2 = drift_trajectory(config.n_frames, rng, total_nm=300.0)
     locs, _ = simulate_localizations(config, rng, true_T2)
     before = locs.copy()
-    with pytest.raises(InputError, match=r"RCC could not measure the drift: \d+ segments of 75(–76)? frames .* disagree by "
-                                         r"±[\d.]+ nm \(at most 5 nm .*set a longer segment length"):
+    with pytest.raises(InputError, match=r"RCC could not measure the drift: \d+ segments of 75(–76)? frames .* "
+                                         r"disagree by ±[\d.]+ nm \(at most 5 nm .*set a longer segment length"):
         rcc_drift(locs, 75)
     drift = rcc_drift(locs)
     assert np.diff(drift.segment_edges).min() > 300 and drift.disagreement_nm <= 5.0
@@ -104,23 +104,37 @@ def test_rcc_refuses_molecules_no_two_segments_share_after_trying_longer_segment
 
 
 def test_rcc_refuses_what_it_cannot_measure_and_check_clearly():
-    """RCC needs 3 segments (2 give one shift, nothing to check it against) of 50 localisations or
-    more: a new user's 30 localisations were told to set a shorter segment length by one message
-    and a longer one by the other; a 2-segment drift was applied unchecked."""
+    """RCC needs 4 segments (2 give one shift, nothing to check it against; 3 too weak a check) of
+    50 localisations or more: a new user's 30 localisations were told to set a shorter segment
+    length by one message and a longer one by the other; a 2-segment drift was applied unchecked."""
     sparse, _ = simulate_localizations(SimulationConfig(frame_size=(32, 32), n_frames=100, density_per_um2=0.05),
                                        np.random.default_rng(105))
-    assert len(sparse) < 150
+    assert len(sparse) < 200
     for segment_frames in (None, 10):
         with pytest.raises(InputError, match=rf"too few localisations for RCC: {len(sparse)} in \d+ frames, and RCC "
-                                             r"needs at least 3 segments .* use fiducials$"):
+                                             r"needs at least 4 segments .* use fiducials$"):
             rcc_drift(sparse, segment_frames)
     locs, _ = simulate_localizations(FILAMENTS, np.random.default_rng(108))
-    with pytest.raises(InputError, match=r"too few segments for RCC: the 10,000 frames make 2 of 4,000 frames, and "
-                                         r"RCC needs at least 3 .* at most 3,333 frames"):
-        rcc_drift(locs, 4000)
-    drift = rcc_drift(locs, 3000)  # 3 segments of 3,333-3,334 frames
-    assert drift.summary().endswith("(RCC: 3 segments of 3,333–3,334 frames, agreeing to "
-                                    f"±{drift.disagreement_nm:.1f} nm)")
+    with pytest.raises(InputError, match=r"too few segments for RCC: the 10,000 frames with localisations make 3 of "
+                                         r"3,000 frames, and RCC needs at least 4 .* at most 2,500 frames"):
+        rcc_drift(locs, 3000)
+    drift = rcc_drift(locs, 2400)  # 4 segments of 2,500 frames
+    assert drift.summary().endswith(f"(RCC: 4 segments of 2,500 frames, agreeing to ±{drift.disagreement_nm:.1f} nm)")
+
+
+def test_rcc_segments_the_frames_with_localisations():
+    """A run on a range of frames (its first frame 2,001) was cut from frame 1: its first segments
+    empty, refused with "use fiducials"."""
+    config = SimulationConfig(frame_size=(64, 64), n_frames=2000, density_per_um2=0.5,
+                              structure=StructureConfig(kind="filaments"))
+    rng = np.random.default_rng(109)
+    true_T2 = drift_trajectory(config.n_frames, rng, total_nm=300.0)
+    locs, _ = simulate_localizations(config, rng, true_T2)
+    later = locs.assign(frame=locs["frame"] + 2000)
+    drift = rcc_drift(later)
+    assert len(drift.drift_nm_T2) == 4000 and drift.segment_edges[0] == later["frame"].min()
+    residual = drift.drift_nm_T2[2000:] - true_T2
+    assert _rms_nm(residual - residual.mean(0)) <= 5.0
 
 
 def _purity_completeness(group: np.ndarray, event: np.ndarray) -> tuple[float, float]:

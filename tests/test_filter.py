@@ -81,6 +81,9 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget.export_csv()
     assert errors == ["'kept' is not a .csv file: name it kept.csv to export to it"]
     assert not (tmp_path / "kept").exists()
+    widget.csv_path.value = tmp_path / "again.csv"  # the last export's line goes, the Filter's stays
+    widget.export_csv()
+    assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'again.csv'}"
     widget.keep_all()
     assert points.shown.all()
 

@@ -480,14 +480,18 @@ def test_a_new_run_retires_what_the_analysis_made_of_the_last_runs_localisations
     widget = predict_widget.PredictWidget(viewer)
     widget.psf_sigma.value, widget.out_file.value = 130.0, tmp_path / "movie.csv"
     _run(qtbot, widget)
-    merge = MergeWidget(viewer)
+    merge, filtering = MergeWidget(viewer), FilterWidget(viewer)
+    viewer.window.add_dock_widget(filtering)  # docked: it follows the layers in view
     merge.layer.value = viewer.layers["simulated SMLM stack detections"]
     merge.start()
     qtbot.waitUntil(lambda: merge.worker is None, timeout=60_000)
     merged = viewer.layers["simulated SMLM stack detections merged"]
+    filtering.layer.value = merged  # the user filters the merged blinks
     _run(qtbot, widget)
     assert merged.name == "simulated SMLM stack detections merged (earlier run)" and not merged.visible
-    assert viewer.layers["simulated SMLM stack detections"].visible
+    detections = viewer.layers["simulated SMLM stack detections"]
+    assert detections.visible
+    qtbot.waitUntil(lambda: filtering.layer.value is detections)  # not kept on the retired layer
 
 
 def test_predict_stack_rerun_replaces_layers_and_csv_round_trip(qtbot, viewer, sample, tmp_path):
@@ -1551,7 +1555,8 @@ def test_predict_refuses_a_baseline_above_every_pixel_as_the_cli_does(qtbot, vie
     widget.progress.max, widget.progress.value = 20, 20  # as a run before left it
     widget.camera_fields.fields["baseline_adu"].value = 60000.0
     widget.start()
-    assert widget.worker is None and "the camera's offset lies below the darkest pixels, at most" in errors[-1]
+    assert widget.worker is None
+    assert "the camera's offset lies below the darkest pixels (the darkest 1 % read" in errors[-1]
     assert widget.status.value.startswith("not started") and errors[-1] in widget.warnings.value  # in full
     assert widget.progress.value == 0  # not a full bar beside "not started"
     assert not (tmp_path / "movie.csv.parts").exists()

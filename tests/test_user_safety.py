@@ -265,8 +265,8 @@ def test_settings_changed_before_any_chunk_start_over_and_after_need_restart(sta
 
 # ---- 4. camera values checked against the data ------------------------------------------------
 @pytest.mark.parametrize("flags, message", [
-    (["--baseline", "2000"], "the camera's offset lies below the darkest pixels, at most"),
-    (["--baseline", "700"], "the camera's offset lies below the darkest pixels, at most"),
+    (["--baseline", "2000"], "the camera's offset lies below the darkest pixels (the darkest 1 % read"),
+    (["--baseline", "700"], "the camera's offset lies below the darkest pixels (the darkest 1 % read"),
     (["--pixel-size", "inf"], "pixel_size_nm must be a finite number"),
     (["--e-per-adu", "1e9"], "puts the median pixel at"),
 ])

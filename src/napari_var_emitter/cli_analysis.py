@@ -25,9 +25,8 @@ def add_analysis_commands(commands) -> None:
     _table_argument(drift)
     drift.add_argument("--out", type=Path, required=True, help="the corrected table (.csv or .h5)")
     drift.add_argument("--segment-frames", type=int,
-                       help="frames per RCC segment (default: the movie in 20 segments, longer when a segment "
-                            "would hold fewer than 2,000 localisations, and longer again while the segments "
-                            "disagree: docs/analysis.md)")
+                       help="frames per RCC segment (default: chosen from the movie's frames and localisations, "
+                            "and longer while the segments disagree: docs/analysis.md)")
     drift.add_argument("--pixel-nm", type=float, default=20.0, help="pixel of the segment images [nm]")
     drift.add_argument("--max-drift-nm", type=float, default=1000.0,
                        help="largest drift between two segments searched for [nm]")

@@ -27,7 +27,7 @@ AUTO_SEGMENTS = 20  # the automatic segment length cuts the movie into this many
 AUTO_LOCS_PER_SEGMENT = 2000  # ... unless that leaves fewer localisations than this in each
 MAX_IMAGE_PX = 2048  # segment images are at most this wide; the render pixel grows for wide fields
 MIN_LOCS_PER_SEGMENT = 50
-MIN_SEGMENTS = 3  # two segments give one shift, with nothing to check it against
+MIN_SEGMENTS = 4  # fewer: too weak a check (3 segments: 3 pairs for 2 drifts; benchmarks/drift_reliability.py)
 MAX_DISAGREEMENT_NM = 5.0  # RCC refuses segments that disagree by more (benchmarks/drift_reliability.py)
 
 
@@ -68,12 +68,19 @@ class Drift:
                              "dy_nm": self.drift_nm_T2[:, 1]})
 
 
+def localised_frames(table: pd.DataFrame) -> tuple[int, int]:
+    """The first frame with localisations and one past the last (0-based): the stretch RCC cuts
+    into segments (a run on a range of frames, or empty leading frames, start later than 0)."""
+    return int(table["frame"].min()), int(table["frame"].max()) + 1
+
+
 def auto_segment_frames(table: pd.DataFrame) -> int:
-    """Frames per RCC segment when the user gives none: the movie in AUTO_SEGMENTS segments, fewer
-    (down to MIN_SEGMENTS) where that would leave fewer than AUTO_LOCS_PER_SEGMENT localisations in each."""
-    n_frames = int(table["frame"].max()) + 1
+    """Frames per RCC segment when the user gives none: the localised frames in AUTO_SEGMENTS
+    segments, fewer (down to MIN_SEGMENTS) where that would leave fewer than AUTO_LOCS_PER_SEGMENT
+    localisations in each."""
+    start, stop = localised_frames(table)
     n_segments = int(np.clip(len(table) // AUTO_LOCS_PER_SEGMENT, MIN_SEGMENTS, AUTO_SEGMENTS))
-    return max(n_frames // n_segments, 1)
+    return max((stop - start) // n_segments, 1)
 
 
 def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: float = 20.0,
@@ -84,39 +91,57 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     the median misfit, and by over a pixel, are dropped once), then interpolate a cubic spline
     through the segment centres to every frame. At least MIN_SEGMENTS segments, and a drift whose
     segments disagree by more than MAX_DISAGREEMENT_NM is refused. With `segment_frames` None,
-    auto_segment_frames first, then twice, four times ... as long: the first that agrees."""
+    auto_segment_frames first, then twice, four times ... as long, and the longest MIN_SEGMENTS
+    allow: the first that agrees."""
     check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
-    n_frames = int(table["frame"].max()) + 1
-    if n_frames < MIN_SEGMENTS or len(table) < MIN_SEGMENTS * MIN_LOCS_PER_SEGMENT:
-        raise InputError(f"too few localisations for RCC: {len(table):,} in {n_frames:,} frames, and RCC needs at "
-                         f"least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each to "
+    start, stop = localised_frames(table)
+    longest = (stop - start) // MIN_SEGMENTS  # the longest segments there are MIN_SEGMENTS of
+    if longest < 1:
+        raise InputError(f"too few frames for RCC: localisations in {stop - start} frames, and RCC needs at least "
+                         f"{MIN_SEGMENTS} segments of a frame or more to measure a drift and check it: use fiducials")
+    if len(table) < MIN_SEGMENTS * MIN_LOCS_PER_SEGMENT:
+        raise InputError(f"too few localisations for RCC: {len(table):,} in {stop - start:,} frames, and RCC needs "
+                         f"at least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each to "
                          "measure a drift and check it: use fiducials")
     if segment_frames is not None:
         drift = _rcc_segments(table, segment_frames, pixel_nm, max_drift_nm)
-        if drift.disagreement_nm > MAX_DISAGREEMENT_NM:
-            raise InputError(f"RCC could not measure the drift: {_disagreement_words(drift, table)}; set a longer "
-                             "segment length (or leave it to the automatic one, which tries longer ones), or use "
-                             "fiducials")
+        if _refused(drift):
+            raise InputError(f"RCC could not measure the drift: {_disagreement_words(drift, table)}; "
+                             + _longer_or_fiducials(segment_frames, longest))
         return drift
-    first = auto_segment_frames(table)
-    tried, length = [], first
-    while n_frames // length >= MIN_SEGMENTS:
+    lengths = [auto_segment_frames(table)]
+    while lengths[-1] * 2 < longest:
+        lengths.append(lengths[-1] * 2)
+    lengths += [longest] if lengths[-1] < longest else []
+    tried = []
+    for length in lengths:
         try:
             drift = _rcc_segments(table, length, pixel_nm, max_drift_nm)
         except InputError:  # a segment too sparse (localisations come in bursts): longer ones hold more
-            drift = None
-        if drift is not None and drift.disagreement_nm <= MAX_DISAGREEMENT_NM:
+            continue
+        if not _refused(drift):
             return drift
-        tried += [drift] if drift is not None else []
-        length *= 2
+        tried.append(drift)
     if not tried:
-        raise InputError(f"too few localisations for RCC: segments of {first:,} frames or longer, at least "
-                         f"{MIN_SEGMENTS} of them, leave one with fewer than {MIN_LOCS_PER_SEGMENT}: use fiducials")
+        raise InputError(f"too few localisations for RCC: segments of {lengths[0]:,} to {longest:,} frames leave one "
+                         f"with fewer than {MIN_LOCS_PER_SEGMENT}: use fiducials")
     best = min(tried, key=lambda d: d.disagreement_nm)
-    shortest, longest = np.diff(tried[0].segment_edges).min(), np.diff(tried[-1].segment_edges).max()
-    raise InputError(f"RCC could not measure the drift with segments from {shortest:,} to {longest:,} frames "
+    shortest, widest = np.diff(tried[0].segment_edges).min(), np.diff(tried[-1].segment_edges).max()
+    raise InputError(f"RCC could not measure the drift with segments from {shortest:,} to {widest:,} frames "
                      f"long; at best {_disagreement_words(best, table)}. The segments share too little structure "
                      "(each molecule seen in few of them): use fiducials")
+
+
+def _refused(drift: Drift) -> bool:
+    """Whether RCC's segments disagree too much for its drift to be applied (not measured: refused)."""
+    return not drift.disagreement_nm <= MAX_DISAGREEMENT_NM
+
+
+def _longer_or_fiducials(segment_frames: int, longest: int) -> str:
+    """What to try where segments of `segment_frames` frames gave no drift."""
+    if segment_frames < longest:
+        return f"set a longer segment length (at most {longest:,} frames), or use fiducials"
+    return "use fiducials"
 
 
 def _disagreement_words(drift: Drift, table: pd.DataFrame) -> str:
@@ -127,20 +152,21 @@ def _disagreement_words(drift: Drift, table: pd.DataFrame) -> str:
 
 def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max_drift_nm: float) -> Drift:
     """RCC (see rcc_drift) with segments of at least `segment_frames` frames, without the agreement check."""
-    n_frames = int(table["frame"].max()) + 1
+    start, stop = localised_frames(table)
     if segment_frames < 1:
         raise InputError("the segment length must be at least 1 frame")
-    if n_frames // segment_frames < MIN_SEGMENTS:
-        raise InputError(f"too few segments for RCC: the {n_frames:,} frames make {n_frames // segment_frames} of "
-                         f"{segment_frames:,} frames, and RCC needs at least {MIN_SEGMENTS} to check the drift it "
-                         f"measures: set a segment length of at most {n_frames // MIN_SEGMENTS:,} frames, or use "
-                         "fiducials")
-    edges = _segment_edges(n_frames, segment_frames)
+    if (stop - start) // segment_frames < MIN_SEGMENTS:
+        raise InputError(f"too few segments for RCC: the {stop - start:,} frames with localisations make "
+                         f"{(stop - start) // segment_frames} of {segment_frames:,} frames, and RCC needs at least "
+                         f"{MIN_SEGMENTS} to check the drift it measures: set a segment length of at most "
+                         f"{(stop - start) // MIN_SEGMENTS:,} frames, or use fiducials")
+    edges = _segment_edges(start, stop, segment_frames)
     segment = np.searchsorted(edges, table["frame"].to_numpy(), side="right") - 1
     counts = np.bincount(segment, minlength=len(edges) - 1)
     if counts.min() < MIN_LOCS_PER_SEGMENT:
         raise InputError(f"too few localisations for RCC: a segment of {segment_frames:,} frames holds only "
-                         f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed): set a longer segment length")
+                         f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed): "
+                         + _longer_or_fiducials(segment_frames, (stop - start) // MIN_SEGMENTS))
     x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
     origin = np.array([x.min(), y.min()]) - max_drift_nm / 2
     extent = max(x.max() - x.min(), y.max() - y.min()) + max_drift_nm
@@ -158,16 +184,19 @@ def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max
     segment_nm, misfit_nm_P2 = _solve_pairs(pairs, shifts_nm, len(spectra), outlier_nm=pixel_nm)
     frames = table["frame"].to_numpy()
     centres = np.array([frames[segment == s].mean() for s in range(len(spectra))])
-    drift = _interpolate(centres, segment_nm, n_frames)
+    drift = _interpolate(centres, segment_nm, stop)
     offset = drift.mean(0)
-    disagreement = 1.4826 * float(np.median(np.abs(misfit_nm_P2))) / np.sqrt(len(spectra))
+    # the pairs' robust spread, widened for the S - 1 drifts they fit (their misfits are that much smaller)
+    n_pairs = len(pairs)
+    spread = 1.4826 * float(np.median(np.abs(misfit_nm_P2))) * np.sqrt(n_pairs / (n_pairs - len(spectra) + 1))
+    disagreement = spread / np.sqrt(len(spectra))
     return Drift(drift - offset, centres, segment_nm - offset, "rcc", edges, disagreement)
 
 
-def _segment_edges(n_frames: int, segment_frames: int) -> np.ndarray:
-    """Frame edges of n_frames // segment_frames segments as equal as whole frames allow (each at
-    least segment_frames long: the remainder is spread over them)."""
-    return np.linspace(0, n_frames, n_frames // segment_frames + 1).round().astype(int)
+def _segment_edges(start: int, stop: int, segment_frames: int) -> np.ndarray:
+    """Frame edges of (stop - start) // segment_frames segments of frames start..stop-1, as equal
+    as whole frames allow (each at least segment_frames long: the remainder is spread over them)."""
+    return np.linspace(start, stop, (stop - start) // segment_frames + 1).round().astype(int)
 
 
 def _blur_px(table: pd.DataFrame, pixel_nm: float) -> float:

@@ -62,9 +62,9 @@ def check_camera_on_frames(camera: Camera, frames_adu) -> list[str]:
         darkest = float(np.percentile(live, 1))
         share = "every pixel" if below >= 0.995 else f"{below:.0%} of the pixels"
         text = (f"{offset} is at or above {share} (median pixel {np.median(live):.0f} ADU): "
-                f"the camera's offset lies below the darkest pixels, at most {darkest:.0f} ADU (the darkest 1 %), "
-                "and is often well below that: check the camera's baseline (its offset in ADU: the camera's data "
-                "sheet gives it, or the mean of frames taken with the shutter closed)")
+                f"the camera's offset lies below the darkest pixels (the darkest 1 % read {darkest:.0f} ADU), often "
+                "well below them: check the camera's baseline (its offset in ADU: the camera's data sheet gives it, "
+                "or the mean of frames taken with the shutter closed)")
         if below >= 0.99:
             raise InputError(text)
         messages.append(text)

@@ -18,8 +18,8 @@ from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
-from ..analysis.drift import (MAX_DISAGREEMENT_NM, apply_drift, drift_csv_path, fiducial_drift, rcc_drift,
-                              write_drift_csv)
+from ..analysis.drift import (AUTO_LOCS_PER_SEGMENT, AUTO_SEGMENTS, MAX_DISAGREEMENT_NM, MIN_SEGMENTS, apply_drift,
+                              drift_csv_path, fiducial_drift, rcc_drift, write_drift_csv)
 from ..analysis.merge import merge_blinks
 from ..analysis.plots import Colours, draw_drift, draw_resolution, draw_stats
 from ..analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
@@ -33,7 +33,7 @@ from .job_controls import StatusLabel
 from .layers import (MARKER_PX, TAG, FollowShown, clear_file, layer_choices, pick_shown, points_kwargs, shown_note,
                      stack_name, table_from_layer)
 from .theme import theme_colours
-from .writers import export_file
+from .writers import WROTE, export_file
 
 MAX_FIDUCIALS = 100
 MARKER_NM = 100.0 * MARKER_PX  # marker size (nm) of the layers made here where the layer analysed gives none
@@ -205,9 +205,10 @@ class DriftWidget(AnalysisWidget):
                                tooltip="RCC: images of frame segments cross-correlated. Fiducials: bright beads "
                                "you mark in the layer below")
         self.segment_frames = SpinBox(label="segment [frames] (0: auto)", value=0, min=0, max=1_000_000,
-                                      tooltip="Frames per RCC segment; 0: automatic (the movie in 20 segments, "
-                                      "longer if one would hold fewer than 2,000 localisations, and longer "
-                                      f"again while the segments disagree by over {MAX_DISAGREEMENT_NM:g} nm)")
+                                      tooltip=f"Frames per RCC segment; 0: automatic (the movie in {AUTO_SEGMENTS} "
+                                      f"segments, fewer, down to {MIN_SEGMENTS}, where one would hold fewer than "
+                                      f"{AUTO_LOCS_PER_SEGMENT:,} localisations, and longer ones while the segments "
+                                      f"disagree by over {MAX_DISAGREEMENT_NM:g} nm)")
         self.fiducials = ComboBox(label="fiducial marks", choices=layer_choices(viewer, Points),
                                   tooltip="A Points layer whose points you placed on the fiducials (nm world)",
                                   visible=False, nullable=True, value=None)
@@ -259,7 +260,7 @@ class DriftWidget(AnalysisWidget):
         drift, corrected = self.result
         write_localizations(path, corrected)
         write_drift_csv(drift_csv_path(path), drift)
-        return f"wrote {path} and {drift_csv_path(path)}"
+        return f"{WROTE}{path} and {drift_csv_path(path)}"
 
 
 class MergeWidget(AnalysisWidget):
@@ -381,7 +382,7 @@ class RenderWidget(AnalysisWidget):
             image, length = add_scale_bar(image, pixel, self.scale_bar.value or None)
             bar = f", scale bar {length:g} nm"
         write_image_tiff(path, image, pixel)
-        return f"wrote {path} ({pixel:g} nm/px{bar})"
+        return f"{WROTE}{path} ({pixel:g} nm/px{bar})"
 
 
 class StatsWidget(AnalysisWidget):

@@ -21,7 +21,7 @@ from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock, fixed_width_combo, number_boxes_take_typed_entries
 from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
-from .writers import export_file
+from .writers import WROTE, export_file
 
 # column -> label with unit, in the order shown
 COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertainty [nm]",
@@ -213,7 +213,7 @@ class FilterWidget(ScrollingDock, Container):
         def write(path: Path) -> str:
             kept = table_from_layer(layer)  # the points shown: those the ranges keep
             write_localizations_csv(path, kept)
-            return f"wrote {len(kept):,} localisations to {path}"
+            return f"{WROTE}{len(kept):,} localisations to {path}"
 
         export_file(self.csv_path.value, (".csv",), write, self.status,
                     "nothing to export: pick a Points layer" if layer is None else None)

@@ -132,13 +132,16 @@ def insert_built(viewer, build: Callable[[], Points], make_room: Callable[[], in
     return worker
 
 
+RETIRED = "earlier "  # the role of a layer retire() kept begins with this
+
+
 def retire(layer) -> None:
     """Keep an earlier run's result layer for the user to delete, out of the way: hidden, named
     "(earlier run)", no longer a widget's output. (napari's removal of a layer costs a full
     garbage collection, ~0.25 s of frozen viewer with napari and torch loaded; this costs none.)"""
     layer.visible = False
     layer.name = f"{layer.name} (earlier run)"
-    layer.metadata[TAG]["role"] = f"earlier {layer.metadata[TAG]['role']}"
+    layer.metadata[TAG]["role"] = f"{RETIRED}{layer.metadata[TAG]['role']}"
 
 
 _CLOSED_STACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> names of stacks closed
@@ -312,7 +315,8 @@ class FollowShown:
     other widgets are done (show_alone hides a dataset's layers one by one), the visible layer it
     offers that was chosen most recently, else the topmost visible one, else none. With
     `within_dataset`, a hidden layer stays chosen while a layer of its dataset (stack_name) is in
-    view: the Filter stays on the detections that Drift or Merge hid under their layer.
+    view (not one retired, "(earlier run)"): the Filter stays on the detections that Drift or
+    Merge hid under their layer.
     Idle once `alive()` is False (its dock closed)."""
 
     def __init__(self, viewer, combo, alive: Callable[[], bool], within_dataset: bool = False) -> None:
@@ -324,12 +328,15 @@ class FollowShown:
         if within_dataset:  # any layer hidden may be the last of the chosen one's dataset in view
             for layer in viewer.layers:
                 layer.events.visible.connect(self._soon)
-            viewer.layers.events.inserted.connect(lambda event: event.value.events.visible.connect(self._soon))
+            viewer.layers.events.inserted.connect(self._watch_inserted)
         combo.changed.connect(self._watch)
         self._watch(combo.value)
 
     def _forget(self, layer) -> None:
         self.chosen = [kept for kept in self.chosen if kept is not layer]
+
+    def _watch_inserted(self, event) -> None:
+        event.value.events.visible.connect(self._soon)
 
     def _watch(self, layer) -> None:
         if self.watched is not None and not self.within_dataset:
@@ -345,11 +352,16 @@ class FollowShown:
         QTimer.singleShot(0, self.follow)
 
     def follow(self) -> None:
-        if not self.alive():
+        if not self.alive():  # its dock closed: nothing of it stays connected
             self._watch(None)
+            if self.within_dataset:
+                self.viewer.layers.events.inserted.disconnect(self._watch_inserted)
+                for layer in self.viewer.layers:
+                    layer.events.visible.disconnect(self._soon)
             return
         chosen = self.combo.value
-        if chosen is not None and (chosen.visible or self.within_dataset and any(
+        retired = chosen is not None and chosen.metadata.get(TAG, {}).get("role", "").startswith(RETIRED)
+        if chosen is not None and (chosen.visible or self.within_dataset and not retired and any(
                 layer.visible and stack_name(layer) == stack_name(chosen) for layer in self.viewer.layers)):
             return
         self.combo.reset_choices()

@@ -30,12 +30,15 @@ def output_layer(viewer, source, role: str):
     return None
 
 
+WROTE = "wrote "  # how every export's message begins (its line in a widget's status)
+
+
 def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str | None = None) -> None:
     """A widget's export: write(path) -> message to `path` (a FileEdit's value) when it names a
     file ending in one of `suffixes`. `nothing_yet` (why there is nothing to write), a bad path
-    or an InputError from `write` is shown as an error notification; the message as info, and on
-    a line of its own under the first of the widget's `status` label (a notification alone passed
-    unseen)."""
+    or an InputError from `write` is shown as an error notification; the message (beginning with
+    WROTE) as info, and as the last line of the widget's `status` label in place of the last
+    export's (a notification alone passed unseen)."""
     path = Path(path) if path else None
     try:
         if nothing_yet:
@@ -43,14 +46,15 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         if path is None or path.is_dir():
             raise InputError(f"choose a {suffixes[0]} file to export to")
         if path.suffix.lower() not in suffixes:
-            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {path.stem}{suffixes[0]} to export "
+            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {path.name}{suffixes[0]} to export "
                              "to it")
         message = write(path)
     except InputError as exc:
         show_error(str(exc))
         return
     show_info(message)
-    status.value = f"{status.value.splitlines()[0]}\n{message}" if status.value else message
+    kept = [line for line in status.value.splitlines() if not line.startswith(WROTE)]  # the last export's goes
+    status.value = "\n".join(kept + [message])
 
 
 def export_csv(points, path, run_first: str, status) -> None:
@@ -58,7 +62,7 @@ def export_csv(points, path, run_first: str, status) -> None:
     def write(path: Path) -> str:
         table = table_from_layer(points)
         write_localizations_csv(path, table)
-        return f"wrote {len(table):,} localisations to {path}{shown_note(points)}"
+        return f"{WROTE}{len(table):,} localisations to {path}{shown_note(points)}"
 
     empty = points is None or not len(points.data)
     export_file(path, (".csv",), write, status, f"nothing to export: press {run_first!r} first" if empty else None)
