@@ -111,8 +111,8 @@ def test_rcc_refuses_what_it_cannot_measure_and_check_clearly():
                                        np.random.default_rng(105))
     assert len(sparse) < 200
     for segment_frames in (None, 10):
-        with pytest.raises(InputError, match=rf"too few localisations for RCC: {len(sparse)} in \d+ frames, and RCC "
-                                             r"needs at least 4 segments .* use fiducials$"):
+        with pytest.raises(InputError, match=rf"too few localisations for RCC: {len(sparse)} in frames \d+–\d+, "
+                                             r"and RCC needs at least 4 segments .* use fiducials$"):
             rcc_drift(sparse, segment_frames)
     locs, _ = simulate_localizations(FILAMENTS, np.random.default_rng(108))
     with pytest.raises(InputError, match=r"too few segments for RCC: the 10,000 frames with localisations make 3 of "

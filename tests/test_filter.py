@@ -81,6 +81,11 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget.export_csv()
     assert errors == ["'kept' is not a .csv file: name it kept.csv to export to it"]
     assert not (tmp_path / "kept").exists()
+    assert widget.status.value == ("kept 2 of 4 localisations\n✖ not exported: 'kept' is not a .csv file: name it "
+                                   "kept.csv to export to it")  # not the last export's line, as if it had
+    widget.csv_path.value = tmp_path / "kept.txt"
+    widget.export_csv()
+    assert errors[-1] == "'kept.txt' is not a .csv file: name it kept.csv to export to it"
     widget.csv_path.value = tmp_path / "again.csv"  # the last export's line goes, the Filter's stays
     widget.export_csv()
     assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'again.csv'}"

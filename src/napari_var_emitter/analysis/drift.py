@@ -100,9 +100,9 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
         raise InputError(f"too few frames for RCC: localisations in {stop - start} frames, and RCC needs at least "
                          f"{MIN_SEGMENTS} segments of a frame or more to measure a drift and check it: use fiducials")
     if len(table) < MIN_SEGMENTS * MIN_LOCS_PER_SEGMENT:
-        raise InputError(f"too few localisations for RCC: {len(table):,} in {stop - start:,} frames, and RCC needs "
-                         f"at least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each to "
-                         "measure a drift and check it: use fiducials")
+        raise InputError(f"too few localisations for RCC: {len(table):,} in frames {start + 1:,}–{stop:,}, and RCC "
+                         f"needs at least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each "
+                         "to measure a drift and check it: use fiducials")
     if segment_frames is not None:
         drift = _rcc_segments(table, segment_frames, pixel_nm, max_drift_nm)
         if _refused(drift):

@@ -30,14 +30,15 @@ def output_layer(viewer, source, role: str):
     return None
 
 
-WROTE = "wrote "  # how every export's message begins (its line in a widget's status)
+WROTE = "wrote "  # how every export's message begins (its line in a widget's status) ...
+NOT_EXPORTED = "✖ not exported: "  # ... and every refused one's
 
 
 def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str | None = None) -> None:
     """A widget's export: write(path) -> message to `path` (a FileEdit's value) when it names a
     file ending in one of `suffixes`. `nothing_yet` (why there is nothing to write), a bad path
-    or an InputError from `write` is shown as an error notification; the message (beginning with
-    WROTE) as info, and as the last line of the widget's `status` label in place of the last
+    or an InputError from `write` is shown as an error notification, the message (beginning with
+    WROTE) as info; either as the last line of the widget's `status` label in place of the last
     export's (a notification alone passed unseen)."""
     path = Path(path) if path else None
     try:
@@ -46,15 +47,21 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         if path is None or path.is_dir():
             raise InputError(f"choose a {suffixes[0]} file to export to")
         if path.suffix.lower() not in suffixes:
-            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {path.name}{suffixes[0]} to export "
-                             "to it")
+            named = path.stem if path.suffix[1:].isalpha() else path.name  # kept.txt: kept.csv; run.v2: run.v2.csv
+            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {named}{suffixes[0]} to export to it")
         message = write(path)
     except InputError as exc:
         show_error(str(exc))
+        _say_export(status, f"{NOT_EXPORTED}{exc}")  # not the last export's "wrote …", as if this one had
         return
     show_info(message)
-    kept = [line for line in status.value.splitlines() if not line.startswith(WROTE)]  # the last export's goes
-    status.value = "\n".join(kept + [message])
+    _say_export(status, message)
+
+
+def _say_export(status, line: str) -> None:
+    """`line` as the last line of a widget's status, in place of the last export's."""
+    kept = [said for said in status.value.splitlines() if not said.startswith((WROTE, NOT_EXPORTED))]
+    status.value = "\n".join(kept + [line])
 
 
 def export_csv(points, path, run_first: str, status) -> None:
