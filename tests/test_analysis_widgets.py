@@ -204,6 +204,11 @@ def test_the_filter_stays_on_the_localisations_a_step_hid_under_its_own(qtbot, v
     assert not points.visible and merged.visible
     assert filtering.layer.value is points and (points.shown == kept).all()
     assert filtering.ranges["photons"][0].value == pytest.approx(threshold, abs=1e-3)
+    assert filtering.status.value == f"kept {kept.sum():,} of {len(kept):,} localisations ({points.name} is hidden: " \
+        "tick its eye to see them)"  # filtering it changes nothing in view
+    points.visible = True
+    assert filtering.status.value == f"kept {kept.sum():,} of {len(kept):,} localisations"
+    points.visible = False
     assert merge.layer.value is merged
     merged.visible = False  # nothing of the dataset in view: the Filter moves on
     qtbot.wait(50)

@@ -104,6 +104,10 @@ class FilterWidget(ScrollingDock, Container):
                 getattr(self.watched.events, event).disconnect(self._layer_changed)
             if layer is not None:
                 getattr(layer.events, event).connect(self._layer_changed)
+        if self.watched is not None:
+            self.watched.events.visible.disconnect(self._say_kept)
+        if layer is not None:
+            layer.events.visible.connect(self._say_kept)
         self.watched = layer
 
     def _layer_changed(self, event) -> None:
@@ -182,8 +186,17 @@ class FilterWidget(ScrollingDock, Container):
         mask = filter_mask(layer.features, expression)
         layer.shown = mask
         self.expression.value = expression
-        self.status.value = f"kept {int(mask.sum()):,} of {len(mask):,} localisations"
+        self._say_kept()
         self._draw(mask)
+
+    def _say_kept(self, *_) -> None:
+        """How many the Filter keeps, and where the layer filtered is hidden, that it is (filtering it
+        changed nothing in view, trying the plugin)."""
+        layer = self.layer.value
+        if layer is None or not self.ranges:
+            return
+        hidden = "" if layer.visible else f" ({layer.name} is hidden: tick its eye to see them)"
+        self.status.value = f"kept {int(layer.shown.sum()):,} of {len(layer.shown):,} localisations{hidden}"
 
     def _draw(self, mask=None) -> None:
         """One histogram per column (all, and kept), in napari's theme colours."""
