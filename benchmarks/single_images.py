@@ -53,7 +53,7 @@ def main() -> None:
     camera = Camera(pixel_size_nm=pixel_nm, e_per_adu=e_per_adu, read_noise_e=1.5)
     options = PredictOptions(model=args.model, psf_sigma_nm=sigma_nm, refine=not args.no_refine)
     warnings.filterwarnings("ignore", message="this model looks at each frame beside")
-    print("(a window model warns that it sees a single image as its own neighbours)")
+    print("(a window model not trained on single images warns that it sees one as its own neighbours)")
     for k, density in enumerate(args.densities):
         config = SimulationConfig(frame_size=(128, 128), n_frames=args.frames, density_per_um2=density,
                                   photons_mean=photons, background_photons=50.0, psf=PSF(sigma_nm=sigma_nm),

@@ -1,6 +1,7 @@
 """Long stacks: chunked prediction streamed to CSV, resume after an interruption, Dask."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,14 @@ def test_a_model_with_context_frames_sees_across_chunk_boundaries(stack, tmp_pat
         model, frames, CAMERA, dataclasses.replace(options, output_map=True)).output_map[6], rtol=1e-5, atol=1e-6)
     with pytest.warns(UserWarning, match="frames before and after"):  # one frame alone: no context to see
         predict_frames(model, frames[6:7], CAMERA, options)
+    model.card = {"train_config": {"simulation": {  # ... unless it was trained on frames alone too
+        "pixel_size_nm": 100.0, "psf_sigma_px": [0.9, 1.5], "photons_mean": [100.0, 20000.0],
+        "background_photons": [0.0, 1000.0], "single_frame_fraction": 0.5}}}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        predict_frames(model, frames[6:7], CAMERA, options)
+    assert not [w for w in said if "frames before and after" in str(w.message)]
+    model.card = {}
     changed = frames.copy()
     changed[7] = changed[7][::-1]  # frame 8 (1-based) changes: frame 7's maps change, frame 5's do not
     again = predict_frames(model, changed, CAMERA, dataclasses.replace(options, output_map=True), span=(4, 7))

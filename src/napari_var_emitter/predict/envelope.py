@@ -48,6 +48,7 @@ class Envelope:
     calibration: PSF | None = None
     family: CalibrationFamily | None = None
     fine_tuned_on: str | None = None
+    single_images: bool = False  # a model with a window of frames also trained on frames alone
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Envelope | None:
@@ -67,7 +68,8 @@ class Envelope:
         family = CalibrationFamily(**simulation["psf_family"]) if simulation.get("psf_family") else None
         read_noise = _span(simulation["scmos_read_noise_e"]) if simulation.get("scmos_read_noise_e") else None
         return cls(px, sigma_px, _span(simulation["photons_mean"]), _span(simulation["background_photons"]), types,
-                   read_noise, calibration, family, card.get("fine_tuned_on", {}).get("stack"))
+                   read_noise, calibration, family, card.get("fine_tuned_on", {}).get("stack"),
+                   float(simulation.get("single_frame_fraction", 0.0)) > 0)
 
     def in_camera_pixels(self, bin_px: int) -> Envelope:
         """These ranges as they apply to the pixels of a camera whose frames are binned bin_px x bin_px

@@ -113,7 +113,8 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                              "(--psf PSF.json, from calibrate-psf)")
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
     begin, end = span or (0, len(frames_adu))
-    if config.context_frames and len(frames_adu) == 1:
+    envelope = Envelope.from_card(model.card)
+    if config.context_frames and len(frames_adu) == 1 and not (envelope and envelope.single_images):
         warnings.warn("this model looks at each frame beside the frames before and after it: with one frame it "
                       "sees that frame as its own neighbours, which it was not trained on; give it the stack",
                       stacklevel=2)
