@@ -17,7 +17,8 @@ import argparse
 
 import numpy as np
 
-from napari_var_emitter.analysis.drift import MAX_DISAGREEMENT_NM, _rcc_segments, auto_segment_frames, rcc_drift
+from napari_var_emitter.analysis.drift import (MAX_DISAGREEMENT_NM, _rcc_segments, auto_segment_frames, localised_frames,
+                                              rcc_drift)
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
@@ -87,6 +88,7 @@ def few_segments(seed_base: int) -> None:
     print(f"few segments: filaments / clusters (alternating) at 0.1 /µm², {FEW_FRAMES:,} frames, 300 nm drift, "
           f"{FEW_SEEDS} tables, seeds {seed_base:,}+; per number of segments S:")
     verdicts: dict[int, tuple[list, list]] = {n: ([], []) for n in FEW_SEGMENTS}
+    skipped = dict.fromkeys(FEW_SEGMENTS, 0)
     for k in range(FEW_SEEDS):
         config = SimulationConfig(frame_size=(64, 64), n_frames=FEW_FRAMES, density_per_um2=0.1,
                                   structure=StructureConfig(kind=("filaments", "clusters")[k % 2]))
@@ -95,15 +97,17 @@ def few_segments(seed_base: int) -> None:
         locs, _ = simulate_localizations(config, rng, true_T2)
         for n_segments, (accepted, refused) in verdicts.items():
             try:
-                drift = _rcc_segments(locs, FEW_FRAMES // n_segments, 20.0, 1000.0)
-            except InputError:
+                drift = _rcc_segments(locs, len(localised_frames(locs)) // n_segments, 20.0, 1000.0)
+            except InputError:  # a segment with fewer than 50 localisations
+                skipped[n_segments] += 1
                 continue
             ok = not drift.disagreement_nm > MAX_DISAGREEMENT_NM
             (accepted if ok else refused).append(error_nm(drift.drift_nm_T2, true_T2))
     for n_segments, (accepted, refused) in verdicts.items():
         print(f"  S = {n_segments}: accepted {len(accepted)}, true error at most {max(accepted, default=np.nan):.1f} "
               f"nm (median {np.median(accepted) if accepted else np.nan:.1f}); refused {len(refused)}, true error at "
-              f"least {min(refused, default=np.nan):.1f} nm", flush=True)
+              f"least {min(refused, default=np.nan):.1f} nm; {skipped[n_segments]} with a segment too sparse",
+              flush=True)
 
 
 if __name__ == "__main__":

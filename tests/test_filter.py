@@ -86,6 +86,11 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     widget.csv_path.value = tmp_path / "kept.txt"
     widget.export_csv()
     assert errors[-1] == "'kept.txt' is not a .csv file: name it kept.csv to export to it"
+    (tmp_path / "a file").write_text("")
+    widget.csv_path.value = tmp_path / "a file" / "kept.csv"  # a write that fails (OSError): said, not raised
+    widget.export_csv()
+    assert "a file" in errors[-1] and widget.status.value.startswith(
+        "kept 2 of 4 localisations\n✖ not exported: ") and "wrote" not in widget.status.value
     widget.csv_path.value = tmp_path / "again.csv"  # the last export's line goes, the Filter's stays
     widget.export_csv()
     assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'again.csv'}"

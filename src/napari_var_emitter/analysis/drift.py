@@ -35,10 +35,10 @@ MAX_DISAGREEMENT_NM = 5.0  # RCC refuses segments that disagree by more (benchma
 class Drift:
     """Drift per frame (T, 2) in nm, and the points it was interpolated from: per-segment (or
     per-frame for fiducials) estimates at `anchor_frames` (S,) with `anchor_nm_S2`. RCC also gives
-    its segments' `segment_edges` (S + 1,) frames and `disagreement_nm`: how far the segments'
-    pairwise shifts scatter about the solved drift (per axis, 1.4826 × their median |misfit|, over
-    √S); not an error bar: the true error was 0.9–6 times it on our tables
-    (benchmarks/drift_reliability.py); NaN for fiducials."""
+    its segments' `segment_edges` (S + 1,) frames and `disagreement_nm`: how far the pairwise shifts
+    of the segment that agrees least scatter about the solved drift (per axis, 1.4826 × the median
+    |misfit| of its S − 1 pairs, widened by √(P / (P − S + 1)) for the S − 1 drifts the P pairs
+    fit, over √S); not an error bar (benchmarks/drift_reliability.py); NaN for fiducials."""
 
     drift_nm_T2: np.ndarray
     anchor_frames: np.ndarray
@@ -68,19 +68,18 @@ class Drift:
                              "dy_nm": self.drift_nm_T2[:, 1]})
 
 
-def localised_frames(table: pd.DataFrame) -> tuple[int, int]:
-    """The first frame with localisations and one past the last (0-based): the stretch RCC cuts
-    into segments (a run on a range of frames, or empty leading frames, start later than 0)."""
-    return int(table["frame"].min()), int(table["frame"].max()) + 1
+def localised_frames(table: pd.DataFrame) -> np.ndarray:
+    """The frames (0-based, sorted) that hold localisations: RCC cuts them into segments (a run on a
+    range of frames, or one with empty stretches, has frames without)."""
+    return np.unique(table["frame"].to_numpy())
 
 
 def auto_segment_frames(table: pd.DataFrame) -> int:
-    """Frames per RCC segment when the user gives none: the localised frames in AUTO_SEGMENTS
+    """Frames (with localisations) per RCC segment when the user gives none: AUTO_SEGMENTS
     segments, fewer (down to MIN_SEGMENTS) where that would leave fewer than AUTO_LOCS_PER_SEGMENT
     localisations in each."""
-    start, stop = localised_frames(table)
     n_segments = int(np.clip(len(table) // AUTO_LOCS_PER_SEGMENT, MIN_SEGMENTS, AUTO_SEGMENTS))
-    return max((stop - start) // n_segments, 1)
+    return max(len(localised_frames(table)) // n_segments, 1)
 
 
 def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: float = 20.0,
@@ -91,18 +90,18 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     the median misfit, and by over a pixel, are dropped once), then interpolate a cubic spline
     through the segment centres to every frame. At least MIN_SEGMENTS segments, and a drift whose
     segments disagree by more than MAX_DISAGREEMENT_NM is refused. With `segment_frames` None,
-    auto_segment_frames first, then twice, four times ... as long, and the longest MIN_SEGMENTS
-    allow: the first that agrees."""
+    auto_segment_frames first, then twice, four times ... as long, and the longest that make
+    MIN_SEGMENTS: the first that agrees. Segments count the frames that hold localisations."""
     check_table(table, ("frame", "x_nm", "y_nm"), "drift correction (RCC)", min_rows=2, min_frames=2)
-    start, stop = localised_frames(table)
-    longest = (stop - start) // MIN_SEGMENTS  # the longest segments there are MIN_SEGMENTS of
+    present = localised_frames(table)
+    longest = len(present) // MIN_SEGMENTS  # the longest segments there are MIN_SEGMENTS of
     if longest < 1:
-        raise InputError(f"too few frames for RCC: localisations in {stop - start} frames, and RCC needs at least "
+        raise InputError(f"too few frames for RCC: localisations in {len(present)} frames, and RCC needs at least "
                          f"{MIN_SEGMENTS} segments of a frame or more to measure a drift and check it: use fiducials")
     if len(table) < MIN_SEGMENTS * MIN_LOCS_PER_SEGMENT:
-        raise InputError(f"too few localisations for RCC: {len(table):,} in frames {start + 1:,}–{stop:,}, and RCC "
-                         f"needs at least {MIN_SEGMENTS} segments of frames with {MIN_LOCS_PER_SEGMENT} or more each "
-                         "to measure a drift and check it: use fiducials")
+        raise InputError(f"too few localisations for RCC: {len(table):,} in frames {present[0] + 1:,}–"
+                         f"{present[-1] + 1:,}, and RCC needs at least {MIN_SEGMENTS} segments of frames with "
+                         f"{MIN_LOCS_PER_SEGMENT} or more each to measure a drift and check it: use fiducials")
     if segment_frames is not None:
         drift = _rcc_segments(table, segment_frames, pixel_nm, max_drift_nm)
         if _refused(drift):
@@ -113,6 +112,8 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     while lengths[-1] * 2 < longest:
         lengths.append(lengths[-1] * 2)
     lengths += [longest] if lengths[-1] < longest else []
+    counts = [len(present) // length for length in lengths]  # a length that makes as many segments as the last: not
+    lengths = [length for k, length in enumerate(lengths) if k == 0 or counts[k] != counts[k - 1]]  # tried again
     tried = []
     for length in lengths:
         try:
@@ -152,21 +153,21 @@ def _disagreement_words(drift: Drift, table: pd.DataFrame) -> str:
 
 def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max_drift_nm: float) -> Drift:
     """RCC (see rcc_drift) with segments of at least `segment_frames` frames, without the agreement check."""
-    start, stop = localised_frames(table)
+    present = localised_frames(table)
     if segment_frames < 1:
         raise InputError("the segment length must be at least 1 frame")
-    if (stop - start) // segment_frames < MIN_SEGMENTS:
-        raise InputError(f"too few segments for RCC: the {stop - start:,} frames with localisations make "
-                         f"{(stop - start) // segment_frames} of {segment_frames:,} frames, and RCC needs at least "
+    if len(present) // segment_frames < MIN_SEGMENTS:
+        raise InputError(f"too few segments for RCC: the {len(present):,} frames with localisations make "
+                         f"{len(present) // segment_frames} of {segment_frames:,} frames, and RCC needs at least "
                          f"{MIN_SEGMENTS} to check the drift it measures: set a segment length of at most "
-                         f"{(stop - start) // MIN_SEGMENTS:,} frames, or use fiducials")
-    edges = _segment_edges(start, stop, segment_frames)
+                         f"{len(present) // MIN_SEGMENTS:,} frames, or use fiducials")
+    edges = _segment_edges(present, segment_frames)
     segment = np.searchsorted(edges, table["frame"].to_numpy(), side="right") - 1
     counts = np.bincount(segment, minlength=len(edges) - 1)
     if counts.min() < MIN_LOCS_PER_SEGMENT:
         raise InputError(f"too few localisations for RCC: a segment of {segment_frames:,} frames holds only "
                          f"{counts.min()} (at least {MIN_LOCS_PER_SEGMENT} are needed): "
-                         + _longer_or_fiducials(segment_frames, (stop - start) // MIN_SEGMENTS))
+                         + _longer_or_fiducials(segment_frames, len(present) // MIN_SEGMENTS))
     x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
     origin = np.array([x.min(), y.min()]) - max_drift_nm / 2
     extent = max(x.max() - x.min(), y.max() - y.min()) + max_drift_nm
@@ -184,19 +185,25 @@ def _rcc_segments(table: pd.DataFrame, segment_frames: int, pixel_nm: float, max
     segment_nm, misfit_nm_P2 = _solve_pairs(pairs, shifts_nm, len(spectra), outlier_nm=pixel_nm)
     frames = table["frame"].to_numpy()
     centres = np.array([frames[segment == s].mean() for s in range(len(spectra))])
+    start, stop = int(present[0]), int(present[-1]) + 1
     drift = _interpolate(centres, segment_nm, stop)
-    offset = drift.mean(0)
-    # the pairs' robust spread, widened for the S - 1 drifts they fit (their misfits are that much smaller)
-    n_pairs = len(pairs)
-    spread = 1.4826 * float(np.median(np.abs(misfit_nm_P2))) * np.sqrt(n_pairs / (n_pairs - len(spectra) + 1))
-    disagreement = spread / np.sqrt(len(spectra))
+    drift[:start] = drift[start]  # no localisation before the first frame that has one to correct, or to anchor
+    offset = drift[start:].mean(0)
+    # the robust spread of the pairs of the segment that agrees least with the others (one segment off spoils
+    # the drift around it, yet hardly moves the median over all pairs), widened for the S - 1 drifts the pairs fit
+    n_pairs, n_segments = len(pairs), len(spectra)
+    members = np.array(pairs)
+    worst = max(float(np.median(np.abs(misfit_nm_P2[(members == s).any(1)]))) for s in range(n_segments))
+    disagreement = 1.4826 * worst * np.sqrt(n_pairs / (n_pairs - n_segments + 1)) / np.sqrt(n_segments)
     return Drift(drift - offset, centres, segment_nm - offset, "rcc", edges, disagreement)
 
 
-def _segment_edges(start: int, stop: int, segment_frames: int) -> np.ndarray:
-    """Frame edges of (stop - start) // segment_frames segments of frames start..stop-1, as equal
-    as whole frames allow (each at least segment_frames long: the remainder is spread over them)."""
-    return np.linspace(start, stop, (stop - start) // segment_frames + 1).round().astype(int)
+def _segment_edges(present: np.ndarray, segment_frames: int) -> np.ndarray:
+    """Frame edges of len(present) // segment_frames segments of the frames with localisations
+    `present`, as equal in those frames as whole frames allow (each holds at least segment_frames
+    of them: the remainder is spread over them); a segment spans the empty frames inside it."""
+    cut = np.linspace(0, len(present), len(present) // segment_frames + 1).round().astype(int)
+    return np.append(present[cut[:-1]], present[-1] + 1)
 
 
 def _blur_px(table: pd.DataFrame, pixel_nm: float) -> float:

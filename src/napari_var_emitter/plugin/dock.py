@@ -153,7 +153,7 @@ def _say_rejected(box: QAbstractSpinBox, text: str) -> None:
     not a number, or outside the box's range."""
     shown = box.textFromValue if hasattr(box, "textFromValue") else str
     typed, kept = _typed(box, text), shown(box.value())
-    if typed not in ("-", "+") and not re.fullmatch(r"[-+]?(\d+([.,]\d*)?|[.,]\d+)", typed):
+    if typed not in ("-", "+") and not re.fullmatch(r"[-+]?[\d.,]*\d[\d.,]*", typed):  # 1,000,000: a number
         show_warning(f"{_label(box)}{typed!r} is not a number; it stays {kept}" if typed
                      else f"{_label(box)}an empty box is not a number; it stays {kept}")
         return

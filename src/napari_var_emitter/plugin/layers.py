@@ -352,12 +352,8 @@ class FollowShown:
         QTimer.singleShot(0, self.follow)
 
     def follow(self) -> None:
-        if not self.alive():  # its dock closed: nothing of it stays connected
+        if not self.alive():
             self._watch(None)
-            if self.within_dataset:
-                self.viewer.layers.events.inserted.disconnect(self._watch_inserted)
-                for layer in self.viewer.layers:
-                    layer.events.visible.disconnect(self._soon)
             return
         chosen = self.combo.value
         retired = chosen is not None and chosen.metadata.get(TAG, {}).get("role", "").startswith(RETIRED)

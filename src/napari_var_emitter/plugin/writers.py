@@ -47,10 +47,10 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         if path is None or path.is_dir():
             raise InputError(f"choose a {suffixes[0]} file to export to")
         if path.suffix.lower() not in suffixes:
-            named = path.stem if path.suffix[1:].isalpha() else path.name  # kept.txt: kept.csv; run.v2: run.v2.csv
-            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {named}{suffixes[0]} to export to it")
+            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {_named(path.name)}{suffixes[0]} "
+                             "to export to it")
         message = write(path)
-    except InputError as exc:
+    except (InputError, OSError) as exc:  # a folder not open to writing, a full disk: said as a bad path is
         show_error(str(exc))
         _say_export(status, f"{NOT_EXPORTED}{exc}")  # not the last export's "wrote …", as if this one had
         return
@@ -58,10 +58,17 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
     _say_export(status, message)
 
 
+def _named(name: str) -> str:
+    """A file name without its ending, for another: kept.txt -> kept; run.v2 -> run.v2; 'kept. ' -> kept."""
+    name = name.strip().rstrip(".")
+    stem = Path(name).stem if Path(name).suffix[1:].isalpha() else name
+    return stem if stem and not stem.startswith(".") else "localisations"
+
+
 def _say_export(status, line: str) -> None:
     """`line` as the last line of a widget's status, in place of the last export's."""
     kept = [said for said in status.value.splitlines() if not said.startswith((WROTE, NOT_EXPORTED))]
-    status.value = "\n".join(kept + [line])
+    status.value = "\n".join(kept + [line.replace("\n", " ")])  # one line: the next export's replaces it whole
 
 
 def export_csv(points, path, run_first: str, status) -> None:
