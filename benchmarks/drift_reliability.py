@@ -17,8 +17,8 @@ import argparse
 
 import numpy as np
 
-from napari_var_emitter.analysis.drift import (MAX_DISAGREEMENT_NM, _rcc_segments, auto_segment_frames, localised_frames,
-                                              rcc_drift)
+from napari_var_emitter.analysis.drift import (MAX_DISAGREEMENT_NM, _rcc_segments, auto_segment_frames,
+                                              localised_frames, rcc_drift)
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.simulate.config import SimulationConfig, StructureConfig
 from napari_var_emitter.simulate.localizations import drift_trajectory, simulate_localizations
