@@ -112,8 +112,9 @@ def rcc_drift(table: pd.DataFrame, segment_frames: int | None = None, pixel_nm: 
     while lengths[-1] * 2 < longest:
         lengths.append(lengths[-1] * 2)
     lengths += [longest] if lengths[-1] < longest else []
-    counts = [len(present) // length for length in lengths]  # a length that makes as many segments as the last: not
-    lengths = [length for k, length in enumerate(lengths) if k == 0 or counts[k] != counts[k - 1]]  # tried again
+    # a length that makes as many segments as the one before cuts the same segments: not tried twice
+    counts = [len(present) // length for length in lengths]
+    lengths = [length for k, length in enumerate(lengths) if k == 0 or counts[k] != counts[k - 1]]
     tried = []
     for length in lengths:
         try:
