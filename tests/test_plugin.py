@@ -1477,6 +1477,9 @@ def test_a_run_whose_stack_is_closed_meanwhile_says_whose_results_they_are(qtbot
     widget.start()
     assert widget.worker is not None
     viewer.layers.remove(image)
+    assert widget.worker is not None  # 20 frames take seconds: its frames done are said during the run too,
+    widget._show_progress()  # under the stack's name (they read as the other stack's)
+    assert widget.status.value.startswith("simulated SMLM stack (closed): "), widget.status.value
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.image.value is other
     assert widget.status.value.startswith("simulated SMLM stack (closed): done: 20 of 20 frame(s)"), widget.status.value

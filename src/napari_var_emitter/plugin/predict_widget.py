@@ -525,6 +525,16 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if cautions:
             self.scroll_area.ensureWidgetVisible(self.warnings.native)
 
+    def _show_progress(self) -> None:
+        """As JobControls', with the stack named where a run's is no longer the one chosen (closed, or
+        another chosen, during the run: its frames done read as the other stack's)."""
+        super()._show_progress()
+        run = self.layers
+        if self.worker is not None and run is not None and not self.job_progress.doing:  # a run, not an estimate
+            other = self._other_stack(run.image)
+            if other:
+                self.status.value = f"{other}: {self.status.value}"
+
     def _other_stack(self, stack) -> str:
         """"<stack> (closed)" or "<stack>" where a run's results are of another stack than the one
         chosen now (closed or switched during the run), else nothing."""
