@@ -113,11 +113,12 @@ def predict_frames(model: VAREmitterPredictor, frames_adu, camera: Camera,
                              "(--psf PSF.json, from calibrate-psf)")
         calibration = torch.from_numpy(calibration_vector(options.psf))[None]
     begin, end = span or (0, len(frames_adu))
-    envelope = Envelope.from_card(model.card)
-    if config.context_frames and len(frames_adu) == 1 and not (envelope and envelope.single_images):
-        warnings.warn("this model looks at each frame beside the frames before and after it: with one frame it "
-                      "sees that frame as its own neighbours, which it was not trained on; give it the stack",
-                      stacklevel=2)
+    if config.context_frames and len(frames_adu) == 1:
+        envelope = Envelope.from_card(model.card)  # read only where it decides the warning
+        if not (envelope and envelope.single_images):
+            warnings.warn("this model looks at each frame beside the frames before and after it: with one frame it "
+                          "sees that frame as its own neighbours, which it was not trained on; give it the stack",
+                          stacklevel=2)
     options, note = with_psf_sigma(options, model, frames_adu[begin:end], camera)  # as for a whole run, when not given
     if note is not None and note.caution:
         warnings.warn(note.text, stacklevel=2)
