@@ -24,6 +24,7 @@ MARKER_PX = 2.5  # marker diameter in camera pixels
 # the frame column of a layer's features, as the user sees it beside napari's 0-based slider in the
 # status bar: 1-based, as in CSV files and every widget (tables in memory are 0-based)
 OUTPUT_IMAGES = ("scale_map", "render", "analysis_render")  # roles of images this plugin made: never camera frames
+ANALYSIS_OUTPUTS = ("drift-corrected", "merged", "analysis_render")  # roles of what analysis widgets make of a table
 PREVIEW_ROLE = "preview"  # the live preview's layer: the frame in view, beside (never instead of) a run's layers
 FRAME_FEATURE = "frame (1-based)"
 # the frame columns of a table (0-based inside) as a layer's features show them, 1-based as in the CSV

@@ -17,9 +17,9 @@ from ..fit.scoring import fits_compiled
 from ..predict.envelope import Envelope
 from ..predict.frames import Prediction, predict_frames
 from ..predict.long_stack import StackJob
-from .layers import (BUILD_OFF_THREAD_FROM, PREVIEW_ROLE, TAG, frame_in_view, frame_into_view, image_points,
-                     insert_built, layer_features, map_placement, output_options, outputs, points_kwargs, refill,
-                     refillable, remove_layers, retire)
+from .layers import (ANALYSIS_OUTPUTS, BUILD_OFF_THREAD_FROM, PREVIEW_ROLE, TAG, frame_in_view, frame_into_view,
+                     image_points, insert_built, layer_features, map_placement, output_options, outputs, points_kwargs,
+                     refill, refillable, remove_layers, retire)
 
 REFRESH_S = 1.0  # how often growing layers are redrawn during a run
 LIVE_ROLE = "live detections"  # a hidden layer kept for the detections of the frame in view during long runs
@@ -197,7 +197,7 @@ class RunLayers:
         stale = {key for key, lay in old.items() if lay.ndim != dims or key[0] in ("render", PREVIEW_ROLE)
                  or (key[0] == "scale_map" and key[1] >= n_maps)}
         remove_layers(viewer, [old.pop(key) for key in stale])
-        for made in outputs(viewer, ("drift-corrected", "merged", "analysis_render"), name):
+        for made in outputs(viewer, ANALYSIS_OUTPUTS, name):
             retire(made)  # made of the last run's localisations: it stood beside this run's, out of date unsaid
         for s, stride in enumerate(self.strides[:n_maps]):
             shape = (-(-self.shape_hw[0] // stride), -(-self.shape_hw[1] // stride))
