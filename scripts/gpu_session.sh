@@ -7,9 +7,10 @@
 #                                              # $RUN with $CONFIG (default
 #                                              # training_runs/cpu_2d_context_repeat and
 #                                              # configs/cpu_2d_context_repeat.json, the 2-D window
-#                                              # model with v1's repeated finest scale, started
-#                                              # 2026-12-07, 24,000 steps in all)
-#                                              # for MIN minutes (default 7), its
+#                                              # model with v1's repeated finest scale, which
+#                                              # finished its 24,000 steps 2026-12-07: set RUN and
+#                                              # CONFIG to a run in progress; a finished one is
+#                                              # said and skipped) for MIN minutes (default 7), its
 #                                              # train_state.pt and log.csv -> $OUT
 #   bash scripts/gpu_session.sh speed          # there: benchmarks/predict_speed.py on cuda, float32
 #                                              # and bfloat16, 256x256 and 160x160 -> $OUT/speed.txt
@@ -24,6 +25,17 @@ RUN=${RUN:-training_runs/cpu_2d_context_repeat}
 CONFIG=${CONFIG:-configs/cpu_2d_context_repeat.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
 google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0 numba==0.68.1 llvmlite==0.50.0"
+
+steps_left() {  # the steps $CONFIG asks for that $RUN's log has not reached
+  python3 - "$CONFIG" "$RUN/log.csv" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+total = config["training"]["steps"] + (config["training"].get("tokenizer_steps", 0)
+                                       if config["model"].get("var_prior", True) else 0)
+rows = open(sys.argv[2]).read().split()[1:]
+print(total - (int(rows[-1].split(",")[0]) + 1 if rows else 0))
+PY
+}
 
 device_env() {
   if ls .whl/*.whl >/dev/null 2>&1; then
@@ -47,6 +59,10 @@ case "${1:-}" in
   train)
     device_env
     minutes=${2:-7}
+    if [ "$(steps_left)" -le 0 ]; then  # nothing to resume: no device time spent on it
+      echo "$RUN has finished its steps; set RUN and CONFIG to a run in progress" | tee "$OUT/train.txt"
+      exit 0
+    fi
     python3 -m napari_var_emitter train --config "$CONFIG" --out "$RUN" --resume --device cuda --workers 14 \
       --minutes "$minutes" 2>&1 | tee "$OUT/train.txt"
     cp "$RUN/train_state.pt" "$RUN/log.csv" "$OUT/"
