@@ -280,6 +280,33 @@ def test_stats_recover_the_bleaching_half_life():
     assert flat.summary["bleaching"] is None
 
 
+def test_stats_plot_of_a_short_movie_fits_the_widgets_figure_and_counts_whole_frames():
+    """An 11-frame movie in the Statistics widget's 2 x 2 grid (460 x 380 px): its frame axis reads whole
+    frames (it read 2.5, 5.0, 7.5) and every label lies inside the figure (the counts' was cut at the top)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from napari_var_emitter.analysis.plots import draw_stats
+
+    rng = np.random.default_rng(112)
+    frames = np.repeat(np.arange(11), rng.poisson(100, 11))
+    table = pd.DataFrame({"frame": frames, "x_nm": rng.uniform(0, 4e4, frames.size),
+                          "y_nm": rng.uniform(0, 4e4, frames.size), "photons": rng.gamma(3, 100, frames.size),
+                          "uncertainty_nm": rng.gamma(5, 8, frames.size)})
+    figure = Figure(figsize=(4.6, 3.8), tight_layout=True)
+    canvas = FigureCanvasAgg(figure)
+    draw_stats(figure, table_stats(table))
+    canvas.draw()
+    ticks = [tick for tick in figure.axes[0].get_xticks() if 1 <= tick <= 11]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+    box = figure.bbox
+    for axes in figure.axes:
+        for label in (axes.xaxis.label, axes.yaxis.label):
+            extent = label.get_window_extent(canvas.get_renderer())
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, (
+                label.get_text())
+
+
 @pytest.mark.parametrize("step", [
     lambda t: rcc_drift(t), lambda t: merge_blinks(t), lambda t: nena(t), lambda t: frc(t), lambda t: table_stats(t)])
 def test_bad_tables_get_clear_errors(step):

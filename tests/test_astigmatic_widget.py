@@ -35,7 +35,7 @@ def test_calibrate_on_the_bead_sample_plot_in_the_theme_and_save(qtbot, viewer, 
         assert fitted.focus_nm == pytest.approx(true.focus_nm, abs=10.0)
         assert fitted.depth_nm == pytest.approx(true.depth_nm, rel=0.03)
     assert widget.calibration_status.value.startswith("6 beads, 61 slices")
-    assert "the calibration fitted above" in widget.psf_note.value
+    assert "the calibration fitted above (on 'astigmatic bead z-stack')" in widget.psf_note.value
     curves, residuals = widget.figure.axes
     assert len(curves.lines) == 4 and len(residuals.lines) == 3  # 2 x (beads, fit); 2 residuals + zero line
     assert not widget.canvas.isHidden()  # hidden until there is a calibration to plot
@@ -211,6 +211,13 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     assert any("measured on 160 nm pixels and this camera has 100 nm" in message for message in shown)
     widget.image.value = sample
     assert widget.csv_path.value == tmp_path / "sample.csv"
+    # each movie its calibration: the second's file was not used on the first, nor on a third opened now
+    assert widget.psf_file.value is None and "the calibration 'astigmatic 3-D stack' carries" in widget.psf_note.value
+    third = viewer.add_image(np.array(sample.data), name="third movie")
+    assert widget.image.value is third and widget.psf_file.value is None and widget.psf is None
+    assert widget.psf_note.value.startswith("No calibration yet")
+    widget.image.value = second
+    assert widget.psf_file.value == tmp_path / "psf.json" and widget.psf_note.value.startswith("Using psf.json")
 
 
 def test_each_panel_shows_its_own_stacks_camera_and_localise_uses_its_movies(qtbot, viewer, errors):

@@ -77,6 +77,10 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'kept.csv'}"
     errors = []
     monkeypatch.setattr(writers, "show_error", errors.append)
+    widget.csv_path.value = ""  # none chosen: where to choose it
+    widget.export_csv()
+    assert errors == ["choose a .csv file to export to: type its name in the box, or press Select file beside it"]
+    errors.clear()
     widget.csv_path.value = tmp_path / "kept"  # no .csv: it said only "choose a .csv file to export to"
     widget.export_csv()
     assert errors == ["'kept' is not a .csv file: name it kept.csv to export to it"]
@@ -226,3 +230,29 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     refill(points, TABLE, 1.0)
     qtbot.wait(400)
     assert widget.watched is None and widget.status.value == said
+
+
+def test_a_long_filter_status_wraps_instead_of_widening_its_dock(make_napari_viewer, qtbot, tmp_path):
+    """The count under the Filter names a hidden layer, and an export its file: a long name or path
+    wraps there (trying the plugin, it pushed the dock column to half a laptop's screen)."""
+    from napari_var_emitter.plugin.filter_widget import FilterWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 740)
+    name = "sample_11frames.tif detections drift-corrected and merged"
+    points = viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), name=name,
+                               features=TABLE.drop(columns=["x_nm", "y_nm"]))
+    widget = FilterWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Filter", area="right")
+    qtbot.wait(50)
+    narrowest = widget.native.minimumSizeHint().width()
+    points.visible = False
+    widget.ranges["photons"][0].value = 500.0
+    assert widget.status.value == f"kept 3 of 4 localisations ({name} is hidden: tick its eye to see them)"
+    folder = tmp_path / ("a_folder_with_a_long_name_as_users_have_them" * 2)
+    folder.mkdir()
+    widget.csv_path.value = folder / "kept_localisations_of_the_first_movie.csv"
+    widget.export_csv()
+    assert str(folder / "kept_localisations_of_the_first_movie.csv") in widget.status.value
+    qtbot.wait(50)
+    assert widget.native.minimumSizeHint().width() == narrowest

@@ -1188,6 +1188,32 @@ def test_pixel_size_sets_the_image_layer_scale(qtbot, viewer):
     np.testing.assert_allclose(layer.world_to_data((0, 1000.0, 330.0))[1:], (1000 / 160 - 0.5, 330 / 160 - 0.5))
 
 
+def test_a_camera_entry_in_one_panel_places_its_stack_and_updates_the_other_panels_note(qtbot, viewer):
+    """Predict and the 3-D widget on one plain TIFF: a pixel size typed in either puts that stack in nm at
+    once, and the other panel's note says it was entered for this image (the 3-D panel named Predict's entry
+    "your last entry", and left its stack in pixels until its run); a stack another panel shows keeps its
+    own placement."""
+    from napari_var_emitter.plugin.astigmatic_widget import AstigmaticWidget
+
+    rng = np.random.default_rng(2)
+    other = viewer.add_image(rng.poisson(110, (2, 24, 24)).astype(np.uint16), name="other")
+    plain = viewer.add_image(rng.poisson(110, (3, 32, 32)).astype(np.uint16), name="plain")
+    predict = predict_widget.PredictWidget(viewer)
+    predict.image.value = plain
+    three_d = AstigmaticWidget(viewer)
+    three_d.image.value = plain
+    for panel in (predict, three_d):
+        assert "from your entry for this image" not in panel.camera_fields.note.value
+    predict.camera_fields.fields["pixel_size_nm"].value = 160.0
+    assert tuple(plain.scale[-2:]) == (160, 160)
+    for panel in (predict, three_d):
+        note = panel.camera_fields.note.value
+        assert note.startswith("Camera of 'plain'.") and "from your entry for this image: pixel size [nm]" in note, note
+    predict.image.value = other
+    three_d.camera_fields.fields["pixel_size_nm"].value = 65.0  # for 'plain', the 3-D panel's stack
+    assert tuple(plain.scale[-2:]) == (65, 65) and tuple(other.scale[-2:]) == (160, 160)  # Predict's: its own entry
+
+
 def test_settings_persist_and_restore_defaults(viewer):
     widget = predict_widget.PredictWidget(viewer)
     widget.threshold.value, widget.device.value, widget.show_maps.value = 0.7, "cpu", True

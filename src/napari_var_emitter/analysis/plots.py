@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..io.atomic import atomic_path
 from .drift import Drift
@@ -45,6 +46,12 @@ def _start(figure: Figure, colours: Colours, n: int = 1) -> list:
     return axes
 
 
+def _frame_axis(axes) -> None:
+    """An x axis of frames (1-based): whole frames only (an 11-frame movie's read 2.5, 5.0, 7.5)."""
+    axes.set_xlabel("frame")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def draw_drift(figure: Figure, drift: Drift, colours: Colours = Colours()) -> None:
     """dx and dy (nm) against frame, with the points they were interpolated through."""
     (axes,) = _start(figure, colours)
@@ -53,7 +60,7 @@ def draw_drift(figure: Figure, drift: Drift, colours: Colours = Colours()) -> No
         axes.plot(frames, drift.drift_nm_T2[:, k], color=colour, label=f"{name} [nm]", lw=1.2)
         if len(drift.anchor_frames) <= 200:
             axes.plot(drift.anchor_frames + 1, drift.anchor_nm_S2[:, k], "o", color=colour, ms=3)
-    axes.set_xlabel("frame")
+    _frame_axis(axes)
     axes.set_ylabel("drift [nm]")
     axes.set_title(f"drift ({'RCC segments' if drift.method == 'rcc' else 'fiducials'})", fontsize=9)
     legend = axes.legend(fontsize=7, frameon=False)
@@ -92,8 +99,8 @@ def draw_stats(figure: Figure, stats: Stats, colours: Colours = Colours()) -> No
         a, tau, c = stats.bleach_fit
         axes[0].plot(frames, a * np.exp(-(frames - 1) / tau) + c, color=colours.accent, lw=1.2)
         axes[0].set_title(f"bleaching: half-life {tau * np.log(2):.0f} frames", fontsize=9)
-    axes[0].set_xlabel("frame")
-    axes[0].set_ylabel("localisations per frame")
+    _frame_axis(axes[0])
+    axes[0].set_ylabel("localisations\nper frame")  # on one line it was cut at the top of a 2 x 2 grid
     for a, column in zip(axes[1:], columns):
         values = stats.table[column].to_numpy(float)
         a.hist(values, bins=60, range=tuple(np.percentile(values, [0, 99.5])), color=colours.second)

@@ -58,6 +58,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.viewer, self.job_progress, self.calibration_worker, self.job_error = viewer, None, None, ""
         self.envelope = None  # the model's training ranges, for the warnings at the end of a run
         self.fitted: PSFCalibration | None = None
+        self.fitted_on = ""  # " (on '<bead stack>')": the beads it was fitted on
         self.psf: PSF | None = None
         self.psf_problem = ""  # why the calibration chosen cannot be used ("" when it can, or there is none)
         self.psf_pixel_nm: float | None = None  # the pixel size the calibration was measured on, where known
@@ -147,8 +148,9 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.method.changed.connect(self._method_chosen)
         self._choose_at_opening()
         self.beads.changed.connect(self._beads_chosen)
-        # each movie its own CSV: one movie's export never overwrites another's
-        self.csv_of_image = PerImageFields((self.csv_path,), self.image.value)
+        # each movie its own CSV (one movie's export never overwrites another's) and calibration file (one
+        # movie's was used on the next, another microscope's, without a word)
+        self.image_fields = PerImageFields((self.csv_path, self.psf_file), self.image.value)
         self.image.changed.connect(self._movie_chosen)
         self.image.changed.connect(self._show_chosen)
         self.psf_file.changed.connect(self._choose_psf)
@@ -229,16 +231,16 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.calibration_status.value = f"fitting {frames.shape[0]} slices of {layer.name!r}…"
         self.calibration_worker = create_worker(_calibrate_or_explain, np.asarray(frames), camera,
                                                 self.z_step.value, z_start, _start_thread=False)
-        self.calibration_worker.returned.connect(self._calibrated)
+        self.calibration_worker.returned.connect(lambda calibration: self._calibrated(calibration, layer.name))
         self.calibration_worker.errored.connect(self._calibration_failed)
         self.calibration_worker.finished.connect(self._calibration_ended)
         self.calibration_worker.start()
 
-    def _calibrated(self, calibration: PSFCalibration | str) -> None:
+    def _calibrated(self, calibration: PSFCalibration | str, beads: str) -> None:
         if isinstance(calibration, str):
             self._calibration_failed(calibration)
             return
-        self.fitted = calibration
+        self.fitted, self.fitted_on = calibration, f" (on {beads!r})"
         psf, summary = calibration.psf, calibration.summary()
         lines = [f"{summary['beads']} beads, {summary['slices']} slices; the stack's z = 0 is at "
                  f"{round(calibration.focal_offset_nm):+d} nm from the calibrated focus"]
@@ -288,7 +290,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
     def _movie_chosen(self, layer) -> None:
         self.camera_fields.fill_from(layer)
         self.frame_range.follow(layer)
-        self.csv_of_image.chosen(layer)
+        self.image_fields.chosen(layer)
         self._forget_last_run()
         self._choose_psf()
 
@@ -303,7 +305,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                 self.psf, self.psf_pixel_nm = read_psf_file(self.psf_file.value)
                 source = Path(self.psf_file.value).name
             elif self.fitted is not None:
-                self.psf, source = self.fitted.psf, "the calibration fitted above"
+                self.psf, source = self.fitted.psf, f"the calibration fitted above{self.fitted_on}"
                 self.psf_pixel_nm = self.fitted.pixel_size_nm
             elif layer is not None and "psf" in layer.metadata:
                 self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"

@@ -25,6 +25,7 @@ from ..io.camera_profile import (config_dir, profile_path, read_camera_profile, 
                                  write_camera_profile)
 from ..io.pixel_calibration import read_map
 from .job_controls import StatusLabel
+from .layers import fit_view, place_image
 from .per_image import image_key
 
 REPLACED_BY_MAP = {"baseline_adu": "offset_map", "read_noise_e": "variance_map", "e_per_adu": "gain_map",
@@ -53,7 +54,7 @@ class SharedCamera:
     what the file stated; `told`: the images whose camera a notification said came from the last
     entry (once per image, whichever panel)."""
 
-    changed = Signal(dict, object)  # (values, the panel that set them)
+    changed = Signal(dict, object, bool)  # (values, the panel that set them, whether the user entered them there)
 
     def __init__(self) -> None:
         self.path = config_dir() / "camera.json"
@@ -87,7 +88,7 @@ class SharedCamera:
         if values == self.values:
             return
         self.values = dict(values)
-        self.changed.emit(self.values, sender)
+        self.changed.emit(self.values, sender, typed_for is not None)
 
     def entered(self) -> set[str]:
         """The fields the user has entered a value into (cleared maps not counted)."""
@@ -228,6 +229,7 @@ class CameraFields(Container):
             notes.append(f"In use from your last entry: {maps}. Clear them if this stack was taken with another "
                          "camera or camera region.")
         self.note.value = " ".join(note for note in notes if note)
+        self._place()
         return missing
 
     def _heading(self) -> str:
@@ -329,7 +331,20 @@ class CameraFields(Container):
         if field == "type" and values["type"] == "sCMOS":  # what the type implies: EM gain 1
             entered["em_gain"] = values["em_gain"]
         self._share_entry(entered)
-        # the note now speaks of what was typed (an earlier note on defaults or left-out maps is stale)
+        self._say_entered()
+        self._place()
+
+    def _place(self) -> None:
+        """The image whose camera the fields show in nm world coordinates at the pixel size shown, as soon as it is
+        shown or entered, whichever panel it is entered in (the 3-D panel left a plain TIFF in pixels until its run)."""
+        for layer in self.viewer.layers:
+            if (isinstance(layer, Image) and self._image is not None and image_key(layer) == self._image
+                    and place_image(layer, float(self.fields["pixel_size_nm"].value))):
+                fit_view(self.viewer, layer, or_all=True)
+
+    def _say_entered(self) -> None:
+        """The note after an entry for the image shown, in this panel or another: it speaks of what was
+        typed (an earlier note on defaults or left-out maps is stale)."""
         here = self.shared.entered_for[-1 if self._image is None else self._image][0]
         self.note.value = " ".join(note for note in (self._heading(), self._missing_note(here, self.shared.entered()))
                                    if note)
@@ -355,11 +370,14 @@ class CameraFields(Container):
                 and box.textFromValue(box.valueFromText(typed)) == box.textFromValue(box.value())):
             self._edited(name)  # not where a key the box dropped put its value back ("16O": 16 typed, 160 kept)
 
-    def _shared_changed(self, values: dict, sender) -> None:
+    def _shared_changed(self, values: dict, sender, entered: bool) -> None:
         """Another panel's values, shown here where it shows the camera of the same image (each
-        panel shows the camera of the stack its widget works on)."""
+        panel shows the camera of the stack its widget works on); an entry there is said in the note
+        here too (the 3-D panel's named a pixel size typed in Predict "your last entry")."""
         if sender is not self and sender._image == self._image:
             self._set_fields(values)
+            if entered:
+                self._say_entered()
 
     def _show_for_type(self) -> None:
         """The fields that apply to the camera type; a value a per-pixel map replaces is greyed out,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Points
@@ -19,6 +19,7 @@ from ..analysis.filter import filter_mask, range_expression
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock, fixed_width_combo, number_boxes_take_typed_entries
+from .job_controls import StatusLabel
 from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import WROTE, export_file
@@ -56,7 +57,7 @@ class FilterWidget(ScrollingDock, Container):
                                    "var-emitter filter TABLE --out OUT --where '<this>'; only the ranges narrowed")
         self.expression.native.setReadOnly(True)
         self.expression.native.setPlaceholderText("no range narrowed: every localisation")
-        self.status = Label(value="")
+        self.status = StatusLabel()  # wraps: a long layer name or file path said there widened the dock column
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv",
                                  tooltip="ThunderSTORM layout, nm, 1-based frames")
         self.export_button = PushButton(text="Export kept localisations")

@@ -215,10 +215,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         if self.worker is None:
             self.warnings.value = ""
 
-    def _camera_changed(self, values: dict, _sender) -> None:
-        layer = self.image.value
-        if layer is not None and place_image(layer, float(values["pixel_size_nm"])):
-            fit_view(self.viewer, layer, or_all=True)
+    def _camera_changed(self, _values: dict, _sender, _entered: bool) -> None:
         self._schedule_preview()
 
     def _add_checkpoint(self, path) -> None:

@@ -45,7 +45,8 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         if nothing_yet:
             raise InputError(nothing_yet)
         if path is None or path.is_dir():
-            raise InputError(f"choose a {suffixes[0]} file to export to")
+            raise InputError(f"choose a {suffixes[0]} file to export to: type its name in the box, or press "
+                             "Select file beside it")
         if path.suffix.lower() not in suffixes:
             raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {_named(path.name)}{suffixes[0]} "
                              "to export to it")
