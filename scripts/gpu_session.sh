@@ -26,13 +26,15 @@ CONFIG=${CONFIG:-configs/cpu_2d_context_repeat.json}
 WHEELS="dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 platformdirs==4.14.9 donfig==0.8.1.post1
 google-crc32c==1.9.0 partd==1.4.2 locket==1.0.0 threadpoolctl==3.8.0 numba==0.68.1 llvmlite==0.50.0"
 
-steps_left() {  # the steps $CONFIG asks for that $RUN's log has not reached
+steps_left() {  # the steps $CONFIG asks for that $RUN has not done (all of them where it has no log yet)
   python3 - "$CONFIG" "$RUN/log.csv" <<'PY'
-import json, sys
-config = json.load(open(sys.argv[1]))
-total = config["training"]["steps"] + (config["training"].get("tokenizer_steps", 0)
-                                       if config["model"].get("var_prior", True) else 0)
-rows = open(sys.argv[2]).read().split()[1:]
+import sys
+from pathlib import Path
+from napari_var_emitter.train.config import TrainConfig
+config = TrainConfig.from_file(sys.argv[1])
+total = config.training.steps + (config.training.tokenizer_steps if config.model.var_prior else 0)
+log = Path(sys.argv[2])
+rows = log.read_text().split()[1:] if log.exists() else []
 print(total - (int(rows[-1].split(",")[0]) + 1 if rows else 0))
 PY
 }
@@ -59,7 +61,8 @@ case "${1:-}" in
   train)
     device_env
     minutes=${2:-7}
-    if [ "$(steps_left)" -le 0 ]; then  # nothing to resume: no device time spent on it
+    left=$(steps_left)  # a config or log it cannot read stops the script here, said
+    if [ "$left" -le 0 ]; then  # nothing to resume: no training started on the device
       echo "$RUN has finished its steps; set RUN and CONFIG to a run in progress" | tee "$OUT/train.txt"
       exit 0
     fi
@@ -83,7 +86,7 @@ case "${1:-}" in
     tail -1 "$RUN/log.csv" | cut -d, -f1 | xargs -I{} echo "$RUN now at step {}"
     ;;
   *)
-    sed -n 2,16p "$0"
+    sed -n '2,/^set -euo/p' "$0" | sed '$d'  # the header: how to use it
     exit 2
     ;;
 esac

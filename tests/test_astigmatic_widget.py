@@ -218,6 +218,11 @@ def test_two_movies_in_one_session_keep_their_own_csv_and_a_camera_slip_is_warne
     assert widget.psf_note.value.startswith("No calibration yet")
     widget.image.value = second
     assert widget.psf_file.value == tmp_path / "psf.json" and widget.psf_note.value.startswith("Using psf.json")
+    # closed, its settings go: a stack given the id of its data again (Python reuses them) starts unset
+    data = second.data
+    viewer.layers.remove(second)
+    again = viewer.add_image(data, name="another movie")
+    assert widget.image.value is again and widget.psf_file.value is None and widget.csv_path.value is None
 
 
 def test_each_panel_shows_its_own_stacks_camera_and_localise_uses_its_movies(qtbot, viewer, errors):

@@ -1193,6 +1193,8 @@ def test_a_camera_entry_in_one_panel_places_its_stack_and_updates_the_other_pane
     once, and the other panel's note says it was entered for this image (the 3-D panel named Predict's entry
     "your last entry", and left its stack in pixels until its run); a stack another panel shows keeps its
     own placement."""
+    from qtpy.QtCore import Qt
+
     from napari_var_emitter.plugin.astigmatic_widget import AstigmaticWidget
 
     rng = np.random.default_rng(2)
@@ -1209,9 +1211,24 @@ def test_a_camera_entry_in_one_panel_places_its_stack_and_updates_the_other_pane
     for panel in (predict, three_d):
         note = panel.camera_fields.note.value
         assert note.startswith("Camera of 'plain'.") and "from your entry for this image: pixel size [nm]" in note, note
+    # the value shown confirmed (typed again: no value changes) is an entry in both notes
+    typed = predict.camera_fields.fields["e_per_adu"].native.lineEdit()
+    typed.selectAll()
+    qtbot.keyClicks(typed, "1")
+    qtbot.keyClick(typed, Qt.Key.Key_Return)
+    for panel in (predict, three_d):
+        assert "from your entry for this image: pixel size [nm], gain [e⁻/ADU]" in panel.camera_fields.note.value
     predict.image.value = other
     three_d.camera_fields.fields["pixel_size_nm"].value = 65.0  # for 'plain', the 3-D panel's stack
     assert tuple(plain.scale[-2:]) == (65, 65) and tuple(other.scale[-2:]) == (160, 160)  # Predict's: its own entry
+    # a pixel size entered for the bead stack, hidden, places it, and the view stays on the stack in view
+    beads = viewer.add_image(rng.poisson(110, (5, 128, 128)).astype(np.uint16), name="beads")
+    three_d.beads.value = beads
+    beads.visible, plain.visible = False, True
+    viewer.fit_to_view(layers=[plain])
+    view = (viewer.camera.zoom, tuple(viewer.camera.center))
+    three_d.camera_fields.fields["pixel_size_nm"].value = 100.0
+    assert tuple(beads.scale[-2:]) == (100, 100) and (viewer.camera.zoom, tuple(viewer.camera.center)) == view
 
 
 def test_settings_persist_and_restore_defaults(viewer):

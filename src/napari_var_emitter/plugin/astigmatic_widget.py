@@ -58,7 +58,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.viewer, self.job_progress, self.calibration_worker, self.job_error = viewer, None, None, ""
         self.envelope = None  # the model's training ranges, for the warnings at the end of a run
         self.fitted: PSFCalibration | None = None
-        self.fitted_on = ""  # " (on '<bead stack>')": the beads it was fitted on
+        self.fitted_beads = ""  # the name of the bead stack it was fitted on
         self.psf: PSF | None = None
         self.psf_problem = ""  # why the calibration chosen cannot be used ("" when it can, or there is none)
         self.psf_pixel_nm: float | None = None  # the pixel size the calibration was measured on, where known
@@ -150,7 +150,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         self.beads.changed.connect(self._beads_chosen)
         # each movie its own CSV (one movie's export never overwrites another's) and calibration file (one
         # movie's was used on the next, another microscope's, without a word)
-        self.image_fields = PerImageFields((self.csv_path, self.psf_file), self.image.value)
+        self.image_fields = PerImageFields((self.csv_path, self.psf_file), self.image.value, viewer)
         self.image.changed.connect(self._movie_chosen)
         self.image.changed.connect(self._show_chosen)
         self.psf_file.changed.connect(self._choose_psf)
@@ -240,7 +240,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
         if isinstance(calibration, str):
             self._calibration_failed(calibration)
             return
-        self.fitted, self.fitted_on = calibration, f" (on {beads!r})"
+        self.fitted, self.fitted_beads = calibration, beads
         psf, summary = calibration.psf, calibration.summary()
         lines = [f"{summary['beads']} beads, {summary['slices']} slices; the stack's z = 0 is at "
                  f"{round(calibration.focal_offset_nm):+d} nm from the calibrated focus"]
@@ -279,7 +279,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                 raise InputError("nothing to save yet: press Calibrate first")
             if path is None or path.suffix.lower() != ".json" or path.is_dir():
                 raise InputError("choose a .json file to save the calibration to")
-            summary = {"source": self.beads.value.name if self.beads.value is not None else "", **self.fitted.summary()}
+            summary = {"source": self.fitted_beads, **self.fitted.summary()}  # the beads fitted, not those chosen since
             write_psf_file(path, self.fitted.psf, self.fitted.pixel_size_nm, summary)
         except (InputError, OSError) as exc:
             show_error(str(exc))
@@ -305,7 +305,7 @@ class AstigmaticWidget(ScrollingDock, JobControls, Container):
                 self.psf, self.psf_pixel_nm = read_psf_file(self.psf_file.value)
                 source = Path(self.psf_file.value).name
             elif self.fitted is not None:
-                self.psf, source = self.fitted.psf, f"the calibration fitted above{self.fitted_on}"
+                self.psf, source = self.fitted.psf, f"the calibration fitted above (on {self.fitted_beads!r})"
                 self.psf_pixel_nm = self.fitted.pixel_size_nm
             elif layer is not None and "psf" in layer.metadata:
                 self.psf, source = PSF.from_dict(layer.metadata["psf"]), f"the calibration {layer.name!r} carries"

@@ -54,7 +54,7 @@ class SharedCamera:
     what the file stated; `told`: the images whose camera a notification said came from the last
     entry (once per image, whichever panel)."""
 
-    changed = Signal(dict, object, bool)  # (values, the panel that set them, whether the user entered them there)
+    changed = Signal(dict, object, bool)  # (values, the panel that set them, whether they bring a new entry of the user)
 
     def __init__(self) -> None:
         self.path = config_dir() / "camera.json"
@@ -77,6 +77,7 @@ class SharedCamera:
         the user entered `entered` (some of `values`) for the stack named `stack`, so `values` are
         remembered for that image, and `set_up` (their entries in use for it) becomes the last
         entry, saved for the next session."""
+        entries = (self.entered_for.get(typed_for), dict(self.typed))  # what the user had entered before
         if typed_for is not None:
             if set_up != self.typed or stack != self.typed_stack:
                 self.typed, self.typed_stack = dict(set_up or {}), stack
@@ -85,10 +86,11 @@ class SharedCamera:
             self.per_image[typed_for] = dict(values)
             here = self.entered_for.get(typed_for, (set(), set()))[0] | set(entered or {})
             self.entered_for[typed_for] = here, self.entered()
-        if values == self.values:
+        entry = typed_for is not None and entries != (self.entered_for.get(typed_for), self.typed)
+        if values == self.values and not entry:  # an entry is said even where it changes no value
             return
         self.values = dict(values)
-        self.changed.emit(self.values, sender, typed_for is not None)
+        self.changed.emit(self.values, sender, entry)
 
     def entered(self) -> set[str]:
         """The fields the user has entered a value into (cleared maps not counted)."""
@@ -336,10 +338,11 @@ class CameraFields(Container):
 
     def _place(self) -> None:
         """The image whose camera the fields show in nm world coordinates at the pixel size shown, as soon as it is
-        shown or entered, whichever panel it is entered in (the 3-D panel left a plain TIFF in pixels until its run)."""
+        shown or entered, whichever panel it is entered in (the 3-D panel left a plain TIFF in pixels until its run);
+        the view follows it where it is in view (a hidden bead stack's would fit the view to every stack)."""
         for layer in self.viewer.layers:
             if (isinstance(layer, Image) and self._image is not None and image_key(layer) == self._image
-                    and place_image(layer, float(self.fields["pixel_size_nm"].value))):
+                    and place_image(layer, float(self.fields["pixel_size_nm"].value)) and layer.visible):
                 fit_view(self.viewer, layer, or_all=True)
 
     def _say_entered(self) -> None:

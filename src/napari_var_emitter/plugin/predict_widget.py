@@ -137,7 +137,7 @@ class PredictWidget(ScrollingDock, JobControls, Container):
         self.preview_timer.timeout.connect(self._preview)
         # each image its own output files and PSF sigma: one image's run never writes over another's
         # file nor fits with another's PSF
-        self.image_fields = PerImageFields((self.out_file, self.csv_path, self.psf_sigma), self.image.value)
+        self.image_fields = PerImageFields((self.out_file, self.csv_path, self.psf_sigma), self.image.value, viewer)
         self.image.changed.connect(self.camera_fields.fill_from)
         self.image.changed.connect(self.frame_range.follow)
         self.image.changed.connect(self.image_fields.chosen)
