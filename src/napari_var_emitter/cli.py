@@ -241,7 +241,8 @@ def _parser() -> argparse.ArgumentParser:
                            "light); per frame, the discoveries at this false-discovery rate are kept. Lower is "
                            "stricter; 0 keeps every one")
     pred.add_argument("--chunk-frames", type=int, default=256,
-                      help="frames per chunk: each finished chunk is saved, an interrupted run resumes")
+                      help="frames per chunk (default 256, rounded up to whole batches): each finished chunk "
+                      "is saved, an interrupted run resumes")
     pred.add_argument("--restart", action="store_true",
                       help="discard the saved chunks of an unfinished run into OUT with other settings")
     pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
