@@ -41,10 +41,11 @@ def main() -> None:
     locs, _ = simulate_localizations(config, rng, drift_trajectory(config.n_frames, rng, total_nm=300.0))
     table = work / "filaments.csv"
     write_localizations(table, locs)
-    cli("drift", str(table), "--out", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_drift.png"))
+    cli("drift", str(table), "--out", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_drift.png"),
+        "--overwrite")  # (the docs' figures of the last time)
     cli("merge", str(work / "filaments_dc.csv"), "--out", str(work / "filaments_merged.csv"))
-    cli("resolution", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_resolution.png"))
-    cli("stats", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_stats.png"))
+    cli("resolution", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_resolution.png"), "--overwrite")
+    cli("stats", str(work / "filaments_dc.csv"), "--plot", str(OUT / "analysis_stats.png"), "--overwrite")
     cli("render", str(work / "filaments_dc.csv"), "--out", str(work / "render.tif"), "--pixel-nm", "10",
         "--colour-by", "frame", "--scale-bar-nm", "0")
     widgets(work)

@@ -45,8 +45,14 @@ def test_cli_filter_writes_the_kept_rows_and_never_overwrites_its_input(tmp_path
     assert kept["photons"].tolist() == [1500.0, 2500.0] and kept["frame"].tolist() == [0, 1]
     assert main(["filter", str(source), "--out", str(source), "--where", "photons > 1"]) == 2
     assert len(read_localizations_csv(source)) == 4
-    assert main(["filter", str(source), "--out", str(out), "--where", "snr > 3"]) == 2
+    assert main(["filter", str(source), "--out", str(tmp_path / "new.csv"), "--where", "snr > 3"]) == 2
     assert "no column 'snr'" in capsys.readouterr().err
+    # a result there already is never replaced by mistake (a new user's was, by another stack's): --overwrite
+    assert main(["filter", str(source), "--out", str(out), "--where", "photons > 1"]) == 2
+    assert "kept.csv exists: give a new file, or --overwrite to replace it" in capsys.readouterr().err
+    assert len(read_localizations_csv(out)) == 2
+    assert main(["filter", str(source), "--out", str(out), "--where", "photons > 1", "--overwrite"]) == 0
+    assert len(read_localizations_csv(out)) == 4
 
 
 def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_viewer, tmp_path, monkeypatch):

@@ -136,13 +136,13 @@ def test_a_read_only_or_full_disk_is_one_line_and_nothing_is_replaced(stacks, tm
         previous = _copy(table, full / "x.csv")
         before = previous.read_bytes()
         # room for the check before the work, not for the table: the failure at the end is one line
-        assert main(["filter", str(big), "--out", str(previous), "--where", "photons > 0"]) == 2
+        assert main(["filter", str(big), "--out", str(previous), "--where", "photons > 0", "--overwrite"]) == 2
         assert "No space left" in _one_error_line(_err(capsys))
         assert previous.read_bytes() == before and not list(full.glob(".x.csv.*"))  # nothing half-written
         with contextlib.suppress(OSError):
             with open(full / "filler", "wb") as filler:  # now fill the disk: refused before any work
                 filler.write(b"0" * (1 << 20))
-        assert main(["filter", str(table), "--out", str(previous), "--where", "photons > 0"]) == 2
+        assert main(["filter", str(table), "--out", str(previous), "--where", "photons > 0", "--overwrite"]) == 2
         assert "No space left" in _one_error_line(_err(capsys))
         assert previous.read_bytes() == before
 
@@ -206,17 +206,18 @@ def _wait_for(condition, timeout: float = 60.0, every: float = 0.01) -> None:
 def test_a_second_run_on_the_same_output_exits_at_once_naming_the_first(stacks, tmp_path, capsys):
     stack, _, _ = stacks
     out, parts = tmp_path / "locs.csv", tmp_path / "locs.csv.parts"
-    first = _cli("predict", str(stack), "--out", str(out), "--chunk-frames", "1")
+    first = _cli("predict", str(stack), "--out", str(out), "--chunk-frames", "1", "--batch-size", "1")  # 12 chunks
     try:
         _wait_for(lambda: len(list(parts.glob("chunk_*.npz"))) >= 1)
         started = time.perf_counter()
-        assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "1", "--threshold", "0.9"]) == 2
+        assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "1", "--batch-size", "1",
+                     "--threshold", "0.9"]) == 2
         line = _one_error_line(_err(capsys))
         assert f"being written by another run (process {first.pid}" in line and time.perf_counter() - started < 5
     finally:
         assert first.wait(120) == 0, first.stderr.read()
     fresh = tmp_path / "fresh.csv"
-    assert main(["predict", str(stack), "--out", str(fresh), "--chunk-frames", "1"]) == 0
+    assert main(["predict", str(stack), "--out", str(fresh), "--chunk-frames", "1", "--batch-size", "1"]) == 0
     _same_table(out, fresh)
     assert not parts.exists()
 
@@ -233,9 +234,11 @@ def test_a_folder_without_a_valid_job_file_is_never_adopted(stacks, tmp_path, ca
             _interrupted(stack, out)
             manifest.write_text('{"settings": {"threshold": 0.9')
         with pytest.warns(UserWarning, match="no valid job.json"):
-            assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "4", "--threshold", "0.9"]) == 0
+            assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "4", "--threshold", "0.9",
+                         "--overwrite"]) == 0  # (the first round's result is there)
         fresh = tmp_path / "fresh.csv"
-        assert main(["predict", str(stack), "--out", str(fresh), "--chunk-frames", "4", "--threshold", "0.9"]) == 0
+        assert main(["predict", str(stack), "--out", str(fresh), "--chunk-frames", "4", "--threshold", "0.9",
+                     "--overwrite"]) == 0
         _same_table(out, fresh)
 
 
@@ -383,7 +386,7 @@ def test_maps_that_cannot_be_written_leave_the_table_as_it_was(stacks, tmp_path,
     out = _copy(table, tmp_path / "locs.csv")
     before = out.read_bytes()
     with _tmpfs(tmp_path / "full", "size=16k") as full:
-        assert main(["predict", str(stack), "--out", str(out), "--maps", str(full / "maps.h5")]) == 2
+        assert main(["predict", str(stack), "--out", str(out), "--maps", str(full / "maps.h5"), "--overwrite"]) == 2
         assert "not enough space on its disk" in _one_error_line(_err(capsys))
         assert not list(full.glob("*maps*"))
     assert out.read_bytes() == before and not list(tmp_path.glob(".locs.csv.*"))
@@ -404,19 +407,19 @@ def test_render_of_an_empty_table_says_so(stacks, tmp_path, capsys):
     _, _, table = stacks
     empty = tmp_path / "empty.csv"
     read_localizations_csv(table).iloc[:0].to_csv(empty, index=False)
-    assert main(["filter", str(table), "--out", str(empty), "--where", "photons > 1e12"]) == 0
+    assert main(["filter", str(table), "--out", str(empty), "--where", "photons > 1e12", "--overwrite"]) == 0
     assert main(["render", str(empty), "--out", str(tmp_path / "r.tif")]) == 2
     assert "the table holds no localisations" in _one_error_line(_err(capsys))
 
 
 # ---- fault injection: killed anywhere, resumed, the same table ----------------------------------------
 def test_runs_killed_at_random_points_resume_to_the_uninterrupted_table(stacks, tmp_path):
-    """20 runs of a 12-frame stack in 6 chunks, each killed (SIGKILL or SIGINT, at random) after a
+    """20 runs of a 12-frame stack in 6 chunks (of one batch each), each killed (SIGKILL or SIGINT, at random) after a
     random number of chunks, or as soon as the last chunk is saved (during the merge), then run
     again to the end: every table equals the uninterrupted run's, and nothing is left behind."""
     stack = stacks[0]
     reference = tmp_path / "reference.csv"
-    assert main(["predict", str(stack), "--out", str(reference), "--chunk-frames", "2"]) == 0
+    assert main(["predict", str(stack), "--out", str(reference), "--chunk-frames", "2", "--batch-size", "2"]) == 0
     rng = np.random.default_rng(2028)
     # (signal, chunks saved before the kill: 6 = all, so the merge; a random delay after them)
     plans = [(int(rng.integers(2)), 6 if k % 5 == 4 else int(rng.integers(0, 6)), float(rng.uniform(0, 0.05)))
@@ -426,7 +429,8 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_table(stacks, 
         runs = []
         for k in range(batch, batch + 2):
             out = tmp_path / f"run{k}.csv"
-            runs.append((k, out, _cli("predict", str(stack), "--out", str(out), "--chunk-frames", "2")))
+            runs.append((k, out, _cli("predict", str(stack), "--out", str(out), "--chunk-frames", "2",
+                                      "--batch-size", "2")))
         for k, out, run in runs:
             sig, after_chunks, delay = plans[k]
             parts = out.with_name(out.name + ".parts")
@@ -446,7 +450,8 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_table(stacks, 
                 # "interrupted" said, when the signal came while the program was still loading
                 assert status in (130, -signal.SIGINT) and "Traceback" not in err, f"run {k} {plans[k]}: {status} {err}"
         for k, out, _ in runs:
-            assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "2"]) == 0
+            if not out.exists():  # (one killed as it ended has written it: the same command is then refused)
+                assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "2", "--batch-size", "2"]) == 0
             _same_table(out, reference)
             assert not out.with_name(out.name + ".parts").exists() and not list(tmp_path.glob(f".run{k}.csv.*"))
     # most kills land before the run ends (a kill planned for the merge may come after it)

@@ -129,7 +129,7 @@ def _check_files(args) -> None:
 
         inputs.append(card_path(model))
     outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
-    check_outputs(inputs, outputs)
+    check_outputs(inputs, outputs, getattr(args, "overwrite", True))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -277,6 +277,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo, writes_folder=True)
     add_analysis_commands(commands)
     for command in commands.choices.values():
+        if (any(action.dest in OUTPUT_ARGUMENTS for action in command._actions)
+                and not command.get_default("writes_folder")):  # (the folder writers have their own rules)
+            command.add_argument("--overwrite", action="store_true",
+                                 help="replace output files that exist (without it they are refused: a result is "
+                                 "never replaced by mistake)")
         command.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return parser
 
@@ -400,7 +405,7 @@ def _predict(args) -> int:
     mode = args.mode or "progressive"
     if maps_path and args.dask:
         raise InputError("maps (--maps, --mode) are written in one process: leave out --dask, or the maps")
-    check_outputs([args.stack, args.out], {"the maps file": maps_path})
+    check_outputs([args.stack, args.out], {"the maps file": maps_path}, args.overwrite)
     calibration = read_psf_file(args.psf) if args.psf else None  # a bad file is named first
     stack, camera = _stack_and_camera(args)
     psf = _calibration(calibration, camera)

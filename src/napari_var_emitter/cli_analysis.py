@@ -108,7 +108,7 @@ def _drift(args) -> int:
     from .io.outputs import check_outputs
 
     trajectory = Path(drift_csv_path(args.out))
-    check_outputs([args.table, args.out, args.plot], {"the trajectory file": trajectory})
+    check_outputs([args.table, args.out, args.plot], {"the trajectory file": trajectory}, args.overwrite)
     table = read_localizations(args.table, args.pixel_size)
     if args.fiducial:
         try:

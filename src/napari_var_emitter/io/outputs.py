@@ -24,11 +24,13 @@ def open_to_writing(folder: Path) -> bool:
         return False
 
 
-def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathLike | None]) -> None:
+def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathLike | None],
+                  overwrite: bool = True) -> None:
     """InputError naming the output (by its option, e.g. "--out") when it is one of `inputs` (the
-    same path, or the same file through a link or another name), names a folder, or lies where
-    nothing can be written (a read-only or full disk, a file in the way, no permission). None
-    entries are skipped; outputs must differ from each other too."""
+    same path, or the same file through a link or another name), names a folder, lies where
+    nothing can be written (a read-only or full disk, a file in the way, no permission), or, unless
+    `overwrite`, is a file already (a result it would replace). None entries are skipped; outputs
+    must differ from each other too."""
     readable = [Path(p) for p in inputs if p is not None]
     written: dict[Path, str] = {}
     for option, path in outputs.items():
@@ -44,6 +46,9 @@ def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathL
         written[path.resolve()] = option
         if path.is_dir():
             raise InputError(f"{option} {path} is a folder: give a file name in it, e.g. {path / 'locs.csv'}")
+        if not overwrite and path.exists():
+            raise InputError(f"{option} {path} exists: give a new file, or --overwrite to replace it (nothing was "
+                             "written)")
         _check_writable(option, path)
 
 
