@@ -221,6 +221,29 @@ def test_nena_measures_the_known_precision(precision_nm):
     assert nena(locs).precision_nm == pytest.approx(known, rel=0.10)
 
 
+def test_nena_and_frc_state_how_far_they_can_be_trusted():
+    """A new user's 33 localisations gave "NeNA precision: 2.9 nm (17 neighbour pairs)" and an FRC of
+    118 nm without a caveat. NeNA's standard error (the likelihood's curvature) is the spread of its
+    estimate over tables like it; the FRC's spread over random halvings grows as localisations are few (its
+    value grows too: FRC measures the image's resolution, sampling included)."""
+    config = SimulationConfig(frame_size=(64, 64), n_frames=150, density_per_um2=0.5,
+                              structure=StructureConfig(kind="filaments"))
+    estimates, stated = [], []
+    for seed in range(30):
+        locs, _ = simulate_localizations(config, np.random.default_rng(9200 + seed), precision_nm=10.0)
+        fitted = nena(locs)
+        estimates.append(fitted.precision_nm)
+        stated.append(fitted.precision_sd_nm)
+    assert np.std(estimates, ddof=1) == pytest.approx(np.mean(stated), rel=0.35), (np.std(estimates), np.mean(stated))
+    big = SimulationConfig(frame_size=(128, 128), n_frames=2000, density_per_um2=0.5,
+                           structure=StructureConfig(kind="filaments"))
+    locs, _ = simulate_localizations(big, np.random.default_rng(9250), precision_nm=10.0)
+    sample = locs.sample(frac=0.03, random_state=0)
+    assert nena(sample).precision_sd_nm > 2 * nena(locs).precision_sd_nm
+    many = frc(locs)
+    assert np.isfinite(many.resolution_sd_nm) and frc(sample).resolution_sd_nm > many.resolution_sd_nm
+
+
 @pytest.mark.parametrize("sigma_over_spacing, resolved", [(0.3, True), (0.6, False)])
 def test_frc_resolution_agrees_with_line_pairs_of_known_spacing(sigma_over_spacing, resolved):
     """Pairs of lines 60 nm apart: blurred by σ they can be told apart when 60 nm > 2σ (Sparrow).

@@ -88,6 +88,19 @@ def test_render_and_stats(drifted_csv, tmp_path, capsys):
     assert (tmp_path / "stats.png").is_file()
 
 
+def test_render_refuses_what_it_cannot_write_before_any_work(drifted_csv, tmp_path, capsys):
+    """A new user's 0.01 nm pixels ended in "internal error (MemoryError … 2.98 TiB)"; a .png name got a TIFF; frame 0
+    was taken: each is one clear line now, and nothing is written."""
+    for argv, says in ((["--out", str(tmp_path / "big.tif"), "--pixel-nm", "0.01"],
+                       "is too large (at most 400 million px): choose a render pixel of "),
+                       (["--out", str(tmp_path / "r.png")], "render writes a TIFF; name it r.tif"),
+                       (["--out", str(tmp_path / "r.tif"), "--first-frame", "0"],
+                       "--first-frame 0: frames are counted from 1")):
+        assert main(["render", str(drifted_csv), *argv]) == 2
+        assert says in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def _bad_tables(folder: Path) -> dict[str, Path]:
     header = '"id","frame","x [nm]","y [nm]","uncertainty [nm]"\n'
     tables = {

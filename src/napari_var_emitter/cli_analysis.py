@@ -141,13 +141,17 @@ def _merge(args) -> int:
 
 def _resolution(args) -> int:
     from .analysis.plots import draw_resolution
-    from .analysis.resolution import frc, nena
+    from .analysis.resolution import frc, nena, nm_with_sd
 
     table = read_localizations(args.table, args.pixel_size)
     precision = nena(table)
     curve = frc(table, args.frc_pixel_nm)
-    report = {"nena_nm": round(precision.precision_nm, 3),
-              "frc_resolution_nm": None if not np.isfinite(curve.resolution_nm) else round(curve.resolution_nm, 2),
+    def number(value: float, digits: int) -> float | None:
+        return round(value, digits) if np.isfinite(value) else None
+
+    report = {"nena_nm": round(precision.precision_nm, 3), "nena_sd_nm": number(precision.precision_sd_nm, 3),
+              "frc_resolution_nm": number(curve.resolution_nm, 2),
+              "frc_resolution_sd_nm": number(curve.resolution_sd_nm, 2),
               "nena_pairs": int(precision.distances_nm.size), "frc_pixel_nm": curve.pixel_nm,
               "localizations": len(table)}
     if args.plot:
@@ -155,10 +159,10 @@ def _resolution(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        frc_text = ("never drops below 1/7" if report["frc_resolution_nm"] is None
-                    else f"{report['frc_resolution_nm']:.1f} nm")
-        print(f"NeNA precision: {report['nena_nm']:.1f} nm ({report['nena_pairs']} neighbour pairs)\n"
-              f"FRC resolution: {frc_text} ({len(table)} localisations, {curve.pixel_nm:g} nm pixels)")
+        print(f"NeNA precision: {nm_with_sd(precision.precision_nm, precision.precision_sd_nm)} "
+              f"({report['nena_pairs']} neighbour pairs)\n"
+              f"FRC resolution: {nm_with_sd(curve.resolution_nm, curve.resolution_sd_nm)} (± over random halves; "
+              f"{len(table)} localisations, {curve.pixel_nm:g} nm pixels)")
     return 0
 
 
@@ -166,6 +170,11 @@ def _render(args) -> int:
     from .analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
     from .io.tiff import write_image_tiff
 
+    if args.out.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError(f"--out {args.out}: render writes a TIFF; name it {args.out.stem}.tif")
+    for option, frame in (("--first-frame", args.first_frame), ("--last-frame", args.last_frame)):
+        if frame is not None and frame < 1:
+            raise InputError(f"{option} {frame}: frames are counted from 1 (the first frame is 1)")
     table = read_localizations(args.table, args.pixel_size)
     first = None if args.first_frame is None else args.first_frame - 1
     last = None if args.last_frame is None else args.last_frame - 1

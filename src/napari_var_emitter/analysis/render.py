@@ -15,6 +15,7 @@ METHODS = ("gaussian", "histogram")
 COLOUR_BY = ("frame", "z_nm")
 DEFAULT_SIGMA_NM = 20.0  # blur when a table has no uncertainty_nm and none is given
 SPLAT_BUDGET = 4_000_000  # pixel weights computed at once while rendering
+MAX_RENDER_PX = 400_000_000  # pixels of one render (its float64 sums: 3.2 GB); 20,000 x 20,000
 
 
 def render(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm: float, method: str = "gaussian",
@@ -30,6 +31,11 @@ def render(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm: float, 
     if not pixel_nm > 0:
         raise InputError("the render pixel size must be > 0 nm")
     rows, cols = (int(np.ceil(extent / pixel_nm)) for extent in shape_nm)
+    if rows * cols > MAX_RENDER_PX:  # said before any memory is taken (a new user's 0.01 nm asked for 3 TiB)
+        fits = pixel_nm * np.sqrt(rows * cols / MAX_RENDER_PX)
+        raise InputError(f"a render of {cols:,} x {rows:,} px of {pixel_nm:g} nm is too large (at most "
+                         f"{MAX_RENDER_PX / 1e6:,.0f} million px): choose a render pixel of {np.ceil(fits * 10) / 10:g} "
+                         "nm or more")
     weights = np.ones(len(table)) if weights is None else np.asarray(weights, float)
     x_px, y_px = table["x_nm"].to_numpy() / pixel_nm, table["y_nm"].to_numpy() / pixel_nm
     if method == "histogram":

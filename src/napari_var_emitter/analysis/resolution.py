@@ -31,38 +31,63 @@ MAX_FRC_PX = 2048  # FRC images are at most this wide; the pixel grows for wide 
 
 @dataclasses.dataclass(frozen=True)
 class NeNA:
-    """Precision σ (nm, per axis), the distances it was fitted to, and the fitted mixture."""
+    """Precision σ (nm, per axis) and its standard error (nm; a few neighbour pairs give a wide
+    one), the distances it was fitted to, and the fitted mixture."""
 
     precision_nm: float
     distances_nm: np.ndarray
     d_max_nm: float
     rayleigh_fraction: float
+    precision_sd_nm: float
 
     def density(self, d_nm: np.ndarray) -> np.ndarray:
         """The fitted probability density (1/nm) of d on [0, d_max]."""
         return _mixture(np.asarray(d_nm, float), self.precision_nm, self.rayleigh_fraction, self.d_max_nm)
 
 
-def nena(table: pd.DataFrame) -> NeNA:
-    """NeNA precision of `table` (needs localisations in adjacent frames)."""
+def nena(table: pd.DataFrame, halvings: int = 8, seed: int = 0) -> NeNA:
+    """NeNA precision of `table` (needs localisations in adjacent frames), and its standard error:
+    the spread of the estimates from `halvings` random halves of the movie's frame blocks (as the FRC
+    splits it, so a blink stays in one half), over √2. Pairs of one blink share its positions, so
+    they are not independent: the likelihood's own curvature stated half the spread of the estimate
+    over simulated tables."""
     check_table(table, ("frame", "x_nm", "y_nm"), "NeNA", min_rows=2, min_frames=2)
-    distances = _adjacent_frame_distances(table)
+    distances, frames = _adjacent_frame_distances(table)
     if distances.size < 20:
         raise InputError(f"NeNA: only {distances.size} localisations have a neighbour in the next frame "
                          "(at least 20 are needed: a movie with blinks that last more than one frame)")
     close = distances[distances < np.quantile(distances, 0.5)]
     guess = max(float(np.median(close)) / 1.665, 0.5)  # median of a Rayleigh of scale √2σ is 1.665σ
     d_max = max(100.0, 8 * guess)
-    d = distances[distances <= d_max]
+    inside = distances <= d_max
+    d, frames = distances[inside], frames[inside]
+    sigma, fraction = _fit_mixture(d, d_max, guess)
+    block = frames // _block_frames(int(table["frame"].max()) + 1)
+    rng = np.random.default_rng(seed)
+    halves = []
+    for _ in range(halvings):
+        half = rng.integers(0, 2, int(block.max()) + 1)[block].astype(bool)
+        if half.sum() >= 10:
+            halves.append(_fit_mixture(d[half], d_max, sigma)[0])
+    sd = float(np.std(halves, ddof=1) / np.sqrt(2)) if len(halves) >= 2 else np.nan
+    return NeNA(sigma, d, d_max, fraction, sd)
 
+
+def _fit_mixture(d: np.ndarray, d_max: float, guess: float) -> tuple[float, float]:
+    """(σ, Rayleigh fraction) of the mixture fitted to the distances d (nm) on [0, d_max] by maximum likelihood."""
     def negative_log_likelihood(params) -> float:
         sigma, fraction = np.exp(params[0]), 1 / (1 + np.exp(-params[1]))
         return -float(np.sum(np.log(_mixture(d, sigma, fraction, d_max) + 1e-300)))
 
     best = minimize(negative_log_likelihood, [np.log(guess), 0.0], method="Nelder-Mead",
                     options={"xatol": 1e-6, "fatol": 1e-6})
-    sigma, fraction = float(np.exp(best.x[0])), float(1 / (1 + np.exp(-best.x[1])))
-    return NeNA(sigma, d, d_max, fraction)
+    return float(np.exp(best.x[0])), float(1 / (1 + np.exp(-best.x[1])))
+
+
+def _block_frames(n_frames: int) -> int:
+    """The frames of one block that a random halving keeps together: 50, fewer for a movie under 1,000
+    frames, so that there are at least 20 blocks."""
+    return max(1, min(50, n_frames // 20))
 
 
 def _mixture(d: np.ndarray, sigma: float, fraction: float, d_max: float) -> np.ndarray:
@@ -71,15 +96,16 @@ def _mixture(d: np.ndarray, sigma: float, fraction: float, d_max: float) -> np.n
     return fraction * rayleigh + (1 - fraction) * 2 * d / d_max**2
 
 
-def _adjacent_frame_distances(table: pd.DataFrame) -> np.ndarray:
-    """Distance (nm) from each localisation to its nearest neighbour in the next frame."""
+def _adjacent_frame_distances(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (nm) from each localisation to its nearest neighbour in the next frame, and the
+    localisation's frame."""
     frames = table["frame"].to_numpy()
     xy = table[["x_nm", "y_nm"]].to_numpy()
     order = np.argsort(frames, kind="stable")
     frames, xy = frames[order], xy[order]
     unique, starts = np.unique(frames, return_index=True)
     bounds = dict(zip(unique, zip(starts, np.r_[starts[1:], len(frames)])))
-    out = []
+    out, of = [], []
     for frame in unique:
         nxt = bounds.get(frame + 1)
         if nxt is None:
@@ -87,18 +113,22 @@ def _adjacent_frame_distances(table: pd.DataFrame) -> np.ndarray:
         begin, end = bounds[frame]
         distance, _ = cKDTree(xy[nxt[0]:nxt[1]]).query(xy[begin:end])
         out.append(distance)
-    return np.concatenate(out) if out else np.empty(0)
+        of.append(frames[begin:end])
+    return (np.concatenate(out), np.concatenate(of)) if out else (np.empty(0), np.empty(0, int))
 
 
 @dataclasses.dataclass(frozen=True)
 class FRC:
-    """The Fourier ring correlation curve against spatial frequency (1/nm), and the
-    resolution (nm) where it first drops below 1/7 (nan when it never does)."""
+    """The Fourier ring correlation curve against spatial frequency (1/nm), the resolution (nm)
+    where it first drops below 1/7 (nan when it never does), and how far that of each random
+    split into halves lies from it (the standard deviation over the splits, nm; nan with fewer
+    than two that cross: few localisations give a wide one)."""
 
     frequency_per_nm: np.ndarray
     correlation: np.ndarray
     resolution_nm: float
     pixel_nm: float
+    resolution_sd_nm: float
 
 
 def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_frames: int | None = None,
@@ -112,7 +142,7 @@ def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_fram
         raise InputError("FRC: the pixel size must be > 0 nm and repeats >= 1")
     frames = table["frame"].to_numpy()
     n_frames = int(frames.max()) + 1
-    block_frames = block_frames or max(1, min(50, n_frames // 20))
+    block_frames = block_frames or _block_frames(n_frames)
     x, y = table["x_nm"].to_numpy(), table["y_nm"].to_numpy()
     extent = max(np.ptp(x), np.ptp(y), 1.0)
     pixel_nm = max(pixel_nm, extent / MAX_FRC_PX)
@@ -137,9 +167,21 @@ def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_fram
         curves.append(cross / np.sqrt(np.maximum(power[0] * power[1], 1e-300)))
     if not curves:
         raise InputError("FRC: the localisations lie in too few frame blocks to split in two halves")
-    correlation = uniform_filter1d(np.mean(curves, axis=0)[:n_rings], 3, mode="nearest")
+    def smoothed(curve: np.ndarray) -> np.ndarray:
+        return uniform_filter1d(curve[:n_rings], 3, mode="nearest")
+
+    correlation = smoothed(np.mean(curves, axis=0))
     frequency = np.arange(n_rings) / (side * pixel_nm)
-    return FRC(frequency, correlation, _crossing(frequency, correlation), pixel_nm)
+    each = np.array([_crossing(frequency, smoothed(curve)) for curve in curves])
+    spread = float(np.std(each[np.isfinite(each)], ddof=1)) if np.isfinite(each).sum() >= 2 else np.nan
+    return FRC(frequency, correlation, _crossing(frequency, correlation), pixel_nm, spread)
+
+
+def nm_with_sd(value_nm: float, sd_nm: float) -> str:
+    """'12.3 ± 1.4 nm' ('12.3 nm' without a finite sd; 'never below 1/7' for an FRC that never crosses)."""
+    if not np.isfinite(value_nm):
+        return "never below 1/7"
+    return f"{value_nm:.1f} ± {sd_nm:.1f} nm" if np.isfinite(sd_nm) else f"{value_nm:.1f} nm"
 
 
 def _ring_index(side: int) -> np.ndarray:
