@@ -76,7 +76,7 @@ def test_nan_frame_fails_clearly_and_writes_nothing(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["localize", "missing.tif", "--out", "x.csv"], "no such file"),
     (["simulate", "o", "--set", "psf.sigmaa=3", "--print-config"], "unknown key"),
-    (["simulate", "o", "--set", "camera.qe=2", "--print-config"], "qe must be in"),
+    (["simulate", "o", "--set", "camera.qe=2", "--print-config"], "(qe) must be in"),
 ])
 def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)

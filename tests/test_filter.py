@@ -28,7 +28,8 @@ def test_expressions_keep_what_they_say():
 @pytest.mark.parametrize("bad, says", [
     ("photons > lots", "compare a column with a number"), ("__import__('os').remove('x')", "each part must"),
     ("photons == 3", "each part must"), ("photons > 1 or probability > 0.5", "each part must"),
-    ("brightness > 3", "no column 'brightness'"), ("photons >", "not understood")])
+    ("brightness > 3", "no column 'brightness'"), ("photons >", "not understood"),
+    ("uncertainty [nm] < 10", r"name the column uncertainty_nm, not 'uncertainty \[nm\]' as the CSV's header does")])
 def test_bad_expressions_say_what_is_wrong(bad, says):
     with pytest.raises(InputError, match=says):
         filter_mask(TABLE, bad)

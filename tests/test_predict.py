@@ -128,12 +128,14 @@ def test_predict_cli_csv_and_each_map_mode(tmp_path):
         assert [f[s].shape for s in scales] == [(3, 2, 2), (3, 4, 4), (3, 8, 8), (3, 16, 16), (3, 16, 16)]
         assert [f[s].attrs["stride_px"] for s in scales] == [32, 16, 8, 4, 4]
     # --mode without --maps: the maps go beside the table
-    assert main(["predict", stack, "--out", str(out), "--mode", "super_resolution", "--device", "cpu"]) == 0
+    assert main(["predict", stack, "--out", str(out), "--mode", "super_resolution", "--device", "cpu",
+                 "--overwrite"]) == 0
     with h5py.File(tmp_path / "p.maps.h5") as f:
         assert sorted(f) == ["output_map"] and f.attrs["mode"] == "super_resolution"
         assert f["output_map"].shape == (3, 128, 128) and f["output_map"].attrs["cell_px"] == 0.5
         peaks = f["output_map"][:]
-    assert main(["predict", stack, "--out", str(out), "--mode", "both", "--maps", str(tmp_path / "b.h5")]) == 0
+    assert main(["predict", stack, "--out", str(out), "--mode", "both", "--maps", str(tmp_path / "b.h5"),
+                 "--overwrite"]) == 0
     with h5py.File(tmp_path / "b.h5") as f:
         assert sorted(f) == ["output_map", *scales] and f.attrs["mode"] == "both"
         np.testing.assert_array_equal(f["output_map"][:], peaks)
@@ -141,6 +143,13 @@ def test_predict_cli_csv_and_each_map_mode(tmp_path):
     rows, cols = (table["y_nm"] / 50).astype(int), (table["x_nm"] / 50).astype(int)
     assert np.median(peaks[table["frame"], rows, cols]) > 0.1 > np.median(peaks)
     assert main(["evaluate", str(out), str(tmp_path / "e.h5")]) == 0
+    # the fast model has no per-scale maps: asked for them, it says so before any work (its file held none)
+    fast = tmp_path / "fast.csv"
+    assert main(["predict", stack, "--out", str(fast), "--model", "fast", "--mode", "progressive"]) == 2
+    assert not fast.exists() and not (tmp_path / "fast.maps.h5").exists()
+    assert main(["predict", stack, "--out", str(fast), "--model", "fast", "--mode", "super_resolution"]) == 0
+    with h5py.File(tmp_path / "fast.maps.h5") as f:
+        assert sorted(f) == ["output_map"]
 
 
 def test_predict_errors(tmp_path, capsys):

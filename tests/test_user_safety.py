@@ -250,6 +250,7 @@ def test_a_damaged_chunk_is_computed_again(stacks, tmp_path, capsys):
     chunk.write_bytes(chunk.read_bytes()[:100])
     with pytest.warns(UserWarning, match="is damaged"):
         assert main(["predict", str(stack), "--out", str(out), "--chunk-frames", "4"]) == 0
+    assert "resuming: 1 of 3 chunks were saved" in _err(capsys)  # the damaged one is not counted
     _same_table(out, reference)
 
 
@@ -259,7 +260,7 @@ def test_settings_changed_before_any_chunk_start_over_and_after_need_restart(sta
     _interrupted(stack, out)
     argv = ["predict", str(stack), "--out", str(out), "--chunk-frames", "4", "--threshold", "0.9"]
     assert main(argv) == 2
-    assert "holds 2 saved chunk(s) of an unfinished run with other settings (threshold)" in \
+    assert "holds 2 saved chunk(s) of an unfinished run with other settings (threshold 0.3 then, 0.9 now)" in \
         _one_error_line(_err(capsys))
     assert len(list(parts.glob("chunk_*.npz"))) == 2  # nothing lost
     with pytest.warns(UserWarning, match=r"discarding 2 saved chunk\(s\)"):
@@ -270,7 +271,7 @@ def test_settings_changed_before_any_chunk_start_over_and_after_need_restart(sta
 @pytest.mark.parametrize("flags, message", [
     (["--baseline", "2000"], "the camera's offset lies below the darkest pixels (the darkest 1 % read"),
     (["--baseline", "700"], "the camera's offset lies below the darkest pixels (the darkest 1 % read"),
-    (["--pixel-size", "inf"], "pixel_size_nm must be a finite number"),
+    (["--pixel-size", "inf"], "pixel size [nm] (pixel_size_nm) must be a finite number"),
     (["--e-per-adu", "1e9"], "puts the median pixel at"),
 ])
 def test_impossible_camera_values_are_refused_before_any_work(stacks, tmp_path, capsys, flags, message):
@@ -279,6 +280,21 @@ def test_impossible_camera_values_are_refused_before_any_work(stacks, tmp_path, 
     assert main(["predict", str(stack), "--out", str(out), *flags]) == 2
     assert message in _one_error_line(_err(capsys))
     assert not out.exists() and not (tmp_path / "x.csv.parts").exists()
+
+
+def test_messages_name_what_the_user_gave(stacks, tmp_path, capsys):
+    """A new user's CLI trial: a stack given to `stats` read "not a readable CSV ('utf-8' codec …)"; a CSV given as
+    an offset map said its problem twice; a pixel size of 0 named the field pixel_size_nm only."""
+    stack, _, table = stacks
+    for argv, says in ((["stats", str(stack)], "an image stack, not a table of localisations: predict on it first"),
+                       (["predict", str(stack), "--out", str(tmp_path / "x.csv"), "--offset-map", str(table)],
+                        f"calibration map {table}: give a .npy or TIFF file"),
+                       (["predict", str(stack), "--out", str(tmp_path / "x.csv"), "--pixel-size", "0"],
+                        "pixel size [nm] (pixel_size_nm) must be > 0, got 0")):
+        assert main(argv) == 2
+        line = _one_error_line(_err(capsys))
+        assert says in line and line.count("give a .npy") <= 1, line
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_baseline_too_high_by_the_background_is_a_warning(stacks, tmp_path):

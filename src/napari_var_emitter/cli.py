@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import os
 import sys
 import threading
 import traceback
@@ -32,7 +33,7 @@ from .io.stack import open_stack
 from .model.config import DEFAULT_THRESHOLD
 from .predict.options import MAP_MODES
 from .psf import PSF
-from .simulate.config import SimulationConfig, apply_overrides, load_config_file
+from .simulate.config import STRUCTURES, SimulationConfig, apply_overrides, load_config_file
 from .simulate.dataset import simulate_dataset
 
 # flag -> dotted config key, for the simulator's most used parameters
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"error: {exc}", 2)
     except KeyboardInterrupt as exc:
         return _fail(args, f"interrupted{f': {exc}' if str(exc) else ''}", 130)
+    except BrokenPipeError:  # its reader stopped reading (`stats --json | head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit, flushing)
+        return 0
     except OSError as exc:  # a full or read-only disk, a file that vanished, ...
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(args, f"error: {where}{exc.strerror or exc}", 2)
@@ -147,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--photons", type=float, help="mean photons per emitter per full frame")
     sim.add_argument("--background", type=float, help="background photons per pixel per frame")
     sim.add_argument("--psf-sigma-nm", type=float)
-    sim.add_argument("--structure", choices=("uniform", "filaments", "rings"))
+    sim.add_argument("--structure", choices=STRUCTURES)
     sim.add_argument("--pixel-size", type=float, help="nm")
     sim.add_argument("--em-gain", type=float)
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -213,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="astigmatic calibration (calibrate-psf): localise in 3-D (x, y, z) with a 3-D model")
     pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                      help="detection probability (integrated over 3x3 output cells)")
+                      help="detection probability (integrated over 3x3 output cells; default %(default)g)")
     pred.add_argument("--maps", type=Path,
                       help="write probability maps to this HDF5 file (default with --mode: OUT's name + .maps.h5); "
                            "keeps every frame's maps in memory, not chunked")
@@ -221,8 +225,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="maps to write: every scale's map (progressive), the detection probability on the "
                            "2x output grid (super_resolution), or both; --maps alone means progressive")
     pred.add_argument("--batch-size", type=int, default=4,
-                      help="frames read, and tiles run, at a time (e.g. 16-32 on a GPU; a CPU runs at most "
-                           "65,536 pixels of tiles at a time)")
+                      help="frames read, and tiles run, at a time (default %(default)s; e.g. 16-32 on a GPU; a CPU "
+                           "runs at most 65,536 pixels of tiles at a time)")
     pred.add_argument("--amp", action="store_true",
                       help="bfloat16 autocast (for GPUs; see docs/benchmarks.md for its accuracy)")
     pred.add_argument("--samples", type=int, default=1,
@@ -416,6 +420,10 @@ def _predict(args) -> int:
                              phantom_fdr=args.phantom_fdr, bin_px=args.bin)
     model, card = cached_model(options.weights, options.device)  # a bad file fails here, before any work
     options.check_model(model.config)
+    if maps_path and not model.config.var_prior and mode != "super_resolution":  # (its file held nothing)
+        raise InputError("this model makes no per-scale maps (the fast model finds emitters in one pass): use "
+                         "--mode super_resolution for its detection probability on the 2x grid, or leave out "
+                         "--maps and --mode")
     if options.refine:
         _compile_fits_saying_so()
     envelope, checked = Envelope.from_card(card), False
@@ -445,10 +453,14 @@ def _predict(args) -> int:
             print(note.text, file=sys.stderr)
 
     def started(job) -> None:
-        """A long stack's run has begun, with the options of its every chunk (the PSF sigma estimated)."""
+        """A long stack's run has begun, with the options of its every chunk (the PSF sigma estimated); a run
+        resumed says how far it had come."""
         nonlocal options
         options = job.options
         tell(job.said)
+        done = len(job.ranges) - len(job.todo())
+        if done:
+            print(f"resuming: {done} of {len(job.ranges)} chunks were saved", file=sys.stderr)
 
     if maps_path:  # every frame's maps are kept until the end: for stacks that fit in memory
         from .io.atomic import atomic_paths

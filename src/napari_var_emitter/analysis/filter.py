@@ -8,11 +8,13 @@ from __future__ import annotations
 import ast
 import dataclasses
 import operator
+import re
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io.localizations_csv import HEADERS
 
 MAX_EXPRESSION_CHARS = 4000  # longer text is no filter a person wrote (and deep nesting would overflow the parser)
 _OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -42,6 +44,10 @@ def parse_filter(expression: str) -> list[Condition]:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise InputError(f"filter of {len(text):,} characters: at most {MAX_EXPRESSION_CHARS:,}; write e.g. "
                          "'photons > 500 and uncertainty_nm < 20'")
+    for column, header in HEADERS.items():  # a CSV's header typed as the column ("uncertainty [nm] < 10")
+        if header != column and re.search(rf"(?<![\w\[]){re.escape(header)}", expression):
+            raise InputError(f"filter {expression!r}: name the column {column}, not {header!r} as the CSV's header "
+                             f"does (e.g. '{column} < 10')")
     try:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, RecursionError, MemoryError) as exc:

@@ -100,15 +100,15 @@ def read_map(path: str) -> np.ndarray:
     suffix = Path(path).suffix.lower()
     if not Path(path).is_file():
         raise InputError(f"calibration map {path}: no such file")
+    if suffix not in (".npy", ".tif", ".tiff"):
+        raise InputError(f"calibration map {path}: give a .npy or TIFF file")
     try:
         if suffix == ".npy":
             values = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
+        else:
             import tifffile
 
             values = tifffile.imread(path)
-        else:
-            raise InputError(f"calibration map {path}: give a .npy or TIFF file")
     except (OSError, ValueError) as exc:
         said = "not an array of numbers saved by numpy" if "pickle" in str(exc) else str(exc)
         raise InputError(f"calibration map {path}: not readable ({said})") from exc

@@ -98,9 +98,10 @@ class JobFolder:
             changed = sorted(k for k in set(before["settings"]) | set(settings)
                              if before["settings"].get(k) != settings.get(k))
             if chunks and not restart:
+                was = ", ".join(_was_now(k, before["settings"].get(k), settings.get(k)) for k in changed)
                 raise InputError(f"{self.path} holds {len(chunks)} saved chunk(s) of an unfinished run with other "
-                                 f"settings ({', '.join(changed)}): run it with those settings again to finish "
-                                 "it, or add --restart to discard them")
+                                 f"settings ({was}): run it with those settings again to finish it, or add "
+                                 "--restart to discard them")
             reason = f"it was started with other settings ({', '.join(changed)})"
         if reason is None:
             self._drop_unreadable(chunks)
@@ -165,3 +166,10 @@ def _lock_exclusive(handle) -> None:
         import fcntl
 
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _was_now(setting: str, was: Any, now: Any) -> str:
+    """'threshold 0.3 then, 0.5 now' (a value too long to read, a camera's or a model's, by its name only)."""
+    if any(isinstance(value, (dict, list)) or len(str(value)) > 40 for value in (was, now)):
+        return setting
+    return f"{setting} {was} then, {now} now"
