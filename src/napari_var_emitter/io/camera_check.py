@@ -3,8 +3,8 @@ acquisition fits are an InputError, doubtful ones a warning, each naming the val
 likely should be. Besides the levels, the noise: a pixel's counts vary from frame to frame by the
 shot noise of its level plus the read noise, so a baseline or gain that is wrong shows as noise the
 camera values do not predict (a baseline 500 ADU too high on NAIRR-SMLM's low-density stack
-leaves the median pixel at 12 photons, with 4.6 times the frame-to-frame variance that 12 photons
-and the read noise give)."""
+leaves the median pixel at 12 photons, with 3.7 times the frame-to-frame variance that 12 photons
+and its read noise of 17 e⁻ give)."""
 
 from __future__ import annotations
 
