@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,8 +230,16 @@ def dask_client(address: str):
             workers = int(address.split(":", 1)[1])
         except ValueError as exc:
             raise InputError(f"--dask local:N needs a number of workers, got {address!r}") from exc
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        # a Ctrl-C printed four lines of cancelled tasks and a worker killed, and each worker's traceback, before
+        # the one line that says the run was interrupted: the workers' and nannies' warnings are not printed (a
+        # task's error still reaches us), and the workers start deaf to Ctrl-C (this process closes them)
+        deaf = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+        finally:
+            signal.signal(signal.SIGINT, deaf)
+        with cluster, Client(cluster) as client:
             yield client
         return
     try:
