@@ -367,7 +367,7 @@ def test_predict_cli_warns_when_the_camera_gain_is_wrong(tmp_path):
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
     # e-/ADU 8x too small (a sheet's value misread): photons per localisation come out 8x too low
     with pytest.warns(UserWarning, match=r"median [\d.]+ photons per localisation is below .*e⁻/ADU"):
-        assert main(args + ["--e-per-adu", "0.0625"]) == 0
+        assert main(args + ["--e-per-adu", "0.0625", "--overwrite"]) == 0
 
 
 def test_scmos_pixel_maps_keep_hot_pixels_from_becoming_detections(model, tmp_path):
@@ -407,7 +407,7 @@ def test_out_of_range_warning_fires_on_the_real_scmos_stack(tmp_path, capsys):
     for refine in (True, False):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert main(["predict", str(stack), "--out", str(tmp_path / "locs.csv"), "--pixel-size", "160",
+            assert main(["predict", str(stack), "--out", str(tmp_path / f"locs_{refine}.csv"), "--pixel-size", "160",
                          "--baseline", "90.4", "--adu-per-e", "2.11", "--read-noise", "1.1",
                          "--camera-type", "sCMOS", "--qe", "1"] + ([] if refine else ["--no-refine"])) == 0
         messages = [str(w.message) for w in caught]

@@ -288,9 +288,10 @@ def test_3d_model_trains_for_a_calibration_and_predicts_z(tmp_path, tiny_config,
     assert "another PSF calibration" in envelope.psf_warnings(other)[0]
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--psf", str(psf_path), "--model", str(BUNDLED),
-                 "--out", str(csv)]) == 2
+                 "--out", str(tmp_path / "again.csv")]) == 2
     assert "var_emitter.safetensors is a 2-D model" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--model", str(weights), "--out", str(csv)]) == 2
+    assert main(["predict", str(tmp_path / "movie.ome.tiff"), "--model", str(weights), "--out",
+                 str(tmp_path / "again.csv")]) == 2
     assert "is a 3-D model: give the PSF calibration" in capsys.readouterr().err
     with pytest.raises(InputError, match="a 3-D model"):
         TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "with_z": True}})
