@@ -235,8 +235,9 @@ def dask_client(address: str):
         # task's error still reaches us), and the workers start deaf to Ctrl-C (this process closes them)
         deaf = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
+            # a free port for its HTTP server: two runs at once had the second say "Port 8787 is already in use"
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         finally:
             signal.signal(signal.SIGINT, deaf)
         with cluster, Client(cluster) as client:
