@@ -234,7 +234,8 @@ def test_nena_and_frc_state_how_far_they_can_be_trusted():
         fitted = nena(locs)
         estimates.append(fitted.precision_nm)
         stated.append(fitted.precision_sd_nm)
-    assert np.std(estimates, ddof=1) == pytest.approx(np.mean(stated), rel=0.35), (np.std(estimates), np.mean(stated))
+    assert np.std(estimates, ddof=1) == pytest.approx(np.mean(stated), rel=0.25), (np.std(estimates), np.mean(stated))
+    assert np.max(stated) < 2.5 * np.min(stated)  # every table's own (a fit that stopped early made one 10x another)
     big = SimulationConfig(frame_size=(128, 128), n_frames=2000, density_per_um2=0.5,
                            structure=StructureConfig(kind="filaments"))
     locs, _ = simulate_localizations(big, np.random.default_rng(9250), precision_nm=10.0)

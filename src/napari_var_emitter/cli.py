@@ -94,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"error: {exc}", 2)
     except KeyboardInterrupt as exc:
         return _fail(args, f"interrupted{f': {exc}' if str(exc) else ''}", 130)
-    except BrokenPipeError:  # its reader stopped reading (`stats --json | head`): nothing to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit, flushing)
-        return 0
+    except BrokenPipeError as exc:  # where stdout's reader stopped reading (`stats --json | head`): nothing to say
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit, flushing)
+            return 141  # as a shell reports a writer ended by SIGPIPE
+        return _fail(args, f"error: {exc.filename or 'a pipe'}: {exc.strerror}", 2)
     except OSError as exc:  # a full or read-only disk, a file that vanished, ...
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(args, f"error: {where}{exc.strerror or exc}", 2)

@@ -141,7 +141,7 @@ def _merge(args) -> int:
 
 def _resolution(args) -> int:
     from .analysis.plots import draw_resolution
-    from .analysis.resolution import frc, nena, nm_with_sd
+    from .analysis.resolution import frc, frc_text, nena, nena_text
 
     table = read_localizations(args.table, args.pixel_size)
     precision = nena(table)
@@ -159,10 +159,8 @@ def _resolution(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"NeNA precision: {nm_with_sd(precision.precision_nm, precision.precision_sd_nm)} "
-              f"({report['nena_pairs']} neighbour pairs)\n"
-              f"FRC resolution: {nm_with_sd(curve.resolution_nm, curve.resolution_sd_nm)} (± over random halves; "
-              f"{len(table)} localisations, {curve.pixel_nm:g} nm pixels)")
+        print(f"NeNA precision: {nena_text(precision)} ({report['nena_pairs']:,} neighbour pairs)\n"
+              f"FRC resolution: {frc_text(curve)}; {len(table):,} localisations, {curve.pixel_nm:g} nm pixels")
     return 0
 
 

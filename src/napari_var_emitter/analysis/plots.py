@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..io.atomic import atomic_path
 from .drift import Drift
-from .resolution import FRC, FRC_THRESHOLD, NeNA, nm_with_sd
+from .resolution import FRC, FRC_THRESHOLD, NeNA, frc_text, nena_text
 from .stats import SUMMARISED, Stats
 
 
@@ -76,14 +76,14 @@ def draw_resolution(figure: Figure, nena: NeNA | None, frc: FRC | None, colours:
                      alpha=0.35)
         d = np.linspace(0, nena.d_max_nm, 300)
         axes[0].plot(d, nena.density(d), color=colours.accent, lw=1.5)
-        axes[0].set_title(f"NeNA precision {nm_with_sd(nena.precision_nm, nena.precision_sd_nm)}", fontsize=9)
+        axes[0].set_title(f"NeNA precision {nena_text(nena)}", fontsize=9)
     axes[0].set_xlabel("distance to the next frame's nearest localisation [nm]", fontsize=8)
     if frc is not None:
         axes[1].plot(frc.frequency_per_nm * 1000, frc.correlation, color=colours.second, lw=1.2)
         axes[1].axhline(FRC_THRESHOLD, color=colours.foreground, lw=0.8, ls="--")
         if np.isfinite(frc.resolution_nm):
             axes[1].axvline(1000 / frc.resolution_nm, color=colours.accent, lw=1)
-        axes[1].set_title(f"FRC resolution {nm_with_sd(frc.resolution_nm, frc.resolution_sd_nm)}", fontsize=9)
+        axes[1].set_title(f"FRC resolution {frc_text(frc)}", fontsize=9)
     axes[1].set_xlabel("spatial frequency [1/µm]")
     axes[1].set_ylabel("FRC")
 

@@ -18,6 +18,18 @@ SPLAT_BUDGET = 4_000_000  # pixel weights computed at once while rendering
 MAX_RENDER_PX = 400_000_000  # pixels of one render (its float64 sums: 3.2 GB); 20,000 x 20,000
 
 
+def _render_size(shape_nm: tuple[float, float], pixel_nm: float, most_px: int) -> tuple[int, int]:
+    """(rows, cols) of a render of a field of shape_nm (height, width) at pixel_nm; InputError before any memory is
+    taken where they exceed most_px (a new user's 0.01 nm pixels asked for 3 TiB and ended as an internal error)."""
+    rows, cols = (int(np.ceil(extent / pixel_nm)) for extent in shape_nm)
+    if rows * cols > most_px:
+        fits = pixel_nm * np.sqrt(rows * cols / most_px)
+        raise InputError(f"a render of {cols:,} x {rows:,} px of {pixel_nm:g} nm is too large (at most "
+                         f"{most_px / 1e6:,.0f} million px): choose a render pixel of {np.ceil(fits * 10) / 10:g} nm or "
+                         "more")
+    return rows, cols
+
+
 def render(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm: float, method: str = "gaussian",
            sigma_nm: float | None = None, weights: np.ndarray | None = None) -> np.ndarray:
     """(ceil(H/pixel), ceil(W/pixel)) float32 image over a field of shape_nm (height, width);
@@ -30,12 +42,7 @@ def render(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm: float, 
         raise InputError(f"render method must be one of {METHODS}")
     if not pixel_nm > 0:
         raise InputError("the render pixel size must be > 0 nm")
-    rows, cols = (int(np.ceil(extent / pixel_nm)) for extent in shape_nm)
-    if rows * cols > MAX_RENDER_PX:  # said before any memory is taken (a new user's 0.01 nm asked for 3 TiB)
-        fits = pixel_nm * np.sqrt(rows * cols / MAX_RENDER_PX)
-        raise InputError(f"a render of {cols:,} x {rows:,} px of {pixel_nm:g} nm is too large (at most "
-                         f"{MAX_RENDER_PX / 1e6:,.0f} million px): choose a render pixel of {np.ceil(fits * 10) / 10:g} "
-                         "nm or more")
+    rows, cols = _render_size(shape_nm, pixel_nm, MAX_RENDER_PX)
     weights = np.ones(len(table)) if weights is None else np.asarray(weights, float)
     x_px, y_px = table["x_nm"].to_numpy() / pixel_nm, table["y_nm"].to_numpy() / pixel_nm
     if method == "histogram":
@@ -85,6 +92,8 @@ def render_coloured(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm
     if by not in COLOUR_BY:
         raise InputError(f"colour by one of {COLOUR_BY}, not {by!r}")
     check_table(table, ("frame", "x_nm", "y_nm", by), f"render coloured by {by}")
+    if pixel_nm > 0:  # two renders and an RGBA float64 colouring of them: about 9 times one render's memory
+        _render_size(shape_nm, pixel_nm, MAX_RENDER_PX // 9)
     values = table[by].to_numpy(float)
     density = render(table, shape_nm, pixel_nm, method, sigma_nm)
     weighted = render(table, shape_nm, pixel_nm, method, sigma_nm, weights=values)

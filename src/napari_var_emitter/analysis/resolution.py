@@ -45,10 +45,11 @@ class NeNA:
         return _mixture(np.asarray(d_nm, float), self.precision_nm, self.rayleigh_fraction, self.d_max_nm)
 
 
-def nena(table: pd.DataFrame, halvings: int = 8, seed: int = 0) -> NeNA:
+def nena(table: pd.DataFrame, halvings: int = 16, seed: int = 0) -> NeNA:
     """NeNA precision of `table` (needs localisations in adjacent frames), and its standard error:
     the spread of the estimates from `halvings` random halves of the movie's frame blocks (as the FRC
-    splits it, so a blink stays in one half), over √2. Pairs of one blink share its positions, so
+    splits it, so a blink stays in one half; a half and its complement are a delete-half jackknife,
+    whose spread is the whole table's standard error). Pairs of one blink share its positions, so
     they are not independent: the likelihood's own curvature stated half the spread of the estimate
     over simulated tables."""
     check_table(table, ("frame", "x_nm", "y_nm"), "NeNA", min_rows=2, min_frames=2)
@@ -61,26 +62,33 @@ def nena(table: pd.DataFrame, halvings: int = 8, seed: int = 0) -> NeNA:
     d_max = max(100.0, 8 * guess)
     inside = distances <= d_max
     d, frames = distances[inside], frames[inside]
-    sigma, fraction = _fit_mixture(d, d_max, guess)
+    sigma, fraction = _fit_mixture(d, d_max, [(guess, f) for f in (0.3, 0.7, 0.95)])
     block = frames // _block_frames(int(table["frame"].max()) + 1)
     rng = np.random.default_rng(seed)
     halves = []
     for _ in range(halvings):
         half = rng.integers(0, 2, int(block.max()) + 1)[block].astype(bool)
         if half.sum() >= 10:
-            halves.append(_fit_mixture(d[half], d_max, sigma)[0])
-    sd = float(np.std(halves, ddof=1) / np.sqrt(2)) if len(halves) >= 2 else np.nan
+            halves.append(_fit_mixture(d[half], d_max, [(sigma, fraction)])[0])
+    sd = float(np.std(halves, ddof=1)) if len(halves) >= 2 else np.nan
     return NeNA(sigma, d, d_max, fraction, sd)
 
 
-def _fit_mixture(d: np.ndarray, d_max: float, guess: float) -> tuple[float, float]:
-    """(σ, Rayleigh fraction) of the mixture fitted to the distances d (nm) on [0, d_max] by maximum likelihood."""
+def _fit_mixture(d: np.ndarray, d_max: float, starts: list[tuple[float, float]]) -> tuple[float, float]:
+    """(σ, Rayleigh fraction) of the mixture fitted to the distances d (nm) on [0, d_max] by maximum likelihood,
+    the best of the fits from `starts` ((σ, fraction) each; from a fraction of one half alone, the simplex's
+    first step was too small to leave it and some fits stopped far from the maximum)."""
     def negative_log_likelihood(params) -> float:
         sigma, fraction = np.exp(params[0]), 1 / (1 + np.exp(-params[1]))
         return -float(np.sum(np.log(_mixture(d, sigma, fraction, d_max) + 1e-300)))
 
-    best = minimize(negative_log_likelihood, [np.log(guess), 0.0], method="Nelder-Mead",
-                    options={"xatol": 1e-6, "fatol": 1e-6})
+    fits = []
+    for sigma, fraction in starts:
+        x0 = np.array([np.log(sigma), np.log(fraction / (1 - fraction))])
+        simplex = np.array([x0, x0 + [0.3, 0.0], x0 + [0.0, 1.0]])
+        fits.append(minimize(negative_log_likelihood, x0, method="Nelder-Mead",
+                             options={"xatol": 1e-6, "fatol": 1e-6, "maxfev": 4000, "initial_simplex": simplex}))
+    best = min(fits, key=lambda fit: fit.fun)
     return float(np.exp(best.x[0])), float(1 / (1 + np.exp(-best.x[1])))
 
 
@@ -177,11 +185,22 @@ def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_fram
     return FRC(frequency, correlation, _crossing(frequency, correlation), pixel_nm, spread)
 
 
-def nm_with_sd(value_nm: float, sd_nm: float) -> str:
-    """'12.3 ± 1.4 nm' ('12.3 nm' without a finite sd; 'never below 1/7' for an FRC that never crosses)."""
-    if not np.isfinite(value_nm):
+def nena_text(precision: NeNA) -> str:
+    """'9.97 ± 0.12 nm' (the standard error to two figures, the value to its last one)."""
+    sd = precision.precision_sd_nm
+    if not np.isfinite(sd) or sd <= 0:
+        return f"{precision.precision_nm:.1f} nm"
+    decimals = max(0, 1 - int(np.floor(np.log10(sd))))
+    return f"{precision.precision_nm:.{decimals}f} ± {sd:.{decimals}f} nm"
+
+
+def frc_text(curve: FRC) -> str:
+    """'31.6 nm (its splits spread ± 0.88 nm)': the spread is of single splits' crossings, not an error of the
+    value ('never below 1/7' where the curve never crosses)."""
+    if not np.isfinite(curve.resolution_nm):
         return "never below 1/7"
-    return f"{value_nm:.1f} ± {sd_nm:.1f} nm" if np.isfinite(sd_nm) else f"{value_nm:.1f} nm"
+    spread = f" (its splits spread ± {curve.resolution_sd_nm:.2g} nm)" if np.isfinite(curve.resolution_sd_nm) else ""
+    return f"{curve.resolution_nm:.1f} nm{spread}"
 
 
 def _ring_index(side: int) -> np.ndarray:

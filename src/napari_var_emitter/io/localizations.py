@@ -50,7 +50,7 @@ def read_localizations(path: str | os.PathLike, pixel_size_nm: float | None = No
         raise InputError(f"{path}: no such file")
     if _is_h5(path):
         return _read_h5(path, pixel_size_nm)
-    if path.suffix.lower() in (".tif", ".tiff", ".ome.tif", ".nd2", ".czi"):
+    if path.suffix.lower() in (".tif", ".tiff", ".nd2", ".czi"):
         raise InputError(f"{path}: an image stack, not a table of localisations: predict on it first "
                          "(var-emitter predict STACK --out LOCS.csv), then give LOCS.csv")
     try:

@@ -23,7 +23,7 @@ from ..analysis.drift import (AUTO_LOCS_PER_SEGMENT, AUTO_SEGMENTS, MAX_DISAGREE
 from ..analysis.merge import merge_blinks
 from ..analysis.plots import Colours, draw_drift, draw_resolution, draw_stats
 from ..analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
-from ..analysis.resolution import frc, nena, nm_with_sd
+from ..analysis.resolution import frc, frc_text, nena, nena_text
 from ..analysis.stats import table_stats
 from ..errors import InputError
 from ..io.localizations import write_localizations
@@ -302,9 +302,7 @@ class ResolutionWidget(AnalysisWidget):
 
     def show(self, result, source: str) -> str:
         precision, curve = result
-        return (f"NeNA {nm_with_sd(precision.precision_nm, precision.precision_sd_nm)} "
-                f"({precision.distances_nm.size:,} neighbour pairs) · FRC "
-                f"{nm_with_sd(curve.resolution_nm, curve.resolution_sd_nm)}")
+        return f"NeNA {nena_text(precision)} ({precision.distances_nm.size:,} neighbour pairs) · FRC {frc_text(curve)}"
 
     def draw(self, figure, result, colours) -> None:
         draw_resolution(figure, *result, colours)

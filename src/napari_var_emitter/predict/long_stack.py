@@ -232,14 +232,15 @@ def dask_client(address: str):
             raise InputError(f"--dask local:N needs a number of workers, got {address!r}") from exc
         # a Ctrl-C printed four lines of cancelled tasks and a worker killed, and each worker's traceback, before
         # the one line that says the run was interrupted: the workers' and nannies' warnings are not printed (a
-        # task's error still reaches us), and the workers start deaf to Ctrl-C (this process closes them)
-        deaf = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # task's error still reaches us), and the workers start with Ctrl-C blocked (this process closes them;
+        # one pressed while they start is held for this process, not lost)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             # a free port for its HTTP server: two runs at once had the second say "Port 8787 is already in use"
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         finally:
-            signal.signal(signal.SIGINT, deaf)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         with cluster, Client(cluster) as client:
             yield client
         return
