@@ -239,6 +239,8 @@ def test_nena_and_frc_state_how_far_they_can_be_trusted():
     big = SimulationConfig(frame_size=(128, 128), n_frames=2000, density_per_um2=0.5,
                            structure=StructureConfig(kind="filaments"))
     locs, _ = simulate_localizations(big, np.random.default_rng(9250), precision_nm=10.0)
+    with pytest.raises(InputError, match="NeNA needs the localisations before merging"):  # a merged one said 863 nm
+        nena(merge_blinks(locs))
     sample = locs.sample(frac=0.03, random_state=0)
     assert nena(sample).precision_sd_nm > 2 * nena(locs).precision_sd_nm
     many = frc(locs)

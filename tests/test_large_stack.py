@@ -92,6 +92,12 @@ def test_dask_errors(stack, tmp_path, capsys):
     path, _ = stack
     assert main(["predict", str(path), "--out", str(tmp_path / "x.csv"), "--dask", "local:two"]) == 2
     assert "needs a number of workers" in capsys.readouterr().err
+    # a re-trial: local:0 waited forever for a worker; an address without a port was an internal error
+    assert main(["predict", str(path), "--out", str(tmp_path / "x.csv"), "--dask", "local:0"]) == 2
+    assert "needs 1 or more workers" in capsys.readouterr().err
+    assert main(["predict", str(path), "--out", str(tmp_path / "x.csv"), "--dask", "bogus"]) == 2
+    assert "give local:N (N worker processes here) or a scheduler's address" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
     assert main(["predict", str(path), "--out", str(tmp_path / "x.csv"), "--maps", str(tmp_path / "m.h5"),
                  "--dask", "local:2"]) == 2
 

@@ -94,13 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"error: {exc}", 2)
     except KeyboardInterrupt as exc:
         return _fail(args, f"interrupted{f': {exc}' if str(exc) else ''}", 130)
-    except BrokenPipeError as exc:  # where stdout's reader stopped reading (`stats --json | head`): nothing to say
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit, flushing)
-            return 141  # as a shell reports a writer ended by SIGPIPE
-        return _fail(args, f"error: {exc.filename or 'a pipe'}: {exc.strerror}", 2)
+    except BrokenPipeError as exc:  # stdout's reader stopped reading (`stats --json | head`): nothing to say
+        if exc.filename:  # (a file that is a pipe: said as any file's error)
+            return _fail(args, f"error: {exc.filename}: {exc.strerror}", 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit, flushing)
+        return 141  # as a shell reports a writer ended by SIGPIPE
     except OSError as exc:  # a full or read-only disk, a file that vanished, ...
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(args, f"error: {where}{exc.strerror or exc}", 2)
@@ -147,10 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="write a simulated dataset (OME-TIFF + emitters.h5)")
     sim.add_argument("out", type=Path, help="output folder")
     sim.add_argument("--config", type=Path, help="JSON or YAML simulation config")
-    sim.add_argument("--n-samples", type=int, default=100)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--n-frames", type=int)
-    sim.add_argument("--frame-size", type=int, help="square frame size in pixels")
+    sim.add_argument("--n-samples", type=int, default=100, help="stacks to write (default %(default)s)")
+    sim.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    sim.add_argument("--n-frames", type=int, help="frames per stack (default: the config's, 100)")
+    sim.add_argument("--frame-size", type=int, help="square frame size in pixels (default: the config's, 160)")
     sim.add_argument("--density", type=float, help="emitters per µm² per frame")
     sim.add_argument("--photons", type=float, help="mean photons per emitter per full frame")
     sim.add_argument("--background", type=float, help="background photons per pixel per frame")
@@ -219,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
                       "bundled 3-D model")
     pred.add_argument("--psf", type=Path, metavar="PSF.json",
                       help="astigmatic calibration (calibrate-psf): localise in 3-D (x, y, z) with a 3-D model")
-    pred.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pred.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     pred.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help="detection probability (integrated over 3x3 output cells; default %(default)g)")
     pred.add_argument("--maps", type=Path,
@@ -235,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="bfloat16 autocast (for GPUs; see docs/benchmarks.md for its accuracy)")
     pred.add_argument("--samples", type=int, default=1,
                       help="average maps and detection probability over N generations with sampled tokens "
-                           "(N times slower; 1 = argmax tokens)")
+                           "(N times slower; default 1 = argmax tokens)")
     pred.add_argument("--no-refine", dest="refine", action="store_false",
                       help="keep the network's positions (no maximum-likelihood refinement; for comparison)")
     pred.add_argument("--psf-sigma-nm", type=float,
@@ -247,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--phantom-fdr", type=float, default=PHANTOM_FDR,
                       help="refined localisations are tested against background only (phantoms on out-of-focus "
                            "light); per frame, the discoveries at this false-discovery rate are kept. Lower is "
-                           "stricter; 0 keeps every one")
+                           "stricter; 0 keeps every one (default %(default)g)")
     pred.add_argument("--chunk-frames", type=int, default=256,
                       help="frames per chunk (default 256, rounded up to whole batches): each finished chunk "
                       "is saved, an interrupted run resumes")

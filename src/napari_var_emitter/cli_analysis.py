@@ -67,7 +67,8 @@ def add_analysis_commands(commands) -> None:
     _table_argument(render)
     render.add_argument("--out", type=Path, required=True, help="TIFF (.tif)")
     render.add_argument("--pixel-nm", type=float, default=10.0, help="render pixel [nm] (default %(default)g)")
-    render.add_argument("--method", choices=("gaussian", "histogram"), default="gaussian")
+    render.add_argument("--method", choices=("gaussian", "histogram"), default="gaussian",
+                        help="each localisation a Gaussian (default), or a count per pixel")
     render.add_argument("--sigma-nm", type=float, help="one blur for all [nm] (default: each one's uncertainty)")
     render.add_argument("--colour-by", choices=("frame", "z"), help="colour (RGB) by frame or z")
     render.add_argument("--first-frame", type=int, help="render from this frame (1-based)")
@@ -146,6 +147,7 @@ def _resolution(args) -> int:
     table = read_localizations(args.table, args.pixel_size)
     precision = nena(table)
     curve = frc(table, args.frc_pixel_nm)
+
     def number(value: float, digits: int) -> float | None:
         return round(value, digits) if np.isfinite(value) else None
 

@@ -48,6 +48,8 @@ def render(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm: float, 
     if method == "histogram":
         image, _, _ = np.histogram2d(y_px, x_px, bins=(rows, cols), range=((0, rows), (0, cols)), weights=weights)
         return image.astype(np.float32)
+    if sigma_nm is not None and not sigma_nm > 0:
+        raise InputError(f"the render blur must be > 0 nm, got {sigma_nm:g} (use --method histogram for none)")
     if sigma_nm is not None or "uncertainty_nm" not in table:
         sigma_px = np.full(len(table), (DEFAULT_SIGMA_NM if sigma_nm is None else sigma_nm) / pixel_nm)
     else:

@@ -232,15 +232,17 @@ def dask_client(address: str):
             raise InputError(f"--dask local:N needs a number of workers, got {address!r}") from exc
         # a Ctrl-C printed four lines of cancelled tasks and a worker killed, and each worker's traceback, before
         # the one line that says the run was interrupted: the workers' and nannies' warnings are not printed (a
-        # task's error still reaches us), and the workers start with Ctrl-C blocked (this process closes them;
-        # one pressed while they start is held for this process, not lost)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # task's error still reaches us), and the workers start deaf to Ctrl-C, which they keep (an ignored signal
+        # stays ignored in a new process; a blocked one did not), while this process closes them
+        if workers < 1:
+            raise InputError(f"--dask local:N needs 1 or more workers, got {address!r}")
+        deaf = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             # a free port for its HTTP server: two runs at once had the second say "Port 8787 is already in use"
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, deaf)
         with cluster, Client(cluster) as client:
             yield client
         return
@@ -248,6 +250,9 @@ def dask_client(address: str):
         client = Client(address, timeout=30)
     except OSError as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from exc
+    except ValueError as exc:  # not an address ("missing port number")
+        raise InputError(f"--dask {address}: give local:N (N worker processes here) or a scheduler's address, "
+                         f"e.g. tcp://HOST:8786 ({exc})") from exc
     with client:
         yield client
 
