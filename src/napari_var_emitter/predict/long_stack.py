@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -236,13 +237,15 @@ def dask_client(address: str):
         # stays ignored in a new process; a blocked one did not), while this process closes them
         if workers < 1:
             raise InputError(f"--dask local:N needs 1 or more workers, got {address!r}")
-        deaf = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        main = threading.current_thread() is threading.main_thread()  # (only it may set a signal's handler)
+        deaf = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             # a free port for its HTTP server: two runs at once had the second say "Port 8787 is already in use"
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         finally:
-            signal.signal(signal.SIGINT, deaf)
+            if main:
+                signal.signal(signal.SIGINT, deaf)
         with cluster, Client(cluster) as client:
             yield client
         return
