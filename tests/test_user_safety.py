@@ -417,6 +417,7 @@ def test_the_chunk_counter_ends_its_line_before_an_error(tmp_path, capsys):
     assert main(["predict", str(bad), "--out", str(tmp_path / "x.csv"), "--chunk-frames", "4"]) == 2
     err = _err(capsys)
     assert "chunkserror" not in err and "2/3 chunks\nerror: frame 11 (1-based) contains NaN or inf" in err
+    assert "\r" not in err  # stderr is no terminal here: counts on lines of their own, as a batch job's log wants
 
 
 def test_render_of_an_empty_table_says_so(stacks, tmp_path, capsys):

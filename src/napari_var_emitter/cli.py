@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -59,21 +60,38 @@ COMPILE_NOTE_AFTER_S = 1.0  # the fits' compilation is said when it takes longer
 
 
 class ProgressLine:
-    """A counter rewritten in place on stderr; end() closes its line (before any other message)."""
+    """A counter rewritten in place on stderr; end() closes its line (before any other message). Where stderr
+    is no terminal (a batch job's log, where the counts ran together: "1/20 chunks2/20 chunks…"), a line of its
+    own at most every LOG_EVERY_S seconds, and the last count held back at end()."""
+
+    LOG_EVERY_S = 30.0
 
     def __init__(self) -> None:
-        self.open, self.shown = False, ""
+        self.open, self.shown, self.held, self.logged_at = False, "", "", -float("inf")
 
     def show(self, text: str) -> None:
-        if self.open and text == self.shown:  # progress is told after every pass of tiles, most alike
+        if text == self.shown:  # progress is told after every pass of tiles, most alike
+            return
+        self.shown = text
+        if not sys.stderr.isatty():
+            self.held = text
+            if time.monotonic() - self.logged_at >= self.LOG_EVERY_S:
+                self._log()
             return
         print(f"\r{text}", end="", file=sys.stderr, flush=True)
-        self.open, self.shown = True, text
+        self.open = True
+
+    def _log(self) -> None:
+        print(self.held, file=sys.stderr, flush=True)
+        self.held, self.logged_at = "", time.monotonic()
 
     def end(self) -> None:
+        if self.held:
+            self._log()
         if self.open:
             print(file=sys.stderr, flush=True)
             self.open = False
+        self.shown = ""
 
 
 PROGRESS = ProgressLine()
