@@ -27,7 +27,8 @@ def add_analysis_commands(commands) -> None:
     drift.add_argument("--segment-frames", type=int,
                        help="frames per RCC segment (default: chosen from the movie's frames and localisations, "
                             "and longer while the segments disagree: docs/analysis.md)")
-    drift.add_argument("--pixel-nm", type=float, default=20.0, help="pixel of the segment images [nm] (default %(default)g)")
+    drift.add_argument("--pixel-nm", type=float, default=20.0,
+                       help="pixel of the segment images [nm] (default %(default)g)")
     drift.add_argument("--max-drift-nm", type=float, default=1000.0,
                        help="largest drift between two segments searched for [nm]")
     drift.add_argument("--fiducial", action="append", default=[], metavar="X_NM,Y_NM",
@@ -46,7 +47,8 @@ def add_analysis_commands(commands) -> None:
     merge.add_argument("--radius-nm", type=float,
                        help="linking radius [nm] (default: 3.5 x the combined uncertainty of the localisation "
                             "and the blink so far)")
-    merge.add_argument("--max-gap", type=int, default=1, help="frames a blink may go unseen and continue (default %(default)s)")
+    merge.add_argument("--max-gap", type=int, default=1,
+                       help="frames a blink may go unseen and continue (default %(default)s)")
     merge.set_defaults(run=_merge)
 
     res = commands.add_parser(
@@ -54,7 +56,8 @@ def add_analysis_commands(commands) -> None:
         description="NeNA precision from nearest neighbours in adjacent frames, and FRC resolution from two "
         "halves of the localisations (1/7 threshold).")
     _table_argument(res)
-    res.add_argument("--frc-pixel-nm", type=float, default=5.0, help="pixel of the FRC images [nm] (default %(default)g)")
+    res.add_argument("--frc-pixel-nm", type=float, default=5.0,
+                     help="pixel of the FRC images [nm] (default %(default)g)")
     res.add_argument("--json", action="store_true", help="print JSON")
     res.add_argument("--plot", type=Path, help="save the NeNA fit and the FRC curve as PNG")
     res.set_defaults(run=_resolution)

@@ -25,8 +25,8 @@ def _render_size(shape_nm: tuple[float, float], pixel_nm: float, most_px: int) -
     if rows * cols > most_px:
         fits = pixel_nm * np.sqrt(rows * cols / most_px)
         raise InputError(f"a render of {cols:,} x {rows:,} px of {pixel_nm:g} nm is too large (at most "
-                         f"{most_px / 1e6:,.0f} million px): choose a render pixel of {np.ceil(fits * 10) / 10:g} nm or "
-                         "more")
+                         f"{most_px / 1e6:,.0f} million px): choose a render pixel of "
+                         f"{np.ceil(fits * 10) / 10:g} nm or more")
     return rows, cols
 
 

@@ -178,6 +178,7 @@ def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_fram
         curves.append(cross / np.sqrt(np.maximum(power[0] * power[1], 1e-300)))
     if not curves:
         raise InputError("FRC: the localisations lie in too few frame blocks to split in two halves")
+
     def smoothed(curve: np.ndarray) -> np.ndarray:
         return uniform_filter1d(curve[:n_rings], 3, mode="nearest")
 

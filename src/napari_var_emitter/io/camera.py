@@ -63,6 +63,8 @@ FIELD_INFO = {
     "gain_map": FieldInfo("gain map [ADU/e⁻]", "sCMOS per-pixel gain in ADU per e⁻: a (Y, X) .npy or TIFF "
                           "(storm-analysis layout). Replaces the gain."),
 }
+# how a refused value is named: as the widget labels it, and as a camera file names it
+CHECKED_AS = {name: f"{info.label} ({name})" for name, info in FIELD_INFO.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,21 +87,20 @@ class Camera:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
                 raise InputError(f"invalid camera: {name} must be a number, got {value!r}")
-        label = {name: f"{info.label} ({name})" for name, info in FIELD_INFO.items()}  # as the widget and a file say
-        problems = [f"{label[name]} must be a finite number, got {getattr(self, name)}" for name in NUMBER_FIELDS
+        problems = [f"{CHECKED_AS[name]} must be a finite number, got {getattr(self, name)}" for name in NUMBER_FIELDS
                     if not np.isfinite(getattr(self, name))]
         if not self.pixel_size_nm > 0:
-            problems.append(f"{label['pixel_size_nm']} must be > 0, got {self.pixel_size_nm:g}")
+            problems.append(f"{CHECKED_AS['pixel_size_nm']} must be > 0, got {self.pixel_size_nm:g}")
         if not self.e_per_adu > 0:
-            problems.append(f"{label['e_per_adu']} must be > 0, got {self.e_per_adu:g}")
+            problems.append(f"{CHECKED_AS['e_per_adu']} must be > 0, got {self.e_per_adu:g}")
         if not self.em_gain >= 1:
-            problems.append(f"{label['em_gain']} must be >= 1 (1 = no EM gain), got {self.em_gain:g}")
+            problems.append(f"{CHECKED_AS['em_gain']} must be >= 1 (1 = no EM gain), got {self.em_gain:g}")
         if not 0 < self.qe <= 1:
-            problems.append(f"{label['qe']} must be in (0, 1], got {self.qe:g}")
+            problems.append(f"{CHECKED_AS['qe']} must be in (0, 1], got {self.qe:g}")
         if not self.read_noise_e >= 0:
-            problems.append(f"{label['read_noise_e']} must be >= 0, got {self.read_noise_e:g}")
+            problems.append(f"{CHECKED_AS['read_noise_e']} must be >= 0, got {self.read_noise_e:g}")
         if self.type not in CAMERA_TYPES:
-            problems.append(f"{label['type']} must be one of {CAMERA_TYPES}, got {self.type!r}")
+            problems.append(f"{CHECKED_AS['type']} must be one of {CAMERA_TYPES}, got {self.type!r}")
         elif self.type == "sCMOS" and self.em_gain != 1:
             problems.append(f"an sCMOS camera has no EM gain, got em_gain={self.em_gain:g}")
         for name in MAP_FIELDS:

@@ -54,7 +54,7 @@ class SharedCamera:
     what the file stated; `told`: the images whose camera a notification said came from the last
     entry (once per image, whichever panel)."""
 
-    changed = Signal(dict, object, bool)  # (values, the panel that set them, whether they bring a new entry of the user)
+    changed = Signal(dict, object, bool)  # (values, the panel that set them, whether they bring a new entry)
 
     def __init__(self) -> None:
         self.path = config_dir() / "camera.json"

@@ -98,12 +98,12 @@ class JobFolder:
             changed = sorted(k for k in set(before["settings"]) | set(settings)
                              if before["settings"].get(k) != settings.get(k))
             if chunks and not restart:
-                was = ", ".join(_was_now(k, before["settings"].get(k), settings.get(k)) for k in changed)
                 saved = before["settings"]
                 if changed == ["chunk_frames"] and saved.get("chunk_frames", 0) % saved.get("batch_size", 1):
                     raise InputError(f"{self.path} holds {len(chunks)} saved chunk(s) of {saved['chunk_frames']} "
                                      "frames, not whole batches, from an older version (chunks are whole batches "
                                      "now, and its chunks did not give what one pass gives): add --restart")
+                was = ", ".join(_was_now(k, saved.get(k), settings.get(k)) for k in changed)
                 raise InputError(f"{self.path} holds {len(chunks)} saved chunk(s) of an unfinished run with other "
                                  f"settings ({was}): run it with those settings again to finish it, or add "
                                  "--restart to discard them")
