@@ -21,13 +21,16 @@ def test_expressions_keep_what_they_say():
     ranges = {"photons": (900.0, 2500.0), "probability": (0.0, 0.95)}
     assert filter_mask(TABLE, range_expression(ranges)).tolist() == [False, True, False, True]
     assert [str(c) for c in parse_filter("-1 < photons")] == ["photons > -1"]
+    assert filter_mask(TABLE, "frame == 0").tolist() == [True, True, False, False]
+    assert filter_mask(TABLE, "2 != frame, photons > 500").tolist() == [False, True, True, False]
+    assert [str(c) for c in parse_filter("1 == frame")] == ["frame == 1"]
     assert range_expression({"photons": (None, 2000.0), "probability": (0.5, None), "x_nm": (None, None)}) == (
         "photons <= 2000 and probability >= 0.5")
 
 
 @pytest.mark.parametrize("bad, says", [
     ("photons > lots", "compare a column with a number"), ("__import__('os').remove('x')", "each part must"),
-    ("photons == 3", "each part must"), ("photons > 1 or probability > 0.5", "each part must"),
+    ("photons = 3", "not understood"), ("photons is 3", "each part must"), ("photons > 1 or probability > 0.5", "each part must"),
     ("brightness > 3", "no column 'brightness'"), ("photons >", "not understood"),
     ("uncertainty [nm] < 10", r"name the column uncertainty_nm, not 'uncertainty \[nm\]' as the CSV's header does")])
 def test_bad_expressions_say_what_is_wrong(bad, says):

@@ -1,6 +1,7 @@
 """Filtering localisations by expressions on their columns, the same in the CLI (`var-emitter
-filter --where`) and the Filter widget: comparisons of a column with numbers, joined by `and`
-or commas, e.g. "photons > 500 and uncertainty_nm < 20, 0.5 <= probability". Nothing else is
+filter --where`) and the Filter widget: comparisons of a column with numbers (<, <=, >, >=,
+==, !=), joined by `and` or commas, e.g. "photons > 500 and uncertainty_nm < 20, 0.5 <= probability,
+fitted == 1". Nothing else is
 evaluated (the text is parsed, never run)."""
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from ..errors import InputError
 from ..io.localizations_csv import HEADERS
 
 MAX_EXPRESSION_CHARS = 4000  # longer text is no filter a person wrote (and deep nesting would overflow the parser)
-_OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
-_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+              ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_FLIPPED = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +54,22 @@ def parse_filter(expression: str) -> list[Condition]:
     try:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, RecursionError, MemoryError) as exc:
-        raise InputError(f"filter {expression!r}: not understood ({getattr(exc, 'msg', 'nested too deeply')}); write e.g. 'photons > 500 and "
-                         "uncertainty_nm < 20'") from exc
+        raise InputError(f"filter {expression!r}: not understood ({getattr(exc, 'msg', 'nested too deeply')}); "
+                         "write e.g. 'photons > 500 and uncertainty_nm < 20'") from exc
     terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
     return [condition for term in terms for condition in _conditions(term, expression)]
 
 
 def _conditions(term, expression: str) -> list[Condition]:
     if not isinstance(term, ast.Compare) or not all(type(op) in _OPERATORS for op in term.ops):
-        raise InputError(f"filter {expression!r}: each part must compare a column with a number using <, <=, >, >= "
+        raise InputError(f"filter {expression!r}: each part must compare a column with a number using <, <=, >, >=, ==, != "
                          f"(joined by 'and' or commas), got {ast.unparse(term)!r}")
     items, found = [term.left, *term.comparators], []
     for (left, right), op in zip(zip(items, items[1:]), term.ops):
         if isinstance(left, ast.Name) and _is_number(right):
             found.append(Condition(left.id, type(op), _number(right)))
         elif _is_number(left) and isinstance(right, ast.Name):  # 500 < photons  ->  photons > 500
-            flipped = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE}[type(op)]
-            found.append(Condition(right.id, flipped, _number(left)))
+            found.append(Condition(right.id, _FLIPPED[type(op)], _number(left)))
         else:
             raise InputError(f"filter {expression!r}: {ast.unparse(term)!r} must compare a column with a number")
     return found
