@@ -240,6 +240,11 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     refill(points, TABLE, 1.0)
     qtbot.wait(400)
     assert widget.watched is None and widget.status.value == said
+    viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE)  # ... and it lets go of the viewer
+    qtbot.wait(100)
+    followers = [callback for callback in viewer.layers.events.inserted.callbacks + points.events.visible.callbacks
+                 if isinstance(callback, tuple) and callback[0]() is widget.follow_shown]
+    assert not followers
 
 
 def test_a_long_filter_status_wraps_instead_of_widening_its_dock(make_napari_viewer, qtbot, tmp_path):

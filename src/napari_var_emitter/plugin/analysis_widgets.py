@@ -82,7 +82,7 @@ class AnalysisWidget(ScrollingDock, Container):
             event.connect(self.layer.reset_choices)
         self.run_button.changed.connect(self.start)
         self.layer.changed.connect(self._layer_chosen)
-        FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
+        self.follow_shown = FollowShown(viewer, self.layer, lambda: self.native.parent() is not None)
         self.make_dock(pinned=(self.run_button, self.status))  # in view under the plot, as Predict's are
         self.fit_width_soon()  # every row in view once laid out (Drift's method and file fields were cut at its edge)
 

@@ -75,7 +75,8 @@ class FilterWidget(ScrollingDock, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.layer.reset_choices)
         self.layer.changed.connect(self._layer_chosen)
-        FollowShown(viewer, self.layer, lambda: self.native.parent() is not None, within_dataset=True)
+        self.follow_shown = FollowShown(viewer, self.layer, lambda: self.native.parent() is not None,
+                                        within_dataset=True)
         self.export_button.changed.connect(self.export_csv)
         self.reset_button.changed.connect(self.keep_all)
         viewer.events.theme.connect(lambda _: self._draw())

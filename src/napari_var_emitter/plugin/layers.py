@@ -325,13 +325,27 @@ class FollowShown:
         self.within_dataset = within_dataset
         self.chosen: list = []  # layers the combo was on, the latest last (a layer removed is forgotten)
         viewer.layers.events.inserted.connect(self._soon)
-        viewer.layers.events.removed.connect(lambda event: self._forget(event.value))
+        viewer.layers.events.removed.connect(self._removed)
         if within_dataset:  # any layer hidden may be the last of the chosen one's dataset in view
             for layer in viewer.layers:
                 layer.events.visible.connect(self._soon)
             viewer.layers.events.inserted.connect(self._watch_inserted)
         combo.changed.connect(self._watch)
         self._watch(combo.value)
+
+    def _stop(self) -> None:
+        """Lets go of the viewer's and its layers' events (the dock is closed)."""
+        self._watch(None)
+        events = self.viewer.layers.events
+        for emitter, callback in ((events.inserted, self._soon), (events.removed, self._removed),
+                                  (events.inserted, self._watch_inserted)):
+            emitter.disconnect(callback)
+        if self.within_dataset:
+            for layer in self.viewer.layers:
+                layer.events.visible.disconnect(self._soon)
+
+    def _removed(self, event) -> None:
+        self._forget(event.value)
 
     def _forget(self, layer) -> None:
         self.chosen = [kept for kept in self.chosen if kept is not layer]
@@ -354,7 +368,7 @@ class FollowShown:
 
     def follow(self) -> None:
         if not self.alive():
-            self._watch(None)
+            self._stop()
             return
         chosen = self.combo.value
         retired = chosen is not None and chosen.metadata.get(TAG, {}).get("role", "").startswith(RETIRED)
