@@ -154,6 +154,9 @@ def _check_files(args) -> None:
         inputs.append(card_path(model))
     outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
     check_outputs(inputs, outputs, getattr(args, "overwrite", True))
+    for option, path in outputs.items():  # a mistyped folder is said, not made silently
+        if path is not None and not Path(path).parent.exists():
+            print(f"{option} {path}: the folder {Path(path).parent} does not exist; it is made", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
