@@ -127,6 +127,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(command, tmp_path, capsys
             continue
         if command == "render" and name == "one frame":
             assert main(argv) == 0 and out.is_file()
+            assert f"made the folder {out.parent}" in capsys.readouterr().err
             out.unlink()
             continue
         assert main(argv) == 2, (command, name)

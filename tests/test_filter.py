@@ -59,7 +59,7 @@ def test_cli_filter_writes_the_kept_rows_and_never_overwrites_its_input(tmp_path
     assert len(read_localizations_csv(out)) == 4
     # a folder that is not there is made, and said (a mistyped folder is not made silently)
     assert main(["filter", str(source), "--out", str(tmp_path / "reslts" / "kept.csv"), "--where", "photons > 1"]) == 0
-    assert f"the folder {tmp_path / 'reslts'} does not exist; it is made" in capsys.readouterr().err
+    assert f"made the folder {tmp_path / 'reslts'}" in capsys.readouterr().err
     assert len(read_localizations_csv(tmp_path / "reslts" / "kept.csv")) == 4
 
 

@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = lambda _: None
     try:
         _check_files(args)
-        return args.run(args)
+        new_folders = _missing_folders(args)
+        status = args.run(args)
+        for folder in new_folders if status == 0 else []:  # a mistyped folder is said, not made silently
+            if folder.is_dir():
+                print(f"made the folder {folder}", file=sys.stderr)
+        return status
     except InputError as exc:
         return _fail(args, f"error: {exc}", 2)
     except KeyboardInterrupt as exc:
@@ -154,9 +159,12 @@ def _check_files(args) -> None:
         inputs.append(card_path(model))
     outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
     check_outputs(inputs, outputs, getattr(args, "overwrite", True))
-    for option, path in outputs.items():  # a mistyped folder is said, not made silently
-        if path is not None and not Path(path).parent.exists():
-            print(f"{option} {path}: the folder {Path(path).parent} does not exist; it is made", file=sys.stderr)
+
+
+def _missing_folders(args) -> list[Path]:
+    """The folders of the outputs named on the command line that do not exist (yet)."""
+    paths = [getattr(args, name, None) for name in OUTPUT_ARGUMENTS]
+    return sorted({Path(path).parent for path in paths if path is not None and not Path(path).parent.exists()})
 
 
 def _parser() -> argparse.ArgumentParser:
