@@ -30,7 +30,8 @@ def test_expressions_keep_what_they_say():
 
 @pytest.mark.parametrize("bad, says", [
     ("photons > lots", "compare a column with a number"), ("__import__('os').remove('x')", "each part must"),
-    ("photons = 3", "not understood"), ("photons is 3", "each part must"), ("photons > 1 or probability > 0.5", "each part must"),
+    ("photons = 3", "not understood"), ("photons is 3", "each part must"),
+    ("photons > 1 or probability > 0.5", "each part must"),
     ("brightness > 3", "no column 'brightness'"), ("photons >", "not understood"),
     ("uncertainty [nm] < 10", r"name the column uncertainty_nm, not 'uncertainty \[nm\]' as the CSV's header does")])
 def test_bad_expressions_say_what_is_wrong(bad, says):
@@ -107,11 +108,17 @@ def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_v
     (tmp_path / "a file").write_text("")
     widget.csv_path.value = tmp_path / "a file" / "kept.csv"  # a write that fails (OSError): said, not raised
     widget.export_csv()
-    assert "a file" in errors[-1] and widget.status.value.startswith(
-        "kept 2 of 4 localisations\n✖ not exported: ") and "wrote" not in widget.status.value
+    assert errors[-1] == f"export to {tmp_path / 'a file' / 'kept.csv'}: {tmp_path / 'a file'} is a file, not a folder"
+    assert widget.status.value == f"kept 2 of 4 localisations\n✖ not exported: {errors[-1]}"
     widget.csv_path.value = tmp_path / "again.csv"  # the last export's line goes, the Filter's stays
     widget.export_csv()
     assert widget.status.value == f"kept 2 of 4 localisations\nwrote 2 localisations to {tmp_path / 'again.csv'}"
+    widget.export_csv()  # a file replaced, and a folder made, are said
+    assert widget.status.value.endswith(f"{tmp_path / 'again.csv'} (it replaces the file of that name)")
+    widget.csv_path.value = tmp_path / "reslts" / "run 2" / "kept.csv"
+    widget.export_csv()
+    assert widget.status.value.endswith(f"{tmp_path / 'reslts' / 'run 2' / 'kept.csv'} (made the folder "
+                                        f"{tmp_path / 'reslts'})")
     widget.keep_all()
     assert points.shown.all()
 

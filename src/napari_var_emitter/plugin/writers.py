@@ -9,6 +9,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
+from ..io.outputs import check_outputs
 from .layers import TAG, shown_note, table_from_layer, table_from_points
 
 
@@ -50,13 +51,32 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         if path.suffix.lower() not in suffixes:
             raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {_named(path.name)}{suffixes[0]} "
                              "to export to it")
+        check_outputs([], {"export to": path})  # a folder in the way, or none to write in: said before writing
+        replaced, folder = path.exists(), _missing_folder(path)
         message = write(path)
-    except (InputError, OSError) as exc:  # a folder not open to writing, a full disk: said as a bad path is
-        show_error(str(exc))
-        _say_export(status, f"{NOT_EXPORTED}{exc}")  # not the last export's "wrote …", as if this one had
+    except InputError as exc:
+        _say_refused(status, str(exc))
         return
+    except OSError as exc:  # a folder not open to writing, a full disk: the file chosen, not a temporary one's name
+        _say_refused(status, f"cannot write {path} ({exc.strerror or exc})")
+        return
+    if folder is not None:  # a mistyped folder is said, not made silently
+        message += f" (made the folder {folder})"
+    elif replaced:
+        message += " (it replaces the file of that name)"
     show_info(message)
     _say_export(status, message)
+
+
+def _missing_folder(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (writing makes it), or None."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    return missing[-1] if missing else None
+
+
+def _say_refused(status, why: str) -> None:
+    show_error(why)
+    _say_export(status, f"{NOT_EXPORTED}{why}")  # not the last export's "wrote …", as if this one had
 
 
 def _named(name: str) -> str:
