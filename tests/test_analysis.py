@@ -12,7 +12,7 @@ import tifffile
 from napari_var_emitter.analysis.drift import apply_drift, fiducial_drift, rcc_drift
 from napari_var_emitter.analysis.merge import link_blinks, merge_blinks, merge_groups
 from napari_var_emitter.analysis.render import add_scale_bar, render, render_coloured
-from napari_var_emitter.analysis.resolution import frc, nena
+from napari_var_emitter.analysis.resolution import frc, frc_text, nena
 from napari_var_emitter.analysis.stats import table_stats
 from napari_var_emitter.errors import InputError
 from napari_var_emitter.io.tiff import read_stack, write_image_tiff
@@ -245,6 +245,9 @@ def test_nena_and_frc_state_how_far_they_can_be_trusted():
     assert nena(sample).precision_sd_nm > 2 * nena(locs).precision_sd_nm
     many = frc(locs)
     assert np.isfinite(many.resolution_sd_nm) and frc(sample).resolution_sd_nm > many.resolution_sd_nm
+    assert frc_text(many).endswith(f" nm (its splits spread ± {many.resolution_sd_nm:.2g} nm)")
+    few = frc(locs.sample(n=40, random_state=0))  # a figure its splits do not agree on is not stated as one
+    assert few.resolution_sd_nm > 0.5 * few.resolution_nm and frc_text(few).startswith("not settled: its splits")
 
 
 @pytest.mark.parametrize("sigma_over_spacing, resolved", [(0.3, True), (0.6, False)])
