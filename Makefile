@@ -28,10 +28,12 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/var-emitter demo --out demo_output
 
-# Qt/OpenGL tests need a display: without one, run under Xvfb (installed here if missing).
+# Qt/OpenGL tests need a display: without one, run under Xvfb (installed here if missing), on a
+# laptop's 1366x768 screen (the docks must fit one).
 test: $(STAMP)
 	@if [ -z "$$DISPLAY" ] && ! command -v xvfb-run >/dev/null; then $(MAKE) system-deps; fi
-	if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest; else xvfb-run -a $(BIN)/python -m pytest; fi
+	if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest; \
+	else xvfb-run -a -s "-screen 0 1366x768x24" $(BIN)/python -m pytest; fi
 
 # napari with the plugin's widgets docked and the sample stack loaded (needs a display).
 napari: $(STAMP)

@@ -209,11 +209,12 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
     stacks = {frozenset([d, *main.tabifiedDockWidgets(d)]) for d in column}
     ours = [d for d in column if d.findChild(QWidget, DOCK_FRAME_NAME) is not None]
     vertical = area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
-    room = main.centralWidget().height() if vertical else main.centralWidget().width()
+    room = _column_room(main, vertical)
     if ours and room / (len(stacks) + 1) < ROOMY_DOCK_PX:
         main.tabifyDockWidget(ours[-1], dock)
         dock.show()
         dock.raise_()
+        QTimer.singleShot(0, lambda: _within_screen(main))  # once the tabs have freed its height
     else:
         stacks.add(frozenset([dock]))
     # the stacks share the column: napari gives the dock just added most of it (Predict kept 193 of
@@ -222,6 +223,32 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
     if len(shown) > 1:
         main.resizeDocks(shown, [room // len(shown)] * len(shown),
                          Qt.Orientation.Vertical if vertical else Qt.Orientation.Horizontal)
+
+
+def _column_room(main: QMainWindow, vertical: bool) -> int:
+    """The height (width) a dock column has beside the canvas, px: the canvas's, or what the
+    screen leaves it where the window has grown past the screen (a dock napari adds can push the
+    window taller than the screen before it is tabbed: 798 px on a 768 px laptop screen)."""
+    central = main.centralWidget()
+    room = central.height() if vertical else central.width()
+    screen = main.screen()
+    if screen is not None:
+        available = screen.availableGeometry()
+        frame = main.frameGeometry()
+        room = min(room, (available.height() - (frame.height() - central.height())) if vertical
+                   else (available.width() - (frame.width() - central.width())))
+    return room
+
+
+def _within_screen(main: QMainWindow) -> None:
+    """A window that grew past its screen (a dock added before it was tabbed) back within it."""
+    screen = main.screen()
+    if screen is None or main.isMaximized() or main.isFullScreen():
+        return
+    available, frame = screen.availableGeometry(), main.frameGeometry()
+    excess_w, excess_h = frame.width() - available.width(), frame.height() - available.height()
+    if excess_w > 0 or excess_h > 0:
+        main.resize(main.width() - max(excess_w, 0), main.height() - max(excess_h, 0))
 
 
 def number_boxes_take_typed_entries(root: QWidget) -> None:

@@ -26,7 +26,7 @@ from ..predict.model_cache import cached_model
 from ..train.calibrate import BRIGHT_QUANTILE, CALIBRATION_FRAMES, self_calibrated_source, trusted_positions_source
 from ..train.compare import compare_models, held_out_start, verdict
 from ..train.config import TrainConfig, TrainingConfig
-from ..train.loop import training_steps
+from ..train.loop import LOG_FILE, STATE_FILE, training_steps
 from .camera_fields import CameraFields
 from .dock import ScrollingDock, fixed_width_combo
 from .job_controls import JobControls
@@ -260,6 +260,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
         self.losses.append((row["step"], row["loss"]))
         if done == self.steps.value or done % 10 == 0:
             remember_step_seconds(self.device_used, per_step)
+            self._show_time_estimate()  # measured now: the first run's "not measured here yet" goes
             self._draw_losses()
 
     def _draw_losses(self) -> None:
@@ -297,6 +298,9 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
                 self.out_dir.value = new_out_dir()
         elif not self.status.value.startswith("failed"):
             self.status.value = "stopped: no model written"
+        if self.out_path is not None and not (self.out_path / "model.safetensors").exists():
+            self.progress.value = 0  # nothing done stays shown as done
+            _remove_unfinished_run(self.out_path)
 
 
 def new_out_dir() -> Path:
@@ -329,12 +333,29 @@ def comparison_text(table, held_out: str) -> str:
     to the table's width so the dock need not scroll sideways."""
     width = max(map(len, table.index))
     columns = [f"{'':<{width}}" + "".join(f"{c:>9}" for c in table.columns)]
-    columns += [f"{name:<{width}}" + "".join(f"{value:>9.3g}" for value in values) for name, values in table.iterrows()]
+    columns += [f"{name:<{width}}" + "".join(f"{_figure(value):>9}" for value in values)
+                for name, values in table.iterrows()]
     wrap = max(len(columns[0]), COMPARISON_WRAP)
     intro = (f"Before / after on {held_out} (uncertainty and probability: medians; residual: mean (data - "
              "redrawn)² / redrawn, 1 = shot noise only):")
     closing = [textwrap.fill(sentence, wrap) for sentence in verdict(table).split(". ")]
     return "\n".join([textwrap.fill(intro, wrap), *columns, ".\n".join(closing)])
+
+
+def _figure(value: float) -> str:
+    """A table's figure to three significant digits, thousands written out (3,420 photons, not 3.42e+03)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _remove_unfinished_run(folder: Path) -> None:
+    """What a fine-tune stopped before its model wrote into `folder` (its log and checkpoint, which
+    the widget never resumes), and the folder if that leaves it empty; nothing else there."""
+    for name in (LOG_FILE, STATE_FILE):
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # other files there, or gone already
+        pass
 
 
 def step_seconds() -> dict[str, float]:
