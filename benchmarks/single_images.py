@@ -27,7 +27,9 @@ import warnings
 import numpy as np
 import pandas as pd
 from compare_models import matched_errors_nm, rmse
+from external import FAR_NM
 
+from napari_var_emitter.evaluate.matching import match_frames
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.predict import PredictOptions, predict
 from napari_var_emitter.psf import PSF
@@ -76,15 +78,26 @@ def each_alone(frames: np.ndarray, camera: Camera, options: PredictOptions) -> p
 
 
 def report(tables: dict[str, pd.DataFrame], truth: pd.DataFrame, pair: tuple[str, str], heading: str) -> None:
-    """Per table: Jaccard, RMSE over every match and over the true emitters both tables of `pair` match."""
+    """Per table: Jaccard, RMSE over every match and over the true emitters both tables of `pair` match, and
+    the sd of each match's error over the uncertainty its row states, per axis (1 where they hold)."""
     errors = {way: matched_errors_nm(table, truth) for way, table in tables.items()}
     both = errors[pair[0]].index.intersection(errors[pair[1]].index)
     for way, table in tables.items():
         matched = errors[way]
         jaccard = 100 * len(matched) / (len(table) + len(truth) - len(matched))
         print(f"{heading} [{way:>11}] Jaccard {jaccard:6.2f} %  RMSE {rmse(matched.to_numpy()):6.2f} nm  "
-              f"over both ({len(both)}) {rmse(matched.loc[both].to_numpy()):6.2f} nm", flush=True)
+              f"over both ({len(both)}) {rmse(matched.loc[both].to_numpy()):6.2f} nm  "
+              f"error / uncertainty sd {pull_sd(table, truth)}", flush=True)
 
+
+def pull_sd(table: pd.DataFrame, truth: pd.DataFrame) -> str:
+    """'x / y': the sd of (error / stated uncertainty) over the matched rows of `table`, per axis."""
+    if "uncertainty_x_nm" not in table:
+        return "-"
+    p, t = match_frames(table, truth, FAR_NM)
+    pulls = [(table[f"{a}_nm"].to_numpy()[p] - truth[f"{a}_nm"].to_numpy()[t])
+             / table[f"uncertainty_{a}_nm"].to_numpy()[p] for a in "xy"]
+    return " / ".join(f"{np.std(pull):.2f}" for pull in pulls)
 
 if __name__ == "__main__":
     main()
