@@ -21,8 +21,12 @@ def test_expressions_keep_what_they_say():
     ranges = {"photons": (900.0, 2500.0), "probability": (0.0, 0.95)}
     assert filter_mask(TABLE, range_expression(ranges)).tolist() == [False, True, False, True]
     assert [str(c) for c in parse_filter("-1 < photons")] == ["photons > -1"]
-    assert filter_mask(TABLE, "frame == 0").tolist() == [True, True, False, False]
-    assert filter_mask(TABLE, "2 != frame, photons > 500").tolist() == [False, True, True, False]
+    # frames 1-based, as the CSV and every widget count them (the table's 0 is the file's frame 1)
+    assert filter_mask(TABLE, "frame == 1").tolist() == [True, True, False, False]
+    assert filter_mask(TABLE, "3 != frame, photons > 500").tolist() == [False, True, True, False]
+    assert filter_mask(TABLE, "frame <= 2").tolist() == [True, True, True, False]
+    gaps = TABLE.assign(probability=[0.4, np.nan, 0.99, 0.7])  # a missing value meets no condition, != neither
+    assert filter_mask(gaps, "probability != 0.4").tolist() == [False, False, True, True]
     assert [str(c) for c in parse_filter("1 == frame")] == ["frame == 1"]
     assert range_expression({"photons": (None, 2000.0), "probability": (0.5, None), "x_nm": (None, None)}) == (
         "photons <= 2000 and probability >= 0.5")

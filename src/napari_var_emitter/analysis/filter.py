@@ -1,8 +1,8 @@
 """Filtering localisations by expressions on their columns, the same in the CLI (`var-emitter
-filter --where`) and the Filter widget: comparisons of a column with numbers (<, <=, >, >=,
-==, !=), joined by `and` or commas, e.g. "photons > 500 and uncertainty_nm < 20, 0.5 <= probability,
-fitted == 1". Nothing else is
-evaluated (the text is parsed, never run)."""
+filter --where`) and the Filter widget: comparisons of a column with numbers (<, <=, >, >=, and
+==, != for whole-number columns), joined by `and` or commas, e.g. "photons > 500 and uncertainty_nm
+< 20, 0.5 <= probability, fitted == 1"; frames count from 1, as in the CSV; a missing value (NaN)
+meets no condition. Nothing else is evaluated (the text is parsed, never run)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io.localizations_csv import HEADERS
+from ..io.localizations_csv import FRAME_COLUMNS, HEADERS
 
 MAX_EXPRESSION_CHARS = 4000  # longer text is no filter a person wrote (and deep nesting would overflow the parser)
 _OPERATORS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
@@ -33,7 +33,9 @@ class Condition:
     value: float
 
     def mask(self, table: pd.DataFrame) -> np.ndarray:
-        return _OPERATORS[self.op](table[self.column].to_numpy(float), self.value)
+        """(N,) bool: the rows that meet it; frames 1-based, as the user sees them; NaN meets nothing."""
+        values = table[self.column].to_numpy(float) + (1 if self.column in FRAME_COLUMNS else 0)
+        return _OPERATORS[self.op](values, self.value) & ~np.isnan(values)
 
     def __str__(self) -> str:
         return f"{self.column} {_SYMBOLS[self.op]} {self.value:g}"
@@ -62,8 +64,8 @@ def parse_filter(expression: str) -> list[Condition]:
 
 def _conditions(term, expression: str) -> list[Condition]:
     if not isinstance(term, ast.Compare) or not all(type(op) in _OPERATORS for op in term.ops):
-        raise InputError(f"filter {expression!r}: each part must compare a column with a number using <, <=, >, >=, ==, != "
-                         f"(joined by 'and' or commas), got {ast.unparse(term)!r}")
+        raise InputError(f"filter {expression!r}: each part must compare a column with a number using <, <=, >, "
+                         f">=, ==, != (joined by 'and' or commas), got {ast.unparse(term)!r}")
     items, found = [term.left, *term.comparators], []
     for (left, right), op in zip(zip(items, items[1:]), term.ops):
         if isinstance(left, ast.Name) and _is_number(right):
