@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from napari_var_emitter.evaluate.crlb import crlb_nm
+from napari_var_emitter.fit import refine
 from napari_var_emitter.fit.background_test import OWN_FRAME_SIGMAS, UNSURE_PROBABILITY, discoveries
 from napari_var_emitter.fit.joint import AstigmaticSpots, GroupBatch, RoundSpots, fit_groups, fit_pixels
-from napari_var_emitter.fit.refine import (FITTED, INHERITED_DISAGREEMENT, MAX_MOVE_PX, NETWORK, SPLIT,
-                                          counted_in_share, network_sd_per_axis, refine_table)
+from napari_var_emitter.fit.refine import (AXIAL_INHERITED_DISAGREEMENT, FAILED_FIT_WIDENING, FITTED,
+                                          INHERITED_DISAGREEMENT, MAX_MOVE_PX, NETWORK, SPLIT, counted_in_share,
+                                          network_sd_per_axis, refine_table)
 from napari_var_emitter.fit.split import split_merged
 from napari_var_emitter.io.camera import Camera
 from napari_var_emitter.io.localizations_csv import read_localizations_csv, write_localizations_csv
@@ -145,7 +147,9 @@ def test_a_fit_that_leaves_its_pixels_keeps_the_network_estimate_and_background_
     far = _table([[0, 1050.0 + 100 * (MAX_MOVE_PX + 1.0), 1050.0, 2800.0, 0.9, 12.0]])
     moved = refine_table(far, frame, camera, ROUND)
     assert moved["fitted"].tolist() == [0] and moved.loc[0, "x_nm"] == far.loc[0, "x_nm"]
-    assert moved.loc[0, "uncertainty_x_nm"] == 12.0  # the network's own
+    # the network's own, widened: a row whose fit did not hold is a hard one (validation: its errors
+    # 1.34 times what the network stated)
+    assert moved.loc[0, "uncertainty_x_nm"] == moved.loc[0, "uncertainty_y_nm"] == 12.0 * FAILED_FIT_WIDENING
 
 
 def test_the_table_gains_the_emitter_split_off_a_merged_detection():
@@ -454,7 +458,7 @@ def test_whole_groups_are_batched_by_number_of_emitters_in_padded_rois_and_fit_a
         np.testing.assert_allclose(padded.loglik[fit_g], alone.loglik[0], rtol=1e-12)
 
 
-def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties():
+def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties(monkeypatch):
     """Astigmatic spots whose network rows lie 40 nm off in x: stated ten times surer than its
     bound, the network's x holds the result near its own; stated far less sure, the fit's does.
     The stated uncertainty carries the disagreement the network's own uncertainty does not explain."""
@@ -477,6 +481,21 @@ def test_in_3d_the_fit_is_weighed_with_the_network_by_their_stated_uncertainties
 
     sure, unsure = refined(1.0), refined(200.0)
     assert (sure["fitted"] == FITTED).all() and (unsure["fitted"] == FITTED).all()
+    # behind a network that saw the frames beside, z's uncertainty is the weighed mean's widened by
+    # AXIAL_INHERITED_DISAGREEMENT of the fit's and the network's disagreement in z (x's share, 0.7,
+    # overstated it): stated² = the mean's variance + share² × disagreement²
+    table = pd.DataFrame([[f, x, y, 100.0 + 60.0, 3000.0, 0.9, 20.0, 40.0] for f, (x, y) in enumerate(truth)],
+                         columns=columns)
+
+    def stated_z(share):
+        monkeypatch.setattr(refine, "AXIAL_INHERITED_DISAGREEMENT", share)
+        weighed = refine_table(table, np.array(frames), Camera(pixel_size_nm=100.0, read_noise_e=1.0), spots,
+                               network_sees_more=True)
+        return weighed["uncertainty_z_nm"].to_numpy() ** 2
+
+    none, whole, share = stated_z(0.0), stated_z(1.0), stated_z(AXIAL_INHERITED_DISAGREEMENT)
+    assert (whole > none + 100).all() and np.allclose(share - none, AXIAL_INHERITED_DISAGREEMENT ** 2 * (whole - none))
+    assert AXIAL_INHERITED_DISAGREEMENT < INHERITED_DISAGREEMENT
     x_true = np.array(truth)[:, 0]
     assert (np.abs(sure["x_nm"] - (x_true + 40.0)) < 5).all()  # near the network's
     assert (np.abs(unsure["x_nm"] - x_true) < 15).all()  # near the truth: the fit's
