@@ -99,5 +99,6 @@ def pull_sd(table: pd.DataFrame, truth: pd.DataFrame) -> str:
              / table[f"uncertainty_{a}_nm"].to_numpy()[p] for a in "xy"]
     return " / ".join(f"{np.std(pull):.2f}" for pull in pulls)
 
+
 if __name__ == "__main__":
     main()

@@ -248,6 +248,7 @@ def test_nena_and_frc_state_how_far_they_can_be_trusted():
     assert frc_text(many).endswith(f" nm (its splits spread ± {many.resolution_sd_nm:.2g} nm)")
     few = frc(locs.sample(n=40, random_state=0))  # a figure its splits do not agree on is not stated as one
     assert few.resolution_sd_nm > 0.5 * few.resolution_nm and frc_text(few).startswith("not settled: its splits")
+    assert many.settled and not few.settled
 
 
 @pytest.mark.parametrize("sigma_over_spacing, resolved", [(0.3, True), (0.6, False)])

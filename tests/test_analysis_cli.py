@@ -69,7 +69,7 @@ def test_resolution_json(drifted_csv, tmp_path, capsys):
     capsys.readouterr()
     assert main(["resolution", str(drifted_csv), "--json", "--plot", str(tmp_path / "res.png")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert 2 < report["nena_nm"] < 30 and 10 < report["frc_resolution_nm"] < 500
+    assert 2 < report["nena_nm"] < 30 and 10 < report["frc_resolution_nm"] < 500 and report["frc_settled"] is True
     assert (tmp_path / "res.png").is_file()
 
 

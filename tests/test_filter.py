@@ -63,9 +63,12 @@ def test_cli_filter_writes_the_kept_rows_and_never_overwrites_its_input(tmp_path
     assert main(["filter", str(source), "--out", str(out), "--where", "photons > 1", "--overwrite"]) == 0
     assert len(read_localizations_csv(out)) == 4
     # a folder that is not there is made, and said (a mistyped folder is not made silently)
-    assert main(["filter", str(source), "--out", str(tmp_path / "reslts" / "kept.csv"), "--where", "photons > 1"]) == 0
-    assert f"made the folder {tmp_path / 'reslts'}" in capsys.readouterr().err
-    assert len(read_localizations_csv(tmp_path / "reslts" / "kept.csv")) == 4
+    new = tmp_path / "reslts" / "run 2" / "kept.csv"
+    assert main(["filter", str(source), "--out", str(new), "--where", "photons > 1"]) == 0
+    assert f"made the folder {tmp_path / 'reslts'}" in capsys.readouterr().err  # the outermost: the typo's
+    assert len(read_localizations_csv(new)) == 4
+    assert main(["filter", str(source), "--out", str(new), "--where", "photons > 1", "--overwrite"]) == 0
+    assert "made the folder" not in capsys.readouterr().err  # there already
 
 
 def test_filter_widget_hides_points_live_and_exports_what_it_keeps(make_napari_viewer, tmp_path, monkeypatch):
@@ -257,7 +260,9 @@ def test_filter_widget_follows_new_data_in_its_layer_and_the_dataset_in_view(mak
     assert widget.watched is None and widget.status.value == said
     viewer.add_points(TABLE[["frame", "y_nm", "x_nm"]].to_numpy(), features=TABLE)  # ... and it lets go of the viewer
     qtbot.wait(100)
-    followers = [callback for callback in viewer.layers.events.inserted.callbacks + points.events.visible.callbacks
+    emitters = [viewer.layers.events.inserted, viewer.layers.events.removed,
+                *(layer.events.visible for layer in viewer.layers)]
+    followers = [callback for emitter in emitters for callback in emitter.callbacks
                  if isinstance(callback, tuple) and callback[0]() is widget.follow_shown]
     assert not followers
 

@@ -28,7 +28,7 @@ from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
 from .io.localizations import read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
-from .io.outputs import check_free_space, check_outputs
+from .io.outputs import check_free_space, check_outputs, missing_folder
 from .io.psf_file import pixel_size_warning, read_psf_file
 from .io.stack import open_stack
 from .model.config import DEFAULT_THRESHOLD
@@ -162,9 +162,12 @@ def _check_files(args) -> None:
 
 
 def _missing_folders(args) -> list[Path]:
-    """The folders of the outputs named on the command line that do not exist (yet)."""
-    paths = [getattr(args, name, None) for name in OUTPUT_ARGUMENTS]
-    return sorted({Path(path).parent for path in paths if path is not None and not Path(path).parent.exists()})
+    """The outermost folders that the outputs named on the command line will make (io.outputs.missing_folder;
+    --out itself for the commands that write a folder)."""
+    paths = [(getattr(args, name, None), False) for name in OUTPUT_ARGUMENTS]
+    paths += [(getattr(args, "out", None), True)] if getattr(args, "writes_folder", False) else []
+    folders = {missing_folder(path, is_folder) for path, is_folder in paths if path is not None}
+    return sorted(folder for folder in folders if folder is not None)
 
 
 def _parser() -> argparse.ArgumentParser:

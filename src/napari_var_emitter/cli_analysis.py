@@ -156,7 +156,7 @@ def _resolution(args) -> int:
 
     report = {"nena_nm": round(precision.precision_nm, 3), "nena_sd_nm": number(precision.precision_sd_nm, 3),
               "frc_resolution_nm": number(curve.resolution_nm, 2),
-              "frc_resolution_sd_nm": number(curve.resolution_sd_nm, 2),
+              "frc_resolution_sd_nm": number(curve.resolution_sd_nm, 2), "frc_settled": curve.settled,
               "nena_pairs": int(precision.distances_nm.size), "frc_pixel_nm": curve.pixel_nm,
               "localizations": len(table)}
     if args.plot:

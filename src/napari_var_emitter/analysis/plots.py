@@ -81,7 +81,7 @@ def draw_resolution(figure: Figure, nena: NeNA | None, frc: FRC | None, colours:
     if frc is not None:
         axes[1].plot(frc.frequency_per_nm * 1000, frc.correlation, color=colours.second, lw=1.2)
         axes[1].axhline(FRC_THRESHOLD, color=colours.foreground, lw=0.8, ls="--")
-        if np.isfinite(frc.resolution_nm):
+        if frc.settled:
             axes[1].axvline(1000 / frc.resolution_nm, color=colours.accent, lw=1)
         axes[1].set_title(f"FRC resolution {frc_text(frc)}", fontsize=9)
     axes[1].set_xlabel("spatial frequency [1/µm]")

@@ -144,6 +144,13 @@ class FRC:
     pixel_nm: float
     resolution_sd_nm: float
 
+    @property
+    def settled(self) -> bool:
+        """Whether the resolution is a figure: the curve crosses 1/7, and its splits' crossings spread
+        no more than UNSETTLED_FRC_SPREAD of it (too few localisations make them disagree)."""
+        return bool(np.isfinite(self.resolution_nm)
+                    and not self.resolution_sd_nm > UNSETTLED_FRC_SPREAD * self.resolution_nm)
+
 
 def frc(table: pd.DataFrame, pixel_nm: float = 5.0, repeats: int = 5, block_frames: int | None = None,
         seed: int = 0) -> FRC:
@@ -208,7 +215,7 @@ def frc_text(curve: FRC) -> str:
     value, spread = curve.resolution_nm, curve.resolution_sd_nm
     if not np.isfinite(value):
         return "never below 1/7"
-    if np.isfinite(spread) and spread > UNSETTLED_FRC_SPREAD * value:
+    if not curve.settled:
         return (f"not settled: its splits spread ± {spread:.2g} nm about {value:.0f} nm (too few localisations "
                 "for an FRC)")
     return f"{value:.1f} nm" + (f" (its splits spread ± {spread:.2g} nm)" if np.isfinite(spread) else "")

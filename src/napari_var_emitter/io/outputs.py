@@ -52,6 +52,14 @@ def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathL
         _check_writable(option, path)
 
 
+def missing_folder(path: PathLike, is_folder: bool = False) -> Path | None:
+    """The outermost folder that writing the file `path` (the folder `path`, with is_folder) makes,
+    or None where its folder exists: a mistyped folder is to be said, not made silently."""
+    path = Path(path)
+    missing = [folder for folder in ([path] if is_folder else []) + list(path.parents) if not folder.exists()]
+    return missing[-1] if missing else None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True

@@ -214,9 +214,11 @@ def _tab_when_crowded(dock: QDockWidget) -> None:
         main.tabifyDockWidget(ours[-1], dock)
         dock.show()
         dock.raise_()
-        QTimer.singleShot(0, lambda: _within_screen(main))  # once the tabs have freed its height
     else:
         stacks.add(frozenset([dock]))
+    timer = QTimer(main, singleShot=True)  # once the tabs have freed the height; gone with the window
+    timer.timeout.connect(lambda: _within_screen(main))
+    timer.start(0)
     # the stacks share the column: napari gives the dock just added most of it (Predict kept 193 of
     # 680 px under a Filter opened after it, its settings a strip showing one row)
     shown = [next(iter(stack)) for stack in stacks]
@@ -241,7 +243,8 @@ def _column_room(main: QMainWindow, vertical: bool) -> int:
 
 
 def _within_screen(main: QMainWindow) -> None:
-    """A window that grew past its screen (a dock added before it was tabbed) back within it."""
+    """A window that a dock added pushed past its screen's edge back within it: as large as the
+    screen at most (as far as the docks' least sizes let it), and moved up or left onto it."""
     screen = main.screen()
     if screen is None or main.isMaximized() or main.isFullScreen():
         return
@@ -249,6 +252,10 @@ def _within_screen(main: QMainWindow) -> None:
     excess_w, excess_h = frame.width() - available.width(), frame.height() - available.height()
     if excess_w > 0 or excess_h > 0:
         main.resize(main.width() - max(excess_w, 0), main.height() - max(excess_h, 0))
+        frame = main.frameGeometry()
+    beyond_x, beyond_y = frame.right() - available.right(), frame.bottom() - available.bottom()
+    if beyond_x > 0 or beyond_y > 0:
+        main.move(max(frame.x() - max(beyond_x, 0), available.x()), max(frame.y() - max(beyond_y, 0), available.y()))
 
 
 def number_boxes_take_typed_entries(root: QWidget) -> None:

@@ -196,6 +196,9 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             if (out_dir / "model.safetensors").exists():
                 raise InputError(f"{out_dir} already holds a model: choose a new output folder "
                                  "(nothing is overwritten)")
+            if any((out_dir / name).exists() for name in (LOG_FILE, STATE_FILE)):
+                raise InputError(f"{out_dir} already holds a training run's log or checkpoint: choose a new output "
+                                 "folder (nothing is overwritten)")
             device = resolve_device(self.device.value)
             init = self.model.value
             model, _ = cached_model(init, "cpu")
@@ -219,6 +222,7 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             return compare_models(held_out, camera, models, conditions.get("psf_sigma_nm"))
 
         self.out_path, self.losses, self.device_used = out_dir, [], device
+        self.made_out_dir = not out_dir.exists()  # a stopped run removes the folder only if it made it
         self.estimates.value = self.comparison.value = ""
         self.held_out_note = (f"frames {cut + 1}-{frames.shape[0]} (1-based), never trained or calibrated on" if cut
                               else "the one frame there is (also trained on)")
@@ -296,11 +300,10 @@ class FineTuneWidget(ScrollingDock, JobControls, Container):
             self.status.value = f"saved {self.out_path / 'model.safetensors'}"
             if Path(self.out_dir.value) == self.out_path:  # the next fine-tune goes to a new folder
                 self.out_dir.value = new_out_dir()
-        elif not self.status.value.startswith("failed"):
+        elif not self.status.value.startswith("failed"):  # a failed run's log stays, to say what happened
             self.status.value = "stopped: no model written"
-        if self.out_path is not None and not (self.out_path / "model.safetensors").exists():
             self.progress.value = 0  # nothing done stays shown as done
-            _remove_unfinished_run(self.out_path)
+            _remove_unfinished_run(self.out_path, self.made_out_dir)
 
 
 def new_out_dir() -> Path:
@@ -344,18 +347,23 @@ def comparison_text(table, held_out: str) -> str:
 
 def _figure(value: float) -> str:
     """A table's figure to three significant digits, thousands written out (3,420 photons, not 3.42e+03)."""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    rounded = float(f"{value:.3g}")  # 999.7 is 1,000
+    return f"{rounded:,.0f}" if abs(rounded) >= 1000 else f"{value:.3g}"
 
 
-def _remove_unfinished_run(folder: Path) -> None:
-    """What a fine-tune stopped before its model wrote into `folder` (its log and checkpoint, which
-    the widget never resumes), and the folder if that leaves it empty; nothing else there."""
+def _remove_unfinished_run(folder: Path | None, made: bool) -> None:
+    """The log and checkpoint a fine-tune stopped before its model wrote into `folder` (the widget never
+    resumes a run; start() takes no folder that held them), and the folder if the run `made` it and
+    nothing else is in it."""
+    if folder is None:
+        return
     for name in (LOG_FILE, STATE_FILE):
         (folder / name).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:  # other files there, or gone already
-        pass
+    if made:
+        try:
+            folder.rmdir()
+        except OSError:  # other files there, or gone already
+            pass
 
 
 def step_seconds() -> dict[str, float]:

@@ -334,7 +334,8 @@ class FollowShown:
         self._watch(combo.value)
 
     def _stop(self) -> None:
-        """Lets go of the viewer's and its layers' events (the dock is closed)."""
+        """Lets go of the viewer's and its layers' events, and of its combo's (the dock is closed)."""
+        self.combo.changed.disconnect(self._watch)
         self._watch(None)
         events = self.viewer.layers.events
         for emitter, callback in ((events.inserted, self._soon), (events.removed, self._removed),

@@ -9,7 +9,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
-from ..io.outputs import check_outputs
+from ..io.outputs import check_outputs, missing_folder
 from .layers import TAG, shown_note, table_from_layer, table_from_points
 
 
@@ -52,7 +52,7 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
             raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {_named(path.name)}{suffixes[0]} "
                              "to export to it")
         check_outputs([], {"export to": path})  # a folder in the way, or none to write in: said before writing
-        replaced, folder = path.exists(), _missing_folder(path)
+        replaced, folder = path.exists(), missing_folder(path)
         message = write(path)
     except InputError as exc:
         _say_refused(status, str(exc))
@@ -66,12 +66,6 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
         message += " (it replaces the file of that name)"
     show_info(message)
     _say_export(status, message)
-
-
-def _missing_folder(path: Path) -> Path | None:
-    """The outermost folder of `path` that does not exist yet (writing makes it), or None."""
-    missing = [parent for parent in path.parents if not parent.exists()]
-    return missing[-1] if missing else None
 
 
 def _say_refused(status, why: str) -> None:
