@@ -1654,9 +1654,13 @@ def test_a_stack_opened_again_gets_the_camera_typed_for_it_not_the_last_one(view
     viewer.add_image(frames.copy(), name="second", metadata={"path": str(tmp_path / "second.tif")})
     assert widget.image.value.name == "second" and fields["baseline_adu"].value == 123.0  # the last entry
     fields["baseline_adu"].value = 95.0  # typed for the second
+    widget.image.value = viewer.layers["first"]
+    widget.frames.value, widget.first.value, widget.last.value = "range", 2, 3  # chosen for the first
+    viewer.layers.remove("first")  # closed, and opened again: its frames come back with it (they went to all)
     again = viewer.add_image(frames.copy(), name="first again", metadata={"path": str(tmp_path / "first.tif")})
     assert widget.image.value is again and fields["baseline_adu"].value == 123.0
     assert "your entry for this image" in widget.camera_fields.note.value
+    assert (widget.frames.value, widget.first.value, widget.last.value) == ("range", 2, 3)
 
 
 def test_a_model_added_after_a_predict_dock_was_closed_reaches_only_the_open_ones(qtbot, make_napari_viewer, tmp_path):

@@ -7,6 +7,7 @@ from magicgui.widgets import ComboBox, SpinBox
 
 from ..errors import InputError
 from .layers import frame_into_view, slider_frame, stack_of
+from .per_image import image_key
 
 FRAME_MODES = ("all frames", "current frame", "range")
 
@@ -23,15 +24,16 @@ class FrameRange:
         self.first = SpinBox(label="first frame (1-based)", value=1, min=1, max=10**8, tooltip="Included")
         self.last = SpinBox(label="last frame (1-based)", value=1, min=1, max=10**8,
                             tooltip="Included; set to the stack's last frame when an image is chosen")
-        self.image, self.kept = None, {}  # the image chosen (id of its data); (mode, first, last, frames) of each
+        self.image, self.kept = None, {}  # the image chosen (image_key); (mode, first, last, frames) of each
 
     def follow(self, layer) -> None:
-        """The frames chosen for this image when it was last chosen (told apart by its data), else
-        the same choice over its whole stack: 1 to its last frame (an image that is no stack is
-        refused when the run starts, with the reason)."""
+        """The frames chosen for this image when it was last chosen (told apart as the other fields
+        tell datasets apart, per_image.image_key: by its file, so a stack opened again gets them
+        back; else by its data), else the same choice over its whole stack: 1 to its last frame (an
+        image that is no stack is refused when the run starts, with the reason)."""
         if self.image is not None:
             self.kept[self.image] = (self.mode.value, self.first.value, self.last.value, self.first.max)
-        self.image = None if layer is None else id(layer.data)
+        self.image = image_key(layer)
         try:
             n_frames = stack_of(layer)[0].shape[0] if layer is not None else None
         except InputError:
