@@ -146,3 +146,23 @@ def test_a_model_with_context_frames_sees_across_chunk_boundaries(stack, tmp_pat
     before = predict_frames(model, frames, CAMERA, dataclasses.replace(options, output_map=True), span=(4, 7))
     assert np.array_equal(again.output_map[0], before.output_map[0])
     assert not np.allclose(again.output_map[2], before.output_map[2], atol=1e-3)
+
+
+def test_a_chunk_that_is_no_table_is_not_saved_and_photons_stay_finite(stack, tmp_path):
+    """A gain typed 1,000 times too large: the network's photons overflowed to inf (then NaN), and
+    chunks of NaN were saved, resumed and refused at the end, run after run. Photons are read as at
+    most MAX_MAP_PHOTONS, and a chunk that is no table is refused before it is saved."""
+    from napari_var_emitter.model.targets import MAX_MAP_PHOTONS, map_to_photons
+    from napari_var_emitter.predict.long_stack import StackJob
+
+    assert np.allclose(map_to_photons(np.array([-1.0, 0.0, 1e3])), [0.0, 0.0, MAX_MAP_PHOTONS])
+    path, _ = stack
+    out = tmp_path / "locs.csv"
+    job = StackJob.start(path, CAMERA, OPTIONS, out, chunk_frames=8)
+    try:
+        table = pd.DataFrame({"frame": [0, 1], "x_nm": [1.0, 2.0], "y_nm": [3.0, 4.0], "photons": [np.nan, 5.0]})
+        with pytest.raises(InputError, match="frames 1–8: column 'photons' has 1 missing/NaN"):
+            job.save(job.ranges[0], table)
+        assert job.todo() == job.ranges  # nothing saved
+    finally:
+        job.close()

@@ -13,6 +13,9 @@ import torch
 
 PHOTON_SCALE = 1000.0  # photons -> log1p(photons / PHOTON_SCALE)
 Z_SCALE_NM = 1000.0
+# the most photons a map's value is read as: far outside any data a model knows (a gain typed 1,000
+# times too large gave head values whose photons overflowed to inf, and NaN after)
+MAX_MAP_PHOTONS = 1e9
 
 
 def photons_to_map(photons):
@@ -20,8 +23,9 @@ def photons_to_map(photons):
 
 
 def map_to_photons(values):
-    """Photons (never below 0: a head's value under the map of 0 photons means none)."""
-    return PHOTON_SCALE * np.expm1(np.maximum(np.asarray(values), 0.0))
+    """Photons (never below 0: a head's value under the map of 0 photons means none; at most MAX_MAP_PHOTONS)."""
+    top = np.log1p(MAX_MAP_PHOTONS / PHOTON_SCALE)
+    return PHOTON_SCALE * np.expm1(np.clip(np.asarray(values, np.float64), 0.0, top))
 
 
 def render_target(x_px: np.ndarray, y_px: np.ndarray, photons: np.ndarray, z_nm: np.ndarray,

@@ -30,6 +30,7 @@ from ..io.camera import Camera
 from ..io.localizations import write_localizations_stream
 from ..io.outputs import check_free_space
 from ..io.stack import open_stack
+from ..io.table import validate_table
 from ..io.tiff import read_here
 from ..model.context import context_reach
 from .frames import SigmaNote, predict_frames, with_psf_sigma
@@ -164,6 +165,12 @@ class StackJob:
         return prediction
 
     def save(self, r: tuple[int, int], table: pd.DataFrame) -> None:
+        """Chunk `r`'s localisations as a part, once they are a table the file can hold (a chunk of NaN
+        saved was resumed, and refused at the end, run after run)."""
+        try:
+            validate_table(table, f"the localisations of frames {r[0] + 1:,}–{r[1]:,}")
+        except InputError as exc:
+            raise InputError(f"{exc}: nothing of them was saved; check the camera's values") from exc
         with atomic_path(_part(self.parts, r)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{column: table[column].to_numpy() for column in table.columns})
 
