@@ -111,6 +111,15 @@ def test_an_output_that_is_a_folder_or_unwritable_is_refused_before_any_work(sta
     assert "is a file, not a folder" in _one_error_line(_err(capsys))
     assert main(["predict", str(stack), "--out", str(tmp_path / "x.csv"), "--maps", str(tmp_path / "x.csv")]) == 2
     assert "its own file" in _one_error_line(_err(capsys))
+    # a table goes in a .csv or .h5 (a CSV written into o.tif was then read as an image stack), a
+    # calibration in a .json
+    assert main(["predict", str(stack), "--out", str(tmp_path / "o.tif")]) == 2
+    assert "predict writes a table (.csv, or .h5 for HDF5); name it o.csv" in _one_error_line(_err(capsys))
+    assert main(["filter", str(table), "--out", str(tmp_path / "kept.txt"), "--where", "photons > 1"]) == 2
+    assert "filter writes a table (.csv, or .h5 for HDF5); name it kept.csv" in _one_error_line(_err(capsys))
+    assert main(["calibrate-psf", str(stack), "--z-step", "20", "--out", str(tmp_path / "psf.png")]) == 2
+    assert "calibrate-psf writes a PSF calibration (JSON); name it psf.json" in _one_error_line(_err(capsys))
+    assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob("kept.*")) and not list(tmp_path.glob("psf.*"))
 
 
 @contextlib.contextmanager

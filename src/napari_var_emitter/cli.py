@@ -55,6 +55,11 @@ CAMERA_FLAGS = {
 # folders: their --out / out is not a file)
 INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", "config", "init", *MAP_FIELDS)
 OUTPUT_ARGUMENTS = ("out", "plot", "maps")
+# what a command's --out must be named (set_defaults(writes=...)): a table written as CSV into "o.tif"
+# read later as an image stack ("predict on it first")
+WRITES = {"table": ((".csv", ".h5", ".hdf5"), "writes a table (.csv, or .h5 for HDF5)"),
+          "calibration": ((".json",), "writes a PSF calibration (JSON)"),
+          "tiff": ((".tif", ".tiff"), "writes a TIFF")}
 HDF5_OVERHEAD_BYTES = 1 << 16  # an HDF5 file's own structures, beside its (gzipped) arrays
 COMPILE_NOTE_AFTER_S = 1.0  # the fits' compilation is said when it takes longer (loading them takes 0.3 s)
 
@@ -159,6 +164,11 @@ def _check_files(args) -> None:
         inputs.append(card_path(model))
     outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
     check_outputs(inputs, outputs, getattr(args, "overwrite", True))
+    if getattr(args, "writes", None):
+        suffixes, what = WRITES[args.writes]
+        if args.out.suffix.lower() not in suffixes:
+            command = args.run.__name__.lstrip("_").replace("_", "-")
+            raise InputError(f"--out {args.out}: {command} {what}; name it {args.out.stem}{suffixes[0]}")
 
 
 def _missing_folders(args) -> list[Path]:
@@ -204,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="nm, z of the first slice (default: the stack is centred on focus)")
     _add_camera_flags(cal)
     cal.add_argument("--plot", type=Path, metavar="PNG", help="draw the widths, fitted curves and residuals")
-    cal.set_defaults(run=_calibrate_psf)
+    cal.set_defaults(run=_calibrate_psf, writes="calibration")
 
     loc = commands.add_parser("localize", help="classical reference localiser (DoG + MLE) -> CSV")
     loc.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
@@ -214,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--snr", type=float, default=4.0, help="detection threshold")
     loc.add_argument("--psf", type=Path, metavar="PSF.json",
                      help="astigmatic calibration (calibrate-psf): fit x, y and z")
-    loc.set_defaults(run=_localize)
+    loc.set_defaults(run=_localize, writes="table")
 
     ev = commands.add_parser("evaluate", help="score localisations against ground truth (SMLM Challenge metrics)")
     ev.add_argument("pred", type=Path, help="localisations: ours / ThunderSTORM / SMLM challenge CSV, our or "
@@ -236,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="e.g. 'photons > 500 and uncertainty_nm < 20' (repeatable; all must hold); the Filter "
                            "widget shows the expression for what it keeps")
     filt.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
-    filt.set_defaults(run=_filter)
+    filt.set_defaults(run=_filter, writes="table")
 
     pred = commands.add_parser("predict", help="localise a stack with the VAR model -> CSV (+ maps)")
     pred.add_argument("stack", type=Path, help="OME-TIFF / TIFF stack (ADU)")
@@ -285,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="discard the saved chunks of an unfinished run into OUT with other settings")
     pred.add_argument("--dask", metavar="local:N | tcp://HOST:PORT",
                       help="spread chunks over a Dask cluster (N local worker processes, or a scheduler)")
-    pred.set_defaults(run=_predict)
+    pred.set_defaults(run=_predict, writes="table")
 
     tr = commands.add_parser("train", help="train (or fine-tune) the VAR model")
     tr.add_argument("--config", type=Path, required=True, help="training config JSON")

@@ -36,7 +36,7 @@ def add_analysis_commands(commands) -> None:
     drift.add_argument("--fiducial-radius-nm", type=float, default=500.0,
                        help="localisations this close to a fiducial belong to it [nm]")
     drift.add_argument("--plot", type=Path, help="save the trajectory as PNG")
-    drift.set_defaults(run=_drift)
+    drift.set_defaults(run=_drift, writes="table")
 
     merge = commands.add_parser(
         "merge", help="merge the localisations of one blink in consecutive frames",
@@ -49,7 +49,7 @@ def add_analysis_commands(commands) -> None:
                             "and the blink so far)")
     merge.add_argument("--max-gap", type=int, default=1,
                        help="frames a blink may go unseen and continue (default %(default)s)")
-    merge.set_defaults(run=_merge)
+    merge.set_defaults(run=_merge, writes="table")
 
     res = commands.add_parser(
         "resolution", help="localisation precision (NeNA) and image resolution (FRC)",
@@ -78,7 +78,7 @@ def add_analysis_commands(commands) -> None:
     render.add_argument("--last-frame", type=int, help="render up to this frame (1-based, included)")
     render.add_argument("--scale-bar-nm", type=float,
                         help="burn in a scale bar of this length [nm] (0: a round fifth of the width)")
-    render.set_defaults(run=_render)
+    render.set_defaults(run=_render, writes="tiff")
 
     stats = commands.add_parser(
         "stats", help="localisations per frame, photon and uncertainty distributions, bleaching",
@@ -173,8 +173,6 @@ def _render(args) -> int:
     from .analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
     from .io.tiff import write_image_tiff
 
-    if args.out.suffix.lower() not in (".tif", ".tiff"):
-        raise InputError(f"--out {args.out}: render writes a TIFF; name it {args.out.stem}.tif")
     for option, frame in (("--first-frame", args.first_frame), ("--last-frame", args.last_frame)):
         if frame is not None and frame < 1:
             raise InputError(f"{option} {frame}: frames are counted from 1 (the first frame is 1)")
