@@ -81,7 +81,8 @@ def test_render_and_stats(drifted_csv, tmp_path, capsys):
         assert tif.pages[0].shape[-1] == 3
         numerator, denominator = tif.pages[0].tags["XResolution"].value
         assert tif.imagej_metadata["unit"] == "um" and denominator / numerator * 1000 == pytest.approx(20.0)
-    capsys.readouterr()
+    # which colour is which frame (the TIFF holds no legend)
+    assert re.search(r"coloured by frame from blue \(frame 1\) to red \(frame [\d,]+\)", capsys.readouterr().out)
     assert main(["stats", str(drifted_csv), "--json", "--plot", str(tmp_path / "stats.png")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 3000 and summary["localizations"] == len(read_localizations(drifted_csv))

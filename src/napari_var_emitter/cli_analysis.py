@@ -181,9 +181,13 @@ def _render(args) -> int:
     last = None if args.last_frame is None else args.last_frame - 1
     table = frame_range(table, first, last)
     shape = field_of(table)
+    colours = ""
     if args.colour_by:
-        image = render_coloured(table, shape, args.pixel_nm, "z_nm" if args.colour_by == "z" else "frame",
-                                args.method, args.sigma_nm)
+        column = "z_nm" if args.colour_by == "z" else "frame"
+        image = render_coloured(table, shape, args.pixel_nm, column, args.method, args.sigma_nm)
+        low, high = table[column].min(), table[column].max()  # the ends of render_coloured's colour map
+        colours = (f", coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)" if column == "z_nm"
+                   else f", coloured by frame from blue (frame {low + 1:,}) to red (frame {high + 1:,})")
     else:
         image = render(table, shape, args.pixel_nm, args.method, args.sigma_nm)
     bar = ""
@@ -192,7 +196,7 @@ def _render(args) -> int:
         bar = f", scale bar {length:g} nm"
     write_image_tiff(args.out, image, args.pixel_nm)
     print(f"rendered {len(table)} localisations: {image.shape[1]} x {image.shape[0]} px of {args.pixel_nm:g} nm"
-          f"{bar} -> {args.out}")
+          f"{colours}{bar} -> {args.out}")
     return 0
 
 
