@@ -1,7 +1,8 @@
 """SMLM challenge localisation and truth tables (CSV): frames 1-based, positions in nm from the
 image corner (pixel (0, 0) covers [0, px), our convention); either a header naming frame,
 xnano, ynano (and znano, intensity), or the 2016 challenge's header-less activations layout:
-index, frame, x, y, z, intensity."""
+index, frame, x, y, z, intensity, or NAIRR-SMLM's ground truth (Frame, Emitter, x (nm), y (nm)
+(, z (nm)), Intensity (photons), ...)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pandas as pd
 from ..errors import InputError
 from .table import validate_table
 
-NAMED = {"frame": "frame", "xnano": "x_nm", "ynano": "y_nm", "znano": "z_nm", "intensity": "photons"}
+NAMED = {"frame": "frame", "xnano": "x_nm", "ynano": "y_nm", "znano": "z_nm", "intensity": "photons",
+         # NAIRR-SMLM's truth
+         "emitter": "id", "x (nm)": "x_nm", "y (nm)": "y_nm", "z (nm)": "z_nm", "intensity (photons)": "photons"}
 ACTIVATIONS = ("id", "frame", "x_nm", "y_nm", "z_nm", "photons")
 
 
@@ -21,7 +24,8 @@ def is_challenge_table(raw: pd.DataFrame) -> bool:
     """A table read with its first row as header: named challenge columns, or six numbers
     (header-less activations)."""
     names = {str(c).strip().lower() for c in raw.columns}
-    return {"frame", "xnano", "ynano"} <= names or (len(raw.columns) == 6 and all(_number(c) for c in raw.columns))
+    return ({"frame", "xnano", "ynano"} <= names or {"frame", "x (nm)", "y (nm)"} <= names
+            or (len(raw.columns) == 6 and all(_number(c) for c in raw.columns)))
 
 
 def read_challenge_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -32,7 +36,7 @@ def read_challenge_csv(path: str | os.PathLike) -> pd.DataFrame:
         table.columns = ACTIVATIONS
     else:
         table = raw.rename(columns=lambda c: NAMED.get(str(c).strip().lower(), str(c).strip()))
-        table = table[[c for c in NAMED.values() if c in table.columns]]
+        table = table[[c for c in dict.fromkeys(NAMED.values()) if c in table.columns]]
     table = validate_table(table, str(path))
     if (table["frame"] < 1).any():
         raise InputError(f"{path}: SMLM challenge frames are 1-based; found frame 0")

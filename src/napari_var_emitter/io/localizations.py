@@ -37,6 +37,7 @@ def write_localizations(path: str | os.PathLike, table: pd.DataFrame) -> None:
 
 
 LAYOUTS = ("ours / ThunderSTORM CSV (frame, x [nm], y [nm], ...)", "SMLM challenge CSV (frame, xnano, ynano, ...)",
+           "NAIRR-SMLM truth CSV (Frame, x (nm), y (nm), ...)",
            "our HDF5 (localisations saved as .h5)", "Picasso HDF5 (locs: frame, x, y in pixels)",
            "simulated ground truth (emitters.h5)")
 
