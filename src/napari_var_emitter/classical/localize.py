@@ -9,6 +9,7 @@ import pandas as pd
 from ..io.camera import Camera, frames_to_photons
 from ..psf import PSF
 from .detect import detect_candidates
+from ..fit.joint import misfit_scale
 from ..fit.mle import fit_spots, fit_spots_3d
 
 _FRAMES_PER_CHUNK = 32
@@ -46,7 +47,9 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
                        (col0[:, None] + offsets)[:, None, :]]
         fit = fit_spots(rois, sigma_px) if psf is None else fit_spots_3d(rois, psf, px)
         inside = (fit["x_px"] >= 0) & (fit["x_px"] < roi_size) & (fit["y_px"] >= 0) & (fit["y_px"] < roi_size)
-        variance = (fit["crlb_x_px"] ** 2 + fit["crlb_y_px"] ** 2) / 2 * camera.excess_noise_factor
+        # the bounds, widened where the spot leaves light unexplained (a neighbour in its ROI): the refinement's rule
+        widened = misfit_scale(fit["misfit"])
+        variance = (fit["crlb_x_px"] ** 2 + fit["crlb_y_px"] ** 2) / 2 * camera.excess_noise_factor * widened ** 2
         table = pd.DataFrame({
             "frame": found[:, 0] + first_frame + start,
             "x_nm": (col0 + fit["x_px"]) * px,
@@ -58,7 +61,7 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
         })
         if psf is not None:
             table.insert(3, "z_nm", fit["z_nm"])
-            table["uncertainty_z_nm"] = fit["crlb_z_nm"] * np.sqrt(camera.excess_noise_factor)
+            table["uncertainty_z_nm"] = fit["crlb_z_nm"] * np.sqrt(camera.excess_noise_factor) * widened
             inside &= _most_likely_of_neighbours(table, fit["loglik"], psf.sigma_nm)
         tables.append(table[inside])
     columns = ["frame", "x_nm", "y_nm", *(["z_nm"] if psf is not None else []), "photons", "background",

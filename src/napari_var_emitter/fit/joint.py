@@ -174,12 +174,26 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
     depth = per == 4
     width = np.maximum(*spots.sigmas_px(params[..., 2] if depth else np.zeros((groups, k))))  # (G, K) px
     (rows, cols), fitted = batch.pixels
-    near = (((cols[:, None, :] + 0.5 - params[..., 0, None]) ** 2 + (rows[:, None, :] + 0.5 - params[..., 1, None]) ** 2)
-            <= (MISFIT_SIGMAS * width[..., None]) ** 2) * fitted[:, None, :]  # (G, K, M)
-    misfit = (near * result.deviance_NK[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
+    misfit = misfit_near(result.deviance_NK, rows, cols, fitted, params[..., 0], params[..., 1], width)
     return JointFit(params[..., 0], params[..., 1], params[..., -1], sd[..., 0], sd[..., 1], sd[..., -1],
                     result.theta[:, -1], result.loglik, result.converged, misfit,
                     params[..., 2] if depth else None, sd[..., 2] if depth else None)
+
+
+def misfit_near(deviance_NM: np.ndarray, rows_NM: np.ndarray, cols_NM: np.ndarray, fitted_NM: np.ndarray,
+                x_px_NK: np.ndarray, y_px_NK: np.ndarray, width_px_NK: np.ndarray) -> np.ndarray:
+    """(N, K) each emitter's misfit: the mean Poisson deviance (about 1 where the model holds) of its
+    fit's pixels (rows, cols; fitted 1, padding 0) within MISFIT_SIGMAS of its widths (px) of it."""
+    squared = (cols_NM[:, None, :] + 0.5 - x_px_NK[..., None]) ** 2 + (rows_NM[:, None, :] + 0.5 - y_px_NK[..., None]) ** 2
+    near = (squared <= (MISFIT_SIGMAS * width_px_NK[..., None]) ** 2) * fitted_NM[:, None, :]  # (N, K, M)
+    return (near * deviance_NM[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
+
+
+def misfit_scale(misfit):
+    """What a fit's Cramér–Rao bound is multiplied by to state its uncertainty: an emitter whose
+    model leaves light unexplained around it (a neighbour missed or merged) is less certain than
+    its bound, by the square root of its misfit (at least 1)."""
+    return np.sqrt(np.maximum(misfit, 1.0))
 
 
 def fit_from(batch: GroupBatch, spots, theta_GP: np.ndarray, fixed_GP: np.ndarray | None,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..psf import PSF
-from .scoring import ASTIGMATIC, FREE_ELLIPTICAL, ROUND, Spots, fisher_scoring
+from .joint import misfit_near
+from .scoring import ASTIGMATIC, FREE_ELLIPTICAL, ROUND, FitResult, Spots, fisher_scoring
 
 Z_STEP_LIMIT_NM = 100.0  # largest z change per Fisher step
 Z_STARTS = 5  # z starting points spread over the PSF's z range; the most likely fit is kept
@@ -19,24 +20,28 @@ Z_STARTS = 5  # z starting points spread over the PSF's z range; the most likely
 
 def fit_spots(rois: np.ndarray, sigma_px: float, n_iter: int = 30) -> dict[str, np.ndarray]:
     """Fit (N, R, R) photon ROIs with a round PSF of `sigma_px`. Returns x_px, y_px, photons,
-    background, crlb_x_px, crlb_y_px (bounds from the Fisher information at the estimate) and
-    loglik, each (N,)."""
+    background, crlb_x_px, crlb_y_px (bounds from the Fisher information at the estimate),
+    misfit (joint.misfit_near: light the spot does not explain) and loglik, each (N,)."""
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
     size = rois.shape[1]
     spots = Spots(ROUND, np.full((len(rois), 1, 2), float(sigma_px)))
     limits = (np.array([1.0, 1.0, np.inf, np.inf]), np.array([-1.0, -1.0, 1.0, 1e-3]),
               np.array([size + 1.0, size + 1.0, np.inf, np.inf]))
-    theta, variance, loglik = _fisher_scoring(rois, _start(rois), spots, limits, n_iter)
+    result = _fisher_scoring(rois, _start(rois), spots, limits, n_iter)
+    theta, variance = result.theta, result.variance
     return {
         "x_px": theta[:, 0], "y_px": theta[:, 1], "photons": theta[:, 2], "background": theta[:, 3],
-        "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]), "loglik": loglik,
+        "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]),
+        "misfit": _misfit(result.deviance_NK, theta[:, 0], theta[:, 1], np.full(len(rois), float(sigma_px)), size),
+        "loglik": result.loglik,
     }
 
 
 def fit_spots_3d(rois: np.ndarray, psf: PSF, pixel_size_nm: float, n_iter: int = 40) -> dict[str, np.ndarray]:
     """Fit (N, R, R) photon ROIs with an astigmatic PSF. Starts from Z_STARTS depths spread
     over psf.z_range_nm and keeps the most likely fit per spot. Returns x_px, y_px, z_nm,
-    photons, background, crlb_x_px, crlb_y_px, crlb_z_nm and loglik (each (N,))."""
+    photons, background, crlb_x_px, crlb_y_px, crlb_z_nm, misfit (as fit_spots) and loglik
+    (each (N,))."""
     if not psf.astigmatism:
         raise ValueError("fit_spots_3d needs an astigmatic PSF")
     rois = np.maximum(np.asarray(rois, dtype=np.float64), 0.0)
@@ -49,19 +54,29 @@ def fit_spots_3d(rois: np.ndarray, psf: PSF, pixel_size_nm: float, n_iter: int =
     best = None
     for z0 in np.linspace(low, high, Z_STARTS + 2)[1:-1]:
         start = np.column_stack([xy_n_b[:, :2], np.full(len(rois), z0), xy_n_b[:, 2:]])
-        theta, variance, loglik = _fisher_scoring(rois, start, spots, limits, n_iter)
+        result = _fisher_scoring(rois, start, spots, limits, n_iter)
+        fits = [result.theta, result.variance, result.loglik, result.deviance_NK]
         if best is None:
-            best = [theta, variance, loglik]
+            best = fits
         else:
-            better = loglik > best[2]
-            for kept, new in zip(best, (theta, variance, loglik)):
+            better = fits[2] > best[2]
+            for kept, new in zip(best, fits):
                 kept[better] = new[better]
-    theta, variance, loglik = best
+    theta, variance, loglik, deviance = best
+    width = np.maximum(*psf.sigmas_nm(theta[:, 2])) / pixel_size_nm
     return {
         "x_px": theta[:, 0], "y_px": theta[:, 1], "z_nm": theta[:, 2], "photons": theta[:, 3],
         "background": theta[:, 4], "crlb_x_px": np.sqrt(variance[:, 0]), "crlb_y_px": np.sqrt(variance[:, 1]),
-        "crlb_z_nm": np.sqrt(variance[:, 2]), "loglik": loglik,
+        "crlb_z_nm": np.sqrt(variance[:, 2]), "misfit": _misfit(deviance, theta[:, 0], theta[:, 1], width, size),
+        "loglik": loglik,
     }
+
+
+def _misfit(deviance_NK: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, size: int) -> np.ndarray:
+    """(N,) joint.misfit_near of one spot per ROI (every one of its size x size pixels fitted)."""
+    grid = np.arange(size * size)[None]
+    return misfit_near(deviance_NK, grid // size, grid % size, np.ones(grid.shape), x_px[:, None], y_px[:, None],
+                       width_px[:, None])[:, 0]
 
 
 def fit_elliptical_spots(rois: np.ndarray, n_iter: int = 40) -> dict[str, np.ndarray]:
@@ -75,7 +90,8 @@ def fit_elliptical_spots(rois: np.ndarray, n_iter: int = 40) -> dict[str, np.nda
     limits = (np.array([1.0, 1.0, 0.5, 0.5, np.inf, np.inf]),
               np.array([-1.0, -1.0, 0.3, 0.3, 1.0, 1e-3]),
               np.array([size + 1.0, size + 1.0, size / 3, size / 3, np.inf, np.inf]))
-    theta, _, loglik = _fisher_scoring(rois, theta0, Spots(FREE_ELLIPTICAL), limits, n_iter)
+    result = _fisher_scoring(rois, theta0, Spots(FREE_ELLIPTICAL), limits, n_iter)
+    theta, loglik = result.theta, result.loglik
     names = ("x_px", "y_px", "sigma_x_px", "sigma_y_px", "photons", "background")
     return {**{name: theta[:, i] for i, name in enumerate(names)}, "loglik": loglik}
 
@@ -103,10 +119,9 @@ def _start(rois: np.ndarray) -> np.ndarray:
                             np.maximum(total, 1.0), background])
 
 
-def _fisher_scoring(rois: np.ndarray, theta: np.ndarray, spots: Spots, limits, n_iter: int):
+def _fisher_scoring(rois: np.ndarray, theta: np.ndarray, spots: Spots, limits, n_iter: int) -> FitResult:
     """Plain Poisson fisher_scoring of (N, R, R) ROIs (every pixel, no read noise, a constant background)."""
-    result = fisher_scoring(rois.reshape(len(rois), -1), theta, spots, limits, n_iter, rois.shape[1])
-    return result.theta, result.variance, result.loglik
+    return fisher_scoring(rois.reshape(len(rois), -1), theta, spots, limits, n_iter, rois.shape[1])
 
 
 def estimate_psf_sigma(rois: np.ndarray, sigmas_px: np.ndarray) -> float:

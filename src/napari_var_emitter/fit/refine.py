@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from ..io.camera import Camera
 from .background_test import discoveries, seen_in_own_frame, significance
 from .groups import cut_groups
-from .joint import GroupBatch, SpotModel, fit_groups
+from .joint import GroupBatch, SpotModel, fit_groups, misfit_scale
 from .split import MOMENT_SIGMAS, split_merged
 
 MAX_MOVE_PX = 1.5
@@ -72,24 +72,17 @@ def _holds(fit, slots: np.ndarray, origins: np.ndarray, x_px: np.ndarray, y_px: 
     stated several µm)."""
     x, y = fit.x_px + origins[:, 1:], fit.y_px + origins[:, :1]
     moved = np.hypot(x - x_px[slots], y - y_px[slots])
-    widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * _misfit_scale(fit.misfit)  # as _values states it
+    widest = np.maximum(fit.crlb_x_px, fit.crlb_y_px) * misfit_scale(fit.misfit)  # as _values states it
     size = size_G[:, None]
     inside = (fit.x_px >= 0) & (fit.x_px < size) & (fit.y_px >= 0) & (fit.y_px < size)
     return (fit.converged[:, None] & (moved <= reach_px) & (fit.photons > 0) & inside
             & np.isfinite(widest) & (fit.crlb_x_px > 0) & (widest <= MAX_MOVE_PX))
 
 
-def _misfit_scale(misfit):
-    """What a fit's Cramér–Rao bound is multiplied by to state its uncertainty: an emitter whose
-    model leaves light unexplained around it (a neighbour the network missed) is less certain than
-    its bound, by the square root of its misfit (at least 1)."""
-    return np.sqrt(np.maximum(misfit, 1.0))
-
-
 def _values(fit, g: np.ndarray, k: np.ndarray, origins: np.ndarray, px: float) -> dict[str, np.ndarray]:
     """The table's values (n,) of emitters k of groups g (each (n,); ROIs with corners `origins`
     (G, 2) (row, col))."""
-    misfit = _misfit_scale(fit.misfit[g, k])
+    misfit = misfit_scale(fit.misfit[g, k])
     values = {"x_nm": (fit.x_px[g, k] + origins[g, 1]) * px, "y_nm": (fit.y_px[g, k] + origins[g, 0]) * px,
               "photons": fit.photons[g, k], "background": fit.background[g],
               "uncertainty_x_nm": fit.crlb_x_px[g, k] * misfit * px,
