@@ -53,6 +53,15 @@ def test_simulate_localize_evaluate(tmp_path, capsys):
     assert {k: from_csv[k] for k in ("tp", "fp", "fn", "rmse_lateral_nm")} == \
         {k: report[k] for k in ("tp", "fp", "fn", "rmse_lateral_nm")}
     assert "rmse_over_crlb" not in from_csv and "rmse_over_crlb" in report
+    # no match: strict JSON (null, not NaN, which jq refuses); a radius of 0 matches nothing: refused
+    far = tmp_path / "far.csv"
+    truth.assign(frame=truth["frame"] + 1, xnano=truth["x_nm"] + 1e5, ynano=truth["y_nm"])[
+        ["frame", "xnano", "ynano"]].to_csv(far, index=False)
+    assert main(["evaluate", str(csv), str(far), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text and json.loads(text)["rmse_lateral_nm"] is None
+    assert main(["evaluate", str(csv), str(challenge), "--tolerance-nm", "0"]) == 2
+    assert "--tolerance-nm 0: a match needs a radius above 0 nm" in capsys.readouterr().err
 
 
 def test_print_config_and_config_file(tmp_path, capsys):

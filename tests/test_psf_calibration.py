@@ -77,7 +77,12 @@ def test_psf_file_round_trip_and_bad_files(tmp_path):
     assert psf == NAIRR and pixel_nm == 100.0
     for text, message in (("{", "not JSON"), ("x,y\n1,2", "not JSON"), ('{"format": "x"}', "not a PSF calibration"),
                           (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
-                                       "psf": {"sigma_nm": -1}, "pixel_size_nm": 100}), "damaged")):
+                                       "psf": {"sigma_nm": -1}, "pixel_size_nm": 100}), "damaged"),
+                          # a hand-written file: the field it lacks named (it said only "'pixel_size_nm'")
+                          (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
+                                       "psf": NAIRR.to_dict()}), "damaged PSF calibration: it has no 'pixel_size_nm'"),
+                          (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
+                                       "psf": NAIRR.to_dict(), "pixel_size_nm": "100 nm"}), "no number where one")):
         path.write_text(text)
         with pytest.raises(InputError, match=message):
             read_psf_file(path)

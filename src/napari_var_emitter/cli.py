@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import math
 import os
 import sys
 import threading
@@ -232,8 +233,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("truth", type=Path, help="emitters.h5 (with the Cramér-Rao bound), or a table in any layout "
                     "PRED takes (e.g. an SMLM challenge truth CSV)")
     ev.add_argument("--pixel-size", type=float, help="nm, for Picasso HDF5 files without their .yaml")
-    ev.add_argument("--tolerance-nm", type=float, default=250.0, help="lateral matching radius")
-    ev.add_argument("--axial-tolerance-nm", type=float, default=500.0)
+    ev.add_argument("--tolerance-nm", type=float, default=250.0,
+                    help="lateral matching radius (default %(default)g nm)")
+    ev.add_argument("--axial-tolerance-nm", type=float, default=500.0,
+                    help="axial matching radius, 3-D (default %(default)g nm)")
     ev.add_argument("--min-photons", type=float,
                     help="score only true emitters this bright (matching still uses all)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -586,11 +589,17 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    for option, tolerance in (("--tolerance-nm", args.tolerance_nm), ("--axial-tolerance-nm", args.axial_tolerance_nm)):
+        if not tolerance > 0:
+            raise InputError(f"{option} {tolerance:g}: a match needs a radius above 0 nm")
     truth = (read_emitters_h5(args.truth) if is_emitters_h5(args.truth)
              else read_localizations(args.truth, args.pixel_size))
     report = evaluate(read_localizations(args.pred, args.pixel_size), truth,
                       args.tolerance_nm, args.axial_tolerance_nm, args.min_photons)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    # strict JSON: a figure there is none of (no match) is null, not NaN
+    plain = {key: None if isinstance(value, float) and not math.isfinite(value) else value
+             for key, value in report.items()}
+    print(json.dumps(plain, indent=2) if args.json else format_report(report))
     return 0
 
 

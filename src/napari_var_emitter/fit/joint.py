@@ -184,7 +184,8 @@ def misfit_near(deviance_NM: np.ndarray, rows_NM: np.ndarray, cols_NM: np.ndarra
                 x_px_NK: np.ndarray, y_px_NK: np.ndarray, width_px_NK: np.ndarray) -> np.ndarray:
     """(N, K) each emitter's misfit: the mean Poisson deviance (about 1 where the model holds) of its
     fit's pixels (rows, cols; fitted 1, padding 0) within MISFIT_SIGMAS of its widths (px) of it."""
-    squared = (cols_NM[:, None, :] + 0.5 - x_px_NK[..., None]) ** 2 + (rows_NM[:, None, :] + 0.5 - y_px_NK[..., None]) ** 2
+    dx, dy = cols_NM[:, None, :] + 0.5 - x_px_NK[..., None], rows_NM[:, None, :] + 0.5 - y_px_NK[..., None]
+    squared = dx ** 2 + dy ** 2
     near = (squared <= (MISFIT_SIGMAS * width_px_NK[..., None]) ** 2) * fitted_NM[:, None, :]  # (N, K, M)
     return (near * deviance_NM[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1.0)
 

@@ -53,8 +53,11 @@ def read_psf_file(path: str | os.PathLike) -> tuple[PSF, float]:
     try:
         psf = PSF.from_dict(document["psf"])
         pixel_size_nm = float(document["pixel_size_nm"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: damaged PSF calibration: {exc}") from None
+    except KeyError as exc:
+        raise InputError(f"{path}: damaged PSF calibration: it has no {exc.args[0]!r}; {WRITTEN_BY}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: damaged PSF calibration: a value that is no number where one belongs ({exc}); "
+                         f"{WRITTEN_BY}") from None
     if not psf.astigmatism:
         raise InputError(f"{path}: the calibration is not astigmatic; 2-D localisation needs no PSF file")
     return psf, pixel_size_nm
