@@ -97,7 +97,11 @@ def test_render_refuses_what_it_cannot_write_before_any_work(drifted_csv, tmp_pa
                        (["--out", str(tmp_path / "r.png")], "render writes a TIFF; name it r.tif"),
                        (["--out", str(tmp_path / "r.tif"), "--first-frame", "0"],
                        "--first-frame 0: frames are counted from 1"),
-                       (["--out", str(tmp_path / "r.tif"), "--sigma-nm", "0"], "the render blur must be > 0 nm")):
+                       (["--out", str(tmp_path / "r.tif"), "--sigma-nm", "0"], "the render blur must be > 0 nm"),
+                       (["--out", str(tmp_path / "r.tif"), "--first-frame", "200", "--last-frame", "100"],
+                        "first frame 200 is after last frame 100"),
+                       (["--out", str(tmp_path / "r.tif"), "--first-frame", "60000"],
+                        "no localisations in frames 60,000–: the table's are frames 1–")):
         assert main(["render", str(drifted_csv), *argv]) == 2
         assert says in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

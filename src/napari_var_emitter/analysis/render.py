@@ -117,9 +117,14 @@ def frame_range(table: pd.DataFrame, first: int | None = None, last: int | None 
         keep &= table["frame"].to_numpy() <= last
     if not len(table):
         raise InputError("the table holds no localisations: nothing to render")
+    if first is not None and last is not None and first > last:
+        raise InputError(f"first frame {first + 1:,} is after last frame {last + 1:,}: make the first frame the "
+                         "earlier one (both included)")
     if not keep.any():
-        raise InputError(f"no localisations in frames {'' if first is None else first + 1}–"
-                         f"{'' if last is None else last + 1}")
+        frames = table["frame"].to_numpy()
+        raise InputError(f"no localisations in frames {'' if first is None else f'{first + 1:,}'}–"
+                         f"{'' if last is None else f'{last + 1:,}'}: the table's are frames {frames.min() + 1:,}–"
+                         f"{frames.max() + 1:,}")
     return table[keep]
 
 

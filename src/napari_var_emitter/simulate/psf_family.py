@@ -57,12 +57,13 @@ class CalibrationFamily:
         their range (a calibration measured on beads scatters around the true curve), in words."""
         found = []
         for axis, curve, sign in (("x", psf.curve_x, -1.0), ("y", psf.curve_y, 1.0)):
-            for name, value, span in (("sigma0", curve.sigma0_nm, self.sigma0_nm),
-                                      ("focus distance", sign * curve.focus_nm, self.focus_distance_nm),
-                                      ("depth", curve.depth_nm, self.depth_nm), ("cubic", curve.cubic, self.cubic),
-                                      ("quartic", curve.quartic, self.quartic)):
+            for name, value, span, unit in (("sigma0", curve.sigma0_nm, self.sigma0_nm, " nm"),
+                                            ("focus distance", sign * curve.focus_nm, self.focus_distance_nm, " nm"),
+                                            ("depth", curve.depth_nm, self.depth_nm, " nm"),
+                                            ("cubic", curve.cubic, self.cubic, ""),
+                                            ("quartic", curve.quartic, self.quartic, "")):
                 margin = EDGE_MARGIN * (span[1] - span[0])
                 if not span[0] - margin <= value <= span[1] + margin:
-                    found.append(f"{axis} {name} {value:.3g} (trained {span[0]:g} to {span[1]:g})")
+                    found.append(f"{axis} {name} {value:.3g}{unit} (trained {span[0]:g} to {span[1]:g}{unit})")
         return found
 
