@@ -5,7 +5,8 @@ Linking runs frame by frame: a localisation joins the nearest blink seen within 
 max_gap + 1 frames whose position lies within the linking radius, one localisation per blink
 per frame (closest pairs first); otherwise it starts a new blink. The radius is `radius_nm`
 when given, else RADIUS_SIGMAS x the combined uncertainty of the localisation and the blink's
-running mean, sqrt(σ_loc² + σ_blink²).
+running mean, sqrt(σ_loc² + σ_blink²); in 3-D (z_nm and uncertainty_z_nm) z must lie as close, by
+its own uncertainty (one fluorophore keeps its depth: two at one x, y and far apart in z are two).
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     sigma = (table["uncertainty_nm"].to_numpy()[order] if radius_nm is None else np.ones(len(order)))
     weight = 1.0 / np.maximum(sigma, 1e-6) ** 2
     frames_sorted = frames[order]
+    depth = radius_nm is None and {"z_nm", "uncertainty_z_nm"} <= set(table.columns)
+    z = table["z_nm"].to_numpy(float)[order] if depth else np.zeros(len(order))
+    weight_z = 1.0 / np.maximum(table["uncertainty_z_nm"].to_numpy(float)[order], 1e-6) ** 2 if depth else None
     blink = np.empty(len(order), np.int64)
     # running state per blink (at most one per localisation): weighted sum of positions, sum of
     # weights, last frame seen; `open_` holds the blinks that may still continue
     sum_xy, sum_w = np.zeros((len(order), 2)), np.zeros(len(order))
+    sum_z, sum_wz = np.zeros(len(order)), np.zeros(len(order))
     last = np.zeros(len(order), np.int64)
     n_blinks, open_ = 0, np.empty(0, np.int64)
     starts = np.flatnonzero(np.r_[True, frames_sorted[1:] != frames_sorted[:-1], True])
@@ -56,7 +61,11 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
                 reach = RADIUS_SIGMAS * np.sqrt(sigma[rows, None] ** 2 + 1.0 / sum_w[None, open_])
             else:
                 reach = np.full(distance.shape, radius_nm)
-            loc_index, blink_index = np.nonzero(distance <= reach)
+            near = distance <= reach
+            if depth:
+                apart_z = np.abs(z[rows, None] - sum_z[None, open_] / sum_wz[None, open_])
+                near &= apart_z <= RADIUS_SIGMAS * np.sqrt(1.0 / weight_z[rows, None] + 1.0 / sum_wz[None, open_])
+            loc_index, blink_index = np.nonzero(near)
             used_blinks = set()
             for k in np.argsort(distance[loc_index, blink_index], kind="stable"):
                 i, j = loc_index[k], blink_index[k]
@@ -69,6 +78,9 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
         open_ = np.r_[open_, taken[new]]
         np.add.at(sum_xy, taken, xy[rows] * weight[rows, None])
         np.add.at(sum_w, taken, weight[rows])
+        if depth:
+            np.add.at(sum_z, taken, z[rows] * weight_z[rows])
+            np.add.at(sum_wz, taken, weight_z[rows])
         last[taken] = frame
         blink[rows] = taken
     out = np.empty(len(order), np.int64)
