@@ -321,6 +321,10 @@ def test_stats_recover_the_bleaching_half_life():
     assert stats.counts_per_frame.sum() == len(table)
     flat = table_stats(table.assign(frame=rng.integers(0, n_frames, len(table))))
     assert flat.summary["bleaching"] is None
+    # a 3-D table's depths are summarised (a user's had none); 2-D truth's z = 0 is not
+    depth = table.assign(z_nm=rng.uniform(-400, 400, len(table)), uncertainty_z_nm=30.0)
+    assert table_stats(depth).summary["z_nm"]["median"] == pytest.approx(np.median(depth["z_nm"]))
+    assert "z_nm" not in table_stats(table.assign(z_nm=0.0)).summary
 
 
 def test_stats_plot_of_a_short_movie_fits_the_widgets_figure_and_counts_whole_frames():

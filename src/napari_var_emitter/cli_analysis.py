@@ -213,7 +213,7 @@ def _stats(args) -> int:
     s = stats.summary
     lines = [f"{s['localizations']:,} localisations in {s['frames']:,} frames "
              f"({s['localizations_per_frame']['mean']:.1f} per frame)"]
-    for column in ("photons", "uncertainty_nm", "background", "probability"):
+    for column in ("photons", "uncertainty_nm", "background", "probability", "z_nm", "uncertainty_z_nm"):
         if column in s:
             lines.append(f"{SUMMARISED[column]}: median {s[column]['median']:.4g} (quartiles {s[column]['q1']:.4g}–"
                          f"{s[column]['q3']:.4g})")

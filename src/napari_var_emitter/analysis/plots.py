@@ -89,8 +89,8 @@ def draw_resolution(figure: Figure, nena: NeNA | None, frc: FRC | None, colours:
 
 
 def draw_stats(figure: Figure, stats: Stats, colours: Colours = Colours()) -> None:
-    """Localisations per frame with the bleaching fit, and histograms of photons and uncertainty."""
-    columns = [c for c in ("photons", "uncertainty_nm") if c in stats.table]
+    """Localisations per frame with the bleaching fit, and histograms of photons, uncertainty and (3-D) z."""
+    columns = [c for c in ("photons", "uncertainty_nm", "z_nm") if c in stats.summary]
     axes = _start(figure, colours, 1 + len(columns) if columns else 1)
     frames = np.arange(1, len(stats.counts_per_frame) + 1)
     axes[0].plot(frames, stats.counts_per_frame, color=colours.foreground, alpha=0.3, lw=0.6)

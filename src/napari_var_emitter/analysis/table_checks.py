@@ -25,3 +25,8 @@ def check_table(table: pd.DataFrame, columns: tuple[str, ...], step: str, min_ro
     n_frames = table["frame"].nunique() if "frame" in table else 0
     if n_frames < min_frames:
         raise InputError(f"{step}: needs localisations in at least {min_frames} frames; the table has {n_frames}")
+
+
+def has_z(table: pd.DataFrame) -> bool:
+    """Whether a table is 3-D: a z_nm column that varies (2-D truth has z = 0)."""
+    return "z_nm" in table and len(table) > 0 and np.ptp(table["z_nm"]) > 0

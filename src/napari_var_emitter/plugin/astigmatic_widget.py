@@ -18,6 +18,7 @@ from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ..analysis.table_checks import has_z
 from ..classical.localize import localize_stack
 from ..errors import InputError
 from ..io.psf_file import pixel_size_warning, read_psf_file, write_psf_file
@@ -34,7 +35,7 @@ from .colour_bar import ColourBar
 from .dock import ScrollingDock, fixed_width_combo
 from .frame_range import FrameRange
 from .job_controls import JobControls, StatusLabel
-from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_into_view, has_z, image_points, insert_built,
+from .layers import (BUILD_OFF_THREAD_FROM, TAG, fit_view, frame_into_view, image_points, insert_built,
                      layer_choices, output_options, place_image, refill, refillable, retire, stack_of,
                      table_from_layer, view_alone, z_colour_limits)
 from .per_image import PerImageFields

@@ -16,11 +16,12 @@ from napari.layers import Points
 from qtpy.QtCore import QTimer
 
 from ..analysis.filter import filter_mask, range_expression
+from ..analysis.table_checks import has_z
 from ..analysis.plots import style
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock, fixed_width_combo, number_boxes_take_typed_entries
 from .job_controls import StatusLabel
-from .layers import FollowShown, clear_file, has_z, layer_choices, pick_shown, stack_name, table_from_layer
+from .layers import FollowShown, clear_file, layer_choices, pick_shown, stack_name, table_from_layer
 from .theme import theme_colours
 from .writers import WROTE, export_file
 

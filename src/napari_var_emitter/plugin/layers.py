@@ -17,6 +17,7 @@ from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
+from ..analysis.table_checks import has_z
 from ..errors import InputError
 from ..io.table import validate_table
 
@@ -261,11 +262,6 @@ def outputs(viewer, roles, source: str | None = None) -> list:
 def remove_outputs(viewer, source: str, roles) -> None:
     """Remove the layers this plugin made from `source` in these roles (never anything else)."""
     remove_layers(viewer, outputs(viewer, roles, source))
-
-
-def has_z(table: pd.DataFrame) -> bool:
-    """Whether a table is 3-D: a z_nm column that varies (2-D truth has z = 0)."""
-    return "z_nm" in table and len(table) > 0 and np.ptp(table["z_nm"]) > 0
 
 
 def z_colour_limits(table: pd.DataFrame) -> tuple[float, float]:
