@@ -168,16 +168,16 @@ def test_merging_recovers_blink_events():
 
 
 def test_in_3d_one_blink_keeps_its_depth():
-    """Two fluorophores at one x, y and 600 nm apart in z, each on in frames 1-3: two blinks (a new
-    user's 3-D table merged them into one at their mean depth); one with z as noisy as stated: one."""
-    frames = [0, 0, 1, 1, 2, 2]
-    table = pd.DataFrame({"frame": frames, "x_nm": 500.0, "y_nm": 500.0, "z_nm": [-300.0, 300.0] * 3,
+    """One fluorophore at z = -300 nm in frames 1-2, another at the same x, y and +300 nm in frames
+    3-4: two blinks (a new user's 3-D table merged such into one at their mean depth); z as noisy as
+    stated: one blink; without z's uncertainty (a radius given, or a 2-D table): x, y alone."""
+    table = pd.DataFrame({"frame": [0, 1, 2, 3], "x_nm": 500.0, "y_nm": 500.0, "z_nm": [-300.0, -300.0, 300.0, 300.0],
                           "uncertainty_nm": 10.0, "uncertainty_z_nm": 20.0})
-    assert sorted(np.bincount(link_blinks(table)).tolist()) == [3, 3]
-    one = table.assign(z_nm=[-10.0, 10.0, 5.0, -5.0, 0.0, 15.0], x_nm=[500.0, 3000.0] * 3)
-    assert sorted(np.bincount(link_blinks(one)).tolist()) == [3, 3]  # two blinks far apart laterally, as before
-    noisy = table.iloc[::2].assign(z_nm=[-20.0, 15.0, 0.0])  # one fluorophore, its z within its uncertainty
-    assert link_blinks(noisy).tolist() == [0, 0, 0]
+    assert link_blinks(table).tolist() == [0, 0, 1, 1]
+    assert link_blinks(table.assign(z_nm=[-20.0, 15.0, 0.0, 10.0])).tolist() == [0, 0, 0, 0]
+    assert link_blinks(table.drop(columns="uncertainty_z_nm")).tolist() == [0, 0, 0, 0]
+    with pytest.raises(InputError, match="uncertainty_z_nm"):  # a missing z uncertainty does not stop all linking
+        link_blinks(table.assign(uncertainty_z_nm=[20.0, np.nan, 20.0, 20.0]))
 
 
 def _merged_errors(locs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

@@ -60,3 +60,21 @@ def test_a_single_spot_fit_says_when_its_window_holds_light_it_does_not_explain(
                                       np.full(n, sigma_px), np.full(n, sigma_px), np.full(n, 3000.0)) + 20.0
     alone, merged = (fit_spots(rng.poisson(expected).astype(float), sigma_px)["misfit"] for expected in (lone, pair))
     assert 0.8 < np.median(alone) < 1.3 and np.median(merged) > 3 * np.median(alone)
+
+
+def test_the_classical_localize_states_the_bound_of_a_lone_spot_on_an_emccd():
+    """Its fit is plain Poisson: on an EMCCD the excess noise alone puts a lone spot's misfit near 2,
+    which must not widen the bound that already carries the excess factor (review: 1.28x)."""
+    from napari_var_emitter.classical.localize import localize_stack
+
+    camera = Camera(pixel_size_nm=100.0, baseline_adu=100.0, e_per_adu=5.0, em_gain=100.0, read_noise_e=0.0,
+                    type="EMCCD")
+    rng, n_frames = np.random.default_rng(12), 30
+    centres = np.array([(12.3 + 16 * i, 12.6 + 16 * j) for i in range(4) for j in range(4)])
+    frame = np.repeat(np.arange(n_frames), len(centres))
+    x, y = np.tile(centres[:, 0], n_frames), np.tile(centres[:, 1], n_frames)
+    expected = render_spots((n_frames, 64, 64), frame, x, y, np.full(frame.size, 1.3), np.full(frame.size, 1.3),
+                            np.full(frame.size, 3000.0)) + 20.0
+    table = localize_stack(expose(expected, camera, rng), camera, sigma_nm=130.0)
+    bound = crlb_nm(3000.0, 20.0, 130.0, 100.0, camera.excess_noise_factor)
+    assert len(table) >= 0.9 * frame.size and np.median(table["uncertainty_nm"]) / bound == pytest.approx(1.0, abs=0.12)

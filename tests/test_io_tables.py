@@ -156,7 +156,7 @@ def test_smlm_challenge_csv_with_header_and_headerless(tmp_path):
     bare = tmp_path / "activations.csv"  # the 2016 challenge: index, frame, x, y, z, intensity, no header
     bare.write_text("1,1,150.5,2500.0,-100,3000\n2,4,80.0,90.0,0,1500\n")
     pd.testing.assert_frame_equal(read_localizations(bare)[table.columns], table)
-    nairr = tmp_path / "nairr.csv"  # NAIRR-SMLM's ground truth, as its validation sets ship it (a user could not evaluate)
+    nairr = tmp_path / "nairr.csv"  # NAIRR-SMLM's ground truth as its sets ship it (a user could not evaluate)
     nairr.write_text("No,Frame,Emitter,x (nm),y (nm),z (nm),sigma (nm),Intensity (photons),Offset (photons),"
                      "BkgSD (photons)\n1,1,7,150.5,2500.0,-100,108.8,3000,500,8\n2,4,9,80.0,90.0,0,108.8,1500,500,8\n")
     from_nairr = read_localizations(nairr)

@@ -82,7 +82,8 @@ def test_psf_file_round_trip_and_bad_files(tmp_path):
                           (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
                                        "psf": NAIRR.to_dict()}), "damaged PSF calibration: it has no 'pixel_size_nm'"),
                           (json.dumps({"format": "napari-var-emitter PSF calibration", "version": 1,
-                                       "psf": NAIRR.to_dict(), "pixel_size_nm": "100 nm"}), "no number where one")):
+                                       "psf": NAIRR.to_dict(), "pixel_size_nm": "100 nm"}),
+                           "pixel_size_nm '100 nm' is no number")):
         path.write_text(text)
         with pytest.raises(InputError, match=message):
             read_psf_file(path)

@@ -27,9 +27,9 @@ from .io.camera import MAP_FIELDS, Camera, resolve_camera
 from .io.camera_check import check_camera_on_frames
 from .io.camera_profile import read_camera_profile
 from .io.emitters_h5 import is_emitters_h5, read_emitters_h5
-from .io.localizations import read_localizations, write_localizations
+from .io.localizations import H5_SUFFIXES, read_localizations, write_localizations
 from .io.localizations_csv import read_localizations_csv, write_localizations_csv
-from .io.outputs import check_free_space, check_outputs, missing_folder
+from .io.outputs import check_free_space, check_outputs, file_stem, missing_folder
 from .io.psf_file import pixel_size_warning, read_psf_file
 from .io.stack import open_stack
 from .model.config import DEFAULT_THRESHOLD
@@ -58,7 +58,7 @@ INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", 
 OUTPUT_ARGUMENTS = ("out", "plot", "maps")
 # what a command's --out must be named (set_defaults(writes=...)): a table written as CSV into "o.tif"
 # read later as an image stack ("predict on it first")
-WRITES = {"table": ((".csv", ".h5", ".hdf5"), "writes a table (.csv, or .h5 for HDF5)"),
+WRITES = {"table": ((".csv", *H5_SUFFIXES), "writes a table (.csv, or .h5 for HDF5)"),
           "calibration": ((".json",), "writes a PSF calibration (JSON)"),
           "tiff": ((".tif", ".tiff"), "writes a TIFF")}
 HDF5_OVERHEAD_BYTES = 1 << 16  # an HDF5 file's own structures, beside its (gzipped) arrays
@@ -169,7 +169,7 @@ def _check_files(args) -> None:
         suffixes, what = WRITES[args.writes]
         if args.out.suffix.lower() not in suffixes:
             command = args.run.__name__.lstrip("_").replace("_", "-")
-            raise InputError(f"--out {args.out}: {command} {what}; name it {args.out.stem}{suffixes[0]}")
+            raise InputError(f"--out {args.out}: {command} {what}; name it {file_stem(args.out.name)}{suffixes[0]}")
 
 
 def _missing_folders(args) -> list[Path]:

@@ -81,7 +81,7 @@ def add_analysis_commands(commands) -> None:
     render.set_defaults(run=_render, writes="tiff")
 
     stats = commands.add_parser(
-        "stats", help="localisations per frame, photon and uncertainty distributions, bleaching",
+        "stats", help="localisations per frame, photon, uncertainty (and z) distributions, bleaching",
         description="Counts per frame, medians and quartiles of photons, uncertainty, background and "
         "probability, and the bleaching curve fitted with A·exp(−t/τ) + C.")
     _table_argument(stats)
@@ -170,7 +170,7 @@ def _resolution(args) -> int:
 
 
 def _render(args) -> int:
-    from .analysis.render import add_scale_bar, field_of, frame_range, render, render_coloured
+    from .analysis.render import add_scale_bar, colour_limits, field_of, frame_range, render, render_coloured
     from .io.tiff import write_image_tiff
 
     for option, frame in (("--first-frame", args.first_frame), ("--last-frame", args.last_frame)):
@@ -185,9 +185,9 @@ def _render(args) -> int:
     if args.colour_by:
         column = "z_nm" if args.colour_by == "z" else "frame"
         image = render_coloured(table, shape, args.pixel_nm, column, args.method, args.sigma_nm)
-        low, high = table[column].min(), table[column].max()  # the ends of render_coloured's colour map
+        low, high = colour_limits(table, column)
         colours = (f", coloured by z from blue ({low:+.0f} nm) to red ({high:+.0f} nm)" if column == "z_nm"
-                   else f", coloured by frame from blue (frame {low + 1:,}) to red (frame {high + 1:,})")
+                   else f", coloured by frame from blue (frame {low + 1:,.0f}) to red (frame {high + 1:,.0f})")
     else:
         image = render(table, shape, args.pixel_nm, args.method, args.sigma_nm)
     bar = ""

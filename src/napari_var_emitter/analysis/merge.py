@@ -27,7 +27,8 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     if radius_nm is None and "uncertainty_nm" not in table:
         raise InputError("merging: the table has no uncertainty_nm column to set the linking radius from; "
                          "give the radius")
-    check_table(table, columns, "merging", min_frames=2)
+    depth = radius_nm is None and {"z_nm", "uncertainty_z_nm"} <= set(table.columns)
+    check_table(table, columns + (("z_nm", "uncertainty_z_nm") if depth else ()), "merging", min_frames=2)
     if radius_nm is not None and not radius_nm > 0:
         raise InputError("the linking radius must be more than 0 nm")
     if max_gap < 0:
@@ -38,7 +39,6 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     sigma = (table["uncertainty_nm"].to_numpy()[order] if radius_nm is None else np.ones(len(order)))
     weight = 1.0 / np.maximum(sigma, 1e-6) ** 2
     frames_sorted = frames[order]
-    depth = radius_nm is None and {"z_nm", "uncertainty_z_nm"} <= set(table.columns)
     z = table["z_nm"].to_numpy(float)[order] if depth else np.zeros(len(order))
     weight_z = 1.0 / np.maximum(table["uncertainty_z_nm"].to_numpy(float)[order], 1e-6) ** 2 if depth else None
     blink = np.empty(len(order), np.int64)

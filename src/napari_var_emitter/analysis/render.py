@@ -99,13 +99,19 @@ def render_coloured(table: pd.DataFrame, shape_nm: tuple[float, float], pixel_nm
     values = table[by].to_numpy(float)
     density = render(table, shape_nm, pixel_nm, method, sigma_nm)
     weighted = render(table, shape_nm, pixel_nm, method, sigma_nm, weights=values)
-    low, high = float(values.min()), float(values.max())
+    low, high = colour_limits(table, by)
     mean = np.where(density > 1e-9, weighted / np.maximum(density, 1e-9), low)
     hue = (mean - low) / (high - low) if high > low else np.zeros_like(mean)
     positive = density[density > 1e-9]
     top = float(np.percentile(positive, saturation)) if positive.size else 1.0
     brightness = np.clip(density / max(top, 1e-12), 0, 1)
     return (matplotlib.colormaps[colormap](np.clip(hue, 0, 1))[..., :3] * brightness[..., None]).astype(np.float32)
+
+
+def colour_limits(table: pd.DataFrame, by: str) -> tuple[float, float]:
+    """The values of column `by` (frame 0-based, or z_nm) at the two ends of render_coloured's colour map."""
+    values = table[by].to_numpy(float)
+    return float(values.min()), float(values.max())
 
 
 def frame_range(table: pd.DataFrame, first: int | None = None, last: int | None = None) -> pd.DataFrame:

@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
 
-from .table_checks import check_table, has_z
+from .table_checks import DEPTH_COLUMNS, check_table, has_z
 
 SUMMARISED = {"photons": "photons", "uncertainty_nm": "uncertainty [nm]", "background": "background [photons/px]",
               "probability": "probability", "sigma_nm": "PSF σ [nm]", "z_nm": "z [nm]",
               "uncertainty_z_nm": "uncertainty z [nm]"}
-DEPTH = ("z_nm", "uncertainty_z_nm")  # summarised for 3-D tables only (2-D truth has z = 0)
 MAX_BLEACH_BINS = 200
 
 
@@ -45,7 +44,7 @@ def table_stats(table: pd.DataFrame) -> Stats:
     summary = {"localizations": int(len(table)), "frames": n_frames,
                "localizations_per_frame": {"mean": float(counts.mean()), "median": float(np.median(counts))}}
     for column in SUMMARISED:
-        if column in table and (column not in DEPTH or has_z(table)):
+        if column in table and (column not in DEPTH_COLUMNS or has_z(table)):
             q1, median, q3 = np.percentile(table[column].to_numpy(float), [25, 50, 75])
             summary[column] = {"median": float(median), "q1": float(q1), "q3": float(q3)}
     if fit is not None:

@@ -27,6 +27,9 @@ def check_table(table: pd.DataFrame, columns: tuple[str, ...], step: str, min_ro
         raise InputError(f"{step}: needs localisations in at least {min_frames} frames; the table has {n_frames}")
 
 
+DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")  # shown and summarised for 3-D tables only (has_z)
+
+
 def has_z(table: pd.DataFrame) -> bool:
     """Whether a table is 3-D: a z_nm column that varies (2-D truth has z = 0)."""
     return "z_nm" in table and len(table) > 0 and np.ptp(table["z_nm"]) > 0

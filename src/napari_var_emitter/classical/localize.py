@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..fit.joint import misfit_scale
+from ..fit.mle import fit_spots, fit_spots_3d
 from ..io.camera import Camera, frames_to_photons
 from ..psf import PSF
 from .detect import detect_candidates
-from ..fit.joint import misfit_scale
-from ..fit.mle import fit_spots, fit_spots_3d
 
 _FRAMES_PER_CHUNK = 32
 ROI_SIGMAS = 3.0  # a 3-D fit's ROI reaches this many times the round PSF's sigma (at z = 0)
@@ -48,7 +48,8 @@ def localize_stack(frames_adu, camera: Camera, sigma_nm: float = 130.0, snr: flo
         fit = fit_spots(rois, sigma_px) if psf is None else fit_spots_3d(rois, psf, px)
         inside = (fit["x_px"] >= 0) & (fit["x_px"] < roi_size) & (fit["y_px"] >= 0) & (fit["y_px"] < roi_size)
         # the bounds, widened where the spot leaves light unexplained (a neighbour in its ROI): the refinement's rule
-        widened = misfit_scale(fit["misfit"])
+        # (the fit is plain Poisson: EM gain's excess noise alone puts the deviance at its factor)
+        widened = misfit_scale(fit["misfit"] / camera.excess_noise_factor)
         variance = (fit["crlb_x_px"] ** 2 + fit["crlb_y_px"] ** 2) / 2 * camera.excess_noise_factor * widened ** 2
         table = pd.DataFrame({
             "frame": found[:, 0] + first_frame + start,

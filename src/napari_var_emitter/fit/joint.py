@@ -182,8 +182,9 @@ def fit_groups(batch: GroupBatch, spots: SpotModel, excess: float = 1.0, n_iter:
 
 def misfit_near(deviance_NM: np.ndarray, rows_NM: np.ndarray, cols_NM: np.ndarray, fitted_NM: np.ndarray,
                 x_px_NK: np.ndarray, y_px_NK: np.ndarray, width_px_NK: np.ndarray) -> np.ndarray:
-    """(N, K) each emitter's misfit: the mean Poisson deviance (about 1 where the model holds) of its
-    fit's pixels (rows, cols; fitted 1, padding 0) within MISFIT_SIGMAS of its widths (px) of it."""
+    """(N, K) the misfit of each of the K emitters of N fits: the mean Poisson deviance (about 1 where
+    the model holds) of the fit's M pixels (rows, cols; fitted 1, padding 0) that lie within
+    MISFIT_SIGMAS times its width (px) of it."""
     dx, dy = cols_NM[:, None, :] + 0.5 - x_px_NK[..., None], rows_NM[:, None, :] + 0.5 - y_px_NK[..., None]
     squared = dx ** 2 + dy ** 2
     near = (squared <= (MISFIT_SIGMAS * width_px_NK[..., None]) ** 2) * fitted_NM[:, None, :]  # (N, K, M)

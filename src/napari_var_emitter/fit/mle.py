@@ -72,10 +72,10 @@ def fit_spots_3d(rois: np.ndarray, psf: PSF, pixel_size_nm: float, n_iter: int =
     }
 
 
-def _misfit(deviance_NK: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, size: int) -> np.ndarray:
-    """(N,) joint.misfit_near of one spot per ROI (every one of its size x size pixels fitted)."""
+def _misfit(deviance_NM: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, width_px: np.ndarray, size: int) -> np.ndarray:
+    """(N,) joint.misfit_near of one spot per ROI (its size x size pixels M, every one fitted)."""
     grid = np.arange(size * size)[None]
-    return misfit_near(deviance_NK, grid // size, grid % size, np.ones(grid.shape), x_px[:, None], y_px[:, None],
+    return misfit_near(deviance_NM, grid // size, grid % size, np.ones(grid.shape), x_px[:, None], y_px[:, None],
                        width_px[:, None])[:, 0]
 
 

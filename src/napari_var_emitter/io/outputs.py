@@ -52,6 +52,14 @@ def check_outputs(inputs: Iterable[PathLike | None], outputs: Mapping[str, PathL
         _check_writable(option, path)
 
 
+def file_stem(name: str) -> str:
+    """A file name without its ending, to give it another: kept.txt -> kept; run.v2 -> run.v2;
+    locs_0.5um -> locs_0.5um; 'kept. ' -> kept."""
+    name = name.strip().rstrip(".")
+    stem = Path(name).stem if Path(name).suffix[1:].isalpha() else name
+    return stem if stem and not stem.startswith(".") else "localisations"
+
+
 def missing_folder(path: PathLike, is_folder: bool = False) -> Path | None:
     """The outermost folder that writing the file `path` (the folder `path`, with is_folder) makes,
     or None where its folder exists: a mistyped folder is to be said, not made silently."""

@@ -52,15 +52,17 @@ def read_psf_file(path: str | os.PathLike) -> tuple[PSF, float]:
         raise InputError(f"{path}: PSF calibration version {document.get('version')!r}; this version reads {VERSION}")
     try:
         psf = PSF.from_dict(document["psf"])
-        pixel_size_nm = float(document["pixel_size_nm"])
+        pixel_size_nm = document["pixel_size_nm"]
     except KeyError as exc:
         raise InputError(f"{path}: damaged PSF calibration: it has no {exc.args[0]!r}; {WRITTEN_BY}") from None
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: damaged PSF calibration: a value that is no number where one belongs ({exc}); "
-                         f"{WRITTEN_BY}") from None
+        raise InputError(f"{path}: damaged PSF calibration: a value it cannot take ({exc}); {WRITTEN_BY}") from None
+    if isinstance(pixel_size_nm, bool) or not isinstance(pixel_size_nm, int | float):
+        raise InputError(f"{path}: damaged PSF calibration: pixel_size_nm {pixel_size_nm!r} is no number (nm); "
+                         f"{WRITTEN_BY}")
     if not psf.astigmatism:
         raise InputError(f"{path}: the calibration is not astigmatic; 2-D localisation needs no PSF file")
-    return psf, pixel_size_nm
+    return psf, float(pixel_size_nm)
 
 
 def pixel_size_warning(calibrated_nm: float | None, camera_nm: float) -> str | None:

@@ -16,8 +16,8 @@ from napari.layers import Points
 from qtpy.QtCore import QTimer
 
 from ..analysis.filter import filter_mask, range_expression
-from ..analysis.table_checks import has_z
 from ..analysis.plots import style
+from ..analysis.table_checks import DEPTH_COLUMNS, has_z
 from ..io.localizations_csv import write_localizations_csv
 from .dock import ScrollingDock, fixed_width_combo, number_boxes_take_typed_entries
 from .job_controls import StatusLabel
@@ -32,7 +32,6 @@ COLUMNS = {"z_nm": "z [nm]", "photons": "photons", "uncertainty_nm": "uncertaint
            "background": "background [photons/px]", "sigma_nm": "PSF σ [nm]",
            "fitted": "fitted (1: MLE fit, 0: network, 2: split off)",
            "significance": "significance [sd]"}  # of a spot against background only, as in the CSV
-DEPTH_COLUMNS = ("z_nm", "uncertainty_z_nm")
 BINS = 60
 HISTOGRAM_PX = 80  # the least height of each histogram (the dock scrolls when they need more)
 # of its figure: room for the ticks' labels (the column's name is its range's, just under it)

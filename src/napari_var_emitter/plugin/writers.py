@@ -9,7 +9,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..errors import InputError
 from ..io.localizations_csv import write_localizations_csv
-from ..io.outputs import check_outputs, missing_folder
+from ..io.outputs import check_outputs, file_stem, missing_folder
 from .layers import TAG, shown_note, table_from_layer, table_from_points
 
 
@@ -49,7 +49,7 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
             raise InputError(f"choose a {suffixes[0]} file to export to: type its name in the box, or press "
                              "Select file beside it")
         if path.suffix.lower() not in suffixes:
-            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {_named(path.name)}{suffixes[0]} "
+            raise InputError(f"{path.name!r} is not a {suffixes[0]} file: name it {file_stem(path.name)}{suffixes[0]} "
                              "to export to it")
         check_outputs([], {"export to": path})  # a folder in the way, or none to write in: said before writing
         replaced, folder = path.exists(), missing_folder(path)
@@ -71,13 +71,6 @@ def export_file(path, suffixes: tuple[str, ...], write, status, nothing_yet: str
 def _say_refused(status, why: str) -> None:
     show_error(why)
     _say_export(status, f"{NOT_EXPORTED}{why}")  # not the last export's "wrote …", as if this one had
-
-
-def _named(name: str) -> str:
-    """A file name without its ending, for another: kept.txt -> kept; run.v2 -> run.v2; 'kept. ' -> kept."""
-    name = name.strip().rstrip(".")
-    stem = Path(name).stem if Path(name).suffix[1:].isalpha() else name
-    return stem if stem and not stem.startswith(".") else "localisations"
 
 
 def _say_export(status, line: str) -> None:
