@@ -119,6 +119,8 @@ def test_an_output_that_is_a_folder_or_unwritable_is_refused_before_any_work(sta
     assert "filter writes a table (.csv, or .h5 for HDF5); name it kept.csv" in _one_error_line(_err(capsys))
     assert main(["filter", str(table), "--out", str(tmp_path / "run.v2"), "--where", "photons > 1"]) == 2
     assert "name it run.v2.csv" in _one_error_line(_err(capsys))  # the name's own dots kept (the widgets' rule)
+    assert main(["stats", str(table), "--plot", str(tmp_path / "s.tif")]) == 2
+    assert "--plot" in _err(capsys) and not (tmp_path / "s.tif").exists()
     assert main(["calibrate-psf", str(stack), "--z-step", "20", "--out", str(tmp_path / "psf.png")]) == 2
     assert "calibrate-psf writes a PSF calibration (JSON); name it psf.json" in _one_error_line(_err(capsys))
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob("kept.*")) and not list(tmp_path.glob("psf.*"))

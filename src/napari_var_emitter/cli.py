@@ -56,11 +56,12 @@ CAMERA_FLAGS = {
 # folders: their --out / out is not a file)
 INPUT_ARGUMENTS = ("stack", "table", "pred", "truth", "model", "psf", "camera", "config", "init", *MAP_FIELDS)
 OUTPUT_ARGUMENTS = ("out", "plot", "maps")
-# what a command's --out must be named (set_defaults(writes=...)): a table written as CSV into "o.tif"
-# read later as an image stack ("predict on it first")
+# what a command's --out (set_defaults(writes=...)), --plot and --maps must be named: a table written as
+# CSV into "o.tif" was read later as an image stack ("predict on it first")
 WRITES = {"table": ((".csv", *H5_SUFFIXES), "writes a table (.csv, or .h5 for HDF5)"),
           "calibration": ((".json",), "writes a PSF calibration (JSON)"),
-          "tiff": ((".tif", ".tiff"), "writes a TIFF")}
+          "tiff": ((".tif", ".tiff"), "writes a TIFF"), "plot": ((".png",), "draws its plot as PNG"),
+          "maps": (H5_SUFFIXES, "writes its maps as HDF5")}
 HDF5_OVERHEAD_BYTES = 1 << 16  # an HDF5 file's own structures, beside its (gzipped) arrays
 COMPILE_NOTE_AFTER_S = 1.0  # the fits' compilation is said when it takes longer (loading them takes 0.3 s)
 
@@ -165,11 +166,13 @@ def _check_files(args) -> None:
         inputs.append(card_path(model))
     outputs = {f"--{name}": getattr(args, name, None) for name in OUTPUT_ARGUMENTS}
     check_outputs(inputs, outputs, getattr(args, "overwrite", True))
-    if getattr(args, "writes", None):
-        suffixes, what = WRITES[args.writes]
-        if args.out.suffix.lower() not in suffixes:
-            command = args.run.__name__.lstrip("_").replace("_", "-")
-            raise InputError(f"--out {args.out}: {command} {what}; name it {file_stem(args.out.name)}{suffixes[0]}")
+    command = args.run.__name__.lstrip("_").replace("_", "-")
+    named = [("--out", getattr(args, "out", None), args.writes)] if getattr(args, "writes", None) else []
+    named += [("--plot", getattr(args, "plot", None), "plot"), ("--maps", getattr(args, "maps", None), "maps")]
+    for option, path, kind in named:
+        suffixes, what = WRITES[kind]
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise InputError(f"{option} {path}: {command} {what}; name it {file_stem(path.name)}{suffixes[0]}")
 
 
 def _missing_folders(args) -> list[Path]:
