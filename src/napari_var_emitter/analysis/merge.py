@@ -39,7 +39,7 @@ def link_blinks(table: pd.DataFrame, radius_nm: float | None = None, max_gap: in
     sigma = (table["uncertainty_nm"].to_numpy()[order] if radius_nm is None else np.ones(len(order)))
     weight = 1.0 / np.maximum(sigma, 1e-6) ** 2
     frames_sorted = frames[order]
-    z = table["z_nm"].to_numpy(float)[order] if depth else np.zeros(len(order))
+    z = table["z_nm"].to_numpy(float)[order] if depth else None
     weight_z = 1.0 / np.maximum(table["uncertainty_z_nm"].to_numpy(float)[order], 1e-6) ** 2 if depth else None
     blink = np.empty(len(order), np.int64)
     # running state per blink (at most one per localisation): weighted sum of positions, sum of
